@@ -1,0 +1,941 @@
+//! What an alarm means: every payload shape that can reach the service (CloudWatch metric,
+//! metric-math, anomaly and composite alarms, the EventBridge "CloudWatch Alarm State Change"
+//! event, AWS Health events and the minimal three-key format) parsed into ONE validated
+//! [`Alarm`]. Past this module nothing looks at raw JSON again, except to quote it in a case.
+//!
+//! Parsing is tolerant where CloudWatch is loose (null descriptions, absent trigger fields,
+//! `+0000` offsets) and strict where the service needs a value to act on (`AlarmName`,
+//! `StateChangeTime`, a known state). Every refusal is a [`PayloadError`] naming the problem.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The longest alarm name accepted. CloudWatch allows 255 characters; a longer name can only
+/// come from a hand-written post and would not fit a case subject anyway.
+const MAX_NAME_CHARS: usize = 255;
+
+/// Why a body could not become an alarm. Each variant is answered with 400 and its
+/// [`code`](PayloadError::code), so callers can tell their mistakes apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the request body is empty")]
+    EmptyBody,
+    #[error("the request body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the request body is JSON but not an object")]
+    NotAnObject,
+    #[error("the SNS Message field does not hold a JSON alarm: {0}")]
+    SnsMessageNotJson(String),
+    #[error("unknown payload shape: {0}")]
+    UnknownShape(String),
+    #[error("unsupported event: {0}")]
+    UnsupportedEvent(String),
+    #[error("required field {0} is missing")]
+    MissingField(String),
+    #[error("field {field} is invalid: {problem}")]
+    InvalidField { field: String, problem: String },
+}
+
+impl PayloadError {
+    /// A stable, machine-readable name for the problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EmptyBody => "empty_body",
+            Self::NotJson(_) => "not_json",
+            Self::NotAnObject => "not_an_object",
+            Self::SnsMessageNotJson(_) => "sns_message_not_json",
+            Self::UnknownShape(_) => "unknown_shape",
+            Self::UnsupportedEvent(_) => "unsupported_event",
+            Self::MissingField(_) => "missing_field",
+            Self::InvalidField { .. } => "invalid_field",
+        }
+    }
+
+    fn invalid(field: &str, problem: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The three states of a CloudWatch alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Alarm,
+    Ok,
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn parse(field: &str, value: &str) -> Result<Self, PayloadError> {
+        match value {
+            "ALARM" => Ok(Self::Alarm),
+            "OK" => Ok(Self::Ok),
+            "INSUFFICIENT_DATA" => Ok(Self::InsufficientData),
+            other => Err(PayloadError::invalid(
+                field,
+                format!("expected ALARM, OK or INSUFFICIENT_DATA, got {other:?}"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alarm => "ALARM",
+            Self::Ok => "OK",
+            Self::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+impl fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which payload shape the alarm came in; it decides how the trigger is summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlarmKind {
+    Metric,
+    MetricMath,
+    Anomaly,
+    Composite,
+    /// A CloudWatch alarm notification with neither a trigger nor a rule.
+    Alarm,
+    /// The three-key format of third-party monitors.
+    Minimal,
+    /// An AWS Health event from EventBridge.
+    Health,
+}
+
+/// When the alarm changed state, kept verbatim (it is part of the event's identity and must
+/// compare equal across redeliveries) and parsed when it is in a known form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateChangeTime {
+    pub raw: String,
+    pub parsed: Option<DateTime<Utc>>,
+}
+
+impl StateChangeTime {
+    pub fn new(raw: &str) -> Self {
+        Self {
+            raw: raw.to_owned(),
+            parsed: parse_time(raw),
+        }
+    }
+}
+
+/// CloudWatch writes `2024-03-05T20:31:04.488+0000` (no colon in the offset), which strict
+/// RFC 3339 parsers reject; EventBridge and hand-written posts use RFC 3339; AWS Health uses
+/// the RFC 2822 form of HTTP dates.
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(raw))
+        .or_else(|_| DateTime::parse_from_rfc2822(raw))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Who the alarm is: the ARN when the payload carries one (unique across accounts and
+/// regions), else the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlarmIdentity {
+    pub arn: Option<String>,
+    pub account: Option<String>,
+    /// A region code such as `us-east-1` (never CloudWatch's display name).
+    pub region: Option<String>,
+}
+
+/// One validated alarm event, whatever shape it arrived in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarm {
+    pub identity: AlarmIdentity,
+    pub name: String,
+    pub kind: AlarmKind,
+    pub description: Option<String>,
+    pub state: AlarmState,
+    pub previous_state: Option<AlarmState>,
+    pub state_change_time: StateChangeTime,
+    pub reason: Option<String>,
+    /// A readable account of what triggered the alarm, for the support engineer.
+    pub trigger: String,
+    /// The delivery's id (SNS MessageId or SQS message id), when there is one.
+    pub delivery_id: Option<String>,
+    /// The alarm exactly as received, quoted in the case body.
+    pub raw: Value,
+}
+
+impl Alarm {
+    /// The key the ledger groups events by: the ARN when known, else the name.
+    pub fn key(&self) -> &str {
+        self.identity.arn.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The key of this state change; a second delivery of the same event has the same one.
+    pub fn event_key(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.key(),
+            self.state,
+            self.state_change_time.raw
+        )
+    }
+
+    /// Parses a JSON body (already unwrapped from any SNS envelope) into an alarm.
+    pub fn parse(value: Value) -> Result<Self, PayloadError> {
+        let obj = value.as_object().ok_or(PayloadError::NotAnObject)?;
+        if obj.contains_key("detail-type") || obj.contains_key("detail") {
+            return parse_event(obj, &value);
+        }
+        if obj.contains_key("AlarmName") {
+            return parse_cloudwatch(obj, &value);
+        }
+        Err(PayloadError::UnknownShape(
+            "expected a CloudWatch alarm (AlarmName), an EventBridge event (detail-type) \
+             or the minimal format (AlarmName, AlarmDescription, StateChangeTime)"
+                .into(),
+        ))
+    }
+}
+
+// ---- field access -------------------------------------------------------------------------
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A required, non-empty string.
+fn req_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, PayloadError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(PayloadError::MissingField(path.to_owned())),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(PayloadError::invalid(path, "must not be empty"))
+        }
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(PayloadError::invalid(
+            path,
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// An optional string: absent, null and "" all mean "none".
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, PayloadError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(PayloadError::invalid(
+            path,
+            format!("expected a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// An optional object: absent and null mean "none".
+fn opt_obj<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, PayloadError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(other) => Err(PayloadError::invalid(
+            path,
+            format!("expected an object, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn check_name(name: &str, path: &str) -> Result<String, PayloadError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(PayloadError::invalid(
+            path,
+            format!("longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(PayloadError::invalid(path, "contains control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A loose textual rendering of a trigger value: numbers and strings as they are, anything
+/// else skipped. Trigger fields only feed the summary, so a surprise there is never fatal.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads an alarm ARN, `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, into its parts.
+fn arn_parts(arn: &str) -> Option<(String, String)> {
+    let mut parts = arn.splitn(7, ':');
+    let (Some("arn"), Some(_partition), Some("cloudwatch"), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    (!region.is_empty() && !account.is_empty()).then(|| (region.to_owned(), account.to_owned()))
+}
+
+fn identity(arn: Option<&str>, account: Option<&str>, region: Option<&str>) -> AlarmIdentity {
+    let from_arn = arn.and_then(arn_parts);
+    AlarmIdentity {
+        arn: arn.map(str::to_owned),
+        account: from_arn
+            .as_ref()
+            .map(|(_, a)| a.clone())
+            .or_else(|| account.map(str::to_owned)),
+        region: from_arn
+            .map(|(r, _)| r)
+            .or_else(|| region.map(str::to_owned)),
+    }
+}
+
+// ---- CloudWatch alarm notifications (SNS Message, or posted directly) ----------------------
+
+fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let name = check_name(req_str(obj, "AlarmName", "AlarmName")?, "AlarmName")?;
+    let time = req_str(obj, "StateChangeTime", "StateChangeTime")?;
+    let description = opt_str(obj, "AlarmDescription", "AlarmDescription")?;
+    let state = opt_str(obj, "NewStateValue", "NewStateValue")?;
+    let arn = opt_str(obj, "AlarmArn", "AlarmArn")?;
+    if arn.is_some_and(|a| arn_parts(a).is_none()) {
+        return Err(PayloadError::invalid(
+            "AlarmArn",
+            "expected arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>",
+        ));
+    }
+    let account = opt_str(obj, "AWSAccountId", "AWSAccountId")?;
+
+    // The minimal format has no state at all: the original service treated every post as an
+    // alarm, and monitors written for it rely on that.
+    let Some(state) = state else {
+        return Ok(Alarm {
+            identity: identity(arn, account, None),
+            name,
+            kind: AlarmKind::Minimal,
+            description: description.map(str::to_owned),
+            state: AlarmState::Alarm,
+            previous_state: None,
+            state_change_time: StateChangeTime::new(time),
+            reason: None,
+            trigger: "reported by an external monitor (no trigger details)".into(),
+            delivery_id: None,
+            raw: raw.clone(),
+        });
+    };
+    let state = AlarmState::parse("NewStateValue", state)?;
+    let previous_state = opt_str(obj, "OldStateValue", "OldStateValue")?
+        .map(|s| AlarmState::parse("OldStateValue", s))
+        .transpose()?;
+
+    let (kind, trigger) = if let Some(rule) = opt_str(obj, "AlarmRule", "AlarmRule")? {
+        (
+            AlarmKind::Composite,
+            composite_summary(rule, obj.get("TriggeringChildren")),
+        )
+    } else if let Some(trigger) = opt_obj(obj, "Trigger", "Trigger")? {
+        trigger_summary(trigger)
+    } else {
+        (
+            AlarmKind::Alarm,
+            "no trigger details in the notification".into(),
+        )
+    };
+
+    Ok(Alarm {
+        identity: identity(arn, account, None),
+        name,
+        kind,
+        description: description.map(str::to_owned),
+        state,
+        previous_state,
+        state_change_time: StateChangeTime::new(time),
+        reason: opt_str(obj, "NewStateReason", "NewStateReason")?.map(str::to_owned),
+        trigger,
+        delivery_id: None,
+        raw: raw.clone(),
+    })
+}
+
+fn dimension_list(v: Option<&Value>) -> String {
+    // SNS alarms list dimensions as [{"name","value"}]; EventBridge as a {name: value} map.
+    let pairs: Vec<String> = match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|d| {
+                let name = text(d.get("name").or_else(|| d.get("Name")))?;
+                let value = text(d.get("value").or_else(|| d.get("Value"))).unwrap_or_default();
+                Some(format!("{name}={value}"))
+            })
+            .collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(Some(v)).unwrap_or_default()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", pairs.join(", "))
+    }
+}
+
+fn trigger_summary(t: &Map<String, Value>) -> (AlarmKind, String) {
+    let comparison = text(t.get("ComparisonOperator"));
+    let periods = match (
+        text(t.get("DatapointsToAlarm")),
+        text(t.get("EvaluationPeriods")),
+    ) {
+        (Some(d), Some(e)) => format!(", {d} of {e} periods"),
+        (None, Some(e)) => format!(", {e} periods"),
+        _ => String::new(),
+    };
+    if let Some(Value::Array(metrics)) = t.get("Metrics") {
+        let list: Vec<String> = metrics.iter().map(math_metric_summary).collect();
+        let (kind, target) = match text(t.get("ThresholdMetricId")) {
+            Some(id) => (AlarmKind::Anomaly, format!("band {id}")),
+            None => (
+                AlarmKind::MetricMath,
+                text(t.get("Threshold")).unwrap_or_else(|| "?".into()),
+            ),
+        };
+        let rule = comparison
+            .map(|c| format!("; {c} {target}{periods}"))
+            .unwrap_or_default();
+        return (kind, format!("metrics: {}{rule}", list.join("; ")));
+    }
+    let metric = text(t.get("MetricName")).unwrap_or_else(|| "unknown metric".into());
+    let namespace = text(t.get("Namespace"))
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let stat = text(t.get("Statistic")).or_else(|| text(t.get("ExtendedStatistic")));
+    let period = text(t.get("Period")).map(|p| format!(" over {p} s"));
+    let mut s = format!("{metric}{namespace}{}", dimension_list(t.get("Dimensions")));
+    if let Some(stat) = stat {
+        s.push_str(&format!(", {stat}{}", period.unwrap_or_default()));
+    }
+    if let Some(c) = comparison {
+        let threshold = text(t.get("Threshold")).unwrap_or_else(|| "?".into());
+        s.push_str(&format!(", {c} {threshold}"));
+    }
+    s.push_str(&periods);
+    (AlarmKind::Metric, s)
+}
+
+fn math_metric_summary(m: &Value) -> String {
+    let id = text(m.get("Id").or_else(|| m.get("id"))).unwrap_or_else(|| "?".into());
+    if let Some(expr) = text(m.get("Expression").or_else(|| m.get("expression"))) {
+        return format!("{id} = {expr}");
+    }
+    let stat = m.get("MetricStat").or_else(|| m.get("metricStat"));
+    let metric = stat.and_then(|s| s.get("Metric").or_else(|| s.get("metric")));
+    let name = metric
+        .and_then(|x| text(x.get("MetricName").or_else(|| x.get("name"))))
+        .unwrap_or_else(|| "unknown metric".into());
+    let namespace = metric
+        .and_then(|x| text(x.get("Namespace").or_else(|| x.get("namespace"))))
+        .map(|n| format!("{n} "))
+        .unwrap_or_default();
+    let dims =
+        dimension_list(metric.and_then(|x| x.get("Dimensions").or_else(|| x.get("dimensions"))));
+    let how = stat
+        .map(|s| {
+            let st = text(s.get("Stat").or_else(|| s.get("stat"))).unwrap_or_default();
+            let p = text(s.get("Period").or_else(|| s.get("period")))
+                .map(|p| format!(" per {p} s"))
+                .unwrap_or_default();
+            format!("{st}{p} ")
+        })
+        .unwrap_or_default();
+    format!("{id} = {}{namespace}{name}{dims}", how.trim_start())
+}
+
+fn composite_summary(rule: &str, children: Option<&Value>) -> String {
+    let mut s = format!("rule: {rule}");
+    if let Some(Value::Array(children)) = children {
+        let list: Vec<String> = children
+            .iter()
+            .filter_map(|c| {
+                let arn = text(c.get("Arn"))?;
+                let state = c.get("State").and_then(|s| text(s.get("Value")));
+                Some(match state {
+                    Some(st) => format!("{arn} ({st})"),
+                    None => arn,
+                })
+            })
+            .collect();
+        if !list.is_empty() {
+            s.push_str(&format!("; triggered by: {}", list.join(", ")));
+        }
+    }
+    s
+}
+
+// ---- EventBridge events ---------------------------------------------------------------------
+
+fn parse_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail_type = req_str(obj, "detail-type", "detail-type")?;
+    match detail_type {
+        "CloudWatch Alarm State Change" => parse_alarm_event(obj, raw),
+        "AWS Health Event" => parse_health_event(obj, raw),
+        other => Err(PayloadError::UnsupportedEvent(format!(
+            "EventBridge detail-type {other:?}; expected \"CloudWatch Alarm State Change\" \
+             or \"AWS Health Event\""
+        ))),
+    }
+}
+
+fn req_detail(obj: &Map<String, Value>) -> Result<&Map<String, Value>, PayloadError> {
+    opt_obj(obj, "detail", "detail")?.ok_or_else(|| PayloadError::MissingField("detail".into()))
+}
+
+fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail = req_detail(obj)?;
+    let name = check_name(
+        req_str(detail, "alarmName", "detail.alarmName")?,
+        "detail.alarmName",
+    )?;
+    let state_obj = opt_obj(detail, "state", "detail.state")?
+        .ok_or_else(|| PayloadError::MissingField("detail.state".into()))?;
+    let state = AlarmState::parse(
+        "detail.state.value",
+        req_str(state_obj, "value", "detail.state.value")?,
+    )?;
+    let time = req_str(state_obj, "timestamp", "detail.state.timestamp")?;
+    let previous_state = match opt_obj(detail, "previousState", "detail.previousState")? {
+        Some(p) => opt_str(p, "value", "detail.previousState.value")?
+            .map(|s| AlarmState::parse("detail.previousState.value", s))
+            .transpose()?,
+        None => None,
+    };
+    // The alarm ARN is the event's only resource; anything else there is not an alarm ARN.
+    let arn = match obj.get("resources") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|a| arn_parts(a).is_some()),
+        _ => None,
+    };
+    let config = opt_obj(detail, "configuration", "detail.configuration")?;
+    let description = match config {
+        Some(c) => opt_str(c, "description", "detail.configuration.description")?,
+        None => None,
+    };
+    let (kind, trigger) = match config {
+        Some(c) if c.get("alarmRule").is_some() => (
+            AlarmKind::Composite,
+            format!(
+                "rule: {}",
+                text(c.get("alarmRule")).unwrap_or_else(|| "?".into())
+            ),
+        ),
+        Some(c) => match c.get("metrics") {
+            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => {
+                (AlarmKind::Metric, math_metric_summary(&m[0]))
+            }
+            Some(Value::Array(m)) => (
+                AlarmKind::MetricMath,
+                format!(
+                    "metrics: {}",
+                    m.iter()
+                        .map(math_metric_summary)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
+            _ => (AlarmKind::Alarm, "no trigger details in the event".into()),
+        },
+        None => (AlarmKind::Alarm, "no trigger details in the event".into()),
+    };
+    Ok(Alarm {
+        identity: identity(
+            arn,
+            opt_str(obj, "account", "account")?,
+            opt_str(obj, "region", "region")?,
+        ),
+        name,
+        kind,
+        description: description.map(str::to_owned),
+        state,
+        previous_state,
+        state_change_time: StateChangeTime::new(time),
+        reason: opt_str(state_obj, "reason", "detail.state.reason")?.map(str::to_owned),
+        trigger,
+        delivery_id: None,
+        raw: raw.clone(),
+    })
+}
+
+/// AWS Health events become alarms named after their event type code, so that per-alarm
+/// settings can be given per kind of event; `open` is ALARM, `closed` OK, and `upcoming`
+/// (scheduled changes) INSUFFICIENT_DATA, which raises nothing.
+fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail = req_detail(obj)?;
+    let event_arn = req_str(detail, "eventArn", "detail.eventArn")?;
+    let code = check_name(
+        req_str(detail, "eventTypeCode", "detail.eventTypeCode")?,
+        "detail.eventTypeCode",
+    )?;
+    let state = match req_str(detail, "statusCode", "detail.statusCode")? {
+        "open" => AlarmState::Alarm,
+        "closed" => AlarmState::Ok,
+        "upcoming" => AlarmState::InsufficientData,
+        other => {
+            return Err(PayloadError::invalid(
+                "detail.statusCode",
+                format!("expected open, closed or upcoming, got {other:?}"),
+            ));
+        }
+    };
+    let time = match opt_str(detail, "lastUpdatedTime", "detail.lastUpdatedTime")? {
+        Some(t) => t,
+        None => req_str(detail, "startTime", "detail.startTime")?,
+    };
+    let description = match detail.get("eventDescription") {
+        Some(Value::Array(d)) => d
+            .iter()
+            .find(|x| text(x.get("language")).is_some_and(|l| l.starts_with("en")))
+            .or_else(|| d.first())
+            .and_then(|x| text(x.get("latestDescription"))),
+        _ => None,
+    };
+    let entities: Vec<String> = match detail.get("affectedEntities") {
+        Some(Value::Array(e)) => e
+            .iter()
+            .filter_map(|x| text(x.get("entityValue")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let service = text(detail.get("service")).unwrap_or_else(|| "?".into());
+    let category = text(detail.get("eventTypeCategory")).unwrap_or_else(|| "?".into());
+    let region =
+        opt_str(detail, "eventRegion", "detail.eventRegion")?.or(opt_str(obj, "region", "region")?);
+    let mut trigger = format!("AWS Health {category} event for {service}");
+    if let Some(r) = region {
+        trigger.push_str(&format!(" in {r}"));
+    }
+    if !entities.is_empty() {
+        trigger.push_str(&format!("; affected: {}", entities.join(", ")));
+    }
+    let account = opt_str(detail, "affectedAccount", "detail.affectedAccount")?
+        .or(opt_str(obj, "account", "account")?);
+    Ok(Alarm {
+        identity: AlarmIdentity {
+            // Public Health events share one ARN across accounts: the account is part of
+            // what makes the problem ours.
+            arn: Some(match account {
+                Some(a) => format!("{event_arn}#{a}"),
+                None => event_arn.to_owned(),
+            }),
+            account: account.map(str::to_owned),
+            region: region.map(str::to_owned),
+        },
+        name: code,
+        kind: AlarmKind::Health,
+        description,
+        state,
+        previous_state: None,
+        state_change_time: StateChangeTime::new(time),
+        reason: Some(format!(
+            "AWS Health event status {}",
+            text(detail.get("statusCode")).unwrap_or_default()
+        )),
+        trigger,
+        delivery_id: None,
+        raw: raw.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/data/payloads/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("fixture exists");
+        serde_json::from_str(&text).expect("fixture is JSON")
+    }
+
+    #[test]
+    fn metric_alarm_is_parsed_with_identity_from_the_arn() {
+        let a = Alarm::parse(fixture("metric-alarm.json")).expect("parses");
+        assert_eq!(a.kind, AlarmKind::Metric);
+        assert_eq!(a.name, "prod-api-5xx-rate");
+        assert_eq!(a.state, AlarmState::Alarm);
+        assert_eq!(a.previous_state, Some(AlarmState::Ok));
+        assert_eq!(
+            a.key(),
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-5xx-rate"
+        );
+        assert_eq!(a.identity.region.as_deref(), Some("us-east-1"));
+        assert_eq!(a.identity.account.as_deref(), Some("123456789012"));
+        assert_eq!(a.state_change_time.raw, "2026-11-20T03:12:45.118+0000");
+        let parsed = a.state_change_time.parsed.expect("+0000 form parses");
+        assert_eq!(parsed.to_rfc3339(), "2026-11-20T03:12:45.118+00:00");
+        assert!(
+            a.trigger
+                .contains("HTTPCode_Target_5XX_Count (AWS/ApplicationELB)")
+        );
+        assert!(
+            a.trigger
+                .contains("LoadBalancer=app/prod-api/50dc6c495c0c9188")
+        );
+        assert!(a.trigger.contains("GreaterThanThreshold 5"));
+        assert!(a.trigger.contains("5 of 5 periods"));
+    }
+
+    #[test]
+    fn ok_notification_has_ok_state() {
+        let a = Alarm::parse(fixture("metric-alarm-ok.json")).expect("parses");
+        assert_eq!(a.state, AlarmState::Ok);
+        assert_eq!(a.previous_state, Some(AlarmState::Alarm));
+    }
+
+    #[test]
+    fn anomaly_alarm_with_null_description_and_no_threshold() {
+        let a = Alarm::parse(fixture("metric-math-alarm.json")).expect("parses");
+        assert_eq!(a.kind, AlarmKind::Anomaly);
+        assert_eq!(a.description, None);
+        assert_eq!(a.identity.region.as_deref(), Some("eu-west-1"));
+        assert!(
+            a.trigger.contains(
+                "m1 = Maximum per 300 s AWS/SQS ApproximateAgeOfOldestMessage [QueueName=orders]"
+            ),
+            "{}",
+            a.trigger
+        );
+        assert!(a.trigger.contains("ad1 = ANOMALY_DETECTION_BAND(m1, 2)"));
+        assert!(a.trigger.contains("GreaterThanUpperThreshold band ad1"));
+    }
+
+    #[test]
+    fn metric_math_without_anomaly_band() {
+        let mut v = fixture("metric-math-alarm.json");
+        v["Trigger"]
+            .as_object_mut()
+            .expect("object")
+            .remove("ThresholdMetricId");
+        v["Trigger"]["Threshold"] = json!(10.0);
+        let a = Alarm::parse(v).expect("parses");
+        assert_eq!(a.kind, AlarmKind::MetricMath);
+        assert!(a.trigger.contains("GreaterThanUpperThreshold 10.0"));
+    }
+
+    #[test]
+    fn composite_alarm_summarises_rule_and_children() {
+        let a = Alarm::parse(fixture("composite-alarm.json")).expect("parses");
+        assert_eq!(a.kind, AlarmKind::Composite);
+        assert!(a.trigger.starts_with("rule: ALARM("));
+        assert!(a.trigger.contains("checkout-latency-p99 (ALARM)"));
+    }
+
+    #[test]
+    fn eventbridge_alarm_state_change() {
+        let a = Alarm::parse(fixture("eventbridge-alarm-state-change.json")).expect("parses");
+        assert_eq!(a.name, "prod-db-cpu");
+        assert_eq!(a.kind, AlarmKind::Metric);
+        assert_eq!(a.state, AlarmState::Alarm);
+        assert_eq!(a.previous_state, Some(AlarmState::Ok));
+        assert_eq!(
+            a.key(),
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-db-cpu"
+        );
+        assert_eq!(
+            a.description.as_deref(),
+            Some("Production database CPU above 90%")
+        );
+        assert_eq!(a.state_change_time.raw, "2026-11-20T03:12:45.118+0000");
+        assert!(
+            a.trigger.contains("DBInstanceIdentifier=prod-db"),
+            "{}",
+            a.trigger
+        );
+        assert!(a.trigger.contains("CPUUtilization"));
+    }
+
+    #[test]
+    fn health_event_is_an_alarm_named_for_its_type() {
+        let a = Alarm::parse(fixture("aws-health-event.json")).expect("parses");
+        assert_eq!(a.kind, AlarmKind::Health);
+        assert_eq!(a.name, "AWS_EC2_INSTANCE_STORE_DRIVE_PERFORMANCE_DEGRADED");
+        assert_eq!(a.state, AlarmState::Alarm);
+        assert!(a.key().ends_with("#123456789012"));
+        assert!(a.state_change_time.parsed.is_some(), "RFC 2822 date parses");
+        assert!(a.trigger.contains("i-0abcd1234ef567890"));
+        assert!(a.description.as_deref().unwrap_or("").contains("degraded"));
+    }
+
+    #[test]
+    fn minimal_format_means_alarm() {
+        let a = Alarm::parse(fixture("minimal.json")).expect("parses");
+        assert_eq!(a.kind, AlarmKind::Minimal);
+        assert_eq!(a.state, AlarmState::Alarm);
+        assert_eq!(a.key(), "My Alarm");
+        assert_eq!(a.identity.arn, None);
+    }
+
+    #[test]
+    fn rfc3339_and_unknown_times() {
+        assert!(
+            StateChangeTime::new("2026-11-20T03:12:45Z")
+                .parsed
+                .is_some()
+        );
+        assert!(
+            StateChangeTime::new("2026-11-20T03:12:45.5+01:00")
+                .parsed
+                .is_some()
+        );
+        let odd = StateChangeTime::new("yesterday at noon");
+        assert_eq!(odd.parsed, None);
+        assert_eq!(odd.raw, "yesterday at noon");
+    }
+
+    #[test]
+    fn null_or_missing_description_is_fine() {
+        let a = Alarm::parse(json!({"AlarmName": "a", "StateChangeTime": "t"})).expect("parses");
+        assert_eq!(a.description, None);
+        let a = Alarm::parse(
+            json!({"AlarmName": "a", "AlarmDescription": null, "StateChangeTime": "t"}),
+        )
+        .expect("parses");
+        assert_eq!(a.description, None);
+    }
+
+    fn err(v: Value) -> PayloadError {
+        Alarm::parse(v).expect_err("must be refused")
+    }
+
+    #[test]
+    fn bad_inputs_name_their_problem() {
+        assert_eq!(err(json!([1, 2])), PayloadError::NotAnObject);
+        assert_eq!(err(json!("text")), PayloadError::NotAnObject);
+        assert_eq!(err(json!({"hello": 1})).code(), "unknown_shape");
+        assert_eq!(
+            err(json!({"AlarmName": "a"})),
+            PayloadError::MissingField("StateChangeTime".into())
+        );
+        assert_eq!(
+            err(json!({"AlarmName": null, "StateChangeTime": "t"})),
+            PayloadError::MissingField("AlarmName".into())
+        );
+        assert_eq!(
+            err(json!({"AlarmName": 5, "StateChangeTime": "t"})),
+            PayloadError::InvalidField {
+                field: "AlarmName".into(),
+                problem: "expected a string, got a number".into()
+            }
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "  ", "StateChangeTime": "t"})).code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "a", "StateChangeTime": ["t"]})).code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "a", "StateChangeTime": "t", "NewStateValue": "ON_FIRE"})),
+            PayloadError::InvalidField {
+                field: "NewStateValue".into(),
+                problem: "expected ALARM, OK or INSUFFICIENT_DATA, got \"ON_FIRE\"".into()
+            }
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "a", "StateChangeTime": "t", "AlarmDescription": 3})).code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "a", "StateChangeTime": "t", "AlarmArn": "not-an-arn"})).code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "x".repeat(300), "StateChangeTime": "t"})).code(),
+            "invalid_field"
+        );
+        assert_eq!(
+            err(json!({"AlarmName": "a\u{0}b", "StateChangeTime": "t"})).code(),
+            "invalid_field"
+        );
+    }
+
+    #[test]
+    fn bad_events_name_their_problem() {
+        let mut v = fixture("eventbridge-alarm-state-change.json");
+        v["detail-type"] = json!("EC2 Instance State-change Notification");
+        assert_eq!(err(v).code(), "unsupported_event");
+
+        let mut v = fixture("eventbridge-alarm-state-change.json");
+        v["detail"]["state"]
+            .as_object_mut()
+            .expect("obj")
+            .remove("timestamp");
+        assert_eq!(
+            err(v),
+            PayloadError::MissingField("detail.state.timestamp".into())
+        );
+
+        let mut v = fixture("eventbridge-alarm-state-change.json");
+        v["detail"] = json!("nope");
+        assert_eq!(err(v).code(), "invalid_field");
+
+        let mut v = fixture("eventbridge-alarm-state-change.json");
+        v["detail"]
+            .as_object_mut()
+            .expect("obj")
+            .remove("alarmName");
+        assert_eq!(
+            err(v),
+            PayloadError::MissingField("detail.alarmName".into())
+        );
+
+        let mut v = fixture("aws-health-event.json");
+        v["detail"]["statusCode"] = json!("sideways");
+        assert_eq!(err(v).code(), "invalid_field");
+    }
+
+    #[test]
+    fn trigger_surprises_are_never_fatal() {
+        let a = Alarm::parse(json!({
+            "AlarmName": "a", "StateChangeTime": "t", "NewStateValue": "ALARM",
+            "Trigger": {"MetricName": 7, "Dimensions": "weird", "Metrics": null}
+        }))
+        .expect("parses");
+        assert_eq!(a.kind, AlarmKind::Metric);
+    }
+}

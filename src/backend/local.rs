@@ -1,0 +1,619 @@
+//! The embedded local backend, so the service runs on a fresh machine with no AWS account:
+//!
+//! - per-alarm settings in `DATA_DIR/alarms.json`, readable and editable by hand (re-read
+//!   when it changes, written atomically by `alarms put`);
+//! - the ledger in `DATA_DIR/ledger.sqlite3` (SQLite, WAL, synchronous=FULL: a decision that
+//!   was answered 200 survives a crash, and other processes such as `cases list` can read it
+//!   while the server runs);
+//! - the dry-run support desk, in the same database, recording the complete case it would
+//!   have opened (ids `dry-run-N`) and every communication it would have added.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, StoreError};
+use crate::case::Outcome;
+use crate::desk::{Communication, DeskError, NewCase, SupportDesk};
+use crate::ledger::{
+    CaseLedger, Commit, Decision, DecisionFilter, LedgerError, OpenCase, OpenCaseChange,
+};
+
+pub const CONFIG_FILE: &str = "alarms.json";
+pub const LEDGER_FILE: &str = "ledger.sqlite3";
+
+/// The three local stores, opened together on one data directory.
+#[derive(Clone)]
+pub struct LocalBackend {
+    pub config: Arc<LocalConfigFile>,
+    pub ledger: Arc<SqliteLedger>,
+    pub desk: Arc<DryRunDesk>,
+}
+
+impl LocalBackend {
+    pub fn open(data_dir: &Path) -> Result<Self, LedgerError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            LedgerError::Storage(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let db = Arc::new(Db::open(&data_dir.join(LEDGER_FILE))?);
+        Ok(Self {
+            config: Arc::new(LocalConfigFile::new(data_dir.join(CONFIG_FILE))),
+            ledger: Arc::new(SqliteLedger { db: db.clone() }),
+            desk: Arc::new(DryRunDesk { db }),
+        })
+    }
+}
+
+// ---- per-alarm settings file ---------------------------------------------------------------
+
+type ConfigMap = BTreeMap<String, AlarmConfigRecord>;
+
+/// Per-alarm settings in one JSON object keyed by alarm name.
+pub struct LocalConfigFile {
+    path: PathBuf,
+    /// The parsed file and the modification time it was read at: a storm of one alarm
+    /// costs one `stat`, and a hand edit takes effect on the next delivery.
+    cache: Mutex<Option<(SystemTime, Arc<ConfigMap>)>>,
+}
+
+impl LocalConfigFile {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self) -> Result<Arc<ConfigMap>, StoreError> {
+        let modified = match std::fs::metadata(&self.path) {
+            Ok(m) => m.modified()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Arc::new(ConfigMap::new()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, map)) = cache.as_ref().filter(|(at, _)| *at == modified) {
+            return Ok(map.clone());
+        }
+        let text = std::fs::read_to_string(&self.path)?;
+        let map: ConfigMap = if text.trim().is_empty() {
+            ConfigMap::new()
+        } else {
+            serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                path: self.path.display().to_string(),
+                source,
+            })?
+        };
+        let map = Arc::new(map);
+        *cache = Some((modified, map.clone()));
+        Ok(map)
+    }
+
+    /// Writes the whole map to a temporary file and renames it into place, so a reader
+    /// (or a crash) never sees half a file.
+    fn save(&self, map: &ConfigMap) -> Result<(), StoreError> {
+        use std::io::Write;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        let mut text =
+            serde_json::to_string_pretty(map).map_err(|e| StoreError::Backend(e.to_string()))?;
+        text.push('\n');
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AlarmConfigStore for LocalConfigFile {
+    async fn get(&self, alarm_name: &str) -> Result<Option<AlarmConfigRecord>, StoreError> {
+        Ok(self.load()?.get(alarm_name).cloned())
+    }
+
+    async fn put(&self, alarm_name: &str, record: &AlarmConfigRecord) -> Result<(), StoreError> {
+        let mut map = (*self.load()?).clone();
+        map.insert(alarm_name.to_owned(), record.clone());
+        self.save(&map)
+    }
+
+    async fn list(&self) -> Result<Vec<(String, AlarmConfigRecord)>, StoreError> {
+        Ok(self
+            .load()?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn delete(&self, alarm_name: &str) -> Result<bool, StoreError> {
+        let mut map = (*self.load()?).clone();
+        let existed = map.remove(alarm_name).is_some();
+        if existed {
+            self.save(&map)?;
+        }
+        Ok(existed)
+    }
+}
+
+// ---- the SQLite database shared by the ledger and the dry-run desk --------------------------
+
+struct Db {
+    conn: Mutex<Connection>,
+}
+
+fn storage(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Storage(e.to_string())
+}
+
+impl Db {
+    fn open(path: &Path) -> Result<Self, LedgerError> {
+        let conn = Connection::open(path).map_err(storage)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS decisions (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at TEXT NOT NULL,
+                 delivery_kind TEXT NOT NULL,
+                 delivery_id TEXT,
+                 alarm_key TEXT NOT NULL,
+                 alarm_name TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 state_change_time TEXT NOT NULL,
+                 outcome TEXT NOT NULL,
+                 case_id TEXT,
+                 note TEXT);
+             CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
+             CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
+             CREATE TABLE IF NOT EXISTS handled (
+                 key TEXT PRIMARY KEY,
+                 seq INTEGER NOT NULL REFERENCES decisions (seq));
+             CREATE TABLE IF NOT EXISTS open_cases (
+                 alarm_key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS dry_run_cases (
+                 n INTEGER PRIMARY KEY AUTOINCREMENT,
+                 created_at TEXT NOT NULL,
+                 record TEXT NOT NULL,
+                 resolved_at TEXT);
+             CREATE TABLE IF NOT EXISTS dry_run_communications (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 n INTEGER NOT NULL REFERENCES dry_run_cases (n),
+                 at TEXT NOT NULL,
+                 record TEXT NOT NULL);",
+        )
+        .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, LedgerError> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is safe to keep using.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(storage)
+    }
+
+    /// Runs blocking SQLite work off the async runtime's threads.
+    async fn run<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, LedgerError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            .map_err(storage)?
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+// ---- ledger ---------------------------------------------------------------------------------
+
+pub struct SqliteLedger {
+    db: Arc<Db>,
+}
+
+const DECISION_COLUMNS: &str = "d.seq, d.at, d.delivery_kind, d.delivery_id, d.alarm_key, \
+     d.alarm_name, d.state, d.state_change_time, d.outcome, d.case_id, d.note";
+
+fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
+    let outcome: String = r.get(8)?;
+    Ok(Decision {
+        seq: r.get(0)?,
+        at: parse_time(&r.get::<_, String>(1)?)?,
+        delivery_kind: r.get(2)?,
+        delivery_id: r.get(3)?,
+        alarm_key: r.get(4)?,
+        alarm_name: r.get(5)?,
+        state: r.get(6)?,
+        state_change_time: r.get(7)?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                8,
+                rusqlite::types::Type::Text,
+                format!("unknown outcome {outcome:?}").into(),
+            )
+        })?,
+        case_id: r.get(9)?,
+        note: r.get(10)?,
+    })
+}
+
+#[async_trait]
+impl CaseLedger for SqliteLedger {
+    async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError> {
+        let keys = keys.to_vec();
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {DECISION_COLUMNS} FROM handled h JOIN decisions d ON d.seq = h.seq \
+                     WHERE h.key = ?1"
+                ))?;
+                let mut earliest: Option<Decision> = None;
+                for key in &keys {
+                    let found = stmt.query_row([key], decision_row).optional()?;
+                    if let Some(d) =
+                        found.filter(|d| earliest.as_ref().is_none_or(|e| d.seq < e.seq))
+                    {
+                        earliest = Some(d);
+                    }
+                }
+                Ok(earliest)
+            })
+            .await
+    }
+
+    async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
+        let key = alarm_key.to_owned();
+        self.db
+            .run(move |c| {
+                let record: Option<String> = c
+                    .prepare_cached("SELECT record FROM open_cases WHERE alarm_key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?;
+                record.map(|r| from_json(&r)).transpose()
+            })
+            .await
+    }
+
+    async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare("SELECT record FROM open_cases ORDER BY alarm_key")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(|s| from_json(&s))).collect()
+            })
+            .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let d = &commit.decision;
+                tx.execute(
+                    "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
+                     state, state_change_time, outcome, case_id, note) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        d.at.to_rfc3339(),
+                        d.delivery_kind,
+                        d.delivery_id,
+                        d.alarm_key,
+                        d.alarm_name,
+                        d.state,
+                        d.state_change_time,
+                        d.outcome.as_str(),
+                        d.case_id,
+                        d.note
+                    ],
+                )?;
+                let seq = tx.last_insert_rowid();
+                for key in &commit.handled_keys {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO handled (key, seq) VALUES (?1, ?2)",
+                        params![key, seq],
+                    )?;
+                }
+                match &commit.open_case {
+                    OpenCaseChange::Keep => {}
+                    OpenCaseChange::Put(open) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO open_cases (alarm_key, record) VALUES (?1, ?2)",
+                            params![open.alarm_key, to_json(open)?],
+                        )?;
+                    }
+                    OpenCaseChange::Remove { alarm_key } => {
+                        tx.execute("DELETE FROM open_cases WHERE alarm_key = ?1", [alarm_key])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(seq)
+            })
+            .await
+    }
+
+    async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
+        let filter = filter.clone();
+        self.db
+            .run(move |c| {
+                let limit = if filter.limit == 0 {
+                    i64::MAX
+                } else {
+                    filter.limit as i64
+                };
+                let mut stmt = c.prepare(&format!(
+                    "SELECT {DECISION_COLUMNS} FROM decisions d \
+                     WHERE (?1 IS NULL OR d.alarm_key = ?1) \
+                       AND (?2 IS NULL OR d.case_id = ?2) \
+                       AND (?3 IS NULL OR d.at >= ?3) \
+                     ORDER BY d.seq DESC LIMIT ?4"
+                ))?;
+                let rows = stmt.query_map(
+                    params![
+                        filter.alarm_key,
+                        filter.case_id,
+                        filter.since.map(|t| t.to_rfc3339()),
+                        limit
+                    ],
+                    decision_row,
+                )?;
+                rows.collect()
+            })
+            .await
+    }
+}
+
+// ---- dry-run support desk -------------------------------------------------------------------
+
+/// A case the dry-run desk recorded instead of opening it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunCase {
+    pub case_id: String,
+    pub created_at: DateTime<Utc>,
+    pub resolved: bool,
+    pub case: NewCase,
+    pub communications: Vec<Communication>,
+}
+
+pub struct DryRunDesk {
+    db: Arc<Db>,
+}
+
+const DRY_RUN_PREFIX: &str = "dry-run-";
+
+fn dry_run_number(case_id: &str) -> Option<i64> {
+    case_id.strip_prefix(DRY_RUN_PREFIX)?.parse().ok()
+}
+
+impl DryRunDesk {
+    /// The recorded case with this id, with its communications.
+    pub fn case(&self, case_id: &str) -> Result<Option<DryRunCase>, LedgerError> {
+        let Some(n) = dry_run_number(case_id) else {
+            return Ok(None);
+        };
+        let case_id = case_id.to_owned();
+        self.db.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT created_at, record, resolved_at FROM dry_run_cases WHERE n = ?1",
+                    [n],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((created, record, resolved)) = row else {
+                return Ok(None);
+            };
+            let mut stmt =
+                c.prepare("SELECT record FROM dry_run_communications WHERE n = ?1 ORDER BY id")?;
+            let communications = stmt
+                .query_map([n], |r| r.get::<_, String>(0))?
+                .map(|r| r.and_then(|s| from_json(&s)))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(DryRunCase {
+                case_id,
+                created_at: parse_time(&created)?,
+                resolved: resolved.is_some(),
+                case: from_json(&record)?,
+                communications,
+            }))
+        })
+    }
+
+    fn exists_open(c: &Connection, n: i64) -> rusqlite::Result<bool> {
+        c.query_row(
+            "SELECT COUNT(*) FROM dry_run_cases WHERE n = ?1 AND resolved_at IS NULL",
+            [n],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|count| count > 0)
+    }
+}
+
+fn desk_error(e: LedgerError) -> DeskError {
+    DeskError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl SupportDesk for DryRunDesk {
+    async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
+        let record = serde_json::to_string(case).map_err(|e| DeskError::Rejected(e.to_string()))?;
+        let n = self
+            .db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO dry_run_cases (created_at, record) VALUES (?1, ?2)",
+                    params![Utc::now().to_rfc3339(), record],
+                )?;
+                Ok(c.last_insert_rowid())
+            })
+            .await
+            .map_err(desk_error)?;
+        Ok(format!("{DRY_RUN_PREFIX}{n}"))
+    }
+
+    async fn add_communication(
+        &self,
+        case_id: &str,
+        comm: &Communication,
+    ) -> Result<(), DeskError> {
+        let n =
+            dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
+        let record = serde_json::to_string(comm).map_err(|e| DeskError::Rejected(e.to_string()))?;
+        let found = self
+            .db
+            .run(move |c| {
+                if !DryRunDesk::exists_open(c, n)? {
+                    return Ok(false);
+                }
+                c.execute(
+                    "INSERT INTO dry_run_communications (n, at, record) VALUES (?1, ?2, ?3)",
+                    params![n, Utc::now().to_rfc3339(), record],
+                )?;
+                Ok(true)
+            })
+            .await
+            .map_err(desk_error)?;
+        match found {
+            true => Ok(()),
+            false => Err(DeskError::CaseNotFound(case_id.to_owned())),
+        }
+    }
+
+    async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError> {
+        let n =
+            dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
+        let changed = self
+            .db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE dry_run_cases SET resolved_at = ?1 WHERE n = ?2 AND resolved_at IS NULL",
+                    params![Utc::now().to_rfc3339(), n],
+                )
+            })
+            .await
+            .map_err(desk_error)?;
+        match changed {
+            0 => Err(DeskError::CaseNotFound(case_id.to_owned())),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn config_file_round_trip_and_hand_edits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalConfigFile::new(dir.path().join(CONFIG_FILE));
+        assert_eq!(
+            store.get("a").await.expect("get"),
+            None,
+            "no file: no settings"
+        );
+        let rec = AlarmConfigRecord {
+            priority: Some("high".into()),
+            ..Default::default()
+        };
+        store.put("a", &rec).await.expect("put");
+        assert_eq!(store.get("a").await.expect("get"), Some(rec));
+
+        // A hand edit is picked up (mtime changes; sleep past coarse timestamps).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(
+            store.path(),
+            r#"{"b": {"priority": "low", "ccemail": "x@y.com"}}"#,
+        )
+        .expect("write");
+        assert_eq!(store.get("a").await.expect("get"), None);
+        assert!(store.get("b").await.expect("get").is_some());
+
+        assert!(store.delete("b").await.expect("delete"));
+        assert!(!store.delete("b").await.expect("delete"));
+        assert!(store.list().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn corrupt_config_file_is_reported_not_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalConfigFile::new(dir.path().join(CONFIG_FILE));
+        std::fs::write(store.path(), "{ not json").expect("write");
+        assert!(matches!(
+            store.get("a").await,
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(store.put("a", &AlarmConfigRecord::default()).await.is_err());
+        assert_eq!(
+            std::fs::read_to_string(store.path()).expect("read"),
+            "{ not json"
+        );
+    }
+
+    #[tokio::test]
+    async fn dry_run_desk_refuses_unknown_and_resolved_cases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = LocalBackend::open(dir.path()).expect("open");
+        let comm = Communication {
+            communication_body: "hi".into(),
+            cc_email_addresses: vec![],
+        };
+        assert!(matches!(
+            b.desk.add_communication("dry-run-9", &comm).await,
+            Err(DeskError::CaseNotFound(_))
+        ));
+        assert!(matches!(
+            b.desk.add_communication("case-123", &comm).await,
+            Err(DeskError::CaseNotFound(_))
+        ));
+        assert!(matches!(
+            b.desk.resolve_case("dry-run-1").await,
+            Err(DeskError::CaseNotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,952 @@
+//! What is decided: the case logic. Given one validated alarm event and how it was
+//! delivered, decide whether to open a case, add to the open one, or do nothing, then do it
+//! and record it. Plain code over three small traits (config store, ledger, support desk),
+//! so it runs the same on AWS and on the local backend, and is tested with no network.
+//!
+//! Deciding ([`CaseService::plan`]) reads but never writes, which is what the `process`
+//! command shows; [`CaseService::handle`] plans and carries the plan out while holding the
+//! alarm's lock, so two concurrent deliveries of one alarm cannot both open a case.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::alarm::{Alarm, AlarmState};
+use crate::alarm_config::{AlarmConfigStore, AlarmSettings, StoreError};
+use crate::delivery::Delivery;
+use crate::desk::{Communication, DeskError, NewCase, SupportDesk, truncate_body};
+use crate::ledger::{CaseLedger, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
+
+/// What the service did with one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new case was opened.
+    Created,
+    /// A communication was added to the alarm's open case.
+    Updated,
+    /// The alarm fired again within the update cooldown: counted on the open case only.
+    Coalesced,
+    /// The alarm went back to OK while its case is open: a recovery note was added.
+    Recovered,
+    /// OK or INSUFFICIENT_DATA with nothing to tell support.
+    Ignored,
+    /// The alarm is muted.
+    Suppressed,
+    /// This delivery or this very state change was handled before.
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Coalesced => "coalesced",
+            Self::Recovered => "recovered",
+            Self::Ignored => "ignored",
+            Self::Suppressed => "suppressed",
+            Self::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Created,
+            Self::Updated,
+            Self::Coalesced,
+            Self::Recovered,
+            Self::Ignored,
+            Self::Suppressed,
+            Self::Duplicate,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// The service-wide rules the case logic follows.
+#[derive(Debug, Clone)]
+pub struct CasePolicy {
+    /// At most one "it happened again" communication per alarm within this time.
+    pub update_cooldown: Duration,
+    /// Add a short note to the open case when its alarm returns to OK.
+    pub recovery_note: bool,
+    /// Resolve the case when its alarm returns to OK (off: a person closes it).
+    pub close_on_recovery: bool,
+    pub default_service_code: String,
+    pub default_category_code: String,
+}
+
+impl Default for CasePolicy {
+    fn default() -> Self {
+        Self {
+            update_cooldown: Duration::from_secs(600),
+            recovery_note: true,
+            close_on_recovery: false,
+            default_service_code: "amazon-elastic-compute-cloud-linux".into(),
+            default_category_code: "other".into(),
+        }
+    }
+}
+
+/// What the case logic will do, decided but not yet done.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    Duplicate {
+        earlier: Decision,
+    },
+    Suppressed,
+    Ignored {
+        why: String,
+    },
+    Create {
+        case: NewCase,
+    },
+    Update {
+        open: OpenCase,
+        communication: Communication,
+    },
+    Coalesce {
+        open: OpenCase,
+    },
+    Recover {
+        open: OpenCase,
+        communication: Option<Communication>,
+        resolve: bool,
+    },
+}
+
+/// A decision about one alarm event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Problems with the alarm's stored settings (they fell back to defaults).
+    pub config_notes: Vec<String>,
+    #[serde(skip)]
+    settings: AlarmSettings,
+}
+
+impl Plan {
+    /// The case this plan acts on, when it already exists.
+    pub fn case_id(&self) -> Option<&str> {
+        match &self.action {
+            Action::Duplicate { earlier } => earlier.case_id.as_deref(),
+            Action::Update { open, .. }
+            | Action::Coalesce { open }
+            | Action::Recover { open, .. } => Some(&open.case_id),
+            _ => None,
+        }
+    }
+}
+
+/// The answer for one handled delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    pub outcome: Outcome,
+    pub case_id: Option<String>,
+    pub alarm: String,
+}
+
+/// Why a delivery could not be handled now. All of these are worth a retry except a
+/// refusal by the desk itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error(transparent)]
+    Config(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+}
+
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Serialises the handling of each alarm within this process without a lock per alarm
+/// ever being allocated: alarms hash onto a fixed set of stripes, so memory stays bounded
+/// whatever the input. Two alarms sharing a stripe only wait for each other.
+struct AlarmLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl AlarmLocks {
+    fn new(n: usize) -> Self {
+        Self {
+            stripes: (0..n).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> &Mutex<()> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() % self.stripes.len() as u64) as usize;
+        &self.stripes[i]
+    }
+}
+
+pub struct CaseService {
+    config: Arc<dyn AlarmConfigStore>,
+    ledger: Arc<dyn CaseLedger>,
+    desk: Arc<dyn SupportDesk>,
+    policy: CasePolicy,
+    locks: AlarmLocks,
+    clock: Clock,
+}
+
+impl CaseService {
+    pub fn new(
+        config: Arc<dyn AlarmConfigStore>,
+        ledger: Arc<dyn CaseLedger>,
+        desk: Arc<dyn SupportDesk>,
+        policy: CasePolicy,
+    ) -> Self {
+        Self {
+            config,
+            ledger,
+            desk,
+            policy,
+            locks: AlarmLocks::new(64),
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Replaces the wall clock, for tests of the update cooldown.
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn CaseLedger> {
+        &self.ledger
+    }
+
+    /// Decides what to do with an alarm event without changing anything.
+    pub async fn plan(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Plan, CaseError> {
+        let now = (self.clock)();
+        let keys = handled_keys(delivery, alarm);
+        let record = self.config.get(&alarm.name).await?.unwrap_or_default();
+        let (settings, config_notes) = AlarmSettings::from_record(&record);
+        let plan = |outcome, action| Plan {
+            outcome,
+            action,
+            config_notes: config_notes.clone(),
+            settings: settings.clone(),
+        };
+
+        if let Some(earlier) = self.ledger.find_handled(&keys).await? {
+            return Ok(plan(Outcome::Duplicate, Action::Duplicate { earlier }));
+        }
+        if !settings.enabled {
+            return Ok(plan(Outcome::Suppressed, Action::Suppressed));
+        }
+        let open = self.ledger.open_case(alarm.key()).await?;
+        Ok(match (alarm.state, open) {
+            (AlarmState::Alarm, None) => {
+                let case = self.new_case(alarm, &settings, &config_notes);
+                plan(Outcome::Created, Action::Create { case })
+            }
+            (AlarmState::Alarm, Some(open)) => {
+                let since = now.signed_duration_since(open.last_update_at);
+                let cooling = since
+                    .to_std()
+                    .is_ok_and(|s| s < self.policy.update_cooldown);
+                // A fresh ALARM after a recovery is news, whatever the cooldown says.
+                if cooling && !open.recovered {
+                    plan(Outcome::Coalesced, Action::Coalesce { open })
+                } else {
+                    let communication = Communication {
+                        communication_body: truncate_body(update_body(alarm, &open)),
+                        cc_email_addresses: settings.cc.clone(),
+                    };
+                    plan(
+                        Outcome::Updated,
+                        Action::Update {
+                            open,
+                            communication,
+                        },
+                    )
+                }
+            }
+            (AlarmState::Ok, Some(open)) if !open.recovered => {
+                let resolve = self.policy.close_on_recovery;
+                let communication = (self.policy.recovery_note || resolve).then(|| Communication {
+                    communication_body: truncate_body(recovery_body(alarm, resolve)),
+                    cc_email_addresses: settings.cc.clone(),
+                });
+                plan(
+                    Outcome::Recovered,
+                    Action::Recover {
+                        open,
+                        communication,
+                        resolve,
+                    },
+                )
+            }
+            (AlarmState::Ok, Some(_)) => plan(
+                Outcome::Ignored,
+                Action::Ignored {
+                    why: "the open case already has a recovery note".into(),
+                },
+            ),
+            (state, _) => plan(
+                Outcome::Ignored,
+                Action::Ignored {
+                    why: format!("{state} with no open case"),
+                },
+            ),
+        })
+    }
+
+    /// Decides and acts, then records the decision. Nothing is recorded unless the desk
+    /// accepted the action, so a failure here leaves the delivery to be retried.
+    pub async fn handle(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Handled, CaseError> {
+        let _guard = self.locks.stripe(alarm.key()).lock().await;
+        let plan = self.plan(delivery, alarm).await?;
+        self.execute(delivery, alarm, plan).await
+    }
+
+    async fn execute(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        plan: Plan,
+    ) -> Result<Handled, CaseError> {
+        let now = (self.clock)();
+        let mut outcome = plan.outcome;
+        let mut note = None;
+        let (case_id, change) = match plan.action {
+            Action::Duplicate { earlier } => {
+                note = Some(format!(
+                    "first handled as #{} ({})",
+                    earlier.seq,
+                    earlier.outcome.as_str()
+                ));
+                (earlier.case_id, OpenCaseChange::Keep)
+            }
+            Action::Suppressed => {
+                note = Some("alarm is muted (enabled = false)".into());
+                (None, OpenCaseChange::Keep)
+            }
+            Action::Ignored { why } => {
+                note = Some(why);
+                (None, OpenCaseChange::Keep)
+            }
+            Action::Create { case } => {
+                let id = self.desk.create_case(&case).await?;
+                (
+                    Some(id.clone()),
+                    OpenCaseChange::Put(fresh_open_case(alarm, id, now)),
+                )
+            }
+            Action::Update {
+                mut open,
+                communication,
+            } => {
+                match self
+                    .desk
+                    .add_communication(&open.case_id, &communication)
+                    .await
+                {
+                    Ok(()) => {
+                        open.updates += 1;
+                        open.last_update_at = now;
+                        open.recovered = false;
+                        (Some(open.case_id.clone()), OpenCaseChange::Put(open))
+                    }
+                    // Support resolved or removed the case: the problem is back, so it
+                    // needs a case again.
+                    Err(DeskError::CaseNotFound(old)) => {
+                        let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
+                        let id = self.desk.create_case(&case).await?;
+                        outcome = Outcome::Created;
+                        note = Some(format!("previous case {old} no longer open"));
+                        (
+                            Some(id.clone()),
+                            OpenCaseChange::Put(fresh_open_case(alarm, id, now)),
+                        )
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Action::Coalesce { mut open } => {
+                open.coalesced += 1;
+                (Some(open.case_id.clone()), OpenCaseChange::Put(open))
+            }
+            Action::Recover {
+                mut open,
+                communication,
+                resolve,
+            } => {
+                let gone = match &communication {
+                    Some(c) => match self.desk.add_communication(&open.case_id, c).await {
+                        Ok(()) => false,
+                        Err(DeskError::CaseNotFound(_)) => true,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => false,
+                };
+                if resolve && !gone {
+                    match self.desk.resolve_case(&open.case_id).await {
+                        Ok(()) | Err(DeskError::CaseNotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let case_id = Some(open.case_id.clone());
+                if resolve || gone {
+                    if gone {
+                        note = Some("case no longer open at AWS Support".into());
+                    }
+                    (
+                        case_id,
+                        OpenCaseChange::Remove {
+                            alarm_key: open.alarm_key,
+                        },
+                    )
+                } else {
+                    open.recovered = true;
+                    open.last_update_at = now;
+                    (case_id, OpenCaseChange::Put(open))
+                }
+            }
+        };
+
+        let decision = Decision {
+            seq: 0,
+            at: now,
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key: alarm.key().to_owned(),
+            alarm_name: alarm.name.clone(),
+            state: alarm.state.as_str().into(),
+            state_change_time: alarm.state_change_time.raw.clone(),
+            outcome,
+            case_id: case_id.clone(),
+            note,
+        };
+        self.ledger
+            .commit(Commit {
+                handled_keys: handled_keys(delivery, alarm),
+                decision,
+                open_case: change,
+            })
+            .await?;
+        Ok(Handled {
+            outcome,
+            case_id,
+            alarm: alarm.name.clone(),
+        })
+    }
+
+    fn new_case(&self, alarm: &Alarm, settings: &AlarmSettings, notes: &[String]) -> NewCase {
+        NewCase {
+            subject: settings
+                .subject
+                .clone()
+                .unwrap_or_else(|| alarm.name.clone()),
+            communication_body: truncate_body(case_body(alarm, settings, notes)),
+            severity_code: settings.priority,
+            service_code: settings
+                .service_code
+                .clone()
+                .unwrap_or_else(|| self.policy.default_service_code.clone()),
+            category_code: settings
+                .category_code
+                .clone()
+                .unwrap_or_else(|| self.policy.default_category_code.clone()),
+            cc_email_addresses: settings.cc.clone(),
+            language: "en".into(),
+            issue_type: "technical".into(),
+        }
+    }
+}
+
+/// The keys that make a delivery a duplicate: its delivery ids, and the state change itself
+/// (so the same event arriving by another path, or re-posted by hand, is still one event).
+fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
+    let mut keys = delivery.dedupe_keys();
+    keys.push(format!("event:{}", alarm.event_key()));
+    keys
+}
+
+fn fresh_open_case(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCase {
+    OpenCase {
+        alarm_key: alarm.key().to_owned(),
+        alarm_name: alarm.name.clone(),
+        case_id,
+        opened_at: now,
+        last_update_at: now,
+        coalesced: 0,
+        updates: 0,
+        recovered: false,
+    }
+}
+
+fn details(alarm: &Alarm) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k}: {v}\n"));
+    line("Alarm", &alarm.name);
+    line(
+        "Description",
+        alarm.description.as_deref().unwrap_or("(none)"),
+    );
+    match alarm.previous_state {
+        Some(prev) => line("State", &format!("{} (was {prev})", alarm.state)),
+        None => line("State", alarm.state.as_str()),
+    }
+    if let Some(reason) = &alarm.reason {
+        line("Reason", reason);
+    }
+    line("Time", &alarm.state_change_time.raw);
+    line(
+        "Account",
+        alarm.identity.account.as_deref().unwrap_or("(unknown)"),
+    );
+    line(
+        "Region",
+        alarm.identity.region.as_deref().unwrap_or("(unknown)"),
+    );
+    if let Some(arn) = &alarm.identity.arn {
+        line("Alarm ARN", arn);
+    }
+    line("Trigger", &alarm.trigger);
+    s
+}
+
+fn raw_json(alarm: &Alarm) -> String {
+    serde_json::to_string_pretty(&alarm.raw).unwrap_or_else(|_| alarm.raw.to_string())
+}
+
+/// The body of a new case: what happened, what to do, and the alarm as received (last, so
+/// that truncation eats the raw JSON before anything a person wrote).
+fn case_body(alarm: &Alarm, settings: &AlarmSettings, notes: &[String]) -> String {
+    let mut s = String::from("An alarm raised this case automatically (cw-support-api).\n\n");
+    s.push_str(&details(alarm));
+    s.push_str("\nAction requested:\n");
+    s.push_str(&settings.action.render());
+    s.push('\n');
+    if !notes.is_empty() {
+        s.push_str("\nConfiguration notes (defaults used):\n");
+        for n in notes {
+            s.push_str(&format!("- {n}\n"));
+        }
+    }
+    s.push_str("\nRaw alarm:\n");
+    s.push_str(&raw_json(alarm));
+    s
+}
+
+fn update_body(alarm: &Alarm, open: &OpenCase) -> String {
+    let mut s = format!(
+        "It's happened again! The alarm {} went to ALARM at {}.\n",
+        alarm.name, alarm.state_change_time.raw
+    );
+    if open.coalesced > 0 {
+        s.push_str(&format!(
+            "{} further notification(s) arrived since the last update to this case.\n",
+            open.coalesced
+        ));
+    }
+    s.push('\n');
+    s.push_str(&details(alarm));
+    s.push_str("\nRaw alarm:\n");
+    s.push_str(&raw_json(alarm));
+    s
+}
+
+fn recovery_body(alarm: &Alarm, resolving: bool) -> String {
+    let mut s = format!(
+        "Recovered: the alarm {} returned to OK at {}.\n",
+        alarm.name, alarm.state_change_time.raw
+    );
+    if let Some(reason) = &alarm.reason {
+        s.push_str(&format!("Reason: {reason}\n"));
+    }
+    s.push_str(if resolving {
+        "This case is being resolved automatically.\n"
+    } else {
+        "The case stays open until you confirm the problem is solved.\n"
+    });
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision table, against the local backends (a temporary directory, no network).
+    use super::*;
+    use crate::alarm_config::{AlarmConfigRecord, CcField};
+    use crate::backend::local::LocalBackend;
+    use crate::delivery::DeliveryKind;
+    use serde_json::json;
+    use std::sync::Mutex as StdMutex;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        backend: LocalBackend,
+        now: Arc<StdMutex<DateTime<Utc>>>,
+        service: CaseService,
+    }
+
+    fn fixture_with(policy: CasePolicy) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = LocalBackend::open(dir.path()).expect("backend");
+        let now = Arc::new(StdMutex::new(Utc::now()));
+        let clock = now.clone();
+        let service = CaseService::new(
+            backend.config.clone(),
+            backend.ledger.clone(),
+            backend.desk.clone(),
+            policy,
+        )
+        .with_clock(move || *clock.lock().expect("clock"));
+        Fixture {
+            _dir: dir,
+            backend,
+            now,
+            service,
+        }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(CasePolicy::default())
+    }
+
+    impl Fixture {
+        fn advance(&self, d: Duration) {
+            let mut n = self.now.lock().expect("clock");
+            *n += chrono::Duration::from_std(d).expect("duration");
+        }
+    }
+
+    fn alarm(state: &str, time: &str) -> Alarm {
+        Alarm::parse(json!({
+            "AlarmName": "db-cpu",
+            "AlarmDescription": "CPU high",
+            "NewStateValue": state,
+            "OldStateValue": "OK",
+            "StateChangeTime": time,
+            "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu",
+            "Trigger": {"MetricName": "CPUUtilization", "Namespace": "AWS/RDS"}
+        }))
+        .expect("alarm")
+    }
+
+    fn direct() -> Delivery {
+        Delivery::new(DeliveryKind::Direct)
+    }
+
+    async fn handle(f: &Fixture, a: &Alarm) -> Handled {
+        f.service.handle(&direct(), a).await.expect("handled")
+    }
+
+    #[tokio::test]
+    async fn alarm_opens_a_case_with_the_settings() {
+        let f = fixture();
+        f.backend
+            .config
+            .put(
+                "db-cpu",
+                &AlarmConfigRecord {
+                    priority: Some("urgent".into()),
+                    action: Some(r#"{"runbook":"failover"}"#.into()),
+                    ccemail: Some(CcField::One("ops@example.com".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        let h = handle(&f, &alarm("ALARM", "t1")).await;
+        assert_eq!(h.outcome, Outcome::Created);
+        let id = h.case_id.expect("case id");
+        assert_eq!(id, "dry-run-1");
+        let case = f.backend.desk.case(&id).expect("read").expect("recorded");
+        assert_eq!(case.case.subject, "db-cpu");
+        assert_eq!(case.case.severity_code.as_str(), "urgent");
+        assert_eq!(case.case.service_code, "amazon-elastic-compute-cloud-linux");
+        assert_eq!(case.case.category_code, "other");
+        assert_eq!(case.case.language, "en");
+        assert_eq!(case.case.cc_email_addresses[0].as_str(), "ops@example.com");
+        let body = &case.case.communication_body;
+        assert!(body.contains("Alarm: db-cpu"));
+        assert!(body.contains("Description: CPU high"));
+        assert!(body.contains("State: ALARM (was OK)"));
+        assert!(body.contains("Region: us-east-1"));
+        assert!(
+            body.contains("\"runbook\": \"failover\""),
+            "action pretty-printed"
+        );
+        assert!(
+            body.contains("\"AlarmName\": \"db-cpu\""),
+            "raw JSON quoted"
+        );
+    }
+
+    #[tokio::test]
+    async fn repeat_within_cooldown_is_coalesced_then_updated() {
+        let f = fixture();
+        let first = handle(&f, &alarm("ALARM", "t1")).await;
+        f.advance(Duration::from_secs(60));
+        let again = handle(&f, &alarm("ALARM", "t2")).await;
+        assert_eq!(again.outcome, Outcome::Coalesced);
+        assert_eq!(again.case_id, first.case_id);
+        let open = f
+            .backend
+            .ledger
+            .open_case(alarm("ALARM", "t").key())
+            .await
+            .expect("read")
+            .expect("open");
+        assert_eq!(open.coalesced, 1);
+
+        f.advance(Duration::from_secs(600));
+        let later = handle(&f, &alarm("ALARM", "t3")).await;
+        assert_eq!(later.outcome, Outcome::Updated);
+        assert_eq!(later.case_id, first.case_id);
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.communications.len(), 1);
+        assert!(
+            case.communications[0]
+                .communication_body
+                .starts_with("It's happened again!")
+        );
+        assert!(
+            case.communications[0]
+                .communication_body
+                .contains("1 further notification")
+        );
+    }
+
+    #[tokio::test]
+    async fn ok_recovers_the_open_case_and_is_otherwise_ignored() {
+        let f = fixture();
+        assert_eq!(
+            handle(&f, &alarm("OK", "t0")).await.outcome,
+            Outcome::Ignored
+        );
+        assert_eq!(
+            handle(&f, &alarm("INSUFFICIENT_DATA", "t0b")).await.outcome,
+            Outcome::Ignored
+        );
+        let created = handle(&f, &alarm("ALARM", "t1")).await;
+        let rec = handle(&f, &alarm("OK", "t2")).await;
+        assert_eq!(rec.outcome, Outcome::Recovered);
+        assert_eq!(rec.case_id, created.case_id);
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert!(
+            case.communications[0]
+                .communication_body
+                .starts_with("Recovered:")
+        );
+        assert!(!case.resolved, "never closed unless configured");
+        // A new ALARM after recovery tells support at once, cooldown or not.
+        let back = handle(&f, &alarm("ALARM", "t3")).await;
+        assert_eq!(back.outcome, Outcome::Updated);
+        assert_eq!(back.case_id, created.case_id);
+    }
+
+    #[tokio::test]
+    async fn recovery_note_can_be_off_and_close_on_recovery_resolves() {
+        let f = fixture_with(CasePolicy {
+            recovery_note: false,
+            ..CasePolicy::default()
+        });
+        handle(&f, &alarm("ALARM", "t1")).await;
+        assert_eq!(
+            handle(&f, &alarm("OK", "t2")).await.outcome,
+            Outcome::Recovered
+        );
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert!(case.communications.is_empty());
+
+        let f = fixture_with(CasePolicy {
+            close_on_recovery: true,
+            ..CasePolicy::default()
+        });
+        handle(&f, &alarm("ALARM", "t1")).await;
+        assert_eq!(
+            handle(&f, &alarm("OK", "t2")).await.outcome,
+            Outcome::Recovered
+        );
+        assert!(
+            f.backend
+                .desk
+                .case("dry-run-1")
+                .expect("read")
+                .expect("case")
+                .resolved
+        );
+        let next = handle(&f, &alarm("ALARM", "t3")).await;
+        assert_eq!(next.outcome, Outcome::Created);
+        assert_eq!(next.case_id.as_deref(), Some("dry-run-2"));
+    }
+
+    #[tokio::test]
+    async fn muted_alarms_are_suppressed() {
+        let f = fixture();
+        f.backend
+            .config
+            .put(
+                "db-cpu",
+                &AlarmConfigRecord {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        let h = handle(&f, &alarm("ALARM", "t1")).await;
+        assert_eq!(h.outcome, Outcome::Suppressed);
+        assert_eq!(h.case_id, None);
+        assert!(f.backend.desk.case("dry-run-1").expect("read").is_none());
+    }
+
+    #[tokio::test]
+    async fn same_event_or_same_delivery_is_a_duplicate() {
+        let f = fixture();
+        let a = alarm("ALARM", "t1");
+        let first = handle(&f, &a).await;
+        let dup = handle(&f, &a).await;
+        assert_eq!(dup.outcome, Outcome::Duplicate);
+        assert_eq!(dup.case_id, first.case_id);
+
+        // Same SQS message id, different event: still the same delivery.
+        let mut d = Delivery::new(DeliveryKind::Sqsd);
+        d.sqsd_message_id = Some("msg-1".into());
+        let b = alarm("ALARM", "t2");
+        f.advance(Duration::from_secs(3600));
+        assert_eq!(
+            f.service.handle(&d, &b).await.expect("ok").outcome,
+            Outcome::Updated
+        );
+        let c = alarm("ALARM", "t3");
+        assert_eq!(
+            f.service.handle(&d, &c).await.expect("ok").outcome,
+            Outcome::Duplicate
+        );
+        let decisions = f
+            .backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("decisions");
+        assert_eq!(decisions.len(), 4, "every decision is recorded");
+        assert_eq!(decisions[0].outcome, Outcome::Duplicate);
+        assert_eq!(decisions[0].delivery_id.as_deref(), Some("msg-1"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_of_one_new_alarm_open_one_case() {
+        let f = Arc::new(fixture());
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let f = f.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut d = Delivery::new(DeliveryKind::Sqsd);
+                d.sqsd_message_id = Some(format!("m{i}"));
+                f.service
+                    .handle(&d, &alarm("ALARM", "t1"))
+                    .await
+                    .expect("ok")
+                    .outcome
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.expect("join"));
+        }
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Outcome::Created).count(),
+            1
+        );
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == Outcome::Duplicate)
+                .count(),
+            19
+        );
+    }
+
+    #[tokio::test]
+    async fn plan_changes_nothing() {
+        let f = fixture();
+        let a = alarm("ALARM", "t1");
+        let p1 = f.service.plan(&direct(), &a).await.expect("plan");
+        let p2 = f.service.plan(&direct(), &a).await.expect("plan");
+        assert_eq!(p1.outcome, Outcome::Created);
+        assert_eq!(p2.outcome, Outcome::Created);
+        assert!(f.backend.desk.case("dry-run-1").expect("read").is_none());
+    }
+
+    #[tokio::test]
+    async fn malformed_settings_use_defaults_and_say_so_in_the_case() {
+        let f = fixture();
+        f.backend
+            .config
+            .put(
+                "db-cpu",
+                &AlarmConfigRecord {
+                    priority: Some("p1".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        handle(&f, &alarm("ALARM", "t1")).await;
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.case.severity_code.as_str(), "low");
+        assert!(case.case.communication_body.contains("Configuration notes"));
+        assert!(
+            case.case
+                .communication_body
+                .contains("unknown priority \"p1\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_alarms_are_truncated_to_what_support_accepts() {
+        let f = fixture();
+        let a = Alarm::parse(json!({
+            "AlarmName": "big", "StateChangeTime": "t",
+            "AlarmDescription": "x".repeat(20_000)
+        }))
+        .expect("alarm");
+        handle(&f, &a).await;
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert!(case.case.communication_body.chars().count() <= crate::desk::MAX_BODY_CHARS);
+        assert!(case.case.communication_body.contains("characters omitted]"));
+    }
+}

@@ -1,0 +1,258 @@
+//! The command line and typed configuration, read once at start-up. Every option has a
+//! flag, an environment variable, a default and a doc line (shown by `--help` and in the
+//! README's table); options that shape the service are global, so they work before or after
+//! the subcommand and with no subcommand at all.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::case::CasePolicy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cw-support-api",
+    version,
+    about = "Turns CloudWatch alarms into AWS Support cases, exactly once per problem.",
+    long_about = "Turns CloudWatch alarms into AWS Support cases, exactly once per problem.\n\n\
+                  With no subcommand, runs the HTTP server (`serve`)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Service-wide configuration.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// TCP port to listen on (Elastic Beanstalk's proxy forwards to 5000).
+    #[arg(long, env = "PORT", default_value_t = 5000, global = true)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0", global = true)]
+    pub bind: IpAddr,
+
+    /// Where settings, the ledger and cases live: `local` is the embedded default.
+    #[arg(long, env = "BACKEND", value_enum, default_value_t = BackendKind::Local, global = true)]
+    pub backend: BackendKind,
+
+    /// Directory of the local backend: alarms.json (settings) and ledger.sqlite3.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Give up on a request after this long and answer 503 so it is retried (work already
+    /// started still finishes). Keep it below the worker daemon's InactivityTimeout (299 s).
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// At most one "it happened again" update per alarm within this time; repeats in
+    /// between are counted on the case's ledger entry.
+    #[arg(long, env = "UPDATE_COOLDOWN", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub update_cooldown: Duration,
+
+    /// Add a short note to the open case when its alarm returns to OK.
+    #[arg(long, env = "RECOVERY_NOTE", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub recovery_note: bool,
+
+    /// Resolve the case when its alarm returns to OK (otherwise a person closes it).
+    #[arg(long, env = "CLOSE_ON_RECOVERY", default_value_t = false, action = ArgAction::Set, global = true)]
+    pub close_on_recovery: bool,
+
+    /// AWS Support service code for alarms with no `service_code` setting.
+    #[arg(
+        long,
+        env = "DEFAULT_SERVICE_CODE",
+        default_value = "amazon-elastic-compute-cloud-linux",
+        global = true
+    )]
+    pub default_service_code: String,
+
+    /// AWS Support category code for alarms with no `category_code` setting.
+    #[arg(
+        long,
+        env = "DEFAULT_CATEGORY_CODE",
+        default_value = "other",
+        global = true
+    )]
+    pub default_category_code: String,
+}
+
+impl Config {
+    pub fn policy(&self) -> CasePolicy {
+        CasePolicy {
+            update_cooldown: self.update_cooldown,
+            recovery_note: self.recovery_note,
+            close_on_recovery: self.close_on_recovery,
+            default_service_code: self.default_service_code.clone(),
+            default_category_code: self.default_category_code.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Embedded: a settings file, a SQLite ledger and a dry-run support desk in DATA_DIR.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Per-alarm settings: priority, action text, cc addresses, muting.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
+    /// What the service did: the ledger of decisions and the cases they touched.
+    #[command(subcommand)]
+    Cases(CasesCommand),
+    /// Run one body (a file, or - for stdin) through the parsing and decision code and print
+    /// the outcome and the exact case it would open. Changes nothing; checks no signature.
+    Process {
+        /// Path of a JSON body, or - to read standard input.
+        file: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// Create or change an alarm's settings; options not given keep their stored value.
+    Put(AlarmPut),
+    /// Print an alarm's stored settings as JSON.
+    Get { name: String },
+    /// List all alarms that have settings.
+    List,
+    /// Delete an alarm's settings (it falls back to the defaults).
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AlarmPut {
+    /// The alarm name, exactly as in CloudWatch.
+    pub name: String,
+    /// Case severity: low, normal, high, urgent or critical.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Instructions for the support engineer: JSON (pretty-printed in the case) or plain text.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// An address to copy on the case (repeat for several; at most 10).
+    #[arg(long = "cc")]
+    pub cc: Vec<String>,
+    /// Case subject (default: the alarm name).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// AWS Support service code for this alarm's cases.
+    #[arg(long)]
+    pub service_code: Option<String>,
+    /// AWS Support category code for this alarm's cases.
+    #[arg(long)]
+    pub category_code: Option<String>,
+    /// `false` mutes the alarm: its deliveries are recorded as suppressed.
+    #[arg(long, action = ArgAction::Set)]
+    pub enabled: Option<bool>,
+    /// Start from empty settings instead of the stored ones.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// The latest decisions, newest first.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this alarm (its ARN, or its name when it has no ARN).
+        #[arg(long)]
+        alarm: Option<String>,
+        /// How many decisions to show (0 = all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One case: what was sent to support, and every decision that touched it.
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads `90`, `90s`, `10m`, `2h` or `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 90s, 10m or 2h"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn defaults_and_no_subcommand() {
+        let cli = Cli::try_parse_from(["cw-support-api"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.port, 5000);
+        assert_eq!(cli.config.update_cooldown, Duration::from_secs(600));
+        assert!(cli.config.recovery_note);
+        assert!(!cli.config.close_on_recovery);
+    }
+
+    #[test]
+    fn global_flags_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "cw-support-api",
+            "serve",
+            "--port",
+            "8080",
+            "--recovery-note",
+            "false",
+        ])
+        .expect("parses");
+        assert_eq!(cli.config.port, 8080);
+        assert!(!cli.config.recovery_note);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

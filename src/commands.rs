@@ -1,0 +1,303 @@
+//! The subcommands: `serve`, `alarms ...`, `cases ...` and `process`. Each opens the
+//! configured backend and does one thing; output goes to standard output, logs to standard
+//! error, and the exit status says whether it worked.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::http::HeaderMap;
+use serde_json::json;
+use tracing::{error, info};
+
+use crate::alarm_config::{AlarmConfigRecord, CcField};
+use crate::backend::Backend;
+use crate::cli::{AlarmPut, AlarmsCommand, CasesCommand, Cli, Command, Config};
+use crate::delivery;
+use crate::ledger::DecisionFilter;
+use crate::server::{self, AppState};
+
+/// A command's failure: printed on standard error, exit status 1 (2 for bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> CommandError {
+    CommandError::Failed(e.to_string())
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config).await,
+        Command::Alarms(cmd) => alarms(&cli.config, cmd, &mut out).await,
+        Command::Cases(cmd) => cases(&cli.config, cmd, &mut out).await,
+        Command::Process { file } => process(&cli.config, &file, &mut out).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                CommandError::Usage(_) => ExitCode::from(2),
+                CommandError::Failed(_) => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), CommandError> {
+    let backend = Backend::open(config).await.map_err(failed)?;
+    let state = AppState::new(backend.case_service(config), config.request_timeout);
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?;
+    info!(
+        %addr,
+        backend = ?config.backend,
+        data_dir = %config.data_dir.display(),
+        "cw-support-api listening"
+    );
+    server::serve(listener, state, server::shutdown_signal())
+        .await
+        .map_err(|e| {
+            error!(error = %e, "server failed");
+            failed(e)
+        })?;
+    info!("stopped");
+    Ok(())
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), CommandError> {
+    writeln!(out, "{text}").map_err(failed)
+}
+
+fn pretty(v: &impl serde::Serialize) -> Result<String, CommandError> {
+    serde_json::to_string_pretty(v).map_err(failed)
+}
+
+pub async fn alarms(
+    config: &Config,
+    cmd: AlarmsCommand,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let backend = Backend::open(config).await.map_err(failed)?;
+    let store = &backend.config;
+    match cmd {
+        AlarmsCommand::Put(put) => {
+            let name = put.name.clone();
+            let stored = match put.replace {
+                true => None,
+                false => store.get(&name).await.map_err(failed)?,
+            };
+            let record = merge(stored.unwrap_or_default(), put);
+            record.validate().map_err(CommandError::Usage)?;
+            store.put(&name, &record).await.map_err(failed)?;
+            write_out(out, &pretty(&json!({ name: record }))?)
+        }
+        AlarmsCommand::Get { name } => match store.get(&name).await.map_err(failed)? {
+            Some(record) => write_out(out, &pretty(&record)?),
+            None => Err(CommandError::Failed(format!(
+                "no settings for alarm {name:?} (it uses the defaults: priority low)"
+            ))),
+        },
+        AlarmsCommand::List => {
+            let all = store.list().await.map_err(failed)?;
+            if all.is_empty() {
+                return write_out(out, "no alarms configured: every alarm uses the defaults");
+            }
+            let mut text = format!(
+                "{:<40} {:<9} {:<8} {}",
+                "ALARM", "PRIORITY", "ENABLED", "CC"
+            );
+            for (name, r) in all {
+                let cc = r
+                    .ccemail
+                    .as_ref()
+                    .map(|c| c.addresses().join(","))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "\n{:<40} {:<9} {:<8} {}",
+                    name,
+                    r.priority.as_deref().unwrap_or("low"),
+                    r.enabled.unwrap_or(true),
+                    cc
+                ));
+            }
+            write_out(out, &text)
+        }
+        AlarmsCommand::Delete { name } => match store.delete(&name).await.map_err(failed)? {
+            true => write_out(out, &format!("deleted settings of {name:?}")),
+            false => Err(CommandError::Failed(format!(
+                "no settings for alarm {name:?}"
+            ))),
+        },
+    }
+}
+
+fn merge(mut r: AlarmConfigRecord, put: AlarmPut) -> AlarmConfigRecord {
+    let set = |field: &mut Option<String>, v: Option<String>| {
+        if v.is_some() {
+            *field = v;
+        }
+    };
+    set(&mut r.priority, put.priority.map(|p| p.to_lowercase()));
+    set(&mut r.action, put.action);
+    set(&mut r.subject, put.subject);
+    set(&mut r.service_code, put.service_code);
+    set(&mut r.category_code, put.category_code);
+    if !put.cc.is_empty() {
+        r.ccemail = Some(match put.cc.len() {
+            1 => CcField::One(put.cc[0].clone()),
+            _ => CcField::Many(put.cc),
+        });
+    }
+    if put.enabled.is_some() {
+        r.enabled = put.enabled;
+    }
+    r
+}
+
+pub async fn cases(
+    config: &Config,
+    cmd: CasesCommand,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let backend = Backend::open(config).await.map_err(failed)?;
+    match cmd {
+        CasesCommand::List { json, alarm, limit } => {
+            let filter = DecisionFilter {
+                alarm_key: alarm,
+                limit,
+                ..Default::default()
+            };
+            let decisions = backend.ledger.decisions(&filter).await.map_err(failed)?;
+            if json {
+                return write_out(out, &pretty(&decisions)?);
+            }
+            if decisions.is_empty() {
+                return write_out(out, "no decisions recorded yet");
+            }
+            let mut text = format!(
+                "{:<6} {:<25} {:<10} {:<14} {:<8} {}",
+                "SEQ", "AT", "OUTCOME", "CASE", "VIA", "ALARM"
+            );
+            for d in decisions {
+                text.push_str(&format!(
+                    "\n{:<6} {:<25} {:<10} {:<14} {:<8} {} ({})",
+                    d.seq,
+                    d.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    d.outcome.as_str(),
+                    d.case_id.as_deref().unwrap_or("-"),
+                    d.delivery_kind,
+                    d.alarm_name,
+                    d.state
+                ));
+            }
+            write_out(out, &text)
+        }
+        CasesCommand::Show { id, json } => {
+            let filter = DecisionFilter {
+                case_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let decisions = backend.ledger.decisions(&filter).await.map_err(failed)?;
+            let recorded = match &backend.local {
+                Some(local) => local.desk.case(&id).map_err(failed)?,
+                None => None,
+            };
+            if recorded.is_none() && decisions.is_empty() {
+                return Err(CommandError::Failed(format!(
+                    "no case {id:?} in the ledger"
+                )));
+            }
+            if json {
+                return write_out(
+                    out,
+                    &pretty(&json!({"case": recorded, "decisions": decisions}))?,
+                );
+            }
+            let mut text = String::new();
+            if let Some(c) = recorded {
+                let cc: Vec<&str> = c
+                    .case
+                    .cc_email_addresses
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect();
+                text.push_str(&format!(
+                    "Case {} ({}), recorded by the dry-run desk at {}\nSubject: {}\nSeverity: {}   Service: {}   Category: {}   Language: {}\nCc: {}\n\n{}\n",
+                    c.case_id,
+                    if c.resolved { "resolved" } else { "open" },
+                    c.created_at.to_rfc3339(),
+                    c.case.subject,
+                    c.case.severity_code,
+                    c.case.service_code,
+                    c.case.category_code,
+                    c.case.language,
+                    if cc.is_empty() { "-".into() } else { cc.join(", ") },
+                    c.case.communication_body
+                ));
+                for (i, comm) in c.communications.iter().enumerate() {
+                    text.push_str(&format!(
+                        "\n--- communication {} ---\n{}\n",
+                        i + 1,
+                        comm.communication_body
+                    ));
+                }
+            }
+            text.push_str("\nDecisions:");
+            for d in decisions.iter().rev() {
+                text.push_str(&format!(
+                    "\n  #{} {} {} {} {}{}",
+                    d.seq,
+                    d.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    d.outcome.as_str(),
+                    d.state,
+                    d.state_change_time,
+                    d.note
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                ));
+            }
+            write_out(out, &text)
+        }
+    }
+}
+
+pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> Result<(), CommandError> {
+    let body = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(failed)?;
+        buf
+    } else {
+        std::fs::read(file).map_err(|e| failed(format!("cannot read {file}: {e}")))?
+    };
+    let received = delivery::receive(&HeaderMap::new(), &body)
+        .map_err(|e| CommandError::Usage(format!("{}: {e}", e.code())))?;
+    let (delivery, alarm) = received
+        .into_alarm()
+        .map_err(|e| CommandError::Usage(format!("{}: {e}", e.code())))?;
+    let backend = Backend::open(config).await.map_err(failed)?;
+    let plan = backend
+        .case_service(config)
+        .plan(&delivery, &alarm)
+        .await
+        .map_err(failed)?;
+    let report = json!({
+        "outcome": plan.outcome,
+        "alarm": alarm.name,
+        "alarmKey": alarm.key(),
+        "state": alarm.state,
+        "trigger": alarm.trigger,
+        "caseId": plan.case_id(),
+        "plan": plan,
+    });
+    write_out(out, &pretty(&report)?)
+}

@@ -1,0 +1,378 @@
+//! What arrives: one POST, classified by its headers and body (never by Content-Type: SNS
+//! sends text/plain and the worker daemon sends whatever it was configured with).
+//!
+//! - Elastic Beanstalk worker daemon (sqsd): `X-Aws-Sqsd-*` headers; its periodic tasks add
+//!   `X-Aws-Sqsd-Taskname` and have an empty body.
+//! - Amazon SNS over HTTP(S): `x-amz-sns-message-type`, or an SNS envelope in the body (which
+//!   is also what an SQS body holds when a topic fans out to a queue).
+//! - Anything else is a direct post (curl from a monitor).
+//!
+//! This module only reads the request; the SNS signature is checked by the server before the
+//! envelope is opened with [`Received::into_alarm`].
+
+use axum::http::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::alarm::{Alarm, PayloadError};
+use crate::sns::{MessageKind, SnsMessage};
+
+/// Who delivered the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    Sqsd,
+    Sns,
+    Direct,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqsd => "sqsd",
+            Self::Sns => "sns",
+            Self::Direct => "direct",
+        }
+    }
+}
+
+/// How a request reached the service, with the ids that make a redelivery recognisable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub kind: DeliveryKind,
+    /// `X-Aws-Sqsd-Msgid`: the same on every receive of one SQS message.
+    pub sqsd_message_id: Option<String>,
+    pub sqsd_receive_count: Option<u32>,
+    pub sqsd_queue: Option<String>,
+    /// The SNS MessageId: the same on every retry of one notification.
+    pub sns_message_id: Option<String>,
+    pub sns_topic_arn: Option<String>,
+    /// `x-amz-sns-rawdelivery: true`: SNS sent the bare message, unsigned.
+    pub sns_raw: bool,
+}
+
+impl Delivery {
+    pub fn new(kind: DeliveryKind) -> Self {
+        Self {
+            kind,
+            sqsd_message_id: None,
+            sqsd_receive_count: None,
+            sqsd_queue: None,
+            sns_message_id: None,
+            sns_topic_arn: None,
+            sns_raw: false,
+        }
+    }
+
+    /// The delivery's own id, for the log and the ledger.
+    pub fn id(&self) -> Option<&str> {
+        self.sns_message_id
+            .as_deref()
+            .or(self.sqsd_message_id.as_deref())
+    }
+
+    /// Keys under which this delivery is remembered once handled.
+    pub fn dedupe_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(id) = &self.sqsd_message_id {
+            keys.push(format!("sqs:{id}"));
+        }
+        if let Some(id) = &self.sns_message_id {
+            keys.push(format!("sns:{id}"));
+        }
+        keys
+    }
+}
+
+/// What the body holds, once read.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// A signed SNS message (posted by SNS, or inside an SQS body).
+    Sns(SnsMessage),
+    /// An alarm or event with no envelope.
+    Bare(Value),
+    /// A worker-daemon periodic task.
+    Task(String),
+}
+
+/// A classified request.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub delivery: Delivery,
+    pub body: Body,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+const SNS_TYPES: [&str; 3] = [
+    "Notification",
+    "SubscriptionConfirmation",
+    "UnsubscribeConfirmation",
+];
+
+/// Reads one request: who sent it and what its body is. Bodies that are not JSON objects
+/// are refused here, before anything else looks at them.
+pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadError> {
+    let is_sqsd = headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-aws-sqsd-"));
+    let sns_type = header(headers, "x-amz-sns-message-type");
+    let raw_delivery =
+        header(headers, "x-amz-sns-rawdelivery").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+
+    let mut delivery = Delivery::new(if is_sqsd {
+        DeliveryKind::Sqsd
+    } else if sns_type.is_some() || raw_delivery {
+        DeliveryKind::Sns
+    } else {
+        DeliveryKind::Direct
+    });
+    if is_sqsd {
+        delivery.sqsd_message_id = header(headers, "x-aws-sqsd-msgid").map(str::to_owned);
+        delivery.sqsd_receive_count =
+            header(headers, "x-aws-sqsd-receive-count").and_then(|c| c.parse().ok());
+        delivery.sqsd_queue = header(headers, "x-aws-sqsd-queue").map(str::to_owned);
+        if let Some(task) = header(headers, "x-aws-sqsd-taskname") {
+            return Ok(Received {
+                delivery,
+                body: Body::Task(task.to_owned()),
+            });
+        }
+    }
+    delivery.sns_raw = raw_delivery;
+    if raw_delivery {
+        delivery.sns_message_id = header(headers, "x-amz-sns-message-id").map(str::to_owned);
+        delivery.sns_topic_arn = header(headers, "x-amz-sns-topic-arn").map(str::to_owned);
+    }
+
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(PayloadError::EmptyBody);
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
+    let Some(obj) = value.as_object() else {
+        return Err(PayloadError::NotAnObject);
+    };
+
+    // An SNS envelope: the header says so, or the body carries an SNS Type, or (as the
+    // original service decided) it has both TopicArn and Message.
+    let body_type = obj.get("Type").and_then(Value::as_str);
+    let looks_sns = body_type.is_some_and(|t| SNS_TYPES.contains(&t))
+        || (obj.contains_key("TopicArn") && obj.contains_key("Message"));
+    if !raw_delivery && (sns_type.is_some() || looks_sns) {
+        let msg = SnsMessage::parse(&value).map_err(|e| PayloadError::InvalidField {
+            field: "SNS envelope".into(),
+            problem: e.to_string(),
+        })?;
+        if let Some(t) = sns_type.filter(|t| *t != msg.kind.as_str()) {
+            return Err(PayloadError::InvalidField {
+                field: "Type".into(),
+                problem: format!("header says {t}, body says {}", msg.kind.as_str()),
+            });
+        }
+        delivery.sns_message_id = Some(msg.message_id.clone());
+        delivery.sns_topic_arn = Some(msg.topic_arn.clone());
+        return Ok(Received {
+            delivery,
+            body: Body::Sns(msg),
+        });
+    }
+    Ok(Received {
+        delivery,
+        body: Body::Bare(value),
+    })
+}
+
+impl Received {
+    /// Opens the envelope (if any) and parses the alarm inside. For an SNS message, call
+    /// this only once its signature has been checked (or deliberately not checked).
+    pub fn into_alarm(self) -> Result<(Delivery, Alarm), PayloadError> {
+        let value = match self.body {
+            Body::Bare(v) => v,
+            Body::Sns(msg) => {
+                if msg.kind != MessageKind::Notification {
+                    return Err(PayloadError::UnsupportedEvent(format!(
+                        "SNS {} carries no alarm",
+                        msg.kind.as_str()
+                    )));
+                }
+                serde_json::from_str::<Value>(&msg.message)
+                    .map_err(|e| PayloadError::SnsMessageNotJson(e.to_string()))?
+            }
+            Body::Task(name) => {
+                return Err(PayloadError::UnsupportedEvent(format!(
+                    "periodic task {name:?} carries no alarm"
+                )));
+            }
+        };
+        let mut alarm = Alarm::parse(value).map_err(|e| match e {
+            // Inside an envelope, "not an object" means the Message held JSON of the
+            // wrong kind: say where.
+            PayloadError::NotAnObject if self.delivery.sns_message_id.is_some() => {
+                PayloadError::SnsMessageNotJson("the Message is JSON but not an object".into())
+            }
+            other => other,
+        })?;
+        alarm.delivery_id = self.delivery.id().map(str::to_owned);
+        Ok((self.delivery, alarm))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/data/payloads/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn direct_post() {
+        let r = receive(&HeaderMap::new(), &fixture("minimal.json")).expect("ok");
+        assert_eq!(r.delivery.kind, DeliveryKind::Direct);
+        let (_, a) = r.into_alarm().expect("alarm");
+        assert_eq!(a.name, "My Alarm");
+    }
+
+    #[test]
+    fn sqsd_headers_are_kept() {
+        let h = headers(&[
+            ("x-aws-sqsd-msgid", "abc-123"),
+            ("x-aws-sqsd-receive-count", "3"),
+            ("x-aws-sqsd-queue", "worker-queue"),
+            ("content-type", "application/json"),
+        ]);
+        let r = receive(&h, &fixture("metric-alarm.json")).expect("ok");
+        assert_eq!(r.delivery.kind, DeliveryKind::Sqsd);
+        assert_eq!(r.delivery.sqsd_message_id.as_deref(), Some("abc-123"));
+        assert_eq!(r.delivery.sqsd_receive_count, Some(3));
+        assert_eq!(r.delivery.sqsd_queue.as_deref(), Some("worker-queue"));
+        assert_eq!(r.delivery.dedupe_keys(), vec!["sqs:abc-123".to_owned()]);
+    }
+
+    #[test]
+    fn sns_envelope_inside_an_sqs_body_is_unwrapped() {
+        let h = headers(&[("x-aws-sqsd-msgid", "abc-123")]);
+        let r = receive(&h, &fixture("sns-envelope-unsigned.json")).expect("ok");
+        assert!(matches!(r.body, Body::Sns(_)));
+        assert_eq!(
+            r.delivery.sns_message_id.as_deref(),
+            Some("b3f2c9a4-1d7e-5c3b-9f0a-6e2d8c4b7a15")
+        );
+        assert_eq!(r.delivery.dedupe_keys().len(), 2);
+        let (d, a) = r.into_alarm().expect("alarm");
+        assert_eq!(a.name, "prod-api-5xx-rate");
+        assert_eq!(a.delivery_id.as_deref(), d.id());
+    }
+
+    #[test]
+    fn periodic_tasks_are_recognised() {
+        let h = headers(&[
+            ("x-aws-sqsd-taskname", "reconcile"),
+            ("x-aws-sqsd-msgid", "x"),
+        ]);
+        let r = receive(&h, b"").expect("ok");
+        assert!(matches!(r.body, Body::Task(ref n) if n == "reconcile"));
+    }
+
+    #[test]
+    fn raw_sns_delivery_is_a_bare_body() {
+        let h = headers(&[
+            ("x-amz-sns-rawdelivery", "true"),
+            ("x-amz-sns-message-id", "m-1"),
+        ]);
+        let r = receive(&h, &fixture("metric-alarm.json")).expect("ok");
+        assert_eq!(r.delivery.kind, DeliveryKind::Sns);
+        assert!(r.delivery.sns_raw);
+        assert!(matches!(r.body, Body::Bare(_)));
+        assert_eq!(r.delivery.id(), Some("m-1"));
+    }
+
+    #[test]
+    fn bad_bodies() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            receive(&none, b"").expect_err("empty"),
+            PayloadError::EmptyBody
+        );
+        assert_eq!(
+            receive(&none, b" \n").expect_err("blank"),
+            PayloadError::EmptyBody
+        );
+        assert_eq!(
+            receive(&none, b"AlarmName=x").expect_err("text").code(),
+            "not_json"
+        );
+        assert_eq!(
+            receive(&none, b"\xff\xfe").expect_err("binary").code(),
+            "not_json"
+        );
+        assert_eq!(
+            receive(&none, b"[1]").expect_err("array"),
+            PayloadError::NotAnObject
+        );
+        assert_eq!(
+            receive(&none, b"null").expect_err("null"),
+            PayloadError::NotAnObject
+        );
+        let deep = "[".repeat(10_000);
+        assert_eq!(
+            receive(&none, deep.as_bytes()).expect_err("deep").code(),
+            "not_json"
+        );
+    }
+
+    #[test]
+    fn sns_message_that_is_not_json() {
+        let mut v: Value =
+            serde_json::from_slice(&fixture("sns-envelope-unsigned.json")).expect("json");
+        v["Message"] = Value::String("the database is on fire".into());
+        let body = serde_json::to_vec(&v).expect("json");
+        let err = receive(&HeaderMap::new(), &body)
+            .expect("envelope ok")
+            .into_alarm()
+            .expect_err("not json");
+        assert_eq!(err.code(), "sns_message_not_json");
+
+        v["Message"] = Value::String("[1,2]".into());
+        let body = serde_json::to_vec(&v).expect("json");
+        let err = receive(&HeaderMap::new(), &body)
+            .expect("envelope ok")
+            .into_alarm()
+            .expect_err("array");
+        assert_eq!(err.code(), "sns_message_not_json");
+    }
+
+    #[test]
+    fn sns_envelope_missing_fields_and_mismatched_header() {
+        let v =
+            serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"});
+        let err =
+            receive(&HeaderMap::new(), &serde_json::to_vec(&v).expect("json")).expect_err("bad");
+        assert_eq!(err.code(), "invalid_field");
+
+        let h = headers(&[("x-amz-sns-message-type", "SubscriptionConfirmation")]);
+        let err = receive(&h, &fixture("sns-envelope-unsigned.json")).expect_err("mismatch");
+        assert_eq!(err.code(), "invalid_field");
+    }
+}

@@ -1,0 +1,101 @@
+//! Where cases go: the support desk. [`NewCase`] is exactly what CreateCase receives; the
+//! desk behind the trait is AWS Support in production or the local dry-run desk, which records
+//! the case it would have opened.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::alarm_config::{EmailAddress, Severity};
+
+/// AWS Support accepts at most this many characters in a communication body.
+pub const MAX_BODY_CHARS: usize = 8000;
+
+/// A case as CreateCase takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewCase {
+    pub subject: String,
+    pub communication_body: String,
+    pub severity_code: Severity,
+    pub service_code: String,
+    pub category_code: String,
+    pub cc_email_addresses: Vec<EmailAddress>,
+    pub language: String,
+    pub issue_type: String,
+}
+
+/// A communication added to an open case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Communication {
+    pub communication_body: String,
+    pub cc_email_addresses: Vec<EmailAddress>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// The case is gone (or never existed): the caller opens a new one.
+    #[error("support case {0} was not found")]
+    CaseNotFound(String),
+    /// Throttling, limits, outages: the same request can succeed later.
+    #[error("support desk unavailable: {0}")]
+    Unavailable(String),
+    /// The desk refused the request itself; repeating it will not help.
+    #[error("support desk refused the request: {0}")]
+    Rejected(String),
+}
+
+#[async_trait]
+pub trait SupportDesk: Send + Sync {
+    /// Opens a case and returns its id.
+    async fn create_case(&self, case: &NewCase) -> Result<String, DeskError>;
+    async fn add_communication(&self, case_id: &str, comm: &Communication)
+    -> Result<(), DeskError>;
+    async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError>;
+}
+
+/// Cuts a body to what AWS Support accepts, saying how much was left out. Counts characters,
+/// not bytes, as the API does.
+pub fn truncate_body(body: String) -> String {
+    let total = body.chars().count();
+    if total <= MAX_BODY_CHARS {
+        return body;
+    }
+    // Reserve room for the marker itself so the result still fits.
+    let marker_room = 64;
+    let keep = MAX_BODY_CHARS - marker_room;
+    let mut out: String = body.chars().take(keep).collect();
+    out.push_str(&format!(
+        "\n[... truncated: {} characters omitted]",
+        total - keep
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_bodies_are_untouched() {
+        assert_eq!(truncate_body("hello".into()), "hello");
+        let exact = "é".repeat(MAX_BODY_CHARS);
+        assert_eq!(truncate_body(exact.clone()), exact);
+    }
+
+    #[test]
+    fn long_bodies_are_cut_with_a_marker() {
+        let long = "é".repeat(MAX_BODY_CHARS * 2);
+        let cut = truncate_body(long);
+        assert!(cut.chars().count() <= MAX_BODY_CHARS);
+        assert!(
+            cut.ends_with("characters omitted]"),
+            "{}",
+            &cut[cut.len() - 60..]
+        );
+        assert!(cut.contains(&format!(
+            "truncated: {} characters",
+            MAX_BODY_CHARS * 2 - (MAX_BODY_CHARS - 64)
+        )));
+    }
+}

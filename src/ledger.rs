@@ -1,0 +1,94 @@
+//! The case ledger: the durable record of what the service did and why. It answers the two
+//! questions the case logic asks before acting (was this delivery or event handled already?
+//! is a case open for this alarm?) and takes each decision as one atomic [`Commit`], so a
+//! crash leaves either all of a decision or none of it.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::case::Outcome;
+
+/// The case currently open for one alarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenCase {
+    /// The alarm's ledger key (ARN, or name when there is none).
+    pub alarm_key: String,
+    pub alarm_name: String,
+    pub case_id: String,
+    pub opened_at: DateTime<Utc>,
+    /// When the case last received a communication (its opening counts).
+    pub last_update_at: DateTime<Utc>,
+    /// ALARM notifications folded into the case within the update cooldown.
+    pub coalesced: u64,
+    /// Communications added after the case was opened.
+    pub updates: u64,
+    /// Whether the alarm has gone back to OK since the case was opened or last updated.
+    pub recovered: bool,
+}
+
+/// One decision, as recorded: who asked, about what, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Assigned by the ledger; 0 until recorded.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub delivery_kind: String,
+    pub delivery_id: Option<String>,
+    pub alarm_key: String,
+    pub alarm_name: String,
+    pub state: String,
+    pub state_change_time: String,
+    pub outcome: Outcome,
+    pub case_id: Option<String>,
+    /// Why, in a few words, when the outcome alone does not say.
+    pub note: Option<String>,
+}
+
+/// What a decision does to the alarm's open case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenCaseChange {
+    Keep,
+    Put(OpenCase),
+    Remove { alarm_key: String },
+}
+
+/// Everything one decision writes, applied atomically.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Delivery and event keys to mark as handled (empty for a duplicate: they already are).
+    pub handled_keys: Vec<String>,
+    pub decision: Decision,
+    pub open_case: OpenCaseChange,
+}
+
+/// Which decisions `cases list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub alarm_key: Option<String>,
+    pub case_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger storage failed: {0}")]
+    Storage(String),
+    #[error("ledger record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait CaseLedger: Send + Sync {
+    /// The earliest decision recorded under any of these keys, if one was.
+    async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError>;
+    async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError>;
+    async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
+    /// Records a decision and its effects in one transaction; returns its sequence number.
+    async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
+    /// Decisions, newest first.
+    async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError>;
+}

@@ -1,0 +1,20 @@
+//! cw-support-api: turns CloudWatch alarms into AWS Support cases, exactly once per problem.
+//!
+//! A request travels `server` (HTTP edge) → `delivery` (who sent what) → `sns` (signatures)
+//! → `alarm` (one validated model) → `case` (the decision) → the backends behind
+//! `alarm_config`, `ledger` and `desk`. See docs/architecture.md.
+
+pub mod alarm;
+pub mod alarm_config;
+pub mod backend;
+pub mod case;
+pub mod cli;
+pub mod commands;
+pub mod delivery;
+pub mod desk;
+pub mod ledger;
+pub mod server;
+pub mod sns;
+pub mod telemetry;
+
+pub use server::{AppState, app};
