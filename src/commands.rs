@@ -57,9 +57,10 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?;
+    let addr = listener.local_addr().map_err(failed)?;
     info!(
         %addr,
-        backend = ?config.backend,
+        backend = config.backend.as_str(),
         data_dir = %config.data_dir.display(),
         "cw-support-api listening"
     );

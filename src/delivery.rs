@@ -246,6 +246,28 @@ mod tests {
         h
     }
 
+    /// Every example payload shipped beside the project parses (skipped without `../shared`).
+    #[test]
+    fn every_shared_fixture_becomes_an_alarm() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/payloads");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            eprintln!("skipped: {dir} is absent");
+            return;
+        };
+        let mut n = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let body = std::fs::read(&path).expect("read");
+                let r = receive(&HeaderMap::new(), &body).expect("classified");
+                r.into_alarm()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 8, "found only {n} fixtures");
+    }
+
     #[test]
     fn direct_post() {
         let r = receive(&HeaderMap::new(), &fixture("minimal.json")).expect("ok");

@@ -135,7 +135,7 @@ async fn serviceme(
     let started = Instant::now();
     let mut seen: Option<Delivery> = None;
     let result = handle(&state, &headers, body, &mut seen).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
     match result {

@@ -1,0 +1,269 @@
+//! The binary as a user runs it: `alarms`, `process`, `cases`, and `serve` stopped by
+//! SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::payload_path;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cw-support-api");
+
+fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("PORT")
+        .env_remove("BACKEND")
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_option_with_its_env_var() {
+    let o = cli(Path::new("."), &["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for var in [
+        "PORT",
+        "BIND",
+        "BACKEND",
+        "DATA_DIR",
+        "LOG_FORMAT",
+        "REQUEST_TIMEOUT",
+        "UPDATE_COOLDOWN",
+        "RECOVERY_NOTE",
+        "CLOSE_ON_RECOVERY",
+        "DEFAULT_SERVICE_CODE",
+        "DEFAULT_CATEGORY_CODE",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}=")),
+            "{var} missing from --help"
+        );
+    }
+}
+
+#[test]
+fn alarms_put_get_list_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let o = cli(
+        d,
+        &[
+            "alarms",
+            "put",
+            "db-cpu",
+            "--priority",
+            "urgent",
+            "--action",
+            r#"{"runbook":"fail over"}"#,
+            "--cc",
+            "ops@example.com",
+            "--cc",
+            "dba@example.com",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = cli(d, &["alarms", "get", "db-cpu"]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["priority"], "urgent");
+    assert_eq!(v["ccemail"][1], "dba@example.com");
+
+    // A partial put keeps the other fields.
+    let o = cli(d, &["alarms", "put", "db-cpu", "--enabled", "false"]);
+    assert!(o.status.success());
+    let v: Value =
+        serde_json::from_str(&stdout(&cli(d, &["alarms", "get", "db-cpu"]))).expect("json");
+    assert_eq!(v["priority"], "urgent");
+    assert_eq!(v["enabled"], false);
+
+    // The file is plain JSON a person can read.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("alarms.json")).expect("file"))
+            .expect("json");
+    assert_eq!(file["db-cpu"]["priority"], "urgent");
+
+    let list = stdout(&cli(d, &["alarms", "list"]));
+    assert!(list.contains("db-cpu") && list.contains("urgent"), "{list}");
+
+    assert!(cli(d, &["alarms", "delete", "db-cpu"]).status.success());
+    let o = cli(d, &["alarms", "get", "db-cpu"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no settings"));
+}
+
+#[test]
+fn alarms_put_refuses_bad_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(dir.path(), &["alarms", "put", "x", "--priority", "p1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown priority"), "{}", stderr(&o));
+    let o = cli(dir.path(), &["alarms", "put", "x", "--cc", "not-an-email"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not an email"));
+    assert!(!dir.path().join("alarms.json").exists());
+}
+
+#[test]
+fn process_prints_the_case_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    cli(
+        d,
+        &[
+            "alarms",
+            "put",
+            "prod-api-5xx-rate",
+            "--priority",
+            "high",
+            "--cc",
+            "ops@example.com",
+        ],
+    );
+    let file = payload_path("metric-alarm.json");
+    let o = cli(d, &["process", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["outcome"], "created");
+    assert_eq!(v["plan"]["action"], "create");
+    let case = &v["plan"]["case"];
+    assert_eq!(case["subject"], "prod-api-5xx-rate");
+    assert_eq!(case["severityCode"], "high");
+    assert_eq!(case["ccEmailAddresses"][0], "ops@example.com");
+    assert_eq!(case["serviceCode"], "amazon-elastic-compute-cloud-linux");
+    assert!(
+        case["communicationBody"]
+            .as_str()
+            .unwrap_or("")
+            .contains("HTTPCode_Target_5XX_Count")
+    );
+
+    // Nothing was recorded: processing twice gives the same answer.
+    let again: Value = serde_json::from_str(&stdout(&cli(
+        d,
+        &["process", file.to_str().expect("utf-8")],
+    )))
+    .expect("json");
+    assert_eq!(again["outcome"], "created");
+    assert!(stdout(&cli(d, &["cases", "list"])).contains("no decisions"));
+}
+
+#[test]
+fn process_reads_stdin_and_reports_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(BIN)
+        .args(["process", "-"])
+        .env("DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"AlarmName": "x"}"#)
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing_field"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("StateChangeTime"));
+}
+
+/// Starts `serve` on port 0 and returns the child and the address it logged.
+fn start_server(data_dir: &Path) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .env("DATA_DIR", data_dir)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server logs before exiting")
+            .expect("line");
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(addr) = v["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+#[tokio::test]
+async fn serve_handles_a_post_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, addr) = start_server(dir.path());
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("http://{addr}/serviceme"))
+        .body(std::fs::read(payload_path("minimal.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["outcome"], "created");
+
+    // While the server runs, the ledger can be read by another process.
+    let list = cli(dir.path(), &["cases", "list", "--json"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let decisions: Value = serde_json::from_str(&stdout(&list)).expect("json");
+    assert_eq!(decisions[0]["outcome"], "created");
+    assert_eq!(decisions[0]["caseId"], "dry-run-1");
+
+    let show = cli(dir.path(), &["cases", "show", "dry-run-1"]);
+    assert!(show.status.success());
+    let text = stdout(&show);
+    assert!(text.contains("Subject: My Alarm"), "{text}");
+    assert!(text.contains("Severity: low"));
+    assert!(text.contains("created"));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit 0 on SIGTERM, got {status}");
+}
+
+#[test]
+fn cases_show_unknown_id_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(dir.path(), &["cases", "show", "dry-run-77"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no case"));
+}

@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: a real server on port 0 with fresh state, and
+//! the payload fixtures.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cw_support_api::backend::local::LocalBackend;
+use cw_support_api::case::{CasePolicy, CaseService};
+use cw_support_api::desk::SupportDesk;
+use cw_support_api::server::{self, AppState};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub fn payload(name: &str) -> Vec<u8> {
+    std::fs::read(payload_path(name)).expect("fixture exists")
+}
+
+pub fn payload_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/payloads")
+        .join(name)
+}
+
+pub fn payload_json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&payload(name)).expect("fixture is JSON")
+}
+
+/// A running server and what it was started with.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub backend: LocalBackend,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub struct Options {
+    pub policy: CasePolicy,
+    pub request_timeout: Duration,
+    /// Replaces the dry-run desk (to slow it down or make it fail).
+    pub desk: Option<Arc<dyn SupportDesk>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: CasePolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            desk: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(data_dir: &Path) -> Self {
+        Self::spawn_with(data_dir, Options::default()).await
+    }
+
+    pub async fn spawn_with(data_dir: &Path, opts: Options) -> Self {
+        let backend = LocalBackend::open(data_dir).expect("local backend");
+        let desk: Arc<dyn SupportDesk> = opts.desk.unwrap_or_else(|| backend.desk.clone());
+        let cases = CaseService::new(
+            backend.config.clone(),
+            backend.ledger.clone(),
+            desk,
+            opts.policy,
+        );
+        let state = AppState::new(cases, opts.request_timeout);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            backend,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        self.post_with(body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.post(self.url("/serviceme")).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text:?}"));
+        (status, json)
+    }
+
+    /// Stops the server the way SIGTERM does and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("join").expect("serve");
+        }
+    }
+
+    pub fn shutdown_handle(&mut self) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+        (
+            self.stop.take().expect("not stopped"),
+            self.handle.take().expect("not stopped"),
+        )
+    }
+}

@@ -1,0 +1,540 @@
+//! The HTTP contract, through the real server on port 0 with a fresh data directory per
+//! test: every payload shape, every outcome, every class of bad input, restarts, timeouts,
+//! desk failures and graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{Options, TestApp, payload, payload_json};
+use cw_support_api::alarm_config::{AlarmConfigRecord, AlarmConfigStore};
+use cw_support_api::desk::{Communication, DeskError, NewCase, SupportDesk};
+use cw_support_api::ledger::CaseLedger;
+use serde_json::{Value, json};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[tokio::test]
+async fn healthz_answers() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_payload_shape_gets_its_outcome() {
+    let cases = [
+        ("minimal.json", "created", "My Alarm"),
+        ("metric-alarm.json", "created", "prod-api-5xx-rate"),
+        (
+            "metric-math-alarm.json",
+            "created",
+            "orders-queue-age-anomaly",
+        ),
+        ("composite-alarm.json", "created", "checkout-degraded"),
+        (
+            "eventbridge-alarm-state-change.json",
+            "created",
+            "prod-db-cpu",
+        ),
+        (
+            "aws-health-event.json",
+            "created",
+            "AWS_EC2_INSTANCE_STORE_DRIVE_PERFORMANCE_DEGRADED",
+        ),
+    ];
+    for (file, outcome, alarm) in cases {
+        let dir = tempdir();
+        let app = TestApp::spawn(dir.path()).await;
+        let (status, body) = app.post(payload(file)).await;
+        assert_eq!(status, 200, "{file}: {body}");
+        assert_eq!(body["outcome"], outcome, "{file}");
+        assert_eq!(body["alarm"], alarm, "{file}");
+        assert_eq!(body["caseId"], "dry-run-1", "{file}");
+        let case = app
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("recorded");
+        assert!(
+            case.case.communication_body.contains(alarm),
+            "{file}: body names the alarm"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn ok_without_open_case_is_ignored_and_with_one_recovers() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let mut earlier_ok = payload_json("metric-alarm-ok.json");
+    earlier_ok["StateChangeTime"] = json!("2026-11-19T23:00:00.000+0000");
+    let (status, body) = app.post(earlier_ok.to_string()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("ignored")));
+    assert_eq!(body["caseId"], Value::Null);
+
+    let (_, created) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(created["outcome"], "created");
+    let (status, body) = app.post(payload("metric-alarm-ok.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["outcome"], "recovered");
+    assert_eq!(body["caseId"], created["caseId"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unsigned_sns_envelope_from_the_worker_daemon() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let sqsd = [
+        ("x-aws-sqsd-msgid", "6a1b0c39-0000-4000-8000-000000000001"),
+        ("x-aws-sqsd-receive-count", "1"),
+        ("x-aws-sqsd-queue", "awseb-worker-queue"),
+        ("user-agent", "aws-sqsd/2.4"),
+    ];
+    let (status, body) = app
+        .post_with(payload("sns-envelope-unsigned.json"), &sqsd)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "created");
+    assert_eq!(body["alarm"], "prod-api-5xx-rate");
+
+    // The worker daemon redelivers the same message: nothing new happens.
+    let (status, body) = app
+        .post_with(payload("sns-envelope-unsigned.json"), &sqsd)
+        .await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("duplicate")));
+    assert_eq!(body["caseId"], "dry-run-1");
+
+    // The same alarm event posted directly (no envelope) is the same event.
+    let (_, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(body["outcome"], "duplicate");
+
+    let decisions = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("decisions");
+    assert_eq!(decisions.len(), 3);
+    assert_eq!(decisions[2].delivery_kind, "sqsd");
+    assert_eq!(
+        decisions[2].delivery_id.as_deref(),
+        Some("b3f2c9a4-1d7e-5c3b-9f0a-6e2d8c4b7a15")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn content_type_is_never_what_decides() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let (status, body) = app
+        .post_with(
+            payload("minimal.json"),
+            &[("content-type", "text/plain; charset=UTF-8")],
+        )
+        .await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("created")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeats_are_updated_coalesced_and_muted_alarms_suppressed() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            policy: cw_support_api::case::CasePolicy {
+                update_cooldown: Duration::ZERO,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut alarm = payload_json("metric-alarm.json");
+    app.post(alarm.to_string()).await;
+    alarm["StateChangeTime"] = json!("2026-11-20T04:12:45.118+0000");
+    let (_, body) = app.post(alarm.to_string()).await;
+    assert_eq!(body["outcome"], "updated");
+    assert_eq!(body["caseId"], "dry-run-1");
+
+    app.backend
+        .config
+        .put(
+            "prod-api-5xx-rate",
+            &AlarmConfigRecord {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    alarm["StateChangeTime"] = json!("2026-11-20T05:12:45.118+0000");
+    let (status, body) = app.post(alarm.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("suppressed"))
+    );
+    app.stop().await;
+
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await; // default 10 min cooldown
+    let mut alarm = payload_json("metric-alarm.json");
+    app.post(alarm.to_string()).await;
+    alarm["StateChangeTime"] = json!("2026-11-20T03:14:45.118+0000");
+    let (_, body) = app.post(alarm.to_string()).await;
+    assert_eq!(body["outcome"], "coalesced");
+    app.stop().await;
+}
+
+async fn expect_400(app: &TestApp, body: impl Into<reqwest::Body>, code: &str) -> Value {
+    let (status, answer) = app.post(body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"], code, "{answer}");
+    assert!(
+        answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{answer}"
+    );
+    answer
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_precise_400() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    expect_400(&app, "", "empty_body").await;
+    expect_400(&app, "AlarmName=disk-full", "not_json").await;
+    expect_400(&app, "{\"AlarmName\": ", "not_json").await;
+    expect_400(&app, vec![0xff_u8, 0xfe, 0x00], "not_json").await;
+    expect_400(&app, "[1, 2, 3]", "not_an_object").await;
+    expect_400(&app, "\"ALARM\"", "not_an_object").await;
+    expect_400(&app, "{\"hello\": \"world\"}", "unknown_shape").await;
+
+    let a = expect_400(
+        &app,
+        json!({"AlarmDescription": "x", "StateChangeTime": "t"}).to_string(),
+        "unknown_shape",
+    )
+    .await;
+    assert!(a["message"].as_str().unwrap_or("").contains("AlarmName"));
+    let a = expect_400(
+        &app,
+        json!({"AlarmName": "x", "AlarmDescription": "d"}).to_string(),
+        "missing_field",
+    )
+    .await;
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("StateChangeTime")
+    );
+    let a = expect_400(
+        &app,
+        json!({"AlarmName": 42, "StateChangeTime": "t"}).to_string(),
+        "invalid_field",
+    )
+    .await;
+    assert!(a["message"].as_str().unwrap_or("").contains("AlarmName"));
+    expect_400(
+        &app,
+        json!({"AlarmName": "x", "StateChangeTime": 1700000000}).to_string(),
+        "invalid_field",
+    )
+    .await;
+    expect_400(
+        &app,
+        json!({"AlarmName": "x", "StateChangeTime": "t", "NewStateValue": "PANIC"}).to_string(),
+        "invalid_field",
+    )
+    .await;
+
+    let mut env = payload_json("sns-envelope-unsigned.json");
+    env["Message"] = json!("Disk full on db-1");
+    expect_400(&app, env.to_string(), "sns_message_not_json").await;
+
+    let mut event = payload_json("eventbridge-alarm-state-change.json");
+    event["detail-type"] = json!("EC2 Spot Instance Interruption Warning");
+    expect_400(&app, event.to_string(), "unsupported_event").await;
+
+    // Nothing was recorded for any of it.
+    let decisions = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("decisions");
+    assert!(decisions.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let big = json!({"AlarmName": "x", "StateChangeTime": "t", "AlarmDescription": "x".repeat(1024 * 1024)});
+    let (status, body) = app.post(big.to_string()).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"], "body_too_large");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_post_on_serviceme() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let resp = app
+        .client
+        .get(app.url("/serviceme"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 405);
+    let resp = app.client.post(app.url("/")).send().await.expect("post");
+    assert_eq!(resp.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn periodic_tasks_and_sns_confirmations_are_refused_clearly() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let (status, body) = app
+        .post_with(
+            "",
+            &[
+                ("x-aws-sqsd-taskname", "nightly"),
+                ("x-aws-sqsd-msgid", "t-1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "unsupported_event");
+    let mut confirm = payload_json("sns-envelope-unsigned.json");
+    confirm["Type"] = json!("SubscriptionConfirmation");
+    confirm["Token"] = json!("abc");
+    confirm["SubscribeURL"] =
+        json!("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription");
+    let (status, body) = app
+        .post_with(
+            confirm.to_string(),
+            &[("x-amz-sns-message-type", "SubscriptionConfirmation")],
+        )
+        .await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decisions_survive_a_restart() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let (_, first) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(first["outcome"], "created");
+    app.stop().await;
+
+    let app = TestApp::spawn(dir.path()).await;
+    let (_, again) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(again["outcome"], "duplicate", "dedupe survives a restart");
+    assert_eq!(again["caseId"], first["caseId"]);
+    let mut next = payload_json("metric-alarm.json");
+    next["StateChangeTime"] = json!("2026-11-20T03:13:45.118+0000");
+    let (_, next) = app.post(next.to_string()).await;
+    assert_eq!(
+        next["outcome"], "coalesced",
+        "the open case survives a restart"
+    );
+    assert_eq!(next["caseId"], first["caseId"]);
+    let (_, rec) = app.post(payload("metric-alarm-ok.json")).await;
+    assert_eq!(rec["outcome"], "recovered");
+    app.stop().await;
+}
+
+/// A desk that can be made slow or broken, counting what reaches the real one behind it.
+struct FlakyDesk {
+    inner: Arc<dyn SupportDesk>,
+    delay: Duration,
+    down: AtomicBool,
+    created: AtomicUsize,
+}
+
+#[async_trait]
+impl SupportDesk for FlakyDesk {
+    async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
+        tokio::time::sleep(self.delay).await;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(DeskError::Unavailable(
+                "ThrottlingException: Rate exceeded".into(),
+            ));
+        }
+        self.created.fetch_add(1, Ordering::SeqCst);
+        self.inner.create_case(case).await
+    }
+    async fn add_communication(&self, id: &str, c: &Communication) -> Result<(), DeskError> {
+        self.inner.add_communication(id, c).await
+    }
+    async fn resolve_case(&self, id: &str) -> Result<(), DeskError> {
+        self.inner.resolve_case(id).await
+    }
+}
+
+async fn flaky(
+    dir: &std::path::Path,
+    delay: Duration,
+    timeout: Duration,
+) -> (TestApp, Arc<FlakyDesk>) {
+    let backend = cw_support_api::backend::local::LocalBackend::open(dir).expect("backend");
+    let desk = Arc::new(FlakyDesk {
+        inner: backend.desk.clone(),
+        delay,
+        down: AtomicBool::new(false),
+        created: AtomicUsize::new(0),
+    });
+    drop(backend);
+    let app = TestApp::spawn_with(
+        dir,
+        Options {
+            request_timeout: timeout,
+            desk: Some(desk.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    (app, desk)
+}
+
+#[tokio::test]
+async fn desk_outage_answers_503_without_details_and_records_nothing() {
+    let dir = tempdir();
+    let (app, desk) = flaky(dir.path(), Duration::ZERO, Duration::from_secs(30)).await;
+    desk.down.store(true, Ordering::SeqCst);
+    let (status, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "support_unavailable");
+    assert!(
+        !body.to_string().contains("Throttling"),
+        "internal details are not sent: {body}"
+    );
+    assert!(
+        app.backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("decisions")
+            .is_empty()
+    );
+
+    desk.down.store(false, Ordering::SeqCst);
+    let (status, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("created")));
+    let (_, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(body["outcome"], "duplicate");
+    assert_eq!(desk.created.load(Ordering::SeqCst), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_desk_times_out_with_503_and_the_work_still_completes_once() {
+    let dir = tempdir();
+    let (app, desk) = flaky(
+        dir.path(),
+        Duration::from_millis(800),
+        Duration::from_millis(100),
+    )
+    .await;
+    let (status, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "timeout");
+    // The redelivery waits for the first attempt's work and finds it done.
+    let mut redelivered = None;
+    for _ in 0..50 {
+        let (status, body) = app.post(payload("metric-alarm.json")).await;
+        if status == 200 {
+            redelivered = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = redelivered.expect("eventually handled");
+    assert_eq!(body["outcome"], "duplicate");
+    assert_eq!(body["caseId"], "dry-run-1");
+    assert_eq!(desk.created.load(Ordering::SeqCst), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let dir = tempdir();
+    let (mut app, desk) = flaky(
+        dir.path(),
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
+    let url = app.url("/serviceme");
+    let client = app.client.clone();
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .body(payload("metric-alarm.json"))
+            .send()
+            .await
+            .expect("answered")
+            .status()
+            .as_u16()
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (stop, handle) = app.shutdown_handle();
+    stop.send(()).expect("signal");
+    assert_eq!(in_flight.await.expect("join"), 200);
+    handle.await.expect("join").expect("clean exit");
+    assert_eq!(desk.created.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_new_alarm_open_one_case() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let client = app.client.clone();
+        let url = app.url("/serviceme");
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .header("x-aws-sqsd-msgid", format!("msg-{i}"))
+                .body(payload("eventbridge-alarm-state-change.json"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200);
+            let v: Value = resp.json().await.expect("json");
+            v["outcome"].as_str().unwrap_or_default().to_owned()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if t.await.expect("join") == "created" {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert!(app.backend.desk.case("dry-run-2").expect("read").is_none());
+    app.stop().await;
+}
