@@ -27,6 +27,8 @@ pub enum PayloadError {
     NotJson(String),
     #[error("the request body is JSON but not an object")]
     NotAnObject,
+    #[error("{0}")]
+    MalformedSns(String),
     #[error("the SNS Message field does not hold a JSON alarm: {0}")]
     SnsMessageNotJson(String),
     #[error("unknown payload shape: {0}")]
@@ -46,6 +48,7 @@ impl PayloadError {
             Self::EmptyBody => "empty_body",
             Self::NotJson(_) => "not_json",
             Self::NotAnObject => "not_an_object",
+            Self::MalformedSns(_) => "malformed_sns_message",
             Self::SnsMessageNotJson(_) => "sns_message_not_json",
             Self::UnknownShape(_) => "unknown_shape",
             Self::UnsupportedEvent(_) => "unsupported_event",

@@ -40,6 +40,10 @@ pub enum Outcome {
     Suppressed,
     /// This delivery or this very state change was handled before.
     Duplicate,
+    /// An SNS subscription to this endpoint was confirmed.
+    Confirmed,
+    /// SNS reported that this endpoint was unsubscribed from a topic.
+    Unsubscribed,
 }
 
 impl Outcome {
@@ -52,6 +56,8 @@ impl Outcome {
             Self::Ignored => "ignored",
             Self::Suppressed => "suppressed",
             Self::Duplicate => "duplicate",
+            Self::Confirmed => "confirmed",
+            Self::Unsubscribed => "unsubscribed",
         }
     }
 
@@ -64,6 +70,8 @@ impl Outcome {
             Self::Ignored,
             Self::Suppressed,
             Self::Duplicate,
+            Self::Confirmed,
+            Self::Unsubscribed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -444,6 +452,40 @@ impl CaseService {
             case_id,
             alarm: alarm.name.clone(),
         })
+    }
+
+    /// Records a subscription event (confirmed, unsubscribed) in the ledger, so the audit
+    /// trail shows when this endpoint started or stopped hearing from a topic.
+    pub async fn record_subscription(
+        &self,
+        delivery: &Delivery,
+        topic_arn: &str,
+        kind: &str,
+        timestamp: &str,
+        outcome: Outcome,
+        note: Option<String>,
+    ) -> Result<(), CaseError> {
+        let decision = Decision {
+            seq: 0,
+            at: (self.clock)(),
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key: topic_arn.to_owned(),
+            alarm_name: topic_arn.to_owned(),
+            state: kind.to_owned(),
+            state_change_time: timestamp.to_owned(),
+            outcome,
+            case_id: None,
+            note,
+        };
+        self.ledger
+            .commit(Commit {
+                handled_keys: delivery.dedupe_keys(),
+                decision,
+                open_case: OpenCaseChange::Keep,
+            })
+            .await?;
+        Ok(())
     }
 
     fn new_case(&self, alarm: &Alarm, settings: &AlarmSettings, notes: &[String]) -> NewCase {

@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::case::CasePolicy;
+use crate::gate::{ApiTokens, CidrList};
+use crate::sns::TopicAllowList;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +86,47 @@ pub struct Config {
         global = true
     )]
     pub default_category_code: String,
+
+    /// SNS topics this endpoint serves, comma-separated ARNs (`*` allowed as the whole
+    /// region or account part). Empty: any topic, with a warning at start-up.
+    #[arg(long, env = "SNS_TOPIC_ARNS", default_value = "", value_parser = parse_topics, global = true)]
+    pub sns_topic_arns: TopicAllowList,
+
+    /// Directory of pinned SNS signing certificates: a file named like the certificate
+    /// URL's file name (SimpleNotificationService-<hex>.pem) is used and nothing downloaded.
+    #[arg(long, env = "SNS_CERT_DIR", global = true)]
+    pub sns_cert_dir: Option<PathBuf>,
+
+    /// Bearer tokens (comma-separated, 16+ characters) required on unsigned posts; empty:
+    /// unsigned posts need none. Never logged.
+    #[arg(
+        long,
+        env = "API_TOKENS",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub api_tokens: ApiTokens,
+
+    /// Networks (CIDRs) whose worker-daemon deliveries need no token, because sqsd cannot
+    /// send one: loopback and the default Docker bridge gateway.
+    #[arg(
+        long,
+        env = "TRUST_SQSD_FROM",
+        default_value = "127.0.0.0/8,::1/128,172.17.0.1/32",
+        global = true
+    )]
+    pub trust_sqsd_from: CidrList,
+
+    /// Verify the SNS signature of envelopes inside SQS bodies. Set false only for queues
+    /// that only trusted producers can write.
+    #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub verify_sqs_envelopes: bool,
+}
+
+fn parse_topics(s: &str) -> Result<TopicAllowList, String> {
+    TopicAllowList::parse(s).map_err(|e| e.to_string())
 }
 
 impl Config {

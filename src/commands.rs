@@ -8,14 +8,18 @@ use std::process::ExitCode;
 
 use axum::http::HeaderMap;
 use serde_json::json;
-use tracing::{error, info};
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
 
 use crate::alarm_config::{AlarmConfigRecord, CcField};
 use crate::backend::Backend;
 use crate::cli::{AlarmPut, AlarmsCommand, CasesCommand, Cli, Command, Config};
 use crate::delivery;
+use crate::gate::Gate;
 use crate::ledger::DecisionFilter;
 use crate::server::{self, AppState};
+use crate::sns::{HttpsCertFetcher, HttpsSubscriptionConfirmer, Verifier, VerifierConfig};
 
 /// A command's failure: printed on standard error, exit status 1 (2 for bad input).
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +56,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn serve(config: &Config) -> Result<(), CommandError> {
     let backend = Backend::open(config).await.map_err(failed)?;
-    let state = AppState::new(backend.case_service(config), config.request_timeout);
+    let state = AppState::new(
+        backend.case_service(config),
+        build_gate(config)?,
+        config.request_timeout,
+    );
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -64,6 +72,17 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
         data_dir = %config.data_dir.display(),
         "cw-support-api listening"
     );
+    if config.sns_topic_arns.is_allow_any() {
+        warn!(
+            "SNS_TOPIC_ARNS is empty: messages from ANY SNS topic with a valid signature are accepted"
+        );
+    }
+    if config.api_tokens.is_empty() && !config.bind.is_loopback() {
+        warn!(
+            bind = %config.bind,
+            "API_TOKENS is empty: unsigned posts are accepted from anyone who can reach this port"
+        );
+    }
     server::serve(listener, state, server::shutdown_signal())
         .await
         .map_err(|e| {
@@ -72,6 +91,28 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
         })?;
     info!("stopped");
     Ok(())
+}
+
+/// The edge checks as configured: SNS verification with the system's trusted roots (or
+/// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
+pub fn build_gate(config: &Config) -> Result<Gate, CommandError> {
+    let fetcher = HttpsCertFetcher::new().map_err(failed)?;
+    let confirmer = HttpsSubscriptionConfirmer::new().map_err(failed)?;
+    let verifier = Verifier::new(
+        VerifierConfig {
+            cert_dir: config.sns_cert_dir.clone(),
+            ..VerifierConfig::default()
+        },
+        Arc::new(fetcher),
+    );
+    Ok(Gate {
+        verifier,
+        topics: config.sns_topic_arns.clone(),
+        confirmer: Arc::new(confirmer),
+        tokens: config.api_tokens.clone(),
+        trust_sqsd_from: config.trust_sqsd_from.clone(),
+        verify_sqs_envelopes: config.verify_sqs_envelopes,
+    })
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), CommandError> {

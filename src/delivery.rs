@@ -89,7 +89,7 @@ impl Delivery {
 #[derive(Debug, Clone)]
 pub enum Body {
     /// A signed SNS message (posted by SNS, or inside an SQS body).
-    Sns(SnsMessage),
+    Sns(Box<SnsMessage>),
     /// An alarm or event with no envelope.
     Bare(Value),
     /// A worker-daemon periodic task.
@@ -167,10 +167,8 @@ pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadErro
     let looks_sns = body_type.is_some_and(|t| SNS_TYPES.contains(&t))
         || (obj.contains_key("TopicArn") && obj.contains_key("Message"));
     if !raw_delivery && (sns_type.is_some() || looks_sns) {
-        let msg = SnsMessage::parse(&value).map_err(|e| PayloadError::InvalidField {
-            field: "SNS envelope".into(),
-            problem: e.to_string(),
-        })?;
+        let msg =
+            SnsMessage::parse(&value).map_err(|e| PayloadError::MalformedSns(e.to_string()))?;
         if let Some(t) = sns_type.filter(|t| *t != msg.kind.as_str()) {
             return Err(PayloadError::InvalidField {
                 field: "Type".into(),
@@ -178,10 +176,10 @@ pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadErro
             });
         }
         delivery.sns_message_id = Some(msg.message_id.clone());
-        delivery.sns_topic_arn = Some(msg.topic_arn.clone());
+        delivery.sns_topic_arn = Some(msg.topic_arn.as_str().to_owned());
         return Ok(Received {
             delivery,
-            body: Body::Sns(msg),
+            body: Body::Sns(Box::new(msg)),
         });
     }
     Ok(Received {
@@ -391,7 +389,7 @@ mod tests {
             serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t"});
         let err =
             receive(&HeaderMap::new(), &serde_json::to_vec(&v).expect("json")).expect_err("bad");
-        assert_eq!(err.code(), "invalid_field");
+        assert_eq!(err.code(), "malformed_sns_message");
 
         let h = headers(&[("x-amz-sns-message-type", "SubscriptionConfirmation")]);
         let err = receive(&h, &fixture("sns-envelope-unsigned.json")).expect_err("mismatch");

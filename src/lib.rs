@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod delivery;
 pub mod desk;
+pub mod gate;
 pub mod ledger;
 pub mod server;
 pub mod sns;

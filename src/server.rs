@@ -6,6 +6,7 @@
 //! cause and never sent to the caller.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,8 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -23,9 +24,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::alarm::PayloadError;
-use crate::case::{CaseError, CaseService, Handled};
+use crate::case::{CaseError, CaseService, Outcome};
 use crate::delivery::{self, Body, Delivery};
 use crate::desk::DeskError;
+use crate::gate::{Gate, GateError};
+use crate::sns::{MessageKind, SnsError};
 
 /// The largest body accepted. An SQS message is at most 256 KiB; 1 MiB leaves room for SNS
 /// envelopes and generous third-party posts while bounding memory per request.
@@ -35,6 +38,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub cases: Arc<CaseService>,
+    pub gate: Arc<Gate>,
     /// Case work runs in tracked tasks: a caller that hangs up or times out does not cancel
     /// a case half-opened, and shutdown waits for the work to finish.
     pub tasks: TaskTracker,
@@ -42,9 +46,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(cases: CaseService, request_timeout: Duration) -> Self {
+    pub fn new(cases: CaseService, gate: Gate, request_timeout: Duration) -> Self {
         Self {
             cases: Arc::new(cases),
+            gate: Arc::new(gate),
             tasks: TaskTracker::new(),
             request_timeout,
         }
@@ -73,6 +78,8 @@ pub enum ApiError {
     #[error("request body could not be read: {0}")]
     Unreadable(String),
     #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
     Case(#[from] CaseError),
     #[error("request took longer than {0:?}")]
     Timeout(Duration),
@@ -84,6 +91,8 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Payload(_) | Self::Unreadable(_) => StatusCode::BAD_REQUEST,
+            Self::Gate(GateError::Unauthorized) => StatusCode::UNAUTHORIZED,
+            Self::Gate(GateError::Sns(e)) => sns_status(e),
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
             Self::Case(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +105,8 @@ impl ApiError {
             Self::Payload(p) => p.code(),
             Self::TooLarge => "body_too_large",
             Self::Unreadable(_) => "body_unreadable",
+            Self::Gate(GateError::Unauthorized) => "unauthorized",
+            Self::Gate(GateError::Sns(e)) => e.reason_code(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
             Self::Case(CaseError::Desk(_)) => "support_unavailable",
             Self::Case(_) => "storage_unavailable",
@@ -108,7 +119,9 @@ impl ApiError {
     /// failures only what to expect (details stay in the log).
     fn public_message(&self) -> String {
         match self {
-            Self::Payload(_) | Self::TooLarge | Self::Unreadable(_) => self.to_string(),
+            Self::Payload(_) | Self::TooLarge | Self::Unreadable(_) | Self::Gate(_) => {
+                self.to_string()
+            }
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {
                 "the support desk refused the case; see the service log".into()
             }
@@ -120,38 +133,90 @@ impl ApiError {
     }
 }
 
+/// SNS retries 5xx and 429 only: refusals that no retry can fix are 4xx, the rest 5xx.
+fn sns_status(e: &SnsError) -> StatusCode {
+    match e {
+        SnsError::MalformedMessage { .. } => StatusCode::BAD_REQUEST,
+        SnsError::CertificateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SnsError::ConfirmationFailed {
+            retryable: true, ..
+        } => StatusCode::SERVICE_UNAVAILABLE,
+        SnsError::ConfirmationFailed { .. } => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code(), "message": self.public_message()}));
-        (self.status(), body).into_response()
+        let mut resp = (self.status(), body).into_response();
+        if matches!(self, Self::Gate(GateError::Unauthorized)) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
+}
+
+/// What a handled request answers.
+enum Reply {
+    Case {
+        outcome: Outcome,
+        case_id: Option<String>,
+        alarm: String,
+    },
+    Confirmed {
+        topic: String,
+        subscription_arn: String,
+    },
+    Unsubscribed {
+        topic: String,
+    },
 }
 
 async fn serviceme(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let mut seen: Option<Delivery> = None;
-    let result = handle(&state, &headers, body, &mut seen).await;
+    let result = handle(&state, peer, &headers, body, &mut seen).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
     match result {
-        Ok(h) => {
+        Ok(Reply::Case {
+            outcome,
+            case_id,
+            alarm,
+        }) => {
             info!(
                 kind,
                 delivery_id,
-                alarm = %h.alarm,
-                outcome = h.outcome.as_str(),
-                case_id = h.case_id.as_deref().unwrap_or("-"),
+                alarm = %alarm,
+                outcome = outcome.as_str(),
+                case_id = case_id.as_deref().unwrap_or("-"),
                 latency_ms,
                 "delivery handled"
             );
+            let body = json!({"outcome": outcome, "caseId": case_id, "alarm": alarm});
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Reply::Confirmed {
+            topic,
+            subscription_arn,
+        }) => {
+            info!(kind, delivery_id, topic = %topic, subscription_arn = %subscription_arn, latency_ms, "SNS subscription confirmed");
+            let body = json!({"outcome": Outcome::Confirmed, "subscriptionArn": subscription_arn});
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Reply::Unsubscribed { topic }) => {
+            warn!(kind, delivery_id, topic = %topic, latency_ms, "SNS unsubscribed this endpoint");
             (
                 StatusCode::OK,
-                Json(json!({"outcome": h.outcome, "caseId": h.case_id, "alarm": h.alarm})),
+                Json(json!({"outcome": Outcome::Unsubscribed})),
             )
                 .into_response()
         }
@@ -176,21 +241,74 @@ async fn serviceme(
 
 async fn handle(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     seen: &mut Option<Delivery>,
-) -> Result<Handled, ApiError> {
+) -> Result<Reply, ApiError> {
+    let gate = &state.gate;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
         _ => ApiError::Unreadable(e.body_text()),
-    })?;
-    let received = delivery::receive(headers, &body)?;
+    });
+    // Verify at the edge: a signed SNS message must verify; anything else must be an
+    // admitted unsigned post, checked BEFORE its parse errors are reported, so an
+    // unauthenticated caller learns nothing about what the service accepts.
+    let received = body.and_then(|b| delivery::receive(headers, &b).map_err(ApiError::from));
+    match &received {
+        Ok(r) if gate.wants_signature(r) => {
+            *seen = Some(r.delivery.clone());
+            if let Body::Sns(msg) = &r.body {
+                gate.verify_sns(msg).await?;
+            }
+        }
+        _ => {
+            gate.admit_unsigned(headers, peer.ip())?;
+        }
+    }
+    let received = received?;
     *seen = Some(received.delivery.clone());
+
     match &received.body {
         Body::Task(name) => {
             return Err(
                 PayloadError::UnsupportedEvent(format!("no periodic task named {name:?}")).into(),
             );
+        }
+        Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
+            let subscription_arn = gate.confirm(msg).await?;
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind.as_str(),
+                    &msg.timestamp,
+                    Outcome::Confirmed,
+                    Some(subscription_arn.clone()),
+                )
+                .await?;
+            return Ok(Reply::Confirmed {
+                topic,
+                subscription_arn,
+            });
+        }
+        // Its SubscribeURL would subscribe the endpoint again: never visited.
+        Body::Sns(msg) if msg.kind == MessageKind::UnsubscribeConfirmation => {
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind.as_str(),
+                    &msg.timestamp,
+                    Outcome::Unsubscribed,
+                    None,
+                )
+                .await?;
+            return Ok(Reply::Unsubscribed { topic });
         }
         Body::Sns(_) | Body::Bare(_) => {}
     }
@@ -203,7 +321,14 @@ async fn handle(
     match tokio::time::timeout(state.request_timeout, job).await {
         Err(_) => Err(ApiError::Timeout(state.request_timeout)),
         Ok(Err(join)) => Err(ApiError::Internal(join.to_string())),
-        Ok(Ok(handled)) => Ok(handled?),
+        Ok(Ok(handled)) => {
+            let h = handled?;
+            Ok(Reply::Case {
+                outcome: h.outcome,
+                case_id: h.case_id,
+                alarm: h.alarm,
+            })
+        }
     }
 }
 
@@ -215,7 +340,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tasks = state.tasks.clone();
-    axum::serve(listener, app(state))
+    // The peer address decides whether a worker-daemon delivery needs a token.
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     tasks.close();
@@ -246,4 +373,556 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     info!("shutdown signal received: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    //! SNS authenticity and unsigned-post authentication at the HTTP edge, with keys and
+    //! certificates generated at test time (and the real AWS vectors when present).
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::case::CasePolicy;
+    use crate::gate::{ApiTokens, CidrList};
+    use crate::ledger::CaseLedger;
+    use crate::sns::test_support::{
+        FakeFetcher, PanicFetcher, TOPIC, confirmation, keys, notification,
+    };
+    use crate::sns::{
+        CertFetcher, SnsMessage, SubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
+    };
+    use async_trait::async_trait;
+    use axum::body::Body as HttpBody;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::Request;
+    use serde_json::Value;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    const SUBSCRIPTION_ARN: &str =
+        "arn:aws:sns:us-east-1:123456789012:alarms:1f3c5d6e-aaaa-bbbb-cccc-000000000001";
+
+    /// Records every URL it is asked to visit.
+    #[derive(Default)]
+    struct RecordingConfirmer {
+        urls: Mutex<Vec<String>>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl SubscriptionConfirmer for RecordingConfirmer {
+        async fn confirm(&self, url: &url::Url) -> Result<String, SnsError> {
+            self.urls.lock().expect("lock").push(url.to_string());
+            match self.fail {
+                true => Err(SnsError::ConfirmationFailed {
+                    reason: "HTTP 503".into(),
+                    retryable: true,
+                }),
+                false => Ok(SUBSCRIPTION_ARN.into()),
+            }
+        }
+    }
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        backend: LocalBackend,
+        router: Router,
+        fetcher: Arc<FakeFetcher>,
+        confirmer: Arc<RecordingConfirmer>,
+    }
+
+    struct Setup {
+        topics: &'static str,
+        tokens: &'static str,
+        verify_sqs_envelopes: bool,
+        confirm_fails: bool,
+        peer: &'static str,
+    }
+
+    impl Default for Setup {
+        fn default() -> Self {
+            Self {
+                topics: TOPIC,
+                tokens: "",
+                verify_sqs_envelopes: true,
+                confirm_fails: false,
+                peer: "127.0.0.1:40000",
+            }
+        }
+    }
+
+    fn harness(setup: Setup) -> Harness {
+        let fetcher = FakeFetcher::serving(&keys().good_pem);
+        harness_with(setup, fetcher.clone(), VerifierConfig::default(), fetcher)
+    }
+
+    fn harness_with(
+        setup: Setup,
+        fetcher: Arc<dyn CertFetcher>,
+        verifier_config: VerifierConfig,
+        counting: Arc<FakeFetcher>,
+    ) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = LocalBackend::open(dir.path()).expect("backend");
+        let cases = CaseService::new(
+            backend.config.clone(),
+            backend.ledger.clone(),
+            backend.desk.clone(),
+            CasePolicy::default(),
+        );
+        let confirmer = Arc::new(RecordingConfirmer {
+            fail: setup.confirm_fails,
+            ..Default::default()
+        });
+        let gate = Gate {
+            verifier: Verifier::new(verifier_config, fetcher),
+            topics: TopicAllowList::parse(setup.topics).expect("topics"),
+            confirmer: confirmer.clone(),
+            tokens: setup.tokens.parse::<ApiTokens>().expect("tokens"),
+            trust_sqsd_from: "127.0.0.0/8".parse::<CidrList>().expect("cidrs"),
+            verify_sqs_envelopes: setup.verify_sqs_envelopes,
+        };
+        let peer: SocketAddr = setup.peer.parse().expect("peer");
+        let router =
+            app(AppState::new(cases, gate, Duration::from_secs(10))).layer(MockConnectInfo(peer));
+        Harness {
+            _dir: dir,
+            backend,
+            router,
+            fetcher: counting,
+            confirmer,
+        }
+    }
+
+    fn to_body(m: &SnsMessage) -> String {
+        let mut v = json!({
+            "Type": m.kind.as_str(),
+            "MessageId": m.message_id,
+            "TopicArn": m.topic_arn.as_str(),
+            "Message": m.message,
+            "Timestamp": m.timestamp,
+            "SignatureVersion": m.signature_version,
+            "Signature": m.signature,
+            "SigningCertURL": m.signing_cert_url,
+        });
+        for (k, f) in [
+            ("Subject", &m.subject),
+            ("SubscribeURL", &m.subscribe_url),
+            ("Token", &m.token),
+            ("UnsubscribeURL", &m.unsubscribe_url),
+        ] {
+            if let Some(x) = f {
+                v[k] = json!(x);
+            }
+        }
+        v.to_string()
+    }
+
+    fn alarm_notification(version: &str) -> SnsMessage {
+        let mut m = notification(
+            version,
+            Some("ALARM: \"prod-api-5xx-rate\" in US East (N. Virginia)"),
+        );
+        m.message = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/payloads/metric-alarm.json"
+        ))
+        .expect("fixture");
+        keys().sign(&mut m);
+        m
+    }
+
+    async fn post(
+        h: &Harness,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, HeaderMap) {
+        let mut req =
+            Request::post("/serviceme").header("content-type", "text/plain; charset=UTF-8");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = h
+            .router
+            .clone()
+            .oneshot(req.body(HttpBody::from(body)).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    fn sns_headers(kind: &'static str) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("x-amz-sns-message-type", kind),
+            ("x-amz-sns-topic-arn", TOPIC),
+            ("user-agent", "Amazon Simple Notification Service Agent"),
+        ]
+    }
+
+    async fn decisions(h: &Harness) -> usize {
+        h.backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("ledger")
+            .len()
+    }
+
+    #[tokio::test]
+    async fn signed_v1_and_v2_notifications_open_one_case_and_replays_are_duplicates() {
+        let h = harness(Setup::default());
+        let (status, body, _) = post(
+            &h,
+            to_body(&alarm_notification("1")),
+            &sns_headers("Notification"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["outcome"], "created");
+        // Same MessageId, SHA-256 signature this time: a replay.
+        let (status, body, _) = post(
+            &h,
+            to_body(&alarm_notification("2")),
+            &sns_headers("Notification"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["outcome"], "duplicate");
+        assert_eq!(h.fetcher.calls(), 1, "the key is cached");
+    }
+
+    #[tokio::test]
+    async fn a_verified_notification_that_holds_no_alarm_is_a_precise_400() {
+        let h = harness(Setup::default());
+        let mut m = alarm_notification("1");
+        m.message = "Disk full on db-1".into();
+        keys().sign(&mut m);
+        let (status, body, _) = post(&h, to_body(&m), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("sns_message_not_json"))
+        );
+        m.message = r#"{"hello": "world"}"#.into();
+        keys().sign(&mut m);
+        let (status, body, _) = post(&h, to_body(&m), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("unknown_shape"))
+        );
+    }
+
+    #[tokio::test]
+    async fn tampered_fields_are_refused_with_403_and_nothing_recorded() {
+        let h = harness(Setup::default());
+        type Tamper = fn(&mut SnsMessage);
+        let tamper: [(&str, Tamper); 5] = [
+            ("Message", |m| m.message = m.message.replace("ALARM", "OK")),
+            ("MessageId", |m| m.message_id.push('0')),
+            ("Subject", |m| m.subject = Some("OK: all good".into())),
+            ("Timestamp", |m| m.timestamp = "2024-05-01T12:00:00Z".into()),
+            ("Signature", |m| {
+                m.signature = format!("A{}", &m.signature[1..])
+            }),
+        ];
+        for (field, f) in tamper {
+            let mut m = alarm_notification("1");
+            f(&mut m);
+            let (status, body, _) = post(&h, to_body(&m), &sns_headers("Notification")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{field}: {body}");
+            assert_eq!(body["error"], "bad_signature", "{field}");
+        }
+        assert_eq!(decisions(&h).await, 0);
+    }
+
+    #[tokio::test]
+    async fn bad_versions_urls_and_topics_are_refused_without_any_fetch() {
+        let h = harness(Setup::default());
+        let mut m = alarm_notification("1");
+        m.signature_version = "3".into();
+        let (status, body, _) = post(&h, to_body(&m), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("unsupported_signature_version"))
+        );
+
+        for url in [
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://evil.example.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://sns.s3-us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem?x=1",
+            "https://sns.us-east-1.amazonaws.com/redirect?to=http://169.254.169.254/",
+        ] {
+            let mut m = alarm_notification("1");
+            m.signing_cert_url = url.into();
+            let (status, body, _) = post(&h, to_body(&m), &sns_headers("Notification")).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{url}: {body}");
+            assert_eq!(body["error"], "untrusted_certificate_url", "{url}");
+        }
+        assert_eq!(h.fetcher.calls(), 0, "no request for a bad URL");
+
+        let h = harness(Setup {
+            topics: "arn:aws:sns:us-east-1:999999999999:other",
+            ..Default::default()
+        });
+        let (status, body, _) = post(
+            &h,
+            to_body(&alarm_notification("1")),
+            &sns_headers("Notification"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("topic_not_allowed"))
+        );
+        let c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        let (status, _, _) = post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(h.fetcher.calls(), 0);
+        assert!(
+            h.confirmer.urls.lock().expect("lock").is_empty(),
+            "a foreign topic is never confirmed"
+        );
+    }
+
+    #[tokio::test]
+    async fn subscription_confirmation_visits_the_subscribe_url_once() {
+        let h = harness(Setup::default());
+        let c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        let (status, body, _) =
+            post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["outcome"], "confirmed");
+        assert_eq!(body["subscriptionArn"], SUBSCRIPTION_ARN);
+        let urls = h.confirmer.urls.lock().expect("lock").clone();
+        assert_eq!(urls, vec![c.subscribe_url.clone().expect("url")]);
+        let recorded = h
+            .backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("ledger");
+        assert_eq!(recorded[0].outcome, Outcome::Confirmed);
+        assert_eq!(recorded[0].alarm_key, TOPIC);
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_url_off_the_sns_host_is_refused() {
+        let h = harness(Setup::default());
+        let mut c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        c.subscribe_url = Some("https://attacker.example.com/?Action=ConfirmSubscription".into());
+        keys().sign(&mut c);
+        let (status, body, _) =
+            post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("untrusted_subscribe_url"))
+        );
+        assert!(h.confirmer.urls.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_confirmation_answers_5xx_so_sns_retries() {
+        let h = harness(Setup {
+            confirm_fails: true,
+            ..Default::default()
+        });
+        let c = confirmation(MessageKind::SubscriptionConfirmation, "2");
+        let (status, body, _) =
+            post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(decisions(&h).await, 0);
+    }
+
+    #[tokio::test]
+    async fn unsubscribe_confirmation_is_recorded_and_visits_nothing() {
+        let h = harness(Setup::default());
+        let c = confirmation(MessageKind::UnsubscribeConfirmation, "2");
+        let (status, body, _) =
+            post(&h, to_body(&c), &sns_headers("UnsubscribeConfirmation")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["outcome"], "unsubscribed");
+        assert!(h.confirmer.urls.lock().expect("lock").is_empty());
+        let recorded = h
+            .backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("ledger");
+        assert_eq!(recorded[0].outcome, Outcome::Unsubscribed);
+    }
+
+    #[tokio::test]
+    async fn signed_envelopes_inside_sqs_bodies_are_verified_unless_switched_off() {
+        let sqsd = [
+            ("x-aws-sqsd-msgid", "0b1d2c3e-sqs"),
+            ("x-aws-sqsd-receive-count", "1"),
+        ];
+        let h = harness(Setup::default());
+        let (status, body, _) = post(&h, to_body(&alarm_notification("1")), &sqsd).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created"))
+        );
+
+        let mut forged = alarm_notification("1");
+        forged.message_id = "forged-0001".into();
+        let (status, body, _) = post(&h, to_body(&forged), &[("x-aws-sqsd-msgid", "other")]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("bad_signature"))
+        );
+
+        let h = harness(Setup {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        });
+        let (status, body, _) = post(&h, to_body(&forged), &[("x-aws-sqsd-msgid", "other")]).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created")),
+            "{body}"
+        );
+        assert_eq!(h.fetcher.calls(), 0);
+    }
+
+    const TOKEN: &str = "test-token-0123456789abcdef";
+
+    #[tokio::test]
+    async fn unsigned_posts_need_a_token_when_tokens_are_set() {
+        let alarm = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/payloads/minimal.json"
+        ))
+        .expect("fixture");
+        let h = harness(Setup {
+            tokens: TOKEN,
+            peer: "10.1.2.3:5555",
+            ..Default::default()
+        });
+        let (status, body, headers) = post(&h, alarm.clone(), &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"], "unauthorized");
+        assert_eq!(
+            headers.get("www-authenticate").map(|v| v.as_bytes()),
+            Some(&b"Bearer"[..])
+        );
+        let wrong = format!("Bearer {TOKEN}x");
+        let (status, _, _) = post(&h, alarm.clone(), &[("authorization", &wrong)]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Bad input from an unauthenticated caller is 401, not a description of the problem.
+        let (status, _, _) = post(&h, "not json".into(), &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // A worker-daemon delivery from an untrusted peer is no different.
+        let (status, _, _) = post(&h, alarm.clone(), &[("x-aws-sqsd-msgid", "m1")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Raw SNS delivery is unsigned too.
+        let (status, _, _) = post(&h, alarm.clone(), &[("x-amz-sns-rawdelivery", "true")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(decisions(&h).await, 0);
+
+        let right = format!("Bearer {TOKEN}");
+        let (status, body, _) = post(&h, alarm.clone(), &[("authorization", &right)]).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created"))
+        );
+        // A verified SNS message needs no token, wherever it comes from.
+        let (status, body, _) = post(
+            &h,
+            to_body(&alarm_notification("2")),
+            &sns_headers("Notification"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_worker_daemon_on_a_trusted_peer_needs_no_token() {
+        let alarm = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/payloads/minimal.json"
+        ))
+        .expect("fixture");
+        let h = harness(Setup {
+            tokens: TOKEN,
+            peer: "127.0.0.1:5555",
+            ..Default::default()
+        });
+        let (status, _, _) = post(&h, alarm.clone(), &[("x-aws-sqsd-msgid", "m1")]).await;
+        assert_eq!(status, StatusCode::OK);
+        // Loopback alone is not enough without the worker daemon's headers.
+        let (status, _, _) = post(&h, alarm, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    /// The real AWS-signed messages verify end to end through pinned certificates
+    /// (SNS_CERT_DIR), with the clock at each message's own time since the certificates
+    /// have expired. Skipped when ../shared is absent.
+    #[tokio::test]
+    async fn real_aws_vectors_pass_the_edge_through_pinned_certificates() {
+        let dir = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/sns-aws-signed"
+        ));
+        let Ok(entries) = std::fs::read_dir(dir.join("messages")) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        };
+        let mut checked = 0;
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).expect("read");
+            let value: Value = serde_json::from_str(&text).expect("json");
+            let msg = SnsMessage::parse(&value).expect("parses");
+            let at = msg.timestamp_utc().expect("timestamp");
+            let config = VerifierConfig {
+                cert_dir: Some(dir.join("certs")),
+                clock: Arc::new(move || at),
+                ..VerifierConfig::default()
+            };
+            let never = Arc::new(FakeFetcher::default());
+            let h = harness_with(
+                Setup {
+                    topics: "",
+                    ..Default::default()
+                },
+                Arc::new(PanicFetcher),
+                config,
+                never,
+            );
+            let (status, body, _) = post(&h, text, &[]).await;
+            let name = entry.file_name();
+            assert_ne!(status, StatusCode::FORBIDDEN, "{name:?}: {body}");
+            match msg.kind {
+                // Their messages are not alarms: verification passed, parsing says why not.
+                MessageKind::Notification => {
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {body}")
+                }
+                MessageKind::SubscriptionConfirmation => {
+                    assert_eq!(body["outcome"], "confirmed", "{name:?}");
+                    assert_eq!(h.confirmer.urls.lock().expect("lock").len(), 1);
+                }
+                MessageKind::UnsubscribeConfirmation => {
+                    assert_eq!(body["outcome"], "unsubscribed", "{name:?}")
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 17, "checked {checked}");
+    }
 }

@@ -97,9 +97,39 @@ async fn ok_without_open_case_is_ignored_and_with_one_recovers() {
 }
 
 #[tokio::test]
-async fn unsigned_sns_envelope_from_the_worker_daemon() {
+async fn forged_sns_envelope_from_the_worker_daemon_is_refused() {
     let dir = tempdir();
     let app = TestApp::spawn(dir.path()).await;
+    let (status, body) = app
+        .post_with(
+            payload("sns-envelope-unsigned.json"),
+            &[("x-aws-sqsd-msgid", "6a1b0c39-0000-4000-8000-000000000001")],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "bad_signature");
+    assert!(
+        app.backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("decisions")
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sns_envelope_from_a_trusted_queue_without_verification() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        },
+    )
+    .await;
     let sqsd = [
         ("x-aws-sqsd-msgid", "6a1b0c39-0000-4000-8000-000000000001"),
         ("x-aws-sqsd-receive-count", "1"),
@@ -265,10 +295,6 @@ async fn bad_input_gets_a_precise_400() {
     )
     .await;
 
-    let mut env = payload_json("sns-envelope-unsigned.json");
-    env["Message"] = json!("Disk full on db-1");
-    expect_400(&app, env.to_string(), "sns_message_not_json").await;
-
     let mut event = payload_json("eventbridge-alarm-state-change.json");
     event["detail-type"] = json!("EC2 Spot Instance Interruption Warning");
     expect_400(&app, event.to_string(), "unsupported_event").await;
@@ -281,6 +307,33 @@ async fn bad_input_gets_a_precise_400() {
         .await
         .expect("decisions");
     assert!(decisions.is_empty());
+    app.stop().await;
+
+    // An SNS envelope whose Message is not JSON, from a queue trusted without verification
+    // (signed envelopes get the same answer once verified: see server::tests).
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut env = payload_json("sns-envelope-unsigned.json");
+    env["Message"] = json!("Disk full on db-1");
+    let (status, body) = app
+        .post_with(env.to_string(), &[("x-aws-sqsd-msgid", "m-1")])
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "sns_message_not_json");
+    let mut env = payload_json("sns-envelope-unsigned.json");
+    env.as_object_mut().expect("object").remove("MessageId");
+    let (status, body) = app
+        .post_with(env.to_string(), &[("x-aws-sqsd-msgid", "m-2")])
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "malformed_sns_message");
     app.stop().await;
 }
 

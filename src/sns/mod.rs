@@ -1,57 +1,42 @@
-//! Amazon SNS messages (placeholder until the verifier lands).
+//! Amazon SNS over HTTP(S): parse the message envelope, decide whether its topic is
+//! expected, verify its signature, and confirm subscriptions safely.
+//!
+//! Intended order in a request handler:
+//! 1. [`SnsMessage::from_slice`] / [`SnsMessage::parse`] the body (JSON whatever the
+//!    Content-Type);
+//! 2. [`TopicAllowList::check`] the topic (cheap, and spares a certificate fetch for
+//!    foreign topics);
+//! 3. [`Verifier::verify`];
+//! 4. for a SubscriptionConfirmation only: [`check_subscribe_url`] then
+//!    [`SubscriptionConfirmer::confirm`]. Never visit an UnsubscribeConfirmation's
+//!    SubscribeURL: it re-subscribes.
+//!
+//! Errors carry [`SnsError::reason_code`] and [`SnsError::is_retryable`] (answer 5xx so
+//! SNS retries) for the HTTP mapping.
 
-use serde_json::Value;
+mod cert;
+mod error;
+mod http;
+mod message;
+mod regions;
+mod topic;
+mod urls;
+mod verifier;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    Notification,
-    SubscriptionConfirmation,
-    UnsubscribeConfirmation,
-}
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Notification => "Notification",
-            Self::SubscriptionConfirmation => "SubscriptionConfirmation",
-            Self::UnsubscribeConfirmation => "UnsubscribeConfirmation",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SnsMessage {
-    pub kind: MessageKind,
-    pub message_id: String,
-    pub topic_arn: String,
-    pub message: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SnsError {
-    #[error("malformed SNS message: field {0}")]
-    Malformed(&'static str),
-}
-
-impl SnsMessage {
-    pub fn parse(v: &Value) -> Result<Self, SnsError> {
-        let s = |k: &'static str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or(SnsError::Malformed(k))
-        };
-        let kind = match s("Type")?.as_str() {
-            "Notification" => MessageKind::Notification,
-            "SubscriptionConfirmation" => MessageKind::SubscriptionConfirmation,
-            "UnsubscribeConfirmation" => MessageKind::UnsubscribeConfirmation,
-            _ => return Err(SnsError::Malformed("Type")),
-        };
-        Ok(Self {
-            kind,
-            message_id: s("MessageId")?,
-            topic_arn: s("TopicArn")?,
-            message: s("Message")?,
-        })
-    }
-}
+pub use cert::{SignatureAlgorithm, SigningCert};
+pub use error::SnsError;
+pub use http::{
+    CertFetcher, DEFAULT_TIMEOUT, HttpClientBuildError, HttpsCertFetcher, HttpsOptions,
+    HttpsSubscriptionConfirmer, MAX_CERT_BYTES, MAX_CONFIRM_BYTES, SubscriptionConfirmer,
+    extract_subscription_arn,
+};
+pub use message::{MessageKind, SnsMessage};
+pub use regions::{Partition, partition_of, signing_cert_names, sns_host};
+pub use topic::{ArnError, TopicAllowList, TopicArn, TopicPattern};
+pub use urls::{check_signing_cert_url, check_subscribe_url};
+pub use verifier::{Clock, Verifier, VerifierConfig};

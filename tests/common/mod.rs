@@ -10,7 +10,11 @@ use std::time::Duration;
 use cw_support_api::backend::local::LocalBackend;
 use cw_support_api::case::{CasePolicy, CaseService};
 use cw_support_api::desk::SupportDesk;
+use cw_support_api::gate::Gate;
 use cw_support_api::server::{self, AppState};
+use cw_support_api::sns::{
+    CertFetcher, SnsError, SubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -42,6 +46,40 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Replaces the dry-run desk (to slow it down or make it fail).
     pub desk: Option<Arc<dyn SupportDesk>>,
+    /// VERIFY_SQS_ENVELOPES.
+    pub verify_sqs_envelopes: bool,
+}
+
+/// Serves something that is not a certificate for every URL, so a message signed by
+/// anyone but AWS is refused as it would be in production (these tests have no SNS keys;
+/// the signed paths are tested in `server::tests`).
+struct NoCertificates;
+
+#[async_trait::async_trait]
+impl CertFetcher for NoCertificates {
+    async fn fetch(&self, _url: &url::Url) -> Result<Vec<u8>, SnsError> {
+        Ok(b"not a certificate".to_vec())
+    }
+}
+
+struct NoConfirmations;
+
+#[async_trait::async_trait]
+impl SubscriptionConfirmer for NoConfirmations {
+    async fn confirm(&self, _url: &url::Url) -> Result<String, SnsError> {
+        panic!("no confirmation expected in these tests")
+    }
+}
+
+fn gate(verify_sqs_envelopes: bool) -> Gate {
+    Gate {
+        verifier: Verifier::new(VerifierConfig::default(), Arc::new(NoCertificates)),
+        topics: TopicAllowList::allow_any(),
+        confirmer: Arc::new(NoConfirmations),
+        tokens: Default::default(),
+        trust_sqsd_from: Default::default(),
+        verify_sqs_envelopes,
+    }
 }
 
 impl Default for Options {
@@ -50,6 +88,7 @@ impl Default for Options {
             policy: CasePolicy::default(),
             request_timeout: Duration::from_secs(30),
             desk: None,
+            verify_sqs_envelopes: true,
         }
     }
 }
@@ -68,7 +107,7 @@ impl TestApp {
             desk,
             opts.policy,
         );
-        let state = AppState::new(cases, opts.request_timeout);
+        let state = AppState::new(cases, gate(opts.verify_sqs_envelopes), opts.request_timeout);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -1,0 +1,295 @@
+//! Who may be heard: the checks at the edge, before any body is trusted.
+//!
+//! - A signed SNS message (posted by SNS, or inside an SQS body) must come from an allowed
+//!   topic and carry a valid SNS signature; then it needs nothing else.
+//! - Every other request is an unsigned post. When `API_TOKENS` is set it needs
+//!   `Authorization: Bearer <token>`, except worker-daemon deliveries from a peer in
+//!   `TRUST_SQSD_FROM` (sqsd cannot add headers). With no tokens, unsigned posts are accepted
+//!   (the worker tier is private), and the server warns at start-up when that is risky.
+//!
+//! Tokens are compared in constant time and never logged or printed.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::delivery::{DeliveryKind, Received};
+use crate::sns::{
+    SnsError, SnsMessage, SubscriptionConfirmer, TopicAllowList, Verifier, check_subscribe_url,
+};
+
+/// Why the gate refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error(transparent)]
+    Sns(#[from] SnsError),
+}
+
+/// Bearer tokens for unsigned posts. Kept as SHA-256 digests so a comparison takes the same
+/// time whatever the length or content of the guess; `Debug` shows only how many there are.
+#[derive(Clone, Default)]
+pub struct ApiTokens(Vec<[u8; 32]>);
+
+impl ApiTokens {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an `Authorization` header value carries one of the tokens.
+    pub fn accepts(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = authorization.and_then(|h| {
+            let (scheme, token) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        }) else {
+            return false;
+        };
+        let guess: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Check every token, without stopping early, so timing says nothing about which.
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, t| found | t.ct_eq(&guess))
+            .into()
+    }
+}
+
+impl FromStr for ApiTokens {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut tokens = Vec::new();
+        for t in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // Never echo the value: it is a secret even when it is a bad one.
+                return Err("each API token must be at least 16 characters with no spaces".into());
+            }
+            tokens.push(Sha256::digest(t.as_bytes()).into());
+        }
+        Ok(Self(tokens))
+    }
+}
+
+impl fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiTokens({} redacted)", self.0.len())
+    }
+}
+
+/// An IP network such as `127.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// A comma-separated list of networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl CidrList {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+impl FromStr for CidrList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(Cidr::from_str)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+/// The edge checks, configured once at start-up.
+pub struct Gate {
+    pub verifier: Verifier,
+    pub topics: TopicAllowList,
+    pub confirmer: Arc<dyn SubscriptionConfirmer>,
+    pub tokens: ApiTokens,
+    pub trust_sqsd_from: CidrList,
+    /// Off only for queues that only trusted producers can write.
+    pub verify_sqs_envelopes: bool,
+}
+
+/// How a request got through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A signed SNS message from an allowed topic, verified.
+    VerifiedSns,
+    /// An unsigned post, allowed by token, by trusted worker-daemon peer, or because no
+    /// tokens are configured.
+    Unsigned,
+}
+
+impl Gate {
+    /// Whether this request's SNS signature is to be checked (rather than the request
+    /// being treated as an unsigned post).
+    pub fn wants_signature(&self, received: &Received) -> bool {
+        match &received.body {
+            crate::delivery::Body::Sns(_) => {
+                received.delivery.kind != DeliveryKind::Sqsd || self.verify_sqs_envelopes
+            }
+            _ => false,
+        }
+    }
+
+    /// Topic first (cheap, and no certificate is fetched for a foreign topic), then the
+    /// signature.
+    pub async fn verify_sns(&self, msg: &SnsMessage) -> Result<Admission, GateError> {
+        self.topics.check(&msg.topic_arn)?;
+        self.verifier.verify(msg).await?;
+        Ok(Admission::VerifiedSns)
+    }
+
+    /// Admits an unsigned post, looking only at headers and the peer address.
+    pub fn admit_unsigned(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Admission, GateError> {
+        if self.tokens.is_empty() {
+            return Ok(Admission::Unsigned);
+        }
+        let from_sqsd = headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-aws-sqsd-"));
+        if from_sqsd && self.trust_sqsd_from.contains(peer) {
+            return Ok(Admission::Unsigned);
+        }
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match self.tokens.accepts(auth) {
+            true => Ok(Admission::Unsigned),
+            false => Err(GateError::Unauthorized),
+        }
+    }
+
+    /// Confirms a verified SubscriptionConfirmation by visiting its SubscribeURL, once the
+    /// URL is known to be SNS's own confirmation endpoint for the topic's region.
+    pub async fn confirm(&self, msg: &SnsMessage) -> Result<String, GateError> {
+        let url = msg
+            .subscribe_url
+            .as_deref()
+            .ok_or(SnsError::MalformedMessage {
+                field: "SubscribeURL",
+                problem: "is missing",
+            })?;
+        let url = check_subscribe_url(url, &msg.topic_arn)?;
+        Ok(self.confirmer.confirm(&url).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_accept_only_their_bearer() {
+        let t: ApiTokens = "first-token-0123456789, second-token-0123456789"
+            .parse()
+            .expect("tokens");
+        assert!(t.accepts(Some("Bearer first-token-0123456789")));
+        assert!(t.accepts(Some("bearer second-token-0123456789")));
+        assert!(!t.accepts(Some("Bearer first-token-012345678")));
+        assert!(!t.accepts(Some("Basic first-token-0123456789")));
+        assert!(!t.accepts(Some("first-token-0123456789")));
+        assert!(!t.accepts(None));
+        assert!(ApiTokens::default().is_empty());
+    }
+
+    #[test]
+    fn tokens_never_show() {
+        let t: ApiTokens = "super-secret-value-42".parse().expect("tokens");
+        assert_eq!(format!("{t:?}"), "ApiTokens(1 redacted)");
+        let err = "short".parse::<ApiTokens>().expect_err("too short");
+        assert!(!err.contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn cidrs() {
+        let l: CidrList = "127.0.0.0/8, ::1/128, 172.17.0.1".parse().expect("cidrs");
+        for ok in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "172.17.0.1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(l.contains(ok.parse().expect("ip")), "{ok}");
+        }
+        for no in ["10.0.0.1", "172.17.0.2", "::2", "128.0.0.1"] {
+            assert!(!l.contains(no.parse().expect("ip")), "{no}");
+        }
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .expect("any")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("example.com/8".parse::<Cidr>().is_err());
+        assert_eq!("".parse::<CidrList>(), Ok(CidrList::default()));
+    }
+}

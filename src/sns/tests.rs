@@ -1,0 +1,776 @@
+//! End-to-end tests of verification: self-signed vectors through fake fetchers (tampering,
+//! versions, URL refusals, certificate checks, caching, pinned directory), the real AWS
+//! vectors from the shared fixtures, and the real HTTPS clients against a loopback server.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use url::Url;
+
+use super::test_support::{
+    CERT_FILE, CERT_URL, FakeFetcher, PanicFetcher, TOPIC, TlsServer, confirmation, fixtures_dir,
+    keys, notification,
+};
+use super::*;
+
+fn verifier(fetcher: Arc<dyn CertFetcher>) -> Verifier {
+    Verifier::new(VerifierConfig::default(), fetcher)
+}
+
+fn verifier_at(fetcher: Arc<dyn CertFetcher>, now: DateTime<Utc>) -> Verifier {
+    let config = VerifierConfig {
+        clock: Arc::new(move || now),
+        ..VerifierConfig::default()
+    };
+    Verifier::new(config, fetcher)
+}
+
+fn all_good_messages() -> Vec<(&'static str, SnsMessage)> {
+    vec![
+        ("notification v1", notification("1", None)),
+        ("notification v2", notification("2", None)),
+        (
+            "notification v1 subject",
+            notification("1", Some("ALARM: cpu-high")),
+        ),
+        (
+            "notification v2 subject",
+            notification("2", Some("ALARM: cpu-high")),
+        ),
+        (
+            "subscription v1",
+            confirmation(MessageKind::SubscriptionConfirmation, "1"),
+        ),
+        (
+            "subscription v2",
+            confirmation(MessageKind::SubscriptionConfirmation, "2"),
+        ),
+        (
+            "unsubscribe v1",
+            confirmation(MessageKind::UnsubscribeConfirmation, "1"),
+        ),
+        (
+            "unsubscribe v2",
+            confirmation(MessageKind::UnsubscribeConfirmation, "2"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn genuine_messages_verify() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+    for (name, msg) in all_good_messages() {
+        if let Err(e) = v.verify(&msg).await {
+            panic!("{name}: {e}");
+        }
+    }
+    // All eight share one certificate URL: fetched once.
+    assert_eq!(fetcher.calls(), 1);
+}
+
+#[tokio::test]
+async fn opt_in_style_subject_verifies() {
+    let v = verifier(FakeFetcher::serving(&keys().signing_east_pem));
+    assert!(v.verify(&notification("2", None)).await.is_ok());
+}
+
+/// A named way of altering a signed message.
+type Tamper = Box<dyn Fn(&mut SnsMessage)>;
+
+async fn assert_bad_signature(v: &Verifier, msg: &SnsMessage, what: &str) {
+    match v.verify(msg).await {
+        Err(SnsError::BadSignature) => {}
+        other => panic!("{what}: expected BadSignature, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tampering_with_any_signed_field_breaks_the_signature() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+
+    for version in ["1", "2"] {
+        let good = notification(version, Some("ALARM: cpu-high"));
+        let tampered: Vec<(&str, Tamper)> = vec![
+            ("Message", Box::new(|m| m.message.push('!'))),
+            ("MessageId", Box::new(|m| m.message_id.push('0'))),
+            (
+                "Subject",
+                Box::new(|m| m.subject = Some("OK: cpu-high".into())),
+            ),
+            ("Subject removed", Box::new(|m| m.subject = None)),
+            (
+                "Timestamp",
+                Box::new(|m| m.timestamp = "2024-05-01T12:00:00Z".into()),
+            ),
+            (
+                "TopicArn",
+                Box::new(|m| {
+                    m.topic_arn =
+                        TopicArn::parse("arn:aws:sns:us-east-1:123456789012:alarms2").expect("arn")
+                }),
+            ),
+            (
+                "Type",
+                Box::new(|m| m.kind = MessageKind::SubscriptionConfirmation),
+            ),
+            (
+                "Signature",
+                Box::new(|m| {
+                    // Flip one base64 character in the middle of the signature.
+                    let mid = m.signature.len() / 2;
+                    let c = if &m.signature[mid..=mid] == "A" {
+                        "B"
+                    } else {
+                        "A"
+                    };
+                    m.signature.replace_range(mid..=mid, c);
+                }),
+            ),
+        ];
+        for (what, tamper) in tampered {
+            let mut msg = good.clone();
+            tamper(&mut msg);
+            assert_bad_signature(&v, &msg, what).await;
+        }
+        // Adding a Subject to a message signed without one.
+        let mut msg = notification(version, None);
+        msg.subject = Some("injected".into());
+        assert_bad_signature(&v, &msg, "Subject added").await;
+    }
+
+    for version in ["1", "2"] {
+        let good = confirmation(MessageKind::SubscriptionConfirmation, version);
+        let tampered: Vec<(&str, Tamper)> = vec![
+            ("Message", Box::new(|m| m.message.push('!'))),
+            ("MessageId", Box::new(|m| m.message_id.push('0'))),
+            ("Timestamp", Box::new(|m| m.timestamp.push('0'))),
+            ("Token", Box::new(|m| m.token = Some("attacker".into()))),
+            (
+                "SubscribeURL",
+                Box::new(|m| {
+                    m.subscribe_url = Some(
+                        "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x"
+                            .into(),
+                    )
+                }),
+            ),
+            (
+                "Type",
+                Box::new(|m| m.kind = MessageKind::UnsubscribeConfirmation),
+            ),
+        ];
+        for (what, tamper) in tampered {
+            let mut msg = good.clone();
+            tamper(&mut msg);
+            assert_bad_signature(&v, &msg, what).await;
+        }
+    }
+
+    // Unsigned fields may change without breaking anything (they are not trusted either).
+    let mut msg = notification("1", None);
+    msg.unsubscribe_url = None;
+    assert!(v.verify(&msg).await.is_ok());
+}
+
+#[tokio::test]
+async fn garbage_signatures_are_bad_signatures() {
+    let v = verifier(FakeFetcher::serving(&keys().good_pem));
+    for sig in ["", "not base64!", "AAAA", "QUJD\nREVG"] {
+        let mut msg = notification("1", None);
+        msg.signature = sig.into();
+        assert_bad_signature(&v, &msg, sig).await;
+    }
+}
+
+#[tokio::test]
+async fn another_keys_certificate_does_not_verify() {
+    let v = verifier(FakeFetcher::serving(&keys().other_key_pem));
+    assert_bad_signature(&v, &notification("2", None), "other key").await;
+}
+
+#[tokio::test]
+async fn unsupported_versions_are_refused_before_any_fetch() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+    for version in ["3", "", "0", "1 ", "2.0"] {
+        let mut msg = notification("1", None);
+        msg.signature_version = version.into();
+        let err = v.verify(&msg).await.expect_err("refused");
+        assert!(
+            matches!(err, SnsError::UnsupportedSignatureVersion),
+            "{version:?}: {err:?}"
+        );
+        assert_eq!(err.reason_code(), "unsupported_signature_version");
+    }
+    assert_eq!(fetcher.calls(), 0);
+
+    // A message without SignatureVersion does not even parse.
+    let mut body: Value = serde_json::json!({
+        "Type": "Notification", "MessageId": "m", "TopicArn": TOPIC, "Message": "x",
+        "Timestamp": "2024-05-01T12:00:00.000Z", "Signature": "AAAA", "SigningCertURL": CERT_URL,
+    });
+    assert!(matches!(
+        SnsMessage::parse(&body),
+        Err(SnsError::MalformedMessage {
+            field: "SignatureVersion",
+            ..
+        })
+    ));
+    body["SignatureVersion"] = serde_json::json!(1);
+    assert!(matches!(
+        SnsMessage::parse(&body),
+        Err(SnsError::MalformedMessage {
+            field: "SignatureVersion",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn bad_certificate_urls_are_refused_without_fetching() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+    let file = CERT_FILE;
+    let bad_urls = [
+        format!("http://sns.us-east-1.amazonaws.com/{file}"),
+        format!("https://evil.com/{file}"),
+        format!("https://evil.com/sns.us-east-1.amazonaws.com/{file}"),
+        format!("https://sns.us-east-1.amazonaws.com.evil.com/{file}"),
+        format!("https://sns.us-east-1.amazonaws.com@evil.com/{file}"),
+        format!("https://user:pw@sns.us-east-1.amazonaws.com/{file}"),
+        format!("https://sns.us-east-1.amazonaws.com:8443/{file}"),
+        format!("https://sns.us-east-1.amazonaws.com:443/{file}"),
+        format!("https://sns.us-east-1.amazonaws.com/{file}?x=1"),
+        format!("https://sns.us-east-1.amazonaws.com/{file}#frag"),
+        "https://sns.us-east-1.amazonaws.com/cert.pem".to_owned(),
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.crt".to_owned(),
+        format!("https://sns.us-east-1.amazonaws.com/../{file}"),
+        format!("https://sns.s3-ap-southeast-2.amazonaws.com/{file}"),
+        format!("https://sns.s3-us-east-1.amazonaws.com/{file}"),
+        format!("https://sns.my-bucket.amazonaws.com/{file}"),
+        format!("https://sns.us-east-7.amazonaws.com/{file}"),
+        format!("https://sns.us-west-2.amazonaws.com/{file}"),
+        format!("https://sns.cn-north-1.amazonaws.com.cn/{file}"),
+        format!("https://127.0.0.1/{file}"),
+        String::new(),
+    ];
+    for url in bad_urls {
+        let mut msg = notification("1", None);
+        msg.signing_cert_url = url.clone();
+        let err = v.verify(&msg).await.expect_err("refused");
+        assert!(
+            matches!(err, SnsError::UntrustedCertificateUrl(_)),
+            "{url}: {err:?}"
+        );
+        assert_eq!(err.reason_code(), "untrusted_certificate_url");
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(fetcher.calls(), 0, "a refused URL must never be fetched");
+}
+
+#[tokio::test]
+async fn certificate_with_wrong_subject_is_refused() {
+    let v = verifier(FakeFetcher::serving(&keys().wrong_cn_pem));
+    let err = v
+        .verify(&notification("1", None))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, SnsError::UntrustedCertificate(_)), "{err:?}");
+    assert_eq!(err.reason_code(), "untrusted_certificate");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn certificate_outside_its_dates_is_refused() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let msg = notification("2", None);
+    for now in [
+        Utc::now() + chrono::Duration::days(60),
+        Utc::now() - chrono::Duration::days(2),
+    ] {
+        let err = verifier_at(fetcher.clone(), now)
+            .verify(&msg)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, SnsError::UntrustedCertificate(_)), "{err:?}");
+    }
+    // Dates are checked at every use, not only when loading: a key cached while its
+    // certificate was valid stops working when the clock passes notAfter.
+    let now = Arc::new(std::sync::Mutex::new(Utc::now()));
+    let clock_now = Arc::clone(&now);
+    let config = VerifierConfig {
+        clock: Arc::new(move || *clock_now.lock().expect("lock")),
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, fetcher.clone());
+    assert!(v.verify(&msg).await.is_ok());
+    *now.lock().expect("lock") = Utc::now() + chrono::Duration::days(60);
+    assert!(matches!(
+        v.verify(&msg).await,
+        Err(SnsError::UntrustedCertificate(_))
+    ));
+}
+
+#[tokio::test]
+async fn unusable_certificate_bodies_are_refused() {
+    for body in [&b"<html>not a cert</html>"[..], &keys().private_pem] {
+        let v = verifier(FakeFetcher::serving(body));
+        assert!(matches!(
+            v.verify(&notification("1", None)).await,
+            Err(SnsError::UntrustedCertificate(_))
+        ));
+    }
+    let huge = vec![b'A'; MAX_CERT_BYTES + 1];
+    let v = verifier(FakeFetcher::serving(&huge));
+    assert!(matches!(
+        v.verify(&notification("1", None)).await,
+        Err(SnsError::UntrustedCertificate(_))
+    ));
+}
+
+#[tokio::test]
+async fn key_is_cached_per_url() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+    let msg = notification("1", None);
+    assert!(v.verify(&msg).await.is_ok());
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 1);
+
+    // Another URL is another cache entry.
+    let other = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ffffffffffffffffffffffffffffffff.pem";
+    fetcher.add(other, &keys().good_pem);
+    let mut msg2 = msg.clone();
+    msg2.signing_cert_url = other.into();
+    assert!(v.verify(&msg2).await.is_ok());
+    assert!(v.verify(&msg2).await.is_ok());
+    assert_eq!(fetcher.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_fetch_once() {
+    let fetcher = FakeFetcher::slow(&keys().good_pem, Duration::from_millis(200));
+    let v = Arc::new(verifier(fetcher.clone()));
+    let msg = Arc::new(notification("2", Some("s")));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let v = Arc::clone(&v);
+            let msg = Arc::clone(&msg);
+            tokio::spawn(async move { v.verify(&msg).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.expect("task").is_ok());
+    }
+    assert_eq!(fetcher.calls(), 1);
+}
+
+#[tokio::test]
+async fn failed_fetches_are_not_cached() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    fetcher.fail_next(1);
+    let v = verifier(fetcher.clone());
+    let msg = notification("1", None);
+    let err = v.verify(&msg).await.expect_err("outage");
+    assert!(matches!(err, SnsError::CertificateUnavailable(_)));
+    assert!(err.is_retryable());
+    assert_eq!(err.reason_code(), "certificate_unavailable");
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 2);
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 2);
+
+    // An unusable certificate is not cached either: once the right one is served, it works.
+    let fetcher = FakeFetcher::serving(&keys().wrong_cn_pem);
+    let v = verifier(fetcher.clone());
+    assert!(v.verify(&msg).await.is_err());
+    fetcher.add(CERT_URL, &keys().good_pem);
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 2);
+}
+
+#[tokio::test]
+async fn cache_entries_expire() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let config = VerifierConfig {
+        cache_ttl: Duration::ZERO,
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, fetcher.clone());
+    let msg = notification("1", None);
+    for _ in 0..3 {
+        assert!(v.verify(&msg).await.is_ok());
+    }
+    assert_eq!(fetcher.calls(), 3);
+}
+
+#[tokio::test]
+async fn cache_is_bounded_and_evicts_the_oldest() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let urls: Vec<String> = (0..3)
+        .map(|i| {
+            format!("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{i:032x}.pem")
+        })
+        .collect();
+    for u in &urls {
+        fetcher.add(u, &keys().good_pem);
+    }
+    let config = VerifierConfig {
+        cache_capacity: 2,
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, fetcher.clone());
+    let with_url = |u: &str| {
+        let mut m = notification("1", None);
+        m.signing_cert_url = u.to_owned();
+        m
+    };
+    for u in &urls {
+        assert!(v.verify(&with_url(u)).await.is_ok());
+    }
+    assert_eq!(fetcher.calls(), 3);
+    // urls[1] and urls[2] are still cached; urls[0] was evicted.
+    assert!(v.verify(&with_url(&urls[2])).await.is_ok());
+    assert!(v.verify(&with_url(&urls[1])).await.is_ok());
+    assert_eq!(fetcher.calls(), 3);
+    assert!(v.verify(&with_url(&urls[0])).await.is_ok());
+    assert_eq!(fetcher.calls(), 4);
+}
+
+#[tokio::test]
+async fn pinned_certificate_directory_is_used_without_fetching() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(CERT_FILE), &keys().good_pem).expect("write");
+    let config = VerifierConfig {
+        cert_dir: Some(dir.path().to_path_buf()),
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config.clone(), Arc::new(PanicFetcher));
+    for (name, msg) in all_good_messages() {
+        assert!(v.verify(&msg).await.is_ok(), "{name}");
+    }
+
+    // A URL whose file is not pinned falls back to the fetcher.
+    let fetcher = FakeFetcher::default();
+    let other = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abcdef.pem";
+    fetcher.add(other, &keys().good_pem);
+    let fetcher = Arc::new(fetcher);
+    let v = Verifier::new(config, fetcher.clone());
+    let mut msg = notification("1", None);
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 0);
+    msg.signing_cert_url = other.into();
+    assert!(v.verify(&msg).await.is_ok());
+    assert_eq!(fetcher.calls(), 1);
+}
+
+#[tokio::test]
+async fn pinned_certificate_still_has_its_subject_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(CERT_FILE), &keys().wrong_cn_pem).expect("write");
+    let config = VerifierConfig {
+        cert_dir: Some(dir.path().to_path_buf()),
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, Arc::new(PanicFetcher));
+    assert!(matches!(
+        v.verify(&notification("1", None)).await,
+        Err(SnsError::UntrustedCertificate(_))
+    ));
+}
+
+// ---- the real AWS vectors -------------------------------------------------------------
+
+fn fixture_messages(dir: &Path) -> Vec<(String, SnsMessage)> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("messages"))
+        .expect("messages dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join("messages").join(&name)).expect("read message");
+            let msg = SnsMessage::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+            (name, msg)
+        })
+        .collect()
+}
+
+fn at_own_timestamp(msg: &SnsMessage, cert_dir: &Path) -> Verifier {
+    let now = msg.timestamp_utc().expect("fixture Timestamp parses");
+    let config = VerifierConfig {
+        cert_dir: Some(cert_dir.to_path_buf()),
+        clock: Arc::new(move || now),
+        ..VerifierConfig::default()
+    };
+    Verifier::new(config, Arc::new(PanicFetcher))
+}
+
+#[tokio::test]
+async fn real_aws_vectors_verify() {
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
+        return;
+    };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let listed = manifest.as_array().map_or(0, Vec::len);
+    let messages = fixture_messages(&dir);
+    assert!(!messages.is_empty());
+    assert_eq!(messages.len(), listed, "every vector is in MANIFEST.json");
+
+    let certs = dir.join("certs");
+    let mut kinds = std::collections::HashSet::new();
+    for (name, msg) in &messages {
+        // The canonical bytes must match what AWS signed, byte for byte.
+        let expected = dir
+            .join("string_to_sign")
+            .join(name.replace(".json", ".txt"));
+        if let Ok(expected) = std::fs::read_to_string(&expected) {
+            assert_eq!(msg.string_to_sign(), expected, "{name}: string to sign");
+        }
+        let v = at_own_timestamp(msg, &certs);
+        if let Err(e) = v.verify(msg).await {
+            panic!("{name}: {e}");
+        }
+        kinds.insert((msg.kind, msg.signature_version.clone()));
+    }
+    // The set covers both versions and all three types.
+    assert!(kinds.contains(&(MessageKind::Notification, "1".into())));
+    assert!(kinds.contains(&(MessageKind::Notification, "2".into())));
+    assert!(kinds.contains(&(MessageKind::SubscriptionConfirmation, "1".into())));
+    assert!(kinds.contains(&(MessageKind::UnsubscribeConfirmation, "2".into())));
+}
+
+#[tokio::test]
+async fn real_aws_vectors_fail_when_tampered_or_expired() {
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
+        return;
+    };
+    let certs = dir.join("certs");
+    for (name, msg) in fixture_messages(&dir) {
+        let mut tampered = msg.clone();
+        tampered.message.push(' ');
+        let err = at_own_timestamp(&msg, &certs)
+            .verify(&tampered)
+            .await
+            .expect_err("tampered");
+        assert!(matches!(err, SnsError::BadSignature), "{name}: {err:?}");
+
+        // Far in the future every one of these certificates has expired.
+        let config = VerifierConfig {
+            cert_dir: Some(certs.clone()),
+            clock: Arc::new(|| {
+                DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
+                    .map(|t| t.with_timezone(&Utc))
+                    .expect("date")
+            }),
+            ..VerifierConfig::default()
+        };
+        let err = Verifier::new(config, Arc::new(PanicFetcher))
+            .verify(&msg)
+            .await
+            .expect_err("expired");
+        assert!(
+            matches!(err, SnsError::UntrustedCertificate(_)),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn real_subscribe_urls_pass_the_check() {
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
+        return;
+    };
+    let mut seen = 0;
+    for (name, msg) in fixture_messages(&dir) {
+        check_signing_cert_url(&msg.signing_cert_url, &msg.topic_arn)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(u) = &msg.subscribe_url {
+            check_subscribe_url(u, &msg.topic_arn).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2);
+}
+
+// ---- the real HTTPS clients against a loopback TLS server ------------------------------
+
+fn options_for(server: &TlsServer) -> HttpsOptions {
+    HttpsOptions {
+        timeout: Duration::from_secs(5),
+        resolve: vec![("sns.us-east-1.amazonaws.com".to_owned(), server.addr)],
+        extra_root_pems: vec![server.ca_pem.clone()],
+    }
+}
+
+fn http_response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!("HTTP/1.0 {status}\r\n{headers}\r\n").into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+#[tokio::test]
+async fn https_fetcher_end_to_end() {
+    let server = TlsServer::start();
+    server.serve(
+        CERT_FILE,
+        &http_response("200 OK", "Content-Type: text/plain\r\n", &keys().good_pem),
+    );
+    let fetcher = Arc::new(HttpsCertFetcher::with_options(&options_for(&server)).expect("client"));
+
+    // The whole path: URL check, HTTPS download, certificate checks, signature.
+    let v = verifier(fetcher.clone());
+    assert!(v.verify(&notification("2", Some("s"))).await.is_ok());
+
+    let url_for = |file: &str| {
+        Url::parse(&format!("https://sns.us-east-1.amazonaws.com/{file}")).expect("url")
+    };
+
+    server.serve(
+        "missing.pem",
+        &http_response("404 Not Found", "", b"no such key"),
+    );
+    let err = fetcher
+        .fetch(&url_for("missing.pem"))
+        .await
+        .expect_err("404");
+    assert!(
+        err.is_retryable() && err.to_string().contains("404"),
+        "{err}"
+    );
+
+    // A redirect is not followed, even to a URL that would have worked.
+    server.serve(
+        "moved.pem",
+        &http_response(
+            "302 Found",
+            &format!("Location: https://sns.us-east-1.amazonaws.com/{CERT_FILE}\r\n"),
+            b"",
+        ),
+    );
+    let err = fetcher
+        .fetch(&url_for("moved.pem"))
+        .await
+        .expect_err("redirect");
+    assert!(err.to_string().contains("302"), "{err}");
+
+    // Oversized bodies are cut off while streaming (no Content-Length here)...
+    server.serve(
+        "huge.pem",
+        &http_response("200 OK", "", &vec![b'A'; MAX_CERT_BYTES + 10]),
+    );
+    let err = fetcher
+        .fetch(&url_for("huge.pem"))
+        .await
+        .expect_err("too big");
+    assert!(err.to_string().contains("size cap"), "{err}");
+    // ...and refused up front when Content-Length announces it.
+    server.serve(
+        "announced.pem",
+        &http_response(
+            "200 OK",
+            &format!("Content-Length: {}\r\n", MAX_CERT_BYTES + 10),
+            &vec![b'A'; MAX_CERT_BYTES + 10],
+        ),
+    );
+    let err = fetcher
+        .fetch(&url_for("announced.pem"))
+        .await
+        .expect_err("too big");
+    assert!(err.to_string().contains("size cap"), "{err}");
+
+    // Without the test CA the server is not trusted.
+    let untrusting = HttpsCertFetcher::with_options(&HttpsOptions {
+        extra_root_pems: Vec::new(),
+        ..options_for(&server)
+    })
+    .expect("client");
+    let err = untrusting
+        .fetch(&url_for(CERT_FILE))
+        .await
+        .expect_err("untrusted server");
+    assert!(err.is_retryable(), "{err}");
+}
+
+#[tokio::test]
+async fn https_confirmer_end_to_end() {
+    let server = TlsServer::start();
+    let confirmer =
+        HttpsSubscriptionConfirmer::with_options(&options_for(&server)).expect("client");
+    let topic = TopicArn::parse(TOPIC).expect("arn");
+    let sub_url = |token: &str| {
+        check_subscribe_url(
+            &format!(
+                "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token={token}"
+            ),
+            &topic,
+        )
+        .expect("checked")
+    };
+    // s_server -HTTP maps "GET /<rest>" to the file named <rest>.
+    server.serve(
+        "?Action=ConfirmSubscription&Token=good",
+        &http_response(
+            "200 OK",
+            "Content-Type: text/xml\r\n",
+            b"<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:us-east-1:123456789012:alarms:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>",
+        ),
+    );
+    assert_eq!(
+        confirmer
+            .confirm(&sub_url("good"))
+            .await
+            .expect("confirmed"),
+        "arn:aws:sns:us-east-1:123456789012:alarms:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"
+    );
+
+    server.serve(
+        "?Action=ConfirmSubscription&Token=busy",
+        &http_response("503 Service Unavailable", "", b""),
+    );
+    let err = confirmer.confirm(&sub_url("busy")).await.expect_err("503");
+    assert!(err.is_retryable(), "{err}");
+
+    server.serve(
+        "?Action=ConfirmSubscription&Token=expired",
+        &http_response(
+            "403 Forbidden",
+            "",
+            b"<ErrorResponse><Error><Code>AuthorizationError</Code></Error></ErrorResponse>",
+        ),
+    );
+    let err = confirmer
+        .confirm(&sub_url("expired"))
+        .await
+        .expect_err("403");
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(err.reason_code(), "subscription_confirmation_failed");
+
+    server.serve(
+        "?Action=ConfirmSubscription&Token=odd",
+        &http_response("200 OK", "", b"<html>hello</html>"),
+    );
+    let err = confirmer
+        .confirm(&sub_url("odd"))
+        .await
+        .expect_err("no arn");
+    assert!(!err.is_retryable(), "{err}");
+}
