@@ -20,7 +20,7 @@ use crate::alarm::{Alarm, AlarmState};
 use crate::alarm_config::{AlarmConfigStore, AlarmSettings, StoreError};
 use crate::delivery::Delivery;
 use crate::desk::{Communication, DeskError, NewCase, SupportDesk, truncate_body};
-use crate::ledger::{CaseLedger, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
+use crate::ledger::{CaseLedger, Claim, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
 
 /// What the service did with one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,11 +89,15 @@ pub struct CasePolicy {
     pub close_on_recovery: bool,
     pub default_service_code: String,
     pub default_category_code: String,
+    /// How long a claim to open a case protects it from other instances: longer than a
+    /// CreateCase call with its retries can take.
+    pub claim_ttl: Duration,
 }
 
 impl Default for CasePolicy {
     fn default() -> Self {
         Self {
+            claim_ttl: Duration::from_secs(120),
             update_cooldown: Duration::from_secs(600),
             recovery_note: true,
             close_on_recovery: false,
@@ -175,6 +179,9 @@ pub enum CaseError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Desk(#[from] DeskError),
+    /// Another delivery (perhaps on another instance) is opening this alarm's case now.
+    #[error("another delivery is opening a case for this alarm")]
+    Busy,
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -331,6 +338,7 @@ impl CaseService {
         let now = (self.clock)();
         let mut outcome = plan.outcome;
         let mut note = None;
+        let mut claim = None;
         let (case_id, change) = match plan.action {
             Action::Duplicate { earlier } => {
                 note = Some(format!(
@@ -349,7 +357,8 @@ impl CaseService {
                 (None, OpenCaseChange::Keep)
             }
             Action::Create { case } => {
-                let id = self.desk.create_case(&case).await?;
+                let (id, c) = self.open_case(alarm, &case, None, now).await?;
+                claim = Some(c);
                 (
                     Some(id.clone()),
                     OpenCaseChange::Put(fresh_open_case(alarm, id, now)),
@@ -374,7 +383,8 @@ impl CaseService {
                     // needs a case again.
                     Err(DeskError::CaseNotFound(old)) => {
                         let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
-                        let id = self.desk.create_case(&case).await?;
+                        let (id, c) = self.open_case(alarm, &case, Some(old.clone()), now).await?;
+                        claim = Some(c);
                         outcome = Outcome::Created;
                         note = Some(format!("previous case {old} no longer open"));
                         (
@@ -445,6 +455,7 @@ impl CaseService {
                 handled_keys: handled_keys(delivery, alarm),
                 decision,
                 open_case: change,
+                claim,
             })
             .await?;
         Ok(Handled {
@@ -483,9 +494,38 @@ impl CaseService {
                 handled_keys: delivery.dedupe_keys(),
                 decision,
                 open_case: OpenCaseChange::Keep,
+                claim: None,
             })
             .await?;
         Ok(())
+    }
+
+    /// Claims the alarm, then opens the case. The claim makes the check "no case is open"
+    /// and the opening one step across every instance sharing the ledger; it is given back
+    /// if the desk refuses, and released by the commit otherwise.
+    async fn open_case(
+        &self,
+        alarm: &Alarm,
+        case: &NewCase,
+        replaces: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Claim), CaseError> {
+        let ttl =
+            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        let claim = Claim::new(alarm.key(), now + ttl, replaces);
+        if !self.ledger.claim(&claim, now).await? {
+            return Err(CaseError::Busy);
+        }
+        match self.desk.create_case(case).await {
+            Ok(id) => Ok((id, claim)),
+            Err(e) => {
+                if let Err(release) = self.ledger.release(&claim).await {
+                    // The claim expires by itself; the delivery is retried either way.
+                    tracing::warn!(alarm = alarm.key(), error = %release, "could not release a claim");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     fn new_case(&self, alarm: &Alarm, settings: &AlarmSettings, notes: &[String]) -> NewCase {

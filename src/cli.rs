@@ -137,6 +137,7 @@ impl Config {
             close_on_recovery: self.close_on_recovery,
             default_service_code: self.default_service_code.clone(),
             default_category_code: self.default_category_code.clone(),
+            ..CasePolicy::default()
         }
     }
 }

@@ -43,6 +43,26 @@ pub enum DeskError {
     /// The desk refused the request itself; repeating it will not help.
     #[error("support desk refused the request: {0}")]
     Rejected(String),
+    /// The account's support plan does not include the AWS Support API. Answered 503 so
+    /// the alarm is kept (and retried) while someone upgrades the plan.
+    #[error(
+        "the AWS account has no Business, Enterprise On-Ramp or Enterprise support plan, \
+         which the AWS Support API requires (SubscriptionRequiredException): {0}"
+    )]
+    SubscriptionRequired(String),
+}
+
+/// What the desk knows about a case now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseInfo {
+    pub case_id: String,
+    pub display_id: Option<String>,
+    pub subject: String,
+    /// The desk's own status word (`opened`, `resolved`, ...).
+    pub status: String,
+    pub severity_code: Option<String>,
+    pub resolved: bool,
 }
 
 #[async_trait]
@@ -52,6 +72,8 @@ pub trait SupportDesk: Send + Sync {
     async fn add_communication(&self, case_id: &str, comm: &Communication)
     -> Result<(), DeskError>;
     async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError>;
+    /// The case's current state, or None when the desk does not know it.
+    async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError>;
 }
 
 /// Cuts a body to what AWS Support accepts, saying how much was left out. Counts characters,

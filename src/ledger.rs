@@ -58,10 +58,41 @@ pub enum OpenCaseChange {
 /// Everything one decision writes, applied atomically.
 #[derive(Debug, Clone)]
 pub struct Commit {
-    /// Delivery and event keys to mark as handled (empty for a duplicate: they already are).
+    /// Delivery and event keys to mark as handled.
     pub handled_keys: Vec<String>,
     pub decision: Decision,
     pub open_case: OpenCaseChange,
+    /// The claim under which a new case was opened; the commit releases it, and fails if
+    /// the claim is no longer ours.
+    pub claim: Option<Claim>,
+}
+
+/// The right to open a case for one alarm, held while CreateCase is in flight, so that two
+/// instances sharing a ledger can never both open a case for one alarm. A claim left by a
+/// crashed instance expires and can then be taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub alarm_key: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    /// The open case this new one replaces (support resolved it); None when no case may be
+    /// open for the alarm.
+    pub replaces: Option<String>,
+}
+
+impl Claim {
+    pub fn new(alarm_key: &str, expires_at: DateTime<Utc>, replaces: Option<String>) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        Self {
+            alarm_key: alarm_key.to_owned(),
+            token: format!("{}-{nanos:x}-{n}", std::process::id()),
+            expires_at,
+            replaces,
+        }
+    }
 }
 
 /// Which decisions `cases list` shows.
@@ -79,6 +110,9 @@ pub enum LedgerError {
     Storage(String),
     #[error("ledger record is unreadable: {0}")]
     Corrupt(String),
+    /// Another delivery recorded the same keys, or took over our claim, first.
+    #[error("ledger conflict: {0}")]
+    Conflict(String),
 }
 
 #[async_trait]
@@ -87,6 +121,11 @@ pub trait CaseLedger: Send + Sync {
     async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError>;
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError>;
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
+    /// Takes the claim for its alarm unless a live claim or an open case exists; returns
+    /// whether it was taken.
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<bool, LedgerError>;
+    /// Gives a claim back (the case could not be opened).
+    async fn release(&self, claim: &Claim) -> Result<(), LedgerError>;
     /// Records a decision and its effects in one transaction; returns its sequence number.
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
     /// Decisions, newest first.

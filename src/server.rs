@@ -108,7 +108,11 @@ impl ApiError {
             Self::Gate(GateError::Unauthorized) => "unauthorized",
             Self::Gate(GateError::Sns(e)) => e.reason_code(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
+            Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
+                "support_plan_required"
+            }
             Self::Case(CaseError::Desk(_)) => "support_unavailable",
+            Self::Case(CaseError::Busy) => "busy",
             Self::Case(_) => "storage_unavailable",
             Self::Timeout(_) => "timeout",
             Self::Internal(_) => "internal",
@@ -124,6 +128,11 @@ impl ApiError {
             }
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {
                 "the support desk refused the case; see the service log".into()
+            }
+            Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
+                "the AWS account's support plan does not include the AWS Support API; \
+                 the alarm is kept for retry"
+                    .into()
             }
             Self::Case(_) | Self::Timeout(_) => {
                 "temporarily unable to handle the alarm; retry later".into()

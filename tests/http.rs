@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Options, TestApp, payload, payload_json};
 use cw_support_api::alarm_config::{AlarmConfigRecord, AlarmConfigStore};
-use cw_support_api::desk::{Communication, DeskError, NewCase, SupportDesk};
+use cw_support_api::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
 use cw_support_api::ledger::CaseLedger;
 use serde_json::{Value, json};
 
@@ -444,6 +444,9 @@ impl SupportDesk for FlakyDesk {
     }
     async fn resolve_case(&self, id: &str) -> Result<(), DeskError> {
         self.inner.resolve_case(id).await
+    }
+    async fn case_info(&self, id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        self.inner.case_info(id).await
     }
 }
 

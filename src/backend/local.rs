@@ -20,9 +20,9 @@ use serde::Serialize;
 
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 use crate::case::Outcome;
-use crate::desk::{Communication, DeskError, NewCase, SupportDesk};
+use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
 use crate::ledger::{
-    CaseLedger, Commit, Decision, DecisionFilter, LedgerError, OpenCase, OpenCaseChange,
+    CaseLedger, Claim, Commit, Decision, DecisionFilter, LedgerError, OpenCase, OpenCaseChange,
 };
 
 pub const CONFIG_FILE: &str = "alarms.json";
@@ -187,6 +187,10 @@ impl Db {
              CREATE TABLE IF NOT EXISTS open_cases (
                  alarm_key TEXT PRIMARY KEY,
                  record TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS claims (
+                 alarm_key TEXT PRIMARY KEY,
+                 token TEXT NOT NULL,
+                 expires_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS dry_run_cases (
                  n INTEGER PRIMARY KEY AUTOINCREMENT,
                  created_at TEXT NOT NULL,
@@ -323,10 +327,78 @@ impl CaseLedger for SqliteLedger {
             .await
     }
 
-    async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let claim = claim.clone();
         self.db
             .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let open: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM open_cases WHERE alarm_key = ?1",
+                        [&claim.alarm_key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let blocked_by_open_case = match open {
+                    Some(record) => {
+                        let open: OpenCase = from_json(&record)?;
+                        claim.replaces.as_deref() != Some(open.case_id.as_str())
+                    }
+                    None => false,
+                };
+                let held: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT token, expires_at FROM claims WHERE alarm_key = ?1",
+                        [&claim.alarm_key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let live = match &held {
+                    Some((token, expires)) => {
+                        *token != claim.token && parse_time(expires)? > now
+                    }
+                    None => false,
+                };
+                if blocked_by_open_case || live {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO claims (alarm_key, token, expires_at) VALUES (?1, ?2, ?3)",
+                    params![claim.alarm_key, claim.token, claim.expires_at.to_rfc3339()],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
+                    params![claim.alarm_key, claim.token],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+        let result = self
+            .db
+            .run(move |c| {
                 let tx = c.transaction()?;
+                if let Some(claim) = &commit.claim {
+                    let released = tx.execute(
+                        "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
+                        params![claim.alarm_key, claim.token],
+                    )?;
+                    if released == 0 {
+                        return Ok(None);
+                    }
+                }
                 let d = &commit.decision;
                 tx.execute(
                     "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
@@ -365,9 +437,12 @@ impl CaseLedger for SqliteLedger {
                     }
                 }
                 tx.commit()?;
-                Ok(seq)
+                Ok(Some(seq))
             })
-            .await
+            .await?;
+        result.ok_or_else(|| {
+            LedgerError::Conflict("the claim to open this case was taken over".into())
+        })
     }
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
@@ -524,6 +599,18 @@ impl SupportDesk for DryRunDesk {
         }
     }
 
+    async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        let case = self.case(case_id).map_err(desk_error)?;
+        Ok(case.map(|c| CaseInfo {
+            case_id: c.case_id,
+            display_id: None,
+            subject: c.case.subject,
+            status: if c.resolved { "resolved" } else { "opened" }.into(),
+            severity_code: Some(c.case.severity_code.as_str().into()),
+            resolved: c.resolved,
+        }))
+    }
+
     async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError> {
         let n =
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
@@ -592,6 +679,96 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(store.path()).expect("read"),
             "{ not json"
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_exclude_each_other_until_released_or_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = LocalBackend::open(dir.path()).expect("open");
+        let now = Utc::now();
+        let later = now + chrono::Duration::minutes(2);
+        let first = Claim::new("alarm-a", later, None);
+        let second = Claim::new("alarm-a", later, None);
+        assert!(b.ledger.claim(&first, now).await.expect("claim"));
+        assert!(
+            !b.ledger.claim(&second, now).await.expect("claim"),
+            "a live claim excludes"
+        );
+        assert!(
+            b.ledger
+                .claim(&Claim::new("alarm-b", later, None), now)
+                .await
+                .expect("claim")
+        );
+        // A claim left behind by a crash is taken over once it expires.
+        assert!(
+            b.ledger
+                .claim(&second, later + chrono::Duration::seconds(1))
+                .await
+                .expect("claim")
+        );
+        // The first owner's commit then fails instead of recording a second case.
+        let decision = Decision {
+            seq: 0,
+            at: now,
+            delivery_kind: "direct".into(),
+            delivery_id: None,
+            alarm_key: "alarm-a".into(),
+            alarm_name: "alarm-a".into(),
+            state: "ALARM".into(),
+            state_change_time: "t".into(),
+            outcome: Outcome::Created,
+            case_id: Some("dry-run-1".into()),
+            note: None,
+        };
+        let open = OpenCase {
+            alarm_key: "alarm-a".into(),
+            alarm_name: "alarm-a".into(),
+            case_id: "dry-run-1".into(),
+            opened_at: now,
+            last_update_at: now,
+            coalesced: 0,
+            updates: 0,
+            recovered: false,
+        };
+        let commit = |claim: &Claim| Commit {
+            handled_keys: vec!["event:a".into()],
+            decision: decision.clone(),
+            open_case: OpenCaseChange::Put(open.clone()),
+            claim: Some(claim.clone()),
+        };
+        assert!(matches!(
+            b.ledger.commit(commit(&first)).await,
+            Err(LedgerError::Conflict(_))
+        ));
+        assert!(
+            b.ledger
+                .find_handled(&["event:a".into()])
+                .await
+                .expect("read")
+                .is_none()
+        );
+        b.ledger
+            .commit(commit(&second))
+            .await
+            .expect("owner commits");
+        // With a case open, only a claim that replaces that very case is granted.
+        let third = Claim::new("alarm-a", later, None);
+        assert!(!b.ledger.claim(&third, later).await.expect("claim"));
+        let other = Claim::new("alarm-a", later, Some("dry-run-9".into()));
+        assert!(!b.ledger.claim(&other, later).await.expect("claim"));
+        let replacing = Claim::new("alarm-a", later, Some("dry-run-1".into()));
+        assert!(b.ledger.claim(&replacing, later).await.expect("claim"));
+        b.ledger.release(&replacing).await.expect("release");
+        assert!(
+            b.ledger
+                .claim(
+                    &Claim::new("alarm-a", later, Some("dry-run-1".into())),
+                    later
+                )
+                .await
+                .expect("claim")
         );
     }
 
