@@ -339,6 +339,11 @@ impl CaseService {
         let mut outcome = plan.outcome;
         let mut note = None;
         let mut claim = None;
+        // A duplicate's keys are recorded already (under the first decision).
+        let keys = match plan.action {
+            Action::Duplicate { .. } => Vec::new(),
+            _ => handled_keys(delivery, alarm),
+        };
         let (case_id, change) = match plan.action {
             Action::Duplicate { earlier } => {
                 note = Some(format!(
@@ -381,7 +386,8 @@ impl CaseService {
                     }
                     // Support resolved or removed the case: the problem is back, so it
                     // needs a case again.
-                    Err(DeskError::CaseNotFound(old)) => {
+                    Err(DeskError::CaseNotFound(_)) => {
+                        let old = open.case_id.clone();
                         let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
                         let (id, c) = self.open_case(alarm, &case, Some(old.clone()), now).await?;
                         claim = Some(c);
@@ -452,7 +458,7 @@ impl CaseService {
         };
         self.ledger
             .commit(Commit {
-                handled_keys: handled_keys(delivery, alarm),
+                handled_keys: keys,
                 decision,
                 open_case: change,
                 claim,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::backend::aws::AwsSettings;
 use crate::case::CasePolicy;
 use crate::gate::{ApiTokens, CidrList};
 use crate::sns::TopicAllowList;
@@ -123,6 +124,52 @@ pub struct Config {
     /// that only trusted producers can write.
     #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
     pub verify_sqs_envelopes: bool,
+
+    /// DynamoDB table of per-alarm settings (the original service's table; its hash key is
+    /// the alarm name, whatever the attribute is called).
+    #[arg(long, env = "DBTABLE", default_value = "cw-support-api", global = true)]
+    pub dbtable: String,
+
+    /// Region of the DynamoDB tables and CloudWatch metrics.
+    #[arg(long, env = "DBREGION", default_value = "us-east-1", global = true)]
+    pub dbregion: String,
+
+    /// DynamoDB table of the ledger (`pk`/`sk` string keys, TTL on `expires_at`).
+    #[arg(
+        long,
+        env = "LEDGER_TABLE",
+        default_value = "cw-support-api-ledger",
+        global = true
+    )]
+    pub ledger_table: String,
+
+    /// Region of the AWS Support endpoint: us-east-1 for every commercial region
+    /// (cn-north-1 for China, us-gov-west-1 for GovCloud), whatever DBREGION says.
+    #[arg(
+        long,
+        env = "SUPPORT_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub support_region: String,
+
+    /// Publish CloudWatch metrics (namespace Support) with the aws backend.
+    #[arg(long, env = "METRICS", value_enum, default_value_t = Switch::On, global = true)]
+    pub metrics: Switch,
+
+    /// How often metrics are published.
+    #[arg(long, env = "METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub metrics_interval: Duration,
+
+    /// How long per-alarm settings read from DynamoDB are reused, so a storm of one alarm
+    /// costs one read.
+    #[arg(long, env = "CONFIG_CACHE_TTL", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub config_cache_ttl: Duration,
+
+    /// How long a handled delivery or alarm event is remembered as such (SQS keeps a
+    /// message 14 days at most).
+    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "15d", value_parser = parse_duration, global = true)]
+    pub idempotency_ttl: Duration,
 }
 
 fn parse_topics(s: &str) -> Result<TopicAllowList, String> {
@@ -130,6 +177,17 @@ fn parse_topics(s: &str) -> Result<TopicAllowList, String> {
 }
 
 impl Config {
+    pub fn aws(&self) -> AwsSettings {
+        AwsSettings {
+            region: self.dbregion.clone(),
+            config_table: self.dbtable.clone(),
+            ledger_table: self.ledger_table.clone(),
+            support_region: self.support_region.clone(),
+            config_cache_ttl: self.config_cache_ttl,
+            handled_ttl: self.idempotency_ttl,
+        }
+    }
+
     pub fn policy(&self) -> CasePolicy {
         CasePolicy {
             update_cooldown: self.update_cooldown,
@@ -146,14 +204,23 @@ impl Config {
 pub enum BackendKind {
     /// Embedded: a settings file, a SQLite ledger and a dry-run support desk in DATA_DIR.
     Local,
+    /// Production: DynamoDB (DBTABLE, LEDGER_TABLE), AWS Support and CloudWatch.
+    Aws,
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
+            Self::Aws => "aws",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,12 +239,24 @@ pub enum Command {
     /// What the service did: the ledger of decisions and the cases they touched.
     #[command(subcommand)]
     Cases(CasesCommand),
+    /// DynamoDB tables (aws backend).
+    #[command(subcommand)]
+    Tables(TablesCommand),
+    /// Check the aws backend: credentials, tables and their keys, Support API access and
+    /// the severities the plan allows. Exit status 0 only if everything is usable.
+    Check,
     /// Run one body (a file, or - for stdin) through the parsing and decision code and print
     /// the outcome and the exact case it would open. Changes nothing; checks no signature.
     Process {
         /// Path of a JSON body, or - to read standard input.
         file: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Create DBTABLE and LEDGER_TABLE (on-demand, TTL on the ledger). Safe to run twice.
+    Create,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,7 +14,10 @@ use tracing::{error, info, warn};
 
 use crate::alarm_config::{AlarmConfigRecord, CcField};
 use crate::backend::Backend;
-use crate::cli::{AlarmPut, AlarmsCommand, CasesCommand, Cli, Command, Config};
+use crate::backend::aws::{AwsClients, dynamo};
+use crate::cli::{
+    AlarmPut, AlarmsCommand, BackendKind, CasesCommand, Cli, Command, Config, TablesCommand,
+};
 use crate::delivery;
 use crate::gate::Gate;
 use crate::ledger::DecisionFilter;
@@ -41,6 +44,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Alarms(cmd) => alarms(&cli.config, cmd, &mut out).await,
         Command::Cases(cmd) => cases(&cli.config, cmd, &mut out).await,
         Command::Process { file } => process(&cli.config, &file, &mut out).await,
+        Command::Tables(TablesCommand::Create) => tables_create(&cli.config, &mut out).await,
+        Command::Check => check(&cli.config, &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,11 +61,13 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn serve(config: &Config) -> Result<(), CommandError> {
     let backend = Backend::open(config).await.map_err(failed)?;
+    let (metrics, publisher) = backend.metrics(config);
     let state = AppState::new(
         backend.case_service(config),
         build_gate(config)?,
         config.request_timeout,
-    );
+    )
+    .with_metrics(metrics);
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -89,7 +96,115 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
             error!(error = %e, "server failed");
             failed(e)
         })?;
+    if let Some(publisher) = publisher {
+        publisher.close().await;
+    }
     info!("stopped");
+    Ok(())
+}
+
+async fn tables_create(config: &Config, out: &mut dyn Write) -> Result<(), CommandError> {
+    let settings = config.aws();
+    let clients = AwsClients::load(&settings).await;
+    let done = dynamo::create_tables(
+        &clients.dynamodb,
+        &settings.config_table,
+        &settings.ledger_table,
+    )
+    .await
+    .map_err(failed)?;
+    for (table, outcome) in done {
+        let what = match outcome {
+            dynamo::TableOutcome::Created => "created",
+            dynamo::TableOutcome::AlreadyExists => "already exists",
+        };
+        write_out(out, &format!("{table} ({}): {what}", settings.region))?;
+    }
+    Ok(())
+}
+
+/// Tries every part of the aws backend and prints one line per check.
+async fn check(config: &Config, out: &mut dyn Write) -> Result<(), CommandError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let settings = config.aws();
+    let clients = AwsClients::load(&settings).await;
+    let mut failures = 0;
+    let mut report = |ok: bool, what: String, out: &mut dyn Write| {
+        if !ok {
+            failures += 1;
+        }
+        write_out(
+            out,
+            &format!("[{}] {what}", if ok { " ok " } else { "FAIL" }),
+        )
+    };
+
+    let creds = match clients.sdk.credentials_provider() {
+        Some(p) => p.provide_credentials().await.map_err(|e| e.to_string()),
+        None => Err("no credentials provider configured".into()),
+    };
+    match creds {
+        Ok(c) => report(
+            true,
+            format!(
+                "credentials found (access key {}…)",
+                c.access_key_id().chars().take(4).collect::<String>()
+            ),
+            out,
+        )?,
+        Err(e) => report(false, format!("credentials: {e}"), out)?,
+    }
+    match dynamo::hash_key_of(&clients.dynamodb, &settings.config_table).await {
+        Ok(key) => report(
+            true,
+            format!("settings table {} (hash key {key})", settings.config_table),
+            out,
+        )?,
+        Err(e) => report(false, format!("settings table: {e}"), out)?,
+    }
+    match dynamo::ledger_keys(&clients.dynamodb, &settings.ledger_table).await {
+        Ok(keys)
+            if keys
+                == [
+                    ("pk".to_owned(), "HASH".to_owned()),
+                    ("sk".to_owned(), "RANGE".to_owned()),
+                ] =>
+        {
+            report(
+                true,
+                format!("ledger table {} (pk, sk)", settings.ledger_table),
+                out,
+            )?
+        }
+        Ok(keys) => report(
+            false,
+            format!(
+                "ledger table {} has keys {keys:?}, expected pk (HASH) and sk (RANGE)",
+                settings.ledger_table
+            ),
+            out,
+        )?,
+        Err(e) => report(false, format!("ledger table: {e}"), out)?,
+    }
+    let desk = crate::backend::aws::support::AwsSupportDesk::new(clients.support.clone());
+    match desk.allowed_severities().await {
+        Ok(levels) => {
+            let codes: Vec<&str> = levels.iter().map(|s| s.as_str()).collect();
+            report(
+                true,
+                format!(
+                    "AWS Support API reachable ({}); severities allowed: {}",
+                    settings.support_region,
+                    codes.join(", ")
+                ),
+                out,
+            )?
+        }
+        Err(e) => report(false, format!("AWS Support API: {e}"), out)?,
+    }
+    if failures > 0 {
+        return Err(CommandError::Failed(format!("{failures} check(s) failed")));
+    }
     Ok(())
 }
 
@@ -253,18 +368,36 @@ pub async fn cases(
                 Some(local) => local.desk.case(&id).map_err(failed)?,
                 None => None,
             };
-            if recorded.is_none() && decisions.is_empty() {
+            let info = match config.backend {
+                BackendKind::Aws => backend.desk.case_info(&id).await.map_err(failed)?,
+                BackendKind::Local => None,
+            };
+            if recorded.is_none() && info.is_none() && decisions.is_empty() {
                 return Err(CommandError::Failed(format!(
                     "no case {id:?} in the ledger"
                 )));
             }
             if json {
+                let case = match &recorded {
+                    Some(r) => json!(r),
+                    None => json!(info),
+                };
                 return write_out(
                     out,
-                    &pretty(&json!({"case": recorded, "decisions": decisions}))?,
+                    &pretty(&json!({"case": case, "decisions": decisions}))?,
                 );
             }
             let mut text = String::new();
+            if let Some(i) = &info {
+                text.push_str(&format!(
+                    "Case {} (display id {}), status {}\nSubject: {}\nSeverity: {}\n",
+                    i.case_id,
+                    i.display_id.as_deref().unwrap_or("-"),
+                    i.status,
+                    i.subject,
+                    i.severity_code.as_deref().unwrap_or("-")
+                ));
+            }
             if let Some(c) = recorded {
                 let cc: Vec<&str> = c
                     .case

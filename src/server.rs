@@ -28,6 +28,7 @@ use crate::case::{CaseError, CaseService, Outcome};
 use crate::delivery::{self, Body, Delivery};
 use crate::desk::DeskError;
 use crate::gate::{Gate, GateError};
+use crate::metrics::{Event, MetricsSink, NoMetrics};
 use crate::sns::{MessageKind, SnsError};
 
 /// The largest body accepted. An SQS message is at most 256 KiB; 1 MiB leaves room for SNS
@@ -39,6 +40,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub cases: Arc<CaseService>,
     pub gate: Arc<Gate>,
+    pub metrics: Arc<dyn MetricsSink>,
     /// Case work runs in tracked tasks: a caller that hangs up or times out does not cancel
     /// a case half-opened, and shutdown waits for the work to finish.
     pub tasks: TaskTracker,
@@ -46,10 +48,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn new(cases: CaseService, gate: Gate, request_timeout: Duration) -> Self {
         Self {
             cases: Arc::new(cases),
             gate: Arc::new(gate),
+            metrics: Arc::new(NoMetrics),
             tasks: TaskTracker::new(),
             request_timeout,
         }
@@ -195,6 +203,9 @@ async fn serviceme(
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
+    if let Some(event) = event_of(&result) {
+        state.metrics.record(event);
+    }
     match result {
         Ok(Reply::Case {
             outcome,
@@ -339,6 +350,24 @@ async fn handle(
             })
         }
     }
+}
+
+fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
+    Some(match result {
+        Ok(Reply::Case { outcome, .. }) => match outcome {
+            Outcome::Created => Event::CaseLogged,
+            Outcome::Updated => Event::CaseUpdated,
+            Outcome::Coalesced => Event::CaseCoalesced,
+            Outcome::Recovered => Event::CaseRecovered,
+            Outcome::Ignored => Event::Ignored,
+            Outcome::Suppressed => Event::Suppressed,
+            Outcome::Duplicate => Event::Duplicate,
+            Outcome::Confirmed | Outcome::Unsubscribed => return None,
+        },
+        Ok(_) => return None,
+        Err(e) if e.status().is_server_error() => Event::Failed,
+        Err(_) => Event::Rejected,
+    })
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish

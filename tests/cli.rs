@@ -3,15 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use common::payload_path;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cw-support-api");
+use common::process::{BIN, ServerProcess};
 
 fn cli(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -187,38 +186,11 @@ fn process_reads_stdin_and_reports_bad_input() {
     assert!(stderr(&o).contains("StateChangeTime"));
 }
 
-/// Starts `serve` on port 0 and returns the child and the address it logged.
-fn start_server(data_dir: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
-        .env("DATA_DIR", data_dir)
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server logs before exiting")
-            .expect("line");
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if let Some(addr) = v["addr"].as_str() {
-            break addr.to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
 #[tokio::test]
 async fn serve_handles_a_post_then_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, addr) = start_server(dir.path());
+    let mut server = ServerProcess::start(&[("DATA_DIR", dir.path().to_str().expect("utf-8"))]);
+    let addr = server.addr.clone();
     let client = reqwest::Client::new();
     let resp = client
         .post(format!("http://{addr}/serviceme"))
@@ -244,19 +216,7 @@ async fn serve_handles_a_post_then_stops_cleanly_on_sigterm() {
     assert!(text.contains("Severity: low"));
     assert!(text.contains("created"));
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(std::time::Instant::now() < deadline, "server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.terminate();
     assert!(status.success(), "exit 0 on SIGTERM, got {status}");
 }
 

@@ -1,15 +1,17 @@
 //! Where things are kept: the backends behind the case logic's traits. `local` is the
-//! embedded default; each backend provides the same three stores.
+//! embedded default; `aws` is production. Each provides the same three stores.
 
+pub mod aws;
 pub mod local;
 
 use std::sync::Arc;
 
-use crate::alarm_config::AlarmConfigStore;
+use crate::alarm_config::{AlarmConfigStore, StoreError};
 use crate::case::CaseService;
-use crate::cli::{BackendKind, Config};
+use crate::cli::{BackendKind, Config, Switch};
 use crate::desk::SupportDesk;
 use crate::ledger::{CaseLedger, LedgerError};
+use crate::metrics::{MetricsSink, NoMetrics};
 
 /// The stores one backend provides.
 #[derive(Clone)]
@@ -19,12 +21,16 @@ pub struct Backend {
     pub desk: Arc<dyn SupportDesk>,
     /// Set for the local backend, whose dry-run desk can show the cases it recorded.
     pub local: Option<local::LocalBackend>,
+    /// Set for the aws backend.
+    pub aws: Option<aws::AwsClients>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("{0} (create the tables with `cw-support-api tables create`)")]
+    Config(#[from] StoreError),
 }
 
 impl Backend {
@@ -37,9 +43,40 @@ impl Backend {
                     ledger: local.ledger.clone(),
                     desk: local.desk.clone(),
                     local: Some(local),
+                    aws: None,
                 })
             }
+            BackendKind::Aws => {
+                let settings = config.aws();
+                let clients = aws::AwsClients::load(&settings).await;
+                Self::aws(clients, &settings).await
+            }
         }
+    }
+
+    /// The aws backend on given clients (tests point them at local stand-ins).
+    pub async fn aws(
+        clients: aws::AwsClients,
+        settings: &aws::AwsSettings,
+    ) -> Result<Self, BackendError> {
+        let store = aws::dynamo::DynamoConfigStore::open(
+            clients.dynamodb.clone(),
+            &settings.config_table,
+            settings.config_cache_ttl,
+        )
+        .await?;
+        let ledger = aws::dynamo::DynamoLedger::new(
+            clients.dynamodb.clone(),
+            &settings.ledger_table,
+            settings.handled_ttl,
+        );
+        Ok(Self {
+            config: Arc::new(store),
+            ledger: Arc::new(ledger),
+            desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
+            local: None,
+            aws: Some(clients),
+        })
     }
 
     pub fn case_service(&self, config: &Config) -> CaseService {
@@ -49,5 +86,26 @@ impl Backend {
             self.desk.clone(),
             config.policy(),
         )
+    }
+
+    /// Where the server's counters go: CloudWatch on the aws backend unless `METRICS=off`.
+    /// The publisher, when there is one, must be closed after the server stops.
+    pub fn metrics(
+        &self,
+        config: &Config,
+    ) -> (
+        Arc<dyn MetricsSink>,
+        Option<Arc<aws::metrics::CloudWatchMetrics>>,
+    ) {
+        match (&self.aws, config.metrics) {
+            (Some(clients), Switch::On) => {
+                let publisher = Arc::new(aws::metrics::CloudWatchMetrics::start(
+                    clients.cloudwatch.clone(),
+                    config.metrics_interval,
+                ));
+                (publisher.clone(), Some(publisher))
+            }
+            _ => (Arc::new(NoMetrics), None),
+        }
     }
 }

@@ -2,6 +2,11 @@
 //! the payload fixtures.
 #![allow(dead_code)]
 
+pub mod cloudwatch_standin;
+pub mod moto;
+pub mod process;
+pub mod support_standin;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,76 @@
+//! The AWS backend (`BACKEND=aws`): per-alarm settings in the original service's DynamoDB
+//! table, the ledger in a second table, cases at AWS Support, counters in CloudWatch.
+//! Credentials, regions and endpoints come from the SDK's standard chain, so
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SUPPORT` work as
+//! users expect.
+
+pub mod dynamo;
+pub mod metrics;
+pub mod support;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_timeout(operation)
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// What the AWS backend needs to know.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// Region of both DynamoDB tables (and of CloudWatch metrics).
+    pub region: String,
+    pub config_table: String,
+    pub ledger_table: String,
+    /// AWS Support has one endpoint per partition, whatever region the tables are in.
+    pub support_region: String,
+    pub config_cache_ttl: Duration,
+    pub handled_ttl: Duration,
+}
+
+/// The three SDK clients, built from one loaded configuration.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub sdk: SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub support: aws_sdk_support::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl AwsClients {
+    /// Loads credentials and endpoints from the standard chain (environment, profile,
+    /// instance role) with the tables' region.
+    pub async fn load(settings: &AwsSettings) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .load()
+            .await;
+        Self::from_sdk(sdk, settings)
+    }
+
+    pub fn from_sdk(sdk: SdkConfig, settings: &AwsSettings) -> Self {
+        // Bounded calls, with the SDK's standard retries inside the bound, so a hung
+        // endpoint gives a 503 well within REQUEST_TIMEOUT rather than a stuck request.
+        let support = aws_sdk_support::config::Builder::from(&sdk)
+            .region(Region::new(settings.support_region.clone()))
+            .retry_config(RetryConfig::standard())
+            .timeout_config(timeouts(Duration::from_secs(30), Duration::from_secs(10)))
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::standard())
+            .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            support: aws_sdk_support::Client::from_conf(support),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            sdk,
+        }
+    }
+}

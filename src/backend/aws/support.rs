@@ -1,0 +1,241 @@
+//! The AWS Support desk: CreateCase, AddCommunicationToCase, ResolveCase and DescribeCases
+//! through the official SDK.
+//!
+//! Before adding to a case it asks DescribeCases whether support already resolved it (then
+//! a new case is opened instead), and it lowers a severity the account's plan does not allow
+//! (DescribeSeverityLevels, asked once) rather than have the whole case refused.
+
+use async_trait::async_trait;
+use aws_sdk_support::Client;
+use aws_sdk_support::config::http::HttpResponse;
+use aws_sdk_support::error::{ProvideErrorMetadata, SdkError};
+use tokio::sync::OnceCell;
+use tracing::warn;
+
+use super::dynamo::describe;
+use crate::alarm_config::Severity;
+use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk, truncate_body};
+
+pub struct AwsSupportDesk {
+    client: Client,
+    /// The severity codes this account's plan allows, learnt on first use.
+    severities: OnceCell<Vec<Severity>>,
+}
+
+/// Maps an SDK error to what the case logic can act on. SubscriptionRequiredException is not
+/// in the API model, so it is matched by its code.
+fn desk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    e: SdkError<E, HttpResponse>,
+) -> DeskError {
+    let text = format!("{op}: {}", describe(&e));
+    match &e {
+        SdkError::ServiceError(service) => match e.code() {
+            Some("SubscriptionRequiredException") => DeskError::SubscriptionRequired(text),
+            Some("CaseIdNotFound") => DeskError::CaseNotFound(text),
+            Some(
+                "CaseCreationLimitExceeded"
+                | "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "InternalServerError"
+                | "ServiceUnavailable",
+            ) => DeskError::Unavailable(text),
+            _ if service.raw().status().is_server_error() => DeskError::Unavailable(text),
+            _ => DeskError::Rejected(text),
+        },
+        // Timeouts, connection failures, unreadable answers: all worth a retry.
+        _ => DeskError::Unavailable(text),
+    }
+}
+
+impl AwsSupportDesk {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            severities: OnceCell::new(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The severities the plan allows, lowest first.
+    pub async fn allowed_severities(&self) -> Result<Vec<Severity>, DeskError> {
+        self.severities
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .describe_severity_levels()
+                    .language("en")
+                    .send()
+                    .await
+                    .map_err(|e| desk_error("DescribeSeverityLevels", e))?;
+                let mut codes: Vec<Severity> = out
+                    .severity_levels()
+                    .iter()
+                    .filter_map(|l| l.code()?.parse().ok())
+                    .collect();
+                codes.sort();
+                Ok(codes)
+            })
+            .await
+            .cloned()
+    }
+
+    async fn describe(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        let result = self
+            .client
+            .describe_cases()
+            .case_id_list(case_id)
+            .include_resolved_cases(true)
+            .include_communications(false)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                return match desk_error("DescribeCases", e) {
+                    DeskError::CaseNotFound(_) => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        Ok(out
+            .cases()
+            .iter()
+            .find(|c| c.case_id() == Some(case_id))
+            .map(|c| {
+                let status = c.status().unwrap_or("unknown").to_owned();
+                CaseInfo {
+                    case_id: case_id.to_owned(),
+                    display_id: c.display_id().map(str::to_owned),
+                    subject: c.subject().unwrap_or_default().to_owned(),
+                    resolved: status == "resolved",
+                    status,
+                    severity_code: c.severity_code().map(str::to_owned),
+                }
+            }))
+    }
+}
+
+/// The highest allowed severity not above the wanted one (or the lowest allowed).
+fn fit_severity(wanted: Severity, allowed: &[Severity]) -> Severity {
+    if allowed.is_empty() || allowed.contains(&wanted) {
+        return wanted;
+    }
+    allowed
+        .iter()
+        .rev()
+        .find(|s| **s <= wanted)
+        .or(allowed.first())
+        .copied()
+        .unwrap_or(wanted)
+}
+
+#[async_trait]
+impl SupportDesk for AwsSupportDesk {
+    async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
+        let allowed = self.allowed_severities().await?;
+        let severity = fit_severity(case.severity_code, &allowed);
+        let mut body = case.communication_body.clone();
+        if severity != case.severity_code {
+            warn!(
+                wanted = case.severity_code.as_str(),
+                used = severity.as_str(),
+                "the support plan does not allow the configured severity; lowered"
+            );
+            // Said first, so truncation of a long body cannot hide it.
+            body = truncate_body(format!(
+                "Note: severity lowered from {} to {}, the highest this account's support plan allows.\n\n{body}",
+                case.severity_code, severity
+            ));
+        }
+        let out = self
+            .client
+            .create_case()
+            .subject(&case.subject)
+            .communication_body(body)
+            .severity_code(severity.as_str())
+            .service_code(&case.service_code)
+            .category_code(&case.category_code)
+            .set_cc_email_addresses((!case.cc_email_addresses.is_empty()).then(|| {
+                case.cc_email_addresses
+                    .iter()
+                    .map(|e| e.as_str().to_owned())
+                    .collect()
+            }))
+            .language(&case.language)
+            .issue_type(&case.issue_type)
+            .send()
+            .await
+            .map_err(|e| desk_error("CreateCase", e))?;
+        out.case_id()
+            .map(str::to_owned)
+            .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
+    }
+
+    async fn add_communication(
+        &self,
+        case_id: &str,
+        comm: &Communication,
+    ) -> Result<(), DeskError> {
+        // A case support already resolved cannot take the news: the caller opens a new one.
+        match self.describe(case_id).await? {
+            Some(info) if !info.resolved => {}
+            _ => return Err(DeskError::CaseNotFound(case_id.to_owned())),
+        }
+        self.client
+            .add_communication_to_case()
+            .case_id(case_id)
+            .communication_body(&comm.communication_body)
+            .set_cc_email_addresses((!comm.cc_email_addresses.is_empty()).then(|| {
+                comm.cc_email_addresses
+                    .iter()
+                    .map(|e| e.as_str().to_owned())
+                    .collect()
+            }))
+            .send()
+            .await
+            .map_err(|e| desk_error("AddCommunicationToCase", e))?;
+        Ok(())
+    }
+
+    async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError> {
+        self.client
+            .resolve_case()
+            .case_id(case_id)
+            .send()
+            .await
+            .map_err(|e| desk_error("ResolveCase", e))?;
+        Ok(())
+    }
+
+    async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        self.describe(case_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Severity::*;
+
+    #[test]
+    fn severities_are_lowered_to_what_the_plan_allows() {
+        assert_eq!(fit_severity(Critical, &[Low, Normal, High, Urgent]), Urgent);
+        assert_eq!(fit_severity(Urgent, &[Low, Normal]), Normal);
+        assert_eq!(fit_severity(High, &[Low, Normal, High]), High);
+        assert_eq!(
+            fit_severity(Low, &[Normal, High]),
+            Normal,
+            "nothing lower: the lowest allowed"
+        );
+        assert_eq!(
+            fit_severity(Urgent, &[]),
+            Urgent,
+            "unknown plan: as configured"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! What is counted: one event per handled request (cases logged and updated, duplicates,
+//! suppressions, rejections), handed to a sink that must never slow or fail a request. On
+//! AWS the sink publishes CloudWatch metrics in batches; locally nothing is published.
+
+/// The counters, named as the original service's CloudWatch metrics (`Case/Logged`,
+/// `Case/Updated`, namespace `Support`) plus this service's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Event {
+    CaseLogged,
+    CaseUpdated,
+    CaseCoalesced,
+    CaseRecovered,
+    Ignored,
+    Suppressed,
+    Duplicate,
+    /// A request refused as bad input, unauthenticated or forged (4xx).
+    Rejected,
+    /// A request that failed and will be retried (5xx).
+    Failed,
+}
+
+impl Event {
+    pub const ALL: [Event; 9] = [
+        Self::CaseLogged,
+        Self::CaseUpdated,
+        Self::CaseCoalesced,
+        Self::CaseRecovered,
+        Self::Ignored,
+        Self::Suppressed,
+        Self::Duplicate,
+        Self::Rejected,
+        Self::Failed,
+    ];
+
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Self::CaseLogged => "Case/Logged",
+            Self::CaseUpdated => "Case/Updated",
+            Self::CaseCoalesced => "Case/Coalesced",
+            Self::CaseRecovered => "Case/Recovered",
+            Self::Ignored => "Delivery/Ignored",
+            Self::Suppressed => "Delivery/Suppressed",
+            Self::Duplicate => "Delivery/Duplicate",
+            Self::Rejected => "Delivery/Rejected",
+            Self::Failed => "Delivery/Failed",
+        }
+    }
+}
+
+/// Where events go. `record` must return at once.
+pub trait MetricsSink: Send + Sync {
+    fn record(&self, event: Event);
+}
+
+/// Counts nothing (the local backend, or `METRICS=off`).
+pub struct NoMetrics;
+
+impl MetricsSink for NoMetrics {
+    fn record(&self, _event: Event) {}
+}

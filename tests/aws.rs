@@ -1,0 +1,871 @@
+//! The AWS backend against real wire-protocol stand-ins: moto's server for DynamoDB and
+//! CloudWatch, and the project's own AWS Support stand-in. The official SDK clients are
+//! used unchanged; only their endpoints point at loopback.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use chrono::Utc;
+use common::moto::{moto, unique};
+use common::support_standin::{Fault, SupportStandin};
+use cw_support_api::alarm::Alarm;
+use cw_support_api::alarm_config::{
+    AlarmConfigRecord, AlarmConfigStore, AlarmSettings, CcField, Severity,
+};
+use cw_support_api::backend::Backend;
+use cw_support_api::backend::aws::dynamo::{self, DynamoConfigStore, DynamoLedger, TableOutcome};
+use cw_support_api::backend::aws::{AwsClients, AwsSettings};
+use cw_support_api::case::{CaseError, CasePolicy, CaseService, Outcome};
+use cw_support_api::delivery::{Delivery, DeliveryKind};
+use cw_support_api::desk::DeskError;
+use cw_support_api::ledger::{
+    CaseLedger, Claim, Commit, Decision, LedgerError, OpenCase, OpenCaseChange,
+};
+use serde_json::json;
+
+fn sdk() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDTEST", "secret", None, None, "tests",
+        )))
+        .build()
+}
+
+fn clients(support_endpoint: &str) -> AwsClients {
+    let sdk = sdk();
+    let m = &moto().endpoint;
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .endpoint_url(m)
+                .build(),
+        ),
+        support: aws_sdk_support::Client::from_conf(
+            aws_sdk_support::config::Builder::from(&sdk)
+                .endpoint_url(support_endpoint)
+                .build(),
+        ),
+        cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(&sdk)
+                .endpoint_url(m)
+                .build(),
+        ),
+        sdk,
+    }
+}
+
+fn settings() -> AwsSettings {
+    AwsSettings {
+        region: "us-east-1".into(),
+        config_table: unique("settings"),
+        ledger_table: unique("ledger"),
+        support_region: "us-east-1".into(),
+        config_cache_ttl: Duration::from_millis(200),
+        handled_ttl: Duration::from_secs(15 * 86_400),
+    }
+}
+
+/// Tables for one test, made by `tables create`.
+async fn tables(c: &AwsClients) -> AwsSettings {
+    let s = settings();
+    let done = dynamo::create_tables(&c.dynamodb, &s.config_table, &s.ledger_table)
+        .await
+        .expect("create tables");
+    assert!(done.iter().all(|(_, o)| *o == TableOutcome::Created));
+    s
+}
+
+#[tokio::test]
+async fn tables_create_is_safe_to_run_twice() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let again = dynamo::create_tables(&c.dynamodb, &s.config_table, &s.ledger_table)
+        .await
+        .expect("second run");
+    assert!(again.iter().all(|(_, o)| *o == TableOutcome::AlreadyExists));
+    assert_eq!(
+        dynamo::ledger_keys(&c.dynamodb, &s.ledger_table)
+            .await
+            .expect("keys"),
+        vec![
+            ("pk".to_owned(), "HASH".to_owned()),
+            ("sk".to_owned(), "RANGE".to_owned())
+        ]
+    );
+    assert_eq!(
+        dynamo::hash_key_of(&c.dynamodb, &s.config_table)
+            .await
+            .expect("key"),
+        "AlarmName"
+    );
+}
+
+/// A table laid out as the original Python service's: whatever the hash key is called,
+/// items with `priority`, `action` (JSON text) and `ccemail` (one address).
+#[tokio::test]
+async fn the_original_table_layout_works_unchanged() {
+    let c = clients("http://127.0.0.1:9");
+    let table = unique("original");
+    c.dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("alarm")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("alarm")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create");
+    let item = |name: &str, priority: &str, cc: &str| {
+        HashMap::from([
+            ("alarm".to_owned(), AttributeValue::S(name.into())),
+            ("priority".to_owned(), AttributeValue::S(priority.into())),
+            (
+                "action".to_owned(),
+                AttributeValue::S(r#"{"runbook": "restart the API"}"#.into()),
+            ),
+            ("ccemail".to_owned(), AttributeValue::S(cc.into())),
+        ])
+    };
+    for i in [
+        item("prod-api-5xx-rate", "urgent", "ops@example.com"),
+        item("broken", "p0", "nobody"),
+    ] {
+        c.dynamodb
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(i))
+            .send()
+            .await
+            .expect("put");
+    }
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &table, Duration::from_secs(60))
+        .await
+        .expect("open");
+    assert_eq!(store.hash_key(), "alarm");
+
+    let record = store
+        .get("prod-api-5xx-rate")
+        .await
+        .expect("get")
+        .expect("item");
+    let (settings, notes) = AlarmSettings::from_record(&record);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(settings.priority, Severity::Urgent);
+    assert_eq!(settings.cc[0].as_str(), "ops@example.com");
+    assert!(
+        settings
+            .action
+            .render()
+            .contains("\"runbook\": \"restart the API\"")
+    );
+
+    // A malformed item degrades to the defaults, with notes, never an error.
+    let record = store.get("broken").await.expect("get").expect("item");
+    let (settings, notes) = AlarmSettings::from_record(&record);
+    assert_eq!(settings.priority, Severity::Low);
+    assert!(settings.cc.is_empty());
+    assert_eq!(notes.len(), 2, "{notes:?}");
+
+    assert_eq!(store.get("no-such-alarm").await.expect("get"), None);
+
+    // put/list/delete through the same table.
+    store
+        .put(
+            "new-alarm",
+            &AlarmConfigRecord {
+                priority: Some("high".into()),
+                ccemail: Some(CcField::Many(vec![
+                    "a@example.com".into(),
+                    "b@example.com".into(),
+                ])),
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    let stored = store.get("new-alarm").await.expect("get").expect("item");
+    assert_eq!(stored.enabled, Some(false));
+    assert_eq!(
+        stored.ccemail,
+        Some(CcField::Many(vec![
+            "a@example.com".into(),
+            "b@example.com".into()
+        ]))
+    );
+    let names: Vec<String> = store
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, vec!["broken", "new-alarm", "prod-api-5xx-rate"]);
+    assert!(store.delete("new-alarm").await.expect("delete"));
+    assert!(!store.delete("new-alarm").await.expect("delete"));
+}
+
+#[tokio::test]
+async fn settings_are_read_through_a_short_cache() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let store = DynamoConfigStore::open(
+        c.dynamodb.clone(),
+        &s.config_table,
+        Duration::from_millis(300),
+    )
+    .await
+    .expect("open");
+    assert_eq!(store.get("a").await.expect("get"), None);
+    // Written behind the store's back: the cached answer stands until it expires.
+    c.dynamodb
+        .put_item()
+        .table_name(&s.config_table)
+        .item("AlarmName", AttributeValue::S("a".into()))
+        .item("priority", AttributeValue::S("high".into()))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(store.get("a").await.expect("get"), None);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.get("a").await.expect("get").and_then(|r| r.priority),
+        Some("high".into())
+    );
+}
+
+fn decision(alarm: &str, case: Option<&str>) -> Decision {
+    Decision {
+        seq: 0,
+        at: Utc::now(),
+        delivery_kind: "sqsd".into(),
+        delivery_id: Some("m-1".into()),
+        alarm_key: alarm.into(),
+        alarm_name: alarm.into(),
+        state: "ALARM".into(),
+        state_change_time: "t1".into(),
+        outcome: Outcome::Created,
+        case_id: case.map(str::to_owned),
+        note: None,
+    }
+}
+
+fn open(alarm: &str, case: &str) -> OpenCase {
+    OpenCase {
+        alarm_key: alarm.into(),
+        alarm_name: alarm.into(),
+        case_id: case.into(),
+        opened_at: Utc::now(),
+        last_update_at: Utc::now(),
+        coalesced: 0,
+        updates: 0,
+        recovered: false,
+    }
+}
+
+#[tokio::test]
+async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let now = Utc::now();
+    let soon = now + chrono::Duration::seconds(120);
+
+    let mine = Claim::new("alarm-a", soon, None);
+    let theirs = Claim::new("alarm-a", soon, None);
+    assert!(ledger.claim(&mine, now).await.expect("claim"));
+    assert!(
+        !ledger.claim(&theirs, now).await.expect("claim"),
+        "a live claim excludes others"
+    );
+    assert_eq!(
+        ledger.open_case("alarm-a").await.expect("read"),
+        None,
+        "a claim is not a case"
+    );
+
+    let commit = |claim: &Claim, keys: Vec<String>| Commit {
+        handled_keys: keys,
+        decision: decision("alarm-a", Some("case-1")),
+        open_case: OpenCaseChange::Put(open("alarm-a", "case-1")),
+        claim: Some(claim.clone()),
+    };
+    // A commit under someone else's claim is refused and writes nothing.
+    let refused = ledger.commit(commit(&theirs, vec!["sqs:m-1".into()])).await;
+    assert!(
+        matches!(refused, Err(LedgerError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert!(
+        ledger
+            .find_handled(&["sqs:m-1".into()])
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let seq = ledger
+        .commit(commit(
+            &mine,
+            vec!["sqs:m-1".into(), "event:alarm-a|ALARM|t1".into()],
+        ))
+        .await
+        .expect("commit");
+    let found = ledger
+        .find_handled(&["event:alarm-a|ALARM|t1".into()])
+        .await
+        .expect("read")
+        .expect("handled");
+    assert_eq!(found.seq, seq);
+    assert_eq!(found.case_id.as_deref(), Some("case-1"));
+    assert_eq!(
+        ledger
+            .open_case("alarm-a")
+            .await
+            .expect("read")
+            .map(|o| o.case_id),
+        Some("case-1".into())
+    );
+    assert!(
+        !ledger
+            .claim(&Claim::new("alarm-a", soon, None), now)
+            .await
+            .expect("claim"),
+        "a case is open"
+    );
+
+    // The same handled key recorded again (a racing redelivery) is a conflict.
+    let again = Commit {
+        handled_keys: vec!["sqs:m-1".into()],
+        decision: decision("alarm-a", Some("case-1")),
+        open_case: OpenCaseChange::Keep,
+        claim: None,
+    };
+    assert!(matches!(
+        ledger.commit(again).await,
+        Err(LedgerError::Conflict(_))
+    ));
+
+    // A crashed instance's claim expires and is taken over.
+    let stale = Claim::new("alarm-b", now - chrono::Duration::seconds(1), None);
+    assert!(
+        ledger
+            .claim(&stale, now - chrono::Duration::seconds(200))
+            .await
+            .expect("claim")
+    );
+    assert!(
+        ledger
+            .claim(&Claim::new("alarm-b", soon, None), now)
+            .await
+            .expect("takeover")
+    );
+    ledger
+        .release(&stale)
+        .await
+        .expect("a stale release is harmless");
+
+    // Replacing the open case (support resolved it) needs its id.
+    assert!(
+        !ledger
+            .claim(&Claim::new("alarm-a", soon, Some("case-0".into())), now)
+            .await
+            .expect("claim")
+    );
+    let replace = Claim::new("alarm-a", soon, Some("case-1".into()));
+    assert!(ledger.claim(&replace, now).await.expect("claim"));
+
+    let listed = ledger.decisions(&Default::default()).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    let by_case = ledger
+        .decisions(&cw_support_api::ledger::DecisionFilter {
+            case_id: Some("case-1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("by case");
+    assert_eq!(by_case.len(), 1);
+    let by_alarm = ledger
+        .decisions(&cw_support_api::ledger::DecisionFilter {
+            alarm_key: Some("alarm-a".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("by alarm");
+    assert_eq!(by_alarm[0].seq, seq);
+}
+
+// ---- the full flow: DynamoDB (moto) + AWS Support (stand-in) --------------------------------
+
+struct Stack {
+    standin: SupportStandin,
+    backend: Backend,
+    service: CaseService,
+}
+
+async fn stack(policy: CasePolicy) -> Stack {
+    let standin = SupportStandin::start().await;
+    let c = clients(&standin.endpoint());
+    let s = tables(&c).await;
+    let backend = Backend::aws(c, &s).await.expect("backend");
+    let service = CaseService::new(
+        backend.config.clone(),
+        backend.ledger.clone(),
+        backend.desk.clone(),
+        policy,
+    );
+    Stack {
+        standin,
+        backend,
+        service,
+    }
+}
+
+fn alarm(state: &str, time: &str) -> Alarm {
+    Alarm::parse(json!({
+        "AlarmName": "prod-db-cpu",
+        "AlarmDescription": "CPU above 90%",
+        "NewStateValue": state,
+        "StateChangeTime": time,
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-db-cpu",
+        "Trigger": {"MetricName": "CPUUtilization", "Namespace": "AWS/RDS"}
+    }))
+    .expect("alarm")
+}
+
+fn sqs(id: &str) -> Delivery {
+    let mut d = Delivery::new(DeliveryKind::Sqsd);
+    d.sqsd_message_id = Some(id.into());
+    d
+}
+
+#[tokio::test]
+async fn created_updated_recovered_and_a_resolved_case_gets_a_new_one() {
+    let st = stack(CasePolicy {
+        update_cooldown: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    st.backend
+        .config
+        .put(
+            "prod-db-cpu",
+            &AlarmConfigRecord {
+                priority: Some("urgent".into()),
+                ccemail: Some(CcField::One("dba@example.com".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+
+    let h = st
+        .service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(h.outcome, Outcome::Created);
+    let case_id = h.case_id.expect("case id");
+    let cases = st.standin.cases();
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0]["caseId"], case_id.as_str());
+    assert_eq!(cases[0]["severityCode"], "urgent");
+    assert_eq!(cases[0]["subject"], "prod-db-cpu");
+    assert_eq!(cases[0]["ccEmailAddresses"][0], "dba@example.com");
+    assert_eq!(
+        cases[0]["serviceCode"],
+        "amazon-elastic-compute-cloud-linux"
+    );
+
+    let dup = st
+        .service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        (dup.outcome, dup.case_id.as_deref()),
+        (Outcome::Duplicate, Some(case_id.as_str()))
+    );
+
+    let up = st
+        .service
+        .handle(&sqs("2"), &alarm("ALARM", "t2"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        (up.outcome, up.case_id.as_deref()),
+        (Outcome::Updated, Some(case_id.as_str()))
+    );
+    let rec = st
+        .service
+        .handle(&sqs("3"), &alarm("OK", "t3"))
+        .await
+        .expect("handled");
+    assert_eq!(rec.outcome, Outcome::Recovered);
+    let comms = st.standin.cases()[0]["communications"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    assert_eq!(comms, 3, "opening + update + recovery note");
+
+    // Support resolves the case; the next ALARM opens a new one.
+    st.standin.resolve(&case_id);
+    let next = st
+        .service
+        .handle(&sqs("4"), &alarm("ALARM", "t4"))
+        .await
+        .expect("handled");
+    assert_eq!(next.outcome, Outcome::Created);
+    assert_ne!(next.case_id.as_deref(), Some(case_id.as_str()));
+    assert_eq!(st.standin.cases().len(), 2);
+    let decisions = st
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("ledger");
+    assert_eq!(decisions.len(), 5);
+}
+
+#[tokio::test]
+async fn a_severity_above_the_plan_is_lowered_with_a_note() {
+    let st = stack(CasePolicy::default()).await;
+    st.standin.set_severities(&["low", "normal", "high"]);
+    st.backend
+        .config
+        .put(
+            "prod-db-cpu",
+            &AlarmConfigRecord {
+                priority: Some("critical".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    st.service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    let case = &st.standin.cases()[0];
+    assert_eq!(case["severityCode"], "high");
+    let body = case["communications"][0]["body"].as_str().unwrap_or("");
+    assert!(
+        body.contains("severity lowered from critical to high"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn each_fault_gives_the_right_error_and_recovery_opens_exactly_one_case() {
+    let st = stack(CasePolicy::default()).await;
+    let a = alarm("ALARM", "t1");
+    // More throttling than the SDK retries: retryable.
+    st.standin.inject("CreateCase", Fault::Throttling, 10);
+    let e = st
+        .service
+        .handle(&sqs("1"), &a)
+        .await
+        .expect_err("throttled");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::Unavailable(_))),
+        "{e:?}"
+    );
+    st.standin.clear_faults();
+
+    st.standin
+        .inject("CreateCase", Fault::CaseCreationLimitExceeded, 1);
+    let e = st.service.handle(&sqs("1"), &a).await.expect_err("limit");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::Unavailable(_))),
+        "{e:?}"
+    );
+
+    st.standin.inject("*", Fault::SubscriptionRequired, 1);
+    let e = st.service.handle(&sqs("1"), &a).await.expect_err("no plan");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::SubscriptionRequired(_))),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("Business"), "{e}");
+
+    st.standin.inject("CreateCase", Fault::InternalError, 10);
+    let e = st.service.handle(&sqs("1"), &a).await.expect_err("500");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::Unavailable(_))),
+        "{e:?}"
+    );
+    st.standin.clear_faults();
+
+    assert!(
+        st.standin.cases().is_empty(),
+        "nothing opened while failing"
+    );
+    assert!(
+        st.backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("ledger")
+            .is_empty()
+    );
+
+    let h = st.service.handle(&sqs("1"), &a).await.expect("recovered");
+    assert_eq!(h.outcome, Outcome::Created);
+    let again = st.service.handle(&sqs("1"), &a).await.expect("redelivered");
+    assert_eq!(again.outcome, Outcome::Duplicate);
+    assert_eq!(st.standin.cases().len(), 1);
+}
+
+#[tokio::test]
+async fn a_case_missing_at_support_on_update_gets_a_new_case() {
+    let st = stack(CasePolicy {
+        update_cooldown: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let first = st
+        .service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    st.standin
+        .inject("AddCommunicationToCase", Fault::CaseIdNotFound, 1);
+    let next = st
+        .service
+        .handle(&sqs("2"), &alarm("ALARM", "t2"))
+        .await
+        .expect("handled");
+    assert_eq!(next.outcome, Outcome::Created);
+    assert_ne!(next.case_id, first.case_id);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_in_one_process_open_one_case() {
+    let st = Arc::new(stack(CasePolicy::default()).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let st = st.clone();
+        tasks.push(tokio::spawn(async move {
+            st.service
+                .handle(&sqs(&format!("m{i}")), &alarm("ALARM", "t1"))
+                .await
+        }));
+    }
+    for t in tasks {
+        let _ = t.await.expect("join");
+    }
+    assert_eq!(st.standin.cases().len(), 1);
+}
+
+// ---- the binary, configured only through the standard environment variables ----------------
+
+fn aws_env<'a>(standin: &'a str, s: &'a AwsSettings) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("BACKEND", "aws"),
+        ("DBREGION", "us-east-1"),
+        ("DBTABLE", s.config_table.as_str()),
+        ("LEDGER_TABLE", s.ledger_table.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.as_str()),
+        ("METRICS", "off"),
+        ("AWS_ENDPOINT_URL_SUPPORT", standin),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("METRICS_INTERVAL", "1s"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_open_exactly_one_case_for_50_concurrent_deliveries() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let env = aws_env(&endpoint, &s);
+    let mut servers = [
+        common::process::ServerProcess::start(&env),
+        common::process::ServerProcess::start(&env),
+    ];
+    let body = std::fs::read(common::payload_path("eventbridge-alarm-state-change.json"))
+        .expect("fixture");
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let url = servers[i % 2].url("/serviceme");
+        let (client, body) = (client.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            // As the worker daemon does: redeliver until answered 200.
+            for _ in 0..100 {
+                let resp = client
+                    .post(&url)
+                    .header("x-aws-sqsd-msgid", format!("msg-{i}"))
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("send");
+                let status = resp.status().as_u16();
+                let v: serde_json::Value = resp.json().await.expect("json");
+                match status {
+                    200 => return v["outcome"].as_str().unwrap_or_default().to_owned(),
+                    503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                    other => panic!("unexpected {other}: {v}"),
+                }
+            }
+            panic!("never answered 200");
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("join"));
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "created").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "duplicate").count(),
+        49,
+        "{outcomes:?}"
+    );
+    assert_eq!(standin.cases().len(), 1);
+    for server in &mut servers {
+        assert!(server.terminate().success());
+    }
+}
+
+// Multi-threaded: the stand-in must keep answering while the test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_part_and_fails_on_a_missing_table() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let run = |env: Vec<(&str, &str)>| {
+        let mut cmd = std::process::Command::new(common::process::BIN);
+        cmd.arg("check");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("runs")
+    };
+    let o = run(aws_env(&endpoint, &s));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("credentials found"), "{text}");
+    assert!(text.contains("hash key AlarmName"), "{text}");
+    assert!(
+        text.contains("severities allowed: low, normal, high, urgent, critical"),
+        "{text}"
+    );
+
+    let mut env = aws_env(&endpoint, &s);
+    env.push(("LEDGER_TABLE", "no-such-table"));
+    let o = run(env);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[FAIL] ledger table"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_and_cases_commands_work_against_dynamodb() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::process::BIN);
+        cmd.args(args);
+        for (k, v) in aws_env(&endpoint, &s) {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("runs")
+    };
+    let o = run(&[
+        "alarms",
+        "put",
+        "prod-db-cpu",
+        "--priority",
+        "high",
+        "--cc",
+        "dba@example.com",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let item = c
+        .dynamodb
+        .get_item()
+        .table_name(&s.config_table)
+        .key("AlarmName", AttributeValue::S("prod-db-cpu".into()))
+        .send()
+        .await
+        .expect("get");
+    let item = item.item().expect("stored in DynamoDB");
+    assert_eq!(
+        item.get("priority")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("high")
+    );
+
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let mut env = aws_env(&endpoint, &s);
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    env.push(("METRICS", "on"));
+    let mut server = common::process::ServerProcess::start(&env);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(
+            std::fs::read(common::payload_path("eventbridge-alarm-state-change.json"))
+                .expect("fixture"),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("json");
+    let case_id = v["caseId"].as_str().expect("case id").to_owned();
+    assert!(server.terminate().success());
+
+    // Stopping flushed the counters to CloudWatch, under the original service's names.
+    assert!(
+        recorded.saw_metric("Case/Logged"),
+        "{} requests",
+        recorded.requests()
+    );
+
+    let o = run(&["cases", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(listed[0]["caseId"], case_id.as_str());
+    let o = run(&["cases", "show", &case_id]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("status opened"), "{text}");
+    assert!(text.contains("Severity: high"), "{text}");
+}

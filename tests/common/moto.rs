@@ -1,0 +1,71 @@
+//! A real DynamoDB wire-protocol stand-in for the tests: moto's server (PyPI `moto[server]`),
+//! started once per test binary on a free loopback port. It reads its standard input and
+//! stops when that closes, so it never outlives the tests even when they crash.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+const SCRIPT: &str = r#"
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
+server.start()
+print("ready", flush=True)
+sys.stdin.read()
+server.stop()
+"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The shared moto server; panics with a hint when moto is not installed.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args(["-c", SCRIPT, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // Its request log would drown the test output.
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("moto prints a line");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "moto server did not start: install it with `pip install 'moto[server]'`"
+        );
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: child,
+        }
+    })
+}
+
+/// A name no other test uses, so tests can share one moto server.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
