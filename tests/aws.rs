@@ -869,3 +869,48 @@ async fn alarms_and_cases_commands_work_against_dynamodb() {
     assert!(text.contains("status opened"), "{text}");
     assert!(text.contains("Severity: high"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_reach_the_caller_as_503_and_recovery_opens_one_case() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let mut server = common::process::ServerProcess::start(&aws_env(&endpoint, &s));
+    let body = std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture");
+    let client = reqwest::Client::new();
+    let post = || async {
+        let resp = client
+            .post(server.url("/serviceme"))
+            .header("x-aws-sqsd-msgid", "m-1")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post");
+        let status = resp.status().as_u16();
+        (
+            status,
+            resp.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    for (fault, code) in [
+        (Fault::SubscriptionRequired, "support_plan_required"),
+        (Fault::CaseCreationLimitExceeded, "support_unavailable"),
+    ] {
+        standin.inject("*", fault, 1);
+        let (status, v) = post().await;
+        assert_eq!((status, v["error"].as_str()), (503, Some(code)), "{v}");
+        assert!(!v.to_string().contains("Exception"), "no internals: {v}");
+        standin.clear_faults();
+    }
+    let (status, v) = post().await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("created")),
+        "{v}"
+    );
+    let (_, v) = post().await;
+    assert_eq!(v["outcome"], "duplicate");
+    assert_eq!(standin.cases().len(), 1);
+    assert!(server.terminate().success());
+}
