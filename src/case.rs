@@ -44,6 +44,8 @@ pub enum Outcome {
     Confirmed,
     /// SNS reported that this endpoint was unsubscribed from a topic.
     Unsubscribed,
+    /// The periodic reconcile found the case resolved at the desk: no longer held open.
+    Closed,
 }
 
 impl Outcome {
@@ -58,6 +60,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Confirmed => "confirmed",
             Self::Unsubscribed => "unsubscribed",
+            Self::Closed => "closed",
         }
     }
 
@@ -72,6 +75,7 @@ impl Outcome {
             Self::Duplicate,
             Self::Confirmed,
             Self::Unsubscribed,
+            Self::Closed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -158,6 +162,15 @@ impl Plan {
             _ => None,
         }
     }
+}
+
+/// What a reconcile run found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    /// Open cases asked about.
+    pub checked: usize,
+    /// Cases found resolved (or gone) and no longer held open.
+    pub closed: Vec<String>,
 }
 
 /// The answer for one handled delivery.
@@ -469,6 +482,51 @@ impl CaseService {
             case_id,
             alarm: alarm.name.clone(),
         })
+    }
+
+    /// The periodic task: asks the desk about every case the ledger holds open and lets go
+    /// of those support resolved, so the next alarm opens a new case at once instead of
+    /// discovering it on update.
+    pub async fn reconcile(&self, delivery: &Delivery) -> Result<Reconciled, CaseError> {
+        let mut report = Reconciled::default();
+        for open in self.ledger.open_cases().await? {
+            report.checked += 1;
+            let _guard = self.locks.stripe(&open.alarm_key).lock().await;
+            // Re-read under the lock: a delivery may have changed it meanwhile.
+            let Some(open) = self.ledger.open_case(&open.alarm_key).await? else {
+                continue;
+            };
+            let status = match self.desk.case_info(&open.case_id).await? {
+                Some(info) if !info.resolved => continue,
+                Some(info) => info.status,
+                None => "unknown to the support desk".into(),
+            };
+            let decision = Decision {
+                seq: 0,
+                at: (self.clock)(),
+                delivery_kind: delivery.kind.as_str().into(),
+                delivery_id: delivery.id().map(str::to_owned),
+                alarm_key: open.alarm_key.clone(),
+                alarm_name: open.alarm_name.clone(),
+                state: "-".into(),
+                state_change_time: String::new(),
+                outcome: Outcome::Closed,
+                case_id: Some(open.case_id.clone()),
+                note: Some(format!("case {status}")),
+            };
+            self.ledger
+                .commit(Commit {
+                    handled_keys: Vec::new(),
+                    decision,
+                    open_case: OpenCaseChange::Remove {
+                        alarm_key: open.alarm_key.clone(),
+                    },
+                    claim: None,
+                })
+                .await?;
+            report.closed.push(open.case_id);
+        }
+        Ok(report)
     }
 
     /// Records a subscription event (confirmed, unsubscribed) in the ledger, so the audit

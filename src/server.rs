@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::alarm::PayloadError;
-use crate::case::{CaseError, CaseService, Outcome};
+use crate::case::{CaseError, CaseService, Outcome, Reconciled};
 use crate::delivery::{self, Body, Delivery};
 use crate::desk::DeskError;
 use crate::gate::{Gate, GateError};
@@ -34,6 +34,9 @@ use crate::sns::{MessageKind, SnsError};
 /// The largest body accepted. An SQS message is at most 256 KiB; 1 MiB leaves room for SNS
 /// envelopes and generous third-party posts while bounding memory per request.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The worker daemon's periodic task (cron.yaml) that refreshes the cases held open.
+pub const RECONCILE_TASK: &str = "reconcile";
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -189,6 +192,10 @@ enum Reply {
     Unsubscribed {
         topic: String,
     },
+    Task {
+        name: String,
+        report: Reconciled,
+    },
 }
 
 async fn serviceme(
@@ -230,6 +237,11 @@ async fn serviceme(
         }) => {
             info!(kind, delivery_id, topic = %topic, subscription_arn = %subscription_arn, latency_ms, "SNS subscription confirmed");
             let body = json!({"outcome": Outcome::Confirmed, "subscriptionArn": subscription_arn});
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Reply::Task { name, report }) => {
+            info!(kind, delivery_id, task = %name, checked = report.checked, closed = report.closed.len(), latency_ms, "periodic task done");
+            let body = json!({"outcome": "reconciled", "task": name, "checked": report.checked, "closed": report.closed});
             (StatusCode::OK, Json(body)).into_response()
         }
         Ok(Reply::Unsubscribed { topic }) => {
@@ -290,10 +302,27 @@ async fn handle(
     *seen = Some(received.delivery.clone());
 
     match &received.body {
+        Body::Task(name) if name == RECONCILE_TASK => {
+            let cases = state.cases.clone();
+            let delivery = received.delivery.clone();
+            let job = state
+                .tasks
+                .spawn(async move { cases.reconcile(&delivery).await });
+            let report = match tokio::time::timeout(state.request_timeout, job).await {
+                Err(_) => return Err(ApiError::Timeout(state.request_timeout)),
+                Ok(Err(join)) => return Err(ApiError::Internal(join.to_string())),
+                Ok(Ok(r)) => r?,
+            };
+            return Ok(Reply::Task {
+                name: name.clone(),
+                report,
+            });
+        }
         Body::Task(name) => {
-            return Err(
-                PayloadError::UnsupportedEvent(format!("no periodic task named {name:?}")).into(),
-            );
+            return Err(PayloadError::UnsupportedEvent(format!(
+                "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
+            ))
+            .into());
         }
         Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
             let subscription_arn = gate.confirm(msg).await?;
@@ -362,7 +391,7 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
             Outcome::Ignored => Event::Ignored,
             Outcome::Suppressed => Event::Suppressed,
             Outcome::Duplicate => Event::Duplicate,
-            Outcome::Confirmed | Outcome::Unsubscribed => return None,
+            Outcome::Confirmed | Outcome::Unsubscribed | Outcome::Closed => return None,
         },
         Ok(_) => return None,
         Err(e) if e.status().is_server_error() => Event::Failed,

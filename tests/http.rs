@@ -594,3 +594,55 @@ async fn concurrent_deliveries_of_one_new_alarm_open_one_case() {
     assert!(app.backend.desk.case("dry-run-2").expect("read").is_none());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_reconcile_task_lets_go_of_cases_support_resolved() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let (_, first) = app.post(payload("metric-alarm.json")).await;
+    let (_, other) = app.post(payload("composite-alarm.json")).await;
+    assert_eq!(first["caseId"], "dry-run-1");
+    assert_eq!(other["caseId"], "dry-run-2");
+    app.backend
+        .desk
+        .resolve_case("dry-run-1")
+        .await
+        .expect("resolve");
+
+    // As the worker daemon sends periodic tasks: empty body, task headers.
+    let task = [
+        ("x-aws-sqsd-taskname", "reconcile"),
+        ("x-aws-sqsd-scheduled-at", "2026-11-20T04:00:00Z"),
+        ("x-aws-sqsd-msgid", "task-1"),
+        ("content-type", "application/json"),
+    ];
+    let (status, body) = app.post_with("", &task).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "reconciled");
+    assert_eq!(body["checked"], 2);
+    assert_eq!(body["closed"], json!(["dry-run-1"]));
+
+    // The next ALARM of that alarm opens a new case at once.
+    let mut again = payload_json("metric-alarm.json");
+    again["StateChangeTime"] = json!("2026-11-20T03:20:00.000+0000");
+    let (_, body) = app.post(again.to_string()).await;
+    assert_eq!(body["outcome"], "created");
+    assert_eq!(body["caseId"], "dry-run-3");
+    let decisions = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("decisions");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.outcome == cw_support_api::case::Outcome::Closed
+                && d.case_id.as_deref() == Some("dry-run-1"))
+    );
+
+    let (_, body) = app.post_with("", &task).await;
+    assert_eq!(body["checked"], 2);
+    assert_eq!(body["closed"], json!([]));
+    app.stop().await;
+}
