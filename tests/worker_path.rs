@@ -65,7 +65,8 @@ async fn queues() -> Queues {
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .expect("arn");
-    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
+    let redrive =
+        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
     let queue_url = sqs
         .create_queue()
         .queue_name(unique("worker-queue"))
@@ -139,13 +140,18 @@ async fn post_like_sqsd(
         .header("x-aws-sqsd-queue", queue_name)
         .header(
             "x-aws-sqsd-first-received-at",
-            millis(attr(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp)),
+            millis(attr(
+                MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+            )),
         )
         .header(
             "x-aws-sqsd-receive-count",
             attr(MessageSystemAttributeName::ApproximateReceiveCount),
         )
-        .header("x-aws-sqsd-sender-id", attr(MessageSystemAttributeName::SenderId))
+        .header(
+            "x-aws-sqsd-sender-id",
+            attr(MessageSystemAttributeName::SenderId),
+        )
         .header(
             "x-aws-sqsd-sent-at",
             millis(attr(MessageSystemAttributeName::SentTimestamp)),
@@ -167,7 +173,12 @@ async fn run_daemon(
     server: &ServerProcess,
     mut lose_delete: Vec<String>,
 ) -> Vec<(u16, Value)> {
-    let queue_name = q.queue_url.rsplit('/').next().unwrap_or_default().to_owned();
+    let queue_name = q
+        .queue_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let mut answers = Vec::new();
     let mut idle = 0;
     while idle < 2 {
@@ -212,7 +223,10 @@ async fn run_daemon(
                     .expect("visibility");
             }
         }
-        assert!(answers.len() < 200, "the daemon loop does not settle: {answers:?}");
+        assert!(
+            answers.len() < 200,
+            "the daemon loop does not settle: {answers:?}"
+        );
     }
     answers
 }
@@ -241,7 +255,8 @@ async fn an_alarm_published_to_the_topic_becomes_one_case() {
     let q = queues().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = server(dir.path());
-    let alarm = std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture");
+    let alarm =
+        std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture");
     q.sns
         .publish()
         .topic_arn(&q.topic_arn)
@@ -274,9 +289,17 @@ async fn a_malformed_message_ends_in_the_dead_letter_queue_and_raises_nothing() 
         .expect("send");
     let answers = run_daemon(&q, &server, Vec::new()).await;
     assert_eq!(answers.len(), MAX_RECEIVES as usize, "{answers:?}");
-    assert!(answers.iter().all(|(s, a)| *s == 400 && a["error"] == "not_json"));
+    assert!(
+        answers
+            .iter()
+            .all(|(s, a)| *s == 400 && a["error"] == "not_json")
+    );
     assert_eq!(count(&q.sqs, &q.queue_url).await, 0);
-    assert_eq!(count(&q.sqs, &q.dlq_url).await, 1, "moved to the dead-letter queue");
+    assert_eq!(
+        count(&q.sqs, &q.dlq_url).await,
+        1,
+        "moved to the dead-letter queue"
+    );
     let o = std::process::Command::new(common::process::BIN)
         .args(["cases", "list", "--json"])
         .env("DATA_DIR", dir.path())
@@ -292,7 +315,9 @@ async fn a_redelivered_message_raises_nothing_new() {
     let q = queues().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = server(dir.path());
-    let alarm = std::fs::read_to_string(common::payload_path("eventbridge-alarm-state-change.json")).expect("fixture");
+    let alarm =
+        std::fs::read_to_string(common::payload_path("eventbridge-alarm-state-change.json"))
+            .expect("fixture");
     let id = q
         .sqs
         .send_message()
@@ -305,7 +330,10 @@ async fn a_redelivered_message_raises_nothing_new() {
         .expect("id")
         .to_owned();
     let answers = run_daemon(&q, &server, vec![id]).await;
-    let outcomes: Vec<&str> = answers.iter().filter_map(|(_, a)| a["outcome"].as_str()).collect();
+    let outcomes: Vec<&str> = answers
+        .iter()
+        .filter_map(|(_, a)| a["outcome"].as_str())
+        .collect();
     assert_eq!(outcomes, vec!["created", "duplicate"]);
     assert_eq!(answers[0].1["caseId"], answers[1].1["caseId"]);
     assert_eq!(count(&q.sqs, &q.queue_url).await, 0);
