@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
