@@ -9,6 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+
+use crate::maintenance::MaintenanceWindow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -287,6 +289,10 @@ pub trait AlarmConfigStore: Send + Sync {
     async fn list(&self) -> Result<Vec<(String, AlarmConfigRecord)>, StoreError>;
     /// Returns whether there was anything to delete.
     async fn delete(&self, alarm_name: &str) -> Result<bool, StoreError>;
+    /// Maintenance windows, past, present and future.
+    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError>;
+    /// Replaces the stored windows (the `maintenance` commands read, change and save).
+    async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -18,9 +18,13 @@ use tokio::sync::Mutex;
 
 use crate::alarm::{Alarm, AlarmState};
 use crate::alarm_config::{AlarmConfigStore, AlarmSettings, StoreError};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, DeliveryKind};
 use crate::desk::{Communication, DeskError, NewCase, SupportDesk, truncate_body};
-use crate::ledger::{CaseLedger, Claim, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
+use crate::ledger::{
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, HeldAlarm, HoldChange, LedgerError,
+    OpenCase, OpenCaseChange,
+};
+use crate::maintenance;
 
 /// What the service did with one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +48,8 @@ pub enum Outcome {
     Confirmed,
     /// SNS reported that this endpoint was unsubscribed from a topic.
     Unsubscribed,
+    /// Too many new cases this hour: added to the storm case.
+    Folded,
     /// The periodic reconcile found the case resolved at the desk: no longer held open.
     Closed,
 }
@@ -60,6 +66,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Confirmed => "confirmed",
             Self::Unsubscribed => "unsubscribed",
+            Self::Folded => "folded",
             Self::Closed => "closed",
         }
     }
@@ -75,6 +82,7 @@ impl Outcome {
             Self::Duplicate,
             Self::Confirmed,
             Self::Unsubscribed,
+            Self::Folded,
             Self::Closed,
         ]
         .into_iter()
@@ -96,6 +104,9 @@ pub struct CasePolicy {
     /// How long a claim to open a case protects it from other instances: longer than a
     /// CreateCase call with its retries can take.
     pub claim_ttl: Duration,
+    /// New cases per hour before further new alarms are folded into one storm case. AWS
+    /// Support allows about ten per hour; the storm case itself needs one of them.
+    pub storm_cap: usize,
 }
 
 impl Default for CasePolicy {
@@ -107,9 +118,14 @@ impl Default for CasePolicy {
             close_on_recovery: false,
             default_service_code: "amazon-elastic-compute-cloud-linux".into(),
             default_category_code: "other".into(),
+            storm_cap: 8,
         }
     }
 }
+
+/// The ledger key of the storm case (no alarm key can look like it: ARNs start with `arn:`
+/// and alarm names cannot contain control characters... nor do they start with this).
+pub const STORM_KEY: &str = "\u{2301}storm";
 
 /// What the case logic will do, decided but not yet done.
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +134,9 @@ pub enum Action {
     Duplicate {
         earlier: Decision,
     },
-    Suppressed,
+    Suppressed {
+        why: String,
+    },
     Ignored {
         why: String,
     },
@@ -137,6 +155,15 @@ pub enum Action {
         communication: Option<Communication>,
         resolve: bool,
     },
+    /// Too many new cases this hour: open the storm case, listing this alarm.
+    CreateStorm {
+        case: NewCase,
+    },
+    /// Too many new cases this hour: add this alarm to the open storm case.
+    Fold {
+        storm: OpenCase,
+        communication: Communication,
+    },
 }
 
 /// A decision about one alarm event.
@@ -149,6 +176,9 @@ pub struct Plan {
     pub config_notes: Vec<String>,
     #[serde(skip)]
     settings: AlarmSettings,
+    /// What the decision does to a hold (maintenance windows).
+    #[serde(skip)]
+    hold: Option<HoldChange>,
 }
 
 impl Plan {
@@ -159,6 +189,7 @@ impl Plan {
             Action::Update { open, .. }
             | Action::Coalesce { open }
             | Action::Recover { open, .. } => Some(&open.case_id),
+            Action::Fold { storm, .. } => Some(&storm.case_id),
             _ => None,
         }
     }
@@ -171,6 +202,8 @@ pub struct Reconciled {
     pub checked: usize,
     /// Cases found resolved (or gone) and no longer held open.
     pub closed: Vec<String>,
+    /// Alarms held during a maintenance window that has ended, handled now.
+    pub raised: Vec<Handled>,
 }
 
 /// The answer for one handled delivery.
@@ -227,7 +260,18 @@ pub struct CaseService {
     desk: Arc<dyn SupportDesk>,
     policy: CasePolicy,
     locks: AlarmLocks,
+    /// New cases are opened one at a time, so storm control counts them exactly (per
+    /// instance; across instances the count can overshoot by one per instance).
+    opening: Mutex<()>,
     clock: Clock,
+}
+
+/// Whether a plan looks for an earlier decision on the same keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dedupe {
+    Check,
+    /// Raising an alarm held during maintenance: its event was recorded as suppressed.
+    Skip,
 }
 
 impl CaseService {
@@ -243,6 +287,7 @@ impl CaseService {
             desk,
             policy,
             locks: AlarmLocks::new(64),
+            opening: Mutex::new(()),
             clock: Arc::new(Utc::now),
         }
     }
@@ -259,28 +304,124 @@ impl CaseService {
 
     /// Decides what to do with an alarm event without changing anything.
     pub async fn plan(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Plan, CaseError> {
+        self.plan_with(delivery, alarm, Dedupe::Check).await
+    }
+
+    /// The settings to use: a store that cannot be read at all (a hand-edited file with a
+    /// typo) gives the defaults with a note, rather than no case at 3 a.m.
+    async fn settings(&self, alarm: &Alarm) -> Result<(AlarmSettings, Vec<String>), CaseError> {
+        let record = match self.config.get(&alarm.name).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "per-alarm settings unreadable; using the defaults");
+                let (s, _) = AlarmSettings::from_record(&Default::default());
+                return Ok((s, vec![format!("settings unreadable ({e}); defaults used")]));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (settings, notes) = AlarmSettings::from_record(&record);
+        for note in &notes {
+            tracing::warn!(alarm = %alarm.name, note = %note, "malformed per-alarm setting");
+        }
+        Ok((settings, notes))
+    }
+
+    async fn plan_with(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        dedupe: Dedupe,
+    ) -> Result<Plan, CaseError> {
         let now = (self.clock)();
-        let keys = handled_keys(delivery, alarm);
-        let record = self.config.get(&alarm.name).await?.unwrap_or_default();
-        let (settings, config_notes) = AlarmSettings::from_record(&record);
-        let plan = |outcome, action| Plan {
+        let (settings, config_notes) = self.settings(alarm).await?;
+        let plan = |outcome, action, hold| Plan {
             outcome,
             action,
             config_notes: config_notes.clone(),
             settings: settings.clone(),
+            hold,
         };
 
-        if let Some(earlier) = self.ledger.find_handled(&keys).await? {
-            return Ok(plan(Outcome::Duplicate, Action::Duplicate { earlier }));
+        if dedupe == Dedupe::Check {
+            let keys = handled_keys(delivery, alarm);
+            if let Some(earlier) = self.ledger.find_handled(&keys).await? {
+                return Ok(plan(
+                    Outcome::Duplicate,
+                    Action::Duplicate { earlier },
+                    None,
+                ));
+            }
         }
         if !settings.enabled {
-            return Ok(plan(Outcome::Suppressed, Action::Suppressed));
+            let why = "alarm is muted (enabled = false)".to_owned();
+            return Ok(plan(Outcome::Suppressed, Action::Suppressed { why }, None));
         }
+        let windows = match self.config.windows().await {
+            Ok(w) => w,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "maintenance windows unreadable; none applied");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(window) = maintenance::covering(&windows, &alarm.name, now) {
+            // Remember the latest state: still ALARM when the window ends means a case then.
+            let hold = match alarm.state {
+                AlarmState::Alarm => Some(HoldChange::Put(HeldAlarm {
+                    alarm_key: alarm.key().to_owned(),
+                    alarm_name: alarm.name.clone(),
+                    window_id: window.id.clone(),
+                    window_ends_at: window.ends_at,
+                    held_at: now,
+                    raw: alarm.raw.clone(),
+                })),
+                AlarmState::Ok => Some(HoldChange::Remove {
+                    alarm_key: alarm.key().to_owned(),
+                }),
+                AlarmState::InsufficientData => None,
+            };
+            let why = window.describe();
+            return Ok(plan(Outcome::Suppressed, Action::Suppressed { why }, hold));
+        }
+        // Outside any window, the alarm's own state is what counts from now on.
+        let hold = (alarm.state != AlarmState::InsufficientData).then(|| HoldChange::Remove {
+            alarm_key: alarm.key().to_owned(),
+        });
+
         let open = self.ledger.open_case(alarm.key()).await?;
         Ok(match (alarm.state, open) {
             (AlarmState::Alarm, None) => {
-                let case = self.new_case(alarm, &settings, &config_notes);
-                plan(Outcome::Created, Action::Create { case })
+                let since = now - chrono::Duration::hours(1);
+                if self.ledger.cases_opened_since(since).await? < self.policy.storm_cap {
+                    let case = self.new_case(alarm, &settings, &config_notes);
+                    plan(Outcome::Created, Action::Create { case }, hold)
+                } else {
+                    match self.ledger.open_case(STORM_KEY).await? {
+                        Some(storm) => {
+                            let communication = Communication {
+                                communication_body: truncate_body(storm_body(
+                                    alarm,
+                                    &settings,
+                                    self.policy.storm_cap,
+                                    false,
+                                )),
+                                cc_email_addresses: settings.cc.clone(),
+                            };
+                            plan(
+                                Outcome::Folded,
+                                Action::Fold {
+                                    storm,
+                                    communication,
+                                },
+                                hold,
+                            )
+                        }
+                        None => {
+                            let case = self.storm_case(alarm, &settings);
+                            plan(Outcome::Created, Action::CreateStorm { case }, hold)
+                        }
+                    }
+                }
             }
             (AlarmState::Alarm, Some(open)) => {
                 let since = now.signed_duration_since(open.last_update_at);
@@ -289,7 +430,7 @@ impl CaseService {
                     .is_ok_and(|s| s < self.policy.update_cooldown);
                 // A fresh ALARM after a recovery is news, whatever the cooldown says.
                 if cooling && !open.recovered {
-                    plan(Outcome::Coalesced, Action::Coalesce { open })
+                    plan(Outcome::Coalesced, Action::Coalesce { open }, hold)
                 } else {
                     let communication = Communication {
                         communication_body: truncate_body(update_body(alarm, &open)),
@@ -301,11 +442,12 @@ impl CaseService {
                             open,
                             communication,
                         },
+                        hold,
                     )
                 }
             }
             (AlarmState::Ok, Some(open)) if !open.recovered => {
-                let resolve = self.policy.close_on_recovery;
+                let resolve = self.policy.close_on_recovery && open.alarm_key != STORM_KEY;
                 let communication = (self.policy.recovery_note || resolve).then(|| Communication {
                     communication_body: truncate_body(recovery_body(alarm, resolve)),
                     cc_email_addresses: settings.cc.clone(),
@@ -317,6 +459,7 @@ impl CaseService {
                         communication,
                         resolve,
                     },
+                    hold,
                 )
             }
             (AlarmState::Ok, Some(_)) => plan(
@@ -324,12 +467,14 @@ impl CaseService {
                 Action::Ignored {
                     why: "the open case already has a recovery note".into(),
                 },
+                hold,
             ),
             (state, _) => plan(
                 Outcome::Ignored,
                 Action::Ignored {
                     why: format!("{state} with no open case"),
                 },
+                hold,
             ),
         })
     }
@@ -339,7 +484,7 @@ impl CaseService {
     pub async fn handle(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Handled, CaseError> {
         let _guard = self.locks.stripe(alarm.key()).lock().await;
         let plan = self.plan(delivery, alarm).await?;
-        self.execute(delivery, alarm, plan).await
+        self.execute(delivery, alarm, plan, Dedupe::Check).await
     }
 
     async fn execute(
@@ -347,76 +492,92 @@ impl CaseService {
         delivery: &Delivery,
         alarm: &Alarm,
         plan: Plan,
+        dedupe: Dedupe,
     ) -> Result<Handled, CaseError> {
         let now = (self.clock)();
         let mut outcome = plan.outcome;
         let mut note = None;
         let mut claim = None;
-        // A duplicate's keys are recorded already (under the first decision).
-        let keys = match plan.action {
-            Action::Duplicate { .. } => Vec::new(),
+        let mut hold = plan.hold.clone();
+        // A duplicate's keys are recorded already (under the first decision), and so are
+        // those of an alarm raised after maintenance (under its suppression).
+        let keys = match (&plan.action, dedupe) {
+            (Action::Duplicate { .. }, _) | (_, Dedupe::Skip) => Vec::new(),
             _ => handled_keys(delivery, alarm),
         };
-        let (case_id, change) = match plan.action {
+        let mut open_cases = Vec::new();
+        let case_id = match plan.action {
             Action::Duplicate { earlier } => {
                 note = Some(format!(
                     "first handled as #{} ({})",
                     earlier.seq,
                     earlier.outcome.as_str()
                 ));
-                (earlier.case_id, OpenCaseChange::Keep)
+                hold = None;
+                earlier.case_id
             }
-            Action::Suppressed => {
-                note = Some("alarm is muted (enabled = false)".into());
-                (None, OpenCaseChange::Keep)
+            Action::Suppressed { why } => {
+                note = Some(why);
+                None
             }
             Action::Ignored { why } => {
                 note = Some(why);
-                (None, OpenCaseChange::Keep)
+                None
             }
             Action::Create { case } => {
-                let (id, c) = self.open_case(alarm, &case, None, now).await?;
-                claim = Some(c);
-                (
-                    Some(id.clone()),
-                    OpenCaseChange::Put(fresh_open_case(alarm, id, now)),
-                )
+                let opened = self.open_case(alarm.key(), &case, None, now).await?;
+                claim = Some(opened.claim);
+                note = opened.note;
+                open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                    alarm.key(),
+                    &alarm.name,
+                    opened.case_id.clone(),
+                    now,
+                )));
+                Some(opened.case_id)
             }
             Action::Update {
                 mut open,
                 communication,
-            } => {
-                match self
-                    .desk
-                    .add_communication(&open.case_id, &communication)
-                    .await
-                {
-                    Ok(()) => {
-                        open.updates += 1;
-                        open.last_update_at = now;
-                        open.recovered = false;
-                        (Some(open.case_id.clone()), OpenCaseChange::Put(open))
-                    }
-                    // Support resolved or removed the case: the problem is back, so it
-                    // needs a case again.
-                    Err(DeskError::CaseNotFound(_)) => {
-                        let old = open.case_id.clone();
-                        let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
-                        let (id, c) = self.open_case(alarm, &case, Some(old.clone()), now).await?;
-                        claim = Some(c);
-                        outcome = Outcome::Created;
-                        note = Some(format!("previous case {old} no longer open"));
-                        (
-                            Some(id.clone()),
-                            OpenCaseChange::Put(fresh_open_case(alarm, id, now)),
-                        )
-                    }
-                    Err(e) => return Err(e.into()),
+            } => match self
+                .desk
+                .add_communication(&open.case_id, &communication)
+                .await
+            {
+                Ok(()) => {
+                    open.updates += 1;
+                    open.last_update_at = now;
+                    open.recovered = false;
+                    let id = open.case_id.clone();
+                    open_cases.push(OpenCaseChange::Put(open));
+                    Some(id)
                 }
-            }
+                // Support resolved or removed the case: the problem is back, so it needs a
+                // case again.
+                Err(DeskError::CaseNotFound(_)) => {
+                    let old = open.case_id.clone();
+                    let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
+                    let opened = self
+                        .open_case(alarm.key(), &case, Some(old.clone()), now)
+                        .await?;
+                    claim = Some(opened.claim);
+                    outcome = Outcome::Created;
+                    note = Some(format!("previous case {old} no longer open"));
+                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                        alarm.key(),
+                        &alarm.name,
+                        opened.case_id.clone(),
+                        now,
+                    )));
+                    Some(opened.case_id)
+                }
+                Err(e) => return Err(e.into()),
+            },
             Action::Coalesce { mut open } => {
                 open.coalesced += 1;
-                (Some(open.case_id.clone()), OpenCaseChange::Put(open))
+                let id = open.case_id.clone();
+                open_cases.push(OpenCaseChange::Put(open));
+                Some(id)
             }
             Action::Recover {
                 mut open,
@@ -437,23 +598,92 @@ impl CaseService {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                let case_id = Some(open.case_id.clone());
+                let id = open.case_id.clone();
                 if resolve || gone {
                     if gone {
                         note = Some("case no longer open at AWS Support".into());
                     }
-                    (
-                        case_id,
-                        OpenCaseChange::Remove {
-                            alarm_key: open.alarm_key,
-                        },
-                    )
+                    open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: alarm.key().to_owned(),
+                    });
                 } else {
                     open.recovered = true;
                     open.last_update_at = now;
-                    (case_id, OpenCaseChange::Put(open))
+                    // Folded alarms point at the storm case: their record is theirs alone.
+                    open.alarm_key = alarm.key().to_owned();
+                    open_cases.push(OpenCaseChange::Put(open));
                 }
+                Some(id)
             }
+            Action::CreateStorm { case } => {
+                let opened = self.open_case(STORM_KEY, &case, None, now).await?;
+                claim = Some(opened.claim);
+                note = Some(format!(
+                    "storm: {} new cases within an hour; this alarm opened the storm case",
+                    self.policy.storm_cap
+                ));
+                let id = opened.case_id;
+                open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                    STORM_KEY,
+                    "alarm storm",
+                    id.clone(),
+                    now,
+                )));
+                open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                    alarm.key(),
+                    &alarm.name,
+                    id.clone(),
+                    now,
+                )));
+                Some(id)
+            }
+            Action::Fold {
+                mut storm,
+                communication,
+            } => match self
+                .desk
+                .add_communication(&storm.case_id, &communication)
+                .await
+            {
+                Ok(()) => {
+                    note = Some("storm: folded into the storm case".into());
+                    storm.updates += 1;
+                    storm.last_update_at = now;
+                    let id = storm.case_id.clone();
+                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                        alarm.key(),
+                        &alarm.name,
+                        id.clone(),
+                        now,
+                    )));
+                    open_cases.push(OpenCaseChange::Put(storm));
+                    Some(id)
+                }
+                // The storm case was resolved: this alarm starts a new one.
+                Err(DeskError::CaseNotFound(_)) => {
+                    let old = storm.case_id.clone();
+                    let case = self.storm_case(alarm, &plan.settings);
+                    let opened = self.open_case(STORM_KEY, &case, Some(old), now).await?;
+                    claim = Some(opened.claim);
+                    outcome = Outcome::Created;
+                    note = Some("storm: the storm case was resolved; a new one was opened".into());
+                    let id = opened.case_id;
+                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                        STORM_KEY,
+                        "alarm storm",
+                        id.clone(),
+                        now,
+                    )));
+                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                        alarm.key(),
+                        &alarm.name,
+                        id.clone(),
+                        now,
+                    )));
+                    Some(id)
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
 
         let decision = Decision {
@@ -473,8 +703,9 @@ impl CaseService {
             .commit(Commit {
                 handled_keys: keys,
                 decision,
-                open_case: change,
+                open_cases,
                 claim,
+                hold,
             })
             .await?;
         Ok(Handled {
@@ -485,8 +716,9 @@ impl CaseService {
     }
 
     /// The periodic task: asks the desk about every case the ledger holds open and lets go
-    /// of those support resolved, so the next alarm opens a new case at once instead of
-    /// discovering it on update.
+    /// of those support resolved (so the next alarm opens a new case at once instead of
+    /// discovering it on update), then raises the alarms held during maintenance windows
+    /// that have ended.
     pub async fn reconcile(&self, delivery: &Delivery) -> Result<Reconciled, CaseError> {
         let mut report = Reconciled::default();
         for open in self.ledger.open_cases().await? {
@@ -514,19 +746,62 @@ impl CaseService {
                 case_id: Some(open.case_id.clone()),
                 note: Some(format!("case {status}")),
             };
-            self.ledger
-                .commit(Commit {
-                    handled_keys: Vec::new(),
-                    decision,
-                    open_case: OpenCaseChange::Remove {
-                        alarm_key: open.alarm_key.clone(),
-                    },
-                    claim: None,
-                })
-                .await?;
+            let mut commit = Commit::record(Vec::new(), decision);
+            commit.open_cases.push(OpenCaseChange::Remove {
+                alarm_key: open.alarm_key.clone(),
+            });
+            self.ledger.commit(commit).await?;
             report.closed.push(open.case_id);
         }
+
+        let now = (self.clock)();
+        let windows = self.config.windows().await?;
+        for held in self.ledger.held().await? {
+            if held.window_ends_at > now
+                || maintenance::covering(&windows, &held.alarm_name, now).is_some()
+            {
+                continue;
+            }
+            let alarm = match Alarm::parse(held.raw.clone()) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Cannot happen for what was parsed before; never let it block the rest.
+                    tracing::error!(alarm = %held.alarm_key, error = %e, "held alarm unreadable; dropped");
+                    let mut commit = Commit::record(
+                        Vec::new(),
+                        self.note_decision(delivery, &held, "held alarm unreadable; dropped"),
+                    );
+                    commit.hold = Some(HoldChange::Remove {
+                        alarm_key: held.alarm_key.clone(),
+                    });
+                    self.ledger.commit(commit).await?;
+                    continue;
+                }
+            };
+            let _guard = self.locks.stripe(alarm.key()).lock().await;
+            let task = Delivery::new(DeliveryKind::Task);
+            let plan = self.plan_with(&task, &alarm, Dedupe::Skip).await?;
+            report
+                .raised
+                .push(self.execute(&task, &alarm, plan, Dedupe::Skip).await?);
+        }
         Ok(report)
+    }
+
+    fn note_decision(&self, delivery: &Delivery, held: &HeldAlarm, note: &str) -> Decision {
+        Decision {
+            seq: 0,
+            at: (self.clock)(),
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key: held.alarm_key.clone(),
+            alarm_name: held.alarm_name.clone(),
+            state: "ALARM".into(),
+            state_change_time: String::new(),
+            outcome: Outcome::Ignored,
+            case_id: None,
+            note: Some(note.into()),
+        }
     }
 
     /// Records a subscription event (confirmed, unsubscribed) in the ledger, so the audit
@@ -554,41 +829,77 @@ impl CaseService {
             note,
         };
         self.ledger
-            .commit(Commit {
-                handled_keys: delivery.dedupe_keys(),
-                decision,
-                open_case: OpenCaseChange::Keep,
-                claim: None,
-            })
+            .commit(Commit::record(delivery.dedupe_keys(), decision))
             .await?;
         Ok(())
     }
 
-    /// Claims the alarm, then opens the case. The claim makes the check "no case is open"
-    /// and the opening one step across every instance sharing the ledger; it is given back
-    /// if the desk refuses, and released by the commit otherwise.
+    /// Claims the key, then opens the case. The claim makes "no case is open" and the
+    /// opening one step across every instance sharing the ledger; it is given back if the
+    /// desk refuses, and released by the commit otherwise. The case's first line carries
+    /// the claim's reference: when a claim is taken over from an instance that stopped,
+    /// the case it may have opened is found by that reference instead of opened twice.
     async fn open_case(
         &self,
-        alarm: &Alarm,
+        key: &str,
         case: &NewCase,
         replaces: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(String, Claim), CaseError> {
+    ) -> Result<Opened, CaseError> {
+        let _one_at_a_time = self.opening.lock().await;
         let ttl =
             chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
-        let claim = Claim::new(alarm.key(), now + ttl, replaces);
-        if !self.ledger.claim(&claim, now).await? {
-            return Err(CaseError::Busy);
-        }
-        match self.desk.create_case(case).await {
-            Ok(id) => Ok((id, claim)),
-            Err(e) => {
-                if let Err(release) = self.ledger.release(&claim).await {
-                    // The claim expires by itself; the delivery is retried either way.
-                    tracing::warn!(alarm = alarm.key(), error = %release, "could not release a claim");
+        let claim = Claim::new(key, now, now + ttl, replaces);
+        let stale = match self.ledger.claim(&claim, now).await? {
+            ClaimOutcome::Refused => return Err(CaseError::Busy),
+            ClaimOutcome::Taken { stale } => stale,
+        };
+        if let Some(stale) = stale {
+            match self
+                .desk
+                .find_case(&stale.reference, stale.claimed_at)
+                .await
+            {
+                Ok(Some(case_id)) => {
+                    tracing::warn!(key, case_id = %case_id, reference = %stale.reference, "found a case opened by an instance that stopped before recording it");
+                    return Ok(Opened {
+                        case_id,
+                        claim,
+                        note: Some(format!(
+                            "recovered case {} opened before a crash",
+                            stale.reference
+                        )),
+                    });
                 }
+                Ok(None) => {}
+                Err(e) => {
+                    self.give_back(&claim).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut case = case.clone();
+        case.communication_body = truncate_body(format!(
+            "Reference: {} (cw-support-api)\n{}",
+            claim.reference, case.communication_body
+        ));
+        match self.desk.create_case(&case).await {
+            Ok(case_id) => Ok(Opened {
+                case_id,
+                claim,
+                note: None,
+            }),
+            Err(e) => {
+                self.give_back(&claim).await;
                 Err(e.into())
             }
+        }
+    }
+
+    async fn give_back(&self, claim: &Claim) {
+        if let Err(e) = self.ledger.release(claim).await {
+            // The claim expires by itself; the delivery is retried either way.
+            tracing::warn!(key = %claim.alarm_key, error = %e, "could not release a claim");
         }
     }
 
@@ -613,6 +924,24 @@ impl CaseService {
             issue_type: "technical".into(),
         }
     }
+
+    fn storm_case(&self, alarm: &Alarm, settings: &AlarmSettings) -> NewCase {
+        let mut case = self.new_case(alarm, settings, &[]);
+        case.subject = format!(
+            "Alarm storm: more than {} new alarms within an hour",
+            self.policy.storm_cap
+        );
+        case.communication_body =
+            truncate_body(storm_body(alarm, settings, self.policy.storm_cap, true));
+        case
+    }
+}
+
+/// A case just opened (or found again after a crash).
+struct Opened {
+    case_id: String,
+    claim: Claim,
+    note: Option<String>,
 }
 
 /// The keys that make a delivery a duplicate: its delivery ids, and the state change itself
@@ -623,10 +952,10 @@ fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
     keys
 }
 
-fn fresh_open_case(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCase {
+fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -> OpenCase {
     OpenCase {
-        alarm_key: alarm.key().to_owned(),
-        alarm_name: alarm.name.clone(),
+        alarm_key: key.to_owned(),
+        alarm_name: name.to_owned(),
         case_id,
         opened_at: now,
         last_update_at: now,
@@ -634,6 +963,22 @@ fn fresh_open_case(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCa
         updates: 0,
         recovered: false,
     }
+}
+
+fn storm_body(alarm: &Alarm, settings: &AlarmSettings, cap: usize, first: bool) -> String {
+    let mut s = if first {
+        format!(
+            "More than {cap} alarms needed a case within an hour. To stay within AWS Support's \
+             case limits, further new alarms are added to this case instead of opening their own.\n\n"
+        )
+    } else {
+        "Another alarm in the storm:\n\n".to_owned()
+    };
+    s.push_str(&details(alarm));
+    s.push_str("\nAction requested:\n");
+    s.push_str(&settings.action.render());
+    s.push('\n');
+    s
 }
 
 fn details(alarm: &Alarm) -> String {

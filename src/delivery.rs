@@ -24,6 +24,8 @@ pub enum DeliveryKind {
     Sqsd,
     Sns,
     Direct,
+    /// Work the service gives itself (an alarm held during maintenance, raised later).
+    Task,
 }
 
 impl DeliveryKind {
@@ -32,6 +34,7 @@ impl DeliveryKind {
             Self::Sqsd => "sqsd",
             Self::Sns => "sns",
             Self::Direct => "direct",
+            Self::Task => "task",
         }
     }
 }

@@ -74,6 +74,13 @@ pub trait SupportDesk: Send + Sync {
     async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError>;
     /// The case's current state, or None when the desk does not know it.
     async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError>;
+    /// The case opened since `since` whose first communication carries this reference: a
+    /// case an instance opened but could not record before it stopped.
+    async fn find_case(
+        &self,
+        reference: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, DeskError>;
 }
 
 /// Cuts a body to what AWS Support accepts, saying how much was left out. Counts characters,

@@ -47,11 +47,31 @@ pub struct Decision {
     pub note: Option<String>,
 }
 
-/// What a decision does to the alarm's open case.
+/// What a decision does to an alarm's open case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenCaseChange {
-    Keep,
     Put(OpenCase),
+    Remove { alarm_key: String },
+}
+
+/// An ALARM that arrived during a maintenance window, kept so that the case is raised when
+/// the window ends if the alarm is still in ALARM then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldAlarm {
+    pub alarm_key: String,
+    pub alarm_name: String,
+    pub window_id: String,
+    pub window_ends_at: DateTime<Utc>,
+    pub held_at: DateTime<Utc>,
+    /// The alarm exactly as received, parsed again when it is raised.
+    pub raw: serde_json::Value,
+}
+
+/// What a decision does to an alarm held during maintenance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldChange {
+    Put(HeldAlarm),
     Remove { alarm_key: String },
 }
 
@@ -61,19 +81,38 @@ pub struct Commit {
     /// Delivery and event keys to mark as handled.
     pub handled_keys: Vec<String>,
     pub decision: Decision,
-    pub open_case: OpenCaseChange,
+    /// Changes to open cases (none, one, or the alarm's and the storm case's).
+    pub open_cases: Vec<OpenCaseChange>,
     /// The claim under which a new case was opened; the commit releases it, and fails if
     /// the claim is no longer ours.
     pub claim: Option<Claim>,
+    pub hold: Option<HoldChange>,
+}
+
+impl Commit {
+    /// A decision that changes nothing but the record.
+    pub fn record(handled_keys: Vec<String>, decision: Decision) -> Self {
+        Self {
+            handled_keys,
+            decision,
+            open_cases: Vec::new(),
+            claim: None,
+            hold: None,
+        }
+    }
 }
 
 /// The right to open a case for one alarm, held while CreateCase is in flight, so that two
 /// instances sharing a ledger can never both open a case for one alarm. A claim left by a
-/// crashed instance expires and can then be taken over.
+/// crashed instance expires and can then be taken over; its `reference` (written into the
+/// case it was opening) lets the next instance find that case instead of opening another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub alarm_key: String,
     pub token: String,
+    /// A short, unique tag put in the first line of the case body.
+    pub reference: String,
+    pub claimed_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// The open case this new one replaces (support resolved it); None when no case may be
     /// open for the alarm.
@@ -81,18 +120,46 @@ pub struct Claim {
 }
 
 impl Claim {
-    pub fn new(alarm_key: &str, expires_at: DateTime<Utc>, replaces: Option<String>) -> Self {
+    pub fn new(
+        alarm_key: &str,
+        claimed_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        replaces: Option<String>,
+    ) -> Self {
+        use sha2::{Digest, Sha256};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let token = format!("{}-{nanos:x}-{n}", std::process::id());
+        let digest = Sha256::digest(format!("{alarm_key}|{token}").as_bytes());
+        let reference: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         Self {
             alarm_key: alarm_key.to_owned(),
-            token: format!("{}-{nanos:x}-{n}", std::process::id()),
+            token,
+            reference: format!("cwsa-{reference}"),
+            claimed_at,
             expires_at,
             replaces,
         }
     }
+}
+
+/// A claim that was taken over after it expired: its owner may have opened a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleClaim {
+    pub reference: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Taken {
+        stale: Option<StaleClaim>,
+    },
+    /// A live claim or an open case exists.
+    Refused,
 }
 
 /// Which decisions `cases list` shows.
@@ -121,13 +188,16 @@ pub trait CaseLedger: Send + Sync {
     async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError>;
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError>;
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
-    /// Takes the claim for its alarm unless a live claim or an open case exists; returns
-    /// whether it was taken.
-    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<bool, LedgerError>;
+    /// Takes the claim for its alarm unless a live claim or an open case exists.
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError>;
     /// Gives a claim back (the case could not be opened).
     async fn release(&self, claim: &Claim) -> Result<(), LedgerError>;
     /// Records a decision and its effects in one transaction; returns its sequence number.
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
     /// Decisions, newest first.
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError>;
+    /// How many cases were opened since then (storm control).
+    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError>;
+    /// Alarms held during maintenance windows.
+    async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError>;
 }

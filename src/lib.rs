@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod desk;
 pub mod gate;
 pub mod ledger;
+pub mod maintenance;
 pub mod metrics;
 pub mod server;
 pub mod sns;

@@ -10,6 +10,8 @@ pub enum Event {
     CaseUpdated,
     CaseCoalesced,
     CaseRecovered,
+    /// Folded into the storm case.
+    CaseFolded,
     Ignored,
     Suppressed,
     Duplicate,
@@ -20,11 +22,12 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Self::CaseLogged,
         Self::CaseUpdated,
         Self::CaseCoalesced,
         Self::CaseRecovered,
+        Self::CaseFolded,
         Self::Ignored,
         Self::Suppressed,
         Self::Duplicate,
@@ -38,6 +41,7 @@ impl Event {
             Self::CaseUpdated => "Case/Updated",
             Self::CaseCoalesced => "Case/Coalesced",
             Self::CaseRecovered => "Case/Recovered",
+            Self::CaseFolded => "Case/Folded",
             Self::Ignored => "Delivery/Ignored",
             Self::Suppressed => "Delivery/Suppressed",
             Self::Duplicate => "Delivery/Duplicate",

@@ -29,7 +29,7 @@ use cw_support_api::case::{CaseError, CasePolicy, CaseService, Outcome};
 use cw_support_api::delivery::{Delivery, DeliveryKind};
 use cw_support_api::desk::DeskError;
 use cw_support_api::ledger::{
-    CaseLedger, Claim, Commit, Decision, LedgerError, OpenCase, OpenCaseChange,
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCase, OpenCaseChange,
 };
 use serde_json::json;
 
@@ -294,12 +294,18 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
     let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
+    let claim =
+        |key: &str, replaces: Option<&str>| Claim::new(key, now, soon, replaces.map(str::to_owned));
+    let taken = |o: ClaimOutcome| matches!(o, ClaimOutcome::Taken { .. });
 
-    let mine = Claim::new("alarm-a", soon, None);
-    let theirs = Claim::new("alarm-a", soon, None);
-    assert!(ledger.claim(&mine, now).await.expect("claim"));
+    let mine = claim("alarm-a", None);
+    let theirs = claim("alarm-a", None);
+    assert_eq!(
+        ledger.claim(&mine, now).await.expect("claim"),
+        ClaimOutcome::Taken { stale: None }
+    );
     assert!(
-        !ledger.claim(&theirs, now).await.expect("claim"),
+        !taken(ledger.claim(&theirs, now).await.expect("claim")),
         "a live claim excludes others"
     );
     assert_eq!(
@@ -308,11 +314,12 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
         "a claim is not a case"
     );
 
-    let commit = |claim: &Claim, keys: Vec<String>| Commit {
-        handled_keys: keys,
-        decision: decision("alarm-a", Some("case-1")),
-        open_case: OpenCaseChange::Put(open("alarm-a", "case-1")),
-        claim: Some(claim.clone()),
+    let commit = |claim: &Claim, keys: Vec<String>| {
+        let mut c = Commit::record(keys, decision("alarm-a", Some("case-1")));
+        c.open_cases
+            .push(OpenCaseChange::Put(open("alarm-a", "case-1")));
+        c.claim = Some(claim.clone());
+        c
     };
     // A commit under someone else's claim is refused and writes nothing.
     let refused = ledger.commit(commit(&theirs, vec!["sqs:m-1".into()])).await;
@@ -351,56 +358,74 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
         Some("case-1".into())
     );
     assert!(
-        !ledger
-            .claim(&Claim::new("alarm-a", soon, None), now)
-            .await
-            .expect("claim"),
+        !taken(
+            ledger
+                .claim(&claim("alarm-a", None), now)
+                .await
+                .expect("claim")
+        ),
         "a case is open"
     );
 
     // The same handled key recorded again (a racing redelivery) is a conflict.
-    let again = Commit {
-        handled_keys: vec!["sqs:m-1".into()],
-        decision: decision("alarm-a", Some("case-1")),
-        open_case: OpenCaseChange::Keep,
-        claim: None,
-    };
+    let again = Commit::record(vec!["sqs:m-1".into()], decision("alarm-a", Some("case-1")));
     assert!(matches!(
         ledger.commit(again).await,
         Err(LedgerError::Conflict(_))
     ));
 
-    // A crashed instance's claim expires and is taken over.
-    let stale = Claim::new("alarm-b", now - chrono::Duration::seconds(1), None);
-    assert!(
+    // A crashed instance's claim expires and is taken over; the new owner learns the
+    // reference of the case the crashed one may have opened.
+    let crashed = Claim::new(
+        "alarm-b",
+        now - chrono::Duration::seconds(300),
+        now - chrono::Duration::seconds(1),
+        None,
+    );
+    assert!(taken(
         ledger
-            .claim(&stale, now - chrono::Duration::seconds(200))
+            .claim(&crashed, now - chrono::Duration::seconds(300))
             .await
             .expect("claim")
-    );
-    assert!(
-        ledger
-            .claim(&Claim::new("alarm-b", soon, None), now)
-            .await
-            .expect("takeover")
-    );
+    ));
+    match ledger
+        .claim(&claim("alarm-b", None), now)
+        .await
+        .expect("takeover")
+    {
+        ClaimOutcome::Taken { stale: Some(stale) } => {
+            assert_eq!(stale.reference, crashed.reference)
+        }
+        other => panic!("expected a takeover with the stale reference, got {other:?}"),
+    }
     ledger
-        .release(&stale)
+        .release(&crashed)
         .await
         .expect("a stale release is harmless");
 
     // Replacing the open case (support resolved it) needs its id.
-    assert!(
-        !ledger
-            .claim(&Claim::new("alarm-a", soon, Some("case-0".into())), now)
+    assert!(!taken(
+        ledger
+            .claim(&claim("alarm-a", Some("case-0")), now)
             .await
             .expect("claim")
-    );
-    let replace = Claim::new("alarm-a", soon, Some("case-1".into()));
-    assert!(ledger.claim(&replace, now).await.expect("claim"));
+    ));
+    assert!(taken(
+        ledger
+            .claim(&claim("alarm-a", Some("case-1")), now)
+            .await
+            .expect("claim")
+    ));
 
     let listed = ledger.decisions(&Default::default()).await.expect("list");
     assert_eq!(listed.len(), 1);
+    assert_eq!(
+        ledger
+            .cases_opened_since(now - chrono::Duration::hours(1))
+            .await
+            .expect("count"),
+        1
+    );
     let by_case = ledger
         .decisions(&cw_support_api::ledger::DecisionFilter {
             case_id: Some("case-1".into()),

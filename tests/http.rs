@@ -448,6 +448,13 @@ impl SupportDesk for FlakyDesk {
     async fn case_info(&self, id: &str) -> Result<Option<CaseInfo>, DeskError> {
         self.inner.case_info(id).await
     }
+    async fn find_case(
+        &self,
+        reference: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, DeskError> {
+        self.inner.find_case(reference, since).await
+    }
 }
 
 async fn flaky(

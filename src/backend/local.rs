@@ -22,11 +22,14 @@ use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 use crate::case::Outcome;
 use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
 use crate::ledger::{
-    CaseLedger, Claim, Commit, Decision, DecisionFilter, LedgerError, OpenCase, OpenCaseChange,
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
+    LedgerError, OpenCase, OpenCaseChange, StaleClaim,
 };
+use crate::maintenance::MaintenanceWindow;
 
 pub const CONFIG_FILE: &str = "alarms.json";
 pub const LEDGER_FILE: &str = "ledger.sqlite3";
+pub const WINDOWS_FILE: &str = "maintenance.json";
 
 /// The three local stores, opened together on one data directory.
 #[derive(Clone)]
@@ -100,23 +103,17 @@ impl LocalConfigFile {
         Ok(map)
     }
 
-    /// Writes the whole map to a temporary file and renames it into place, so a reader
-    /// (or a crash) never sees half a file.
     fn save(&self, map: &ConfigMap) -> Result<(), StoreError> {
-        use std::io::Write;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut text =
+        let text =
             serde_json::to_string_pretty(map).map_err(|e| StoreError::Backend(e.to_string()))?;
-        text.push('\n');
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
+        write_atomically(&self.path, &text)?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
+    }
+
+    /// Maintenance windows live beside the settings, in `maintenance.json`.
+    fn windows_path(&self) -> PathBuf {
+        self.path.with_file_name(WINDOWS_FILE)
     }
 }
 
@@ -148,6 +145,41 @@ impl AlarmConfigStore for LocalConfigFile {
         }
         Ok(existed)
     }
+
+    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        let path = self.windows_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) if text.trim().is_empty() => Ok(Vec::new()),
+            Ok(text) => serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {
+        let text = serde_json::to_string_pretty(windows)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        write_atomically(&self.windows_path(), &text)
+    }
+}
+
+/// Writes a file through a temporary one and a rename, so a reader (or a crash) never sees
+/// half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 // ---- the SQLite database shared by the ledger and the dry-run desk --------------------------
@@ -190,7 +222,12 @@ impl Db {
              CREATE TABLE IF NOT EXISTS claims (
                  alarm_key TEXT PRIMARY KEY,
                  token TEXT NOT NULL,
+                 reference TEXT NOT NULL,
+                 claimed_at TEXT NOT NULL,
                  expires_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS held (
+                 alarm_key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS dry_run_cases (
                  n INTEGER PRIMARY KEY AUTOINCREMENT,
                  created_at TEXT NOT NULL,
@@ -327,7 +364,7 @@ impl CaseLedger for SqliteLedger {
             .await
     }
 
-    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
         let claim = claim.clone();
         self.db
             .run(move |c| {
@@ -346,28 +383,41 @@ impl CaseLedger for SqliteLedger {
                     }
                     None => false,
                 };
-                let held: Option<(String, String)> = tx
+                let held: Option<(String, String, String, String)> = tx
                     .query_row(
-                        "SELECT token, expires_at FROM claims WHERE alarm_key = ?1",
+                        "SELECT token, reference, claimed_at, expires_at FROM claims WHERE alarm_key = ?1",
                         [&claim.alarm_key],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
                     .optional()?;
-                let live = match &held {
-                    Some((token, expires)) => {
-                        *token != claim.token && parse_time(expires)? > now
+                let (live, stale) = match held {
+                    Some((token, _, _, _)) if token == claim.token => (false, None),
+                    Some((_, reference, claimed_at, expires)) => {
+                        let live = parse_time(&expires)? > now;
+                        let stale = StaleClaim {
+                            reference,
+                            claimed_at: parse_time(&claimed_at)?,
+                        };
+                        (live, Some(stale))
                     }
-                    None => false,
+                    None => (false, None),
                 };
                 if blocked_by_open_case || live {
-                    return Ok(false);
+                    return Ok(ClaimOutcome::Refused);
                 }
                 tx.execute(
-                    "INSERT OR REPLACE INTO claims (alarm_key, token, expires_at) VALUES (?1, ?2, ?3)",
-                    params![claim.alarm_key, claim.token, claim.expires_at.to_rfc3339()],
+                    "INSERT OR REPLACE INTO claims (alarm_key, token, reference, claimed_at, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        claim.alarm_key,
+                        claim.token,
+                        claim.reference,
+                        claim.claimed_at.to_rfc3339(),
+                        claim.expires_at.to_rfc3339()
+                    ],
                 )?;
                 tx.commit()?;
-                Ok(true)
+                Ok(ClaimOutcome::Taken { stale })
             })
             .await
     }
@@ -424,16 +474,29 @@ impl CaseLedger for SqliteLedger {
                         params![key, seq],
                     )?;
                 }
-                match &commit.open_case {
-                    OpenCaseChange::Keep => {}
-                    OpenCaseChange::Put(open) => {
+                for change in &commit.open_cases {
+                    match change {
+                        OpenCaseChange::Put(open) => {
+                            tx.execute(
+                                "INSERT OR REPLACE INTO open_cases (alarm_key, record) VALUES (?1, ?2)",
+                                params![open.alarm_key, to_json(open)?],
+                            )?;
+                        }
+                        OpenCaseChange::Remove { alarm_key } => {
+                            tx.execute("DELETE FROM open_cases WHERE alarm_key = ?1", [alarm_key])?;
+                        }
+                    }
+                }
+                match &commit.hold {
+                    None => {}
+                    Some(HoldChange::Put(held)) => {
                         tx.execute(
-                            "INSERT OR REPLACE INTO open_cases (alarm_key, record) VALUES (?1, ?2)",
-                            params![open.alarm_key, to_json(open)?],
+                            "INSERT OR REPLACE INTO held (alarm_key, record) VALUES (?1, ?2)",
+                            params![held.alarm_key, to_json(held)?],
                         )?;
                     }
-                    OpenCaseChange::Remove { alarm_key } => {
-                        tx.execute("DELETE FROM open_cases WHERE alarm_key = ?1", [alarm_key])?;
+                    Some(HoldChange::Remove { alarm_key }) => {
+                        tx.execute("DELETE FROM held WHERE alarm_key = ?1", [alarm_key])?;
                     }
                 }
                 tx.commit()?;
@@ -443,6 +506,29 @@ impl CaseLedger for SqliteLedger {
         result.ok_or_else(|| {
             LedgerError::Conflict("the claim to open this case was taken over".into())
         })
+    }
+
+    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError> {
+        self.db
+            .run(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM decisions WHERE outcome = 'created' AND at >= ?1",
+                    [since.to_rfc3339()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| usize::try_from(n).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare("SELECT record FROM held ORDER BY alarm_key")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(|s| from_json(&s))).collect()
+            })
+            .await
     }
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
@@ -611,6 +697,27 @@ impl SupportDesk for DryRunDesk {
         }))
     }
 
+    async fn find_case(
+        &self,
+        reference: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<String>, DeskError> {
+        let needle = format!("%{reference}%");
+        let found = self
+            .db
+            .run(move |c| {
+                c.query_row(
+                    "SELECT n FROM dry_run_cases WHERE created_at >= ?1 AND record LIKE ?2 ORDER BY n LIMIT 1",
+                    params![since.to_rfc3339(), needle],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+            })
+            .await
+            .map_err(desk_error)?;
+        Ok(found.map(|n| format!("{DRY_RUN_PREFIX}{n}")))
+    }
+
     async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError> {
         let n =
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
@@ -688,25 +795,40 @@ mod tests {
         let b = LocalBackend::open(dir.path()).expect("open");
         let now = Utc::now();
         let later = now + chrono::Duration::minutes(2);
-        let first = Claim::new("alarm-a", later, None);
-        let second = Claim::new("alarm-a", later, None);
-        assert!(b.ledger.claim(&first, now).await.expect("claim"));
+        let claim = |key: &str, replaces: Option<&str>| {
+            Claim::new(key, now, later, replaces.map(str::to_owned))
+        };
+        let taken = |o: ClaimOutcome| matches!(o, ClaimOutcome::Taken { .. });
+        let first = claim("alarm-a", None);
+        let second = claim("alarm-a", None);
+        assert_eq!(
+            b.ledger.claim(&first, now).await.expect("claim"),
+            ClaimOutcome::Taken { stale: None }
+        );
         assert!(
-            !b.ledger.claim(&second, now).await.expect("claim"),
+            !taken(b.ledger.claim(&second, now).await.expect("claim")),
             "a live claim excludes"
         );
-        assert!(
+        assert!(taken(
             b.ledger
-                .claim(&Claim::new("alarm-b", later, None), now)
+                .claim(&claim("alarm-b", None), now)
                 .await
                 .expect("claim")
-        );
-        // A claim left behind by a crash is taken over once it expires.
-        assert!(
-            b.ledger
-                .claim(&second, later + chrono::Duration::seconds(1))
-                .await
-                .expect("claim")
+        ));
+        // A claim left behind by a crash is taken over once it expires, with its reference.
+        let takeover = b
+            .ledger
+            .claim(&second, later + chrono::Duration::seconds(1))
+            .await
+            .expect("claim");
+        assert_eq!(
+            takeover,
+            ClaimOutcome::Taken {
+                stale: Some(StaleClaim {
+                    reference: first.reference.clone(),
+                    claimed_at: parse_time(&first.claimed_at.to_rfc3339()).expect("time"),
+                })
+            }
         );
         // The first owner's commit then fails instead of recording a second case.
         let decision = Decision {
@@ -732,11 +854,11 @@ mod tests {
             updates: 0,
             recovered: false,
         };
-        let commit = |claim: &Claim| Commit {
-            handled_keys: vec!["event:a".into()],
-            decision: decision.clone(),
-            open_case: OpenCaseChange::Put(open.clone()),
-            claim: Some(claim.clone()),
+        let commit = |claim: &Claim| {
+            let mut c = Commit::record(vec!["event:a".into()], decision.clone());
+            c.open_cases.push(OpenCaseChange::Put(open.clone()));
+            c.claim = Some(claim.clone());
+            c
         };
         assert!(matches!(
             b.ledger.commit(commit(&first)).await,
@@ -754,22 +876,29 @@ mod tests {
             .await
             .expect("owner commits");
         // With a case open, only a claim that replaces that very case is granted.
-        let third = Claim::new("alarm-a", later, None);
-        assert!(!b.ledger.claim(&third, later).await.expect("claim"));
-        let other = Claim::new("alarm-a", later, Some("dry-run-9".into()));
-        assert!(!b.ledger.claim(&other, later).await.expect("claim"));
-        let replacing = Claim::new("alarm-a", later, Some("dry-run-1".into()));
-        assert!(b.ledger.claim(&replacing, later).await.expect("claim"));
-        b.ledger.release(&replacing).await.expect("release");
-        assert!(
+        assert!(!taken(
             b.ledger
-                .claim(
-                    &Claim::new("alarm-a", later, Some("dry-run-1".into())),
-                    later
-                )
+                .claim(&claim("alarm-a", None), later)
                 .await
                 .expect("claim")
-        );
+        ));
+        assert!(!taken(
+            b.ledger
+                .claim(&claim("alarm-a", Some("dry-run-9")), later)
+                .await
+                .expect("claim")
+        ));
+        let replacing = claim("alarm-a", Some("dry-run-1"));
+        assert!(taken(
+            b.ledger.claim(&replacing, later).await.expect("claim")
+        ));
+        b.ledger.release(&replacing).await.expect("release");
+        assert!(taken(
+            b.ledger
+                .claim(&claim("alarm-a", Some("dry-run-1")), later)
+                .await
+                .expect("claim")
+        ));
     }
 
     #[tokio::test]

@@ -29,9 +29,12 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
+use crate::case::Outcome;
 use crate::ledger::{
-    CaseLedger, Claim, Commit, Decision, DecisionFilter, LedgerError, OpenCase, OpenCaseChange,
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
+    LedgerError, OpenCase, OpenCaseChange, StaleClaim,
 };
+use crate::maintenance::MaintenanceWindow;
 
 /// The TTL attribute of the ledger table.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -94,7 +97,12 @@ pub struct DynamoConfigStore {
     hash_key: String,
     cache_ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<AlarmConfigRecord>)>>,
+    windows_cache: Mutex<Option<(Instant, Vec<MaintenanceWindow>)>>,
 }
+
+/// The settings table item that holds the maintenance windows (one item: one read per cache
+/// lifetime, whatever the number of windows). Not an alarm: `alarms list` leaves it out.
+pub const WINDOWS_ITEM: &str = "__maintenance__";
 
 /// More distinct alarms than this in one cache lifetime empties the cache: memory stays
 /// bounded whatever names arrive.
@@ -117,6 +125,7 @@ impl DynamoConfigStore {
             hash_key,
             cache_ttl,
             cache: Mutex::new(HashMap::new()),
+            windows_cache: Mutex::new(None),
         })
     }
 
@@ -138,6 +147,14 @@ impl DynamoConfigStore {
             cache.clear();
         }
         cache.insert(name.to_owned(), (Instant::now(), record));
+    }
+
+    fn cached_windows(&self) -> Option<Vec<MaintenanceWindow>> {
+        let cache = self.windows_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .map(|(_, w)| w.clone())
     }
 
     fn forget(&self, name: &str) {
@@ -284,8 +301,9 @@ impl AlarmConfigStore for DynamoConfigStore {
                 .await
                 .map_err(|e| store_error("Scan", e))?;
             for item in out.items() {
-                if let Some(name) = get_s(item, &self.hash_key) {
-                    all.push((name.to_owned(), record_from_item(item)));
+                match get_s(item, &self.hash_key) {
+                    Some(WINDOWS_ITEM) | None => {}
+                    Some(name) => all.push((name.to_owned(), record_from_item(item))),
                 }
             }
             match out.last_evaluated_key() {
@@ -295,6 +313,45 @@ impl AlarmConfigStore for DynamoConfigStore {
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
+    }
+
+    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        if let Some(w) = self.cached_windows() {
+            return Ok(w);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.hash_key, s(WINDOWS_ITEM))
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let windows: Vec<MaintenanceWindow> = match out.item().and_then(|i| get_s(i, "windows")) {
+            Some(json) => serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+                path: format!("{}/{WINDOWS_ITEM}", self.table),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), windows.clone()));
+        Ok(windows)
+    }
+
+    async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(windows).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(&self.hash_key, s(WINDOWS_ITEM))
+            .item("windows", s(json))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
     }
 
     async fn delete(&self, alarm_name: &str) -> Result<bool, StoreError> {
@@ -323,6 +380,8 @@ pub struct DynamoLedger {
 }
 
 const OPEN_SK: &str = "open";
+/// Partition of the alarms held during maintenance windows (sort key: the alarm key).
+const HELD_PK: &str = "held";
 const STATE_OPEN: &str = "open";
 const STATE_CLAIMED: &str = "claimed";
 /// How many days back `cases list` looks when no `since` is given.
@@ -380,6 +439,16 @@ impl DynamoLedger {
         Ok(TransactWriteItem::builder()
             .put(put.build().map_err(build_error)?)
             .build())
+    }
+
+    fn delete(&self, pk: String, sk: &str) -> Result<TransactWriteItem, LedgerError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     async fn query(
@@ -514,12 +583,14 @@ impl CaseLedger for DynamoLedger {
         Ok(all)
     }
 
-    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
         let mut item = Item::from([
             ("pk".to_owned(), s(format!("alarm#{}", claim.alarm_key))),
             ("sk".to_owned(), s(OPEN_SK)),
             ("state".to_owned(), s(STATE_CLAIMED)),
             ("claim_token".to_owned(), s(claim.token.clone())),
+            ("claim_reference".to_owned(), s(claim.reference.clone())),
+            ("claimed_at".to_owned(), n(claim.claimed_at.timestamp())),
             ("claim_expires".to_owned(), n(claim.expires_at.timestamp())),
         ]);
         let mut condition =
@@ -542,11 +613,26 @@ impl CaseLedger for DynamoLedger {
             .condition_expression(condition)
             .expression_attribute_names("#state", "state")
             .set_expression_attribute_values(Some(values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Ok(out) => {
+                // Overwriting an expired claim: its owner may have opened a case.
+                let stale = out
+                    .attributes()
+                    .filter(|old| get_s(old, "state") == Some(STATE_CLAIMED))
+                    .and_then(|old| {
+                        Some(StaleClaim {
+                            reference: get_s(old, "claim_reference")?.to_owned(),
+                            claimed_at: DateTime::from_timestamp(get_n(old, "claimed_at")?, 0)?,
+                        })
+                    });
+                Ok(ClaimOutcome::Taken { stale })
+            }
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Ok(ClaimOutcome::Refused)
+            }
             Err(e) => Err(ledger_error("PutItem (claim)", e)),
         }
     }
@@ -617,37 +703,53 @@ impl CaseLedger for DynamoLedger {
             ]);
             items.push(self.put(item, None)?);
         }
-        match &commit.open_case {
-            OpenCaseChange::Keep => {}
-            OpenCaseChange::Put(open) => {
+        for change in &commit.open_cases {
+            match change {
+                OpenCaseChange::Put(open) => {
+                    let record = serde_json::to_string(open)
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                    let item = Item::from([
+                        ("pk".to_owned(), s(format!("alarm#{}", open.alarm_key))),
+                        ("sk".to_owned(), s(OPEN_SK)),
+                        ("state".to_owned(), s(STATE_OPEN)),
+                        ("case_id".to_owned(), s(open.case_id.clone())),
+                        ("record".to_owned(), s(record)),
+                    ]);
+                    // The record that replaces our claim must still be ours to replace.
+                    let condition = commit
+                        .claim
+                        .as_ref()
+                        .filter(|c| c.alarm_key == open.alarm_key)
+                        .map(|c| {
+                            (
+                                "#state = :claimed AND claim_token = :token",
+                                Item::from([
+                                    (":claimed".to_owned(), s(STATE_CLAIMED)),
+                                    (":token".to_owned(), s(c.token.clone())),
+                                ]),
+                            )
+                        });
+                    items.push(self.put(item, condition)?);
+                }
+                OpenCaseChange::Remove { alarm_key } => {
+                    items.push(self.delete(format!("alarm#{alarm_key}"), OPEN_SK)?);
+                }
+            }
+        }
+        match &commit.hold {
+            None => {}
+            Some(HoldChange::Put(held)) => {
                 let record =
-                    serde_json::to_string(open).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                    serde_json::to_string(held).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
                 let item = Item::from([
-                    ("pk".to_owned(), s(format!("alarm#{}", open.alarm_key))),
-                    ("sk".to_owned(), s(OPEN_SK)),
-                    ("state".to_owned(), s(STATE_OPEN)),
-                    ("case_id".to_owned(), s(open.case_id.clone())),
+                    ("pk".to_owned(), s(HELD_PK)),
+                    ("sk".to_owned(), s(held.alarm_key.clone())),
                     ("record".to_owned(), s(record)),
                 ]);
-                let condition = commit.claim.as_ref().map(|c| {
-                    (
-                        "#state = :claimed AND claim_token = :token",
-                        Item::from([
-                            (":claimed".to_owned(), s(STATE_CLAIMED)),
-                            (":token".to_owned(), s(c.token.clone())),
-                        ]),
-                    )
-                });
-                items.push(self.put(item, condition)?);
+                items.push(self.put(item, None)?);
             }
-            OpenCaseChange::Remove { alarm_key } => {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(format!("alarm#{alarm_key}")))
-                    .key("sk", s(OPEN_SK))
-                    .build()
-                    .map_err(build_error)?;
-                items.push(TransactWriteItem::builder().delete(delete).build());
+            Some(HoldChange::Remove { alarm_key }) => {
+                items.push(self.delete(HELD_PK.to_owned(), alarm_key)?);
             }
         }
 
@@ -674,6 +776,48 @@ impl CaseLedger for DynamoLedger {
                 )))
             }
             Err(e) => Err(ledger_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError> {
+        let recent = self
+            .decisions(&DecisionFilter {
+                since: Some(since),
+                ..Default::default()
+            })
+            .await?;
+        Ok(recent
+            .iter()
+            .filter(|d| d.outcome == Outcome::Created)
+            .count())
+    }
+
+    async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
+        let mut all = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(HELD_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| ledger_error("Query", e))?;
+            for item in page.items() {
+                let json = get_s(item, "record")
+                    .ok_or_else(|| LedgerError::Corrupt("held item without record".into()))?;
+                all.push(
+                    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                );
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(all),
+            }
         }
     }
 

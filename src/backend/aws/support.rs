@@ -215,6 +215,40 @@ impl SupportDesk for AwsSupportDesk {
     async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
         self.describe(case_id).await
     }
+
+    async fn find_case(
+        &self,
+        reference: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, DeskError> {
+        // A little slack for clock skew between this instance and AWS.
+        let after = (since - chrono::Duration::minutes(5))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut pages = self
+            .client
+            .describe_cases()
+            .after_time(after)
+            .include_resolved_cases(true)
+            .include_communications(true)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| desk_error("DescribeCases", e))?;
+            for case in page.cases() {
+                let carries = case
+                    .recent_communications()
+                    .map(|r| r.communications())
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.body().is_some_and(|b| b.contains(reference)));
+                if carries {
+                    return Ok(case.case_id().map(str::to_owned));
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
