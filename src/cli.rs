@@ -62,6 +62,24 @@ pub struct Config {
     #[arg(long, env = "UPDATE_COOLDOWN", default_value = "10m", value_parser = parse_duration, global = true)]
     pub update_cooldown: Duration,
 
+    /// New cases per hour before further new alarms are folded into one storm case (AWS
+    /// Support allows about 10 new cases per hour).
+    #[arg(long, env = "STORM_CAP", default_value_t = 8, global = true)]
+    pub storm_cap: usize,
+
+    /// How long a claim to open a case keeps other deliveries (and instances) from opening
+    /// one for the same alarm; a claim left by a crashed instance is taken over after it.
+    #[arg(long, env = "CLAIM_TTL", default_value = "2m", value_parser = parse_duration, global = true)]
+    pub claim_ttl: Duration,
+
+    /// Requests handled at once; more wait for a slot (bounded memory under any storm).
+    #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 64, global = true)]
+    pub max_concurrency: usize,
+
+    /// On SIGTERM, how long in-flight work may take to finish before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
     /// Add a short note to the open case when its alarm returns to OK.
     #[arg(long, env = "RECOVERY_NOTE", default_value_t = true, action = ArgAction::Set, global = true)]
     pub recovery_note: bool,
@@ -195,7 +213,8 @@ impl Config {
             close_on_recovery: self.close_on_recovery,
             default_service_code: self.default_service_code.clone(),
             default_category_code: self.default_category_code.clone(),
-            ..CasePolicy::default()
+            claim_ttl: self.claim_ttl,
+            storm_cap: self.storm_cap,
         }
     }
 }
@@ -239,6 +258,9 @@ pub enum Command {
     /// What the service did: the ledger of decisions and the cases they touched.
     #[command(subcommand)]
     Cases(CasesCommand),
+    /// Maintenance windows ("I'm fixing it"): matching alarms are suppressed meanwhile.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
     /// DynamoDB tables (aws backend).
     #[command(subcommand)]
     Tables(TablesCommand),
@@ -251,6 +273,31 @@ pub enum Command {
         /// Path of a JSON body, or - to read standard input.
         file: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Start a window now.
+    Start {
+        /// How long: 30m, 2h, 1d.
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Duration,
+        /// Why (recorded with every alarm it suppresses).
+        #[arg(long)]
+        reason: String,
+        /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
+        #[arg(long = "alarm")]
+        alarm: Option<String>,
+    },
+    /// List the windows, active and recent.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a window now (alarms still in ALARM then raise their case at the next
+    /// reconcile); with no id, every active window.
+    Stop { id: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,11 +16,13 @@ use crate::alarm_config::{AlarmConfigRecord, CcField};
 use crate::backend::Backend;
 use crate::backend::aws::{AwsClients, dynamo};
 use crate::cli::{
-    AlarmPut, AlarmsCommand, BackendKind, CasesCommand, Cli, Command, Config, TablesCommand,
+    AlarmPut, AlarmsCommand, BackendKind, CasesCommand, Cli, Command, Config, MaintenanceCommand,
+    TablesCommand,
 };
 use crate::delivery;
 use crate::gate::Gate;
 use crate::ledger::DecisionFilter;
+use crate::maintenance::MaintenanceWindow;
 use crate::server::{self, AppState};
 use crate::sns::{HttpsCertFetcher, HttpsSubscriptionConfirmer, Verifier, VerifierConfig};
 
@@ -46,6 +48,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Process { file } => process(&cli.config, &file, &mut out).await,
         Command::Tables(TablesCommand::Create) => tables_create(&cli.config, &mut out).await,
         Command::Check => check(&cli.config, &mut out).await,
+        Command::Maintenance(cmd) => maintenance(&cli.config, cmd, &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,7 +70,8 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
         build_gate(config)?,
         config.request_timeout,
     )
-    .with_metrics(metrics);
+    .with_metrics(metrics)
+    .with_limits(config.max_concurrency, config.shutdown_grace);
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -294,6 +298,104 @@ pub async fn alarms(
                 "no settings for alarm {name:?}"
             ))),
         },
+    }
+}
+
+/// Windows that ended more than this long ago are dropped when the list is saved.
+const KEEP_ENDED_WINDOWS: chrono::Duration = chrono::Duration::days(7);
+
+pub async fn maintenance(
+    config: &Config,
+    cmd: MaintenanceCommand,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let backend = Backend::open(config).await.map_err(failed)?;
+    let store = &backend.config;
+    let now = chrono::Utc::now();
+    let mut windows = store.windows().await.map_err(failed)?;
+    match cmd {
+        MaintenanceCommand::Start {
+            duration,
+            reason,
+            alarm,
+        } => {
+            if reason.trim().is_empty() {
+                return Err(CommandError::Usage("--reason must say why".into()));
+            }
+            let length = chrono::Duration::from_std(duration)
+                .ok()
+                .filter(|d| *d > chrono::Duration::zero())
+                .ok_or_else(|| CommandError::Usage("--for must be a positive duration".into()))?;
+            let window = MaintenanceWindow {
+                id: format!("mw-{}", now.format("%Y%m%d%H%M%S")),
+                reason: reason.trim().to_owned(),
+                alarm_pattern: alarm.filter(|a| !a.trim().is_empty()),
+                starts_at: now,
+                ends_at: now + length,
+            };
+            windows.retain(|w| w.ends_at + KEEP_ENDED_WINDOWS > now && w.id != window.id);
+            windows.push(window.clone());
+            store.save_windows(&windows).await.map_err(failed)?;
+            write_out(out, &format!("started {}", window.describe()))
+        }
+        MaintenanceCommand::List { json } => {
+            if json {
+                return write_out(out, &pretty(&windows)?);
+            }
+            if windows.is_empty() {
+                return write_out(out, "no maintenance windows");
+            }
+            let mut text = format!(
+                "{:<20} {:<8} {:<21} {:<21} {:<20} {}",
+                "ID", "STATE", "STARTS", "ENDS", "ALARMS", "REASON"
+            );
+            for w in &windows {
+                let state = if w.active_at(now) {
+                    "active"
+                } else if w.starts_at > now {
+                    "planned"
+                } else {
+                    "ended"
+                };
+                text.push_str(&format!(
+                    "\n{:<20} {:<8} {:<21} {:<21} {:<20} {}",
+                    w.id,
+                    state,
+                    w.starts_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    w.ends_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    w.alarm_pattern.as_deref().unwrap_or("*"),
+                    w.reason
+                ));
+            }
+            write_out(out, &text)
+        }
+        MaintenanceCommand::Stop { id } => {
+            let mut stopped = Vec::new();
+            for w in windows.iter_mut() {
+                let chosen = match &id {
+                    Some(id) => &w.id == id,
+                    None => w.active_at(now),
+                };
+                if chosen && w.ends_at > now {
+                    w.ends_at = now;
+                    stopped.push(w.id.clone());
+                }
+            }
+            if stopped.is_empty() {
+                return Err(CommandError::Failed(match id {
+                    Some(id) => format!("no window {id:?} that has not ended"),
+                    None => "no active maintenance window".into(),
+                }));
+            }
+            store.save_windows(&windows).await.map_err(failed)?;
+            write_out(
+                out,
+                &format!(
+                    "stopped {}; alarms still in ALARM raise their case at the next reconcile",
+                    stopped.join(", ")
+                ),
+            )
+        }
     }
 }
 

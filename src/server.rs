@@ -5,7 +5,7 @@
 //! input that will never succeed, 5xx when a retry can. Internal errors are logged with their
 //! cause and never sent to the caller.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,12 +14,14 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
@@ -48,11 +50,25 @@ pub struct AppState {
     /// a case half-opened, and shutdown waits for the work to finish.
     pub tasks: TaskTracker,
     pub request_timeout: Duration,
+    /// Requests handled at once: a slot is taken before the body is read, so memory stays
+    /// bounded (about MAX_BODY_BYTES per slot) whatever the load.
+    pub slots: Arc<Semaphore>,
+    /// After a shutdown signal, how long in-flight work may still take.
+    pub shutdown_grace: Duration,
 }
+
+/// Default number of requests handled at once.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 
 impl AppState {
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    pub fn with_limits(mut self, max_concurrency: usize, shutdown_grace: Duration) -> Self {
+        self.slots = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        self.shutdown_grace = shutdown_grace;
         self
     }
 
@@ -63,16 +79,34 @@ impl AppState {
             metrics: Arc::new(NoMetrics),
             tasks: TaskTracker::new(),
             request_timeout,
+            slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENCY)),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
 
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/serviceme", post(serviceme))
+        .route(
+            "/serviceme",
+            post(serviceme).route_layer(middleware::from_fn_with_state(state.clone(), take_slot)),
+        )
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Waits for a free slot before the request's body is read; a request that cannot get one
+/// within the request timeout is answered 503 (the sender retries).
+async fn take_slot(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, state.slots.clone().acquire_owned()).await {
+        Ok(Ok(_permit)) => next.run(request).await,
+        _ => {
+            warn!("no free request slot within the request timeout");
+            state.metrics.record(Event::Failed);
+            ApiError::Busy.into_response()
+        }
+    }
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -96,6 +130,8 @@ pub enum ApiError {
     Timeout(Duration),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("too many requests in progress")]
+    Busy,
 }
 
 impl ApiError {
@@ -106,7 +142,7 @@ impl ApiError {
             Self::Gate(GateError::Sns(e)) => sns_status(e),
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
-            Self::Case(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Case(_) | Self::Timeout(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,6 +162,7 @@ impl ApiError {
             Self::Case(CaseError::Busy) => "busy",
             Self::Case(_) => "storage_unavailable",
             Self::Timeout(_) => "timeout",
+            Self::Busy => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -145,7 +182,7 @@ impl ApiError {
                  the alarm is kept for retry"
                     .into()
             }
-            Self::Case(_) | Self::Timeout(_) => {
+            Self::Case(_) | Self::Timeout(_) | Self::Busy => {
                 "temporarily unable to handle the alarm; retry later".into()
             }
             Self::Internal(_) => "internal error".into(),
@@ -408,13 +445,44 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tasks = state.tasks.clone();
+    let grace = state.shutdown_grace;
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
     // The peer address decides whether a worker-daemon delivery needs a token.
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    tasks.close();
-    tasks.wait().await;
+    let server = axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            notify.notify_one();
+        })
+        .into_future();
+    // Drain within a bound: once the signal came, in-flight requests and the case work
+    // they started get `grace` in all; what is still running then is dropped unanswered,
+    // and its sender delivers it again.
+    tokio::pin!(server);
+    let mut server_done = false;
+    tokio::select! {
+        done = &mut server => {
+            done?;
+            server_done = true;
+        }
+        _ = signalled.notified() => {}
+    }
+    let at = tokio::time::Instant::now() + grace;
+    let drained = tokio::time::timeout_at(at, async {
+        if !server_done {
+            let _ = (&mut server).await;
+        }
+        tasks.close();
+        tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            ?grace,
+            "shutdown grace elapsed with work still in flight; it will be redelivered"
+        );
+    }
     Ok(())
 }
 
