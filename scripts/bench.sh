@@ -77,12 +77,14 @@ perf_gen_keys "$PERF_TMP/keys"
 
 # ---- disk: what one durable write costs here ------------------------------------------------
 
-echo "== fsync cost of the disk under $PERF_TMP" >&2
-dd_line=$(dd if=/dev/zero of="$PERF_TMP/dsync.bin" bs=4k count=500 oflag=dsync 2>&1 | tail -n 1)
-dd_secs=$(sed -E 's/.* copied, ([0-9.,]+) s.*/\1/' <<<"$dd_line" | tr , .)
-DD_MS=$(awk -v s="$dd_secs" 'BEGIN { printf "%.3f", s * 1000 / 500 }')
-rm -f "$PERF_TMP/dsync.bin"
-SQLITE_MS=$(python3 - "$PERF_TMP/sqlite-fsync.db" <<'EOF'
+# Prints "<ms per 4 KiB dd oflag=dsync write> <ms per SQLite WAL synchronous=FULL commit>".
+measure_fsync() {
+  local line secs dd_ms sqlite_ms
+  line=$(dd if=/dev/zero of="$PERF_TMP/dsync.bin" bs=4k count=500 oflag=dsync 2>&1 | tail -n 1)
+  secs=$(sed -E 's/.* copied, ([0-9.,]+) s.*/\1/' <<<"$line" | tr , .)
+  dd_ms=$(awk -v s="$secs" 'BEGIN { printf "%.3f", s * 1000 / 500 }')
+  rm -f "$PERF_TMP/dsync.bin" "$PERF_TMP"/sqlite-fsync.db*
+  sqlite_ms=$(python3 - "$PERF_TMP/sqlite-fsync.db" <<'EOF'
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("PRAGMA journal_mode = WAL")
@@ -96,7 +98,12 @@ for i in range(n):
     db.execute("COMMIT")
 print(f"{(time.perf_counter() - t0) * 1000 / n:.3f}")
 EOF
-)
+  )
+  echo "$dd_ms $sqlite_ms"
+}
+
+echo "== fsync cost of the disk under $PERF_TMP" >&2
+read -r DD_MS SQLITE_MS < <(measure_fsync)
 echo "   dd oflag=dsync 4 KiB: $DD_MS ms per write; SQLite WAL synchronous=FULL: $SQLITE_MS ms per commit" >&2
 
 # ---- one server -----------------------------------------------------------------------------
@@ -131,8 +138,10 @@ start_service() {
 # One loadgen run against the current server; appends its report (plus server CPU and
 # memory readings) to $RESULTS.
 measure() {
-  local target=$1 scenario=$2 conc=$3 port=$4 requests=$MAX_REQUESTS before after report
+  local target=$1 scenario=$2 conc=$3 port=$4 requests=$MAX_REQUESTS before after report load
   [[ $scenario == new-sns ]] && requests=$NEW_SNS_REQUESTS
+  # The machine's load just before (other work on it skews the numbers).
+  load=$(cut -d ' ' -f 1 /proc/loadavg)
   before=$(perf_cpu_ticks "$SERVER_PID")
   report=$("$LOADGEN" run --url "http://127.0.0.1:$port/serviceme" --scenario "$scenario" \
     --concurrency "$conc" --requests "$requests" --seconds "$SECS" \
@@ -142,9 +151,9 @@ measure() {
   jq -c --arg target "$target" --argjson cpu "$((after - before))" --argjson tck "$CLK_TCK" \
     --argjson rss "$(perf_status_kb "$SERVER_PID" VmRSS)" \
     --argjson hwm "$(perf_status_kb "$SERVER_PID" VmHWM)" \
-    --argjson startup "$STARTUP_MS" --argjson idle "$IDLE_KB" \
+    --argjson startup "$STARTUP_MS" --argjson idle "$IDLE_KB" --argjson load "$load" \
     '. + {target: $target, server_cpu_s: ($cpu / $tck), rss_kb: $rss, hwm_kb: $hwm,
-          startup_ms: $startup, idle_rss_kb: $idle}' <<<"$report" >>"$RESULTS"
+          startup_ms: $startup, idle_rss_kb: $idle, load1: $load}' <<<"$report" >>"$RESULTS"
   jq -r '"   \(.target) \(.scenario) c=\(.concurrency): \(.rps) req/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, \(.outcomes)"' \
     <<<"$(tail -n 1 "$RESULTS")" >&2
 }
@@ -178,9 +187,11 @@ if grep -q '"level":"ERROR"' "$PERF_TMP/server.log" 2>/dev/null; then
   grep '"level":"ERROR"' "$PERF_TMP/server.log" | head -n 5 >&2
 fi
 
+read -r DD2_MS SQLITE2_MS < <(measure_fsync)
+
 # ---- the table ------------------------------------------------------------------------------
 
-python3 - "$RESULTS" "$DD_MS" "$SQLITE_MS" "$SECS" <<'EOF' | tee "$OUT/table.md"
+python3 - "$RESULTS" "$DD_MS / $DD2_MS" "$SQLITE_MS / $SQLITE2_MS" "$SECS" <<'EOF' | tee "$OUT/table.md"
 import json, statistics, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -192,8 +203,8 @@ def mb(kb):
 
 print(f"Each run: closed loop, one request in flight per connection, {secs} s or the request bound.")
 print()
-print("| scenario | conc. | req/s | p50 ms | p99 ms | vs ceiling | server CPU µs/req | answers |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| scenario | conc. | req/s | p50 ms | p99 ms | vs ceiling | server CPU µs/req | load | answers |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
     name = "bare axum (ceiling)" if r["target"] == "ceiling" else r["scenario"]
     c = r["concurrency"]
@@ -206,7 +217,7 @@ for r in rows:
     if r["transport_errors"]:
         answers += f"; transport errors {r['transport_errors']}"
     print(f"| {name} | {c} | {r['rps']:.0f} | {r['latency_ms']['p50']:.2f} | "
-          f"{r['latency_ms']['p99']:.2f} | {ratio:.0%} | {cpu_us:.0f} | {answers} |")
+          f"{r['latency_ms']['p99']:.2f} | {ratio:.0%} | {cpu_us:.0f} | {r['load1']:.1f} | {answers} |")
 
 print()
 print("| process | first 200 on /healthz | idle RSS | RSS after the last run | peak RSS (VmHWM) |")
@@ -229,6 +240,8 @@ if svc:
           f"(min {min(s):.1f}, max {max(s):.1f}, {len(s)} starts); idle RSS median "
           f"{mb(statistics.median(idle))} MB; peak RSS (VmHWM) over all runs "
           f"{mb(max(r['hwm_kb'] for r in svc))} MB.")
-print(f"Disk: dd oflag=dsync 4 KiB write {dd_ms} ms; SQLite WAL synchronous=FULL commit {sqlite_ms} ms.")
+print(f"Disk (before / after the runs): dd oflag=dsync 4 KiB write {dd_ms} ms; "
+      f"SQLite WAL synchronous=FULL commit {sqlite_ms} ms.")
+print("load: the machine's 1-minute load average just before the run (2 cores).")
 EOF
 echo "(reports: $RESULTS, table: $OUT/table.md)" >&2
