@@ -5,6 +5,8 @@
 
 PERF_PIDS=()
 PERF_TMP=""
+# Watchdog of each tracked process, by the process's pid.
+declare -A PERF_WATCHDOG=()
 
 # The pinned certificate's file name; SigningCertURL must end with it.
 perf_cert_name() {
@@ -51,6 +53,7 @@ perf_track() {
     kill -TERM "$pid" 2>/dev/null || true
   ) >/dev/null 2>&1 &
   PERF_PIDS+=("$!")
+  PERF_WATCHDOG[$pid]=$!
 }
 
 # Waits until a process is gone, polling every 0.1 s, at most $2 times.
@@ -63,12 +66,24 @@ perf_wait_gone() {
   return 1
 }
 
-# SIGTERM, then SIGKILL after 10 s.
+# SIGTERM, then SIGKILL after 10 s; its watchdog goes too (the pid may be reused later).
 perf_stop() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  perf_wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  local pid=$1 dog=${PERF_WATCHDOG[$1]:-}
+  if kill -TERM "$pid" 2>/dev/null; then
+    perf_wait_gone "$pid" 100 || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  if [[ -n $dog ]]; then
+    kill -TERM "$dog" 2>/dev/null || true
+    wait "$dog" 2>/dev/null || true
+    unset "PERF_WATCHDOG[$pid]"
+  fi
+  # Forget both, so that perf_cleanup never signals a pid that may since be reused.
+  local keep=() p
+  for p in "${PERF_PIDS[@]}"; do
+    [[ $p == "$pid" || $p == "$dog" ]] || keep+=("$p")
+  done
+  PERF_PIDS=("${keep[@]}")
 }
 
 # A key and its certificate (CN sns.amazonaws.com, valid from now for 30 days) pinned in
