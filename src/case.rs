@@ -889,6 +889,9 @@ impl CaseService {
                 claim,
                 note: None,
             }),
+            // The case may exist: keep the claim; whoever takes it over after it expires
+            // looks for the case by its reference first.
+            Err(e @ DeskError::Uncertain(_)) => Err(e.into()),
             Err(e) => {
                 self.give_back(&claim).await;
                 Err(e.into())
