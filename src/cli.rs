@@ -268,7 +268,8 @@ pub enum Command {
     /// the severities the plan allows. Exit status 0 only if everything is usable.
     Check,
     /// Run one body (a file, or - for stdin) through the parsing and decision code and print
-    /// the outcome and the exact case it would open. Changes nothing; checks no signature.
+    /// the outcome and the exact case it would open (when really opened, a `Reference:` line
+    /// is put first). Changes nothing; checks no signature.
     Process {
         /// Path of a JSON body, or - to read standard input.
         file: String,

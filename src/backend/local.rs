@@ -195,6 +195,17 @@ fn storage(e: impl std::fmt::Display) -> LedgerError {
 impl Db {
     fn open(path: &Path) -> Result<Self, LedgerError> {
         let conn = Connection::open(path).map_err(storage)?;
+        // Claims are transient (minutes): a ledger written before claims carried a
+        // reference simply starts with no claims.
+        let has_reference: bool = conn
+            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        if !has_reference {
+            conn.execute_batch("DROP TABLE IF EXISTS claims")
+                .map_err(storage)?;
+        }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
