@@ -429,6 +429,37 @@ mod tests {
         assert!(!cli.config.recovery_note);
     }
 
+    /// The README's configuration table names every option's variable, with its default.
+    #[test]
+    fn the_readme_table_is_true() {
+        use clap::CommandFactory;
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| `{env}` |")))
+                .unwrap_or_else(|| panic!("README's table has no row for {env}"));
+            let default: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .filter_map(|d| d.to_str())
+                .map(str::to_owned)
+                .collect();
+            if let Some(d) = default.first().filter(|d| !d.is_empty()) {
+                assert!(
+                    row.contains(&format!("`{d}`")),
+                    "README gives another default for {env}: {row}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
