@@ -264,8 +264,9 @@ pub enum Command {
     /// DynamoDB tables (aws backend).
     #[command(subcommand)]
     Tables(TablesCommand),
-    /// Check the aws backend: credentials, tables and their keys, Support API access and
-    /// the severities the plan allows. Exit status 0 only if everything is usable.
+    /// Check the configured backend. aws: credentials, tables and their keys, Support API
+    /// access and the severities the plan allows; local: the data directory and its files.
+    /// Exit status 0 only if everything is usable.
     Check,
     /// Run one body (a file, or - for stdin) through the parsing and decision code and print
     /// the outcome and the exact case it would open (when really opened, a `Reference:` line

@@ -292,3 +292,15 @@ fn maintenance_start_list_stop_and_suppression() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn check_on_the_local_backend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(dir.path(), &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("dry-run"));
+    std::fs::write(dir.path().join("alarms.json"), "{ broken").expect("write");
+    let o = cli(dir.path(), &["check"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("[FAIL] settings"), "{}", stderr(&o));
+}
