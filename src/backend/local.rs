@@ -447,9 +447,17 @@ impl CaseLedger for SqliteLedger {
     }
 
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+        // A decision that changes nothing but the record (a duplicate) is written without
+        // waiting for the disk: a power cut could lose that line of history, never a case or
+        // a dedupe key. Everything else waits for fsync (synchronous=FULL).
+        let record_only = commit.handled_keys.is_empty()
+            && commit.open_cases.is_empty()
+            && commit.claim.is_none()
+            && commit.hold.is_none();
         let result = self
             .db
             .run(move |c| {
+                c.pragma_update(None, "synchronous", if record_only { "NORMAL" } else { "FULL" })?;
                 let tx = c.transaction()?;
                 if let Some(claim) = &commit.claim {
                     let released = tx.execute(
