@@ -280,10 +280,29 @@ fn check_name(name: &str, path: &str) -> Result<String, PayloadError> {
             format!("longer than {MAX_NAME_CHARS} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err(PayloadError::invalid(path, "contains control characters"));
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_line_or_bidi_control(c))
+    {
+        return Err(PayloadError::invalid(
+            path,
+            "contains control, line-separator or bidirectional-override characters",
+        ));
+    }
+    if name.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(PayloadError::invalid(path, "has no visible characters"));
     }
     Ok(name.to_owned())
+}
+
+/// Characters that would break a case subject or a log line, or reorder what a reader sees.
+fn is_line_or_bidi_control(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Zero-width characters: a name made only of these (and spaces) shows as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}')
 }
 
 /// A loose textual rendering of a trigger value: numbers and strings as they are, anything
@@ -894,6 +913,22 @@ mod tests {
         assert_eq!(
             err(json!({"AlarmName": "a\u{0}b", "StateChangeTime": "t"})).code(),
             "invalid_field"
+        );
+        for odd in [
+            "\u{200b}",
+            "\u{feff} \u{200d}",
+            "a\u{2028}b",
+            "\u{202e}gnp.exe",
+        ] {
+            assert_eq!(
+                err(json!({"AlarmName": odd, "StateChangeTime": "t"})).code(),
+                "invalid_field",
+                "{odd:?}"
+            );
+        }
+        // Non-Latin names are fine.
+        assert!(
+            Alarm::parse(json!({"AlarmName": "데이터베이스 CPU", "StateChangeTime": "t"})).is_ok()
         );
     }
 

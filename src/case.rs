@@ -528,12 +528,7 @@ impl CaseService {
                 let opened = self.open_case(alarm.key(), &case, None, now).await?;
                 claim = Some(opened.claim);
                 note = opened.note;
-                open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                    alarm.key(),
-                    &alarm.name,
-                    opened.case_id.clone(),
-                    now,
-                )));
+                open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
                 Some(opened.case_id)
             }
             Action::Update {
@@ -563,12 +558,7 @@ impl CaseService {
                     claim = Some(opened.claim);
                     outcome = Outcome::Created;
                     note = Some(format!("previous case {old} no longer open"));
-                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                        alarm.key(),
-                        &alarm.name,
-                        opened.case_id.clone(),
-                        now,
-                    )));
+                    open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
                     Some(opened.case_id)
                 }
                 Err(e) => return Err(e.into()),
@@ -623,18 +613,7 @@ impl CaseService {
                     self.policy.storm_cap
                 ));
                 let id = opened.case_id;
-                open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                    STORM_KEY,
-                    "alarm storm",
-                    id.clone(),
-                    now,
-                )));
-                open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                    alarm.key(),
-                    &alarm.name,
-                    id.clone(),
-                    now,
-                )));
+                open_cases.extend(storm_opened(alarm, &id, now));
                 Some(id)
             }
             Action::Fold {
@@ -650,12 +629,7 @@ impl CaseService {
                     storm.updates += 1;
                     storm.last_update_at = now;
                     let id = storm.case_id.clone();
-                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                        alarm.key(),
-                        &alarm.name,
-                        id.clone(),
-                        now,
-                    )));
+                    open_cases.push(opened_for(alarm, id.clone(), now));
                     open_cases.push(OpenCaseChange::Put(storm));
                     Some(id)
                 }
@@ -668,18 +642,7 @@ impl CaseService {
                     outcome = Outcome::Created;
                     note = Some("storm: the storm case was resolved; a new one was opened".into());
                     let id = opened.case_id;
-                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                        STORM_KEY,
-                        "alarm storm",
-                        id.clone(),
-                        now,
-                    )));
-                    open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                        alarm.key(),
-                        &alarm.name,
-                        id.clone(),
-                        now,
-                    )));
+                    open_cases.extend(storm_opened(alarm, &id, now));
                     Some(id)
                 }
                 Err(e) => return Err(e.into()),
@@ -889,6 +852,9 @@ impl CaseService {
                 claim,
                 note: None,
             }),
+            // The case may exist: keep the claim; whoever takes it over after it expires
+            // looks for the case by its reference first.
+            Err(e @ DeskError::Uncertain(_)) => Err(e.into()),
             Err(e) => {
                 self.give_back(&claim).await;
                 Err(e.into())
@@ -950,6 +916,25 @@ fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
     let mut keys = delivery.dedupe_keys();
     keys.push(format!("event:{}", alarm.event_key()));
     keys
+}
+
+/// The open-case record of an alarm whose case was just opened (or that points at the
+/// storm case).
+fn opened_for(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCaseChange {
+    OpenCaseChange::Put(fresh_open_case(alarm.key(), &alarm.name, case_id, now))
+}
+
+/// A storm case was opened: its own record, and the alarm's pointing at it.
+fn storm_opened(alarm: &Alarm, case_id: &str, now: DateTime<Utc>) -> [OpenCaseChange; 2] {
+    [
+        OpenCaseChange::Put(fresh_open_case(
+            STORM_KEY,
+            "alarm storm",
+            case_id.to_owned(),
+            now,
+        )),
+        opened_for(alarm, case_id.to_owned(), now),
+    ]
 }
 
 fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -> OpenCase {

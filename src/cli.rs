@@ -264,11 +264,13 @@ pub enum Command {
     /// DynamoDB tables (aws backend).
     #[command(subcommand)]
     Tables(TablesCommand),
-    /// Check the aws backend: credentials, tables and their keys, Support API access and
-    /// the severities the plan allows. Exit status 0 only if everything is usable.
+    /// Check the configured backend. aws: credentials, tables and their keys, Support API
+    /// access and the severities the plan allows; local: the data directory and its files.
+    /// Exit status 0 only if everything is usable.
     Check,
     /// Run one body (a file, or - for stdin) through the parsing and decision code and print
-    /// the outcome and the exact case it would open. Changes nothing; checks no signature.
+    /// the outcome and the exact case it would open (when really opened, a `Reference:` line
+    /// is put first). Changes nothing; checks no signature.
     Process {
         /// Path of a JSON body, or - to read standard input.
         file: String,
@@ -426,6 +428,37 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.config.port, 8080);
         assert!(!cli.config.recovery_note);
+    }
+
+    /// The README's configuration table names every option's variable, with its default.
+    #[test]
+    fn the_readme_table_is_true() {
+        use clap::CommandFactory;
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| `{env}` |")))
+                .unwrap_or_else(|| panic!("README's table has no row for {env}"));
+            let default: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .filter_map(|d| d.to_str())
+                .map(str::to_owned)
+                .collect();
+            if let Some(d) = default.first().filter(|d| !d.is_empty()) {
+                assert!(
+                    row.contains(&format!("`{d}`")),
+                    "README gives another default for {env}: {row}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -37,9 +37,14 @@ pub enum DeskError {
     /// The case is gone (or never existed): the caller opens a new one.
     #[error("support case {0} was not found")]
     CaseNotFound(String),
-    /// Throttling, limits, outages: the same request can succeed later.
+    /// Throttling, limits, outages: the request was not carried out; it can succeed later.
     #[error("support desk unavailable: {0}")]
     Unavailable(String),
+    /// No answer (timeout, connection lost, a 5xx): the request may or may not have been
+    /// carried out. A new case may exist: the claim is kept until it expires, and the next
+    /// attempt looks for the case by its reference before opening another.
+    #[error("support desk did not answer: {0}")]
+    Uncertain(String),
     /// The desk refused the request itself; repeating it will not help.
     #[error("support desk refused the request: {0}")]
     Rejected(String),

@@ -44,6 +44,10 @@ fn sdk() -> SdkConfig {
 }
 
 fn clients(support_endpoint: &str) -> AwsClients {
+    clients_with(support_endpoint, Duration::from_secs(10))
+}
+
+fn clients_with(support_endpoint: &str, support_timeout: Duration) -> AwsClients {
     let sdk = sdk();
     let m = &moto().endpoint;
     AwsClients {
@@ -52,9 +56,16 @@ fn clients(support_endpoint: &str) -> AwsClients {
                 .endpoint_url(m)
                 .build(),
         ),
+        // Short timeouts, as production has (30 s there), so a stalled call is a test of
+        // seconds.
         support: aws_sdk_support::Client::from_conf(
             aws_sdk_support::config::Builder::from(&sdk)
                 .endpoint_url(support_endpoint)
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(support_timeout)
+                        .build(),
+                )
                 .build(),
         ),
         cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
@@ -453,8 +464,12 @@ struct Stack {
 }
 
 async fn stack(policy: CasePolicy) -> Stack {
+    stack_with(policy, Duration::from_secs(10)).await
+}
+
+async fn stack_with(policy: CasePolicy, support_timeout: Duration) -> Stack {
     let standin = SupportStandin::start().await;
-    let c = clients(&standin.endpoint());
+    let c = clients_with(&standin.endpoint(), support_timeout);
     let s = tables(&c).await;
     let backend = Backend::aws(c, &s).await.expect("backend");
     let service = CaseService::new(
@@ -606,7 +621,11 @@ async fn a_severity_above_the_plan_is_lowered_with_a_note() {
 
 #[tokio::test]
 async fn each_fault_gives_the_right_error_and_recovery_opens_exactly_one_case() {
-    let st = stack(CasePolicy::default()).await;
+    let st = stack(CasePolicy {
+        claim_ttl: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
     let a = alarm("ALARM", "t1");
     // More throttling than the SDK retries: retryable.
     st.standin.inject("CreateCase", Fault::Throttling, 10);
@@ -637,13 +656,22 @@ async fn each_fault_gives_the_right_error_and_recovery_opens_exactly_one_case() 
     );
     assert!(e.to_string().contains("Business"), "{e}");
 
+    // A 500 leaves it uncertain whether the case was opened: the claim is kept until it
+    // expires, then the next attempt looks for the case before opening one.
     st.standin.inject("CreateCase", Fault::InternalError, 10);
     let e = st.service.handle(&sqs("1"), &a).await.expect_err("500");
     assert!(
-        matches!(e, CaseError::Desk(DeskError::Unavailable(_))),
+        matches!(e, CaseError::Desk(DeskError::Uncertain(_))),
         "{e:?}"
     );
     st.standin.clear_faults();
+    let e = st
+        .service
+        .handle(&sqs("1"), &a)
+        .await
+        .expect_err("claim kept");
+    assert!(matches!(e, CaseError::Busy), "{e:?}");
+    tokio::time::sleep(Duration::from_millis(5100)).await;
 
     assert!(
         st.standin.cases().is_empty(),
@@ -938,4 +966,114 @@ async fn faults_reach_the_caller_as_503_and_recovery_opens_one_case() {
     assert_eq!(v["outcome"], "duplicate");
     assert_eq!(standin.cases().len(), 1);
     assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn a_case_opened_while_the_call_timed_out_is_found_not_opened_twice() {
+    let st = stack_with(
+        CasePolicy {
+            claim_ttl: Duration::from_secs(1),
+            ..Default::default()
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    let a = alarm("ALARM", "t1");
+    // The desk answers after our 1 s operation timeout, but opens the case all the same.
+    st.standin
+        .inject("CreateCase", Fault::Delay(Duration::from_secs(2)), 1);
+    let e = st
+        .service
+        .handle(&sqs("1"), &a)
+        .await
+        .expect_err("timed out");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::Uncertain(_))),
+        "{e:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(st.standin.cases().len(), 1, "the stand-in opened it");
+
+    let h = st.service.handle(&sqs("1"), &a).await.expect("redelivered");
+    assert_eq!(h.outcome, Outcome::Created);
+    assert_eq!(
+        h.case_id.as_deref(),
+        st.standin.cases()[0]["caseId"].as_str()
+    );
+    assert_eq!(st.standin.cases().len(), 1, "found, not opened again");
+    let again = st.service.handle(&sqs("1"), &a).await.expect("duplicate");
+    assert_eq!(again.outcome, Outcome::Duplicate);
+}
+
+#[tokio::test]
+async fn an_unreachable_ledger_is_a_retryable_error_and_nothing_is_opened() {
+    let standin = SupportStandin::start().await;
+    let c = clients(&standin.endpoint());
+    let s = tables(&c).await;
+    let store =
+        DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::from_secs(60))
+            .await
+            .expect("open");
+    // DynamoDB for the ledger is down (nothing listens on that port).
+    let dead = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk())
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let service = CaseService::new(
+        Arc::new(store),
+        Arc::new(DynamoLedger::new(dead, &s.ledger_table, s.handled_ttl)),
+        Arc::new(cw_support_api::backend::aws::support::AwsSupportDesk::new(
+            c.support.clone(),
+        )),
+        CasePolicy::default(),
+    );
+    let e = service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect_err("down");
+    assert!(
+        matches!(e, CaseError::Ledger(LedgerError::Storage(_))),
+        "{e:?}"
+    );
+    assert!(standin.cases().is_empty());
+}
+
+#[tokio::test]
+async fn maintenance_windows_are_kept_in_the_settings_table() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let store = DynamoConfigStore::open(
+        c.dynamodb.clone(),
+        &s.config_table,
+        Duration::from_millis(10),
+    )
+    .await
+    .expect("open");
+    assert!(store.windows().await.expect("windows").is_empty());
+    let now = Utc::now();
+    let w = cw_support_api::maintenance::MaintenanceWindow {
+        id: "mw-1".into(),
+        reason: "failover test".into(),
+        alarm_pattern: Some("prod-*".into()),
+        starts_at: now,
+        ends_at: now + chrono::Duration::hours(2),
+    };
+    store
+        .save_windows(std::slice::from_ref(&w))
+        .await
+        .expect("save");
+    assert_eq!(store.windows().await.expect("windows"), vec![w]);
+    store
+        .put("prod-db", &AlarmConfigRecord::default())
+        .await
+        .expect("put");
+    let names: Vec<String> = store
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, vec!["prod-db"], "the windows item is not an alarm");
 }

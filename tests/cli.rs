@@ -227,3 +227,80 @@ fn cases_show_unknown_id_fails() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no case"));
 }
+
+#[test]
+fn maintenance_start_list_stop_and_suppression() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let o = cli(
+        d,
+        &[
+            "maintenance",
+            "start",
+            "--for",
+            "2h",
+            "--reason",
+            "database upgrade",
+            "--alarm",
+            "prod-api-*",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("database upgrade"));
+
+    let listed: Value =
+        serde_json::from_str(&stdout(&cli(d, &["maintenance", "list", "--json"]))).expect("json");
+    assert_eq!(listed[0]["alarmPattern"], "prod-api-*");
+    let table = stdout(&cli(d, &["maintenance", "list"]));
+    assert!(
+        table.contains("active") && table.contains("prod-api-*"),
+        "{table}"
+    );
+
+    // An alarm it covers is suppressed with the window's reason, as `process` shows.
+    let file = payload_path("metric-alarm.json");
+    let v: Value = serde_json::from_str(&stdout(&cli(
+        d,
+        &["process", file.to_str().expect("utf-8")],
+    )))
+    .expect("json");
+    assert_eq!(v["outcome"], "suppressed");
+    assert!(
+        v["plan"]["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("database upgrade"),
+        "{v}"
+    );
+
+    let o = cli(d, &["maintenance", "stop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&cli(
+        d,
+        &["process", file.to_str().expect("utf-8")],
+    )))
+    .expect("json");
+    assert_eq!(v["outcome"], "created");
+    let o = cli(d, &["maintenance", "stop"]);
+    assert!(!o.status.success(), "nothing left to stop");
+
+    let o = cli(d, &["maintenance", "start", "--for", "0s", "--reason", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = cli(
+        d,
+        &["maintenance", "start", "--for", "1h", "--reason", "  "],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_on_the_local_backend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(dir.path(), &["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("dry-run"));
+    std::fs::write(dir.path().join("alarms.json"), "{ broken").expect("write");
+    let o = cli(dir.path(), &["check"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("[FAIL] settings"), "{}", stderr(&o));
+}

@@ -653,3 +653,98 @@ async fn the_reconcile_task_lets_go_of_cases_support_resolved() {
     assert_eq!(body["closed"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_limit_wait_and_time_out_with_503() {
+    let dir = tempdir();
+    let backend = cw_support_api::backend::local::LocalBackend::open(dir.path()).expect("backend");
+    let desk = Arc::new(FlakyDesk {
+        inner: backend.desk.clone(),
+        delay: Duration::from_millis(600),
+        down: AtomicBool::new(false),
+        created: AtomicUsize::new(0),
+    });
+    drop(backend);
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            request_timeout: Duration::from_millis(300),
+            desk: Some(desk.clone()),
+            max_concurrency: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let send = |file: &'static str| {
+        let (client, url) = (app.client.clone(), app.url("/serviceme"));
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .body(payload(file))
+                .send()
+                .await
+                .expect("send");
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await.expect("json");
+            (status, v["error"].as_str().unwrap_or_default().to_owned())
+        })
+    };
+    // One slot: the first holds it until its 300 ms timeout, the second then holds it
+    // until 600 ms, and the third, arriving at 60 ms, gives up waiting at 360 ms.
+    let first = send("metric-alarm.json");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = send("composite-alarm.json");
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let third = send("minimal.json");
+    assert_eq!(third.await.expect("join"), (503, "busy".to_owned()));
+    assert_eq!(first.await.expect("join"), (503, "timeout".to_owned()));
+    assert_eq!(second.await.expect("join"), (503, "timeout".to_owned()));
+    // The work that started still completes (a redelivery then finds it done).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(desk.created.load(Ordering::SeqCst), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_within_its_grace() {
+    let dir = tempdir();
+    let backend = cw_support_api::backend::local::LocalBackend::open(dir.path()).expect("backend");
+    let desk = Arc::new(FlakyDesk {
+        inner: backend.desk.clone(),
+        delay: Duration::from_secs(30),
+        down: AtomicBool::new(false),
+        created: AtomicUsize::new(0),
+    });
+    drop(backend);
+    let mut app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            desk: Some(desk),
+            shutdown_grace: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (client, url) = (app.client.clone(), app.url("/serviceme"));
+    let stuck =
+        tokio::spawn(async move { client.post(url).body(payload("minimal.json")).send().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (stop, handle) = app.shutdown_handle();
+    let started = std::time::Instant::now();
+    stop.send(()).expect("signal");
+    handle.await.expect("join").expect("clean exit");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The request in flight was never answered 200: its sender will deliver it again.
+    if let Ok(answer) = tokio::time::timeout(Duration::from_millis(500), stuck).await {
+        assert!(
+            answer
+                .expect("join")
+                .map(|r| r.status() != 200)
+                .unwrap_or(true)
+        );
+    }
+}

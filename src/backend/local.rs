@@ -195,6 +195,17 @@ fn storage(e: impl std::fmt::Display) -> LedgerError {
 impl Db {
     fn open(path: &Path) -> Result<Self, LedgerError> {
         let conn = Connection::open(path).map_err(storage)?;
+        // Claims are transient (minutes): a ledger written before claims carried a
+        // reference simply starts with no claims.
+        let has_reference: bool = conn
+            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        if !has_reference {
+            conn.execute_batch("DROP TABLE IF EXISTS claims")
+                .map_err(storage)?;
+        }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -436,9 +447,17 @@ impl CaseLedger for SqliteLedger {
     }
 
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+        // A decision that changes nothing but the record (a duplicate) is written without
+        // waiting for the disk: a power cut could lose that line of history, never a case or
+        // a dedupe key. Everything else waits for fsync (synchronous=FULL).
+        let record_only = commit.handled_keys.is_empty()
+            && commit.open_cases.is_empty()
+            && commit.claim.is_none()
+            && commit.hold.is_none();
         let result = self
             .db
             .run(move |c| {
+                c.pragma_update(None, "synchronous", if record_only { "NORMAL" } else { "FULL" })?;
                 let tx = c.transaction()?;
                 if let Some(claim) = &commit.claim {
                     let released = tx.execute(

@@ -2,10 +2,8 @@
 //! validity window and a subject check, plus the RSASSA-PKCS1-v1_5 check itself.
 
 use chrono::{DateTime, Utc};
+use rsa::RsaPublicKey;
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
 use x509_cert::Certificate;
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::{DecodePem, Encode, Tag, Tagged};
@@ -43,7 +41,8 @@ impl SignatureAlgorithm {
 /// A parsed signing certificate whose subject was already checked for its region.
 #[derive(Debug, Clone)]
 pub struct SigningCert {
-    key: RsaPublicKey,
+    /// The PKCS#1 RSAPublicKey, as `ring` verifies with it.
+    pkcs1: Vec<u8>,
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
     subject_cn: String,
@@ -82,9 +81,15 @@ impl SigningCert {
                 "RSA key is shorter than 2048 bits".into(),
             ));
         }
+        let pkcs1 = tbs
+            .subject_public_key_info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| SnsError::UntrustedCertificate("unreadable public key".into()))?
+            .to_vec();
 
         Ok(SigningCert {
-            key,
+            pkcs1,
             not_before,
             not_after,
             subject_cn,
@@ -123,19 +128,18 @@ impl SigningCert {
         signed: &[u8],
         signature: &[u8],
     ) -> Result<(), SnsError> {
-        let result = match alg {
-            SignatureAlgorithm::RsaSha1 => self.key.verify(
-                Pkcs1v15Sign::new::<Sha1>(),
-                &Sha1::digest(signed),
-                signature,
-            ),
-            SignatureAlgorithm::RsaSha256 => self.key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(signed),
-                signature,
-            ),
+        // ring's constant-time RSA is about six times faster than the pure-Rust one here
+        // (benches/sns_verify.rs): the signature check is the costly part of every SNS
+        // delivery, duplicates included. SHA-1 is what SignatureVersion 1 is.
+        let algorithm: &'static dyn ring::signature::VerificationAlgorithm = match alg {
+            SignatureAlgorithm::RsaSha1 => {
+                &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+            }
+            SignatureAlgorithm::RsaSha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         };
-        result.map_err(|_| SnsError::BadSignature)
+        ring::signature::UnparsedPublicKey::new(algorithm, &self.pkcs1)
+            .verify(signed, signature)
+            .map_err(|_| SnsError::BadSignature)
     }
 }
 

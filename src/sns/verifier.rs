@@ -105,6 +105,11 @@ impl Verifier {
         let signature = BASE64
             .decode(msg.signature.as_bytes())
             .map_err(|_| SnsError::BadSignature)?;
+        // An RSA signature is as long as the key: 128 to 1024 bytes for 1024- to 8192-bit
+        // keys (SNS uses 2048). Anything else cannot verify, so it fetches nothing.
+        if !(128..=1024).contains(&signature.len()) {
+            return Err(SnsError::BadSignature);
+        }
 
         let cert = self.signing_cert(&url, msg.topic_arn.region()).await?;
         cert.check_validity((self.config.clock)())?;

@@ -53,6 +53,8 @@ pub struct Options {
     pub desk: Option<Arc<dyn SupportDesk>>,
     /// VERIFY_SQS_ENVELOPES.
     pub verify_sqs_envelopes: bool,
+    pub max_concurrency: Option<usize>,
+    pub shutdown_grace: Option<Duration>,
 }
 
 /// Serves something that is not a certificate for every URL, so a message signed by
@@ -94,6 +96,8 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             desk: None,
             verify_sqs_envelopes: true,
+            max_concurrency: None,
+            shutdown_grace: None,
         }
     }
 }
@@ -112,7 +116,12 @@ impl TestApp {
             desk,
             opts.policy,
         );
-        let state = AppState::new(cases, gate(opts.verify_sqs_envelopes), opts.request_timeout);
+        let state = AppState::new(cases, gate(opts.verify_sqs_envelopes), opts.request_timeout)
+            .with_limits(
+                opts.max_concurrency
+                    .unwrap_or(server::DEFAULT_MAX_CONCURRENCY),
+                opts.shutdown_grace.unwrap_or(Duration::from_secs(30)),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

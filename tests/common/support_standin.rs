@@ -626,7 +626,17 @@ async fn support(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     }
 
     match fault {
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        // Like the real service, a slow answer is still carried out when the caller has
+        // stopped waiting: the work runs in its own task, not in the connection's.
+        Some(Fault::Delay(d)) => {
+            let done = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                answer(&shared, &op, &body, &request_id)
+            });
+            return done
+                .await
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
         Some(fault) => {
             if let Some(err) = fault.error() {
                 return error_response(&err, &request_id);
@@ -634,27 +644,31 @@ async fn support(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
         None => {}
     }
+    answer(&shared, &op, &body, &request_id)
+}
 
+/// Carries out one known operation.
+fn answer(shared: &Shared, op: &str, body: &[u8], request_id: &str) -> Response {
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        match serde_json::from_slice::<Value>(&body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
                 let err = ApiError::new("SerializationException", "Expected a JSON object");
-                return error_response(&err, &request_id);
+                return error_response(&err, request_id);
             }
             Err(e) => {
                 let err = ApiError::new("SerializationException", e.to_string());
-                return error_response(&err, &request_id);
+                return error_response(&err, request_id);
             }
         }
     };
 
     let result = {
-        let mut inner = lock(&shared);
+        let mut inner = lock(shared);
         let input = Input(&input);
-        match op.as_str() {
+        match op {
             "CreateCase" => create_case(&mut inner, input),
             "DescribeCases" => describe_cases(&inner, input),
             "DescribeCommunications" => describe_communications(&inner, input),
@@ -666,8 +680,8 @@ async fn support(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
     };
     match result {
-        Ok(v) => json_response(StatusCode::OK, &request_id, &v),
-        Err(err) => error_response(&err, &request_id),
+        Ok(v) => json_response(StatusCode::OK, request_id, &v),
+        Err(err) => error_response(&err, request_id),
     }
 }
 

@@ -37,15 +37,15 @@ fn desk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 "CaseCreationLimitExceeded"
                 | "ThrottlingException"
                 | "Throttling"
-                | "TooManyRequestsException"
-                | "InternalServerError"
-                | "ServiceUnavailable",
+                | "TooManyRequestsException",
             ) => DeskError::Unavailable(text),
-            _ if service.raw().status().is_server_error() => DeskError::Unavailable(text),
+            // The service failed while handling the request: it may have been done.
+            _ if service.raw().status().is_server_error() => DeskError::Uncertain(text),
             _ => DeskError::Rejected(text),
         },
-        // Timeouts, connection failures, unreadable answers: all worth a retry.
-        _ => DeskError::Unavailable(text),
+        // Timeouts, lost connections, unreadable answers: worth a retry, but the request
+        // may have been carried out.
+        _ => DeskError::Uncertain(text),
     }
 }
 
