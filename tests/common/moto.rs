@@ -29,10 +29,33 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The shared moto server; panics with a hint when moto is not installed.
+/// Installs moto's server with pip when it is missing, so `cargo test` works on a fresh
+/// machine that has Python.
+fn ensure_installed() {
+    let present = Command::new("python3")
+        .args(["-c", "import moto.server, flask, flask_cors"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        eprintln!("installing moto[server] with pip for the AWS tests");
+        let ok = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "moto[server]"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install moto: run `pip install 'moto[server]'`"
+        );
+    }
+}
+
+/// The shared moto server; panics with a hint when moto cannot be installed.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
+        ensure_installed();
         let port = free_port();
         let mut child = Command::new("python3")
             .args(["-c", SCRIPT, &port.to_string()])

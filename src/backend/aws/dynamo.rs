@@ -149,6 +149,19 @@ impl DynamoConfigStore {
         cache.insert(name.to_owned(), (Instant::now(), record));
     }
 
+    /// The item stored under this hash key value, if any.
+    async fn item(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(&self.hash_key, s(key))
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        Ok(out.item().cloned())
+    }
+
     fn cached_windows(&self) -> Option<Vec<MaintenanceWindow>> {
         let cache = self.windows_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
@@ -263,15 +276,7 @@ impl AlarmConfigStore for DynamoConfigStore {
         if let Some(hit) = self.cached(alarm_name) {
             return Ok(hit);
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(&self.hash_key, s(alarm_name))
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
-        let record = out.item().map(record_from_item);
+        let record = self.item(alarm_name).await?.as_ref().map(record_from_item);
         self.remember(alarm_name, record.clone());
         Ok(record)
     }
@@ -319,15 +324,9 @@ impl AlarmConfigStore for DynamoConfigStore {
         if let Some(w) = self.cached_windows() {
             return Ok(w);
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(&self.hash_key, s(WINDOWS_ITEM))
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
-        let windows: Vec<MaintenanceWindow> = match out.item().and_then(|i| get_s(i, "windows")) {
+        let item = self.item(WINDOWS_ITEM).await?;
+        let windows: Vec<MaintenanceWindow> = match item.as_ref().and_then(|i| get_s(i, "windows"))
+        {
             Some(json) => serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
                 path: format!("{}/{WINDOWS_ITEM}", self.table),
                 source,
