@@ -27,6 +27,8 @@ pub enum PayloadError {
     NotJson(String),
     #[error("the request body is JSON but not an object")]
     NotAnObject,
+    #[error("the JSON holds more than {0} values")]
+    TooComplex(usize),
     #[error("{0}")]
     MalformedSns(String),
     #[error("the SNS Message field does not hold a JSON alarm: {0}")]
@@ -48,6 +50,7 @@ impl PayloadError {
             Self::EmptyBody => "empty_body",
             Self::NotJson(_) => "not_json",
             Self::NotAnObject => "not_an_object",
+            Self::TooComplex(_) => "too_complex",
             Self::MalformedSns(_) => "malformed_sns_message",
             Self::SnsMessageNotJson(_) => "sns_message_not_json",
             Self::UnknownShape(_) => "unknown_shape",

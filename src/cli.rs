@@ -107,9 +107,22 @@ pub struct Config {
     pub default_category_code: String,
 
     /// SNS topics this endpoint serves, comma-separated ARNs (`*` allowed as the whole
-    /// region or account part). Empty: any topic, with a warning at start-up.
+    /// region, never as the account). Empty: the topics of the service's own AWS account
+    /// (aws backend, from STS), or none where that is unknown. `*` alone: any topic of any
+    /// account (not recommended; logged at start-up).
     #[arg(long, env = "SNS_TOPIC_ARNS", default_value = "", value_parser = parse_topics, global = true)]
     pub sns_topic_arns: TopicAllowList,
+
+    /// Refuse a direct SNS delivery whose Timestamp is older than this (403
+    /// `stale_message`): a replay, since SNS retries for an hour at most. Envelopes read
+    /// from SQS are exempt.
+    #[arg(long, env = "SNS_MAX_AGE", default_value = "2h", value_parser = parse_duration, global = true)]
+    pub sns_max_age: Duration,
+
+    /// How long a client may take to send a request's headers (also how long an idle
+    /// keep-alive connection stays open), and, separately, its body.
+    #[arg(long, env = "READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub read_timeout: Duration,
 
     /// Directory of pinned SNS signing certificates: a file named like the certificate
     /// URL's file name (SimpleNotificationService-<hex>.pem) is used and nothing downloaded.
@@ -124,16 +137,18 @@ pub struct Config {
         default_value = "",
         hide_env_values = true,
         hide_default_value = true,
+        value_parser = read_tokens,
         global = true
     )]
-    pub api_tokens: ApiTokens,
+    pub api_tokens: TokensArg,
 
     /// Networks (CIDRs) whose worker-daemon deliveries need no token, because sqsd cannot
-    /// send one: loopback and the default Docker bridge gateway.
+    /// send one. The TCP peer and every address in X-Forwarded-For, X-Real-IP and
+    /// Forwarded must be in it, so a request a proxy forwarded from outside never passes.
     #[arg(
         long,
         env = "TRUST_SQSD_FROM",
-        default_value = "127.0.0.0/8,::1/128,172.17.0.1/32",
+        default_value = "127.0.0.0/8,::1/128",
         global = true
     )]
     pub trust_sqsd_from: CidrList,
@@ -192,6 +207,25 @@ pub struct Config {
 
 fn parse_topics(s: &str) -> Result<TopicAllowList, String> {
     TopicAllowList::parse(s).map_err(|e| e.to_string())
+}
+
+/// `API_TOKENS` as given, checked after the command line is read: clap's own error for a
+/// bad value prints the value, and no token may ever be printed.
+#[derive(Clone, Debug)]
+pub struct TokensArg(Result<ApiTokens, String>);
+
+fn read_tokens(s: &str) -> Result<TokensArg, String> {
+    Ok(TokensArg(s.parse::<ApiTokens>()))
+}
+
+impl Config {
+    /// The bearer tokens, or why `API_TOKENS` is malformed (never echoing it).
+    pub fn api_tokens(&self) -> Result<ApiTokens, String> {
+        self.api_tokens
+            .0
+            .clone()
+            .map_err(|e| format!("API_TOKENS (value not shown): {e}"))
+    }
 }
 
 impl Config {
@@ -459,6 +493,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_malformed_token_list_is_reported_without_its_value() {
+        let cli = Cli::try_parse_from([
+            "cw-support-api",
+            "--api-tokens",
+            "good-token-0123456789,short-secret",
+        ])
+        .expect("clap accepts it, the check comes after");
+        let err = cli.config.api_tokens().expect_err("too short");
+        assert!(!err.contains("short-secret") && !err.contains("good-token"), "{err}");
+        let debug = format!("{:?}", cli.config);
+        assert!(!debug.contains("short-secret") && !debug.contains("good-token"), "{debug}");
+        let cli = Cli::try_parse_from(["cw-support-api", "--api-tokens", "good-token-0123456789"])
+            .expect("parses");
+        assert!(!cli.config.api_tokens().expect("fine").is_empty());
+        assert!(!format!("{:?}", cli.config).contains("good-token-0123456789"));
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::gate::Gate;
 use crate::ledger::DecisionFilter;
 use crate::maintenance::MaintenanceWindow;
 use crate::server::{self, AppState};
-use crate::sns::{HttpsCertFetcher, HttpsSubscriptionConfirmer, Verifier, VerifierConfig};
+use crate::sns::{
+    HttpsCertFetcher, HttpsSubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
+};
 
 /// A command's failure: printed on standard error, exit status 1 (2 for bad input).
 #[derive(Debug, thiserror::Error)]
@@ -63,15 +65,18 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve(config: &Config) -> Result<(), CommandError> {
+    let tokens = config.api_tokens().map_err(CommandError::Usage)?;
     let backend = Backend::open(config).await.map_err(failed)?;
     let (metrics, publisher) = backend.metrics(config);
+    let own_account = own_account(config, &backend).await;
     let state = AppState::new(
         backend.case_service(config),
-        build_gate(config)?,
+        build_gate(config, own_account)?,
         config.request_timeout,
     )
     .with_metrics(metrics)
-    .with_limits(config.max_concurrency, config.shutdown_grace);
+    .with_limits(config.max_concurrency, config.shutdown_grace)
+    .with_read_timeout(config.read_timeout);
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -83,12 +88,7 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
         data_dir = %config.data_dir.display(),
         "cw-support-api listening"
     );
-    if config.sns_topic_arns.is_allow_any() {
-        warn!(
-            "SNS_TOPIC_ARNS is empty: messages from ANY SNS topic with a valid signature are accepted"
-        );
-    }
-    if config.api_tokens.is_empty() && !config.bind.is_loopback() {
+    if tokens.is_empty() && !config.bind.is_loopback() {
         warn!(
             bind = %config.bind,
             "API_TOKENS is empty: unsigned posts are accepted from anyone who can reach this port"
@@ -251,7 +251,48 @@ async fn check(config: &Config, out: &mut dyn Write) -> Result<(), CommandError>
 
 /// The edge checks as configured: SNS verification with the system's trusted roots (or
 /// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
-pub fn build_gate(config: &Config) -> Result<Gate, CommandError> {
+/// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
+/// once; where it cannot be known, SNS messages are refused and the log says what to set.
+async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
+    const HOW: &str = "set SNS_TOPIC_ARNS to the alarm topics' ARNs (or `*` to accept any \
+                       topic of any AWS account, not recommended)";
+    match (&config.sns_topic_arns, &backend.aws) {
+        (TopicAllowList::Any, _) => {
+            warn!(
+                "SNS_TOPIC_ARNS=*: messages from ANY SNS topic of ANY AWS account with a valid \
+                 signature are accepted; anyone can subscribe this endpoint to their own topic"
+            );
+            None
+        }
+        (TopicAllowList::Listed(p), _) => {
+            info!(topics = p.len(), "SNS: serving the topics in SNS_TOPIC_ARNS only");
+            None
+        }
+        (TopicAllowList::OwnAccount, Some(clients)) => match clients.own_account().await {
+            Ok(account) => {
+                info!(%account, "SNS: SNS_TOPIC_ARNS is empty, serving this account's topics only");
+                Some(account)
+            }
+            Err(e) => {
+                warn!(
+                    error = %e,
+                    "SNS: the service's own AWS account is unknown (STS GetCallerIdentity \
+                     failed), so every SNS message is refused with 403 topic_not_allowed; {HOW}"
+                );
+                None
+            }
+        },
+        (TopicAllowList::OwnAccount, None) => {
+            warn!(
+                "SNS: SNS_TOPIC_ARNS is empty and the local backend knows no AWS account, so \
+                 every SNS message is refused with 403 topic_not_allowed; {HOW}"
+            );
+            None
+        }
+    }
+}
+
+pub fn build_gate(config: &Config, own_account: Option<String>) -> Result<Gate, CommandError> {
     let fetcher = HttpsCertFetcher::new().map_err(failed)?;
     let confirmer = HttpsSubscriptionConfirmer::new().map_err(failed)?;
     let verifier = Verifier::new(
@@ -264,10 +305,12 @@ pub fn build_gate(config: &Config) -> Result<Gate, CommandError> {
     Ok(Gate {
         verifier,
         topics: config.sns_topic_arns.clone(),
+        own_account,
         confirmer: Arc::new(confirmer),
-        tokens: config.api_tokens.clone(),
+        tokens: config.api_tokens().map_err(CommandError::Usage)?,
         trust_sqsd_from: config.trust_sqsd_from.clone(),
         verify_sqs_envelopes: config.verify_sqs_envelopes,
+        max_message_age: config.sns_max_age,
     })
 }
 

@@ -93,8 +93,9 @@ impl Delivery {
 pub enum Body {
     /// A signed SNS message (posted by SNS, or inside an SQS body).
     Sns(Box<SnsMessage>),
-    /// An alarm or event with no envelope.
-    Bare(Value),
+    /// An alarm or event with no envelope: a JSON object, not parsed into values until the
+    /// request is admitted.
+    Bare(Vec<u8>),
     /// A worker-daemon periodic task.
     Task(String),
 }
@@ -120,12 +121,228 @@ const SNS_TYPES: [&str; 3] = [
     "UnsubscribeConfirmation",
 ];
 
-/// Reads one request: who sent it and what its body is. Bodies that are not JSON objects
-/// are refused here, before anything else looks at them.
-pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadError> {
-    let is_sqsd = headers
+/// The most JSON values (objects, arrays, scalars) one body may hold. Real alarms hold a
+/// few hundred; the bound keeps what one request's parse can allocate to a few megabytes
+/// (a 1 MiB body of `[0,0,0,...]` would otherwise become half a million values).
+pub const MAX_JSON_VALUES: usize = 20_000;
+
+/// Parses JSON into values, refusing bodies with more than [`MAX_JSON_VALUES`] values
+/// before any allocation (a count over the bytes, strings skipped).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
+    let mut values = 1usize;
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            // Each comma and each opening bracket starts (at most) one more value.
+            b',' | b'[' | b'{' => values += 1,
+            _ => {}
+        }
+        if values > MAX_JSON_VALUES {
+            return Err(PayloadError::TooComplex(MAX_JSON_VALUES));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|e| PayloadError::NotJson(e.to_string()))
+}
+
+/// A top-level field as the probe sees it: its text when it is a string, else only what
+/// kind of thing it was (the value itself is skipped without being kept).
+#[derive(Debug, Default)]
+enum Loose {
+    #[default]
+    Absent,
+    Null,
+    Str(String),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Loose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Loose, E> {
+                Ok(Loose::Str(v))
+            }
+            fn visit_unit<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Loose::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields that make a body an SNS message, read without building a value tree: the
+/// rest of the body is skipped. An unauthenticated post costs this much and no more. As
+/// with a parsed JSON object, a repeated key takes its last value.
+#[derive(Debug, Default)]
+struct Probe {
+    kind: Loose,
+    topic_arn: Loose,
+    message: Loose,
+    message_id: Loose,
+    subject: Loose,
+    timestamp: Loose,
+    signature_version: Loose,
+    signature: Loose,
+    signing_cert_url: Loose,
+    subscribe_url: Loose,
+    token: Loose,
+    unsubscribe_url: Loose,
+}
+
+impl<'de> serde::Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Probe;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Probe, A::Error> {
+                let mut p = Probe::default();
+                while let Some(key) = a.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "Type" => &mut p.kind,
+                        "TopicArn" => &mut p.topic_arn,
+                        "Message" => &mut p.message,
+                        "MessageId" => &mut p.message_id,
+                        "Subject" => &mut p.subject,
+                        "Timestamp" => &mut p.timestamp,
+                        "SignatureVersion" => &mut p.signature_version,
+                        "Signature" => &mut p.signature,
+                        "SigningCertURL" => &mut p.signing_cert_url,
+                        "SubscribeURL" => &mut p.subscribe_url,
+                        "Token" => &mut p.token,
+                        "UnsubscribeURL" => &mut p.unsubscribe_url,
+                        _ => {
+                            a.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = a.next_value()?;
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Probe {
+    fn read(body: &[u8]) -> Result<Self, PayloadError> {
+        let start = body.iter().position(|b| !b.is_ascii_whitespace());
+        if start.is_none_or(|i| body[i] != b'{') {
+            // Valid JSON of another kind, or not JSON at all: say which (with the same
+            // bounds, and the same nesting limit, as any other parse).
+            return match parse_json(body) {
+                Ok(_) => Err(PayloadError::NotAnObject),
+                Err(e) => Err(e),
+            };
+        }
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))
+    }
+
+    fn looks_sns(&self) -> bool {
+        matches!(&self.kind, Loose::Str(t) if SNS_TYPES.contains(&t.as_str()))
+            || (!matches!(self.topic_arn, Loose::Absent) && !matches!(self.message, Loose::Absent))
+    }
+
+    /// The probed fields as a small JSON object, so the one strict SNS parser reads them.
+    fn into_sns(self) -> Result<SnsMessage, PayloadError> {
+        let mut map = serde_json::Map::new();
+        for (key, field) in [
+            ("Type", self.kind),
+            ("TopicArn", self.topic_arn),
+            ("Message", self.message),
+            ("MessageId", self.message_id),
+            ("Subject", self.subject),
+            ("Timestamp", self.timestamp),
+            ("SignatureVersion", self.signature_version),
+            ("Signature", self.signature),
+            ("SigningCertURL", self.signing_cert_url),
+            ("SubscribeURL", self.subscribe_url),
+            ("Token", self.token),
+            ("UnsubscribeURL", self.unsubscribe_url),
+        ] {
+            let value = match field {
+                Loose::Absent => continue,
+                Loose::Null => Value::Null,
+                Loose::Str(s) => Value::String(s),
+                // Present but not a string: the parser names the field.
+                Loose::Other => Value::Bool(false),
+            };
+            map.insert(key.to_owned(), value);
+        }
+        SnsMessage::parse(&Value::Object(map)).map_err(|e| PayloadError::MalformedSns(e.to_string()))
+    }
+}
+
+/// Whether a request carries any worker-daemon header.
+pub fn has_sqsd_headers(headers: &HeaderMap) -> bool {
+    headers
         .keys()
-        .any(|k| k.as_str().starts_with("x-aws-sqsd-"));
+        .any(|k| k.as_str().starts_with("x-aws-sqsd-"))
+}
+
+/// Reads one request, believing its worker-daemon headers (for commands and tests that
+/// have no network peer; the server decides with [`receive_from`]).
+pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadError> {
+    receive_from(headers, body, true)
+}
+
+/// Reads one request: who sent it and what its body is. `believe_sqsd` says whether the
+/// worker-daemon headers, if any, may be taken at their word (the gate decides: a request
+/// from outside the instance is never the daemon's, whatever it claims). Bodies that are
+/// not JSON objects are refused here; a bare body is only probed, and parsed into values
+/// by [`Received::into_alarm`] once the request is admitted.
+pub fn receive_from(
+    headers: &HeaderMap,
+    body: &[u8],
+    believe_sqsd: bool,
+) -> Result<Received, PayloadError> {
+    let is_sqsd = believe_sqsd && has_sqsd_headers(headers);
     let sns_type = header(headers, "x-amz-sns-message-type");
     let raw_delivery =
         header(headers, "x-amz-sns-rawdelivery").is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -158,20 +375,12 @@ pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadErro
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(PayloadError::EmptyBody);
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
-    let Some(obj) = value.as_object() else {
-        return Err(PayloadError::NotAnObject);
-    };
+    let probe = Probe::read(body)?;
 
     // An SNS envelope: the header says so, or the body carries an SNS Type, or (as the
     // original service decided) it has both TopicArn and Message.
-    let body_type = obj.get("Type").and_then(Value::as_str);
-    let looks_sns = body_type.is_some_and(|t| SNS_TYPES.contains(&t))
-        || (obj.contains_key("TopicArn") && obj.contains_key("Message"));
-    if !raw_delivery && (sns_type.is_some() || looks_sns) {
-        let msg =
-            SnsMessage::parse(&value).map_err(|e| PayloadError::MalformedSns(e.to_string()))?;
+    if !raw_delivery && (sns_type.is_some() || probe.looks_sns()) {
+        let msg = probe.into_sns()?;
         if let Some(t) = sns_type.filter(|t| *t != msg.kind.as_str()) {
             return Err(PayloadError::InvalidField {
                 field: "Type".into(),
@@ -187,7 +396,7 @@ pub fn receive(headers: &HeaderMap, body: &[u8]) -> Result<Received, PayloadErro
     }
     Ok(Received {
         delivery,
-        body: Body::Bare(value),
+        body: Body::Bare(body.to_vec()),
     })
 }
 
@@ -196,7 +405,7 @@ impl Received {
     /// this only once its signature has been checked (or deliberately not checked).
     pub fn into_alarm(self) -> Result<(Delivery, Alarm), PayloadError> {
         let value = match self.body {
-            Body::Bare(v) => v,
+            Body::Bare(bytes) => parse_json(&bytes)?,
             Body::Sns(msg) => {
                 if msg.kind != MessageKind::Notification {
                     return Err(PayloadError::UnsupportedEvent(format!(
@@ -204,8 +413,12 @@ impl Received {
                         msg.kind.as_str()
                     )));
                 }
-                serde_json::from_str::<Value>(&msg.message)
-                    .map_err(|e| PayloadError::SnsMessageNotJson(e.to_string()))?
+                match parse_json(msg.message.as_bytes()) {
+                    Err(PayloadError::NotJson(e)) => {
+                        return Err(PayloadError::SnsMessageNotJson(e));
+                    }
+                    other => other?,
+                }
             }
             Body::Task(name) => {
                 return Err(PayloadError::UnsupportedEvent(format!(
@@ -363,6 +576,50 @@ mod tests {
             receive(&none, deep.as_bytes()).expect_err("deep").code(),
             "not_json"
         );
+    }
+
+    #[test]
+    fn unbelieved_worker_daemon_headers_are_a_direct_post() {
+        let h = headers(&[("x-aws-sqsd-msgid", "abc-123"), ("x-aws-sqsd-taskname", "reconcile")]);
+        let r = receive_from(&h, &fixture("minimal.json"), false).expect("ok");
+        assert_eq!(r.delivery.kind, DeliveryKind::Direct);
+        assert_eq!(r.delivery.sqsd_message_id, None);
+        assert!(r.delivery.dedupe_keys().is_empty());
+        // ...so an empty body claiming to be a periodic task is just an empty post.
+        assert_eq!(
+            receive_from(&h, b"", false).expect_err("empty"),
+            PayloadError::EmptyBody
+        );
+    }
+
+    #[test]
+    fn json_with_too_many_values_is_refused_before_it_is_parsed() {
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert_eq!(
+            parse_json(many.as_bytes()).expect_err("too many"),
+            PayloadError::TooComplex(MAX_JSON_VALUES)
+        );
+        // Commas and brackets inside strings are not values.
+        let text = format!(r#"{{"AlarmName": "{}"}}"#, ",[{".repeat(MAX_JSON_VALUES));
+        assert!(parse_json(text.as_bytes()).is_ok());
+        let escaped = r#"{"a": "quote \" then , [ {", "b": 1}"#;
+        assert!(parse_json(escaped.as_bytes()).is_ok());
+        // The same bound applies to a body received and then opened.
+        let wide = format!(r#"{{"AlarmName": "x", "junk": [{}0]}}"#, "0,".repeat(MAX_JSON_VALUES));
+        let err = receive(&HeaderMap::new(), wide.as_bytes())
+            .expect("probed")
+            .into_alarm()
+            .expect_err("too complex");
+        assert_eq!(err.code(), "too_complex");
+    }
+
+    #[test]
+    fn the_probe_reports_mistyped_sns_fields() {
+        let v = serde_json::json!({"Type": "Notification", "TopicArn": 5, "Message": "{}"});
+        let err = receive(&HeaderMap::new(), &serde_json::to_vec(&v).expect("json"))
+            .expect_err("bad");
+        assert_eq!(err.code(), "malformed_sns_message");
+        assert!(err.to_string().contains("TopicArn"), "{err}");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! - A signed SNS message (posted by SNS, or inside an SQS body) must come from an allowed
 //!   topic and carry a valid SNS signature; then it needs nothing else.
 //! - Every other request is an unsigned post. When `API_TOKENS` is set it needs
-//!   `Authorization: Bearer <token>`, except worker-daemon deliveries from a peer in
-//!   `TRUST_SQSD_FROM` (sqsd cannot add headers). With no tokens, unsigned posts are accepted
-//!   (the worker tier is private), and the server warns at start-up when that is risky.
+//!   `Authorization: Bearer <token>`, except worker-daemon deliveries from inside the
+//!   instance: the TCP peer and every address a proxy says it forwarded for must be in
+//!   `TRUST_SQSD_FROM` (sqsd cannot add headers; a proxy's own address proves nothing).
+//!   With no tokens, unsigned posts are accepted (the worker tier is private), and the
+//!   server warns at start-up when that is risky.
 //!
 //! Tokens are compared in constant time and never logged or printed.
 
@@ -13,6 +15,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -20,7 +23,8 @@ use subtle::ConstantTimeEq;
 
 use crate::delivery::{DeliveryKind, Received};
 use crate::sns::{
-    SnsError, SnsMessage, SubscriptionConfirmer, TopicAllowList, Verifier, check_subscribe_url,
+    SnsError, SnsMessage, SubscriptionConfirmer, TopicAllowList, Verifier, check_subscribe_token,
+    check_subscribe_url,
 };
 
 /// Why the gate refused a request.
@@ -165,24 +169,95 @@ impl FromStr for CidrList {
 pub struct Gate {
     pub verifier: Verifier,
     pub topics: TopicAllowList,
+    /// The service's own AWS account, when known (STS GetCallerIdentity at start on the
+    /// aws backend): with no `SNS_TOPIC_ARNS`, only its topics are served.
+    pub own_account: Option<String>,
     pub confirmer: Arc<dyn SubscriptionConfirmer>,
     pub tokens: ApiTokens,
+    /// Where the worker daemon's requests come from: the TCP peer and every forwarding
+    /// hop a proxy names must be in it.
     pub trust_sqsd_from: CidrList,
     /// Off only for queues that only trusted producers can write.
     pub verify_sqs_envelopes: bool,
+    /// A direct SNS delivery older than this is a replay, not a retry (SNS retries for an
+    /// hour at most). Envelopes read from a queue are exempt: they wait there legitimately.
+    pub max_message_age: Duration,
 }
 
-/// How a request got through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// A signed SNS message from an allowed topic, verified.
-    VerifiedSns,
-    /// An unsigned post, allowed by token, by trusted worker-daemon peer, or because no
-    /// tokens are configured.
-    Unsigned,
+/// The headers in which proxies name the addresses a request came through.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "x-real-ip", "forwarded"];
+
+/// One address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:5678`, or
+/// (in `Forwarded`) `for="[::1]:5678"`. Anything else (`unknown`, obfuscated names) is
+/// `None`: not an address we can trust.
+fn forwarded_ip(item: &str) -> Option<IpAddr> {
+    let item = item.trim().trim_matches('"');
+    if let Ok(ip) = item.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = item.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = item.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse().ok()
+}
+
+/// Every address the forwarding headers name, or `None` if one of them is unreadable.
+fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
+    let mut hops = Vec::new();
+    for name in FORWARDING_HEADERS {
+        for value in headers.get_all(name) {
+            let value = value.to_str().ok()?;
+            for item in value.split(',') {
+                let item = match name {
+                    // Forwarded: for=...;proto=...;by=... — only `for` names a client.
+                    "forwarded" => {
+                        let Some(f) = item.split(';').find_map(|kv| {
+                            let (k, v) = kv.split_once('=')?;
+                            k.trim().eq_ignore_ascii_case("for").then_some(v)
+                        }) else {
+                            continue;
+                        };
+                        f
+                    }
+                    _ => item,
+                };
+                hops.push(forwarded_ip(item)?);
+            }
+        }
+    }
+    Some(hops)
 }
 
 impl Gate {
+    /// Whether the request came from inside the instance, as the worker daemon's do: the
+    /// TCP peer is trusted, and so is every address a proxy in between says it forwarded
+    /// for. Headers can only make a request *less* trusted: a proxy that forwards an
+    /// outsider appends the outsider's address (the bundled nginx, ALB and EB's own nginx
+    /// all do), and an outsider cannot remove it.
+    pub fn from_trusted_origin(&self, headers: &HeaderMap, peer: IpAddr) -> bool {
+        self.trust_sqsd_from.contains(peer)
+            && forwarded_hops(headers)
+                .is_some_and(|hops| hops.iter().all(|ip| self.trust_sqsd_from.contains(*ip)))
+    }
+
+    /// Whether worker-daemon headers may be believed: from a trusted origin, or on a
+    /// request that proves itself with a token anyway. Anyone else's `X-Aws-Sqsd-*`
+    /// headers are ignored: they do not run periodic tasks, skip envelope checks or name
+    /// the message.
+    pub fn believes_sqsd(&self, headers: &HeaderMap, peer: IpAddr) -> bool {
+        crate::delivery::has_sqsd_headers(headers)
+            && (self.from_trusted_origin(headers, peer) || self.has_token(headers))
+    }
+
+    fn has_token(&self, headers: &HeaderMap) -> bool {
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        !self.tokens.is_empty() && self.tokens.accepts(auth)
+    }
+
     /// Whether this request's SNS signature is to be checked (rather than the request
     /// being treated as an unsigned post).
     pub fn wants_signature(&self, received: &Received) -> bool {
@@ -194,49 +269,61 @@ impl Gate {
         }
     }
 
-    /// Topic first (cheap, and no certificate is fetched for a foreign topic), then the
-    /// signature.
-    pub async fn verify_sns(&self, msg: &SnsMessage) -> Result<Admission, GateError> {
-        self.topics.check(&msg.topic_arn)?;
-        self.verifier.verify(msg).await?;
-        Ok(Admission::VerifiedSns)
+    /// The topic allow list, on verified and unverified SNS messages alike.
+    pub fn check_topic(&self, msg: &SnsMessage) -> Result<(), GateError> {
+        Ok(self
+            .topics
+            .check(&msg.topic_arn, self.own_account.as_deref())?)
     }
 
-    /// Admits an unsigned post, looking only at headers and the peer address.
-    pub fn admit_unsigned(
-        &self,
-        headers: &HeaderMap,
-        peer: IpAddr,
-    ) -> Result<Admission, GateError> {
-        if self.tokens.is_empty() {
-            return Ok(Admission::Unsigned);
+    /// Topic first and age next (cheap, and no certificate is fetched for a foreign topic
+    /// or a replay), then the signature.
+    pub async fn verify_sns(&self, msg: &SnsMessage, kind: DeliveryKind) -> Result<(), GateError> {
+        self.check_topic(msg)?;
+        if kind != DeliveryKind::Sqsd {
+            let at = msg
+                .timestamp_utc()
+                .ok_or(SnsError::MalformedMessage {
+                    field: "Timestamp",
+                    problem: "is not an ISO 8601 time",
+                })?;
+            let age = self.verifier.now().signed_duration_since(at);
+            if age.to_std().is_ok_and(|age| age > self.max_message_age) {
+                return Err(SnsError::StaleMessage.into());
+            }
         }
-        let from_sqsd = headers
-            .keys()
-            .any(|k| k.as_str().starts_with("x-aws-sqsd-"));
-        if from_sqsd && self.trust_sqsd_from.contains(peer) {
-            return Ok(Admission::Unsigned);
+        self.verifier.verify(msg).await?;
+        Ok(())
+    }
+
+    /// Admits an unsigned post, looking only at headers and the peer address: with
+    /// tokens set, it needs one, unless it is the worker daemon's from a trusted origin.
+    pub fn admit_unsigned(&self, headers: &HeaderMap, peer: IpAddr) -> Result<(), GateError> {
+        if self.tokens.is_empty()
+            || self.has_token(headers)
+            || (crate::delivery::has_sqsd_headers(headers)
+                && self.from_trusted_origin(headers, peer))
+        {
+            return Ok(());
         }
-        let auth = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match self.tokens.accepts(auth) {
-            true => Ok(Admission::Unsigned),
-            false => Err(GateError::Unauthorized),
-        }
+        Err(GateError::Unauthorized)
     }
 
     /// Confirms a verified SubscriptionConfirmation by visiting its SubscribeURL, once the
-    /// URL is known to be SNS's own confirmation endpoint for the topic's region.
+    /// URL is known to be SNS's own confirmation endpoint for the topic's region, with the
+    /// message's own token.
     pub async fn confirm(&self, msg: &SnsMessage) -> Result<String, GateError> {
+        let missing = |field| SnsError::MalformedMessage {
+            field,
+            problem: "is missing",
+        };
         let url = msg
             .subscribe_url
             .as_deref()
-            .ok_or(SnsError::MalformedMessage {
-                field: "SubscribeURL",
-                problem: "is missing",
-            })?;
+            .ok_or_else(|| missing("SubscribeURL"))?;
+        let token = msg.token.as_deref().ok_or_else(|| missing("Token"))?;
         let url = check_subscribe_url(url, &msg.topic_arn)?;
+        check_subscribe_token(&url, token)?;
         Ok(self.confirmer.confirm(&url).await?)
     }
 }

@@ -5,23 +5,22 @@
 //! input that will never succeed, 5xx when a retry can. Internal errors are logged with their
 //! cause and never sent to the caller.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
@@ -50,11 +49,29 @@ pub struct AppState {
     /// a case half-opened, and shutdown waits for the work to finish.
     pub tasks: TaskTracker,
     pub request_timeout: Duration,
-    /// Requests handled at once: a slot is taken before the body is read, so memory stays
-    /// bounded (about MAX_BODY_BYTES per slot) whatever the load.
+    /// Requests handled at once. A slot is taken once the body is read and the request
+    /// admitted, so slow or unauthenticated senders never hold one.
     pub slots: Arc<Semaphore>,
+    /// Bytes of request bodies held in memory at once, taken chunk by chunk as bodies
+    /// arrive: a trickling sender holds only what it sent, and a flood of large bodies
+    /// waits (and then times out) instead of growing the process.
+    pub body_budget: Arc<Semaphore>,
+    /// How long a client may take to send a request's headers (counted from when the
+    /// connection is ready for one, so it also closes idle keep-alive connections), and,
+    /// separately, its body.
+    pub read_timeout: Duration,
     /// After a shutdown signal, how long in-flight work may still take.
     pub shutdown_grace: Duration,
+}
+
+/// Default time allowed to send headers, and to send a body.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of bodies buffered at once for `max_concurrency` slots: enough for every slot's
+/// request and as many again arriving, at least 16 MiB.
+fn body_budget(max_concurrency: usize) -> Arc<Semaphore> {
+    let bytes = (2 * max_concurrency.max(1) * MAX_BODY_BYTES).max(16 * MAX_BODY_BYTES);
+    Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS)))
 }
 
 /// Default number of requests handled at once.
@@ -68,7 +85,13 @@ impl AppState {
 
     pub fn with_limits(mut self, max_concurrency: usize, shutdown_grace: Duration) -> Self {
         self.slots = Arc::new(Semaphore::new(max_concurrency.max(1)));
+        self.body_budget = body_budget(max_concurrency);
         self.shutdown_grace = shutdown_grace;
+        self
+    }
+
+    pub fn with_read_timeout(mut self, read_timeout: Duration) -> Self {
+        self.read_timeout = read_timeout;
         self
     }
 
@@ -80,6 +103,8 @@ impl AppState {
             tasks: TaskTracker::new(),
             request_timeout,
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENCY)),
+            body_budget: body_budget(DEFAULT_MAX_CONCURRENCY),
+            read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -87,26 +112,68 @@ impl AppState {
 
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/serviceme",
-            post(serviceme).route_layer(middleware::from_fn_with_state(state.clone(), take_slot)),
-        )
+        .route("/serviceme", post(serviceme))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Waits for a free slot before the request's body is read; a request that cannot get one
-/// within the request timeout is answered 503 (the sender retries).
-async fn take_slot(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Waits for a free slot; a request that cannot get one within the request timeout is
+/// answered 503 (the sender retries).
+async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     match tokio::time::timeout(state.request_timeout, state.slots.clone().acquire_owned()).await {
-        Ok(Ok(_permit)) => next.run(request).await,
+        Ok(Ok(permit)) => Ok(permit),
         _ => {
             warn!("no free request slot within the request timeout");
-            state.metrics.record(Event::Failed);
-            ApiError::Busy.into_response()
+            Err(ApiError::Busy)
         }
     }
+}
+
+/// Reads the body within the read timeout and the body budget, 1 MiB at most. The
+/// permits returned keep the body's bytes counted until the request is done.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: HttpBody,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    let read = async {
+        let mut body = body;
+        let mut buf = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::Unreadable(e.to_string()))?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::TooLarge);
+            }
+            // The chunk is bounded by the check above, so it fits a u32.
+            let n = u32::try_from(chunk.len()).map_err(|_| ApiError::TooLarge)?;
+            let permit = state
+                .body_budget
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map_err(|_| ApiError::Busy)?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok((Bytes::from(buf), held))
+    };
+    tokio::time::timeout(state.read_timeout, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout(state.read_timeout))?
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -122,6 +189,8 @@ pub enum ApiError {
     TooLarge,
     #[error("request body could not be read: {0}")]
     Unreadable(String),
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(Duration),
     #[error(transparent)]
     Gate(#[from] GateError),
     #[error(transparent)]
@@ -142,7 +211,11 @@ impl ApiError {
             Self::Gate(GateError::Sns(e)) => sns_status(e),
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
-            Self::Case(_) | Self::Timeout(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            // A body that did not arrive in time may be a slow link: SNS and the worker
+            // daemon retry a 503, and never a 408.
+            Self::Case(_) | Self::Timeout(_) | Self::Busy | Self::BodyTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +225,7 @@ impl ApiError {
             Self::Payload(p) => p.code(),
             Self::TooLarge => "body_too_large",
             Self::Unreadable(_) => "body_unreadable",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::Gate(GateError::Unauthorized) => "unauthorized",
             Self::Gate(GateError::Sns(e)) => e.reason_code(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
@@ -171,9 +245,11 @@ impl ApiError {
     /// failures only what to expect (details stay in the log).
     fn public_message(&self) -> String {
         match self {
-            Self::Payload(_) | Self::TooLarge | Self::Unreadable(_) | Self::Gate(_) => {
-                self.to_string()
-            }
+            Self::Payload(_) | Self::TooLarge | Self::BodyTimeout(_) => self.to_string(),
+            Self::Unreadable(_) => "the request body could not be read".into(),
+            Self::Gate(GateError::Unauthorized) => self.to_string(),
+            Self::Gate(GateError::Sns(e @ SnsError::MalformedMessage { .. })) => e.to_string(),
+            Self::Gate(GateError::Sns(e)) => e.public_message().into(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {
                 "the support desk refused the case; see the service log".into()
             }
@@ -239,11 +315,14 @@ async fn serviceme(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: HttpBody,
 ) -> Response {
     let started = Instant::now();
     let mut seen: Option<Delivery> = None;
-    let result = handle(&state, peer, &headers, body, &mut seen).await;
+    let result = match read_body(&state, &headers, body).await {
+        Ok((bytes, _held)) => handle(&state, peer, &headers, bytes, &mut seen).await,
+        Err(e) => Err(e),
+    };
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
@@ -312,31 +391,38 @@ async fn handle(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Bytes,
     seen: &mut Option<Delivery>,
 ) -> Result<Reply, ApiError> {
     let gate = &state.gate;
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        _ => ApiError::Unreadable(e.body_text()),
-    });
     // Verify at the edge: a signed SNS message must verify; anything else must be an
-    // admitted unsigned post, checked BEFORE its parse errors are reported, so an
-    // unauthenticated caller learns nothing about what the service accepts.
-    let received = body.and_then(|b| delivery::receive(headers, &b).map_err(ApiError::from));
+    // admitted unsigned post, checked BEFORE its parse errors are reported (and before its
+    // body is parsed into values), so an unauthenticated caller learns nothing about what
+    // the service accepts and costs only a probe of the body.
+    let believe_sqsd = gate.believes_sqsd(headers, peer.ip());
+    let received = delivery::receive_from(headers, &body, believe_sqsd);
+    let verified = matches!(&received, Ok(r) if gate.wants_signature(r));
     match &received {
-        Ok(r) if gate.wants_signature(r) => {
+        Ok(r) if verified => {
             *seen = Some(r.delivery.clone());
             if let Body::Sns(msg) = &r.body {
-                gate.verify_sns(msg).await?;
+                gate.verify_sns(msg, r.delivery.kind).await?;
             }
         }
-        _ => {
+        Ok(r) => {
             gate.admit_unsigned(headers, peer.ip())?;
+            // An envelope taken unverified (VERIFY_SQS_ENVELOPES=false) must still come
+            // from an allowed topic.
+            if let Body::Sns(msg) = &r.body {
+                *seen = Some(r.delivery.clone());
+                gate.check_topic(msg)?;
+            }
         }
+        Err(_) => gate.admit_unsigned(headers, peer.ip())?,
     }
     let received = received?;
     *seen = Some(received.delivery.clone());
+    let _slot = take_slot(state).await?;
 
     match &received.body {
         Body::Task(name) if name == RECONCILE_TASK => {
@@ -362,6 +448,11 @@ async fn handle(
             .into());
         }
         Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
+            // Only a verified confirmation is ever visited: an unverified one could name
+            // any topic's subscription.
+            if !verified {
+                return Err(GateError::Sns(SnsError::UnverifiedConfirmation).into());
+            }
             let subscription_arn = gate.confirm(msg).await?;
             let topic = msg.topic_arn.as_str().to_owned();
             state
@@ -439,40 +530,73 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
 
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
 /// and waits for the case work they started.
+///
+/// The accept loop is our own rather than `axum::serve` because that one sets no timer,
+/// so nothing would bound how long a client may take to send its headers or keep an idle
+/// connection: a few trickling sockets would be held forever.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let tasks = state.tasks.clone();
     let grace = state.shutdown_grace;
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    let notify = signalled.clone();
-    // The peer address decides whether a worker-daemon delivery needs a token.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        })
-        .into_future();
+    let read_timeout = state.read_timeout;
+    let router = app(state);
+    let connections = TaskTracker::new();
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            // The peer address decides, with the forwarding headers, whether a
+            // worker-daemon delivery needs a token.
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(req.map(HttpBody::new))
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closed.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    connections.close();
     // Drain within a bound: once the signal came, in-flight requests and the case work
     // they started get `grace` in all; what is still running then is dropped unanswered,
     // and its sender delivers it again.
-    tokio::pin!(server);
-    let mut server_done = false;
-    tokio::select! {
-        done = &mut server => {
-            done?;
-            server_done = true;
-        }
-        _ = signalled.notified() => {}
-    }
-    let at = tokio::time::Instant::now() + grace;
-    let drained = tokio::time::timeout_at(at, async {
-        if !server_done {
-            let _ = (&mut server).await;
-        }
+    let drained = tokio::time::timeout(grace, async {
+        connections.wait().await;
         tasks.close();
         tasks.wait().await;
     })
@@ -572,11 +696,13 @@ mod tests {
         verify_sqs_envelopes: bool,
         confirm_fails: bool,
         peer: &'static str,
+        own_account: Option<&'static str>,
     }
 
     impl Default for Setup {
         fn default() -> Self {
             Self {
+                own_account: None,
                 topics: TOPIC,
                 tokens: "",
                 verify_sqs_envelopes: true,
@@ -612,10 +738,12 @@ mod tests {
         let gate = Gate {
             verifier: Verifier::new(verifier_config, fetcher),
             topics: TopicAllowList::parse(setup.topics).expect("topics"),
+            own_account: setup.own_account.map(str::to_owned),
             confirmer: confirmer.clone(),
             tokens: setup.tokens.parse::<ApiTokens>().expect("tokens"),
             trust_sqsd_from: "127.0.0.0/8".parse::<CidrList>().expect("cidrs"),
             verify_sqs_envelopes: setup.verify_sqs_envelopes,
+            max_message_age: Duration::from_secs(2 * 3600),
         };
         let peer: SocketAddr = setup.peer.parse().expect("peer");
         let router =
@@ -763,7 +891,7 @@ mod tests {
             ("Message", |m| m.message = m.message.replace("ALARM", "OK")),
             ("MessageId", |m| m.message_id.push('0')),
             ("Subject", |m| m.subject = Some("OK: all good".into())),
-            ("Timestamp", |m| m.timestamp = "2024-05-01T12:00:00Z".into()),
+            ("Timestamp", |m| m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")),
             ("Signature", |m| {
                 // Change the first character, whatever it is (the key is random).
                 let first = if m.signature.starts_with('A') {
@@ -1013,6 +1141,258 @@ mod tests {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 
+    fn minimal_alarm(name: &str) -> String {
+        json!({"AlarmName": name, "AlarmDescription": "d", "StateChangeTime": "2026-11-20T03:12:45Z"})
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn worker_daemon_headers_forwarded_from_outside_are_not_believed() {
+        // The peer is the local proxy; what it says it forwarded decides.
+        let h = harness(Setup {
+            tokens: TOKEN,
+            peer: "127.0.0.1:5555",
+            ..Default::default()
+        });
+        for (i, forwarded) in [
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "127.0.0.1, 203.0.113.9"),
+            ("x-forwarded-for", "unknown"),
+            ("x-real-ip", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.9;proto=http"),
+            ("forwarded", "for=\"[2001:db8::1]:443\""),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let body = minimal_alarm(&format!("spoofed-{i}"));
+            let (status, b, _) = post(&h, body, &[("x-aws-sqsd-msgid", "m1"), forwarded]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{forwarded:?}: {b}");
+        }
+        // A spoofed periodic task is refused the same way.
+        let (status, _, _) = post(
+            &h,
+            String::new(),
+            &[("x-aws-sqsd-taskname", "reconcile"), ("x-forwarded-for", "203.0.113.9")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(decisions(&h).await, 0);
+        // The daemon itself, through the same proxy: every hop is local.
+        for (i, forwarded) in [
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-real-ip", "127.0.0.1"),
+            ("forwarded", "for=127.0.0.1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let body = minimal_alarm(&format!("local-{i}"));
+            let (status, b, _) = post(&h, body, &[("x-aws-sqsd-msgid", "m2"), forwarded]).await;
+            assert_eq!(status, StatusCode::OK, "{forwarded:?}: {b}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_tokens_outside_worker_daemon_headers_are_only_ignored() {
+        let h = harness(Setup {
+            peer: "127.0.0.1:5555",
+            ..Default::default()
+        });
+        // Not a periodic task: an empty post.
+        let (status, body, _) = post(
+            &h,
+            String::new(),
+            &[("x-aws-sqsd-taskname", "reconcile"), ("x-forwarded-for", "198.51.100.7")],
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("empty_body"))
+        );
+        // And its message id is not taken as the SQS message's.
+        let (status, _, _) = post(
+            &h,
+            minimal_alarm("outside"),
+            &[("x-aws-sqsd-msgid", "m9"), ("x-forwarded-for", "198.51.100.7")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let recorded = h
+            .backend
+            .ledger
+            .decisions(&Default::default())
+            .await
+            .expect("ledger");
+        assert_eq!(recorded[0].delivery_kind, "direct");
+    }
+
+    #[tokio::test]
+    async fn an_unauthenticated_post_is_refused_before_it_is_parsed() {
+        let h = harness(Setup {
+            tokens: TOKEN,
+            peer: "10.0.0.9:5555",
+            ..Default::default()
+        });
+        let huge = format!(r#"{{"AlarmName": "x", "junk": [{}0]}}"#, "0,".repeat(100_000));
+        let (status, _, _) = post(&h, huge.clone(), &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let right = format!("Bearer {TOKEN}");
+        let (status, body, _) = post(&h, huge, &[("authorization", &right)]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("too_complex"))
+        );
+    }
+
+    #[tokio::test]
+    async fn replayed_direct_deliveries_are_stale_and_queued_envelopes_are_not() {
+        let h = harness(Setup::default());
+        let mut old = alarm_notification("1");
+        old.timestamp = (chrono::Utc::now() - chrono::Duration::hours(3))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        keys().sign(&mut old);
+        let (status, body, _) = post(&h, to_body(&old), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("stale_message"))
+        );
+        assert_eq!(h.fetcher.calls(), 0, "a replay costs no certificate fetch");
+        assert_eq!(decisions(&h).await, 0);
+        // The same envelope read from a queue waited there legitimately.
+        let (status, body, _) = post(&h, to_body(&old), &[("x-aws-sqsd-msgid", "q-1")]).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_url_with_another_token_is_never_visited() {
+        let h = harness(Setup::default());
+        let mut c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        c.subscribe_url = Some(format!(
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=someone-elses"
+        ));
+        keys().sign(&mut c);
+        let (status, body, _) =
+            post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("untrusted_subscribe_url"))
+        );
+        assert!(h.confirmer.urls.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn unverified_envelopes_still_need_an_allowed_topic_and_never_confirm() {
+        let h = harness(Setup {
+            verify_sqs_envelopes: false,
+            topics: "arn:aws:sns:us-east-1:999999999999:other",
+            ..Default::default()
+        });
+        let sqsd = [("x-aws-sqsd-msgid", "q-2")];
+        let (status, body, _) = post(&h, to_body(&alarm_notification("1")), &sqsd).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("topic_not_allowed"))
+        );
+        let h = harness(Setup {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        });
+        let c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        let (status, body, _) = post(&h, to_body(&c), &sqsd).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("unverified_confirmation"))
+        );
+        assert!(h.confirmer.urls.lock().expect("lock").is_empty());
+        assert_eq!(h.fetcher.calls(), 0);
+        assert_eq!(decisions(&h).await, 0);
+    }
+
+    #[tokio::test]
+    async fn with_no_list_only_the_own_accounts_topics_are_served() {
+        let foreign = "arn:aws:sns:us-east-1:999999999999:alarms";
+        let from = |topic: &str| {
+            let mut m = alarm_notification("1");
+            m.topic_arn = topic.parse().expect("arn");
+            m.message_id = format!("id-{topic}");
+            keys().sign(&mut m);
+            m
+        };
+        let h = harness(Setup {
+            topics: "",
+            own_account: Some("123456789012"),
+            ..Default::default()
+        });
+        let (status, body, _) = post(&h, to_body(&from(foreign)), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("topic_not_allowed"))
+        );
+        let mut c = confirmation(MessageKind::SubscriptionConfirmation, "1");
+        c.topic_arn = foreign.parse().expect("arn");
+        c.subscribe_url = Some(format!(
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={foreign}&Token={}",
+            crate::sns::test_support::CONFIRMATION_TOKEN
+        ));
+        keys().sign(&mut c);
+        let (status, _, _) = post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(h.confirmer.urls.lock().expect("lock").is_empty(), "never confirmed");
+        assert_eq!(h.fetcher.calls(), 0);
+        let (status, body, _) = post(&h, to_body(&from(TOPIC)), &sns_headers("Notification")).await;
+        assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("created")));
+
+        // Own account unknown: nothing is served.
+        let h = harness(Setup {
+            topics: "",
+            ..Default::default()
+        });
+        let (status, body, _) = post(&h, to_body(&from(TOPIC)), &sns_headers("Notification")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("topic_not_allowed"))
+        );
+    }
+
+    /// Fails every fetch with a detailed reason, as a real outage would.
+    struct DetailedOutage;
+
+    #[async_trait]
+    impl CertFetcher for DetailedOutage {
+        async fn fetch(&self, _url: &url::Url) -> Result<Vec<u8>, SnsError> {
+            Err(SnsError::CertificateUnavailable(
+                "cannot read pinned certificate /etc/secret-dir/x.pem: error sending request: tcp connect error".into(),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn five_hundreds_carry_no_internal_detail() {
+        let counting = FakeFetcher::serving(&keys().good_pem);
+        let h = harness_with(
+            Setup::default(),
+            Arc::new(DetailedOutage),
+            VerifierConfig::default(),
+            counting,
+        );
+        let (status, body, _) = post(
+            &h,
+            to_body(&alarm_notification("1")),
+            &sns_headers("Notification"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let text = body.to_string();
+        assert!(!text.contains("/etc") && !text.contains("tcp"), "{text}");
+        assert_eq!(body["error"], "certificate_unavailable");
+    }
+
     /// The real AWS-signed messages verify end to end through pinned certificates
     /// (SNS_CERT_DIR), with the clock at each message's own time since the certificates
     /// have expired. Skipped when ../shared is absent.
@@ -1040,7 +1420,7 @@ mod tests {
             let never = Arc::new(FakeFetcher::default());
             let h = harness_with(
                 Setup {
-                    topics: "",
+                    topics: "*",
                     ..Default::default()
                 },
                 Arc::new(PanicFetcher),

@@ -73,6 +73,11 @@ fn clients_with(support_endpoint: &str, support_timeout: Duration) -> AwsClients
                 .endpoint_url(m)
                 .build(),
         ),
+        sts: aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&sdk)
+                .endpoint_url(m)
+                .build(),
+        ),
         sdk,
     }
 }

@@ -241,10 +241,13 @@ async fn count(q: &aws_sdk_sqs::Client, url: &str) -> usize {
     out.messages().len()
 }
 
-fn server(dir: &std::path::Path) -> ServerProcess {
+/// The service for the queue of `topic`: envelopes are taken unverified (moto does not
+/// sign them), but only from that topic.
+fn server(dir: &std::path::Path, topic: &str) -> ServerProcess {
     ServerProcess::start(&[
         ("DATA_DIR", dir.to_str().expect("utf-8")),
         ("VERIFY_SQS_ENVELOPES", "false"),
+        ("SNS_TOPIC_ARNS", topic),
     ])
 }
 
@@ -252,7 +255,7 @@ fn server(dir: &std::path::Path) -> ServerProcess {
 async fn an_alarm_published_to_the_topic_becomes_one_case() {
     let q = queues().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = server(dir.path());
+    let mut server = server(dir.path(), &q.topic_arn);
     let alarm =
         std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture");
     q.sns
@@ -277,7 +280,7 @@ async fn an_alarm_published_to_the_topic_becomes_one_case() {
 async fn a_malformed_message_ends_in_the_dead_letter_queue_and_raises_nothing() {
     let q = queues().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = server(dir.path());
+    let mut server = server(dir.path(), &q.topic_arn);
     q.sqs
         .send_message()
         .queue_url(&q.queue_url)
@@ -312,7 +315,7 @@ async fn a_malformed_message_ends_in_the_dead_letter_queue_and_raises_nothing() 
 async fn a_redelivered_message_raises_nothing_new() {
     let q = queues().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = server(dir.path());
+    let mut server = server(dir.path(), &q.topic_arn);
     let alarm =
         std::fs::read_to_string(common::payload_path("eventbridge-alarm-state-change.json"))
             .expect("fixture");
@@ -341,7 +344,7 @@ async fn a_redelivered_message_raises_nothing_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_task_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = server(dir.path());
+    let mut server = server(dir.path(), "arn:aws:sns:us-east-1:123456789012:unused");
     // sqsd's periodic task: an empty body, still labelled application/json.
     let resp = reqwest::Client::new()
         .post(server.url("/serviceme"))

@@ -224,8 +224,9 @@ impl Db {
                  note TEXT);
              CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
              CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
-             -- Storm control counts the cases of the last hour on every new alarm.
-             CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (at);
+             -- Storm control counts the cases opened in the last hour on every new alarm;
+             -- keyed by outcome first so a storm of duplicates is not read too.
+             CREATE INDEX IF NOT EXISTS decisions_created ON decisions (outcome, at);
              CREATE TABLE IF NOT EXISTS handled (
                  key TEXT PRIMARY KEY,
                  seq INTEGER NOT NULL REFERENCES decisions (seq));

@@ -44,6 +44,16 @@ pub enum SnsError {
     #[error("SNS topic not allowed")]
     TopicNotAllowed,
 
+    /// A direct delivery whose `Timestamp` is older than SNS's longest retry policy: a
+    /// captured message replayed later, not a retry.
+    #[error("SNS message is older than the accepted age")]
+    StaleMessage,
+
+    /// A subscription confirmation whose signature was not checked (VERIFY_SQS_ENVELOPES
+    /// off): its SubscribeURL is never visited.
+    #[error("subscription confirmation not verified: its SubscribeURL is never visited")]
+    UnverifiedConfirmation,
+
     /// Visiting the SubscribeURL did not confirm the subscription.
     #[error("subscription confirmation failed: {reason}")]
     ConfirmationFailed { reason: String, retryable: bool },
@@ -61,7 +71,34 @@ impl SnsError {
             SnsError::CertificateUnavailable(_) => "certificate_unavailable",
             SnsError::BadSignature => "bad_signature",
             SnsError::TopicNotAllowed => "topic_not_allowed",
+            SnsError::StaleMessage => "stale_message",
+            SnsError::UnverifiedConfirmation => "unverified_confirmation",
             SnsError::ConfirmationFailed { .. } => "subscription_confirmation_failed",
+        }
+    }
+
+    /// What the sender may read. Fixed text only: the detailed reasons (error chains,
+    /// certificate paths, what a certificate host answered) stay in the log.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            SnsError::MalformedMessage { .. } => "the SNS message is malformed",
+            SnsError::UnsupportedSignatureVersion => "unsupported SNS signature version",
+            SnsError::UntrustedCertificateUrl(_) => "untrusted signing certificate URL",
+            SnsError::UntrustedSubscribeUrl(_) => "untrusted SubscribeURL",
+            SnsError::UntrustedCertificate(_) => "the signing certificate cannot vouch for it",
+            SnsError::CertificateUnavailable(_) => {
+                "the signing certificate could not be obtained; retry later"
+            }
+            SnsError::BadSignature => "SNS signature does not verify",
+            SnsError::TopicNotAllowed => "this endpoint does not serve that SNS topic",
+            SnsError::StaleMessage => "the SNS message is too old to be a retry",
+            SnsError::UnverifiedConfirmation => {
+                "an unverified subscription confirmation is never confirmed"
+            }
+            SnsError::ConfirmationFailed {
+                retryable: true, ..
+            } => "the subscription could not be confirmed; retry later",
+            SnsError::ConfirmationFailed { .. } => "the subscription could not be confirmed",
         }
     }
 

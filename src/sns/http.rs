@@ -113,6 +113,16 @@ impl CertFetcher for HttpsCertFetcher {
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, SnsError> {
         match capped_get(&self.client, url, MAX_CERT_BYTES).await {
             Ok((StatusCode::OK, body)) => Ok(body),
+            // The SNS host says there is no such certificate: no retry will change that,
+            // and a forged message names a made-up file, so this is a refusal (403).
+            Ok((status, _))
+                if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Err(SnsError::UntrustedCertificate(format!(
+                    "the SNS host has no such certificate (HTTP {})",
+                    status.as_u16()
+                )))
+            }
             Ok((status, _)) => Err(SnsError::CertificateUnavailable(format!(
                 "certificate download answered HTTP {}",
                 status.as_u16()

@@ -7,7 +7,8 @@
 //! 2. [`TopicAllowList::check`] the topic (cheap, and spares a certificate fetch for
 //!    foreign topics);
 //! 3. [`Verifier::verify`];
-//! 4. for a SubscriptionConfirmation only: [`check_subscribe_url`] then
+//! 4. for a SubscriptionConfirmation only: [`check_subscribe_url`] and
+//!    [`check_subscribe_token`], then
 //!    [`SubscriptionConfirmer::confirm`]. Never visit an UnsubscribeConfirmation's
 //!    SubscribeURL: it re-subscribes.
 //!
@@ -38,5 +39,5 @@ pub use http::{
 pub use message::{MessageKind, SnsMessage};
 pub use regions::{Partition, partition_of, signing_cert_names, sns_host};
 pub use topic::{ArnError, TopicAllowList, TopicArn, TopicPattern};
-pub use urls::{check_signing_cert_url, check_subscribe_url};
+pub use urls::{check_signing_cert_url, check_subscribe_token, check_subscribe_url};
 pub use verifier::{Clock, Verifier, VerifierConfig};

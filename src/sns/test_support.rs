@@ -142,6 +142,16 @@ pub fn keys() -> &'static TestKeys {
     KEYS.get_or_init(TestKeys::generate)
 }
 
+/// The token of [`confirmation`] messages (and of their SubscribeURL).
+pub const CONFIRMATION_TOKEN: &str = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736";
+
+/// A minute ago, as SNS writes it: test messages are fresh (old ones are replays).
+pub fn recent_timestamp() -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// A signed Notification from [`TOPIC`] pointing at [`CERT_URL`].
 pub fn notification(version: &str, subject: Option<&str>) -> SnsMessage {
     let mut body = json!({
@@ -149,7 +159,7 @@ pub fn notification(version: &str, subject: Option<&str>) -> SnsMessage {
         "MessageId": "da41e39f-ea4d-435a-b922-c6aae3915ebe",
         "TopicArn": TOPIC,
         "Message": "{\"AlarmName\":\"cpu-high\",\"NewStateValue\":\"ALARM\"}\nsecond line",
-        "Timestamp": "2024-05-01T12:00:00.000Z",
+        "Timestamp": recent_timestamp(),
         "SignatureVersion": version,
         "Signature": "",
         "SigningCertURL": CERT_URL,
@@ -168,11 +178,11 @@ pub fn confirmation(kind: MessageKind, version: &str) -> SnsMessage {
     let body = json!({
         "Type": kind.as_str(),
         "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-        "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
+        "Token": CONFIRMATION_TOKEN,
         "TopicArn": TOPIC,
         "Message": "You have chosen to subscribe to the topic.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
-        "SubscribeURL": format!("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f37fb"),
-        "Timestamp": "2024-05-01T12:00:00.123Z",
+        "SubscribeURL": format!("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={CONFIRMATION_TOKEN}"),
+        "Timestamp": recent_timestamp(),
         "SignatureVersion": version,
         "Signature": "",
         "SigningCertURL": CERT_URL,
@@ -245,7 +255,7 @@ impl CertFetcher for FakeFetcher {
             .expect("lock")
             .get(url.as_str())
             .cloned()
-            .ok_or_else(|| SnsError::CertificateUnavailable("HTTP 404".into()))
+            .ok_or_else(|| SnsError::UntrustedCertificate("HTTP 404".into()))
     }
 }
 

@@ -105,7 +105,7 @@ async fn tampering_with_any_signed_field_breaks_the_signature() {
             ("Subject removed", Box::new(|m| m.subject = None)),
             (
                 "Timestamp",
-                Box::new(|m| m.timestamp = "2024-05-01T12:00:00Z".into()),
+                Box::new(|m| m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")),
             ),
             (
                 "TopicArn",
@@ -370,11 +370,21 @@ async fn concurrent_first_uses_fetch_once() {
     assert_eq!(fetcher.calls(), 1);
 }
 
+/// A verifier that remembers no failure, to watch retries reach the fetcher.
+fn forgetful(fetcher: Arc<dyn CertFetcher>) -> Verifier {
+    let config = VerifierConfig {
+        refused_ttl: Duration::ZERO,
+        unavailable_ttl: Duration::ZERO,
+        ..VerifierConfig::default()
+    };
+    Verifier::new(config, fetcher)
+}
+
 #[tokio::test]
-async fn failed_fetches_are_not_cached() {
+async fn failures_never_take_a_place_in_the_key_cache() {
     let fetcher = FakeFetcher::serving(&keys().good_pem);
     fetcher.fail_next(1);
-    let v = verifier(fetcher.clone());
+    let v = forgetful(fetcher.clone());
     let msg = notification("1", None);
     let err = v.verify(&msg).await.expect_err("outage");
     assert!(matches!(err, SnsError::CertificateUnavailable(_)));
@@ -385,13 +395,84 @@ async fn failed_fetches_are_not_cached() {
     assert!(v.verify(&msg).await.is_ok());
     assert_eq!(fetcher.calls(), 2);
 
-    // An unusable certificate is not cached either: once the right one is served, it works.
+    // An unusable certificate is not kept either: once the right one is served, it works.
     let fetcher = FakeFetcher::serving(&keys().wrong_cn_pem);
-    let v = verifier(fetcher.clone());
+    let v = forgetful(fetcher.clone());
     assert!(v.verify(&msg).await.is_err());
     fetcher.add(CERT_URL, &keys().good_pem);
     assert!(v.verify(&msg).await.is_ok());
     assert_eq!(fetcher.calls(), 2);
+}
+
+fn with_cert_url(i: usize) -> SnsMessage {
+    let mut m = notification("1", None);
+    m.signing_cert_url =
+        format!("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{i:032x}.pem");
+    m
+}
+
+#[tokio::test]
+async fn failed_urls_are_remembered_so_repeating_them_costs_nothing() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let v = verifier(fetcher.clone());
+    // Not found at the SNS host: a refusal, and asked once only.
+    for _ in 0..5 {
+        let err = v.verify(&with_cert_url(7)).await.expect_err("no such cert");
+        assert!(matches!(err, SnsError::UntrustedCertificate(_)), "{err}");
+    }
+    assert_eq!(fetcher.calls(), 1);
+    // An outage is remembered too, briefly, and answered as retryable.
+    fetcher.fail_next(1);
+    for _ in 0..3 {
+        let err = v.verify(&notification("1", None)).await.expect_err("outage");
+        assert!(err.is_retryable(), "{err}");
+    }
+    assert_eq!(fetcher.calls(), 2);
+}
+
+#[tokio::test]
+async fn downloads_are_budgeted_per_minute() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let config = VerifierConfig {
+        fetches_per_minute: 3,
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, fetcher.clone());
+    for i in 0..20 {
+        let err = v.verify(&with_cert_url(100 + i)).await.expect_err("forged");
+        // The first three are asked about (404: refused); the rest wait for the budget.
+        match i {
+            0..3 => assert!(matches!(err, SnsError::UntrustedCertificate(_)), "{err}"),
+            _ => assert!(err.is_retryable(), "{i}: {err}"),
+        }
+    }
+    assert_eq!(fetcher.calls(), 3, "the budget bounds outbound requests");
+}
+
+#[tokio::test]
+async fn the_key_in_use_is_never_pushed_out_by_keys_that_verify_nothing() {
+    let fetcher = FakeFetcher::serving(&keys().good_pem);
+    let config = VerifierConfig {
+        cache_capacity: 2,
+        fetches_per_minute: 1000,
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(config, fetcher.clone());
+    let genuine = notification("1", None);
+    assert!(v.verify(&genuine).await.is_ok());
+    // A flood of messages naming other real certificates with signatures that fail.
+    for i in 0..10 {
+        let mut forged = with_cert_url(200 + i);
+        fetcher.add(&forged.signing_cert_url.clone(), &keys().good_pem);
+        forged.message.push_str(" (tampered)");
+        assert!(matches!(
+            v.verify(&forged).await,
+            Err(SnsError::BadSignature)
+        ));
+    }
+    let calls = fetcher.calls();
+    assert!(v.verify(&genuine).await.is_ok());
+    assert_eq!(fetcher.calls(), calls, "the genuine key is still cached");
 }
 
 #[tokio::test]
@@ -652,10 +733,17 @@ async fn https_fetcher_end_to_end() {
         .fetch(&url_for("missing.pem"))
         .await
         .expect_err("404");
+    // No such certificate is a refusal (403), not something a retry could fix.
     assert!(
-        err.is_retryable() && err.to_string().contains("404"),
+        matches!(err, SnsError::UntrustedCertificate(_)) && err.to_string().contains("404"),
         "{err}"
     );
+    server.serve(
+        "busy.pem",
+        &http_response("503 Service Unavailable", "", b"later"),
+    );
+    let err = fetcher.fetch(&url_for("busy.pem")).await.expect_err("503");
+    assert!(err.is_retryable(), "{err}");
 
     // A redirect is not followed, even to a URL that would have worked.
     server.serve(

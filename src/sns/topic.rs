@@ -1,5 +1,6 @@
 //! SNS topic ARNs and the `SNS_TOPIC_ARNS` allow list (exact ARNs, `*` only as a whole
-//! region or account part), so the server only acts on topics it was told to expect.
+//! region; empty means the service's own account, `*` alone any topic), so the server only
+//! acts on topics it was told to expect.
 
 use std::fmt;
 use std::str::FromStr;
@@ -200,43 +201,70 @@ impl FromStr for TopicPattern {
     }
 }
 
-/// The `SNS_TOPIC_ARNS` allow list. Empty means every topic is allowed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TopicAllowList {
-    patterns: Vec<TopicPattern>,
+/// The `SNS_TOPIC_ARNS` allow list. Secure by default: with no list, only topics owned by
+/// the service's own AWS account are served (an attacker can subscribe this endpoint to a
+/// topic in *their* account, and SNS signs that topic's messages as genuinely as ours).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TopicAllowList {
+    /// No list given: topics of the service's own account only; while that account is not
+    /// known (local backend, or STS unreachable at start), no topic at all.
+    #[default]
+    OwnAccount,
+    /// `*`: any topic of any account. An explicit, logged opt-out.
+    Any,
+    /// These topics only.
+    Listed(Vec<TopicPattern>),
 }
 
 impl TopicAllowList {
     /// Parses a comma-separated list; blanks around entries and empty entries are ignored.
+    /// `*` alone opts out of the check; a `*` account is refused (it would let every AWS
+    /// account in, which is what the list exists to prevent).
     pub fn parse(s: &str) -> Result<Self, ArnError> {
-        let patterns = s
+        let entries: Vec<&str> = s
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
+            .collect();
+        match entries.as_slice() {
+            [] => return Ok(TopicAllowList::OwnAccount),
+            ["*"] => return Ok(TopicAllowList::Any),
+            _ if entries.contains(&"*") => {
+                return Err(ArnError("'*' must be the whole list, not one entry of it"));
+            }
+            _ => {}
+        }
+        let patterns = entries
+            .into_iter()
             .map(TopicPattern::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(TopicAllowList { patterns })
-    }
-
-    pub fn allow_any() -> Self {
-        TopicAllowList::default()
-    }
-
-    pub fn is_allow_any(&self) -> bool {
-        self.patterns.is_empty()
+        if patterns.iter().any(|p| p.account.is_none()) {
+            return Err(ArnError(
+                "'*' as the account would accept topics of any AWS account: name the account",
+            ));
+        }
+        Ok(TopicAllowList::Listed(patterns))
     }
 
     pub fn patterns(&self) -> &[TopicPattern] {
-        &self.patterns
+        match self {
+            TopicAllowList::Listed(p) => p,
+            _ => &[],
+        }
     }
 
-    pub fn allows(&self, arn: &TopicArn) -> bool {
-        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(arn))
+    /// Whether `arn` may be served, given the service's own account when it is known.
+    pub fn allows(&self, arn: &TopicArn, own_account: Option<&str>) -> bool {
+        match self {
+            TopicAllowList::OwnAccount => own_account.is_some_and(|a| a == arn.account()),
+            TopicAllowList::Any => true,
+            TopicAllowList::Listed(patterns) => patterns.iter().any(|p| p.matches(arn)),
+        }
     }
 
     /// `allows` as a `Result`, for `?` in request handlers.
-    pub fn check(&self, arn: &TopicArn) -> Result<(), SnsError> {
-        if self.allows(arn) {
+    pub fn check(&self, arn: &TopicArn, own_account: Option<&str>) -> Result<(), SnsError> {
+        if self.allows(arn, own_account) {
             Ok(())
         } else {
             Err(SnsError::TopicNotAllowed)
@@ -297,12 +325,29 @@ mod tests {
     }
 
     #[test]
-    fn empty_allow_list_allows_any() {
+    fn empty_allow_list_means_the_own_account_only() {
+        let theirs = arn("arn:aws:sns:eu-west-1:999999999999:alarms");
+        let ours = arn("arn:aws:sns:eu-west-1:123456789012:alarms");
         for s in ["", "  ", " , "] {
             let list = TopicAllowList::parse(s).expect("parses");
-            assert!(list.is_allow_any());
-            assert!(list.allows(&arn("arn:aws:sns:eu-west-1:999999999999:anything")));
+            assert_eq!(list, TopicAllowList::OwnAccount);
+            assert!(list.allows(&ours, Some("123456789012")));
+            assert!(!list.allows(&theirs, Some("123456789012")));
+            // Unknown own account: nothing at all, never "anything".
+            assert!(!list.allows(&ours, None));
+            assert!(matches!(
+                list.check(&ours, None),
+                Err(SnsError::TopicNotAllowed)
+            ));
         }
+    }
+
+    #[test]
+    fn a_lone_star_is_the_explicit_opt_out() {
+        let list = TopicAllowList::parse(" * ").expect("parses");
+        assert_eq!(list, TopicAllowList::Any);
+        assert!(list.allows(&arn("arn:aws:sns:eu-west-1:999999999999:x"), None));
+        assert!(TopicAllowList::parse("*,arn:aws:sns:us-east-1:123456789012:a").is_err());
     }
 
     #[test]
@@ -312,20 +357,20 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(list.patterns().len(), 2);
-        assert!(list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms")));
-        assert!(list.allows(&arn("arn:aws:sns:eu-west-1:123456789012:other")));
+        assert!(list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms"), None));
+        assert!(list.allows(&arn("arn:aws:sns:eu-west-1:123456789012:other"), None));
         // Foreign topic: another account, another region, another name, another partition.
-        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:210987654321:alarms")));
-        assert!(!list.allows(&arn("arn:aws:sns:us-east-2:123456789012:alarms")));
-        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms2")));
-        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarm")));
-        assert!(!list.allows(&arn("arn:aws-cn:sns:us-east-1:123456789012:alarms")));
+        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:210987654321:alarms"), None));
+        assert!(!list.allows(&arn("arn:aws:sns:us-east-2:123456789012:alarms"), None));
+        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms2"), None));
+        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarm"), None));
+        assert!(!list.allows(&arn("arn:aws-cn:sns:us-east-1:123456789012:alarms"), None));
         assert!(matches!(
-            list.check(&arn("arn:aws:sns:us-east-1:210987654321:alarms")),
+            list.check(&arn("arn:aws:sns:us-east-1:210987654321:alarms"), None),
             Err(SnsError::TopicNotAllowed)
         ));
         assert!(
-            list.check(&arn("arn:aws:sns:us-east-1:123456789012:alarms"))
+            list.check(&arn("arn:aws:sns:us-east-1:123456789012:alarms"), None)
                 .is_ok()
         );
     }
@@ -333,17 +378,19 @@ mod tests {
     #[test]
     fn wildcards_in_region_and_account() {
         let list = TopicAllowList::parse("arn:aws:sns:*:123456789012:alarms").expect("parses");
-        assert!(list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms")));
-        assert!(list.allows(&arn("arn:aws:sns:ap-south-2:123456789012:alarms")));
-        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789013:alarms")));
+        assert!(list.allows(&arn("arn:aws:sns:us-east-1:123456789012:alarms"), None));
+        assert!(list.allows(&arn("arn:aws:sns:ap-south-2:123456789012:alarms"), None));
+        assert!(!list.allows(&arn("arn:aws:sns:us-east-1:123456789013:alarms"), None));
 
-        let list = TopicAllowList::parse("arn:aws:sns:us-west-2:*:alarms").expect("parses");
-        assert!(list.allows(&arn("arn:aws:sns:us-west-2:111111111111:alarms")));
-        assert!(!list.allows(&arn("arn:aws:sns:us-west-1:111111111111:alarms")));
-
-        let list = TopicAllowList::parse("arn:aws:sns:*:*:alarms").expect("parses");
-        assert!(list.allows(&arn("arn:aws:sns:eu-north-1:111111111111:alarms")));
-        assert!(!list.allows(&arn("arn:aws:sns:eu-north-1:111111111111:other")));
+        // A wildcard account lets any AWS account in: refused, whatever else the list holds.
+        for open in [
+            "arn:aws:sns:us-west-2:*:alarms",
+            "arn:aws:sns:*:*:alarms",
+            "arn:aws:sns:us-east-1:123456789012:ok, arn:aws:sns:us-east-1:*:alarms",
+        ] {
+            let err = TopicAllowList::parse(open).expect_err(open);
+            assert!(err.to_string().contains("account"), "{open}: {err}");
+        }
     }
 
     #[test]
@@ -355,7 +402,6 @@ mod tests {
             "arn:aws:sns:us-*:123456789012:alarms",
             "arn:aws:sns:us-east-1:1234*:alarms",
             "arn:aws:*:us-east-1:123456789012:alarms",
-            "*",
         ] {
             assert!(TopicAllowList::parse(bad).is_err(), "accepted {bad:?}");
         }

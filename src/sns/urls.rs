@@ -70,6 +70,19 @@ pub fn check_subscribe_url(url: &str, topic: &TopicArn) -> Result<Url, SnsError>
     Ok(parsed)
 }
 
+/// The SubscribeURL must confirm with the message's own `Token`: SNS builds it that way,
+/// and a URL carrying another token would confirm some other subscription.
+pub fn check_subscribe_token(url: &Url, token: &str) -> Result<(), SnsError> {
+    let mut tokens = url.query_pairs().filter(|(k, _)| k == "Token");
+    match (tokens.next(), tokens.next()) {
+        (Some((_, t)), None) if !token.is_empty() && t == token => Ok(()),
+        (None, _) => Err(SnsError::UntrustedSubscribeUrl("SubscribeURL has no Token")),
+        _ => Err(SnsError::UntrustedSubscribeUrl(
+            "SubscribeURL's Token differs from the message's Token",
+        )),
+    }
+}
+
 /// Common part: https, the exact SNS host of the topic's (real) region, nothing in the
 /// authority but that host. Returns a fixed reason on failure.
 fn check_sns_endpoint(url: &str, topic: &TopicArn) -> Result<Url, &'static str> {
@@ -314,6 +327,30 @@ mod tests {
         match check_subscribe_url(url, t) {
             Err(SnsError::UntrustedSubscribeUrl(r)) => r,
             other => panic!("{url}: expected UntrustedSubscribeUrl, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_subscribe_token_must_be_the_message_token() {
+        let url = check_subscribe_url(SUB, &west()).expect("accepted");
+        assert!(check_subscribe_token(&url, "2336412f37fb").is_ok());
+        for (token, url) in [
+            ("other", SUB.to_owned()),
+            ("", SUB.to_owned()),
+            (
+                "2336412f37fb",
+                "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription".to_owned(),
+            ),
+            ("2336412f37fb", format!("{SUB}&Token=2336412f37fb")),
+        ] {
+            let url = check_subscribe_url(&url, &west()).expect("URL itself fine");
+            assert!(
+                matches!(
+                    check_subscribe_token(&url, token),
+                    Err(SnsError::UntrustedSubscribeUrl(_))
+                ),
+                "{url} with {token:?}"
+            );
         }
     }
 

@@ -41,9 +41,26 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub support: aws_sdk_support::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl AwsClients {
+    /// The account the service's credentials belong to (STS GetCallerIdentity), asked
+    /// once at start: with no `SNS_TOPIC_ARNS`, only this account's topics are served.
+    pub async fn own_account(&self) -> Result<String, String> {
+        let identity = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        identity
+            .account()
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+            .ok_or_else(|| "GetCallerIdentity named no 12-digit account".to_owned())
+    }
+
     /// Loads credentials and endpoints from the standard chain (environment, profile,
     /// instance role) with the tables' region.
     pub async fn load(settings: &AwsSettings) -> Self {
@@ -66,11 +83,28 @@ impl AwsClients {
             .retry_config(RetryConfig::standard())
             .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
             .build();
+        let sts = aws_sdk_sts::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::standard())
+            .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
+            .build();
         Self {
+            sts: aws_sdk_sts::Client::from_conf(sts),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             support: aws_sdk_support::Client::from_conf(support),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
         }
     }
+}
+
+/// An SDK error with its sources (the SDK's own Display says only "service error").
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
