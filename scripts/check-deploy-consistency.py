@@ -267,6 +267,16 @@ class Checker:
         if size != self.max_body:
             raise Failure(f"{rel}: client_max_body_size {size} bytes != the service's limit "
                           f"{self.max_body} (MAX_BODY_BYTES in src/server.rs)")
+        # The location: forwards to the service's port and appends the client's address,
+        # without which an outsider forwarded by nginx would look like the local daemon.
+        loc_rel = ".platform/nginx/conf.d/elasticbeanstalk/00_application.conf"
+        loc = re.sub(r"#.*", "", read(self.root, loc_rel))
+        upstream = re.search(r"proxy_pass\s+http://127\.0\.0\.1:(\d+)\s*;", loc)
+        if not upstream or int(upstream.group(1)) != self.port:
+            raise Failure(f"{loc_rel}: proxy_pass must be http://127.0.0.1:{self.port}")
+        if not re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for\s*;", loc):
+            raise Failure(f"{loc_rel}: X-Forwarded-For must append $remote_addr "
+                          "($proxy_add_x_forwarded_for), or outsiders pass as the worker daemon")
         return (", ".join(f"{n} {directives[n]}" for n in NGINX_TIMEOUTS)
                 + f" >= {self.inactivity}s; client_max_body_size {directives['client_max_body_size']}")
 

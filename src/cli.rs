@@ -504,9 +504,15 @@ mod tests {
         ])
         .expect("clap accepts it, the check comes after");
         let err = cli.config.api_tokens().expect_err("too short");
-        assert!(!err.contains("short-secret") && !err.contains("good-token"), "{err}");
+        assert!(
+            !err.contains("short-secret") && !err.contains("good-token"),
+            "{err}"
+        );
         let debug = format!("{:?}", cli.config);
-        assert!(!debug.contains("short-secret") && !debug.contains("good-token"), "{debug}");
+        assert!(
+            !debug.contains("short-secret") && !debug.contains("good-token"),
+            "{debug}"
+        );
         let cli = Cli::try_parse_from(["cw-support-api", "--api-tokens", "good-token-0123456789"])
             .expect("parses");
         assert!(!cli.config.api_tokens().expect("fine").is_empty());

@@ -265,7 +265,10 @@ async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
             None
         }
         (TopicAllowList::Listed(p), _) => {
-            info!(topics = p.len(), "SNS: serving the topics in SNS_TOPIC_ARNS only");
+            info!(
+                topics = p.len(),
+                "SNS: serving the topics in SNS_TOPIC_ARNS only"
+            );
             None
         }
         (TopicAllowList::OwnAccount, Some(clients)) => match clients.own_account().await {

@@ -315,7 +315,8 @@ impl Probe {
             };
             map.insert(key.to_owned(), value);
         }
-        SnsMessage::parse(&Value::Object(map)).map_err(|e| PayloadError::MalformedSns(e.to_string()))
+        SnsMessage::parse(&Value::Object(map))
+            .map_err(|e| PayloadError::MalformedSns(e.to_string()))
     }
 }
 
@@ -580,7 +581,10 @@ mod tests {
 
     #[test]
     fn unbelieved_worker_daemon_headers_are_a_direct_post() {
-        let h = headers(&[("x-aws-sqsd-msgid", "abc-123"), ("x-aws-sqsd-taskname", "reconcile")]);
+        let h = headers(&[
+            ("x-aws-sqsd-msgid", "abc-123"),
+            ("x-aws-sqsd-taskname", "reconcile"),
+        ]);
         let r = receive_from(&h, &fixture("minimal.json"), false).expect("ok");
         assert_eq!(r.delivery.kind, DeliveryKind::Direct);
         assert_eq!(r.delivery.sqsd_message_id, None);
@@ -605,7 +609,10 @@ mod tests {
         let escaped = r#"{"a": "quote \" then , [ {", "b": 1}"#;
         assert!(parse_json(escaped.as_bytes()).is_ok());
         // The same bound applies to a body received and then opened.
-        let wide = format!(r#"{{"AlarmName": "x", "junk": [{}0]}}"#, "0,".repeat(MAX_JSON_VALUES));
+        let wide = format!(
+            r#"{{"AlarmName": "x", "junk": [{}0]}}"#,
+            "0,".repeat(MAX_JSON_VALUES)
+        );
         let err = receive(&HeaderMap::new(), wide.as_bytes())
             .expect("probed")
             .into_alarm()
@@ -616,8 +623,8 @@ mod tests {
     #[test]
     fn the_probe_reports_mistyped_sns_fields() {
         let v = serde_json::json!({"Type": "Notification", "TopicArn": 5, "Message": "{}"});
-        let err = receive(&HeaderMap::new(), &serde_json::to_vec(&v).expect("json"))
-            .expect_err("bad");
+        let err =
+            receive(&HeaderMap::new(), &serde_json::to_vec(&v).expect("json")).expect_err("bad");
         assert_eq!(err.code(), "malformed_sns_message");
         assert!(err.to_string().contains("TopicArn"), "{err}");
     }

@@ -281,12 +281,10 @@ impl Gate {
     pub async fn verify_sns(&self, msg: &SnsMessage, kind: DeliveryKind) -> Result<(), GateError> {
         self.check_topic(msg)?;
         if kind != DeliveryKind::Sqsd {
-            let at = msg
-                .timestamp_utc()
-                .ok_or(SnsError::MalformedMessage {
-                    field: "Timestamp",
-                    problem: "is not an ISO 8601 time",
-                })?;
+            let at = msg.timestamp_utc().ok_or(SnsError::MalformedMessage {
+                field: "Timestamp",
+                problem: "is not an ISO 8601 time",
+            })?;
             let age = self.verifier.now().signed_duration_since(at);
             if age.to_std().is_ok_and(|age| age > self.max_message_age) {
                 return Err(SnsError::StaleMessage.into());

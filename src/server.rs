@@ -891,7 +891,9 @@ mod tests {
             ("Message", |m| m.message = m.message.replace("ALARM", "OK")),
             ("MessageId", |m| m.message_id.push('0')),
             ("Subject", |m| m.subject = Some("OK: all good".into())),
-            ("Timestamp", |m| m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")),
+            ("Timestamp", |m| {
+                m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")
+            }),
             ("Signature", |m| {
                 // Change the first character, whatever it is (the key is random).
                 let first = if m.signature.starts_with('A') {
@@ -1173,7 +1175,10 @@ mod tests {
         let (status, _, _) = post(
             &h,
             String::new(),
-            &[("x-aws-sqsd-taskname", "reconcile"), ("x-forwarded-for", "203.0.113.9")],
+            &[
+                ("x-aws-sqsd-taskname", "reconcile"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1203,7 +1208,10 @@ mod tests {
         let (status, body, _) = post(
             &h,
             String::new(),
-            &[("x-aws-sqsd-taskname", "reconcile"), ("x-forwarded-for", "198.51.100.7")],
+            &[
+                ("x-aws-sqsd-taskname", "reconcile"),
+                ("x-forwarded-for", "198.51.100.7"),
+            ],
         )
         .await;
         assert_eq!(
@@ -1214,7 +1222,10 @@ mod tests {
         let (status, _, _) = post(
             &h,
             minimal_alarm("outside"),
-            &[("x-aws-sqsd-msgid", "m9"), ("x-forwarded-for", "198.51.100.7")],
+            &[
+                ("x-aws-sqsd-msgid", "m9"),
+                ("x-forwarded-for", "198.51.100.7"),
+            ],
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -1234,7 +1245,10 @@ mod tests {
             peer: "10.0.0.9:5555",
             ..Default::default()
         });
-        let huge = format!(r#"{{"AlarmName": "x", "junk": [{}0]}}"#, "0,".repeat(100_000));
+        let huge = format!(
+            r#"{{"AlarmName": "x", "junk": [{}0]}}"#,
+            "0,".repeat(100_000)
+        );
         let (status, _, _) = post(&h, huge.clone(), &[]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let right = format!("Bearer {TOKEN}");
@@ -1329,7 +1343,8 @@ mod tests {
             own_account: Some("123456789012"),
             ..Default::default()
         });
-        let (status, body, _) = post(&h, to_body(&from(foreign)), &sns_headers("Notification")).await;
+        let (status, body, _) =
+            post(&h, to_body(&from(foreign)), &sns_headers("Notification")).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (StatusCode::FORBIDDEN, Some("topic_not_allowed"))
@@ -1343,10 +1358,16 @@ mod tests {
         keys().sign(&mut c);
         let (status, _, _) = post(&h, to_body(&c), &sns_headers("SubscriptionConfirmation")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(h.confirmer.urls.lock().expect("lock").is_empty(), "never confirmed");
+        assert!(
+            h.confirmer.urls.lock().expect("lock").is_empty(),
+            "never confirmed"
+        );
         assert_eq!(h.fetcher.calls(), 0);
         let (status, body, _) = post(&h, to_body(&from(TOPIC)), &sns_headers("Notification")).await;
-        assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("created")));
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("created"))
+        );
 
         // Own account unknown: nothing is served.
         let h = harness(Setup {

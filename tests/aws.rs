@@ -748,6 +748,8 @@ fn aws_env<'a>(standin: &'a str, s: &'a AwsSettings) -> Vec<(&'a str, &'a str)> 
         ("DBTABLE", s.config_table.as_str()),
         ("LEDGER_TABLE", s.ledger_table.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.as_str()),
+        // The own account, for the SNS topic default, is asked of STS at start.
+        ("AWS_ENDPOINT_URL_STS", moto().endpoint.as_str()),
         ("METRICS", "off"),
         ("AWS_ENDPOINT_URL_SUPPORT", standin),
         ("AWS_ACCESS_KEY_ID", "AKIDTEST"),

@@ -105,7 +105,9 @@ async fn tampering_with_any_signed_field_breaks_the_signature() {
             ("Subject removed", Box::new(|m| m.subject = None)),
             (
                 "Timestamp",
-                Box::new(|m| m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")),
+                Box::new(|m| {
+                    m.timestamp = crate::sns::test_support::recent_timestamp().replace(".", ".9")
+                }),
             ),
             (
                 "TopicArn",
@@ -424,7 +426,10 @@ async fn failed_urls_are_remembered_so_repeating_them_costs_nothing() {
     // An outage is remembered too, briefly, and answered as retryable.
     fetcher.fail_next(1);
     for _ in 0..3 {
-        let err = v.verify(&notification("1", None)).await.expect_err("outage");
+        let err = v
+            .verify(&notification("1", None))
+            .await
+            .expect_err("outage");
         assert!(err.is_retryable(), "{err}");
     }
     assert_eq!(fetcher.calls(), 2);

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod cloudwatch_standin;
+pub mod egress;
 pub mod moto;
 pub mod process;
+pub mod sns_sign;
 pub mod support_standin;
 
 use std::net::SocketAddr;

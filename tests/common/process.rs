@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,6 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cw-support-api");
 pub struct ServerProcess {
     pub child: Child,
     pub addr: String,
+    /// Every line the server logged (standard error), for tests of what it says.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -29,19 +32,31 @@ impl ServerProcess {
         let mut child = cmd.spawn().expect("spawn");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let line = match lines.next() {
                 Some(Ok(line)) => line,
                 _ => panic!("server exited before listening: {:?}", child.wait()),
             };
+            log.lock().expect("lock").push(line.clone());
             let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if let Some(addr) = v["addr"].as_str() {
                 break addr.to_owned();
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().expect("lock").push(line);
+            }
+        });
+        Self { child, addr, log }
+    }
+
+    /// What the server has logged so far, one line per entry.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("lock").join("\n")
     }
 
     pub fn url(&self, path: &str) -> String {

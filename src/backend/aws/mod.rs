@@ -85,7 +85,8 @@ impl AwsClients {
             .build();
         let sts = aws_sdk_sts::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())
-            .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
+            // Asked once at start, which must not hang on an unreachable STS.
+            .timeout_config(timeouts(Duration::from_secs(5), Duration::from_secs(2)))
             .build();
         Self {
             sts: aws_sdk_sts::Client::from_conf(sts),
