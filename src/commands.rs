@@ -77,6 +77,8 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
     .with_metrics(metrics)
     .with_limits(config.max_concurrency, config.shutdown_grace)
     .with_read_timeout(config.read_timeout);
+    // Before anything says "listening": a SIGTERM from then on is a clean shutdown.
+    let shutdown = server::shutdown_signal();
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -94,7 +96,7 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
             "API_TOKENS is empty: unsigned posts are accepted from anyone who can reach this port"
         );
     }
-    server::serve(listener, state, server::shutdown_signal())
+    server::serve(listener, state, shutdown)
         .await
         .map_err(|e| {
             error!(error = %e, "server failed");
