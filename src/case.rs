@@ -101,9 +101,12 @@ pub struct CasePolicy {
     pub close_on_recovery: bool,
     pub default_service_code: String,
     pub default_category_code: String,
-    /// How long a claim to open a case protects it from other instances: longer than a
-    /// CreateCase call with its retries can take.
+    /// The lease of a claim to open a case: renewed every third of it while CreateCase is
+    /// in flight, so a claim whose owner died lapses (and is taken over) within it.
     pub claim_ttl: Duration,
+    /// How long a delivery waits for another one (on this instance or another) that is
+    /// opening the same alarm's case, before answering 503. At most the request timeout.
+    pub busy_wait: Duration,
     /// New cases per hour before further new alarms are folded into one storm case. AWS
     /// Support allows about ten per hour; the storm case itself needs one of them.
     pub storm_cap: usize,
@@ -112,7 +115,8 @@ pub struct CasePolicy {
 impl Default for CasePolicy {
     fn default() -> Self {
         Self {
-            claim_ttl: Duration::from_secs(120),
+            claim_ttl: Duration::from_secs(15),
+            busy_wait: Duration::from_secs(10),
             update_cooldown: Duration::from_secs(600),
             recovery_note: true,
             close_on_recovery: false,
@@ -481,10 +485,105 @@ impl CaseService {
 
     /// Decides and acts, then records the decision. Nothing is recorded unless the desk
     /// accepted the action, so a failure here leaves the delivery to be retried.
+    /// Decides and acts. When another delivery holds the alarm's claim (it is opening the
+    /// case right now, perhaps on another instance), waits for it, up to `busy_wait`, and
+    /// decides again: the usual answer is then `duplicate` with the case it opened.
     pub async fn handle(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Handled, CaseError> {
-        let _guard = self.locks.stripe(alarm.key()).lock().await;
-        let plan = self.plan(delivery, alarm).await?;
-        self.execute(delivery, alarm, plan, Dedupe::Check).await
+        let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = {
+                let _guard = self.locks.stripe(alarm.key()).lock().await;
+                match self.plan(delivery, alarm).await {
+                    Ok(plan) => self.execute(delivery, alarm, plan, Dedupe::Check).await,
+                    Err(e) => Err(e),
+                }
+            };
+            match result {
+                Err(CaseError::Busy) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// At start on a backend one process owns (local), every claim in the ledger was left
+    /// by a process that stopped mid-way: each case it may have opened is looked up by its
+    /// reference at once, and recorded if found; the claim is released either way. So a
+    /// redelivery right after a restart finds the alarm settled, not claimed.
+    pub async fn recover_claims(&self) -> Result<RecoveredClaims, CaseError> {
+        let mut report = RecoveredClaims::default();
+        for claim in self.ledger.claims().await? {
+            let _guard = self.locks.stripe(&claim.alarm_key).lock().await;
+            match self
+                .desk
+                .find_case(&claim.reference, claim.claimed_at)
+                .await
+            {
+                Ok(Some(case_id)) => {
+                    let now = (self.clock)();
+                    let decision = Decision {
+                        seq: 0,
+                        at: now,
+                        delivery_kind: DeliveryKind::Task.as_str().into(),
+                        delivery_id: None,
+                        alarm_key: claim.alarm_key.clone(),
+                        alarm_name: claim.alarm_name.clone(),
+                        state: "ALARM".into(),
+                        state_change_time: "-".into(),
+                        outcome: Outcome::Created,
+                        case_id: Some(case_id.clone()),
+                        note: Some(format!(
+                            "recovered at start: case {} was opened before the process stopped",
+                            claim.reference
+                        )),
+                    };
+                    let open = fresh_open_case(&claim.alarm_key, &claim.alarm_name, case_id, now);
+                    let commit = Commit {
+                        handled_keys: claim.handled_keys.clone(),
+                        decision,
+                        open_cases: vec![OpenCaseChange::Put(open)],
+                        claim: Some(claim.clone()),
+                        hold: None,
+                    };
+                    self.commit_retrying(commit).await?;
+                    report.adopted += 1;
+                }
+                Ok(None) => {
+                    self.ledger.release(&claim).await?;
+                    report.released += 1;
+                }
+                // Left for a takeover once its lease lapses: the next delivery of that
+                // alarm looks the case up by its reference then.
+                Err(e) => {
+                    tracing::warn!(key = %claim.alarm_key, error = %e, "could not look up a claim's case at start");
+                    report.left += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Commits, retrying a storage failure a few times with backoff: once the desk has
+    /// acted, the record must follow, or the next delivery would act again. A conflict (the
+    /// claim was taken over) is not retried.
+    async fn commit_retrying(&self, commit: Commit) -> Result<i64, CaseError> {
+        let mut pause = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.ledger.commit(commit.clone()).await {
+                Ok(seq) => return Ok(seq),
+                Err(LedgerError::Storage(e)) if attempts < COMMIT_ATTEMPTS => {
+                    tracing::warn!(attempt = attempts, error = %e, "ledger commit failed after the desk acted; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn execute(
@@ -525,7 +624,9 @@ impl CaseService {
                 None
             }
             Action::Create { case } => {
-                let opened = self.open_case(alarm.key(), &case, None, now).await?;
+                let opened = self
+                    .open_case(alarm.key(), alarm, &keys, &case, None, now)
+                    .await?;
                 claim = Some(opened.claim);
                 note = opened.note;
                 open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
@@ -553,7 +654,7 @@ impl CaseService {
                     let old = open.case_id.clone();
                     let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
                     let opened = self
-                        .open_case(alarm.key(), &case, Some(old.clone()), now)
+                        .open_case(alarm.key(), alarm, &keys, &case, Some(old.clone()), now)
                         .await?;
                     claim = Some(opened.claim);
                     outcome = Outcome::Created;
@@ -606,7 +707,9 @@ impl CaseService {
                 Some(id)
             }
             Action::CreateStorm { case } => {
-                let opened = self.open_case(STORM_KEY, &case, None, now).await?;
+                let opened = self
+                    .open_case(STORM_KEY, alarm, &keys, &case, None, now)
+                    .await?;
                 claim = Some(opened.claim);
                 note = Some(format!(
                     "storm: {} new cases within an hour; this alarm opened the storm case",
@@ -637,7 +740,9 @@ impl CaseService {
                 Err(DeskError::CaseNotFound(_)) => {
                     let old = storm.case_id.clone();
                     let case = self.storm_case(alarm, &plan.settings);
-                    let opened = self.open_case(STORM_KEY, &case, Some(old), now).await?;
+                    let opened = self
+                        .open_case(STORM_KEY, alarm, &keys, &case, Some(old), now)
+                        .await?;
                     claim = Some(opened.claim);
                     outcome = Outcome::Created;
                     note = Some("storm: the storm case was resolved; a new one was opened".into());
@@ -662,15 +767,14 @@ impl CaseService {
             case_id: case_id.clone(),
             note,
         };
-        self.ledger
-            .commit(Commit {
-                handled_keys: keys,
-                decision,
-                open_cases,
-                claim,
-                hold,
-            })
-            .await?;
+        self.commit_retrying(Commit {
+            handled_keys: keys,
+            decision,
+            open_cases,
+            claim,
+            hold,
+        })
+        .await?;
         Ok(Handled {
             outcome,
             case_id,
@@ -805,6 +909,8 @@ impl CaseService {
     async fn open_case(
         &self,
         key: &str,
+        alarm: &Alarm,
+        keys: &[String],
         case: &NewCase,
         replaces: Option<String>,
         now: DateTime<Utc>,
@@ -812,15 +918,18 @@ impl CaseService {
         let _one_at_a_time = self.opening.lock().await;
         let ttl =
             chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
-        let claim = Claim::new(key, now, now + ttl, replaces);
+        let claim =
+            Claim::new(key, now, now + ttl, replaces).for_delivery(&alarm.name, keys.to_vec());
         let stale = match self.ledger.claim(&claim, now).await? {
             ClaimOutcome::Refused => return Err(CaseError::Busy),
             ClaimOutcome::Taken { stale } => stale,
         };
         if let Some(stale) = stale {
             match self
-                .desk
-                .find_case(&stale.reference, stale.claimed_at)
+                .leased(
+                    &claim,
+                    self.desk.find_case(&stale.reference, stale.claimed_at),
+                )
                 .await
             {
                 Ok(Some(case_id)) => {
@@ -846,18 +955,63 @@ impl CaseService {
             "Reference: {} (cw-support-api)\n{}",
             claim.reference, case.communication_body
         ));
-        match self.desk.create_case(&case).await {
+        match self.leased(&claim, self.desk.create_case(&case)).await {
             Ok(case_id) => Ok(Opened {
                 case_id,
                 claim,
                 note: None,
             }),
-            // The case may exist: keep the claim; whoever takes it over after it expires
-            // looks for the case by its reference first.
-            Err(e @ DeskError::Uncertain(_)) => Err(e.into()),
+            // The case may exist (a timeout, a lost connection, a 5xx): CreateCase has no
+            // idempotency token, so it is never sent again blindly. Look for the case by its
+            // reference a few times; if it is not found yet, keep the claim: whoever takes
+            // it over once its lease lapses looks again before any new CreateCase.
+            Err(e @ DeskError::Uncertain(_)) => {
+                for fifteenths in SETTLE_PAUSES {
+                    let pause = self.policy.claim_ttl * fifteenths / 15;
+                    let settle = async {
+                        tokio::time::sleep(pause).await;
+                        self.desk
+                            .find_case(&claim.reference, claim.claimed_at)
+                            .await
+                    };
+                    if let Ok(Some(case_id)) = self.leased(&claim, settle).await {
+                        tracing::warn!(key, case_id = %case_id, reference = %claim.reference, "an uncertain CreateCase did open the case: found by its reference");
+                        return Ok(Opened {
+                            case_id,
+                            claim,
+                            note: Some(
+                                "found by its reference after an uncertain CreateCase".into(),
+                            ),
+                        });
+                    }
+                }
+                Err(e.into())
+            }
             Err(e) => {
                 self.give_back(&claim).await;
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Runs `work` while renewing the claim's lease every third of it, so the claim stays
+    /// ours for as long as the work takes, and lapses soon after if this process dies.
+    async fn leased<T>(&self, claim: &Claim, work: impl Future<Output = T>) -> T {
+        let every = (self.policy.claim_ttl / 3).max(Duration::from_millis(50));
+        let lease =
+            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        tokio::pin!(work);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticks.tick() => {
+                    match self.ledger.renew(claim, Utc::now() + lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(key = %claim.alarm_key, "the claim was taken over while its work was in flight"),
+                        Err(e) => tracing::warn!(key = %claim.alarm_key, error = %e, "could not renew a claim's lease"),
+                    }
+                }
             }
         }
     }
@@ -901,6 +1055,25 @@ impl CaseService {
             truncate_body(storm_body(alarm, settings, self.policy.storm_cap, true));
         case
     }
+}
+
+/// How many times a commit is tried after the desk acted (about 1.3 s in all).
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Pauses before each look for a case whose CreateCase had an uncertain outcome, in
+/// fifteenths of the lease (1, 2 and 4 s with the default 15 s): the looking ends within
+/// half a lease, while this process still holds the claim.
+const SETTLE_PAUSES: [u32; 3] = [1, 2, 4];
+
+/// What recovery at start did with the claims it found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecoveredClaims {
+    /// The case was found by its reference and recorded.
+    pub adopted: usize,
+    /// No case carried the reference: the claim was let go.
+    pub released: usize,
+    /// The desk could not be asked: left to lapse and be taken over.
+    pub left: usize,
 }
 
 /// A case just opened (or found again after a crash).
@@ -1596,6 +1769,7 @@ mod tests {
     async fn a_case_opened_before_a_crash_is_found_not_opened_again() {
         let f = fixture_with(CasePolicy {
             claim_ttl: Duration::from_secs(60),
+            busy_wait: Duration::from_millis(200),
             ..CasePolicy::default()
         });
         let a = alarm("ALARM", "t1");
@@ -1644,6 +1818,97 @@ mod tests {
                 .contains("before a crash")
         );
         assert_eq!(handle(&f, &a).await.outcome, Outcome::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn claims_left_by_a_stopped_process_are_settled_at_start() {
+        let f = fixture_with(CasePolicy {
+            claim_ttl: Duration::from_secs(60),
+            busy_wait: Duration::from_millis(200),
+            ..CasePolicy::default()
+        });
+        let now = *f.now.lock().expect("clock");
+        let later = now + chrono::Duration::seconds(60);
+        // One alarm's case was opened before the stop, another's never was.
+        let (opened, unopened) = (alarm("ALARM", "t1"), named("other", "ALARM", "t1"));
+        let keys = handled_keys(&direct(), &opened);
+        let crashed = Claim::new(opened.key(), now, later, None).for_delivery(&opened.name, keys);
+        let never = Claim::new(unopened.key(), now, later, None);
+        for c in [&crashed, &never] {
+            f.backend.ledger.claim(c, now).await.expect("claim");
+        }
+        let mut case = f.service.new_case(&opened, &AlarmSettings::default(), &[]);
+        case.communication_body = format!(
+            "Reference: {}\n{}",
+            crashed.reference, case.communication_body
+        );
+        f.backend.desk.create_case(&case).await.expect("opened");
+
+        let report = f.service.recover_claims().await.expect("recovered");
+        assert_eq!((report.adopted, report.released, report.left), (1, 1, 0));
+        assert!(f.backend.ledger.claims().await.expect("claims").is_empty());
+        // At once, with no lease to wait for: the redelivery of the first is a duplicate
+        // of the recovered case, the second opens its case.
+        let h = handle(&f, &opened).await;
+        assert_eq!(
+            (h.outcome, h.case_id.as_deref()),
+            (Outcome::Duplicate, Some("dry-run-1"))
+        );
+        let h = handle(&f, &unopened).await;
+        assert_eq!(
+            (h.outcome, h.case_id.as_deref()),
+            (Outcome::Created, Some("dry-run-2"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
+        let f = fixture_with(CasePolicy {
+            busy_wait: Duration::from_secs(5),
+            ..CasePolicy::default()
+        });
+        let a = alarm("ALARM", "t1");
+        // Another instance holds the claim and will record the case in a moment.
+        let now = *f.now.lock().expect("clock");
+        let other = Claim::new(a.key(), now, now + chrono::Duration::seconds(60), None);
+        f.backend.ledger.claim(&other, now).await.expect("claim");
+        let ledger = f.backend.ledger.clone();
+        let desk = f.backend.desk.clone();
+        let keys = handled_keys(&direct(), &a);
+        let case = f.service.new_case(&a, &AlarmSettings::default(), &[]);
+        let finisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let id = desk.create_case(&case).await.expect("opened");
+            let decision = Decision {
+                seq: 0,
+                at: now,
+                delivery_kind: "sqsd".into(),
+                delivery_id: None,
+                alarm_key: "k".into(),
+                alarm_name: "n".into(),
+                state: "ALARM".into(),
+                state_change_time: "t1".into(),
+                outcome: Outcome::Created,
+                case_id: Some(id.clone()),
+                note: None,
+            };
+            ledger
+                .commit(Commit {
+                    handled_keys: keys,
+                    decision,
+                    open_cases: vec![OpenCaseChange::Put(fresh_open_case("k", "n", id, now))],
+                    claim: Some(other),
+                    hold: None,
+                })
+                .await
+                .expect("commit");
+        });
+        let h = handle(&f, &a).await;
+        assert_eq!(
+            (h.outcome, h.case_id.as_deref()),
+            (Outcome::Duplicate, Some("dry-run-1"))
+        );
+        finisher.await.expect("join");
     }
 
     #[tokio::test]

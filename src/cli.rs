@@ -67,10 +67,17 @@ pub struct Config {
     #[arg(long, env = "STORM_CAP", default_value_t = 8, global = true)]
     pub storm_cap: usize,
 
-    /// How long a claim to open a case keeps other deliveries (and instances) from opening
-    /// one for the same alarm; a claim left by a crashed instance is taken over after it.
-    #[arg(long, env = "CLAIM_TTL", default_value = "2m", value_parser = parse_duration, global = true)]
+    /// The lease of a claim to open a case: while CreateCase is in flight its owner renews
+    /// it, keeping other deliveries (and instances) from opening one for the same alarm; a
+    /// claim whose owner died lapses within it and is taken over.
+    #[arg(long, env = "CLAIM_TTL", default_value = "15s", value_parser = parse_duration, global = true)]
     pub claim_ttl: Duration,
+
+    /// (aws) How long one AWS Support call may take. CreateCase and AddCommunicationToCase
+    /// are never resent on a timeout (they have no idempotency token): the case is looked
+    /// up by its reference instead.
+    #[arg(long, env = "SUPPORT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub support_timeout: Duration,
 
     /// Requests handled at once; more wait for a slot (bounded memory under any storm).
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 64, global = true)]
@@ -237,6 +244,7 @@ impl Config {
             support_region: self.support_region.clone(),
             config_cache_ttl: self.config_cache_ttl,
             handled_ttl: self.idempotency_ttl,
+            support_timeout: self.support_timeout,
         }
     }
 
@@ -248,6 +256,8 @@ impl Config {
             default_service_code: self.default_service_code.clone(),
             default_category_code: self.default_category_code.clone(),
             claim_ttl: self.claim_ttl,
+            // Waiting for concurrent work on the same alarm fits in the request's time.
+            busy_wait: self.request_timeout,
             storm_cap: self.storm_cap,
         }
     }

@@ -66,11 +66,32 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn serve(config: &Config) -> Result<(), CommandError> {
     let tokens = config.api_tokens().map_err(CommandError::Usage)?;
+    // One serving process per local data directory: then every claim found at start was
+    // left by a process that stopped, and is settled now rather than after its lease.
+    let _lock = match config.backend {
+        BackendKind::Local => {
+            Some(crate::backend::local::DataDirLock::acquire(&config.data_dir).map_err(failed)?)
+        }
+        BackendKind::Aws => None,
+    };
     let backend = Backend::open(config).await.map_err(failed)?;
     let (metrics, publisher) = backend.metrics(config);
     let own_account = own_account(config, &backend).await;
+    let cases = backend.case_service(config);
+    if _lock.is_some() {
+        match cases.recover_claims().await {
+            Ok(r) if r == Default::default() => {}
+            Ok(r) => info!(
+                adopted = r.adopted,
+                released = r.released,
+                left = r.left,
+                "claims left by a stopped process settled at start"
+            ),
+            Err(e) => warn!(error = %e, "could not settle the claims left by a stopped process"),
+        }
+    }
     let state = AppState::new(
-        backend.case_service(config),
+        cases,
         build_gate(config, own_account)?,
         config.request_timeout,
     )

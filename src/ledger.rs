@@ -103,20 +103,46 @@ impl Commit {
 }
 
 /// The right to open a case for one alarm, held while CreateCase is in flight, so that two
-/// instances sharing a ledger can never both open a case for one alarm. A claim left by a
-/// crashed instance expires and can then be taken over; its `reference` (written into the
-/// case it was opening) lets the next instance find that case instead of opening another.
+/// instances sharing a ledger can never both open a case for one alarm. It is a lease: its
+/// owner renews it while the work is in flight, so a claim whose owner died lapses within
+/// one lease and can then be taken over; its `reference` (written into the case it was
+/// opening) lets the next owner find that case instead of opening another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub alarm_key: String,
     pub token: String,
+    /// The instance that holds it ([`instance_id`]).
+    pub owner: String,
     /// A short, unique tag put in the first line of the case body.
     pub reference: String,
     pub claimed_at: DateTime<Utc>,
+    /// When the lease lapses unless renewed.
     pub expires_at: DateTime<Utc>,
     /// The open case this new one replaces (support resolved it); None when no case may be
     /// open for the alarm.
     pub replaces: Option<String>,
+    /// The alarm's name and the delivery's handled keys, so that whoever finds the case
+    /// by its reference later (the next start, or a takeover) can record it fully.
+    pub alarm_name: String,
+    pub handled_keys: Vec<String>,
+}
+
+/// This process, as the owner of the claims it takes: host, process id and start time.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|| "host".into());
+        format!(
+            "{host}/{}/{:x}",
+            std::process::id(),
+            Utc::now().timestamp_millis()
+        )
+    })
 }
 
 impl Claim {
@@ -137,11 +163,21 @@ impl Claim {
         Self {
             alarm_key: alarm_key.to_owned(),
             token,
+            owner: instance_id().to_owned(),
             reference: format!("cwsa-{reference}"),
             claimed_at,
             expires_at,
             replaces,
+            alarm_name: alarm_key.to_owned(),
+            handled_keys: Vec::new(),
         }
+    }
+
+    /// The claim of one delivery: what to record if the case is found later.
+    pub fn for_delivery(mut self, alarm_name: &str, handled_keys: Vec<String>) -> Self {
+        self.alarm_name = alarm_name.to_owned();
+        self.handled_keys = handled_keys;
+        self
     }
 }
 
@@ -192,6 +228,13 @@ pub trait CaseLedger: Send + Sync {
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError>;
     /// Gives a claim back (the case could not be opened).
     async fn release(&self, claim: &Claim) -> Result<(), LedgerError>;
+    /// Extends a claim's lease to `until`; false if it is no longer ours.
+    async fn renew(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError>;
+    /// Every claim held, whoever holds it. The local backend, which one process owns at a
+    /// time, reads them at start: they were all left by a process that stopped.
+    async fn claims(&self) -> Result<Vec<Claim>, LedgerError> {
+        Ok(Vec::new())
+    }
     /// Records a decision and its effects in one transaction; returns its sequence number.
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
     /// Decisions, newest first.

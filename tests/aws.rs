@@ -90,6 +90,7 @@ fn settings() -> AwsSettings {
         support_region: "us-east-1".into(),
         config_cache_ttl: Duration::from_millis(200),
         handled_ttl: Duration::from_secs(15 * 86_400),
+        support_timeout: Duration::from_secs(10),
     }
 }
 
@@ -661,23 +662,21 @@ async fn each_fault_gives_the_right_error_and_recovery_opens_exactly_one_case() 
     );
     assert!(e.to_string().contains("Business"), "{e}");
 
-    // A 500 leaves it uncertain whether the case was opened: the claim is kept until it
-    // expires, then the next attempt looks for the case before opening one.
+    // A 500 leaves it uncertain whether the case was opened: CreateCase is not sent again
+    // (no SDK retry), the case is looked for by its reference, and the claim is kept.
+    let before = st.standin.calls("CreateCase");
     st.standin.inject("CreateCase", Fault::InternalError, 10);
     let e = st.service.handle(&sqs("1"), &a).await.expect_err("500");
     assert!(
         matches!(e, CaseError::Desk(DeskError::Uncertain(_))),
         "{e:?}"
     );
+    assert_eq!(
+        st.standin.calls("CreateCase"),
+        before + 1,
+        "one attempt for the 500, none resent"
+    );
     st.standin.clear_faults();
-    let e = st
-        .service
-        .handle(&sqs("1"), &a)
-        .await
-        .expect_err("claim kept");
-    assert!(matches!(e, CaseError::Busy), "{e:?}");
-    tokio::time::sleep(Duration::from_millis(5100)).await;
-
     assert!(
         st.standin.cases().is_empty(),
         "nothing opened while failing"
@@ -690,7 +689,8 @@ async fn each_fault_gives_the_right_error_and_recovery_opens_exactly_one_case() 
             .expect("ledger")
             .is_empty()
     );
-
+    // The redelivery waits for the kept claim's lease to lapse, finds no case by its
+    // reference, and opens exactly one.
     let h = st.service.handle(&sqs("1"), &a).await.expect("recovered");
     assert_eq!(h.outcome, Outcome::Created);
     let again = st.service.handle(&sqs("1"), &a).await.expect("redelivered");
@@ -977,6 +977,35 @@ async fn faults_reach_the_caller_as_503_and_recovery_opens_one_case() {
 
 #[tokio::test]
 async fn a_case_opened_while_the_call_timed_out_is_found_not_opened_twice() {
+    // Lease 5 s: the looking-up after an uncertain CreateCase lasts about 2.3 s.
+    let st = stack_with(
+        CasePolicy {
+            claim_ttl: Duration::from_secs(5),
+            ..Default::default()
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    let a = alarm("ALARM", "t1");
+    // The desk answers after our 1 s timeout, but opens the case all the same.
+    st.standin
+        .inject("CreateCase", Fault::Delay(Duration::from_secs(2)), 1);
+    // Not sent again: the case is looked for by its reference until it shows up.
+    let h = st.service.handle(&sqs("1"), &a).await.expect("settled");
+    assert_eq!(h.outcome, Outcome::Created);
+    assert_eq!(st.standin.cases().len(), 1, "one case");
+    assert_eq!(st.standin.calls("CreateCase"), 1, "CreateCase sent once");
+    assert_eq!(
+        h.case_id.as_deref(),
+        st.standin.cases()[0]["caseId"].as_str()
+    );
+    let again = st.service.handle(&sqs("1"), &a).await.expect("duplicate");
+    assert_eq!(again.outcome, Outcome::Duplicate);
+}
+
+#[tokio::test]
+async fn a_case_that_lands_after_the_looking_is_found_by_the_next_delivery() {
+    // Lease 1 s: the looking-up is over before the late case lands.
     let st = stack_with(
         CasePolicy {
             claim_ttl: Duration::from_secs(1),
@@ -986,21 +1015,20 @@ async fn a_case_opened_while_the_call_timed_out_is_found_not_opened_twice() {
     )
     .await;
     let a = alarm("ALARM", "t1");
-    // The desk answers after our 1 s operation timeout, but opens the case all the same.
     st.standin
         .inject("CreateCase", Fault::Delay(Duration::from_secs(2)), 1);
     let e = st
         .service
         .handle(&sqs("1"), &a)
         .await
-        .expect_err("timed out");
+        .expect_err("uncertain");
     assert!(
         matches!(e, CaseError::Desk(DeskError::Uncertain(_))),
         "{e:?}"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(st.standin.cases().len(), 1, "the stand-in opened it");
-
+    // The redelivery takes the lapsed claim over and finds the case by its reference.
     let h = st.service.handle(&sqs("1"), &a).await.expect("redelivered");
     assert_eq!(h.outcome, Outcome::Created);
     assert_eq!(
@@ -1008,6 +1036,7 @@ async fn a_case_opened_while_the_call_timed_out_is_found_not_opened_twice() {
         st.standin.cases()[0]["caseId"].as_str()
     );
     assert_eq!(st.standin.cases().len(), 1, "found, not opened again");
+    assert_eq!(st.standin.calls("CreateCase"), 1);
     let again = st.service.handle(&sqs("1"), &a).await.expect("duplicate");
     assert_eq!(again.outcome, Outcome::Duplicate);
 }

@@ -53,6 +53,45 @@ impl LocalBackend {
     }
 }
 
+/// The file `serve` locks in the data directory.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// One serving process per data directory: held for the life of the process (the OS drops
+/// it when the process dies, however it dies). With it, every claim found at start was
+/// left by a process that stopped, and can be recovered at once instead of after a lease.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &Path) -> Result<Self, LedgerError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            LedgerError::Storage(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LedgerError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Storage(format!(
+                "another cw-support-api is already serving from {} (it holds {}): stop it, \
+                 or give this one its own DATA_DIR",
+                data_dir.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(LedgerError::Storage(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
 // ---- per-alarm settings file ---------------------------------------------------------------
 
 type ConfigMap = BTreeMap<String, AlarmConfigRecord>;
@@ -206,6 +245,27 @@ impl Db {
             conn.execute_batch("DROP TABLE IF EXISTS claims")
                 .map_err(storage)?;
         }
+        // Claims that name their owner and their delivery (for recovery at start): older
+        // ones get the columns, empty, and are recovered by reference all the same.
+        let has_owner: bool = conn
+            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'owner'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        let has_claims: bool = conn
+            .prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'claims'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(false);
+        if has_claims && !has_owner {
+            conn.execute_batch(
+                "ALTER TABLE claims ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE claims ADD COLUMN alarm_name TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE claims ADD COLUMN handled_keys TEXT NOT NULL DEFAULT '[]';
+                 ALTER TABLE claims ADD COLUMN replaces TEXT;",
+            )
+            .map_err(storage)?;
+        }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -238,7 +298,11 @@ impl Db {
                  token TEXT NOT NULL,
                  reference TEXT NOT NULL,
                  claimed_at TEXT NOT NULL,
-                 expires_at TEXT NOT NULL);
+                 expires_at TEXT NOT NULL,
+                 owner TEXT NOT NULL DEFAULT '',
+                 alarm_name TEXT NOT NULL DEFAULT '',
+                 handled_keys TEXT NOT NULL DEFAULT '[]',
+                 replaces TEXT);
              CREATE TABLE IF NOT EXISTS held (
                  alarm_key TEXT PRIMARY KEY,
                  record TEXT NOT NULL);
@@ -420,14 +484,19 @@ impl CaseLedger for SqliteLedger {
                     return Ok(ClaimOutcome::Refused);
                 }
                 tx.execute(
-                    "INSERT OR REPLACE INTO claims (alarm_key, token, reference, claimed_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO claims (alarm_key, token, reference, claimed_at, \
+                     expires_at, owner, alarm_name, handled_keys, replaces) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         claim.alarm_key,
                         claim.token,
                         claim.reference,
                         claim.claimed_at.to_rfc3339(),
-                        claim.expires_at.to_rfc3339()
+                        claim.expires_at.to_rfc3339(),
+                        claim.owner,
+                        claim.alarm_name,
+                        to_json(&claim.handled_keys)?,
+                        claim.replaces
                     ],
                 )?;
                 tx.commit()?;
@@ -445,6 +514,50 @@ impl CaseLedger for SqliteLedger {
                     params![claim.alarm_key, claim.token],
                 )
                 .map(|_| ())
+            })
+            .await
+    }
+
+    async fn renew(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE claims SET expires_at = ?3 WHERE alarm_key = ?1 AND token = ?2",
+                    params![claim.alarm_key, claim.token, until.to_rfc3339()],
+                )
+                .map(|n| n == 1)
+            })
+            .await
+    }
+
+    async fn claims(&self) -> Result<Vec<Claim>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT alarm_key, token, reference, claimed_at, expires_at, owner, \
+                     alarm_name, handled_keys, replaces FROM claims ORDER BY alarm_key",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    let alarm_key: String = r.get(0)?;
+                    let name: String = r.get(6)?;
+                    Ok(Claim {
+                        token: r.get(1)?,
+                        reference: r.get(2)?,
+                        claimed_at: parse_time(&r.get::<_, String>(3)?)?,
+                        expires_at: parse_time(&r.get::<_, String>(4)?)?,
+                        owner: r.get(5)?,
+                        alarm_name: if name.is_empty() {
+                            alarm_key.clone()
+                        } else {
+                            name
+                        },
+                        handled_keys: from_json(&r.get::<_, String>(7)?)?,
+                        replaces: r.get(8)?,
+                        alarm_key,
+                    })
+                })?;
+                rows.collect()
             })
             .await
     }

@@ -591,6 +591,7 @@ impl CaseLedger for DynamoLedger {
             ("claim_reference".to_owned(), s(claim.reference.clone())),
             ("claimed_at".to_owned(), n(claim.claimed_at.timestamp())),
             ("claim_expires".to_owned(), n(claim.expires_at.timestamp())),
+            ("claim_owner".to_owned(), s(claim.owner.clone())),
         ]);
         let mut condition =
             "attribute_not_exists(pk) OR (#state = :claimed AND claim_expires < :now)".to_owned();
@@ -633,6 +634,28 @@ impl CaseLedger for DynamoLedger {
                 Ok(ClaimOutcome::Refused)
             }
             Err(e) => Err(ledger_error("PutItem (claim)", e)),
+        }
+    }
+
+    async fn renew(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("alarm#{}", claim.alarm_key)))
+            .key("sk", s(OPEN_SK))
+            .update_expression("SET claim_expires = :until")
+            .condition_expression("#state = :claimed AND claim_token = :token")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s(STATE_CLAIMED))
+            .expression_attribute_values(":token", s(claim.token.clone()))
+            .expression_attribute_values(":until", n(until.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(ledger_error("UpdateItem (renew)", e)),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct AwsSettings {
     pub support_region: String,
     pub config_cache_ttl: Duration,
     pub handled_ttl: Duration,
+    /// One AWS Support call, at most.
+    pub support_timeout: Duration,
 }
 
 /// The three SDK clients, built from one loaded configuration.
@@ -74,10 +76,15 @@ impl AwsClients {
     pub fn from_sdk(sdk: SdkConfig, settings: &AwsSettings) -> Self {
         // Bounded calls, with the SDK's standard retries inside the bound, so a hung
         // endpoint gives a 503 well within REQUEST_TIMEOUT rather than a stuck request.
+        // CreateCase and AddCommunicationToCase turn the retries off for themselves
+        // (support.rs): resending them could open a second case.
         let support = aws_sdk_support::config::Builder::from(&sdk)
             .region(Region::new(settings.support_region.clone()))
             .retry_config(RetryConfig::standard())
-            .timeout_config(timeouts(Duration::from_secs(30), Duration::from_secs(10)))
+            .timeout_config(timeouts(
+                settings.support_timeout * 3,
+                settings.support_timeout,
+            ))
             .build();
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())

@@ -120,6 +120,14 @@ impl AwsSupportDesk {
     }
 }
 
+/// For the calls that must never be sent twice blindly: one attempt, no SDK retry. A
+/// timeout or 5xx is then an uncertain outcome, settled by looking the case up by its
+/// reference (the case logic does) before anything is sent again.
+fn once() -> aws_sdk_support::config::Builder {
+    aws_sdk_support::config::Builder::default()
+        .retry_config(aws_sdk_support::config::retry::RetryConfig::disabled())
+}
+
 /// The highest allowed severity not above the wanted one (or the lowest allowed).
 fn fit_severity(wanted: Severity, allowed: &[Severity]) -> Severity {
     if allowed.is_empty() || allowed.contains(&wanted) {
@@ -168,6 +176,8 @@ impl SupportDesk for AwsSupportDesk {
             }))
             .language(&case.language)
             .issue_type(&case.issue_type)
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map_err(|e| desk_error("CreateCase", e))?;
@@ -196,6 +206,8 @@ impl SupportDesk for AwsSupportDesk {
                     .map(|e| e.as_str().to_owned())
                     .collect()
             }))
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map_err(|e| desk_error("AddCommunicationToCase", e))?;
