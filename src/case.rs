@@ -395,8 +395,8 @@ impl CaseService {
         let open = self.ledger.open_case(alarm.key()).await?;
         Ok(match (alarm.state, open) {
             (AlarmState::Alarm, None) => {
-                let since = now - chrono::Duration::hours(1);
-                if self.ledger.cases_opened_since(since).await? < self.policy.storm_cap {
+                // A preview: the slot itself is taken atomically when the case is opened.
+                if self.ledger.case_slots_taken(now).await? < self.policy.storm_cap {
                     let case = self.new_case(alarm, &settings, &config_notes);
                     plan(Outcome::Created, Action::Create { case }, hold)
                 } else {
@@ -624,13 +624,27 @@ impl CaseService {
                 None
             }
             Action::Create { case } => {
-                let opened = self
-                    .open_case(alarm.key(), alarm, &keys, &case, None, now)
-                    .await?;
-                claim = Some(opened.claim);
-                note = opened.note;
-                open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
-                Some(opened.case_id)
+                match self
+                    .open_counted(alarm.key(), alarm, &keys, &case, None, now)
+                    .await?
+                {
+                    Some(opened) => {
+                        claim = Some(opened.claim);
+                        note = opened.note;
+                        open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
+                        Some(opened.case_id)
+                    }
+                    None => {
+                        let storm = self
+                            .storm_instead(alarm, &plan.settings, &keys, now)
+                            .await?;
+                        outcome = storm.outcome;
+                        note = Some(storm.note);
+                        claim = storm.claim;
+                        open_cases.extend(storm.open_cases);
+                        Some(storm.case_id)
+                    }
+                }
             }
             Action::Update {
                 mut open,
@@ -653,14 +667,32 @@ impl CaseService {
                 Err(DeskError::CaseNotFound(_)) => {
                     let old = open.case_id.clone();
                     let case = self.new_case(alarm, &plan.settings, &plan.config_notes);
-                    let opened = self
-                        .open_case(alarm.key(), alarm, &keys, &case, Some(old.clone()), now)
-                        .await?;
-                    claim = Some(opened.claim);
-                    outcome = Outcome::Created;
-                    note = Some(format!("previous case {old} no longer open"));
-                    open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
-                    Some(opened.case_id)
+                    // A new case like any other: it counts against the storm cap.
+                    match self
+                        .open_counted(alarm.key(), alarm, &keys, &case, Some(old.clone()), now)
+                        .await?
+                    {
+                        Some(opened) => {
+                            claim = Some(opened.claim);
+                            outcome = Outcome::Created;
+                            note = Some(format!("previous case {old} no longer open"));
+                            open_cases.push(opened_for(alarm, opened.case_id.clone(), now));
+                            Some(opened.case_id)
+                        }
+                        None => {
+                            let storm = self
+                                .storm_instead(alarm, &plan.settings, &keys, now)
+                                .await?;
+                            outcome = storm.outcome;
+                            note = Some(format!(
+                                "previous case {old} no longer open; {}",
+                                storm.note
+                            ));
+                            claim = storm.claim;
+                            open_cases.extend(storm.open_cases);
+                            Some(storm.case_id)
+                        }
+                    }
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -994,6 +1026,99 @@ impl CaseService {
         }
     }
 
+    /// Opens a case that counts against the storm cap: takes one of the hour's slots
+    /// first (atomically, across instances), and gives it back if the case was definitely
+    /// not opened. `None`: the slots are all taken, a storm.
+    async fn open_counted(
+        &self,
+        key: &str,
+        alarm: &Alarm,
+        keys: &[String],
+        case: &NewCase,
+        replaces: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Opened>, CaseError> {
+        if !self
+            .ledger
+            .take_case_slot(self.policy.storm_cap, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        match self.open_case(key, alarm, keys, case, replaces, now).await {
+            Ok(opened) => Ok(Some(opened)),
+            Err(e) => {
+                // An uncertain CreateCase may have opened the case: its slot stays taken.
+                if !matches!(e, CaseError::Desk(DeskError::Uncertain(_)))
+                    && let Err(r) = self.ledger.return_case_slot(now).await
+                {
+                    tracing::warn!(error = %r, "could not give a storm slot back");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The hour's slots are taken: the alarm goes to the storm case, opening it if need be
+    /// (the storm case itself takes no slot).
+    async fn storm_instead(
+        &self,
+        alarm: &Alarm,
+        settings: &AlarmSettings,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<StormResult, CaseError> {
+        if let Some(mut storm) = self.ledger.open_case(STORM_KEY).await? {
+            let communication = Communication {
+                communication_body: truncate_body(storm_body(
+                    alarm,
+                    settings,
+                    self.policy.storm_cap,
+                    false,
+                )),
+                cc_email_addresses: settings.cc.clone(),
+            };
+            match self
+                .desk
+                .add_communication(&storm.case_id, &communication)
+                .await
+            {
+                Ok(()) => {
+                    storm.updates += 1;
+                    storm.last_update_at = now;
+                    let id = storm.case_id.clone();
+                    return Ok(StormResult {
+                        outcome: Outcome::Folded,
+                        note: "storm: folded into the storm case".into(),
+                        claim: None,
+                        open_cases: vec![
+                            opened_for(alarm, id.clone(), now),
+                            OpenCaseChange::Put(storm),
+                        ],
+                        case_id: id,
+                    });
+                }
+                Err(DeskError::CaseNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let case = self.storm_case(alarm, settings);
+        let opened = self
+            .open_case(STORM_KEY, alarm, keys, &case, None, now)
+            .await?;
+        let id = opened.case_id;
+        Ok(StormResult {
+            outcome: Outcome::Created,
+            note: format!(
+                "storm: {} new cases within the hour; this alarm opened the storm case",
+                self.policy.storm_cap
+            ),
+            claim: Some(opened.claim),
+            open_cases: storm_opened(alarm, &id, now).into(),
+            case_id: id,
+        })
+    }
+
     /// Runs `work` while renewing the claim's lease every third of it, so the claim stays
     /// ours for as long as the work takes, and lapses soon after if this process dies.
     async fn leased<T>(&self, claim: &Claim, work: impl Future<Output = T>) -> T {
@@ -1064,6 +1189,15 @@ const COMMIT_ATTEMPTS: u32 = 4;
 /// fifteenths of the lease (1, 2 and 4 s with the default 15 s): the looking ends within
 /// half a lease, while this process still holds the claim.
 const SETTLE_PAUSES: [u32; 3] = [1, 2, 4];
+
+/// What sending an alarm to the storm case did.
+struct StormResult {
+    outcome: Outcome,
+    case_id: String,
+    note: String,
+    claim: Option<Claim>,
+    open_cases: Vec<OpenCaseChange>,
+}
 
 /// What recovery at start did with the claims it found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1818,6 +1952,42 @@ mod tests {
                 .contains("before a crash")
         );
         assert_eq!(handle(&f, &a).await.outcome, Outcome::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn a_case_reopened_after_support_resolved_it_counts_against_the_cap() {
+        let f = fixture_with(CasePolicy {
+            storm_cap: 1,
+            update_cooldown: Duration::ZERO,
+            ..CasePolicy::default()
+        });
+        let first = handle(&f, &named("svc-1", "ALARM", "t1")).await;
+        assert_eq!(first.outcome, Outcome::Created);
+        f.backend
+            .desk
+            .resolve_case("dry-run-1")
+            .await
+            .expect("resolved");
+        // The update finds the case gone and needs a new one: the hour's one slot is
+        // taken, so it goes to the storm case instead.
+        let again = handle(&f, &named("svc-1", "ALARM", "t2")).await;
+        assert_eq!(again.outcome, Outcome::Created);
+        let storm = f
+            .backend
+            .desk
+            .case("dry-run-2")
+            .expect("read")
+            .expect("storm case");
+        assert!(
+            storm.case.subject.starts_with("Alarm storm"),
+            "{}",
+            storm.case.subject
+        );
+        let next = handle(&f, &named("svc-2", "ALARM", "t1")).await;
+        assert_eq!(
+            (next.outcome, next.case_id.as_deref()),
+            (Outcome::Folded, Some("dry-run-2"))
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::Outcome;
 
+/// The storm-control bucket of an instant: its UTC clock hour.
+pub fn slot_hour(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%dT%H").to_string()
+}
+
 /// The case currently open for one alarm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -239,8 +244,13 @@ pub trait CaseLedger: Send + Sync {
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
     /// Decisions, newest first.
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError>;
-    /// How many cases were opened since then (storm control).
-    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError>;
+    /// How many new cases took a slot in the clock hour of `now` (storm control).
+    async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError>;
+    /// Takes one of the `cap` new-case slots of the hour of `now`, atomically across every
+    /// instance sharing the ledger; false when they are all taken (a storm).
+    async fn take_case_slot(&self, cap: usize, now: DateTime<Utc>) -> Result<bool, LedgerError>;
+    /// Gives a slot back: the case it was taken for was definitely not opened.
+    async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError>;
     /// Alarms held during maintenance windows.
     async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError>;
 }

@@ -436,12 +436,20 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
 
     let listed = ledger.decisions(&Default::default()).await.expect("list");
     assert_eq!(listed.len(), 1);
-    assert_eq!(
+    // Storm slots: an atomic counter per hour, never above the cap.
+    assert_eq!(ledger.case_slots_taken(now).await.expect("count"), 0);
+    assert!(ledger.take_case_slot(2, now).await.expect("slot"));
+    assert!(ledger.take_case_slot(2, now).await.expect("slot"));
+    assert!(!ledger.take_case_slot(2, now).await.expect("full"));
+    assert_eq!(ledger.case_slots_taken(now).await.expect("count"), 2);
+    ledger.return_case_slot(now).await.expect("give back");
+    assert!(ledger.take_case_slot(2, now).await.expect("slot again"));
+    let next_hour = now + chrono::Duration::hours(1);
+    assert!(
         ledger
-            .cases_opened_since(now - chrono::Duration::hours(1))
+            .take_case_slot(2, next_hour)
             .await
-            .expect("count"),
-        1
+            .expect("a new hour")
     );
     let by_case = ledger
         .decisions(&cw_support_api::ledger::DecisionFilter {
@@ -808,6 +816,63 @@ async fn two_server_processes_open_exactly_one_case_for_50_concurrent_deliveries
         "{outcomes:?}"
     );
     assert_eq!(standin.cases().len(), 1);
+    for server in &mut servers {
+        assert!(server.terminate().success());
+    }
+}
+
+/// A storm spread over two instances: the hour's slots are one counter in DynamoDB, so
+/// together they open exactly STORM_CAP cases and fold the rest into one storm case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_across_two_instances_never_exceeds_the_cap() {
+    const CAP: usize = 3;
+    const N: usize = 14;
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let mut env = aws_env(&endpoint, &s);
+    env.push(("STORM_CAP", "3"));
+    let mut servers = [
+        common::process::ServerProcess::start(&env),
+        common::process::ServerProcess::start(&env),
+    ];
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let (client, url) = (client.clone(), servers[i % 2].url("/serviceme"));
+            tokio::spawn(async move {
+                let body = json!({
+                    "AlarmName": format!("storm-{i:02}"),
+                    "AlarmDescription": "storm",
+                    "NewStateValue": "ALARM",
+                    "StateChangeTime": "2026-11-20T03:12:45.118+0000",
+                })
+                .to_string();
+                let resp = client.post(url).body(body).send().await.expect("send");
+                let status = resp.status().as_u16();
+                (
+                    status,
+                    resp.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, v) = t.await.expect("join");
+        assert_eq!(status, 200, "{v}");
+    }
+    let subjects: Vec<String> = standin
+        .cases()
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let storms = subjects
+        .iter()
+        .filter(|s| s.starts_with("Alarm storm"))
+        .count();
+    assert_eq!(subjects.len() - storms, CAP, "{subjects:?}");
+    assert_eq!(storms, 1, "{subjects:?}");
     for server in &mut servers {
         assert!(server.terminate().success());
     }

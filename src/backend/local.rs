@@ -23,7 +23,7 @@ use crate::case::Outcome;
 use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
-    LedgerError, OpenCase, OpenCaseChange, StaleClaim,
+    LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 use crate::maintenance::MaintenanceWindow;
 
@@ -303,6 +303,10 @@ impl Db {
                  alarm_name TEXT NOT NULL DEFAULT '',
                  handled_keys TEXT NOT NULL DEFAULT '[]',
                  replaces TEXT);
+             -- Storm control: new cases per clock hour, counted as they are opened.
+             CREATE TABLE IF NOT EXISTS case_slots (
+                 hour TEXT PRIMARY KEY,
+                 n INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS held (
                  alarm_key TEXT PRIMARY KEY,
                  record TEXT NOT NULL);
@@ -643,15 +647,56 @@ impl CaseLedger for SqliteLedger {
         })
     }
 
-    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError> {
+    async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+        let hour = slot_hour(now);
         self.db
             .run(move |c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM decisions WHERE outcome = 'created' AND at >= ?1",
-                    [since.to_rfc3339()],
-                    |r| r.get::<_, i64>(0),
+                c.query_row("SELECT n FROM case_slots WHERE hour = ?1", [hour], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+                .map(|n| usize::try_from(n.unwrap_or(0)).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn take_case_slot(&self, cap: usize, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let hour = slot_hour(now);
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.db
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let n: i64 = tx
+                    .query_row("SELECT n FROM case_slots WHERE hour = ?1", [&hour], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or(0);
+                if n >= cap {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO case_slots (hour, n) VALUES (?1, 1) \
+                     ON CONFLICT (hour) DO UPDATE SET n = n + 1",
+                    [&hour],
+                )?;
+                // Old hours are of no use: keep the table a few rows long.
+                tx.execute("DELETE FROM case_slots WHERE hour < ?1", [&hour])?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        let hour = slot_hour(now);
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE case_slots SET n = n - 1 WHERE hour = ?1 AND n > 0",
+                    [hour],
                 )
-                .map(|n| usize::try_from(n).unwrap_or(0))
+                .map(|_| ())
             })
             .await
     }

@@ -29,10 +29,9 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
-use crate::case::Outcome;
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
-    LedgerError, OpenCase, OpenCaseChange, StaleClaim,
+    LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 use crate::maintenance::MaintenanceWindow;
 
@@ -801,17 +800,66 @@ impl CaseLedger for DynamoLedger {
         }
     }
 
-    async fn cases_opened_since(&self, since: DateTime<Utc>) -> Result<usize, LedgerError> {
-        let recent = self
-            .decisions(&DecisionFilter {
-                since: Some(since),
-                ..Default::default()
-            })
-            .await?;
-        Ok(recent
-            .iter()
-            .filter(|d| d.outcome == Outcome::Created)
-            .count())
+    async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{}", slot_hour(now))))
+            .key("sk", s("-"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| ledger_error("GetItem (slots)", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| get_n(i, "n"))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0))
+    }
+
+    /// One counter item per clock hour, incremented only while below the cap: a
+    /// conditional update, so a fleet cannot overshoot and no request scans decisions.
+    async fn take_case_slot(&self, cap: usize, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let expires = now.timestamp() + 3 * 3600;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{}", slot_hour(now))))
+            .key("sk", s("-"))
+            .update_expression("ADD n :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(n) OR n < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(i64::try_from(cap).unwrap_or(i64::MAX)))
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(ledger_error("UpdateItem (take slot)", e)),
+        }
+    }
+
+    async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{}", slot_hour(now))))
+            .key("sk", s("-"))
+            .update_expression("ADD n :minus")
+            .condition_expression("n > :zero")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(ledger_error("UpdateItem (return slot)", e)),
+        }
     }
 
     async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
