@@ -499,8 +499,14 @@ impl CaseService {
                     Err(e) => Err(e),
                 }
             };
+            // A conflict means another delivery recorded this event (or took the claim
+            // over) first: deciding again finds what it did.
+            let again = matches!(
+                result,
+                Err(CaseError::Busy | CaseError::Ledger(LedgerError::Conflict(_)))
+            );
             match result {
-                Err(CaseError::Busy) if tokio::time::Instant::now() + pause < deadline => {
+                Err(_) if again && tokio::time::Instant::now() + pause < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
