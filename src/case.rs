@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use crate::alarm::{Alarm, AlarmState};
 use crate::alarm_config::{AlarmConfigStore, AlarmSettings, StoreError};
 use crate::delivery::{Delivery, DeliveryKind};
-use crate::desk::{Communication, DeskError, NewCase, SupportDesk, truncate_body};
+use crate::desk::{CodeProblem, Communication, DeskError, NewCase, SupportDesk, truncate_body};
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, HeldAlarm, HoldChange, LedgerError,
     OpenCase, OpenCaseChange,
@@ -52,6 +52,9 @@ pub enum Outcome {
     Folded,
     /// The periodic reconcile found the case resolved at the desk: no longer held open.
     Closed,
+    /// The desk refused the case, with the default codes too: no case; the delivery is
+    /// answered 5xx so it ends where someone sees it (the dead-letter queue).
+    Failed,
 }
 
 impl Outcome {
@@ -68,6 +71,7 @@ impl Outcome {
             Self::Unsubscribed => "unsubscribed",
             Self::Folded => "folded",
             Self::Closed => "closed",
+            Self::Failed => "failed",
         }
     }
 
@@ -84,6 +88,7 @@ impl Outcome {
             Self::Unsubscribed,
             Self::Folded,
             Self::Closed,
+            Self::Failed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -337,7 +342,8 @@ impl CaseService {
         dedupe: Dedupe,
     ) -> Result<Plan, CaseError> {
         let now = (self.clock)();
-        let (settings, config_notes) = self.settings(alarm).await?;
+        let (mut settings, mut config_notes) = self.settings(alarm).await?;
+        self.check_codes(&mut settings, &mut config_notes).await;
         let plan = |outcome, action, hold| Plan {
             outcome,
             action,
@@ -510,8 +516,38 @@ impl CaseService {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
+                Err(CaseError::Desk(DeskError::Rejected(reason))) => {
+                    self.record_failure(delivery, alarm, &reason).await;
+                    return Err(CaseError::Desk(DeskError::Rejected(reason)));
+                }
                 other => return other,
             }
+        }
+    }
+
+    /// The desk refused what no retry can fix: recorded as `failed` with its reason (the
+    /// event is not marked handled, so a redelivery tries again after a fix).
+    async fn record_failure(&self, delivery: &Delivery, alarm: &Alarm, reason: &str) {
+        tracing::error!(alarm = %alarm.name, reason, "the support desk refused the case, with the default codes too");
+        let decision = Decision {
+            seq: 0,
+            at: (self.clock)(),
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key: alarm.key().to_owned(),
+            alarm_name: alarm.name.clone(),
+            state: alarm.state.as_str().into(),
+            state_change_time: alarm.state_change_time.raw.clone(),
+            outcome: Outcome::Failed,
+            case_id: None,
+            note: Some(reason.chars().take(500).collect()),
+        };
+        if let Err(e) = self
+            .ledger
+            .commit(Commit::record(Vec::new(), decision))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a failed decision");
         }
     }
 
@@ -1032,6 +1068,51 @@ impl CaseService {
         }
     }
 
+    /// A stored service or category code AWS Support does not know would get the whole case
+    /// refused: the default is used instead, and the case says so. When the desk cannot
+    /// say which codes it knows, nothing is changed (CreateCase decides).
+    async fn check_codes(&self, settings: &mut AlarmSettings, notes: &mut Vec<String>) {
+        if settings.service_code.is_none() && settings.category_code.is_none() {
+            return;
+        }
+        let catalog = match self.desk.services().await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the support desk's service codes");
+                return;
+            }
+        };
+        let service = settings
+            .service_code
+            .clone()
+            .unwrap_or_else(|| self.policy.default_service_code.clone());
+        match catalog.check(&service, settings.category_code.as_deref()) {
+            Ok(()) => {}
+            Err(problem @ CodeProblem::UnknownService { .. }) => {
+                notes.push(format!(
+                    "{problem}; the default service {} / category {} was used",
+                    self.policy.default_service_code, self.policy.default_category_code
+                ));
+                settings.service_code = None;
+                settings.category_code = None;
+            }
+            Err(problem @ CodeProblem::UnknownCategory { .. }) => {
+                notes.push(format!(
+                    "{problem}; the default category {} was used",
+                    self.policy.default_category_code
+                ));
+                settings.category_code = None;
+                if catalog
+                    .check(&service, Some(&self.policy.default_category_code))
+                    .is_err()
+                {
+                    settings.service_code = None;
+                }
+            }
+        }
+    }
+
     /// Opens a case that counts against the storm cap: takes one of the hour's slots
     /// first (atomically, across instances), and gives it back if the case was definitely
     /// not opened. `None`: the slots are all taken, a storm.
@@ -1051,7 +1132,37 @@ impl CaseService {
         {
             return Ok(None);
         }
-        match self.open_case(key, alarm, keys, case, replaces, now).await {
+        let first = self
+            .open_case(key, alarm, keys, case, replaces.clone(), now)
+            .await;
+        // A refusal no retry can fix may be the alarm's own codes: once more with the
+        // defaults, saying so in the case.
+        let with_defaults = case.service_code != self.policy.default_service_code
+            || case.category_code != self.policy.default_category_code;
+        let result = match first {
+            Err(CaseError::Desk(DeskError::Rejected(reason))) if with_defaults => {
+                tracing::warn!(key, reason = %reason, "the support desk refused the case; trying the default codes");
+                let mut retry = case.clone();
+                retry.service_code = self.policy.default_service_code.clone();
+                retry.category_code = self.policy.default_category_code.clone();
+                retry.communication_body = truncate_body(format!(
+                    "Note: AWS Support refused service {} / category {} ({reason}); opened with \
+                     the defaults.\n\n{}",
+                    case.service_code, case.category_code, case.communication_body
+                ));
+                self.open_case(key, alarm, keys, &retry, replaces, now)
+                    .await
+                    .map(|mut o| {
+                        o.note = Some(format!(
+                            "refused codes {}/{}; opened with the defaults",
+                            case.service_code, case.category_code
+                        ));
+                        o
+                    })
+            }
+            other => other,
+        };
+        match result {
             Ok(opened) => Ok(Some(opened)),
             Err(e) => {
                 // An uncertain CreateCase may have opened the case: its slot stays taken.
@@ -1994,6 +2105,105 @@ mod tests {
             (next.outcome, next.case_id.as_deref()),
             (Outcome::Folded, Some("dry-run-2"))
         );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_service_code_falls_back_to_the_defaults_with_a_note() {
+        let f = fixture();
+        let a = alarm("ALARM", "t1");
+        f.backend
+            .config
+            .put(
+                &a.name,
+                &AlarmConfigRecord {
+                    service_code: Some("amazon-dynamo-db".into()),
+                    category_code: Some("performance".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        let h = handle(&f, &a).await;
+        assert_eq!(h.outcome, Outcome::Created);
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.case.service_code, "amazon-elastic-compute-cloud-linux");
+        assert_eq!(case.case.category_code, "other");
+        let body = &case.case.communication_body;
+        assert!(
+            body.contains("amazon-dynamo-db") && body.contains("did you mean amazon-dynamodb"),
+            "{body}"
+        );
+
+        // A known service with an unknown category keeps the service.
+        let b = named("svc-b", "ALARM", "t1");
+        f.backend
+            .config
+            .put(
+                &b.name,
+                &AlarmConfigRecord {
+                    service_code: Some("amazon-dynamodb".into()),
+                    category_code: Some("throttle".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        handle(&f, &b).await;
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-2")
+            .expect("read")
+            .expect("case");
+        assert_eq!(
+            (
+                case.case.service_code.as_str(),
+                case.case.category_code.as_str()
+            ),
+            ("amazon-dynamodb", "other")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_with_the_defaults_too_is_recorded_as_failed() {
+        let f = fixture_with(CasePolicy {
+            default_service_code: "not-a-support-service".into(),
+            ..CasePolicy::default()
+        });
+        let a = alarm("ALARM", "t1");
+        let e = f.service.handle(&direct(), &a).await.expect_err("refused");
+        assert!(
+            matches!(e, CaseError::Desk(DeskError::Rejected(_))),
+            "{e:?}"
+        );
+        let recorded = f
+            .service
+            .ledger()
+            .decisions(&Default::default())
+            .await
+            .expect("ledger");
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].outcome, Outcome::Failed);
+        assert!(
+            recorded[0]
+                .note
+                .as_deref()
+                .unwrap_or("")
+                .contains("not-a-support-service")
+        );
+        assert!(f.backend.desk.case("dry-run-1").expect("read").is_none());
+        // Not marked handled: once fixed, the redelivery opens the case.
+        let e = f
+            .service
+            .handle(&direct(), &a)
+            .await
+            .expect_err("still refused");
+        assert!(matches!(e, CaseError::Desk(DeskError::Rejected(_))));
     }
 
     #[tokio::test]

@@ -181,7 +181,39 @@ async fn check_local(config: &Config, out: &mut dyn Write) -> Result<(), Command
     write_out(
         out,
         "[ ok ] support desk: dry-run (cases are recorded, not opened; BACKEND=aws opens them)",
-    )
+    )?;
+    let problems = code_problems(&backend, &alarms).await;
+    for p in &problems {
+        write_out(out, &format!("[FAIL] {p}"))?;
+    }
+    match problems.len() {
+        0 => write_out(
+            out,
+            "[ ok ] every stored service and category code is known",
+        ),
+        n => Err(CommandError::Failed(format!(
+            "{n} stored setting(s) with unknown codes"
+        ))),
+    }
+}
+
+/// Every stored setting whose service or category code the desk does not know (nothing
+/// when the desk cannot say): such an alarm's cases would fall back to the defaults.
+async fn code_problems(backend: &Backend, alarms: &[(String, AlarmConfigRecord)]) -> Vec<String> {
+    let catalog = match backend.desk.services().await {
+        Ok(Some(c)) => c,
+        _ => return Vec::new(),
+    };
+    alarms
+        .iter()
+        .filter_map(|(name, r)| {
+            let service = r.service_code.as_deref()?;
+            catalog
+                .check(service, r.category_code.as_deref())
+                .err()
+                .map(|e| format!("alarm {name:?}: {e}"))
+        })
+        .collect()
 }
 
 /// Tries every part of the aws backend and prints one line per check.
@@ -266,14 +298,28 @@ async fn check(config: &Config, out: &mut dyn Write) -> Result<(), CommandError>
         }
         Err(e) => report(false, format!("AWS Support API: {e}"), out)?,
     }
+    if let Ok(backend) = Backend::aws(clients.clone(), &settings).await
+        && let Ok(alarms) = backend.config.list().await
+    {
+        let problems = code_problems(&backend, &alarms).await;
+        let ok = problems.is_empty();
+        for p in problems {
+            report(false, p, out)?;
+        }
+        if ok {
+            report(
+                true,
+                "every stored service and category code is known".into(),
+                out,
+            )?;
+        }
+    }
     if failures > 0 {
         return Err(CommandError::Failed(format!("{failures} check(s) failed")));
     }
     Ok(())
 }
 
-/// The edge checks as configured: SNS verification with the system's trusted roots (or
-/// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
 /// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
 /// once; where it cannot be known, SNS messages are refused and the log says what to set.
 async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
@@ -318,6 +364,8 @@ async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
     }
 }
 
+/// The edge checks as configured: SNS verification with the system's trusted roots (or
+/// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
 pub fn build_gate(config: &Config, own_account: Option<String>) -> Result<Gate, CommandError> {
     let fetcher = HttpsCertFetcher::new().map_err(failed)?;
     let confirmer = HttpsSubscriptionConfirmer::new().map_err(failed)?;
@@ -364,6 +412,13 @@ pub async fn alarms(
             };
             let record = merge(stored.unwrap_or_default(), put);
             record.validate().map_err(CommandError::Usage)?;
+            if let Some(service) = record.service_code.as_deref()
+                && let Ok(Some(catalog)) = backend.desk.services().await
+            {
+                catalog
+                    .check(service, record.category_code.as_deref())
+                    .map_err(|e| CommandError::Usage(e.to_string()))?;
+            }
             store.put(&name, &record).await.map_err(failed)?;
             write_out(out, &pretty(&json!({ name: record }))?)
         }

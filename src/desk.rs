@@ -70,8 +70,116 @@ pub struct CaseInfo {
     pub resolved: bool,
 }
 
+/// The service and category codes AWS Support knows (DescribeServices), so a setting with
+/// a code it would refuse is caught before CreateCase: when the settings are stored, by
+/// `check`, and at case time (where the defaults are used instead, with a note).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceCatalog {
+    services: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// What is wrong with a pair of codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeProblem {
+    #[error("AWS Support knows no service code {code:?}{}", hint(close))]
+    UnknownService { code: String, close: Vec<String> },
+    #[error("service {service:?} has no category code {code:?}{}", hint(close))]
+    UnknownCategory {
+        service: String,
+        code: String,
+        close: Vec<String>,
+    },
+}
+
+fn hint(close: &[String]) -> String {
+    match close {
+        [] => String::new(),
+        _ => format!(" (did you mean {}?)", close.join(", ")),
+    }
+}
+
+impl ServiceCatalog {
+    pub fn new(services: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+        Self {
+            services: services.into_iter().collect(),
+        }
+    }
+
+    /// Reads the bundled format: one service a line, `code category category ...`; `#`
+    /// starts a comment.
+    pub fn parse(text: &str) -> Self {
+        Self::new(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace().map(str::to_owned);
+                    Some((words.next()?, words.collect()))
+                }),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    /// Checks a service code and, when given, a category code of it.
+    pub fn check(&self, service: &str, category: Option<&str>) -> Result<(), CodeProblem> {
+        let Some(categories) = self.services.get(service) else {
+            return Err(CodeProblem::UnknownService {
+                code: service.to_owned(),
+                close: close_matches(service, self.services.keys()),
+            });
+        };
+        match category {
+            Some(c) if !categories.iter().any(|k| k == c) => Err(CodeProblem::UnknownCategory {
+                service: service.to_owned(),
+                code: c.to_owned(),
+                close: close_matches(c, categories.iter()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Up to three known codes that look like `wanted`: sharing a word with it, or a few
+/// edits away.
+fn close_matches<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let words: Vec<&str> = wanted.split('-').filter(|w| w.len() > 2).collect();
+    let mut scored: Vec<(usize, &String)> = known
+        .filter_map(|k| {
+            let d = edit_distance(wanted, k);
+            let shared = k.split('-').filter(|w| words.contains(w)).count();
+            (d <= 3 || shared > 0).then(|| (d.saturating_sub(shared * 4), k))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, k)| k.clone()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 #[async_trait]
 pub trait SupportDesk: Send + Sync {
+    /// The codes the desk knows, when it can say (cached by the desk); None: no check.
+    async fn services(&self) -> Result<Option<std::sync::Arc<ServiceCatalog>>, DeskError> {
+        Ok(None)
+    }
     /// Opens a case and returns its id.
     async fn create_case(&self, case: &NewCase) -> Result<String, DeskError>;
     async fn add_communication(&self, case_id: &str, comm: &Communication)
@@ -109,6 +217,33 @@ pub fn truncate_body(body: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_codes_are_named_with_close_matches() {
+        let catalog = ServiceCatalog::parse(
+            "# comment\namazon-elastic-compute-cloud-linux other instance-issue\n\
+             amazon-dynamodb other performance\ngeneral-info other\n",
+        );
+        assert!(
+            catalog
+                .check("amazon-dynamodb", Some("performance"))
+                .is_ok()
+        );
+        assert!(catalog.check("amazon-dynamodb", None).is_ok());
+        let err = catalog
+            .check("amazon-dynamo-db", None)
+            .expect_err("unknown");
+        assert!(
+            err.to_string().contains("did you mean amazon-dynamodb"),
+            "{err}"
+        );
+        let err = catalog
+            .check("amazon-dynamodb", Some("perfromance"))
+            .expect_err("unknown category");
+        assert!(err.to_string().contains("performance"), "{err}");
+        let err = catalog.check("zzz", None).expect_err("unknown");
+        assert_eq!(err.to_string(), "AWS Support knows no service code \"zzz\"");
+    }
 
     #[test]
     fn short_bodies_are_untouched() {

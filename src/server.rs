@@ -520,7 +520,9 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
             Outcome::Suppressed => Event::Suppressed,
             Outcome::Duplicate => Event::Duplicate,
             Outcome::Folded => Event::CaseFolded,
-            Outcome::Confirmed | Outcome::Unsubscribed | Outcome::Closed => return None,
+            Outcome::Confirmed | Outcome::Unsubscribed | Outcome::Closed | Outcome::Failed => {
+                return None;
+            }
         },
         Ok(_) => return None,
         Err(e) if e.status().is_server_error() => Event::Failed,

@@ -1250,3 +1250,51 @@ async fn maintenance_windows_are_kept_in_the_settings_table() {
         .collect();
     assert_eq!(names, vec!["prod-db"], "the windows item is not an alarm");
 }
+
+#[tokio::test]
+async fn unknown_codes_fall_back_to_the_defaults_and_a_refusal_is_retried_with_them() {
+    let bad = AlarmConfigRecord {
+        service_code: Some("amazon-dynamo-db".into()),
+        ..Default::default()
+    };
+    // DescribeServices knows the codes: the case is opened with the defaults, and says why.
+    let st = stack(CasePolicy::default()).await;
+    st.backend
+        .config
+        .put("prod-db-cpu", &bad)
+        .await
+        .expect("put");
+    let h = st
+        .service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(h.outcome, Outcome::Created);
+    let case = &st.standin.cases()[0];
+    assert_eq!(case["serviceCode"], "amazon-elastic-compute-cloud-linux");
+    let body = case["communications"][0]["body"].as_str().unwrap_or("");
+    assert!(body.contains("amazon-dynamo-db"), "{body}");
+    assert_eq!(st.standin.calls("CreateCase"), 1);
+
+    // DescribeServices cannot answer, so CreateCase itself refuses the code: sent once
+    // more with the defaults.
+    let st = stack(CasePolicy::default()).await;
+    st.backend
+        .config
+        .put("prod-db-cpu", &bad)
+        .await
+        .expect("put");
+    st.standin
+        .inject("DescribeServices", Fault::InternalError, 100);
+    let h = st
+        .service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(h.outcome, Outcome::Created);
+    assert_eq!(st.standin.calls("CreateCase"), 2);
+    let case = &st.standin.cases()[0];
+    assert_eq!(case["serviceCode"], "amazon-elastic-compute-cloud-linux");
+    let body = case["communications"][0]["body"].as_str().unwrap_or("");
+    assert!(body.contains("refused"), "{body}");
+}

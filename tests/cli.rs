@@ -304,3 +304,111 @@ fn check_on_the_local_backend() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("[FAIL] settings"), "{}", stderr(&o));
 }
+
+#[test]
+fn alarms_put_refuses_a_code_aws_support_does_not_know() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(
+        dir.path(),
+        &[
+            "alarms",
+            "put",
+            "db-cpu",
+            "--service-code",
+            "amazon-dynamo-db",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean amazon-dynamodb"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !cli(dir.path(), &["alarms", "get", "db-cpu"])
+            .status
+            .success()
+    );
+    let o = cli(
+        dir.path(),
+        &[
+            "alarms",
+            "put",
+            "db-cpu",
+            "--service-code",
+            "amazon-dynamodb",
+            "--category-code",
+            "throttle",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("did you mean throttling"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(
+        dir.path(),
+        &[
+            "alarms",
+            "put",
+            "db-cpu",
+            "--service-code",
+            "amazon-dynamodb",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_reports_every_stored_setting_with_an_unknown_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Edited by hand, so never checked by `alarms put`.
+    std::fs::write(
+        dir.path().join("alarms.json"),
+        r#"{"db-cpu": {"priority": "high", "service_code": "amazon-rds-typo"},
+            "web": {"service_code": "amazon-elastic-compute-cloud-linux"}}"#,
+    )
+    .expect("write");
+    let o = cli(dir.path(), &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("[FAIL] alarm \"db-cpu\"") && out.contains("amazon-rds-typo"),
+        "{out}"
+    );
+    assert!(!out.contains("alarm \"web\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_the_desk_refuses_with_the_defaults_too_is_failed_and_answered_5xx() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let mut server = ServerProcess::start(&[
+        ("DATA_DIR", d),
+        ("DEFAULT_SERVICE_CODE", "not-a-support-service"),
+    ]);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "m-1")
+        .body(std::fs::read(payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    // Not 200: the worker daemon keeps it and, after its retries, moves it to the
+    // dead-letter queue, where it is seen.
+    assert_eq!(resp.status().as_u16(), 502);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["error"], "support_rejected");
+    assert!(server.terminate().success());
+    let o = cli(dir.path(), &["cases", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(listed[0]["outcome"], "failed", "{listed}");
+    assert!(
+        listed[0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not-a-support-service"),
+        "{listed}"
+    );
+}

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 use crate::case::Outcome;
-use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
+use crate::desk::{CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk};
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
@@ -744,6 +744,14 @@ impl CaseLedger for SqliteLedger {
 
 // ---- dry-run support desk -------------------------------------------------------------------
 
+/// The service list the dry-run desk checks against (`support_services.txt`).
+pub fn bundled_services() -> Arc<ServiceCatalog> {
+    static CATALOG: std::sync::OnceLock<Arc<ServiceCatalog>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| Arc::new(ServiceCatalog::parse(include_str!("support_services.txt"))))
+        .clone()
+}
+
 /// A case the dry-run desk recorded instead of opening it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -821,7 +829,15 @@ fn desk_error(e: LedgerError) -> DeskError {
 
 #[async_trait]
 impl SupportDesk for DryRunDesk {
+    async fn services(&self) -> Result<Option<Arc<ServiceCatalog>>, DeskError> {
+        Ok(Some(bundled_services()))
+    }
+
     async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
+        // Refuse what AWS Support would refuse, so the same mistakes show on a laptop.
+        bundled_services()
+            .check(&case.service_code, Some(&case.category_code))
+            .map_err(|e| DeskError::Rejected(format!("CreateCase: {e}")))?;
         let record = serde_json::to_string(case).map_err(|e| DeskError::Rejected(e.to_string()))?;
         let n = self
             .db

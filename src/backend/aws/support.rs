@@ -14,12 +14,17 @@ use tracing::warn;
 
 use super::dynamo::describe;
 use crate::alarm_config::Severity;
-use crate::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk, truncate_body};
+use crate::desk::{
+    CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk, truncate_body,
+};
+use std::sync::Arc;
 
 pub struct AwsSupportDesk {
     client: Client,
     /// The severity codes this account's plan allows, learnt on first use.
     severities: OnceCell<Vec<Severity>>,
+    /// The service and category codes (DescribeServices), learnt on first use.
+    services: OnceCell<Arc<ServiceCatalog>>,
 }
 
 /// Maps an SDK error to what the case logic can act on. SubscriptionRequiredException is not
@@ -54,6 +59,7 @@ impl AwsSupportDesk {
         Self {
             client,
             severities: OnceCell::new(),
+            services: OnceCell::new(),
         }
     }
 
@@ -144,6 +150,33 @@ fn fit_severity(wanted: Severity, allowed: &[Severity]) -> Severity {
 
 #[async_trait]
 impl SupportDesk for AwsSupportDesk {
+    async fn services(&self) -> Result<Option<Arc<ServiceCatalog>>, DeskError> {
+        let catalog = self
+            .services
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .describe_services()
+                    .language("en")
+                    .send()
+                    .await
+                    .map_err(|e| desk_error("DescribeServices", e))?;
+                Ok::<_, DeskError>(Arc::new(ServiceCatalog::new(
+                    out.services().iter().filter_map(|s| {
+                        let categories = s
+                            .categories()
+                            .iter()
+                            .filter_map(|c| c.code().map(str::to_owned))
+                            .collect();
+                        Some((s.code()?.to_owned(), categories))
+                    }),
+                )))
+            })
+            .await?;
+        // An empty answer would make every code look unknown: no check then.
+        Ok((!catalog.is_empty()).then(|| catalog.clone()))
+    }
+
     async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
         let allowed = self.allowed_severities().await?;
         let severity = fit_severity(case.severity_code, &allowed);
