@@ -409,12 +409,10 @@ impl CaseService {
                     match self.ledger.open_case(STORM_KEY).await? {
                         Some(storm) => {
                             let communication = Communication {
-                                communication_body: truncate_body(storm_body(
+                                communication_body: referenced(
                                     alarm,
-                                    &settings,
-                                    self.policy.storm_cap,
-                                    false,
-                                )),
+                                    storm_body(alarm, &settings, self.policy.storm_cap, false),
+                                ),
                                 cc_email_addresses: settings.cc.clone(),
                             };
                             plan(
@@ -443,7 +441,7 @@ impl CaseService {
                     plan(Outcome::Coalesced, Action::Coalesce { open }, hold)
                 } else {
                     let communication = Communication {
-                        communication_body: truncate_body(update_body(alarm, &open)),
+                        communication_body: referenced(alarm, update_body(alarm, &open)),
                         cc_email_addresses: settings.cc.clone(),
                     };
                     plan(
@@ -459,7 +457,7 @@ impl CaseService {
             (AlarmState::Ok, Some(open)) if !open.recovered => {
                 let resolve = self.policy.close_on_recovery && open.alarm_key != STORM_KEY;
                 let communication = (self.policy.recovery_note || resolve).then(|| Communication {
-                    communication_body: truncate_body(recovery_body(alarm, resolve)),
+                    communication_body: referenced(alarm, recovery_body(alarm, resolve)),
                     cc_email_addresses: settings.cc.clone(),
                 });
                 plan(
@@ -1187,12 +1185,10 @@ impl CaseService {
     ) -> Result<StormResult, CaseError> {
         if let Some(mut storm) = self.ledger.open_case(STORM_KEY).await? {
             let communication = Communication {
-                communication_body: truncate_body(storm_body(
+                communication_body: referenced(
                     alarm,
-                    settings,
-                    self.policy.storm_cap,
-                    false,
-                )),
+                    storm_body(alarm, settings, self.policy.storm_cap, false),
+                ),
                 cc_email_addresses: settings.cc.clone(),
             };
             match self
@@ -1332,6 +1328,24 @@ struct Opened {
     case_id: String,
     claim: Claim,
     note: Option<String>,
+}
+
+/// A communication's body with a first line naming the state change it reports. An
+/// AddCommunicationToCase whose outcome was uncertain is sent again only if the case does
+/// not already carry that line (the desks check), so a retry never doubles the news.
+fn referenced(alarm: &Alarm, body: String) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(alarm.event_key().as_bytes());
+    let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    truncate_body(format!("Reference: cwsu-{tag} (cw-support-api)\n{body}"))
+}
+
+/// The reference on a communication's first line, if it carries one.
+pub fn communication_reference(body: &str) -> Option<&str> {
+    let rest = body.lines().next()?.strip_prefix("Reference: ")?;
+    rest.split_whitespace()
+        .next()
+        .filter(|r| r.starts_with("cwsu-"))
 }
 
 /// The keys that make a delivery a duplicate: its delivery ids, and the state change itself
@@ -1620,7 +1634,9 @@ mod tests {
         assert!(
             case.communications[0]
                 .communication_body
-                .starts_with("It's happened again!")
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("It's happened again!"))
         );
         assert!(
             case.communications[0]
@@ -1653,7 +1669,9 @@ mod tests {
         assert!(
             case.communications[0]
                 .communication_body
-                .starts_with("Recovered:")
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("Recovered:"))
         );
         assert!(!case.resolved, "never closed unless configured");
         // A new ALARM after recovery tells support at once, cooldown or not.

@@ -1298,3 +1298,53 @@ async fn unknown_codes_fall_back_to_the_defaults_and_a_refusal_is_retried_with_t
     let body = case["communications"][0]["body"].as_str().unwrap_or("");
     assert!(body.contains("refused"), "{body}");
 }
+
+#[tokio::test]
+async fn a_communication_whose_answer_was_lost_is_not_added_twice() {
+    let st = stack_with(
+        CasePolicy {
+            update_cooldown: Duration::ZERO,
+            ..Default::default()
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    st.service
+        .handle(&sqs("1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("opened");
+    // AddCommunicationToCase lands after the SDK gave up (no retry: sent once).
+    st.standin.inject(
+        "AddCommunicationToCase",
+        Fault::Delay(Duration::from_secs(2)),
+        1,
+    );
+    let e = st
+        .service
+        .handle(&sqs("2"), &alarm("ALARM", "t2"))
+        .await
+        .expect_err("uncertain");
+    assert!(
+        matches!(e, CaseError::Desk(DeskError::Uncertain(_))),
+        "{e:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The redelivery finds the communication already on the case.
+    let h = st
+        .service
+        .handle(&sqs("2"), &alarm("ALARM", "t2"))
+        .await
+        .expect("redelivered");
+    assert_eq!(h.outcome, Outcome::Updated);
+    assert_eq!(st.standin.calls("AddCommunicationToCase"), 1);
+    let case = &st.standin.cases()[0];
+    let bodies: Vec<&str> = case["communications"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["body"].as_str()).collect())
+        .unwrap_or_default();
+    let updates = bodies
+        .iter()
+        .filter(|b| b.contains("happened again"))
+        .count();
+    assert_eq!(updates, 1, "{bodies:?}");
+}

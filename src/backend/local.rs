@@ -861,11 +861,24 @@ impl SupportDesk for DryRunDesk {
         let n =
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
         let record = serde_json::to_string(comm).map_err(|e| DeskError::Rejected(e.to_string()))?;
+        let reference = crate::case::communication_reference(&comm.communication_body)
+            .map(|r| format!("%{r}%"));
         let found = self
             .db
             .run(move |c| {
                 if !DryRunDesk::exists_open(c, n)? {
                     return Ok(false);
+                }
+                // Already there: an earlier attempt whose answer was lost did land.
+                if let Some(like) = &reference {
+                    let there: i64 = c.query_row(
+                        "SELECT COUNT(*) FROM dry_run_communications WHERE n = ?1 AND record LIKE ?2",
+                        params![n, like],
+                        |r| r.get(0),
+                    )?;
+                    if there > 0 {
+                        return Ok(true);
+                    }
                 }
                 c.execute(
                     "INSERT INTO dry_run_communications (n, at, record) VALUES (?1, ?2, ?3)",

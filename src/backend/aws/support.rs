@@ -91,12 +91,24 @@ impl AwsSupportDesk {
     }
 
     async fn describe(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        Ok(self
+            .describe_with(case_id, None)
+            .await?
+            .map(|(info, _)| info))
+    }
+
+    /// The case, and whether one of its recent communications carries `reference`.
+    async fn describe_with(
+        &self,
+        case_id: &str,
+        reference: Option<&str>,
+    ) -> Result<Option<(CaseInfo, bool)>, DeskError> {
         let result = self
             .client
             .describe_cases()
             .case_id_list(case_id)
             .include_resolved_cases(true)
-            .include_communications(false)
+            .include_communications(reference.is_some())
             .send()
             .await;
         let out = match result {
@@ -114,14 +126,22 @@ impl AwsSupportDesk {
             .find(|c| c.case_id() == Some(case_id))
             .map(|c| {
                 let status = c.status().unwrap_or("unknown").to_owned();
-                CaseInfo {
+                let carries = reference.is_some_and(|r| {
+                    c.recent_communications()
+                        .map(|rc| rc.communications())
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|m| m.body().is_some_and(|b| b.contains(r)))
+                });
+                let info = CaseInfo {
                     case_id: case_id.to_owned(),
                     display_id: c.display_id().map(str::to_owned),
                     subject: c.subject().unwrap_or_default().to_owned(),
                     resolved: status == "resolved",
                     status,
                     severity_code: c.severity_code().map(str::to_owned),
-                }
+                };
+                (info, carries)
             }))
     }
 }
@@ -225,8 +245,12 @@ impl SupportDesk for AwsSupportDesk {
         comm: &Communication,
     ) -> Result<(), DeskError> {
         // A case support already resolved cannot take the news: the caller opens a new one.
-        match self.describe(case_id).await? {
-            Some(info) if !info.resolved => {}
+        // The same call says whether an earlier attempt whose answer was lost already added
+        // this communication (its reference line): then it is not added twice.
+        let reference = crate::case::communication_reference(&comm.communication_body);
+        match self.describe_with(case_id, reference).await? {
+            Some((_, true)) => return Ok(()),
+            Some((info, false)) if !info.resolved => {}
             _ => return Err(DeskError::CaseNotFound(case_id.to_owned())),
         }
         self.client
