@@ -1348,3 +1348,35 @@ async fn a_communication_whose_answer_was_lost_is_not_added_twice() {
         .count();
     assert_eq!(updates, 1, "{bodies:?}");
 }
+
+/// Through the real binary: CreateCase answered only after the SDK's timeout (and carried
+/// out all the same) is not sent again; the case is found by its reference: one case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_sends_a_slow_create_case_once_and_finds_the_case() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let mut env = aws_env(&endpoint, &s);
+    env.extend([("SUPPORT_TIMEOUT", "1s"), ("CLAIM_TTL", "6s")]);
+    let mut server = common::process::ServerProcess::start(&env);
+    standin.inject("CreateCase", Fault::Delay(Duration::from_secs(2)), 1);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "slow-1")
+        .body(std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("created")),
+        "{v}"
+    );
+    assert_eq!(standin.calls("CreateCase"), 1, "never resent");
+    assert_eq!(standin.cases().len(), 1);
+    assert_eq!(v["caseId"], standin.cases()[0]["caseId"]);
+    assert!(server.terminate().success());
+}

@@ -412,3 +412,33 @@ async fn a_case_the_desk_refuses_with_the_defaults_too_is_failed_and_answered_5x
         "{listed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_stored_code_still_gets_a_case_with_the_defaults_and_a_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("alarms.json"),
+        r#"{"prod-api-5xx-rate": {"priority": "high", "service_code": "amazon-api-gatway"}}"#,
+    )
+    .expect("write");
+    let mut server = ServerProcess::start(&[("DATA_DIR", dir.path().to_str().expect("utf-8"))]);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(std::fs::read(payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(server.terminate().success());
+    let o = cli(dir.path(), &["cases", "show", "dry-run-1", "--json"]);
+    let case: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let text = case.to_string();
+    assert!(
+        text.contains("amazon-elastic-compute-cloud-linux"),
+        "{text}"
+    );
+    assert!(
+        text.contains("amazon-api-gatway"),
+        "the case says why: {text}"
+    );
+}

@@ -55,7 +55,7 @@ impl AwsClients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| dynamo::describe(&e))?;
         identity
             .account()
             .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
@@ -105,14 +105,3 @@ impl AwsClients {
     }
 }
 
-/// An SDK error with its sources (the SDK's own Display says only "service error").
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
