@@ -2224,6 +2224,104 @@ mod tests {
         assert!(matches!(e, CaseError::Desk(DeskError::Rejected(_))));
     }
 
+    /// The local ledger, with commits that fail a number of times first.
+    struct FlakyCommits {
+        inner: Arc<dyn CaseLedger>,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl CaseLedger for FlakyCommits {
+        async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError> {
+            self.inner.find_handled(keys).await
+        }
+        async fn open_case(&self, key: &str) -> Result<Option<OpenCase>, LedgerError> {
+            self.inner.open_case(key).await
+        }
+        async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
+            self.inner.open_cases().await
+        }
+        async fn claim(&self, c: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
+            self.inner.claim(c, now).await
+        }
+        async fn release(&self, c: &Claim) -> Result<(), LedgerError> {
+            self.inner.release(c).await
+        }
+        async fn renew(&self, c: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError> {
+            self.inner.renew(c, until).await
+        }
+        async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+            use std::sync::atomic::Ordering;
+            let failing = self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            match failing {
+                true => Err(LedgerError::Storage("disk I/O error (injected)".into())),
+                false => self.inner.commit(commit).await,
+            }
+        }
+        async fn decisions(
+            &self,
+            f: &crate::ledger::DecisionFilter,
+        ) -> Result<Vec<Decision>, LedgerError> {
+            self.inner.decisions(f).await
+        }
+        async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+            self.inner.case_slots_taken(now).await
+        }
+        async fn take_case_slot(
+            &self,
+            cap: usize,
+            now: DateTime<Utc>,
+        ) -> Result<bool, LedgerError> {
+            self.inner.take_case_slot(cap, now).await
+        }
+        async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
+            self.inner.return_case_slot(now).await
+        }
+        async fn held(&self) -> Result<Vec<crate::ledger::HeldAlarm>, LedgerError> {
+            self.inner.held().await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_claimer_retries_its_own_commit_after_the_desk_opened_the_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = LocalBackend::open(dir.path()).expect("backend");
+        let ledger = Arc::new(FlakyCommits {
+            inner: backend.ledger.clone(),
+            failures: std::sync::atomic::AtomicUsize::new(2),
+        });
+        let service = CaseService::new(
+            backend.config.clone(),
+            ledger.clone(),
+            backend.desk.clone(),
+            CasePolicy::default(),
+        );
+        let a = alarm("ALARM", "t1");
+        let h = service
+            .handle(&direct(), &a)
+            .await
+            .expect("committed on a retry");
+        assert_eq!(
+            (h.outcome, h.case_id.as_deref()),
+            (Outcome::Created, Some("dry-run-1"))
+        );
+        assert!(
+            backend.ledger.claims().await.expect("claims").is_empty(),
+            "claim released"
+        );
+        assert_eq!(
+            service.handle(&direct(), &a).await.expect("again").outcome,
+            Outcome::Duplicate
+        );
+        assert!(
+            backend.desk.case("dry-run-2").expect("read").is_none(),
+            "one case"
+        );
+    }
+
     #[tokio::test]
     async fn claims_left_by_a_stopped_process_are_settled_at_start() {
         let f = fixture_with(CasePolicy {

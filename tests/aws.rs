@@ -1380,3 +1380,52 @@ async fn the_binary_sends_a_slow_create_case_once_and_finds_the_case() {
     assert_eq!(v["caseId"], standin.cases()[0]["caseId"]);
     assert!(server.terminate().success());
 }
+
+/// Through the real binary: a case AWS Support refuses with the default codes too is
+/// recorded as `failed` with AWS's reason, counted as `Delivery/Failed`, and answered 502
+/// (so the worker daemon's retries end in the dead-letter queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_failed_in_the_ledger_and_the_metric() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let mut env = aws_env(&endpoint, &s);
+    env.extend([
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()),
+        ("METRICS", "on"),
+        ("DEFAULT_SERVICE_CODE", "not-a-support-service"),
+    ]);
+    let mut server = common::process::ServerProcess::start(&env);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "refused-1")
+        .body(std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 502);
+    assert!(server.terminate().success());
+    assert!(standin.cases().is_empty());
+    assert!(
+        recorded.saw_metric("Delivery/Failed"),
+        "{} requests",
+        recorded.requests()
+    );
+    let mut cmd = std::process::Command::new(common::process::BIN);
+    cmd.args(["cases", "list", "--json"]);
+    for (k, v) in aws_env(&endpoint, &s) {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("cases list");
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(listed[0]["outcome"], "failed", "{listed}");
+    assert!(
+        listed[0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not-a-support-service"),
+        "{listed}"
+    );
+}
