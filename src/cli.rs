@@ -165,6 +165,20 @@ pub struct Config {
     #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
     pub verify_sqs_envelopes: bool,
 
+    /// The SQS queue `consume` (and `serve --consume`) reads: the worker queue the alarm
+    /// topic delivers to. The endpoint comes from the SDK's chain (AWS_ENDPOINT_URL_SQS).
+    #[arg(long, env = "QUEUE_URL", global = true)]
+    pub queue_url: Option<String>,
+
+    /// Messages `consume` handles at once (each also takes one of MAX_CONCURRENCY's slots).
+    #[arg(long, env = "CONSUME_CONCURRENCY", default_value_t = 10, global = true)]
+    pub consume_concurrency: usize,
+
+    /// How long a message that failed in a way a retry can fix stays hidden before its
+    /// next try; doubled on every further receive (at most 15 minutes).
+    #[arg(long, env = "RETRY_VISIBILITY", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub retry_visibility: Duration,
+
     /// DynamoDB table of per-alarm settings (the original service's table; its hash key is
     /// the alarm name, whatever the attribute is called).
     #[arg(long, env = "DBTABLE", default_value = "cw-support-api", global = true)]
@@ -295,7 +309,18 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    Serve {
+        /// Also consume the SQS queue at QUEUE_URL, as `consume` does.
+        #[arg(long)]
+        consume: bool,
+    },
+    /// Read the SQS queue at QUEUE_URL and handle each message as the worker daemon's
+    /// delivery (for containers with no worker daemon and no public endpoint); GET /healthz
+    /// is served on PORT for the orchestrator.
+    Consume,
+    /// Move messages from a dead-letter queue back through the same path (what was handled
+    /// already is a duplicate), with a summary; `--dry-run` only shows what would happen.
+    Redrive(RedriveArgs),
     /// Per-alarm settings: priority, action text, cc addresses, muting.
     #[command(subcommand)]
     Alarms(AlarmsCommand),
@@ -319,6 +344,19 @@ pub enum Command {
         /// Path of a JSON body, or - to read standard input.
         file: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// The dead-letter queue to drain.
+    #[arg(long, env = "DLQ_URL")]
+    pub from: String,
+    /// Show how each message would be handled (outcome and case), changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after this many messages (0: until the queue is empty).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,8 +43,28 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&cli.config).await,
+    let result = match cli.command.unwrap_or(Command::Serve { consume: false }) {
+        Command::Serve { consume } => {
+            serve(
+                &cli.config,
+                Mode {
+                    http: true,
+                    consume,
+                },
+            )
+            .await
+        }
+        Command::Consume => {
+            serve(
+                &cli.config,
+                Mode {
+                    http: false,
+                    consume: true,
+                },
+            )
+            .await
+        }
+        Command::Redrive(args) => redrive(&cli.config, args, &mut out).await,
         Command::Alarms(cmd) => alarms(&cli.config, cmd, &mut out).await,
         Command::Cases(cmd) => cases(&cli.config, cmd, &mut out).await,
         Command::Process { file } => process(&cli.config, &file, &mut out).await,
@@ -64,7 +84,34 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(config: &Config) -> Result<(), CommandError> {
+/// What `serve` runs: the HTTP endpoint (`/serviceme`; off: only `/healthz`), the SQS
+/// consumer, or both.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    http: bool,
+    consume: bool,
+}
+
+/// An SQS client for QUEUE_URL (region DBREGION, endpoint from the SDK's chain), whatever
+/// the backend: the local backend can consume a queue too.
+async fn sqs_client(config: &Config) -> aws_sdk_sqs::Client {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(config.dbregion.clone()))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&sdk)
+}
+
+async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
+    let queue_url = match (mode.consume, &config.queue_url) {
+        (true, None) => {
+            return Err(CommandError::Usage(
+                "consuming needs QUEUE_URL (or --queue-url): the SQS queue to read".into(),
+            ));
+        }
+        (true, Some(url)) => Some(url.clone()),
+        (false, _) => None,
+    };
     let tokens = config.api_tokens().map_err(CommandError::Usage)?;
     // One serving process per local data directory: then every claim found at start was
     // left by a process that stopped, and is settled now rather than after its lease.
@@ -97,7 +144,8 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
     )
     .with_metrics(metrics)
     .with_limits(config.max_concurrency, config.shutdown_grace)
-    .with_read_timeout(config.read_timeout);
+    .with_read_timeout(config.read_timeout)
+    .with_health_only(!mode.http);
     // Before anything says "listening": a SIGTERM from then on is a clean shutdown.
     let shutdown = server::shutdown_signal();
     let addr = SocketAddr::new(config.bind, config.port);
@@ -117,12 +165,43 @@ async fn serve(config: &Config) -> Result<(), CommandError> {
             "API_TOKENS is empty: unsigned posts are accepted from anyone who can reach this port"
         );
     }
-    server::serve(listener, state, shutdown)
-        .await
-        .map_err(|e| {
-            error!(error = %e, "server failed");
-            failed(e)
-        })?;
+    // One signal stops both the HTTP server and the consumer.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let consumer = queue_url.map(|queue_url| {
+        let state = state.clone();
+        let rx = stopped.clone();
+        let (concurrency, retry_visibility, grace) = (
+            config.consume_concurrency,
+            config.retry_visibility,
+            config.shutdown_grace,
+        );
+        let config = config.clone();
+        tokio::spawn(async move {
+            let consumer = crate::consumer::Consumer {
+                sqs: sqs_client(&config).await,
+                queue_url,
+                concurrency,
+                retry_visibility,
+                shutdown_grace: grace,
+            };
+            consumer.run(state, wait(rx)).await
+        })
+    });
+    let served = server::serve(listener, state, wait(stopped)).await;
+    if let Some(c) = consumer {
+        let _ = c.await;
+    }
+    served.map_err(|e| {
+        error!(error = %e, "server failed");
+        failed(e)
+    })?;
     if let Some(publisher) = publisher {
         publisher.close().await;
     }
@@ -706,6 +785,62 @@ pub async fn cases(
             }
             write_out(out, &text)
         }
+    }
+}
+
+/// `redrive`: the dead-letter queue's messages through the same path again.
+async fn redrive(
+    config: &Config,
+    args: crate::cli::RedriveArgs,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let backend = Backend::open(config).await.map_err(failed)?;
+    let own_account = own_account(config, &backend).await;
+    let state = AppState::new(
+        backend.case_service(config),
+        build_gate(config, own_account)?,
+        config.request_timeout,
+    );
+    let sqs = sqs_client(config).await;
+    let report = crate::consumer::redrive(&state, &sqs, &args.from, args.dry_run, args.limit, out)
+        .await
+        .map_err(failed)?;
+    write_out(
+        out,
+        &format!(
+            "{}handled {}, duplicate {}, still failing {}",
+            if args.dry_run { "dry run: " } else { "" },
+            report.handled,
+            report.duplicate,
+            report.failing
+        ),
+    )?;
+    match report.failing {
+        0 => Ok(()),
+        n => Err(CommandError::Failed(format!(
+            "{n} message(s) still failing: left in the dead-letter queue"
+        ))),
+    }
+}
+
+/// One line on what the case logic would do with a body: `outcome (case id)`, or why the
+/// body is refused. Changes nothing.
+pub async fn preview(cases: &crate::case::CaseService, headers: &HeaderMap, body: &[u8]) -> String {
+    let parsed = delivery::receive(headers, body).and_then(|r| r.into_alarm());
+    let (delivery, alarm) = match parsed {
+        Ok(p) => p,
+        Err(e) => return format!("refused: {} ({e})", e.code()),
+    };
+    match cases.plan(&delivery, &alarm).await {
+        Ok(plan) => format!(
+            "{} for alarm {:?}{}",
+            plan.outcome.as_str(),
+            alarm.name,
+            plan.case_id()
+                .map(|c| format!(" (case {c})"))
+                .unwrap_or_default()
+        ),
+        Err(e) => format!("unknown now: {e}"),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod case;
 pub mod cli;
 pub mod commands;
+pub mod consumer;
 pub mod delivery;
 pub mod desk;
 pub mod gate;

@@ -62,6 +62,8 @@ pub struct AppState {
     pub read_timeout: Duration,
     /// After a shutdown signal, how long in-flight work may still take.
     pub shutdown_grace: Duration,
+    /// Only `GET /healthz` (for `consume`, whose deliveries come from the queue).
+    pub health_only: bool,
 }
 
 /// Default time allowed to send headers, and to send a body.
@@ -90,6 +92,11 @@ impl AppState {
         self
     }
 
+    pub fn with_health_only(mut self, health_only: bool) -> Self {
+        self.health_only = health_only;
+        self
+    }
+
     pub fn with_read_timeout(mut self, read_timeout: Duration) -> Self {
         self.read_timeout = read_timeout;
         self
@@ -106,15 +113,18 @@ impl AppState {
             body_budget: body_budget(DEFAULT_MAX_CONCURRENCY),
             read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: Duration::from_secs(30),
+            health_only: false,
         }
     }
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/serviceme", post(serviceme))
-        .route("/healthz", get(healthz))
-        .with_state(state)
+    let router = Router::new().route("/healthz", get(healthz));
+    let router = match state.health_only {
+        true => router,
+        false => router.route("/serviceme", post(serviceme)),
+    };
+    router.with_state(state)
 }
 
 /// Waits for a free slot; a request that cannot get one within the request timeout is
@@ -311,6 +321,14 @@ enum Reply {
     },
 }
 
+/// Where a delivery came from: over HTTP from a peer, or read from the SQS queue by this
+/// process itself (`consume`), which is the worker daemon's own job and trusted as such.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    Peer(SocketAddr),
+    Queue,
+}
+
 async fn serviceme(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -318,11 +336,33 @@ async fn serviceme(
     body: HttpBody,
 ) -> Response {
     let started = Instant::now();
+    let result = read_body(&state, &headers, body).await;
+    match result {
+        Ok((bytes, _held)) => deliver(&state, Origin::Peer(peer), &headers, bytes).await,
+        Err(e) => finish(&state, started, None, Err(e)),
+    }
+}
+
+/// Handles one delivery, HTTP or queued, and answers it: the one path every message takes
+/// (the same parsing, gate, case logic, logging and metrics).
+pub async fn deliver(
+    state: &AppState,
+    origin: Origin,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
     let mut seen: Option<Delivery> = None;
-    let result = match read_body(&state, &headers, body).await {
-        Ok((bytes, _held)) => handle(&state, peer, &headers, bytes, &mut seen).await,
-        Err(e) => Err(e),
-    };
+    let result = handle(state, origin, headers, body, &mut seen).await;
+    finish(state, started, seen, result)
+}
+
+fn finish(
+    state: &AppState,
+    started: Instant,
+    seen: Option<Delivery>,
+    result: Result<Reply, ApiError>,
+) -> Response {
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
@@ -389,17 +429,24 @@ async fn serviceme(
 
 async fn handle(
     state: &AppState,
-    peer: SocketAddr,
+    origin: Origin,
     headers: &HeaderMap,
     body: Bytes,
     seen: &mut Option<Delivery>,
 ) -> Result<Reply, ApiError> {
     let gate = &state.gate;
+    let admit = |headers: &HeaderMap| match origin {
+        Origin::Peer(peer) => gate.admit_unsigned(headers, peer.ip()),
+        Origin::Queue => Ok(()),
+    };
     // Verify at the edge: a signed SNS message must verify; anything else must be an
     // admitted unsigned post, checked BEFORE its parse errors are reported (and before its
     // body is parsed into values), so an unauthenticated caller learns nothing about what
     // the service accepts and costs only a probe of the body.
-    let believe_sqsd = gate.believes_sqsd(headers, peer.ip());
+    let believe_sqsd = match origin {
+        Origin::Peer(peer) => gate.believes_sqsd(headers, peer.ip()),
+        Origin::Queue => true,
+    };
     let received = delivery::receive_from(headers, &body, believe_sqsd);
     let verified = matches!(&received, Ok(r) if gate.wants_signature(r));
     match &received {
@@ -410,7 +457,7 @@ async fn handle(
             }
         }
         Ok(r) => {
-            gate.admit_unsigned(headers, peer.ip())?;
+            admit(headers)?;
             // An envelope taken unverified (VERIFY_SQS_ENVELOPES=false) must still come
             // from an allowed topic.
             if let Body::Sns(msg) = &r.body {
@@ -418,7 +465,7 @@ async fn handle(
                 gate.check_topic(msg)?;
             }
         }
-        Err(_) => gate.admit_unsigned(headers, peer.ip())?,
+        Err(_) => admit(headers)?,
     }
     let received = received?;
     *seen = Some(received.delivery.clone());

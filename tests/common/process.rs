@@ -20,8 +20,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `serve` with these environment variables added.
     pub fn start(envs: &[(&str, &str)]) -> Self {
+        Self::start_command("serve", envs)
+    }
+
+    /// Starts `serve` or `consume` (both listen, `consume` for `/healthz` only).
+    pub fn start_command(subcommand: &str, envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        cmd.args([subcommand, "--port", "0", "--bind", "127.0.0.1"])
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -62,7 +62,7 @@ fn get_n(item: &Item, key: &str) -> Option<i64> {
 
 /// One line naming an SDK error: its code and message, or its kind when it never reached
 /// the service (timeout, connection refused).
-pub(super) fn describe<
+pub(crate) fn describe<
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 >(
