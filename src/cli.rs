@@ -179,6 +179,11 @@ pub struct Config {
     #[arg(long, env = "RETRY_VISIBILITY", default_value = "30s", value_parser = parse_duration, global = true)]
     pub retry_visibility: Duration,
 
+    /// How often `consume` runs the periodic `reconcile` itself (there is no worker daemon
+    /// to schedule it); each run publishes the `Task/Reconciled` heartbeat. 0s: never.
+    #[arg(long, env = "RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub reconcile_interval: Duration,
+
     /// DynamoDB table of per-alarm settings (the original service's table; its hash key is
     /// the alarm name, whatever the attribute is called).
     #[arg(long, env = "DBTABLE", default_value = "cw-support-api", global = true)]

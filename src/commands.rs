@@ -194,7 +194,34 @@ async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
             consumer.run(state, wait(rx)).await
         })
     });
+    // Without a worker daemon there is no cron.yaml: the consumer schedules `reconcile`
+    // itself, through the same path as the daemon's periodic task.
+    let reconciler = (mode.consume && !config.reconcile_interval.is_zero()).then(|| {
+        let (state, every, mut rx) = (state.clone(), config.reconcile_interval, stopped.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = rx.wait_for(|s| *s) => return,
+                }
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    "x-aws-sqsd-taskname",
+                    server::RECONCILE_TASK.parse().expect("header"),
+                );
+                let id = format!("reconcile-{}", chrono::Utc::now().timestamp());
+                if let Ok(v) = id.parse() {
+                    headers.insert("x-aws-sqsd-msgid", v);
+                }
+                server::deliver(&state, server::Origin::Queue, &headers, Default::default()).await;
+            }
+        })
+    });
     let served = server::serve(listener, state, wait(stopped)).await;
+    if let Some(r) = reconciler {
+        let _ = r.await;
+    }
     if let Some(c) = consumer {
         let _ = c.await;
     }

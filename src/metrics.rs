@@ -19,10 +19,13 @@ pub enum Event {
     Rejected,
     /// A request that failed and will be retried (5xx).
     Failed,
+    /// The periodic `reconcile` ran: the heartbeat an alarm watches (none for 30 minutes
+    /// means the service is down or stuck).
+    Reconciled,
 }
 
 impl Event {
-    pub const ALL: [Event; 10] = [
+    pub const ALL: [Event; 11] = [
         Self::CaseLogged,
         Self::CaseUpdated,
         Self::CaseCoalesced,
@@ -33,6 +36,7 @@ impl Event {
         Self::Duplicate,
         Self::Rejected,
         Self::Failed,
+        Self::Reconciled,
     ];
 
     pub fn metric_name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl Event {
             Self::Duplicate => "Delivery/Duplicate",
             Self::Rejected => "Delivery/Rejected",
             Self::Failed => "Delivery/Failed",
+            Self::Reconciled => "Task/Reconciled",
         }
     }
 }

@@ -571,6 +571,7 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
                 return None;
             }
         },
+        Ok(Reply::Task { .. }) => Event::Reconciled,
         Ok(_) => return None,
         Err(e) if e.status().is_server_error() => Event::Failed,
         Err(_) => Event::Rejected,
