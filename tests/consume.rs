@@ -359,3 +359,33 @@ async fn redrive_brings_messages_back_once_fixed() {
         .collect();
     assert!(outcomes.contains(&"created".to_owned()), "{outcomes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_consume_keeps_the_endpoint_and_reads_the_queue() {
+    let q = queues(3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    let mut env: Vec<(&str, String)> = aws_creds();
+    env.extend([("DATA_DIR", d), ("QUEUE_URL", q.url.clone())]);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = ServerProcess::start_args(&["serve", "--consume"], &pairs);
+    send(&q, &alarm("from-the-queue")).await;
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(alarm("from-http"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    wait_until("queue drained", Duration::from_secs(30), async || {
+        depth(&q.sqs, &q.url).await == 0
+    })
+    .await;
+    assert!(server.terminate().success());
+    let names: Vec<String> = decisions(dir.path())
+        .iter()
+        .filter_map(|d| d["alarmName"].as_str().map(str::to_owned))
+        .collect();
+    assert!(names.contains(&"from-the-queue".to_owned()), "{names:?}");
+    assert!(names.contains(&"from-http".to_owned()), "{names:?}");
+}

@@ -25,8 +25,14 @@ impl ServerProcess {
 
     /// Starts `serve` or `consume` (both listen, `consume` for `/healthz` only).
     pub fn start_command(subcommand: &str, envs: &[(&str, &str)]) -> Self {
+        Self::start_args(&[subcommand], envs)
+    }
+
+    /// Starts the binary with these arguments (a listening subcommand first).
+    pub fn start_args(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args([subcommand, "--port", "0", "--bind", "127.0.0.1"])
+        cmd.args(args)
+            .args(["--port", "0", "--bind", "127.0.0.1"])
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
