@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::alarm::{Alarm, AlarmState};
 use crate::alarm_config::{AlarmConfigStore, AlarmSettings, StoreError};
+use crate::case_event::{CaseEventKind, CaseUpdate};
 use crate::delivery::{Delivery, DeliveryKind};
 use crate::desk::{CodeProblem, Communication, DeskError, NewCase, SupportDesk, truncate_body};
 use crate::ledger::{
@@ -55,6 +56,12 @@ pub enum Outcome {
     /// The desk refused the case, with the default codes too: no case; the delivery is
     /// answered 5xx so it ends where someone sees it (the dead-letter queue).
     Failed,
+    /// AWS Support added a communication to the case (it replied, or asks something).
+    Replied,
+    /// AWS Support reopened a case this service had let go: held open again.
+    Reopened,
+    /// An AWS Support event recorded on the case's timeline, changing nothing else.
+    Noted,
 }
 
 impl Outcome {
@@ -72,6 +79,9 @@ impl Outcome {
             Self::Folded => "folded",
             Self::Closed => "closed",
             Self::Failed => "failed",
+            Self::Replied => "replied",
+            Self::Reopened => "reopened",
+            Self::Noted => "noted",
         }
     }
 
@@ -89,6 +99,9 @@ impl Outcome {
             Self::Folded,
             Self::Closed,
             Self::Failed,
+            Self::Replied,
+            Self::Reopened,
+            Self::Noted,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -521,6 +534,158 @@ impl CaseService {
                 other => return other,
             }
         }
+    }
+
+    /// An AWS Support event about a case: recorded on the case's timeline; a resolved case
+    /// is let go at once (every open-case record pointing at it, folded alarms included);
+    /// a case reopened at AWS while no other case is open for its alarm is held open again.
+    pub async fn case_update(
+        &self,
+        delivery: &Delivery,
+        update: &CaseUpdate,
+    ) -> Result<Handled, CaseError> {
+        let _guard = self
+            .locks
+            .stripe(update.case_id.as_deref().unwrap_or("-"))
+            .lock()
+            .await;
+        let now = (self.clock)();
+        let mut keys = delivery.dedupe_keys();
+        keys.push(update.dedupe_key());
+        let label = update.label();
+        if let Some(earlier) = self.ledger.find_handled(&keys).await? {
+            return Ok(Handled {
+                outcome: Outcome::Duplicate,
+                case_id: earlier.case_id,
+                alarm: label,
+            });
+        }
+        let holding: Vec<OpenCase> = match &update.case_id {
+            Some(id) => self
+                .ledger
+                .open_cases()
+                .await?
+                .into_iter()
+                .filter(|o| &o.case_id == id)
+                .collect(),
+            None => Vec::new(),
+        };
+        // Whose case it is, for the record: the alarm holding it open, else the alarm of
+        // the last decision about it.
+        let owner = match holding
+            .iter()
+            .find(|o| o.alarm_key != STORM_KEY)
+            .or(holding.first())
+        {
+            Some(o) => Some((o.alarm_key.clone(), o.alarm_name.clone())),
+            None => match &update.case_id {
+                Some(id) => self
+                    .ledger
+                    .decisions(&crate::ledger::DecisionFilter {
+                        case_id: Some(id.clone()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|d| (d.alarm_key, d.alarm_name)),
+                None => None,
+            },
+        };
+        let mut open_cases = Vec::new();
+        let shown = update
+            .display_id
+            .as_deref()
+            .or(update.case_id.as_deref())
+            .unwrap_or("-");
+        let (outcome, note) = match &update.kind {
+            CaseEventKind::Resolved if !holding.is_empty() => {
+                for o in &holding {
+                    open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: o.alarm_key.clone(),
+                    });
+                }
+                (
+                    Outcome::Closed,
+                    format!(
+                        "resolved at AWS Support (case {shown}): let go, the next alarm opens a new case"
+                    ),
+                )
+            }
+            CaseEventKind::Resolved => (
+                Outcome::Noted,
+                format!("resolved at AWS Support (case {shown}); not held open here"),
+            ),
+            CaseEventKind::Reopened => {
+                let free = match (&owner, holding.is_empty()) {
+                    (Some((key, _)), true) => self.ledger.open_case(key).await?.is_none(),
+                    _ => false,
+                };
+                match (&owner, &update.case_id) {
+                    (Some((key, name)), Some(id)) if free => {
+                        open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                            key,
+                            name,
+                            id.clone(),
+                            now,
+                        )));
+                        (
+                            Outcome::Reopened,
+                            format!("reopened at AWS Support (case {shown}): held open again"),
+                        )
+                    }
+                    _ => (
+                        Outcome::Noted,
+                        format!("reopened at AWS Support (case {shown})"),
+                    ),
+                }
+            }
+            CaseEventKind::Communication { origin } if origin.as_deref() == Some("AWS") => (
+                Outcome::Replied,
+                format!(
+                    "AWS Support added a communication ({})",
+                    update.communication_id.as_deref().unwrap_or("-")
+                ),
+            ),
+            CaseEventKind::Communication { .. } => (
+                Outcome::Noted,
+                "a communication was added on the account's side".into(),
+            ),
+            CaseEventKind::Created => (Outcome::Noted, "opened at AWS Support".into()),
+            CaseEventKind::Other(what) => (
+                Outcome::Noted,
+                format!("an AWS Support event this service does not know: {what}"),
+            ),
+        };
+        let (alarm_key, alarm_name) =
+            owner.unwrap_or_else(|| (format!("support:{shown}"), label.clone()));
+        let decision = Decision {
+            seq: 0,
+            at: now,
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key,
+            alarm_name,
+            state: "-".into(),
+            state_change_time: update.time.clone(),
+            outcome,
+            case_id: update.case_id.clone(),
+            note: Some(note),
+        };
+        self.commit_retrying(Commit {
+            handled_keys: keys,
+            decision,
+            open_cases,
+            claim: None,
+            hold: None,
+        })
+        .await?;
+        Ok(Handled {
+            outcome,
+            case_id: update.case_id.clone(),
+            alarm: label,
+        })
     }
 
     /// The desk refused what no retry can fix: recorded as `failed` with its reason (the

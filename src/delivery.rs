@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::alarm::{Alarm, PayloadError};
+use crate::case_event::CaseUpdate;
 use crate::sns::{MessageKind, SnsMessage};
 
 /// Who delivered the request.
@@ -401,10 +402,30 @@ pub fn receive_from(
     })
 }
 
+/// What a body means, once opened.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Alarm(Box<Alarm>),
+    /// AWS Support about one of its cases.
+    CaseUpdate(CaseUpdate),
+}
+
 impl Received {
     /// Opens the envelope (if any) and parses the alarm inside. For an SNS message, call
     /// this only once its signature has been checked (or deliberately not checked).
     pub fn into_alarm(self) -> Result<(Delivery, Alarm), PayloadError> {
+        match self.into_message()? {
+            (delivery, Message::Alarm(alarm)) => Ok((delivery, *alarm)),
+            (_, Message::CaseUpdate(u)) => Err(PayloadError::UnsupportedEvent(format!(
+                "an AWS Support event about {}, not an alarm",
+                u.label()
+            ))),
+        }
+    }
+
+    /// Opens the envelope (if any) and parses what is inside: an alarm, or an AWS Support
+    /// event about a case.
+    pub fn into_message(self) -> Result<(Delivery, Message), PayloadError> {
         let value = match self.body {
             Body::Bare(bytes) => parse_json(&bytes)?,
             Body::Sns(msg) => {
@@ -427,6 +448,9 @@ impl Received {
                 )));
             }
         };
+        if let Some(update) = CaseUpdate::parse(&value) {
+            return Ok((self.delivery, Message::CaseUpdate(update?)));
+        }
         let mut alarm = Alarm::parse(value).map_err(|e| match e {
             // Inside an envelope, "not an object" means the Message held JSON of the
             // wrong kind: say where.
@@ -436,7 +460,7 @@ impl Received {
             other => other,
         })?;
         alarm.delivery_id = self.delivery.id().map(str::to_owned);
-        Ok((self.delivery, alarm))
+        Ok((self.delivery, Message::Alarm(Box::new(alarm))))
     }
 }
 

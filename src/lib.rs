@@ -8,6 +8,7 @@ pub mod alarm;
 pub mod alarm_config;
 pub mod backend;
 pub mod case;
+pub mod case_event;
 pub mod cli;
 pub mod commands;
 pub mod consumer;

@@ -536,12 +536,15 @@ async fn handle(
         }
         Body::Sns(_) | Body::Bare(_) => {}
     }
-    let (delivery, alarm) = received.into_alarm()?;
+    let (delivery, message) = received.into_message()?;
 
     let cases = state.cases.clone();
-    let job = state
-        .tasks
-        .spawn(async move { cases.handle(&delivery, &alarm).await });
+    let job = state.tasks.spawn(async move {
+        match message {
+            delivery::Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await,
+            delivery::Message::CaseUpdate(update) => cases.case_update(&delivery, &update).await,
+        }
+    });
     match tokio::time::timeout(state.request_timeout, job).await {
         Err(_) => Err(ApiError::Timeout(state.request_timeout)),
         Ok(Err(join)) => Err(ApiError::Internal(join.to_string())),
@@ -567,7 +570,13 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
             Outcome::Suppressed => Event::Suppressed,
             Outcome::Duplicate => Event::Duplicate,
             Outcome::Folded => Event::CaseFolded,
-            Outcome::Confirmed | Outcome::Unsubscribed | Outcome::Closed | Outcome::Failed => {
+            Outcome::Confirmed
+            | Outcome::Unsubscribed
+            | Outcome::Closed
+            | Outcome::Failed
+            | Outcome::Replied
+            | Outcome::Reopened
+            | Outcome::Noted => {
                 return None;
             }
         },

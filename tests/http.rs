@@ -748,3 +748,121 @@ async fn shutdown_drains_within_its_grace() {
         );
     }
 }
+
+/// AWS Support's `Support Case Update` events (the documented shapes), about the case an
+/// alarm opened: each recorded on the case's timeline; a resolved case is let go at once.
+fn support_event(name: &str, case_id: &str) -> String {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/data/support-events/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    text.replace("case-111122223333-muen-2022-7118885805350839", case_id)
+}
+
+#[tokio::test]
+async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_once() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let (_, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(body["caseId"], "dry-run-1");
+
+    // AWS replies; the same event delivered again is a duplicate.
+    let (status, body) = app
+        .post(support_event("communication-aws", "dry-run-1"))
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("replied")),
+        "{body}"
+    );
+    let (_, body) = app
+        .post(support_event("communication-aws", "dry-run-1"))
+        .await;
+    assert_eq!(body["outcome"], "duplicate");
+    // Our own CreateCase and communications come back as events too: noted only.
+    for name in ["create", "communication-customer"] {
+        let (status, body) = app.post(support_event(name, "dry-run-1")).await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (200, Some("noted")),
+            "{name}"
+        );
+    }
+    // Resolved at AWS: let go now, so the next alarm opens a new case without reconcile.
+    let (_, body) = app.post(support_event("resolve", "dry-run-1")).await;
+    assert_eq!(body["outcome"], "closed", "{body}");
+    let mut again = payload_json("metric-alarm.json");
+    again["StateChangeTime"] = json!("2026-11-20T04:30:00.000+0000");
+    let (_, body) = app.post(again.to_string()).await;
+    assert_eq!(
+        (body["outcome"].as_str(), body["caseId"].as_str()),
+        (Some("created"), Some("dry-run-2"))
+    );
+    // Reopening the old case while the alarm holds a new one open changes nothing.
+    let (_, body) = app.post(support_event("reopen", "dry-run-1")).await;
+    assert_eq!(body["outcome"], "noted");
+    // An aws.support event of a type this service does not know: recorded, 200.
+    let mut unknown: Value =
+        serde_json::from_str(&support_event("create", "dry-run-2")).expect("json");
+    unknown["detail-type"] = json!("Support Case Escalation");
+    unknown["id"] = json!("unknown-event-1");
+    let (status, body) = app.post(unknown.to_string()).await;
+    assert_eq!((status, body["outcome"].as_str()), (200, Some("noted")));
+
+    let timeline = app
+        .backend
+        .ledger
+        .decisions(&cw_support_api::ledger::DecisionFilter {
+            case_id: Some("dry-run-1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("decisions");
+    let outcomes: Vec<&str> = timeline.iter().rev().map(|d| d.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["created", "replied", "noted", "noted", "closed", "noted"],
+        "{timeline:?}"
+    );
+    assert!(timeline.iter().all(|d| d.alarm_name == "prod-api-5xx-rate"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_reopened_at_aws_is_held_open_again() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, body) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(body["caseId"], "dry-run-1");
+    app.post(support_event("resolve", "dry-run-1")).await;
+    // Reopened, delivered inside an SNS envelope from the worker queue.
+    let mut envelope = payload_json("sns-envelope-unsigned.json");
+    envelope["Message"] = json!(support_event("reopen", "dry-run-1"));
+    envelope["MessageId"] = json!("reopen-envelope-1");
+    let (status, body) = app
+        .post_with(envelope.to_string(), &[("x-aws-sqsd-msgid", "q-reopen")])
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("reopened")),
+        "{body}"
+    );
+    // The alarm's next news goes to the reopened case (counted, within the cooldown).
+    let mut again = payload_json("metric-alarm.json");
+    again["StateChangeTime"] = json!("2026-11-20T04:30:00.000+0000");
+    let (_, body) = app.post(again.to_string()).await;
+    assert_eq!(
+        (body["outcome"].as_str(), body["caseId"].as_str()),
+        (Some("coalesced"), Some("dry-run-1")),
+        "{body}"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,182 @@
+//! What AWS Support says about a case: EventBridge `Support Case Update` events (source
+//! `aws.support`), delivered like any other body (through SNS or SQS, or posted). They are
+//! the case's life after it was opened: AWS replied, the case was resolved or reopened.
+//! Each is recorded against the case (`cases show` prints the timeline); a resolved case is
+//! let go at once, so the next alarm opens a new case without waiting for `reconcile`.
+//! Event types this service does not know are recorded and answered 200, never retried.
+
+use serde_json::Value;
+
+use crate::alarm::PayloadError;
+
+/// What happened to the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseEventKind {
+    Created,
+    /// A communication was added; `origin` says by whom (`AWS`, or `CUSTOMER`: this
+    /// service or a person on the account).
+    Communication {
+        origin: Option<String>,
+    },
+    Resolved,
+    Reopened,
+    /// An `aws.support` event of a type this service does not know (its name).
+    Other(String),
+}
+
+/// One event about one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseUpdate {
+    /// EventBridge's event id: the same on every redelivery of the event.
+    pub event_id: String,
+    pub case_id: Option<String>,
+    pub display_id: Option<String>,
+    pub communication_id: Option<String>,
+    pub kind: CaseEventKind,
+    /// When AWS says it happened, verbatim.
+    pub time: String,
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+impl CaseUpdate {
+    /// `None` when the body is not an `aws.support` event at all.
+    pub fn parse(v: &Value) -> Option<Result<Self, PayloadError>> {
+        if text(v, "source") != Some("aws.support") {
+            return None;
+        }
+        Some(Self::parse_support(v))
+    }
+
+    fn parse_support(v: &Value) -> Result<Self, PayloadError> {
+        let event_id = text(v, "id")
+            .ok_or_else(|| PayloadError::MissingField("id".into()))?
+            .to_owned();
+        let time = text(v, "time").unwrap_or("-").to_owned();
+        let detail_type = text(v, "detail-type").unwrap_or_default();
+        let detail = v.get("detail").unwrap_or(&Value::Null);
+        if detail_type != "Support Case Update" {
+            return Ok(Self {
+                event_id,
+                case_id: text(detail, "case-id").map(str::to_owned),
+                display_id: None,
+                communication_id: None,
+                kind: CaseEventKind::Other(detail_type.to_owned()),
+                time,
+            });
+        }
+        let case_id = text(detail, "case-id")
+            .ok_or_else(|| PayloadError::MissingField("detail.case-id".into()))?
+            .to_owned();
+        let kind = match text(detail, "event-name").unwrap_or_default() {
+            "CreateCase" => CaseEventKind::Created,
+            "AddCommunicationToCase" => CaseEventKind::Communication {
+                origin: text(detail, "origin").map(str::to_owned),
+            },
+            "ResolveCase" => CaseEventKind::Resolved,
+            "ReopenCase" => CaseEventKind::Reopened,
+            other => CaseEventKind::Other(format!("Support Case Update {other}")),
+        };
+        Ok(Self {
+            event_id,
+            case_id: Some(case_id),
+            display_id: text(detail, "display-id").map(str::to_owned),
+            communication_id: text(detail, "communication-id").map(str::to_owned),
+            kind,
+            time,
+        })
+    }
+
+    /// The key under which the event is remembered once recorded.
+    pub fn dedupe_key(&self) -> String {
+        format!("support-event:{}", self.event_id)
+    }
+
+    /// How the case is named in logs and answers: its Support Center id when known.
+    pub fn label(&self) -> String {
+        match (&self.display_id, &self.case_id) {
+            (Some(d), _) => format!("support case {d}"),
+            (None, Some(c)) => format!("support case {c}"),
+            (None, None) => "AWS Support".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/data/support-events/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    }
+
+    #[test]
+    fn each_documented_event_shape_parses() {
+        let kinds = [
+            ("create", CaseEventKind::Created),
+            (
+                "communication-aws",
+                CaseEventKind::Communication {
+                    origin: Some("AWS".into()),
+                },
+            ),
+            (
+                "communication-customer",
+                CaseEventKind::Communication {
+                    origin: Some("CUSTOMER".into()),
+                },
+            ),
+            ("resolve", CaseEventKind::Resolved),
+            ("reopen", CaseEventKind::Reopened),
+        ];
+        for (name, kind) in kinds {
+            let u = CaseUpdate::parse(&fixture(name))
+                .expect("aws.support")
+                .expect(name);
+            assert_eq!(u.kind, kind, "{name}");
+            assert_eq!(
+                u.case_id.as_deref(),
+                Some("case-111122223333-muen-2022-7118885805350839")
+            );
+            assert_eq!(u.display_id.as_deref(), Some("1234563851"));
+        }
+        let c = CaseUpdate::parse(&fixture("create"))
+            .expect("x")
+            .expect("y");
+        assert_eq!(c.communication_id, None, "empty means none");
+    }
+
+    #[test]
+    fn unknown_support_events_are_kept_and_bad_ones_named() {
+        let mut v = fixture("create");
+        v["detail-type"] = "Support Case Escalation".into();
+        let u = CaseUpdate::parse(&v).expect("aws.support").expect("kept");
+        assert_eq!(
+            u.kind,
+            CaseEventKind::Other("Support Case Escalation".into())
+        );
+        let mut v = fixture("create");
+        v["detail"]["event-name"] = "TransferCase".into();
+        let u = CaseUpdate::parse(&v).expect("aws.support").expect("kept");
+        assert!(matches!(u.kind, CaseEventKind::Other(_)));
+        let mut v = fixture("resolve");
+        v["detail"]
+            .as_object_mut()
+            .expect("detail")
+            .remove("case-id");
+        assert_eq!(
+            CaseUpdate::parse(&v).expect("aws.support"),
+            Err(PayloadError::MissingField("detail.case-id".into()))
+        );
+        assert!(CaseUpdate::parse(&serde_json::json!({"source": "aws.cloudwatch"})).is_none());
+    }
+}
