@@ -286,6 +286,8 @@ pub struct CaseService {
     /// instance; across instances the count can overshoot by one per instance).
     opening: Mutex<()>,
     clock: Clock,
+    /// Tells people what happened (off the request path).
+    notifier: crate::notify::Notifier,
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -311,7 +313,14 @@ impl CaseService {
             locks: AlarmLocks::new(64),
             opening: Mutex::new(()),
             clock: Arc::new(Utc::now),
+            notifier: crate::notify::Notifier::none(),
         }
+    }
+
+    /// Who is told what happened.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Replaces the wall clock, for tests of the update cooldown.
@@ -660,6 +669,7 @@ impl CaseService {
         };
         let (alarm_key, alarm_name) =
             owner.unwrap_or_else(|| (format!("support:{shown}"), label.clone()));
+        let told = alarm_name.clone();
         let decision = Decision {
             seq: 0,
             at: now,
@@ -681,6 +691,34 @@ impl CaseService {
             hold: None,
         })
         .await?;
+        if let Some(case_id) = update.case_id.clone() {
+            match outcome {
+                Outcome::Closed => self.notifier.notify(crate::notify::Notice::Resolved {
+                    case_id,
+                    alarm: told,
+                }),
+                Outcome::Replied => {
+                    // The event does not carry the text: it is read off the request path.
+                    let (desk, notifier) = (self.desk.clone(), self.notifier.clone());
+                    let display_id = update.display_id.clone();
+                    tokio::spawn(async move {
+                        let excerpt = match desk.latest_reply(&case_id).await {
+                            Ok(body) => body.as_deref().map(crate::notify::excerpt),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not read AWS's reply");
+                                None
+                            }
+                        };
+                        notifier.notify(crate::notify::Notice::Replied {
+                            case_id,
+                            display_id,
+                            excerpt,
+                        });
+                    });
+                }
+                _ => {}
+            }
+        }
         Ok(Handled {
             outcome,
             case_id: update.case_id.clone(),
@@ -810,6 +848,14 @@ impl CaseService {
             _ => handled_keys(delivery, alarm),
         };
         let mut open_cases = Vec::new();
+        let headline = match &plan.action {
+            Action::Create { case } | Action::CreateStorm { case } => case.subject.clone(),
+            _ => plan
+                .settings
+                .subject
+                .clone()
+                .unwrap_or_else(|| alarm.name.clone()),
+        };
         let case_id = match plan.action {
             Action::Duplicate { earlier } => {
                 note = Some(format!(
@@ -1012,6 +1058,19 @@ impl CaseService {
             hold,
         })
         .await?;
+        match (outcome, &case_id) {
+            (Outcome::Created, Some(id)) => self.notifier.notify(crate::notify::Notice::Opened {
+                case_id: id.clone(),
+                subject: headline,
+                severity: plan.settings.priority.as_str().to_owned(),
+                alarm: alarm.name.clone(),
+            }),
+            (Outcome::Folded, Some(id)) => self.notifier.notify(crate::notify::Notice::Folded {
+                case_id: id.clone(),
+                alarm: alarm.name.clone(),
+            }),
+            _ => {}
+        }
         Ok(Handled {
             outcome,
             case_id,
@@ -1055,6 +1114,10 @@ impl CaseService {
                 alarm_key: open.alarm_key.clone(),
             });
             self.ledger.commit(commit).await?;
+            self.notifier.notify(crate::notify::Notice::Resolved {
+                case_id: open.case_id.clone(),
+                alarm: open.alarm_name.clone(),
+            });
             report.closed.push(open.case_id);
         }
 

@@ -165,6 +165,25 @@ pub struct Config {
     #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
     pub verify_sqs_envelopes: bool,
 
+    /// SNS topic told what happened to cases (opened, AWS replied, resolved, failed, folded).
+    #[arg(long, env = "NOTIFY_TOPIC_ARN", global = true)]
+    pub notify_topic_arn: Option<String>,
+
+    /// Slack-compatible incoming webhook told the same (`{"text": ...}`). A secret: never
+    /// logged or shown.
+    #[arg(
+        long,
+        env = "NOTIFY_WEBHOOK_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub notify_webhook_url: Option<String>,
+
+    /// First pause before a notice is sent again to a sink that failed (doubled; three
+    /// attempts in all).
+    #[arg(long, env = "NOTIFY_RETRY", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub notify_retry: Duration,
+
     /// The SQS queue `consume` (and `serve --consume`) reads: the worker queue the alarm
     /// topic delivers to. The endpoint comes from the SDK's chain (AWS_ENDPOINT_URL_SQS).
     #[arg(long, env = "QUEUE_URL", global = true)]
@@ -460,7 +479,7 @@ pub enum CasesCommand {
     },
 }
 
-/// Reads `90`, `90s`, `10m`, `2h` or `1d`.
+/// Reads `90`, `90s`, `10m`, `2h`, `1d` or `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -469,11 +488,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a duration such as 90s, 10m or 2h"))?;
     let secs = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(n)),
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => return Err(format!("{s:?}: unknown unit (use s, m, h or d)")),
+        _ => return Err(format!("{s:?}: unknown unit (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -487,6 +507,7 @@ mod tests {
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("-5s").is_err());

@@ -92,6 +92,34 @@ struct Mode {
     consume: bool,
 }
 
+/// Who is told what happened to cases: the local ledger on the embedded default, and the
+/// SNS topic and webhook when configured.
+async fn notifier(
+    config: &Config,
+    backend: &Backend,
+    metrics: Arc<dyn crate::metrics::MetricsSink>,
+) -> Result<crate::notify::Notifier, CommandError> {
+    use crate::notify::{NoticeSink, Notifier, SnsSink, WebhookSink};
+    let mut sinks: Vec<Arc<dyn NoticeSink>> = Vec::new();
+    if let Some(local) = &backend.local {
+        sinks.push(local.notices.clone());
+    }
+    if let Some(topic) = &config.notify_topic_arn {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.dbregion.clone()))
+            .load()
+            .await;
+        sinks.push(Arc::new(SnsSink {
+            client: aws_sdk_sns::Client::new(&sdk),
+            topic_arn: topic.clone(),
+        }));
+    }
+    if let Some(url) = &config.notify_webhook_url {
+        sinks.push(Arc::new(WebhookSink::new(url.clone()).map_err(failed)?));
+    }
+    Ok(Notifier::start(sinks, metrics, config.notify_retry))
+}
+
 /// An SQS client for QUEUE_URL (region DBREGION, endpoint from the SDK's chain), whatever
 /// the backend: the local backend can consume a queue too.
 async fn sqs_client(config: &Config) -> aws_sdk_sqs::Client {
@@ -124,7 +152,9 @@ async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
     let backend = Backend::open(config).await.map_err(failed)?;
     let (metrics, publisher) = backend.metrics(config);
     let own_account = own_account(config, &backend).await;
-    let cases = backend.case_service(config);
+    let cases = backend
+        .case_service(config)
+        .with_notifier(notifier(config, &backend, metrics.clone()).await?);
     if _lock.is_some() {
         match cases.recover_claims().await {
             Ok(r) if r == Default::default() => {}
@@ -741,6 +771,10 @@ pub async fn cases(
                 BackendKind::Aws => backend.desk.case_info(&id).await.map_err(failed)?,
                 BackendKind::Local => None,
             };
+            let notices = match &backend.local {
+                Some(local) => local.notices.for_case(&id).map_err(failed)?,
+                None => Vec::new(),
+            };
             if recorded.is_none() && info.is_none() && decisions.is_empty() {
                 return Err(CommandError::Failed(format!(
                     "no case {id:?} in the ledger"
@@ -751,9 +785,13 @@ pub async fn cases(
                     Some(r) => json!(r),
                     None => json!(info),
                 };
+                let told: Vec<_> = notices
+                    .iter()
+                    .map(|(at, n)| json!({"at": at, "notice": n}))
+                    .collect();
                 return write_out(
                     out,
-                    &pretty(&json!({"case": case, "decisions": decisions}))?,
+                    &pretty(&json!({"case": case, "decisions": decisions, "notices": told}))?,
                 );
             }
             let mut text = String::new();
@@ -794,6 +832,17 @@ pub async fn cases(
                         comm.communication_body
                     ));
                 }
+            }
+            if !notices.is_empty() {
+                text.push_str("\nTold (what the notifier would have sent):");
+                for (at, n) in &notices {
+                    text.push_str(&format!(
+                        "\n  {}  {}",
+                        at.format("%Y-%m-%d %H:%M:%S"),
+                        n["text"].as_str().unwrap_or_default()
+                    ));
+                }
+                text.push('\n');
             }
             text.push_str("\nDecisions:");
             for d in decisions.iter().rev() {

@@ -176,6 +176,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[async_trait]
 pub trait SupportDesk: Send + Sync {
+    /// The newest communication AWS Support itself added to the case, when the desk can
+    /// say (for the notice "AWS replied").
+    async fn latest_reply(&self, _case_id: &str) -> Result<Option<String>, DeskError> {
+        Ok(None)
+    }
+
     /// The codes the desk knows, when it can say (cached by the desk); None: no check.
     async fn services(&self) -> Result<Option<std::sync::Arc<ServiceCatalog>>, DeskError> {
         Ok(None)

@@ -18,6 +18,7 @@ pub mod gate;
 pub mod ledger;
 pub mod maintenance;
 pub mod metrics;
+pub mod notify;
 pub mod server;
 pub mod sns;
 pub mod telemetry;

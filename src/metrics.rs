@@ -22,10 +22,12 @@ pub enum Event {
     /// The periodic `reconcile` ran: the heartbeat an alarm watches (none for 30 minutes
     /// means the service is down or stuck).
     Reconciled,
+    /// A notice (case opened, AWS replied, ...) that could not be sent to a sink.
+    NotifyFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Self::CaseLogged,
         Self::CaseUpdated,
         Self::CaseCoalesced,
@@ -37,6 +39,7 @@ impl Event {
         Self::Rejected,
         Self::Failed,
         Self::Reconciled,
+        Self::NotifyFailed,
     ];
 
     pub fn metric_name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Event {
             Self::Rejected => "Delivery/Rejected",
             Self::Failed => "Delivery/Failed",
             Self::Reconciled => "Task/Reconciled",
+            Self::NotifyFailed => "Notify/Failed",
         }
     }
 }

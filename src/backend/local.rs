@@ -31,12 +31,14 @@ pub const CONFIG_FILE: &str = "alarms.json";
 pub const LEDGER_FILE: &str = "ledger.sqlite3";
 pub const WINDOWS_FILE: &str = "maintenance.json";
 
-/// The three local stores, opened together on one data directory.
+/// The three local stores, opened together on one data directory, and the log of what
+/// would have been told to people.
 #[derive(Clone)]
 pub struct LocalBackend {
     pub config: Arc<LocalConfigFile>,
     pub ledger: Arc<SqliteLedger>,
     pub desk: Arc<DryRunDesk>,
+    pub notices: Arc<NoticeLog>,
 }
 
 impl LocalBackend {
@@ -48,6 +50,7 @@ impl LocalBackend {
         Ok(Self {
             config: Arc::new(LocalConfigFile::new(data_dir.join(CONFIG_FILE))),
             ledger: Arc::new(SqliteLedger { db: db.clone() }),
+            notices: Arc::new(NoticeLog { db: db.clone() }),
             desk: Arc::new(DryRunDesk { db }),
         })
     }
@@ -309,6 +312,12 @@ impl Db {
                  n INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS held (
                  alarm_key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL);
+             -- What the notifier would have told people (the embedded default's sink).
+             CREATE TABLE IF NOT EXISTS notices (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at TEXT NOT NULL,
+                 case_id TEXT,
                  record TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS dry_run_cases (
                  n INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -739,6 +748,58 @@ impl CaseLedger for SqliteLedger {
                 rows.collect()
             })
             .await
+    }
+}
+
+// ---- notices --------------------------------------------------------------------------------
+
+/// The embedded default's notice sink: what would have been sent, kept beside the case
+/// (`cases show` lists it).
+pub struct NoticeLog {
+    db: Arc<Db>,
+}
+
+impl NoticeLog {
+    /// The notices about a case, oldest first: `(when, notice)`.
+    pub fn for_case(
+        &self,
+        case_id: &str,
+    ) -> Result<Vec<(DateTime<Utc>, serde_json::Value)>, LedgerError> {
+        let case_id = case_id.to_owned();
+        self.db.with(move |c| {
+            let mut stmt =
+                c.prepare("SELECT at, record FROM notices WHERE case_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([case_id], |r| {
+                let at: String = r.get(0)?;
+                let record: String = r.get(1)?;
+                Ok((parse_time(&at)?, from_json(&record)?))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[async_trait]
+impl crate::notify::NoticeSink for NoticeLog {
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+
+    async fn send(&self, notice: &crate::notify::Notice) -> Result<(), String> {
+        let mut record = serde_json::to_value(notice).map_err(|e| e.to_string())?;
+        record["text"] = serde_json::Value::String(notice.text());
+        let record = record.to_string();
+        let case_id = notice.case_id().map(str::to_owned);
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO notices (at, case_id, record) VALUES (?1, ?2, ?3)",
+                    params![Utc::now().to_rfc3339(), case_id, record],
+                )
+                .map(|_| ())
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

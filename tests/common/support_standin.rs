@@ -464,6 +464,22 @@ impl SupportStandin {
             .map(Case::snapshot)
     }
 
+    /// Adds a communication from AWS Support's side ("Amazon Web Services"), as an engineer
+    /// replying would. Returns false if there is no such case.
+    pub fn reply(&self, case_id: &str, body: &str) -> bool {
+        match lock(&self.shared).case_mut(case_id) {
+            Some(case) => {
+                case.communications.push(Communication {
+                    body: body.to_string(),
+                    submitted_by: "Amazon Web Services".to_string(),
+                    time_created: Utc::now(),
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Resolves a case as AWS Support would. Returns false if there is no such case.
     pub fn resolve(&self, case_id: &str) -> bool {
         self.set_status(case_id, "resolved")

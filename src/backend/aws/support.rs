@@ -170,6 +170,26 @@ fn fit_severity(wanted: Severity, allowed: &[Severity]) -> Severity {
 
 #[async_trait]
 impl SupportDesk for AwsSupportDesk {
+    async fn latest_reply(&self, case_id: &str) -> Result<Option<String>, DeskError> {
+        let out = self
+            .client
+            .describe_communications()
+            .case_id(case_id)
+            .max_results(10)
+            .send()
+            .await
+            .map_err(|e| desk_error("DescribeCommunications", e))?;
+        // Newest first; AWS's own are submitted by "Amazon Web Services".
+        Ok(out
+            .communications()
+            .iter()
+            .find(|c| {
+                c.submitted_by()
+                    .is_some_and(|s| s.contains("Amazon Web Services"))
+            })
+            .and_then(|c| c.body().map(str::to_owned)))
+    }
+
     async fn services(&self) -> Result<Option<Arc<ServiceCatalog>>, DeskError> {
         let catalog = self
             .services
