@@ -128,6 +128,75 @@ pub struct CasePolicy {
     /// New cases per hour before further new alarms are folded into one storm case. AWS
     /// Support allows about ten per hour; the storm case itself needs one of them.
     pub storm_cap: usize,
+    /// Which AWS Health events are worth a case.
+    pub health: HealthFilter,
+}
+
+/// Which AWS Health events are worth a case: by category (`issue` by default: scheduled
+/// changes and account notifications are not incidents), service and region. An empty
+/// list lets everything through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthFilter {
+    pub categories: Vec<String>,
+    pub services: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+impl Default for HealthFilter {
+    fn default() -> Self {
+        Self {
+            categories: vec!["issue".into()],
+            services: Vec::new(),
+            regions: Vec::new(),
+        }
+    }
+}
+
+impl HealthFilter {
+    /// Why the event is filtered out, or None when it passes.
+    pub fn refuses(&self, alarm: &Alarm) -> Option<String> {
+        let detail = alarm.raw.get("detail");
+        let field = |k: &str| {
+            detail
+                .and_then(|d| d.get(k))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let region = match field("eventRegion") {
+            r if r.is_empty() => alarm.raw["region"].as_str().unwrap_or_default().to_owned(),
+            r => r,
+        };
+        for (what, value, allowed) in [
+            ("category", field("eventTypeCategory"), &self.categories),
+            ("service", field("service"), &self.services),
+            ("region", region, &self.regions),
+        ] {
+            if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&value)) {
+                return Some(format!(
+                    "AWS Health event {what} {value:?} is not in HEALTH_{}S ({})",
+                    match what {
+                        "category" => "CATEGORIE",
+                        "service" => "SERVICE",
+                        _ => "REGION",
+                    },
+                    allowed.join(",")
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// What an AWS Health event says, to tell an update with news from one without.
+fn health_digest(alarm: &Alarm) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if alarm.kind != crate::alarm::AlarmKind::Health {
+        return None;
+    }
+    let text = alarm.description.as_deref().unwrap_or_default();
+    let d = Sha256::digest(text.as_bytes());
+    Some(d.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 impl Default for CasePolicy {
@@ -141,6 +210,7 @@ impl Default for CasePolicy {
             default_service_code: "amazon-elastic-compute-cloud-linux".into(),
             default_category_code: "other".into(),
             storm_cap: 8,
+            health: HealthFilter::default(),
         }
     }
 }
@@ -388,6 +458,11 @@ impl CaseService {
             let why = "alarm is muted (enabled = false)".to_owned();
             return Ok(plan(Outcome::Suppressed, Action::Suppressed { why }, None));
         }
+        if alarm.kind == crate::alarm::AlarmKind::Health
+            && let Some(why) = self.policy.health.refuses(alarm)
+        {
+            return Ok(plan(Outcome::Ignored, Action::Ignored { why }, None));
+        }
         let windows = match self.config.windows().await {
             Ok(w) => w,
             Err(e @ StoreError::Corrupt { .. }) => {
@@ -458,8 +533,11 @@ impl CaseService {
                 let cooling = since
                     .to_std()
                     .is_ok_and(|s| s < self.policy.update_cooldown);
+                // An AWS Health update that says nothing new is counted, not sent.
+                let same_news =
+                    health_digest(alarm).is_some_and(|d| open.digest.as_deref() == Some(&d));
                 // A fresh ALARM after a recovery is news, whatever the cooldown says.
-                if cooling && !open.recovered {
+                if (cooling || same_news) && !open.recovered {
                     plan(Outcome::Coalesced, Action::Coalesce { open }, hold)
                 } else {
                     let communication = Communication {
@@ -909,6 +987,7 @@ impl CaseService {
                     open.updates += 1;
                     open.last_update_at = now;
                     open.recovered = false;
+                    open.digest = health_digest(alarm);
                     let id = open.case_id.clone();
                     open_cases.push(OpenCaseChange::Put(open));
                     Some(id)
@@ -1587,7 +1666,9 @@ fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
 /// The open-case record of an alarm whose case was just opened (or that points at the
 /// storm case).
 fn opened_for(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCaseChange {
-    OpenCaseChange::Put(fresh_open_case(alarm.key(), &alarm.name, case_id, now))
+    let mut open = fresh_open_case(alarm.key(), &alarm.name, case_id, now);
+    open.digest = health_digest(alarm);
+    OpenCaseChange::Put(open)
 }
 
 /// A storm case was opened: its own record, and the alarm's pointing at it.
@@ -1613,6 +1694,7 @@ fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -
         coalesced: 0,
         updates: 0,
         recovered: false,
+        digest: None,
     }
 }
 

@@ -165,6 +165,24 @@ pub struct Config {
     #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
     pub verify_sqs_envelopes: bool,
 
+    /// AWS Health event categories worth a case (comma-separated; empty: all). Scheduled
+    /// changes and account notifications are not incidents.
+    #[arg(
+        long,
+        env = "HEALTH_CATEGORIES",
+        default_value = "issue",
+        global = true
+    )]
+    pub health_categories: String,
+
+    /// AWS Health services worth a case, e.g. `EC2,RDS` (empty: all).
+    #[arg(long, env = "HEALTH_SERVICES", default_value = "", global = true)]
+    pub health_services: String,
+
+    /// AWS Health regions worth a case, e.g. `eu-west-1,global` (empty: all).
+    #[arg(long, env = "HEALTH_REGIONS", default_value = "", global = true)]
+    pub health_regions: String,
+
     /// SNS topic told what happened to cases (opened, AWS replied, resolved, failed, folded).
     #[arg(long, env = "NOTIFY_TOPIC_ARN", global = true)]
     pub notify_topic_arn: Option<String>,
@@ -250,6 +268,14 @@ pub struct Config {
     pub idempotency_ttl: Duration,
 }
 
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn parse_topics(s: &str) -> Result<TopicAllowList, String> {
     TopicAllowList::parse(s).map_err(|e| e.to_string())
 }
@@ -297,6 +323,11 @@ impl Config {
             // Waiting for concurrent work on the same alarm fits in the request's time.
             busy_wait: self.request_timeout,
             storm_cap: self.storm_cap,
+            health: crate::case::HealthFilter {
+                categories: list(&self.health_categories),
+                services: list(&self.health_services),
+                regions: list(&self.health_regions),
+            },
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct OpenCase {
     pub updates: u64,
     /// Whether the alarm has gone back to OK since the case was opened or last updated.
     pub recovered: bool,
+    /// A digest of what the case was last told, where repeating it would be noise (an AWS
+    /// Health event's description: an update adds a communication only when it changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// One decision, as recorded: who asked, about what, and what was done.

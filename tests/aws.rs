@@ -301,6 +301,7 @@ fn open(alarm: &str, case: &str) -> OpenCase {
         coalesced: 0,
         updates: 0,
         recovered: false,
+        digest: None,
     }
 }
 

@@ -866,3 +866,103 @@ async fn a_case_reopened_at_aws_is_held_open_again() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn aws_health_events_are_filtered_and_only_news_is_sent() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let health = |category: &str, updated: &str, description: &str| {
+        let mut v = payload_json("aws-health-event.json");
+        v["detail"]["eventTypeCategory"] = json!(category);
+        v["detail"]["lastUpdatedTime"] = json!(updated);
+        v["detail"]["eventDescription"][0]["latestDescription"] = json!(description);
+        v.to_string()
+    };
+    // A scheduled change is not an incident (HEALTH_CATEGORIES defaults to issue).
+    let (status, body) = app
+        .post(health(
+            "scheduledChange",
+            "Fri, 20 Nov 2026 04:00:00 GMT",
+            "maintenance",
+        ))
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    let (_, body) = app
+        .post(health("issue", "Fri, 20 Nov 2026 04:01:00 GMT", "degraded"))
+        .await;
+    assert_eq!(
+        (body["outcome"].as_str(), body["caseId"].as_str()),
+        (Some("created"), Some("dry-run-1"))
+    );
+    // Updated, same description: counted, nothing sent.
+    let (_, body) = app
+        .post(health("issue", "Fri, 20 Nov 2026 05:00:00 GMT", "degraded"))
+        .await;
+    assert_eq!(body["outcome"], "coalesced", "{body}");
+    // Updated with news, after the cooldown: a communication.
+    let mut cooled = payload_json("aws-health-event.json");
+    cooled["detail"]["lastUpdatedTime"] = json!("Fri, 20 Nov 2026 06:00:00 GMT");
+    cooled["detail"]["eventDescription"][0]["latestDescription"] =
+        json!("Root cause identified; replacing the host.");
+    app.stop().await;
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            policy: cw_support_api::case::CasePolicy {
+                update_cooldown: Duration::ZERO,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, body) = app
+        .post(health("issue", "Fri, 20 Nov 2026 05:30:00 GMT", "degraded"))
+        .await;
+    assert_eq!(
+        body["outcome"], "coalesced",
+        "unchanged, cooldown or not: {body}"
+    );
+    let (_, body) = app.post(cooled.to_string()).await;
+    assert_eq!(body["outcome"], "updated", "{body}");
+    let case = app
+        .backend
+        .desk
+        .case("dry-run-1")
+        .expect("read")
+        .expect("case");
+    assert_eq!(case.communications.len(), 1);
+    assert!(
+        case.communications[0]
+            .communication_body
+            .contains("Root cause identified")
+    );
+    app.stop().await;
+
+    // Services and regions can be narrowed too.
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            policy: cw_support_api::case::CasePolicy {
+                health: cw_support_api::case::HealthFilter {
+                    categories: vec!["issue".into()],
+                    services: vec!["RDS".into()],
+                    regions: Vec::new(),
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, body) = app
+        .post(health("issue", "Fri, 20 Nov 2026 04:00:00 GMT", "degraded"))
+        .await;
+    assert_eq!(body["outcome"], "ignored", "an EC2 event: {body}");
+    app.stop().await;
+}

@@ -1123,6 +1123,7 @@ mod tests {
             coalesced: 0,
             updates: 0,
             recovered: false,
+            digest: None,
         };
         let commit = |claim: &Claim| {
             let mut c = Commit::record(vec!["event:a".into()], decision.clone());
