@@ -953,6 +953,7 @@ impl CaseService {
                 None
             }
             Action::Create { case } => {
+                let case = with_evidence(alarm, case);
                 match self
                     .open_counted(alarm.key(), alarm, &keys, &case, None, now)
                     .await?
@@ -1587,6 +1588,7 @@ impl CaseService {
             cc_email_addresses: settings.cc.clone(),
             language: "en".into(),
             issue_type: "technical".into(),
+            attachments: Vec::new(),
         }
     }
 
@@ -1635,6 +1637,31 @@ struct Opened {
     case_id: String,
     claim: Claim,
     note: Option<String>,
+}
+
+/// The alarm's graph attached to its new case, or the case says why there is none: a
+/// support engineer looks at the picture first. Drawn from the alarm itself (its
+/// datapoints and threshold), so it never costs a call and never blocks the case.
+fn with_evidence(alarm: &Alarm, mut case: NewCase) -> NewCase {
+    match crate::graph::render(alarm) {
+        Ok(graph) => {
+            let what =
+                crate::graph::metric_label(&alarm.raw).unwrap_or_else(|| "the metric".into());
+            case.communication_body = truncate_body(format!(
+                "{}\n\nGraph attached: {} ({what}, the datapoints of the alarm's state reason, \
+                 its threshold in red, the moment it fired in orange).",
+                case.communication_body, graph.file_name
+            ));
+            case.attachments.push(graph);
+        }
+        Err(why) => {
+            case.communication_body = truncate_body(format!(
+                "{}\n\nGraph: none attached ({why}).",
+                case.communication_body
+            ));
+        }
+    }
+    case
 }
 
 /// A communication's body with a first line naming the state change it reports. An

@@ -825,6 +825,12 @@ pub async fn cases(
                     if cc.is_empty() { "-".into() } else { cc.join(", ") },
                     c.case.communication_body
                 ));
+                for path in &c.attachments {
+                    text.push_str(&format!(
+                        "\nGraph (would be attached): {}\n",
+                        path.display()
+                    ));
+                }
                 for (i, comm) in c.communications.iter().enumerate() {
                     text.push_str(&format!(
                         "\n--- communication {} ---\n{}\n",

@@ -22,6 +22,10 @@ pub struct NewCase {
     pub cc_email_addresses: Vec<EmailAddress>,
     pub language: String,
     pub issue_type: String,
+    /// Files attached to the case (the alarm's graph): sent with AddAttachmentsToSet, kept
+    /// as files by the dry-run desk. Not part of the case's JSON record.
+    #[serde(skip)]
+    pub attachments: Vec<crate::graph::Attachment>,
 }
 
 /// A communication added to an open case.

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod delivery;
 pub mod desk;
 pub mod gate;
+pub mod graph;
 pub mod ledger;
 pub mod maintenance;
 pub mod metrics;

@@ -1430,3 +1430,29 @@ async fn a_permanent_refusal_is_failed_in_the_ledger_and_the_metric() {
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn the_graph_is_attached_through_an_attachment_set() {
+    let st = stack(CasePolicy::default()).await;
+    let text = std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture");
+    let a = Alarm::parse(serde_json::from_str(&text).expect("json")).expect("alarm");
+    let h = st.service.handle(&sqs("g-1"), &a).await.expect("handled");
+    assert_eq!(h.outcome, Outcome::Created);
+    assert_eq!(st.standin.calls("AddAttachmentsToSet"), 1);
+    let case = &st.standin.cases()[0];
+    let attached = &case["attachments"][0];
+    assert_eq!(
+        attached["fileName"],
+        "prod-api-5xx-rate-HTTPCode_Target_5XX_Count.png"
+    );
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(attached["data"].as_str().expect("data"))
+        .expect("base64");
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("the bytes that reached Support are a PNG");
+    assert_eq!(reader.info().width, 800);
+    let body = case["communications"][0]["body"].as_str().unwrap_or("");
+    assert!(body.contains("Graph attached"), "{body}");
+}

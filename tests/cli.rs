@@ -442,3 +442,32 @@ async fn an_unknown_stored_code_still_gets_a_case_with_the_defaults_and_a_note()
         "the case says why: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_desk_keeps_the_graph_it_would_attach_and_cases_show_points_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&[("DATA_DIR", dir.path().to_str().expect("utf-8"))]);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(std::fs::read(payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    assert!(server.terminate().success());
+    let o = cli(dir.path(), &["cases", "show", "dry-run-1"]);
+    let text = stdout(&o);
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Graph (would be attached): "))
+        .unwrap_or_else(|| panic!("no graph in: {text}"));
+    assert!(
+        text.contains("Graph attached: prod-api-5xx-rate-HTTPCode_Target_5XX_Count.png"),
+        "{text}"
+    );
+    // A valid image a decoder reads, of the size drawn.
+    let bytes = std::fs::read(path).expect("the graph file");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let reader = decoder.read_info().expect("a PNG");
+    assert_eq!((reader.info().width, reader.info().height), (800, 300));
+}

@@ -51,7 +51,10 @@ impl LocalBackend {
             config: Arc::new(LocalConfigFile::new(data_dir.join(CONFIG_FILE))),
             ledger: Arc::new(SqliteLedger { db: db.clone() }),
             notices: Arc::new(NoticeLog { db: db.clone() }),
-            desk: Arc::new(DryRunDesk { db }),
+            desk: Arc::new(DryRunDesk {
+                db,
+                graphs: data_dir.join(GRAPHS_DIR),
+            }),
         })
     }
 }
@@ -822,11 +825,18 @@ pub struct DryRunCase {
     pub resolved: bool,
     pub case: NewCase,
     pub communications: Vec<Communication>,
+    /// The files it would have attached (the alarm's graph), as kept on disk.
+    pub attachments: Vec<PathBuf>,
 }
 
 pub struct DryRunDesk {
     db: Arc<Db>,
+    /// Where the files it would have attached are kept (`DATA_DIR/graphs`).
+    graphs: PathBuf,
 }
+
+/// The dry-run desk's attachments, under `DATA_DIR`.
+pub const GRAPHS_DIR: &str = "graphs";
 
 const DRY_RUN_PREFIX: &str = "dry-run-";
 
@@ -841,37 +851,65 @@ impl DryRunDesk {
             return Ok(None);
         };
         let case_id = case_id.to_owned();
-        self.db.with(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT created_at, record, resolved_at FROM dry_run_cases WHERE n = ?1",
-                    [n],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((created, record, resolved)) = row else {
-                return Ok(None);
-            };
-            let mut stmt =
-                c.prepare("SELECT record FROM dry_run_communications WHERE n = ?1 ORDER BY id")?;
-            let communications = stmt
-                .query_map([n], |r| r.get::<_, String>(0))?
-                .map(|r| r.and_then(|s| from_json(&s)))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(DryRunCase {
-                case_id,
-                created_at: parse_time(&created)?,
-                resolved: resolved.is_some(),
-                case: from_json(&record)?,
-                communications,
-            }))
-        })
+        self.db
+            .with(move |c| {
+                let row = c
+                    .query_row(
+                        "SELECT created_at, record, resolved_at FROM dry_run_cases WHERE n = ?1",
+                        [n],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, Option<String>>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((created, record, resolved)) = row else {
+                    return Ok(None);
+                };
+                let mut stmt = c.prepare(
+                    "SELECT record FROM dry_run_communications WHERE n = ?1 ORDER BY id",
+                )?;
+                let communications = stmt
+                    .query_map([n], |r| r.get::<_, String>(0))?
+                    .map(|r| r.and_then(|s| from_json(&s)))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Some(DryRunCase {
+                    attachments: Vec::new(),
+                    case_id,
+                    created_at: parse_time(&created)?,
+                    resolved: resolved.is_some(),
+                    case: from_json(&record)?,
+                    communications,
+                }))
+            })
+            .map(|found| {
+                found.map(|mut c| {
+                    c.attachments = self.attachments_of(&c.case_id);
+                    c
+                })
+            })
+    }
+
+    /// The files kept for a case, by name.
+    fn attachments_of(&self, case_id: &str) -> Vec<PathBuf> {
+        let prefix = format!("{case_id}--");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.graphs)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(&prefix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
     }
 
     fn exists_open(c: &Connection, n: i64) -> rusqlite::Result<bool> {
@@ -911,7 +949,18 @@ impl SupportDesk for DryRunDesk {
             })
             .await
             .map_err(desk_error)?;
-        Ok(format!("{DRY_RUN_PREFIX}{n}"))
+        let case_id = format!("{DRY_RUN_PREFIX}{n}");
+        // What would have been attached, kept where `cases show` points to it. A file that
+        // cannot be written costs the picture, never the case.
+        for a in &case.attachments {
+            let path = self.graphs.join(format!("{case_id}--{}", a.file_name));
+            let written =
+                std::fs::create_dir_all(&self.graphs).and_then(|()| std::fs::write(&path, &a.data));
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "could not keep an attachment");
+            }
+        }
+        Ok(case_id)
     }
 
     async fn add_communication(

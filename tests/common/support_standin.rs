@@ -34,7 +34,7 @@
 //! - `PUT    /_standin/severities` `["low", "normal"]`
 //! - `POST   /_standin/reset` (forget cases, faults, calls; default severities)
 //!
-//! Only axum, tokio, serde, serde_json and chrono are used, and no `crate::` paths, so the
+//! Only axum, tokio, serde, serde_json, base64 and chrono are used, and no `crate::` paths, so the
 //! file can be included anywhere (`mod`, or `#[path]` from an example binary).
 #![allow(dead_code)]
 
@@ -49,6 +49,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
@@ -73,8 +75,9 @@ pub const CASE_STATUSES: [&str; 7] = [
     "resolved",
 ];
 /// Operations the stand-in answers.
-pub const OPERATIONS: [&str; 7] = [
+pub const OPERATIONS: [&str; 8] = [
     "CreateCase",
+    "AddAttachmentsToSet",
     "DescribeCases",
     "DescribeCommunications",
     "AddCommunicationToCase",
@@ -247,6 +250,8 @@ struct Case {
     issue_type: String,
     /// Oldest first.
     communications: Vec<Communication>,
+    /// The attachments of the set passed to CreateCase: (file name, bytes).
+    attachments: Vec<(String, Vec<u8>)>,
 }
 
 impl Case {
@@ -301,6 +306,11 @@ impl Case {
     fn snapshot(&self) -> Value {
         let mut v = self.details(false);
         v["issueType"] = json!(self.issue_type);
+        v["attachments"] = self
+            .attachments
+            .iter()
+            .map(|(name, data)| json!({"fileName": name, "size": data.len(), "data": BASE64.encode(data)}))
+            .collect();
         v["communications"] = self
             .communications
             .iter()
@@ -320,6 +330,8 @@ struct FaultEntry {
 #[derive(Debug)]
 struct Inner {
     cases: Vec<Case>,
+    /// Attachment sets by id (AddAttachmentsToSet), until a case takes one.
+    attachment_sets: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     created: u64,
     severities: Vec<String>,
     faults: VecDeque<FaultEntry>,
@@ -331,6 +343,7 @@ impl Default for Inner {
     fn default() -> Inner {
         Inner {
             cases: Vec::new(),
+            attachment_sets: BTreeMap::new(),
             created: 0,
             severities: DEFAULT_SEVERITIES.iter().map(|s| s.to_string()).collect(),
             faults: VecDeque::new(),
@@ -686,6 +699,7 @@ fn answer(shared: &Shared, op: &str, body: &[u8], request_id: &str) -> Response 
         let input = Input(&input);
         match op {
             "CreateCase" => create_case(&mut inner, input),
+            "AddAttachmentsToSet" => add_attachments(&mut inner, input),
             "DescribeCases" => describe_cases(&inner, input),
             "DescribeCommunications" => describe_communications(&inner, input),
             "AddCommunicationToCase" => add_communication(&mut inner, input),
@@ -869,12 +883,18 @@ fn create_case(inner: &mut Inner, input: Input<'_>) -> Result<Value, ApiError> {
             "Invalid issueType {issue_type:?}: one of {ISSUE_TYPES:?}"
         )));
     }
-    if let Some(id) = input.str("attachmentSetId")? {
-        return Err(ApiError::new(
-            "AttachmentSetIdNotFound",
-            format!("The stand-in has no attachment sets: {id}"),
-        ));
-    }
+    let attachments = match input.str("attachmentSetId")? {
+        Some(id) => match inner.attachment_sets.get(&id) {
+            Some(set) => set.clone(),
+            None => {
+                return Err(ApiError::new(
+                    "AttachmentSetIdNotFound",
+                    format!("No attachment set {id}"),
+                ));
+            }
+        },
+        None => Vec::new(),
+    };
     input.dry_run()?;
 
     inner.created += 1;
@@ -899,8 +919,41 @@ fn create_case(inner: &mut Inner, input: Input<'_>) -> Result<Value, ApiError> {
             submitted_by: SUBMITTED_BY.to_string(),
             time_created: now,
         }],
+        attachments,
     });
     Ok(json!({ "caseId": case_id }))
+}
+
+/// AddAttachmentsToSet: at most 3 attachments, 5 MB each, `data` base64 (the JSON form of
+/// a blob); answers the set's id.
+fn add_attachments(inner: &mut Inner, input: Input<'_>) -> Result<Value, ApiError> {
+    let list = match input.0.get("attachments") {
+        Some(Value::Array(a)) => a.clone(),
+        _ => return Err(ApiError::validation("attachments must be a list")),
+    };
+    if list.is_empty() || list.len() > 3 {
+        return Err(ApiError::new(
+            "AttachmentLimitExceeded",
+            "An attachment set holds 1 to 3 attachments",
+        ));
+    }
+    let mut set = Vec::new();
+    for a in list {
+        let name = a["fileName"].as_str().unwrap_or_default().to_owned();
+        let data = BASE64
+            .decode(a["data"].as_str().unwrap_or_default())
+            .map_err(|_| ApiError::validation("attachment data is not base64"))?;
+        if data.len() > 5 * 1024 * 1024 {
+            return Err(ApiError::new(
+                "AttachmentLimitExceeded",
+                "5 MB per attachment",
+            ));
+        }
+        set.push((name, data));
+    }
+    let id = format!("attachment-set-{}", inner.attachment_sets.len() + 1);
+    inner.attachment_sets.insert(id.clone(), set);
+    Ok(json!({ "attachmentSetId": id, "expiryTime": iso(Utc::now() + chrono::Duration::hours(1)) }))
 }
 
 fn describe_cases(inner: &Inner, input: Input<'_>) -> Result<Value, ApiError> {
