@@ -358,6 +358,8 @@ pub struct CaseService {
     clock: Clock,
     /// Tells people what happened (off the request path).
     notifier: crate::notify::Notifier,
+    /// Draws the graph attached to a metric alarm's new case.
+    grapher: Arc<dyn crate::graph::Grapher>,
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -384,7 +386,39 @@ impl CaseService {
             opening: Mutex::new(()),
             clock: Arc::new(Utc::now),
             notifier: crate::notify::Notifier::none(),
+            grapher: Arc::new(crate::graph::LocalGrapher),
         }
+    }
+
+    /// The alarm's graph attached to its new case, or the case says why there is none: a
+    /// support engineer looks at the picture first. A graph that cannot be drawn costs the
+    /// picture, never the case.
+    async fn with_evidence(&self, alarm: &Alarm, mut case: NewCase) -> NewCase {
+        match self.grapher.graph(alarm).await {
+            Ok(graph) => {
+                let what =
+                    crate::graph::metric_label(&alarm.raw).unwrap_or_else(|| "the metric".into());
+                case.communication_body = truncate_body(format!(
+                    "{}\n\nGraph attached: {} ({what}: the threshold and the moment the alarm \
+                     fired are marked).",
+                    case.communication_body, graph.file_name
+                ));
+                case.attachments.push(graph);
+            }
+            Err(why) => {
+                case.communication_body = truncate_body(format!(
+                    "{}\n\nGraph: none attached ({why}).",
+                    case.communication_body
+                ));
+            }
+        }
+        case
+    }
+
+    /// Who draws the graphs (CloudWatch on the aws backend).
+    pub fn with_grapher(mut self, grapher: Arc<dyn crate::graph::Grapher>) -> Self {
+        self.grapher = grapher;
+        self
     }
 
     /// Who is told what happened.
@@ -953,7 +987,7 @@ impl CaseService {
                 None
             }
             Action::Create { case } => {
-                let case = with_evidence(alarm, case);
+                let case = self.with_evidence(alarm, case).await;
                 match self
                     .open_counted(alarm.key(), alarm, &keys, &case, None, now)
                     .await?
@@ -1637,31 +1671,6 @@ struct Opened {
     case_id: String,
     claim: Claim,
     note: Option<String>,
-}
-
-/// The alarm's graph attached to its new case, or the case says why there is none: a
-/// support engineer looks at the picture first. Drawn from the alarm itself (its
-/// datapoints and threshold), so it never costs a call and never blocks the case.
-fn with_evidence(alarm: &Alarm, mut case: NewCase) -> NewCase {
-    match crate::graph::render(alarm) {
-        Ok(graph) => {
-            let what =
-                crate::graph::metric_label(&alarm.raw).unwrap_or_else(|| "the metric".into());
-            case.communication_body = truncate_body(format!(
-                "{}\n\nGraph attached: {} ({what}, the datapoints of the alarm's state reason, \
-                 its threshold in red, the moment it fired in orange).",
-                case.communication_body, graph.file_name
-            ));
-            case.attachments.push(graph);
-        }
-        Err(why) => {
-            case.communication_body = truncate_body(format!(
-                "{}\n\nGraph: none attached ({why}).",
-                case.communication_body
-            ));
-        }
-    }
-    case
 }
 
 /// A communication's body with a first line naming the state change it reports. An

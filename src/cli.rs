@@ -183,6 +183,12 @@ pub struct Config {
     #[arg(long, env = "HEALTH_REGIONS", default_value = "", global = true)]
     pub health_regions: String,
 
+    /// Who draws the graph attached to a metric alarm's new case: `cloudwatch`
+    /// (GetMetricWidgetImage: three hours of the metric; aws backend), `local` (the alarm's
+    /// own datapoints), `off`. `auto`: cloudwatch on the aws backend, local otherwise.
+    #[arg(long, env = "GRAPHS", value_enum, default_value_t = Graphs::Auto, global = true)]
+    pub graphs: Graphs,
+
     /// SNS topic told what happened to cases (opened, AWS replied, resolved, failed, folded).
     #[arg(long, env = "NOTIFY_TOPIC_ARN", global = true)]
     pub notify_topic_arn: Option<String>,
@@ -347,6 +353,14 @@ impl BackendKind {
             Self::Aws => "aws",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Graphs {
+    Auto,
+    Cloudwatch,
+    Local,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -153,6 +153,194 @@ fn draw(points: &[(NaiveDateTime, f64)], threshold: Option<f64>) -> Result<Vec<u
     Ok(png)
 }
 
+/// Draws an alarm's graph: the trait the case logic holds, so the aws backend can ask
+/// CloudWatch for the real metric while the embedded default draws the alarm's own data.
+#[async_trait::async_trait]
+pub trait Grapher: Send + Sync {
+    /// The graph, or why there is none. Never blocks a case: the caller writes the reason
+    /// into the case instead.
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String>;
+}
+
+/// Draws nothing (`GRAPHS=off`).
+pub struct NoGrapher;
+
+#[async_trait::async_trait]
+impl Grapher for NoGrapher {
+    async fn graph(&self, _alarm: &Alarm) -> Result<Attachment, String> {
+        Err("graphs are off (GRAPHS=off)".into())
+    }
+}
+
+/// Draws from the alarm itself ([`render`]).
+pub struct LocalGrapher;
+
+#[async_trait::async_trait]
+impl Grapher for LocalGrapher {
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String> {
+        render(alarm)
+    }
+}
+
+/// CloudWatch's own picture (GetMetricWidgetImage): the last three hours of the alarm's
+/// metric with its statistic and period, the threshold as a horizontal annotation and the
+/// moment it fired as a vertical one. If CloudWatch cannot draw it, the alarm's own
+/// datapoints are drawn instead, and the reason is kept in the file name's note.
+pub struct CloudWatchGrapher {
+    pub client: aws_sdk_cloudwatch::Client,
+}
+
+/// The widget rows of a metric-math or anomaly alarm: every metric and expression it
+/// evaluates, the ones it does not return hidden (CloudWatch draws an anomaly band itself).
+fn math_rows(t: &Value) -> Option<Vec<Value>> {
+    let mut rows = Vec::new();
+    for m in t["Metrics"].as_array()? {
+        let id = m["Id"].as_str()?;
+        let visible = m["ReturnData"].as_bool().unwrap_or(true);
+        if let Some(expr) = m["Expression"].as_str() {
+            let mut opts = serde_json::json!({"expression": expr, "id": id, "visible": visible});
+            if let Some(label) = m["Label"].as_str() {
+                opts["label"] = label.into();
+            }
+            rows.push(Value::Array(vec![opts]));
+        } else {
+            let stat = &m["MetricStat"];
+            let metric = &stat["Metric"];
+            let mut row: Vec<Value> = vec![
+                metric["Namespace"].as_str()?.into(),
+                metric["MetricName"].as_str()?.into(),
+            ];
+            for d in metric["Dimensions"].as_array().into_iter().flatten() {
+                row.push(d["name"].as_str()?.into());
+                row.push(d["value"].as_str()?.into());
+            }
+            row.push(serde_json::json!({
+                "id": id,
+                "visible": visible,
+                "stat": stat["Stat"].as_str().unwrap_or("Average"),
+                "period": stat["Period"].as_u64().unwrap_or(60),
+            }));
+            rows.push(Value::Array(row));
+        }
+    }
+    (!rows.is_empty()).then_some(rows)
+}
+
+/// The widget GetMetricWidgetImage is asked for, or why the alarm has none.
+pub fn widget(alarm: &Alarm) -> Result<Value, String> {
+    if matches!(alarm.kind, AlarmKind::MetricMath | AlarmKind::Anomaly) {
+        let t = &alarm.raw["Trigger"];
+        let rows = math_rows(t).ok_or("the alarm's metrics cannot be read")?;
+        let mut w = serde_json::json!({
+            "metrics": rows,
+            "period": t["Period"].as_u64().unwrap_or(60),
+            "start": "-PT3H",
+            "end": "P0D",
+            "title": alarm.name,
+            "width": WIDTH,
+            "height": HEIGHT,
+        });
+        if let Some(at) = alarm.state_change_time.parsed {
+            w["annotations"] = serde_json::json!({"vertical": [{
+                "label": "ALARM",
+                "value": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }]});
+        }
+        return Ok(w);
+    }
+    if alarm.kind != AlarmKind::Metric {
+        return Err(format!(
+            "a {:?} alarm has no single metric to draw",
+            alarm.kind
+        ));
+    }
+    let t = &alarm.raw["Trigger"];
+    let (Some(ns), Some(metric)) = (t["Namespace"].as_str(), t["MetricName"].as_str()) else {
+        return Err("the alarm names no metric".into());
+    };
+    let stat = match t["Statistic"].as_str().unwrap_or_default() {
+        "SUM" => "Sum".to_owned(),
+        "AVERAGE" => "Average".to_owned(),
+        "MAXIMUM" => "Maximum".to_owned(),
+        "MINIMUM" => "Minimum".to_owned(),
+        "SAMPLE_COUNT" => "SampleCount".to_owned(),
+        _ => t["ExtendedStatistic"]
+            .as_str()
+            .unwrap_or("Average")
+            .to_owned(),
+    };
+    let mut row: Vec<Value> = vec![ns.into(), metric.into()];
+    for d in t["Dimensions"].as_array().into_iter().flatten() {
+        if let (Some(n), Some(v)) = (d["name"].as_str(), d["value"].as_str()) {
+            row.push(n.into());
+            row.push(v.into());
+        }
+    }
+    row.push(serde_json::json!({"stat": stat}));
+    let mut w = serde_json::json!({
+        "metrics": [row],
+        "period": t["Period"].as_u64().unwrap_or(60),
+        "stat": stat,
+        "start": "-PT3H",
+        "end": "P0D",
+        "title": alarm.name,
+        "width": WIDTH,
+        "height": HEIGHT,
+    });
+    let mut annotations = serde_json::Map::new();
+    if let Some(threshold) = t["Threshold"].as_f64() {
+        annotations.insert(
+            "horizontal".into(),
+            serde_json::json!([{"label": "threshold", "value": threshold}]),
+        );
+    }
+    if let Some(at) = alarm.state_change_time.parsed {
+        annotations.insert(
+            "vertical".into(),
+            serde_json::json!([{
+                "label": "ALARM",
+                "value": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }]),
+        );
+    }
+    w["annotations"] = Value::Object(annotations);
+    Ok(w)
+}
+
+#[async_trait::async_trait]
+impl Grapher for CloudWatchGrapher {
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String> {
+        let widget = widget(alarm)?;
+        let asked = self
+            .client
+            .get_metric_widget_image()
+            .metric_widget(widget.to_string())
+            .output_format("png")
+            .send();
+        let why = match tokio::time::timeout(std::time::Duration::from_secs(5), asked).await {
+            Ok(Ok(out)) => match out.metric_widget_image() {
+                Some(png) if !png.as_ref().is_empty() => {
+                    let metric = alarm.raw["Trigger"]["MetricName"]
+                        .as_str()
+                        .unwrap_or("metric");
+                    return Ok(Attachment {
+                        file_name: format!("{}-{metric}.png", sanitize(&alarm.name)),
+                        data: png.as_ref().to_vec(),
+                    });
+                }
+                _ => "CloudWatch answered no image".to_owned(),
+            },
+            Ok(Err(e)) => format!(
+                "GetMetricWidgetImage: {}",
+                crate::backend::aws::dynamo::describe(&e)
+            ),
+            Err(_) => "GetMetricWidgetImage took longer than 5 s".to_owned(),
+        };
+        tracing::warn!(alarm = %alarm.name, reason = %why, "CloudWatch could not draw the graph; drawing the alarm's own datapoints");
+        render(alarm).map_err(|local| format!("{why}; and {local}"))
+    }
+}
+
 /// The alarm's metric as CloudWatch names it, for the case text.
 pub fn metric_label(raw: &Value) -> Option<String> {
     let t = &raw["Trigger"];
@@ -212,6 +400,24 @@ mod tests {
             rgb.iter().any(|p| p[2] > 200 && p[0] < 60 && p[1] < 60),
             "blue series"
         );
+    }
+
+    #[test]
+    fn metric_math_and_anomaly_alarms_get_a_widget_of_what_they_watch() {
+        let a = fixture("metric-math-alarm.json");
+        let w = widget(&a).expect("a widget");
+        assert_eq!(w["metrics"][0][0], "AWS/SQS");
+        assert_eq!(w["metrics"][0][1], "ApproximateAgeOfOldestMessage");
+        assert_eq!(w["metrics"][0][4]["stat"], "Maximum");
+        assert_eq!(
+            w["metrics"][1][0]["expression"],
+            "ANOMALY_DETECTION_BAND(m1, 2)"
+        );
+        assert_eq!(w["period"], 300);
+        // Drawn locally there is nothing to draw: no datapoints in its state reason.
+        assert!(render(&a).is_err());
+        // A composite alarm watches alarms, not metrics.
+        assert!(widget(&fixture("composite-alarm.json")).is_err());
     }
 
     #[test]

@@ -759,6 +759,8 @@ fn aws_env<'a>(standin: &'a str, s: &'a AwsSettings) -> Vec<(&'a str, &'a str)> 
         ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.as_str()),
         // The own account, for the SNS topic default, is asked of STS at start.
         ("AWS_ENDPOINT_URL_STS", moto().endpoint.as_str()),
+        // No CloudWatch stand-in here: graphs are drawn from the alarm itself.
+        ("GRAPHS", "local"),
         ("METRICS", "off"),
         ("AWS_ENDPOINT_URL_SUPPORT", standin),
         ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
@@ -1455,4 +1457,61 @@ async fn the_graph_is_attached_through_an_attachment_set() {
     assert_eq!(reader.info().width, 800);
     let body = case["communications"][0]["body"].as_str().unwrap_or("");
     assert!(body.contains("Graph attached"), "{body}");
+}
+
+/// On the aws backend CloudWatch draws the graph: the widget asked for names the alarm's
+/// metric, statistic, period, threshold and firing time, and CloudWatch's PNG is what
+/// reaches Support.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudwatch_draws_the_graph_that_reaches_support() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let mut env = aws_env(&endpoint, &s);
+    env.retain(|(k, _)| *k != "GRAPHS");
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    let mut server = common::process::ServerProcess::start(&env);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    assert!(server.terminate().success());
+    let widgets = recorded.widgets();
+    assert_eq!(widgets.len(), 1, "one GetMetricWidgetImage");
+    let w = &widgets[0];
+    assert_eq!(
+        w["metrics"][0],
+        json!([
+            "AWS/ApplicationELB",
+            "HTTPCode_Target_5XX_Count",
+            "LoadBalancer",
+            "app/prod-api/50dc6c495c0c9188",
+            {"stat": "Sum"}
+        ])
+    );
+    assert_eq!(
+        (w["stat"].as_str(), w["period"].as_u64()),
+        (Some("Sum"), Some(60))
+    );
+    assert_eq!(w["start"], "-PT3H");
+    assert_eq!(w["annotations"]["horizontal"][0]["value"], 5.0);
+    assert_eq!(
+        w["annotations"]["vertical"][0]["value"],
+        "2026-11-20T03:12:45Z"
+    );
+    use base64::Engine as _;
+    let case = &standin.cases()[0];
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(case["attachments"][0]["data"].as_str().expect("attached"))
+        .expect("base64");
+    assert_eq!(
+        data,
+        common::cloudwatch_standin::png(),
+        "CloudWatch's own image"
+    );
 }

@@ -204,6 +204,7 @@ async fn aws_stack(queue: &str) -> AwsStack {
     let (settings, ledger) = (unique("consume-settings"), unique("consume-ledger"));
     let mut env = vec![
         ("BACKEND", "aws".to_owned()),
+        ("GRAPHS", "local".to_owned()),
         ("DBTABLE", settings),
         ("LEDGER_TABLE", ledger),
         ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.clone()),

@@ -80,12 +80,23 @@ impl Backend {
     }
 
     pub fn case_service(&self, config: &Config) -> CaseService {
-        CaseService::new(
+        let service = CaseService::new(
             self.config.clone(),
             self.ledger.clone(),
             self.desk.clone(),
             config.policy(),
-        )
+        );
+        use crate::cli::Graphs;
+        let grapher: Arc<dyn crate::graph::Grapher> = match (config.graphs, &self.aws) {
+            (Graphs::Off, _) => Arc::new(crate::graph::NoGrapher),
+            (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => {
+                Arc::new(crate::graph::CloudWatchGrapher {
+                    client: clients.cloudwatch.clone(),
+                })
+            }
+            _ => Arc::new(crate::graph::LocalGrapher),
+        };
+        service.with_grapher(grapher)
     }
 
     /// Where the server's counters go: CloudWatch on the aws backend unless `METRICS=off`.

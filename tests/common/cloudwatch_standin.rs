@@ -1,7 +1,9 @@
-//! A minimal CloudWatch stand-in that accepts PutMetricData as the current SDK sends it
-//! (Smithy RPC v2 CBOR: `POST /service/GraniteServiceVersion20100801/operation/PutMetricData`),
-//! which moto does not speak yet. It records each request body; metric names are CBOR text
-//! strings, so they appear in the body as plain UTF-8 and tests can look for them.
+//! A minimal CloudWatch stand-in that accepts PutMetricData and GetMetricWidgetImage as the
+//! current SDK sends them (Smithy RPC v2 CBOR:
+//! `POST /service/GraniteServiceVersion20100801/operation/<Operation>`), which moto does not
+//! speak yet. It records each request body; metric names are CBOR text strings, so they
+//! appear in the body as plain UTF-8 and tests can look for them. GetMetricWidgetImage
+//! answers [`png`]'s bytes, and the widget JSON it was asked for can be read back.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +31,61 @@ impl Recorded {
     pub fn requests(&self) -> usize {
         self.0.lock().expect("lock").len()
     }
+
+    /// The `MetricWidget` JSON of every GetMetricWidgetImage request.
+    pub fn widgets(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(op, _)| op == "GetMetricWidgetImage")
+            .filter_map(|(_, body)| cbor_text_after(body, b"MetricWidget"))
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect()
+    }
+}
+
+/// The CBOR text string that follows the text-string key `key` (major type 3, lengths up
+/// to 65535: enough for a widget).
+fn cbor_text_after(body: &[u8], key: &[u8]) -> Option<String> {
+    let mut marker = vec![0x60 | key.len() as u8];
+    marker.extend_from_slice(key);
+    let at = body.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let (len, start) = match *body.get(at)? {
+        b @ 0x60..=0x77 => (usize::from(b - 0x60), at + 1),
+        0x78 => (usize::from(*body.get(at + 1)?), at + 2),
+        0x79 => (
+            usize::from(u16::from_be_bytes([*body.get(at + 1)?, *body.get(at + 2)?])),
+            at + 3,
+        ),
+        _ => return None,
+    };
+    String::from_utf8(body.get(start..start + len)?.to_vec()).ok()
+}
+
+/// What GetMetricWidgetImage answers: a valid 2x1 PNG (the stand-in draws nothing).
+pub fn png() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut e = png::Encoder::new(&mut out, 2, 1);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Eight);
+        let mut w = e.write_header().expect("header");
+        w.write_image_data(&[255, 0, 0, 0, 0, 255]).expect("data");
+    }
+    out
+}
+
+/// `{"MetricWidgetImage": <bytes>}` in CBOR.
+fn widget_image_answer() -> Vec<u8> {
+    let key = b"MetricWidgetImage";
+    let mut out = vec![0xa1, 0x60 | key.len() as u8];
+    out.extend_from_slice(key);
+    let image = png();
+    out.push(0x58);
+    out.push(u8::try_from(image.len()).expect("a small PNG"));
+    out.extend_from_slice(&image);
+    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -48,12 +105,16 @@ async fn operation(
             Vec::new(),
         );
     }
+    let answer = match op.as_str() {
+        "GetMetricWidgetImage" => widget_image_answer(),
+        // An empty CBOR map: PutMetricData has no output members.
+        _ => vec![0xa0],
+    };
     recorded.0.lock().expect("lock").push((op, body.to_vec()));
-    // An empty CBOR map: PutMetricData has no output members.
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/cbor")],
-        vec![0xa0],
+        answer,
     )
 }
 
