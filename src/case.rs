@@ -215,9 +215,10 @@ impl Default for CasePolicy {
     }
 }
 
-/// The ledger key of the storm case (no alarm key can look like it: ARNs start with `arn:`
-/// and alarm names cannot contain control characters... nor do they start with this).
-pub const STORM_KEY: &str = "\u{2301}storm";
+/// The ledger key of the storm case. It starts with a control character, which no alarm
+/// key can hold (alarm names with control characters are refused, ARNs start with `arn:`),
+/// so no alarm can ever share the storm case's record.
+pub const STORM_KEY: &str = "\u{1}storm";
 
 /// What the case logic will do, decided but not yet done.
 #[derive(Debug, Clone, Serialize)]
@@ -2666,6 +2667,20 @@ mod tests {
             backend.desk.case("dry-run-2").expect("read").is_none(),
             "one case"
         );
+    }
+
+    #[test]
+    fn no_alarm_can_take_the_storm_cases_record() {
+        let e = Alarm::parse(json!({
+            "AlarmName": STORM_KEY,
+            "AlarmDescription": "x",
+            "StateChangeTime": "2026-11-20T03:12:45Z"
+        }))
+        .expect_err("refused");
+        assert_eq!(e.code(), "invalid_field");
+        // The old key was a visible character: an alarm of that name is just an alarm.
+        let a = named("\u{2301}storm", "ALARM", "t1");
+        assert_ne!(a.key(), STORM_KEY);
     }
 
     #[tokio::test]
