@@ -179,16 +179,7 @@ async fn the_stack_deploys_on_moto_and_an_alarm_runs_through_consume() {
     ] {
         assert!(!outputs[key].is_empty(), "{key}: {outputs:?}");
     }
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto().endpoint.clone())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "t"),
-            ),
-        )
-        .build();
+    let sdk = common::moto::sdk_config();
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let alarm = read("tests/data/payloads/metric-alarm.json");

@@ -9,9 +9,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::moto::{moto, unique};
 use common::process::{BIN, ServerProcess};
@@ -19,15 +16,7 @@ use common::support_standin::{Fault, SupportStandin};
 use serde_json::{Value, json};
 
 fn sqs() -> aws_sdk_sqs::Client {
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto().endpoint.clone())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "tests",
-        )))
-        .build();
-    aws_sdk_sqs::Client::new(&sdk)
+    aws_sdk_sqs::Client::new(&common::moto::sdk_config())
 }
 
 struct Queues {

@@ -112,16 +112,7 @@ async fn the_webhook_is_told_once_retried_after_a_500_and_the_ledger_keeps_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto().endpoint.clone())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "t"),
-            ),
-        )
-        .build();
+    let sdk = common::moto::sdk_config();
     let (sns, sqs) = (
         aws_sdk_sns::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
