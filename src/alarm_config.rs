@@ -183,6 +183,10 @@ pub struct AlarmConfigRecord {
     pub category_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Alarm names or globs (`*`, `?`), comma-separated: while one of them has an open
+    /// case, this alarm's ALARM goes to that case as a note instead of opening its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<String>,
 }
 
 impl AlarmConfigRecord {
@@ -207,6 +211,9 @@ pub struct AlarmSettings {
     pub service_code: Option<String>,
     pub category_code: Option<String>,
     pub enabled: bool,
+    /// Alarm names or globs whose open case takes this alarm's news instead of a case of
+    /// its own.
+    pub inhibited_by: Vec<String>,
 }
 
 impl Default for AlarmSettings {
@@ -219,6 +226,7 @@ impl Default for AlarmSettings {
             service_code: None,
             category_code: None,
             enabled: true,
+            inhibited_by: Vec::new(),
         }
     }
 }
@@ -260,6 +268,17 @@ impl AlarmSettings {
         s.service_code = nonempty(&r.service_code);
         s.category_code = nonempty(&r.category_code);
         s.enabled = r.enabled.unwrap_or(true);
+        if let Some(list) = &r.inhibited_by {
+            for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if pattern.chars().any(char::is_control) || pattern.chars().count() > 255 {
+                    notes.push(format!(
+                        "inhibited_by: {pattern:?} is not an alarm name or glob; left out"
+                    ));
+                } else {
+                    s.inhibited_by.push(pattern.to_owned());
+                }
+            }
+        }
         (s, notes)
     }
 }

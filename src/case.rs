@@ -224,6 +224,11 @@ pub const STORM_KEY: &str = "\u{1}storm";
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
+    /// An alarm it is inhibited by has an open case: tell that case, open none.
+    Inhibit {
+        parent: OpenCase,
+        communication: Communication,
+    },
     Duplicate {
         earlier: Decision,
     },
@@ -283,6 +288,7 @@ impl Plan {
             | Action::Coalesce { open }
             | Action::Recover { open, .. } => Some(&open.case_id),
             Action::Fold { storm, .. } => Some(&storm.case_id),
+            Action::Inhibit { parent, .. } => Some(&parent.case_id),
             _ => None,
         }
     }
@@ -531,6 +537,39 @@ impl CaseService {
         });
 
         let open = self.ledger.open_case(alarm.key()).await?;
+        if alarm.state == AlarmState::Alarm
+            && open.is_none()
+            && !settings.inhibited_by.is_empty()
+            && let Some(parent) = self.ledger.open_cases().await?.into_iter().find(|o| {
+                o.alarm_key != STORM_KEY
+                    && o.alarm_key != alarm.key()
+                    && settings
+                        .inhibited_by
+                        .iter()
+                        .any(|p| maintenance::glob_match(p, &o.alarm_name))
+            })
+        {
+            let communication = Communication {
+                communication_body: referenced(
+                    alarm,
+                    format!(
+                        "{} is also in ALARM (it is inhibited by {}, whose case this is).\n\n{}",
+                        alarm.name,
+                        parent.alarm_name,
+                        details(alarm)
+                    ),
+                ),
+                cc_email_addresses: settings.cc.clone(),
+            };
+            return Ok(plan(
+                Outcome::Suppressed,
+                Action::Inhibit {
+                    parent,
+                    communication,
+                },
+                hold,
+            ));
+        }
         Ok(match (alarm.state, open) {
             (AlarmState::Alarm, None) => {
                 // A preview: the slot itself is taken atomically when the case is opened.
@@ -970,6 +1009,50 @@ impl CaseService {
                 .unwrap_or_else(|| alarm.name.clone()),
         };
         let case_id = match plan.action {
+            Action::Inhibit {
+                parent,
+                communication,
+            } => match self
+                .desk
+                .add_communication(&parent.case_id, &communication)
+                .await
+            {
+                Ok(()) => {
+                    note = Some(format!(
+                        "inhibited by {}: noted on its case {}",
+                        parent.alarm_name, parent.case_id
+                    ));
+                    // Its later news (repeats, recovery) goes to the same case, within the
+                    // same cooldown, as a folded alarm's does.
+                    open_cases.push(opened_for(alarm, parent.case_id.clone(), now));
+                    Some(parent.case_id)
+                }
+                // The parent's case is gone: let its record go and decide again.
+                Err(DeskError::CaseNotFound(_)) => {
+                    let mut commit = Commit::record(
+                        Vec::new(),
+                        Decision {
+                            seq: 0,
+                            at: now,
+                            delivery_kind: delivery.kind.as_str().into(),
+                            delivery_id: delivery.id().map(str::to_owned),
+                            alarm_key: parent.alarm_key.clone(),
+                            alarm_name: parent.alarm_name.clone(),
+                            state: "-".into(),
+                            state_change_time: String::new(),
+                            outcome: Outcome::Closed,
+                            case_id: Some(parent.case_id.clone()),
+                            note: Some("no longer open at AWS Support".into()),
+                        },
+                    );
+                    commit.open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: parent.alarm_key.clone(),
+                    });
+                    self.ledger.commit(commit).await?;
+                    return Err(CaseError::Busy);
+                }
+                Err(e) => return Err(e.into()),
+            },
             Action::Duplicate { earlier } => {
                 note = Some(format!(
                     "first handled as #{} ({})",
@@ -2666,6 +2749,63 @@ mod tests {
         assert!(
             backend.desk.case("dry-run-2").expect("read").is_none(),
             "one case"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inhibited_alarm_tells_its_parents_case_and_opens_none() {
+        let f = fixture();
+        f.backend
+            .config
+            .put(
+                "prod-db-replica-lag",
+                &AlarmConfigRecord {
+                    inhibited_by: Some("prod-db-primary*, other".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+        // With no parent case open, the alarm gets its own case as usual.
+        let alone = handle(&f, &named("prod-db-replica-lag", "ALARM", "t0")).await;
+        assert_eq!(
+            (alone.outcome, alone.case_id.as_deref()),
+            (Outcome::Created, Some("dry-run-1"))
+        );
+        handle(&f, &named("prod-db-replica-lag", "OK", "t0b")).await;
+        f.backend
+            .desk
+            .resolve_case("dry-run-1")
+            .await
+            .expect("resolve");
+        f.service.reconcile(&direct()).await.expect("reconcile");
+
+        let parent = handle(&f, &named("prod-db-primary-cpu", "ALARM", "t1")).await;
+        assert_eq!(parent.case_id.as_deref(), Some("dry-run-2"));
+        let child = handle(&f, &named("prod-db-replica-lag", "ALARM", "t2")).await;
+        assert_eq!(
+            (child.outcome, child.case_id.as_deref()),
+            (Outcome::Suppressed, Some("dry-run-2"))
+        );
+        assert!(
+            f.backend.desk.case("dry-run-3").expect("read").is_none(),
+            "no case of its own"
+        );
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-2")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.communications.len(), 1);
+        assert!(case.communications[0].communication_body.contains(
+            "prod-db-replica-lag is also in ALARM (it is inhibited by prod-db-primary-cpu"
+        ));
+        // Its repeats go to the parent's case within the cooldown, counted.
+        let again = handle(&f, &named("prod-db-replica-lag", "ALARM", "t3")).await;
+        assert_eq!(
+            (again.outcome, again.case_id.as_deref()),
+            (Outcome::Coalesced, Some("dry-run-2"))
         );
     }
 

@@ -496,6 +496,10 @@ pub struct AlarmPut {
     /// `false` mutes the alarm: its deliveries are recorded as suppressed.
     #[arg(long, action = ArgAction::Set)]
     pub enabled: Option<bool>,
+    /// An alarm name or glob (repeat for several) whose open case takes this alarm's news
+    /// instead of a case of its own (`--inhibited-by ''` clears the list).
+    #[arg(long = "inhibited-by")]
+    pub inhibited_by: Vec<String>,
     /// Start from empty settings instead of the stored ones.
     #[arg(long)]
     pub replace: bool,

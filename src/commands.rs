@@ -716,6 +716,15 @@ fn merge(mut r: AlarmConfigRecord, put: AlarmPut) -> AlarmConfigRecord {
     if put.enabled.is_some() {
         r.enabled = put.enabled;
     }
+    if !put.inhibited_by.is_empty() {
+        let list: Vec<String> = put
+            .inhibited_by
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        r.inhibited_by = (!list.is_empty()).then(|| list.join(","));
+    }
     r
 }
 

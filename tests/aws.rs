@@ -1515,3 +1515,24 @@ async fn cloudwatch_draws_the_graph_that_reaches_support() {
         "CloudWatch's own image"
     );
 }
+
+#[tokio::test]
+async fn the_inhibition_list_is_kept_in_the_settings_table() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
+        .await
+        .expect("open");
+    let record = AlarmConfigRecord {
+        inhibited_by: Some("prod-db-primary*,prod-network".into()),
+        ..Default::default()
+    };
+    store
+        .put("prod-db-replica-lag", &record)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get("prod-db-replica-lag").await.expect("get"),
+        Some(record)
+    );
+}

@@ -471,3 +471,30 @@ async fn the_dry_run_desk_keeps_the_graph_it_would_attach_and_cases_show_points_
     let reader = decoder.read_info().expect("a PNG");
     assert_eq!((reader.info().width, reader.info().height), (800, 300));
 }
+
+#[test]
+fn alarms_put_takes_the_alarms_an_alarm_is_inhibited_by() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(
+        dir.path(),
+        &[
+            "alarms",
+            "put",
+            "prod-db-replica-lag",
+            "--inhibited-by",
+            "prod-db-primary*",
+            "--inhibited-by",
+            "prod-network",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(dir.path(), &["alarms", "get", "prod-db-replica-lag"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["inhibited_by"], "prod-db-primary*,prod-network");
+    let bad = cli(
+        dir.path(),
+        &["alarms", "put", "x", "--inhibited-by", "bad\u{7}name"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("inhibited_by"), "{}", stderr(&bad));
+}

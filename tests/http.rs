@@ -966,3 +966,47 @@ async fn aws_health_events_are_filtered_and_only_news_is_sent() {
     assert_eq!(body["outcome"], "ignored", "an EC2 event: {body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_inhibited_alarm_goes_to_its_parents_case() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    app.backend
+        .config
+        .put(
+            "prod-db-replica-lag",
+            &AlarmConfigRecord {
+                inhibited_by: Some("prod-api-*".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    let (_, parent) = app.post(payload("metric-alarm.json")).await;
+    assert_eq!(parent["caseId"], "dry-run-1");
+    let child = json!({
+        "AlarmName": "prod-db-replica-lag",
+        "AlarmDescription": "replica behind",
+        "NewStateValue": "ALARM",
+        "StateChangeTime": "2026-11-20T03:13:00.000+0000",
+    });
+    let (status, body) = app.post(child.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str(), body["caseId"].as_str()),
+        (200, Some("suppressed"), Some("dry-run-1")),
+        "{body}"
+    );
+    let case = app
+        .backend
+        .desk
+        .case("dry-run-1")
+        .expect("read")
+        .expect("case");
+    assert!(
+        case.communications[0]
+            .communication_body
+            .contains("prod-db-replica-lag is also in ALARM")
+    );
+    assert!(app.backend.desk.case("dry-run-2").expect("read").is_none());
+    app.stop().await;
+}

@@ -228,6 +228,7 @@ fn record_from_item(item: &Item) -> AlarmConfigRecord {
         service_code: text("service_code"),
         category_code: text("category_code"),
         enabled,
+        inhibited_by: text("inhibited_by"),
     }
 }
 
@@ -244,6 +245,7 @@ fn item_from_record(hash_key: &str, name: &str, r: &AlarmConfigRecord) -> Item {
     put("subject", &r.subject);
     put("service_code", &r.service_code);
     put("category_code", &r.category_code);
+    put("inhibited_by", &r.inhibited_by);
     match &r.ccemail {
         Some(CcField::One(one)) => {
             item.insert("ccemail".into(), s(one.clone()));
