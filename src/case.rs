@@ -130,6 +130,10 @@ pub struct CasePolicy {
     pub storm_cap: usize,
     /// Which AWS Health events are worth a case.
     pub health: HealthFilter,
+    /// More than this many ALARM → OK → ALARM cycles within `flap_window` and the alarm
+    /// is flapping: one communication says so, further cycles are only counted.
+    pub flap_limit: usize,
+    pub flap_window: Duration,
 }
 
 /// Which AWS Health events are worth a case: by category (`issue` by default: scheduled
@@ -188,6 +192,16 @@ impl HealthFilter {
     }
 }
 
+/// A duration as people write it: `1h`, `30m`, `45s`.
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// What an AWS Health event says, to tell an update with news from one without.
 fn health_digest(alarm: &Alarm) -> Option<String> {
     use sha2::{Digest, Sha256};
@@ -211,6 +225,8 @@ impl Default for CasePolicy {
             default_category_code: "other".into(),
             storm_cap: 8,
             health: HealthFilter::default(),
+            flap_limit: 3,
+            flap_window: Duration::from_secs(3600),
         }
     }
 }
@@ -602,7 +618,7 @@ impl CaseService {
                     }
                 }
             }
-            (AlarmState::Alarm, Some(open)) => {
+            (AlarmState::Alarm, Some(mut open)) => {
                 let since = now.signed_duration_since(open.last_update_at);
                 let cooling = since
                     .to_std()
@@ -610,12 +626,40 @@ impl CaseService {
                 // An AWS Health update that says nothing new is counted, not sent.
                 let same_news =
                     health_digest(alarm).is_some_and(|d| open.digest.as_deref() == Some(&d));
-                // A fresh ALARM after a recovery is news, whatever the cooldown says.
-                if (cooling || same_news) && !open.recovered {
+                // A fresh ALARM after a recovery is news, whatever the cooldown says, unless
+                // the alarm keeps doing it (flapping): then one communication says so and
+                // further cycles are counted.
+                let mut tell_flapping = false;
+                if open.recovered {
+                    let window = chrono::Duration::from_std(self.policy.flap_window)
+                        .unwrap_or(chrono::Duration::MAX);
+                    open.cycles
+                        .retain(|t| now.signed_duration_since(*t) < window);
+                    open.cycles.push(now);
+                    if open.cycles.len() > self.policy.flap_limit {
+                        tell_flapping = !open.flapping;
+                        open.flapping = true;
+                    } else {
+                        open.flapping = false;
+                    }
+                }
+                let counted = (cooling || same_news) && !open.recovered;
+                if counted || (open.flapping && !tell_flapping) {
+                    // Back in ALARM: the next OK is a (silent, while flapping) recovery.
+                    open.recovered = false;
                     plan(Outcome::Coalesced, Action::Coalesce { open }, hold)
                 } else {
+                    let mut body = update_body(alarm, &open);
+                    if tell_flapping {
+                        body = format!(
+                            "The alarm is flapping: {} times ALARM again after a recovery within {}. \
+                             Further cycles are counted on this case, not sent, until it settles.\n\n{body}",
+                            open.cycles.len(),
+                            humantime(self.policy.flap_window)
+                        );
+                    }
                     let communication = Communication {
-                        communication_body: referenced(alarm, update_body(alarm, &open)),
+                        communication_body: referenced(alarm, body),
                         cc_email_addresses: settings.cc.clone(),
                     };
                     plan(
@@ -630,7 +674,9 @@ impl CaseService {
             }
             (AlarmState::Ok, Some(open)) if !open.recovered => {
                 let resolve = self.policy.close_on_recovery && open.alarm_key != STORM_KEY;
-                let communication = (self.policy.recovery_note || resolve).then(|| Communication {
+                // A flapping alarm's recoveries are counted too, not sent.
+                let note = (self.policy.recovery_note && !open.flapping) || resolve;
+                let communication = note.then(|| Communication {
                     communication_body: referenced(alarm, recovery_body(alarm, resolve)),
                     cc_email_addresses: settings.cc.clone(),
                 });
@@ -1815,6 +1861,8 @@ fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -
         updates: 0,
         recovered: false,
         digest: None,
+        cycles: Vec::new(),
+        flapping: false,
     }
 }
 
@@ -2750,6 +2798,62 @@ mod tests {
             backend.desk.case("dry-run-2").expect("read").is_none(),
             "one case"
         );
+    }
+
+    #[tokio::test]
+    async fn a_flapping_alarm_is_told_once_then_counted_until_it_settles() {
+        let f = fixture_with(CasePolicy {
+            flap_limit: 2,
+            flap_window: Duration::from_secs(3600),
+            ..CasePolicy::default()
+        });
+        let a = |state: &str, t: &str| named("flappy", state, t);
+        assert_eq!(
+            handle(&f, &a("ALARM", "t0")).await.outcome,
+            Outcome::Created
+        );
+        let mut outcomes = Vec::new();
+        for i in 1..=5 {
+            f.advance(Duration::from_secs(60));
+            outcomes.push(handle(&f, &a("OK", &format!("ok{i}"))).await.outcome);
+            f.advance(Duration::from_secs(60));
+            outcomes.push(handle(&f, &a("ALARM", &format!("al{i}"))).await.outcome);
+        }
+        use Outcome::*;
+        assert_eq!(
+            outcomes,
+            [
+                Recovered, Updated, Recovered, Updated, Recovered, Updated, Recovered, Coalesced,
+                Recovered, Coalesced
+            ],
+            "two cycles sent, the third says it is flapping, then counted"
+        );
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        let bodies: Vec<&str> = case
+            .communications
+            .iter()
+            .map(|c| c.communication_body.as_str())
+            .collect();
+        assert_eq!(
+            bodies.iter().filter(|b| b.contains("is flapping")).count(),
+            1,
+            "{bodies:#?}"
+        );
+        // Recoveries while flapping are counted too: 3 recovery notes, none after it flaps.
+        assert_eq!(
+            bodies.iter().filter(|b| b.contains("Recovered:")).count(),
+            3,
+            "{bodies:#?}"
+        );
+        // An hour later it has settled: a new cycle is news again.
+        f.advance(Duration::from_secs(3700));
+        assert_eq!(handle(&f, &a("OK", "ok9")).await.outcome, Recovered);
+        assert_eq!(handle(&f, &a("ALARM", "al9")).await.outcome, Updated);
     }
 
     #[tokio::test]

@@ -62,6 +62,15 @@ pub struct Config {
     #[arg(long, env = "UPDATE_COOLDOWN", default_value = "10m", value_parser = parse_duration, global = true)]
     pub update_cooldown: Duration,
 
+    /// More than this many ALARM → OK → ALARM cycles within FLAP_WINDOW and an alarm is
+    /// flapping: one communication says so, further cycles are counted, not sent.
+    #[arg(long, env = "FLAP_LIMIT", default_value_t = 3, global = true)]
+    pub flap_limit: usize,
+
+    /// The window FLAP_LIMIT counts cycles in.
+    #[arg(long, env = "FLAP_WINDOW", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub flap_window: Duration,
+
     /// New cases per hour before further new alarms are folded into one storm case (AWS
     /// Support allows about 10 new cases per hour).
     #[arg(long, env = "STORM_CAP", default_value_t = 8, global = true)]
@@ -329,6 +338,8 @@ impl Config {
             // Waiting for concurrent work on the same alarm fits in the request's time.
             busy_wait: self.request_timeout,
             storm_cap: self.storm_cap,
+            flap_limit: self.flap_limit,
+            flap_window: self.flap_window,
             health: crate::case::HealthFilter {
                 categories: list(&self.health_categories),
                 services: list(&self.health_services),

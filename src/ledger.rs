@@ -35,6 +35,14 @@ pub struct OpenCase {
     /// Health event's description: an update adds a communication only when it changed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// When the alarm came back to ALARM after a recovery, within the flap window: more
+    /// than `FLAP_LIMIT` of them and it is flapping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<DateTime<Utc>>,
+    /// The case was told the alarm is flapping; cycles are counted, not sent, until it
+    /// calms down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flapping: bool,
 }
 
 /// One decision, as recorded: who asked, about what, and what was done.

@@ -302,6 +302,8 @@ fn open(alarm: &str, case: &str) -> OpenCase {
         updates: 0,
         recovered: false,
         digest: None,
+        cycles: Vec::new(),
+        flapping: false,
     }
 }
 

@@ -1010,3 +1010,60 @@ async fn an_inhibited_alarm_goes_to_its_parents_case() {
     assert!(app.backend.desk.case("dry-run-2").expect("read").is_none());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_flapping_alarm_is_told_once_through_the_server() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            policy: cw_support_api::case::CasePolicy {
+                flap_limit: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut outcomes = Vec::new();
+    for (i, state) in ["ALARM", "OK", "ALARM", "OK", "ALARM", "OK", "ALARM"]
+        .iter()
+        .enumerate()
+    {
+        let body = json!({
+            "AlarmName": "flappy",
+            "AlarmDescription": "up and down",
+            "NewStateValue": state,
+            "StateChangeTime": format!("2026-11-20T03:{:02}:00.000+0000", 10 + i),
+        });
+        let (_, v) = app.post(body.to_string()).await;
+        outcomes.push(v["outcome"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        outcomes,
+        [
+            "created",
+            "recovered",
+            "updated",
+            "recovered",
+            "updated",
+            "recovered",
+            "coalesced"
+        ]
+    );
+    let case = app
+        .backend
+        .desk
+        .case("dry-run-1")
+        .expect("read")
+        .expect("case");
+    let flapping: Vec<_> = case
+        .communications
+        .iter()
+        .filter(|c| c.communication_body.contains("is flapping"))
+        .collect();
+    assert_eq!(flapping.len(), 1);
+    // Sent: recovery, update, recovery, the flapping update; then only counted.
+    assert_eq!(case.communications.len(), 4);
+    app.stop().await;
+}

@@ -1173,6 +1173,8 @@ mod tests {
             updates: 0,
             recovered: false,
             digest: None,
+            cycles: Vec::new(),
+            flapping: false,
         };
         let commit = |claim: &Claim| {
             let mut c = Commit::record(vec!["event:a".into()], decision.clone());
