@@ -187,6 +187,10 @@ pub struct AlarmConfigRecord {
     /// case, this alarm's ALARM goes to that case as a note instead of opening its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibited_by: Option<String>,
+    /// Alarms of one group share one open case: the first opens it, the others add a
+    /// communication naming themselves, and it recovers when every member is OK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl AlarmConfigRecord {
@@ -214,6 +218,8 @@ pub struct AlarmSettings {
     /// Alarm names or globs whose open case takes this alarm's news instead of a case of
     /// its own.
     pub inhibited_by: Vec<String>,
+    /// The group whose one case this alarm shares.
+    pub group: Option<String>,
 }
 
 impl Default for AlarmSettings {
@@ -227,6 +233,7 @@ impl Default for AlarmSettings {
             category_code: None,
             enabled: true,
             inhibited_by: Vec::new(),
+            group: None,
         }
     }
 }
@@ -277,6 +284,13 @@ impl AlarmSettings {
                 } else {
                     s.inhibited_by.push(pattern.to_owned());
                 }
+            }
+        }
+        if let Some(g) = r.group.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+            if g.chars().any(char::is_control) || g.chars().count() > 255 {
+                notes.push(format!("group: {g:?} is not a group name; no group"));
+            } else {
+                s.group = Some(g.to_owned());
             }
         }
         (s, notes)

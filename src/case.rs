@@ -240,10 +240,12 @@ pub const STORM_KEY: &str = "\u{1}storm";
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Action {
-    /// An alarm it is inhibited by has an open case: tell that case, open none.
-    Inhibit {
+    /// Another alarm's open case takes this alarm's news (it is inhibited by that alarm,
+    /// or they are one group): tell that case, open none.
+    Join {
         parent: OpenCase,
         communication: Communication,
+        why: String,
     },
     Duplicate {
         earlier: Decision,
@@ -304,7 +306,7 @@ impl Plan {
             | Action::Coalesce { open }
             | Action::Recover { open, .. } => Some(&open.case_id),
             Action::Fold { storm, .. } => Some(&storm.case_id),
-            Action::Inhibit { parent, .. } => Some(&parent.case_id),
+            Action::Join { parent, .. } => Some(&parent.case_id),
             _ => None,
         }
     }
@@ -577,11 +579,45 @@ impl CaseService {
                 ),
                 cc_email_addresses: settings.cc.clone(),
             };
+            let why = format!("inhibited by {}", parent.alarm_name);
             return Ok(plan(
                 Outcome::Suppressed,
-                Action::Inhibit {
+                Action::Join {
                     parent,
                     communication,
+                    why,
+                },
+                hold,
+            ));
+        }
+        // A group shares one case: a member with none of its own joins the group's.
+        if alarm.state == AlarmState::Alarm
+            && open.is_none()
+            && let Some(group) = &settings.group
+            && let Some(parent) = self
+                .ledger
+                .open_cases()
+                .await?
+                .into_iter()
+                .find(|o| o.group.as_ref() == Some(group) && o.alarm_key != alarm.key())
+        {
+            let communication = Communication {
+                communication_body: referenced(
+                    alarm,
+                    format!(
+                        "{} also in ALARM (group {group}).\n\n{}",
+                        alarm.name,
+                        details(alarm)
+                    ),
+                ),
+                cc_email_addresses: settings.cc.clone(),
+            };
+            return Ok(plan(
+                Outcome::Updated,
+                Action::Join {
+                    parent,
+                    communication,
+                    why: format!("group {group}"),
                 },
                 hold,
             ));
@@ -673,9 +709,22 @@ impl CaseService {
                 }
             }
             (AlarmState::Ok, Some(open)) if !open.recovered => {
-                let resolve = self.policy.close_on_recovery && open.alarm_key != STORM_KEY;
+                // A group's case recovers when its last member in ALARM is OK.
+                let others_alarming = match &open.group {
+                    Some(g) => self.ledger.open_cases().await?.iter().any(|o| {
+                        o.group.as_ref() == Some(g)
+                            && o.alarm_key != open.alarm_key
+                            && o.case_id == open.case_id
+                            && !o.recovered
+                    }),
+                    None => false,
+                };
+                let resolve = self.policy.close_on_recovery
+                    && open.alarm_key != STORM_KEY
+                    && !others_alarming;
                 // A flapping alarm's recoveries are counted too, not sent.
-                let note = (self.policy.recovery_note && !open.flapping) || resolve;
+                let note =
+                    (self.policy.recovery_note && !open.flapping && !others_alarming) || resolve;
                 let communication = note.then(|| Communication {
                     communication_body: referenced(alarm, recovery_body(alarm, resolve)),
                     cc_email_addresses: settings.cc.clone(),
@@ -1055,19 +1104,17 @@ impl CaseService {
                 .unwrap_or_else(|| alarm.name.clone()),
         };
         let case_id = match plan.action {
-            Action::Inhibit {
+            Action::Join {
                 parent,
                 communication,
+                why,
             } => match self
                 .desk
                 .add_communication(&parent.case_id, &communication)
                 .await
             {
                 Ok(()) => {
-                    note = Some(format!(
-                        "inhibited by {}: noted on its case {}",
-                        parent.alarm_name, parent.case_id
-                    ));
+                    note = Some(format!("{why}: noted on case {}", parent.case_id));
                     // Its later news (repeats, recovery) goes to the same case, within the
                     // same cooldown, as a folded alarm's does.
                     open_cases.push(opened_for(alarm, parent.case_id.clone(), now));
@@ -1281,6 +1328,14 @@ impl CaseService {
             },
         };
 
+        // The alarm's own record carries its group, so the group's other members find it.
+        for change in &mut open_cases {
+            if let OpenCaseChange::Put(o) = change
+                && o.alarm_key == alarm.key()
+            {
+                o.group = plan.settings.group.clone();
+            }
+        }
         let decision = Decision {
             seq: 0,
             at: now,
@@ -1863,6 +1918,7 @@ fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -
         digest: None,
         cycles: Vec::new(),
         flapping: false,
+        group: None,
     }
 }
 
@@ -2854,6 +2910,74 @@ mod tests {
         f.advance(Duration::from_secs(3700));
         assert_eq!(handle(&f, &a("OK", "ok9")).await.outcome, Recovered);
         assert_eq!(handle(&f, &a("ALARM", "al9")).await.outcome, Updated);
+    }
+
+    #[tokio::test]
+    async fn a_group_shares_one_case_that_recovers_when_every_member_is_ok() {
+        let f = fixture_with(CasePolicy {
+            storm_cap: 1,
+            ..CasePolicy::default()
+        });
+        for name in ["db-primary-cpu", "db-replica-lag"] {
+            f.backend
+                .config
+                .put(
+                    name,
+                    &AlarmConfigRecord {
+                        group: Some("database".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("put");
+        }
+        let first = handle(&f, &named("db-primary-cpu", "ALARM", "t1")).await;
+        assert_eq!(
+            (first.outcome, first.case_id.as_deref()),
+            (Outcome::Created, Some("dry-run-1"))
+        );
+        // The group is the unit the storm cap counts: the second member joins, no slot.
+        let second = handle(&f, &named("db-replica-lag", "ALARM", "t2")).await;
+        assert_eq!(
+            (second.outcome, second.case_id.as_deref()),
+            (Outcome::Updated, Some("dry-run-1"))
+        );
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert!(
+            case.communications[0]
+                .communication_body
+                .contains("db-replica-lag also in ALARM (group database)")
+        );
+        // One member OK while the other is not: recorded, nothing sent.
+        let ok1 = handle(&f, &named("db-primary-cpu", "OK", "t3")).await;
+        assert_eq!(ok1.outcome, Outcome::Recovered);
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.communications.len(), 1, "no recovery note yet");
+        // The last member OK: the case hears the group recovered.
+        handle(&f, &named("db-replica-lag", "OK", "t4")).await;
+        let case = f
+            .backend
+            .desk
+            .case("dry-run-1")
+            .expect("read")
+            .expect("case");
+        assert_eq!(case.communications.len(), 2);
+        assert!(
+            case.communications[1]
+                .communication_body
+                .contains("Recovered:")
+        );
+        assert!(f.backend.desk.case("dry-run-2").expect("read").is_none());
     }
 
     #[tokio::test]

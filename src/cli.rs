@@ -511,6 +511,9 @@ pub struct AlarmPut {
     /// instead of a case of its own (`--inhibited-by ''` clears the list).
     #[arg(long = "inhibited-by")]
     pub inhibited_by: Vec<String>,
+    /// The group whose one case this alarm shares with the group's other alarms.
+    #[arg(long)]
+    pub group: Option<String>,
     /// Start from empty settings instead of the stored ones.
     #[arg(long)]
     pub replace: bool,

@@ -716,6 +716,9 @@ fn merge(mut r: AlarmConfigRecord, put: AlarmPut) -> AlarmConfigRecord {
     if put.enabled.is_some() {
         r.enabled = put.enabled;
     }
+    if let Some(g) = put.group {
+        r.group = (!g.trim().is_empty()).then(|| g.trim().to_owned());
+    }
     if !put.inhibited_by.is_empty() {
         let list: Vec<String> = put
             .inhibited_by

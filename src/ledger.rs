@@ -43,6 +43,9 @@ pub struct OpenCase {
     /// calms down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapping: bool,
+    /// The group this alarm's case is shared by (its members' records point at one case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// One decision, as recorded: who asked, about what, and what was done.

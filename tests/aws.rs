@@ -304,6 +304,7 @@ fn open(alarm: &str, case: &str) -> OpenCase {
         digest: None,
         cycles: Vec::new(),
         flapping: false,
+        group: None,
     }
 }
 
@@ -1519,7 +1520,7 @@ async fn cloudwatch_draws_the_graph_that_reaches_support() {
 }
 
 #[tokio::test]
-async fn the_inhibition_list_is_kept_in_the_settings_table() {
+async fn the_inhibition_list_and_group_are_kept_in_the_settings_table() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
     let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
@@ -1527,6 +1528,7 @@ async fn the_inhibition_list_is_kept_in_the_settings_table() {
         .expect("open");
     let record = AlarmConfigRecord {
         inhibited_by: Some("prod-db-primary*,prod-network".into()),
+        group: Some("database".into()),
         ..Default::default()
     };
     store

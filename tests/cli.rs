@@ -485,12 +485,15 @@ fn alarms_put_takes_the_alarms_an_alarm_is_inhibited_by() {
             "prod-db-primary*",
             "--inhibited-by",
             "prod-network",
+            "--group",
+            "database",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli(dir.path(), &["alarms", "get", "prod-db-replica-lag"]);
     let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v["inhibited_by"], "prod-db-primary*,prod-network");
+    assert_eq!(v["group"], "database");
     let bad = cli(
         dir.path(),
         &["alarms", "put", "x", "--inhibited-by", "bad\u{7}name"],

@@ -1067,3 +1067,60 @@ async fn a_flapping_alarm_is_told_once_through_the_server() {
     assert_eq!(case.communications.len(), 4);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_group_shares_one_case_through_the_server() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    for name in ["web-5xx", "web-latency"] {
+        app.backend
+            .config
+            .put(
+                name,
+                &AlarmConfigRecord {
+                    group: Some("web".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+    }
+    let alarm = |name: &str, state: &str, minute: u32| {
+        json!({
+            "AlarmName": name,
+            "AlarmDescription": "web tier",
+            "NewStateValue": state,
+            "StateChangeTime": format!("2026-11-20T03:{minute:02}:00.000+0000"),
+        })
+        .to_string()
+    };
+    let (_, v) = app.post(alarm("web-5xx", "ALARM", 10)).await;
+    assert_eq!(
+        (v["outcome"].as_str(), v["caseId"].as_str()),
+        (Some("created"), Some("dry-run-1"))
+    );
+    let (_, v) = app.post(alarm("web-latency", "ALARM", 11)).await;
+    assert_eq!(
+        (v["outcome"].as_str(), v["caseId"].as_str()),
+        (Some("updated"), Some("dry-run-1"))
+    );
+    let (_, v) = app.post(alarm("web-5xx", "OK", 12)).await;
+    assert_eq!(v["outcome"], "recovered");
+    let case = app
+        .backend
+        .desk
+        .case("dry-run-1")
+        .expect("read")
+        .expect("case");
+    assert_eq!(case.communications.len(), 1, "still one member in ALARM");
+    let (_, v) = app.post(alarm("web-latency", "OK", 13)).await;
+    assert_eq!(v["outcome"], "recovered");
+    let case = app
+        .backend
+        .desk
+        .case("dry-run-1")
+        .expect("read")
+        .expect("case");
+    assert_eq!(case.communications.len(), 2, "the group recovered");
+    app.stop().await;
+}

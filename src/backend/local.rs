@@ -1175,6 +1175,7 @@ mod tests {
             digest: None,
             cycles: Vec::new(),
             flapping: false,
+            group: None,
         };
         let commit = |claim: &Claim| {
             let mut c = Commit::record(vec!["event:a".into()], decision.clone());

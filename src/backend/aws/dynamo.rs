@@ -229,6 +229,7 @@ fn record_from_item(item: &Item) -> AlarmConfigRecord {
         category_code: text("category_code"),
         enabled,
         inhibited_by: text("inhibited_by"),
+        group: text("group"),
     }
 }
 
@@ -246,6 +247,7 @@ fn item_from_record(hash_key: &str, name: &str, r: &AlarmConfigRecord) -> Item {
     put("service_code", &r.service_code);
     put("category_code", &r.category_code);
     put("inhibited_by", &r.inhibited_by);
+    put("group", &r.group);
     match &r.ccemail {
         Some(CcField::One(one)) => {
             item.insert("ccemail".into(), s(one.clone()));
