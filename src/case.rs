@@ -530,14 +530,15 @@ impl CaseService {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some(window) = maintenance::covering(&windows, &alarm.name, now) {
+        if let Some((window, until)) = maintenance::covering(&windows, &alarm.name, now) {
             // Remember the latest state: still ALARM when the window ends means a case then.
             let hold = match alarm.state {
                 AlarmState::Alarm => Some(HoldChange::Put(HeldAlarm {
                     alarm_key: alarm.key().to_owned(),
                     alarm_name: alarm.name.clone(),
                     window_id: window.id.clone(),
-                    window_ends_at: window.ends_at,
+                    // The end of this occurrence (a recurring window's next one is later).
+                    window_ends_at: until,
                     held_at: now,
                     raw: alarm.raw.clone(),
                 })),
@@ -546,7 +547,7 @@ impl CaseService {
                 }),
                 AlarmState::InsufficientData => None,
             };
-            let why = window.describe();
+            let why = window.describe_until(until);
             return Ok(plan(Outcome::Suppressed, Action::Suppressed { why }, hold));
         }
         // Outside any window, the alarm's own state is what counts from now on.
@@ -2493,6 +2494,7 @@ mod tests {
                 alarm_pattern: pattern.map(str::to_owned),
                 starts_at: now - chrono::Duration::minutes(1),
                 ends_at: now + chrono::Duration::minutes(minutes),
+                every: None,
             }])
             .await
             .expect("save");
@@ -2978,6 +2980,47 @@ mod tests {
                 .contains("Recovered:")
         );
         assert!(f.backend.desk.case("dry-run-2").expect("read").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_weekly_window_holds_alarms_during_each_occurrence() {
+        let f = fixture();
+        let now = *f.now.lock().expect("clock");
+        let began = now - chrono::Duration::minutes(1);
+        let rule = crate::maintenance::Recurrence::parse(
+            &format!("daily {}", began.format("%H:%M")),
+            "UTC",
+            30,
+        )
+        .expect("rule");
+        f.backend
+            .config
+            .save_windows(&[crate::maintenance::MaintenanceWindow {
+                id: "mw-weekly".into(),
+                reason: "nightly backups".into(),
+                alarm_pattern: None,
+                starts_at: now - chrono::Duration::days(2),
+                ends_at: crate::maintenance::forever(),
+                every: Some(rule),
+            }])
+            .await
+            .expect("save");
+        let h = handle(&f, &alarm("ALARM", "t1")).await;
+        assert_eq!(h.outcome, Outcome::Suppressed);
+        let held = f.backend.ledger.held().await.expect("held");
+        assert_eq!(held.len(), 1);
+        // Held until this occurrence ends, not until the rule does.
+        let ends = held[0].window_ends_at;
+        assert!(
+            ends > now && ends <= now + chrono::Duration::minutes(30),
+            "{ends}"
+        );
+        // After the occurrence, alarms are heard again.
+        f.advance(Duration::from_secs(31 * 60));
+        assert_eq!(
+            handle(&f, &alarm("ALARM", "t2")).await.outcome,
+            Outcome::Created
+        );
     }
 
     #[tokio::test]

@@ -443,7 +443,7 @@ pub struct RedriveArgs {
 pub enum MaintenanceCommand {
     /// Start a window now.
     Start {
-        /// How long: 30m, 2h, 1d.
+        /// How long (each occurrence, with --every): 30m, 2h, 1d.
         #[arg(long = "for", value_parser = parse_duration)]
         duration: Duration,
         /// Why (recorded with every alarm it suppresses).
@@ -452,6 +452,16 @@ pub enum MaintenanceCommand {
         /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
         #[arg(long = "alarm")]
         alarm: Option<String>,
+        /// Start later: a local date and time in --tz, `2026-12-05T02:00`.
+        #[arg(long)]
+        at: Option<String>,
+        /// Repeat weekly: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00` (local time in
+        /// --tz); each occurrence lasts --for.
+        #[arg(long)]
+        every: Option<String>,
+        /// The time zone of --at and --every (IANA name, daylight saving followed).
+        #[arg(long, default_value = "UTC")]
+        tz: String,
     },
     /// List the windows, active and recent.
     List {

@@ -615,6 +615,9 @@ pub async fn maintenance(
             duration,
             reason,
             alarm,
+            at,
+            every,
+            tz,
         } => {
             if reason.trim().is_empty() {
                 return Err(CommandError::Usage("--reason must say why".into()));
@@ -623,17 +626,61 @@ pub async fn maintenance(
                 .ok()
                 .filter(|d| *d > chrono::Duration::zero())
                 .ok_or_else(|| CommandError::Usage("--for must be a positive duration".into()))?;
+            let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
+                CommandError::Usage(format!(
+                    "--tz {tz:?} is not a time zone (e.g. UTC, Europe/Berlin)"
+                ))
+            })?;
+            let starts_at = match &at {
+                None => now,
+                Some(text) => {
+                    use chrono::TimeZone;
+                    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                        .map_err(|_| {
+                            CommandError::Usage(format!(
+                                "--at {text:?} is not a local date and time like 2026-12-05T02:00"
+                            ))
+                        })?;
+                    zone.from_local_datetime(&local)
+                        .earliest()
+                        .ok_or_else(|| {
+                            CommandError::Usage(format!("--at {text:?} does not exist in {tz}"))
+                        })?
+                        .with_timezone(&chrono::Utc)
+                }
+            };
+            let recurrence = match &every {
+                Some(rule) => Some(
+                    crate::maintenance::Recurrence::parse(rule, &tz, length.num_minutes())
+                        .map_err(CommandError::Usage)?,
+                ),
+                None => None,
+            };
             let window = MaintenanceWindow {
-                id: format!("mw-{}", now.format("%Y%m%d%H%M%S")),
+                // Milliseconds: two windows started within one second keep both.
+                id: format!("mw-{}", now.format("%Y%m%d%H%M%S%3f")),
                 reason: reason.trim().to_owned(),
                 alarm_pattern: alarm.filter(|a| !a.trim().is_empty()),
-                starts_at: now,
-                ends_at: now + length,
+                starts_at,
+                // A weekly window repeats until it is stopped.
+                ends_at: match recurrence {
+                    Some(_) => crate::maintenance::forever(),
+                    None => starts_at + length,
+                },
+                every: recurrence,
             };
             windows.retain(|w| w.ends_at + KEEP_ENDED_WINDOWS > now && w.id != window.id);
             windows.push(window.clone());
             store.save_windows(&windows).await.map_err(failed)?;
-            write_out(out, &format!("started {}", window.describe()))
+            let next = window
+                .next_start(now)
+                .map(|t| format!("; next from {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
+                .unwrap_or_default();
+            let verb = match window.active_at(now) {
+                true => "started",
+                false => "planned",
+            };
+            write_out(out, &format!("{verb} {}{next}", window.describe()))
         }
         MaintenanceCommand::List { json } => {
             if json {
@@ -643,24 +690,41 @@ pub async fn maintenance(
                 return write_out(out, "no maintenance windows");
             }
             let mut text = format!(
-                "{:<20} {:<8} {:<21} {:<21} {:<20} {}",
-                "ID", "STATE", "STARTS", "ENDS", "ALARMS", "REASON"
+                "{:<20} {:<8} {:<21} {:<21} {:<20} {:<24} {}",
+                "ID", "STATE", "STARTS", "ENDS", "ALARMS", "REPEATS", "REASON"
             );
+            let fmt = |t: chrono::DateTime<chrono::Utc>| match t == crate::maintenance::forever() {
+                true => "until stopped".to_owned(),
+                false => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            };
             for w in &windows {
                 let state = if w.active_at(now) {
                     "active"
-                } else if w.starts_at > now {
+                } else if w.next_start(now).is_some() {
                     "planned"
                 } else {
                     "ended"
                 };
+                // What `list` shows as STARTS: the next occurrence for a weekly window.
+                let (starts, ends) = match (&w.every, w.active_until(now), w.next_start(now)) {
+                    (Some(_), Some(end), _) => (w.starts_at.max(now), end),
+                    (Some(r), None, Some(next)) => {
+                        (next, next + chrono::Duration::minutes(r.minutes))
+                    }
+                    _ => (w.starts_at, w.ends_at),
+                };
+                let repeats = match &w.every {
+                    Some(r) => format!("{} {} {}", r.days.join(","), r.at, r.tz),
+                    None => "-".into(),
+                };
                 text.push_str(&format!(
-                    "\n{:<20} {:<8} {:<21} {:<21} {:<20} {}",
+                    "\n{:<20} {:<8} {:<21} {:<21} {:<20} {:<24} {}",
                     w.id,
                     state,
-                    w.starts_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    w.ends_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    fmt(starts),
+                    fmt(ends),
                     w.alarm_pattern.as_deref().unwrap_or("*"),
+                    repeats,
                     w.reason
                 ));
             }

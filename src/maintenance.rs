@@ -3,10 +3,104 @@
 //! still in ALARM when its window ends raises its case then (the periodic task does it).
 //! Windows are kept in the config store, next to the per-alarm settings.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
-/// One window.
+/// A weekly rule: on these days, at this local time in this time zone, for this long.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recurrence {
+    /// `mon` … `sun`.
+    pub days: Vec<String>,
+    /// Local time, `HH:MM`.
+    pub at: String,
+    /// An IANA time zone, e.g. `Europe/Berlin` (daylight saving time followed).
+    pub tz: String,
+    pub minutes: i64,
+}
+
+fn weekday(s: &str) -> Option<Weekday> {
+    Some(match s {
+        "mon" => Weekday::Mon,
+        "tue" => Weekday::Tue,
+        "wed" => Weekday::Wed,
+        "thu" => Weekday::Thu,
+        "fri" => Weekday::Fri,
+        "sat" => Weekday::Sat,
+        "sun" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+impl Recurrence {
+    /// Reads `--every`: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00`, `mon 01:15`.
+    pub fn parse(every: &str, tz: &str, minutes: i64) -> Result<Self, String> {
+        let (days, at) = every.trim().rsplit_once(' ').ok_or_else(|| {
+            format!("--every {every:?}: expected `<days> HH:MM`, e.g. `sat,sun 03:00`")
+        })?;
+        let days: Vec<String> = match days.trim().to_lowercase().as_str() {
+            "daily" => ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .map(String::from)
+                .to_vec(),
+            "weekdays" => ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            list => list
+                .split(',')
+                .map(|d| {
+                    let d = d.trim();
+                    let short: String = d.chars().take(3).collect();
+                    weekday(&short).map(|_| short).ok_or_else(|| {
+                        format!("--every: {d:?} is not a day (mon … sun, daily, weekdays)")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        NaiveTime::parse_from_str(at.trim(), "%H:%M")
+            .map_err(|_| format!("--every: {at:?} is not a time of day (HH:MM)"))?;
+        tz.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("--tz {tz:?} is not a time zone (e.g. UTC, Europe/Berlin)"))?;
+        Ok(Self {
+            days,
+            at: at.trim().to_owned(),
+            tz: tz.to_owned(),
+            minutes,
+        })
+    }
+
+    /// The starts of occurrences on the local dates from `first` on, `n` days.
+    fn starts(&self, first: NaiveDate, n: i64) -> Vec<DateTime<Utc>> {
+        let (Ok(tz), Ok(at)) = (
+            self.tz.parse::<chrono_tz::Tz>(),
+            NaiveTime::parse_from_str(&self.at, "%H:%M"),
+        ) else {
+            return Vec::new();
+        };
+        let days: Vec<Weekday> = self.days.iter().filter_map(|d| weekday(d)).collect();
+        (0..n)
+            .filter_map(|i| first.checked_add_signed(chrono::Duration::days(i)))
+            .filter(|d| days.contains(&d.weekday()))
+            .filter_map(|d| tz.from_local_datetime(&d.and_time(at)).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .collect()
+    }
+
+    fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
+        match self.tz.parse::<chrono_tz::Tz>() {
+            Ok(tz) => t.with_timezone(&tz).date_naive(),
+            Err(_) => t.date_naive(),
+        }
+    }
+}
+
+/// The end of a window that repeats until it is stopped: the last second of year 9999
+/// (what every JSON reader of RFC 3339 can read back).
+pub fn forever() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// One window: from `starts_at` to `ends_at`, or, with `every`, each occurrence of the
+/// weekly rule between those two instants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceWindow {
@@ -17,11 +111,45 @@ pub struct MaintenanceWindow {
     pub alarm_pattern: Option<String>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Recurrence>,
 }
 
 impl MaintenanceWindow {
+    /// The end of the occurrence covering `now`, if one does.
+    pub fn active_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if now < self.starts_at || now >= self.ends_at {
+            return None;
+        }
+        let Some(rule) = &self.every else {
+            return Some(self.ends_at);
+        };
+        let length = chrono::Duration::minutes(rule.minutes);
+        let back = (rule.minutes / (24 * 60)) + 2;
+        let first = rule.local_date(now) - chrono::Duration::days(back);
+        rule.starts(first, back + 1)
+            .into_iter()
+            .filter(|s| *s <= now && now < *s + length && *s >= self.starts_at)
+            .map(|s| (s + length).min(self.ends_at))
+            .max()
+    }
+
     pub fn active_at(&self, now: DateTime<Utc>) -> bool {
-        self.starts_at <= now && now < self.ends_at
+        self.active_until(now).is_some()
+    }
+
+    /// When the window (next) begins at or after `now`: the start of its next occurrence.
+    pub fn next_start(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if now >= self.ends_at {
+            return None;
+        }
+        let Some(rule) = &self.every else {
+            return (self.starts_at >= now).then_some(self.starts_at);
+        };
+        let from = now.max(self.starts_at);
+        rule.starts(rule.local_date(from), 9)
+            .into_iter()
+            .find(|s| *s >= from && *s < self.ends_at)
     }
 
     pub fn covers(&self, alarm_name: &str) -> bool {
@@ -32,25 +160,30 @@ impl MaintenanceWindow {
 
     /// Says why an alarm is suppressed, for the ledger.
     pub fn describe(&self) -> String {
+        self.describe_until(self.ends_at)
+    }
+
+    pub fn describe_until(&self, until: DateTime<Utc>) -> String {
         format!(
             "maintenance window {}: {} (until {})",
             self.id,
             self.reason,
-            self.ends_at.format("%Y-%m-%dT%H:%M:%SZ")
+            until.format("%Y-%m-%dT%H:%M:%SZ")
         )
     }
 }
 
-/// The active window covering this alarm that ends last, if any.
+/// The active window covering this alarm whose occurrence ends last, and that end.
 pub fn covering<'a>(
     windows: &'a [MaintenanceWindow],
     alarm_name: &str,
     now: DateTime<Utc>,
-) -> Option<&'a MaintenanceWindow> {
+) -> Option<(&'a MaintenanceWindow, DateTime<Utc>)> {
     windows
         .iter()
-        .filter(|w| w.active_at(now) && w.covers(alarm_name))
-        .max_by_key(|w| w.ends_at)
+        .filter(|w| w.covers(alarm_name))
+        .filter_map(|w| w.active_until(now).map(|end| (w, end)))
+        .max_by_key(|(_, end)| *end)
 }
 
 /// Glob matching with `*` and `?`, iterative (no recursion, so no pathological stack use),
@@ -107,6 +240,7 @@ mod tests {
             alarm_pattern: pattern.map(str::to_owned),
             starts_at: now + chrono::Duration::minutes(from),
             ends_at: now + chrono::Duration::minutes(to),
+            every: None,
         };
         let windows = vec![
             w("all-later", None, 10, 20),
@@ -115,10 +249,57 @@ mod tests {
             w("past", None, -60, -1),
         ];
         assert_eq!(
-            covering(&windows, "prod-db-cpu", now).map(|w| w.id.as_str()),
+            covering(&windows, "prod-db-cpu", now).map(|(w, _)| w.id.as_str()),
             Some("db-long")
         );
         assert_eq!(covering(&windows, "prod-api", now), None);
         assert!(w("x", None, 0, 1).describe().contains("db upgrade"));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_weekly_window_covers_each_occurrence_in_its_time_zone() {
+        let rule = Recurrence::parse("sat,sun 02:00", "Europe/Berlin", 120).expect("rule");
+        let w = MaintenanceWindow {
+            id: "weekly".into(),
+            reason: "backups".into(),
+            alarm_pattern: None,
+            starts_at: at("2026-11-01T00:00:00Z"),
+            ends_at: forever(),
+            every: Some(rule),
+        };
+        // Saturday 2026-12-05, 02:00 in Berlin (CET, UTC+1) is 01:00 UTC, for two hours.
+        assert_eq!(
+            w.active_until(at("2026-12-05T01:30:00Z")),
+            Some(at("2026-12-05T03:00:00Z"))
+        );
+        assert_eq!(w.active_until(at("2026-12-05T03:00:00Z")), None);
+        assert_eq!(w.active_until(at("2026-12-04T01:30:00Z")), None, "a Friday");
+        // In summer (CEST, UTC+2) the same local time is 00:00 UTC.
+        assert!(w.active_at(at("2027-06-05T00:30:00Z")));
+        assert!(!w.active_at(at("2027-06-05T02:30:00Z")));
+        assert_eq!(
+            w.next_start(at("2026-12-01T12:00:00Z")),
+            Some(at("2026-12-05T01:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_what_is_wrong() {
+        for (every, tz, want) in [
+            ("someday 02:00", "UTC", "is not a day"),
+            ("sat 25:00", "UTC", "time of day"),
+            ("sat", "UTC", "expected"),
+            ("sat 02:00", "Mars/Olympus", "time zone"),
+        ] {
+            let e = Recurrence::parse(every, tz, 60).expect_err(every);
+            assert!(e.contains(want), "{every} {tz}: {e}");
+        }
+        assert!(Recurrence::parse("Weekdays 22:30", "America/New_York", 30).is_ok());
     }
 }

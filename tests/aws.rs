@@ -1237,6 +1237,11 @@ async fn maintenance_windows_are_kept_in_the_settings_table() {
         alarm_pattern: Some("prod-*".into()),
         starts_at: now,
         ends_at: now + chrono::Duration::hours(2),
+        // A weekly rule is kept in the settings table too.
+        every: Some(
+            cw_support_api::maintenance::Recurrence::parse("sat,sun 02:00", "Europe/Berlin", 120)
+                .expect("rule"),
+        ),
     };
     store
         .save_windows(std::slice::from_ref(&w))

@@ -501,3 +501,61 @@ fn alarms_put_takes_the_alarms_an_alarm_is_inhibited_by() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("inhibited_by"), "{}", stderr(&bad));
 }
+
+#[test]
+fn weekly_and_scheduled_maintenance_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = cli(
+        dir.path(),
+        &[
+            "maintenance",
+            "start",
+            "--for",
+            "2h",
+            "--reason",
+            "backups",
+            "--alarm",
+            "prod-db-*",
+            "--every",
+            "sat,sun 02:00",
+            "--tz",
+            "Europe/Berlin",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("next from"), "{}", stdout(&o));
+    let o = cli(
+        dir.path(),
+        &[
+            "maintenance",
+            "start",
+            "--for",
+            "1h",
+            "--reason",
+            "upgrade",
+            "--at",
+            "2099-01-01T03:00",
+            "--tz",
+            "UTC",
+        ],
+    );
+    assert!(stdout(&o).starts_with("planned"), "{}", stdout(&o));
+    let list = stdout(&cli(dir.path(), &["maintenance", "list"]));
+    assert!(list.contains("sat,sun 02:00 Europe/Berlin"), "{list}");
+    assert!(list.contains("2099-01-01T03:00:00Z"), "{list}");
+    assert!(list.contains("planned"), "{list}");
+    for (args, want) in [
+        (vec!["--every", "someday 02:00"], "is not a day"),
+        (
+            vec!["--every", "sat 02:00", "--tz", "Mars/Olympus"],
+            "time zone",
+        ),
+        (vec!["--at", "tomorrow"], "--at"),
+    ] {
+        let mut all = vec!["maintenance", "start", "--for", "1h", "--reason", "x"];
+        all.extend(args);
+        let o = cli(dir.path(), &all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}");
+        assert!(stderr(&o).contains(want), "{all:?}: {}", stderr(&o));
+    }
+}
