@@ -1545,3 +1545,39 @@ async fn the_inhibition_list_and_group_are_kept_in_the_settings_table() {
         Some(record)
     );
 }
+
+#[tokio::test]
+async fn a_new_window_reaches_another_instance_within_seconds() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    // Two instances, each with a long settings cache.
+    let open = || {
+        DynamoConfigStore::open(
+            c.dynamodb.clone(),
+            &s.config_table,
+            Duration::from_secs(300),
+        )
+    };
+    let (mine, theirs) = (open().await.expect("open"), open().await.expect("open"));
+    assert!(theirs.windows().await.expect("windows").is_empty());
+    let now = Utc::now();
+    let w = cw_support_api::maintenance::MaintenanceWindow {
+        id: "mw-now".into(),
+        reason: "fixing it".into(),
+        alarm_pattern: None,
+        starts_at: now,
+        ends_at: now + chrono::Duration::hours(1),
+        every: None,
+    };
+    mine.save_windows(std::slice::from_ref(&w))
+        .await
+        .expect("save");
+    let started = std::time::Instant::now();
+    while theirs.windows().await.expect("windows").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "not seen within seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

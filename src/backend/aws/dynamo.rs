@@ -38,6 +38,9 @@ use crate::maintenance::MaintenanceWindow;
 /// The TTL attribute of the ledger table.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
+/// How long maintenance windows read from the settings table are reused.
+pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Item = HashMap<String, AttributeValue>;
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -163,9 +166,12 @@ impl DynamoConfigStore {
 
     fn cached_windows(&self) -> Option<Vec<MaintenanceWindow>> {
         let cache = self.windows_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // A window someone starts ("I'm fixing it") must reach every instance within
+        // seconds, not a settings-cache TTL later: one read per few seconds is cheap.
+        let ttl = self.cache_ttl.min(WINDOWS_CACHE_TTL);
         cache
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .filter(|(at, _)| at.elapsed() < ttl)
             .map(|(_, w)| w.clone())
     }
 
