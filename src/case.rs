@@ -134,6 +134,8 @@ pub struct CasePolicy {
     /// is flapping: one communication says so, further cycles are only counted.
     pub flap_limit: usize,
     pub flap_window: Duration,
+    /// Account id → the role assumed to open that account's cases (`ACCOUNT_ROLES`).
+    pub account_roles: std::collections::BTreeMap<String, String>,
 }
 
 /// Which AWS Health events are worth a case: by category (`issue` by default: scheduled
@@ -227,6 +229,7 @@ impl Default for CasePolicy {
             health: HealthFilter::default(),
             flap_limit: 3,
             flap_window: Duration::from_secs(3600),
+            account_roles: Default::default(),
         }
     }
 }
@@ -1808,6 +1811,12 @@ impl CaseService {
             cc_email_addresses: settings.cc.clone(),
             language: "en".into(),
             issue_type: "technical".into(),
+            account: alarm.identity.account.clone(),
+            account_role: alarm
+                .identity
+                .account
+                .as_ref()
+                .and_then(|a| self.policy.account_roles.get(a).cloned()),
             attachments: Vec::new(),
         }
     }

@@ -198,6 +198,12 @@ pub struct Config {
     #[arg(long, env = "GRAPHS", value_enum, default_value_t = Graphs::Auto, global = true)]
     pub graphs: Graphs,
 
+    /// Accounts whose alarms open their case in their own account:
+    /// `111122223333=arn:aws:iam::111122223333:role/cw-support,...` (STS AssumeRole,
+    /// credentials kept until they expire). Other accounts use the service's own.
+    #[arg(long, env = "ACCOUNT_ROLES", default_value = "", global = true)]
+    pub account_roles: String,
+
     /// SNS topic told what happened to cases (opened, AWS replied, resolved, failed, folded).
     #[arg(long, env = "NOTIFY_TOPIC_ARN", global = true)]
     pub notify_topic_arn: Option<String>,
@@ -305,6 +311,43 @@ fn read_tokens(s: &str) -> Result<TokensArg, String> {
 }
 
 impl Config {
+    /// `ACCOUNT_ROLES` read: account id → role ARN, or what is wrong with it.
+    pub fn account_roles(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let mut roles = std::collections::BTreeMap::new();
+        for entry in self
+            .account_roles
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (account, role) = entry.split_once('=').ok_or_else(|| {
+                format!("ACCOUNT_ROLES: {entry:?} is not `<account id>=<role ARN>`")
+            })?;
+            let (account, role) = (account.trim(), role.trim());
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "ACCOUNT_ROLES: {account:?} is not a 12-digit account id"
+                ));
+            }
+            let parts: Vec<&str> = role.splitn(6, ':').collect();
+            let is_role = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[2] == "iam"
+                && parts[4].len() == 12
+                && parts[4].bytes().all(|b| b.is_ascii_digit())
+                && parts[5]
+                    .strip_prefix("role/")
+                    .is_some_and(|n| !n.is_empty());
+            if !is_role {
+                return Err(format!(
+                    "ACCOUNT_ROLES: {role:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+                ));
+            }
+            roles.insert(account.to_owned(), role.to_owned());
+        }
+        Ok(roles)
+    }
+
     /// The bearer tokens, or why `API_TOKENS` is malformed (never echoing it).
     pub fn api_tokens(&self) -> Result<ApiTokens, String> {
         self.api_tokens
@@ -338,6 +381,7 @@ impl Config {
             // Waiting for concurrent work on the same alarm fits in the request's time.
             busy_wait: self.request_timeout,
             storm_cap: self.storm_cap,
+            account_roles: self.account_roles().unwrap_or_default(),
             flap_limit: self.flap_limit,
             flap_window: self.flap_window,
             health: crate::case::HealthFilter {
@@ -664,6 +708,41 @@ mod tests {
             .expect("parses");
         assert!(!cli.config.api_tokens().expect("fine").is_empty());
         assert!(!format!("{:?}", cli.config).contains("good-token-0123456789"));
+    }
+
+    #[test]
+    fn account_roles_are_read_and_bad_ones_named() {
+        let parse = |v: &str| {
+            Cli::try_parse_from(["cw-support-api", "--account-roles", v])
+                .expect("parses")
+                .config
+                .account_roles()
+        };
+        let ok = parse("444455556666=arn:aws:iam::444455556666:role/cw-support, 777788889999=arn:aws-cn:iam::777788889999:role/x")
+            .expect("fine");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(
+            ok["444455556666"],
+            "arn:aws:iam::444455556666:role/cw-support"
+        );
+        for (bad, want) in [
+            ("444455556666", "is not `<account id>=<role ARN>`"),
+            (
+                "4444=arn:aws:iam::444455556666:role/x",
+                "12-digit account id",
+            ),
+            (
+                "444455556666=arn:aws:iam::444455556666:user/x",
+                "not an IAM role ARN",
+            ),
+            ("444455556666=arn:aws:s3:::bucket", "not an IAM role ARN"),
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(
+                e.contains(want) && e.contains("ACCOUNT_ROLES"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -141,6 +141,7 @@ async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
         (false, _) => None,
     };
     let tokens = config.api_tokens().map_err(CommandError::Usage)?;
+    config.account_roles().map_err(CommandError::Usage)?;
     // One serving process per local data directory: then every claim found at start was
     // left by a process that stopped, and is settled now rather than after its lease.
     let _lock = match config.backend {

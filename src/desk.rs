@@ -22,6 +22,12 @@ pub struct NewCase {
     pub cc_email_addresses: Vec<EmailAddress>,
     pub language: String,
     pub issue_type: String,
+    /// The AWS account the alarm came from, and the role assumed to open the case there
+    /// (`ACCOUNT_ROLES`); no role: the service's own account opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_role: Option<String>,
     /// Files attached to the case (the alarm's graph): sent with AddAttachmentsToSet, kept
     /// as files by the dry-run desk. Not part of the case's JSON record.
     #[serde(skip)]

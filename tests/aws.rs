@@ -1581,3 +1581,59 @@ async fn a_new_window_reaches_another_instance_within_seconds() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// An alarm from an account of ACCOUNT_ROLES opens its case in that account: the Support
+/// call is signed with the role's credentials (STS AssumeRole on moto); an alarm from any
+/// other account uses the service's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_of_mapped_accounts_open_cases_with_the_assumed_role() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let mut env = aws_env(&endpoint, &s);
+    env.push((
+        "ACCOUNT_ROLES",
+        "444455556666=arn:aws:iam::444455556666:role/cw-support",
+    ));
+    let mut server = common::process::ServerProcess::start(&env);
+    let post = |account: &'static str, name: &'static str| {
+        let url = server.url("/serviceme");
+        async move {
+            let mut v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"),
+            )
+            .expect("json");
+            v["AWSAccountId"] = json!(account);
+            v["AlarmName"] = json!(name);
+            v["AlarmArn"] = json!(format!(
+                "arn:aws:cloudwatch:us-east-1:{account}:alarm:{name}"
+            ));
+            let resp = reqwest::Client::new()
+                .post(url)
+                .body(v.to_string())
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    post("444455556666", "theirs").await;
+    post("123456789012", "ours").await;
+    let keys = standin.access_keys("CreateCase");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_ne!(
+        keys[0], "AKIDTEST",
+        "the assumed role's credentials: {keys:?}"
+    );
+    assert_eq!(keys[1], "AKIDTEST", "the service's own: {keys:?}");
+    let body = standin.cases()[0]["communications"][0]["body"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        body.contains("444455556666"),
+        "the case names the source account"
+    );
+    assert!(server.terminate().success());
+}

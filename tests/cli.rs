@@ -559,3 +559,33 @@ fn weekly_and_scheduled_maintenance_windows() {
         assert!(stderr(&o).contains(want), "{all:?}: {}", stderr(&o));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_desk_records_the_account_it_would_have_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = std::process::Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("DATA_DIR", dir.path())
+        .env("ACCOUNT_ROLES", "123456789012=not-a-role")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ACCOUNT_ROLES"));
+    let role = "arn:aws:iam::123456789012:role/cw-support";
+    let mut server = ServerProcess::start(&[
+        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
+        ("ACCOUNT_ROLES", &format!("123456789012={role}")),
+    ]);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(std::fs::read(payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    assert!(server.terminate().success());
+    let o = cli(dir.path(), &["cases", "show", "dry-run-1", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["case"]["case"]["account"], "123456789012", "{v}");
+    assert_eq!(v["case"]["case"]["accountRole"], role);
+}

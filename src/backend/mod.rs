@@ -31,6 +31,8 @@ pub enum BackendError {
     Ledger(#[from] LedgerError),
     #[error("{0} (create the tables with `cw-support-api tables create`)")]
     Config(#[from] StoreError),
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl Backend {
@@ -49,7 +51,12 @@ impl Backend {
             BackendKind::Aws => {
                 let settings = config.aws();
                 let clients = aws::AwsClients::load(&settings).await;
-                Self::aws(clients, &settings).await
+                let mut backend = Self::aws(clients, &settings).await?;
+                let roles = config.account_roles().map_err(BackendError::Settings)?;
+                if !roles.is_empty() {
+                    backend.route_accounts(&roles, &settings).await;
+                }
+                Ok(backend)
             }
         }
     }
@@ -77,6 +84,35 @@ impl Backend {
             local: None,
             aws: Some(clients),
         })
+    }
+
+    /// Cases of the accounts in `roles` are opened in those accounts, with the role's
+    /// credentials (STS AssumeRole, cached until they expire); the others in the service's.
+    pub async fn route_accounts(
+        &mut self,
+        roles: &std::collections::BTreeMap<String, String>,
+        settings: &aws::AwsSettings,
+    ) {
+        let Some(clients) = &self.aws else {
+            return;
+        };
+        let mut by_account = std::collections::BTreeMap::new();
+        for (account, role) in roles {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .session_name("cw-support-api")
+                .configure(&clients.sdk)
+                .build()
+                .await;
+            let support = aws::support_client(&clients.sdk, settings, Some(provider));
+            by_account.insert(
+                account.clone(),
+                Arc::new(aws::support::AwsSupportDesk::new(support)),
+            );
+        }
+        self.desk = Arc::new(aws::support::AccountDesks {
+            own: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
+            by_account,
+        });
     }
 
     pub fn case_service(&self, config: &Config) -> CaseService {

@@ -330,6 +330,8 @@ struct FaultEntry {
 #[derive(Debug)]
 struct Inner {
     cases: Vec<Case>,
+    /// (operation, access key id) of every request.
+    signed_by: Vec<(String, String)>,
     /// Attachment sets by id (AddAttachmentsToSet), until a case takes one.
     attachment_sets: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     created: u64,
@@ -343,6 +345,7 @@ impl Default for Inner {
     fn default() -> Inner {
         Inner {
             cases: Vec::new(),
+            signed_by: Vec::new(),
             attachment_sets: BTreeMap::new(),
             created: 0,
             severities: DEFAULT_SEVERITIES.iter().map(|s| s.to_string()).collect(),
@@ -475,6 +478,16 @@ impl SupportStandin {
             .iter()
             .find(|c| c.case_id == case_id)
             .map(Case::snapshot)
+    }
+
+    /// The access key ids that signed each call of `op`, in order.
+    pub fn access_keys(&self, op: &str) -> Vec<String> {
+        lock(&self.shared)
+            .signed_by
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// Adds a communication from AWS Support's side ("Amazon Web Services"), as an engineer
@@ -631,9 +644,18 @@ async fn support(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     let op = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_string();
 
     let known = OPERATIONS.contains(&op.as_str());
+    // Which credentials signed the call (SigV4: `Credential=<access key>/<date>/...`).
+    let access_key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or("")
+        .to_string();
     let (request_id, fault) = {
         let mut inner = lock(&shared);
         inner.requests += 1;
+        inner.signed_by.push((op.clone(), access_key));
         let request_id = format!("00000000-0000-4000-8000-{:012x}", inner.requests);
         let counted = match (op.is_empty(), target.is_empty()) {
             (false, _) => op.as_str(),

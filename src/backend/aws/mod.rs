@@ -21,6 +21,28 @@ fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
         .build()
 }
 
+/// An AWS Support client: bounded calls, with the SDK's standard retries inside the bound,
+/// so a hung endpoint gives a 503 well within REQUEST_TIMEOUT rather than a stuck request
+/// (CreateCase and AddCommunicationToCase turn the retries off for themselves). With a
+/// role, it signs with that role's credentials (another account's cases).
+pub fn support_client(
+    sdk: &SdkConfig,
+    settings: &AwsSettings,
+    role: Option<aws_config::sts::AssumeRoleProvider>,
+) -> aws_sdk_support::Client {
+    let mut conf = aws_sdk_support::config::Builder::from(sdk)
+        .region(Region::new(settings.support_region.clone()))
+        .retry_config(RetryConfig::standard())
+        .timeout_config(timeouts(
+            settings.support_timeout * 3,
+            settings.support_timeout,
+        ));
+    if let Some(provider) = role {
+        conf = conf.credentials_provider(provider);
+    }
+    aws_sdk_support::Client::from_conf(conf.build())
+}
+
 /// What the AWS backend needs to know.
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
@@ -78,14 +100,7 @@ impl AwsClients {
         // endpoint gives a 503 well within REQUEST_TIMEOUT rather than a stuck request.
         // CreateCase and AddCommunicationToCase turn the retries off for themselves
         // (support.rs): resending them could open a second case.
-        let support = aws_sdk_support::config::Builder::from(&sdk)
-            .region(Region::new(settings.support_region.clone()))
-            .retry_config(RetryConfig::standard())
-            .timeout_config(timeouts(
-                settings.support_timeout * 3,
-                settings.support_timeout,
-            ))
-            .build();
+        let support = support_client(&sdk, settings, None);
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())
             .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
@@ -98,7 +113,7 @@ impl AwsClients {
         Self {
             sts: aws_sdk_sts::Client::from_conf(sts),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            support: aws_sdk_support::Client::from_conf(support),
+            support,
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
         }

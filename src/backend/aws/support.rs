@@ -381,10 +381,97 @@ impl SupportDesk for AwsSupportDesk {
     }
 }
 
+/// Cases opened where the alarm came from: one desk per account of `ACCOUNT_ROLES` (its
+/// client signs with the role's credentials, assumed with STS and kept until they expire),
+/// and the service's own desk for every other account. A case's later calls go to the desk
+/// of the account its id names (`case-<account>-...`).
+pub struct AccountDesks {
+    pub own: Arc<AwsSupportDesk>,
+    pub by_account: std::collections::BTreeMap<String, Arc<AwsSupportDesk>>,
+}
+
+/// The account a Support case id names: `case-111122223333-muen-2022-...`.
+fn account_of_case(case_id: &str) -> Option<&str> {
+    case_id
+        .strip_prefix("case-")?
+        .split('-')
+        .next()
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl AccountDesks {
+    fn for_account(&self, account: Option<&str>) -> &AwsSupportDesk {
+        account
+            .and_then(|a| self.by_account.get(a))
+            .map_or(&*self.own, |d| &**d)
+    }
+
+    fn for_case(&self, case_id: &str) -> &AwsSupportDesk {
+        self.for_account(account_of_case(case_id))
+    }
+}
+
+#[async_trait]
+impl SupportDesk for AccountDesks {
+    async fn services(&self) -> Result<Option<Arc<ServiceCatalog>>, DeskError> {
+        self.own.services().await
+    }
+    async fn latest_reply(&self, case_id: &str) -> Result<Option<String>, DeskError> {
+        self.for_case(case_id).latest_reply(case_id).await
+    }
+    async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
+        let desk = match &case.account_role {
+            Some(_) => self.for_account(case.account.as_deref()),
+            None => &self.own,
+        };
+        desk.create_case(case).await
+    }
+    async fn add_communication(
+        &self,
+        case_id: &str,
+        comm: &Communication,
+    ) -> Result<(), DeskError> {
+        self.for_case(case_id)
+            .add_communication(case_id, comm)
+            .await
+    }
+    async fn resolve_case(&self, case_id: &str) -> Result<(), DeskError> {
+        self.for_case(case_id).resolve_case(case_id).await
+    }
+    async fn case_info(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
+        self.for_case(case_id).case_info(case_id).await
+    }
+    async fn find_case(
+        &self,
+        reference: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, DeskError> {
+        if let Some(found) = self.own.find_case(reference, since).await? {
+            return Ok(Some(found));
+        }
+        for desk in self.by_account.values() {
+            if let Some(found) = desk.find_case(reference, since).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use Severity::*;
+
+    #[test]
+    fn a_case_id_names_its_account() {
+        assert_eq!(
+            account_of_case("case-111122223333-muen-2022-7118885805350839"),
+            Some("111122223333")
+        );
+        assert_eq!(account_of_case("dry-run-1"), None);
+        assert_eq!(account_of_case("case-12-x"), None);
+    }
 
     #[test]
     fn severities_are_lowered_to_what_the_plan_allows() {
