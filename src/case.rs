@@ -388,6 +388,8 @@ pub struct CaseService {
     notifier: crate::notify::Notifier,
     /// Draws the graph attached to a metric alarm's new case.
     grapher: Arc<dyn crate::graph::Grapher>,
+    /// The alarm's own `cw-support:` tags, between its stored settings and the defaults.
+    tags: Arc<dyn crate::tags::TagSource>,
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -415,6 +417,7 @@ impl CaseService {
             clock: Arc::new(Utc::now),
             notifier: crate::notify::Notifier::none(),
             grapher: Arc::new(crate::graph::LocalGrapher),
+            tags: Arc::new(crate::tags::NoTags),
         }
     }
 
@@ -441,6 +444,12 @@ impl CaseService {
             }
         }
         case
+    }
+
+    /// Where alarm tags are read (CloudWatch on the aws backend).
+    pub fn with_tags(mut self, tags: Arc<dyn crate::tags::TagSource>) -> Self {
+        self.tags = tags;
+        self
     }
 
     /// Who draws the graphs (CloudWatch on the aws backend).
@@ -482,7 +491,27 @@ impl CaseService {
             }
             Err(e) => return Err(e.into()),
         };
-        let (settings, notes) = AlarmSettings::from_record(&record);
+        // The alarm's own tags fill what the stored settings leave open; reading them
+        // never blocks a case.
+        let mut tag_notes = Vec::new();
+        let record = match alarm
+            .identity
+            .arn
+            .as_deref()
+            .filter(|a| crate::tags::is_alarm_arn(a))
+        {
+            Some(arn) => match self.tags.tags(arn).await {
+                Ok(tags) => crate::tags::merge(&record, &crate::tags::record_from_tags(&tags)).0,
+                Err(e) => {
+                    tracing::warn!(alarm = %alarm.name, error = %e, "alarm tags not read; stored settings and defaults used");
+                    tag_notes.push(format!("the alarm's tags could not be read ({e})"));
+                    record
+                }
+            },
+            None => record,
+        };
+        let (settings, mut notes) = AlarmSettings::from_record(&record);
+        notes.extend(tag_notes);
         for note in &notes {
             tracing::warn!(alarm = %alarm.name, note = %note, "malformed per-alarm setting");
         }

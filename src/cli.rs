@@ -198,6 +198,11 @@ pub struct Config {
     #[arg(long, env = "GRAPHS", value_enum, default_value_t = Graphs::Auto, global = true)]
     pub graphs: Graphs,
 
+    /// Read per-alarm settings from the alarm's `cw-support:` tags (CloudWatch
+    /// ListTagsForResource, cached CONFIG_CACHE_TTL) on the aws backend.
+    #[arg(long, env = "TAGS", value_enum, default_value_t = Switch::On, global = true)]
+    pub tags: Switch,
+
     /// Accounts whose alarms open their case in their own account:
     /// `111122223333=arn:aws:iam::111122223333:role/cw-support,...` (STS AssumeRole,
     /// credentials kept until they expire). Other accounts use the service's own.

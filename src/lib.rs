@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 pub mod server;
 pub mod sns;
+pub mod tags;
 pub mod telemetry;
 
 pub use server::{AppState, app};

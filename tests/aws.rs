@@ -762,8 +762,9 @@ fn aws_env<'a>(standin: &'a str, s: &'a AwsSettings) -> Vec<(&'a str, &'a str)> 
         ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.as_str()),
         // The own account, for the SNS topic default, is asked of STS at start.
         ("AWS_ENDPOINT_URL_STS", moto().endpoint.as_str()),
-        // No CloudWatch stand-in here: graphs are drawn from the alarm itself.
+        // No CloudWatch stand-in here: graphs are drawn from the alarm itself, no tags read.
         ("GRAPHS", "local"),
+        ("TAGS", "off"),
         ("METRICS", "off"),
         ("AWS_ENDPOINT_URL_SUPPORT", standin),
         ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
@@ -1636,4 +1637,59 @@ async fn alarms_of_mapped_accounts_open_cases_with_the_assumed_role() {
         "the case names the source account"
     );
     assert!(server.terminate().success());
+}
+
+/// Settings from the alarm's own tags: used where the stored settings say nothing, each
+/// field on its own; read once per alarm within the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alarms_tags_fill_in_what_its_stored_settings_leave_open() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-5xx-rate";
+    recorded.set_tags(
+        arn,
+        &[
+            ("cw-support:priority", "high"),
+            ("cw-support:cc", "oncall@example.com"),
+            ("owner", "api-team"),
+        ],
+    );
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
+        .await
+        .expect("open");
+    // Stored: the action only; the tags give priority and cc.
+    store
+        .put(
+            "prod-api-5xx-rate",
+            &AlarmConfigRecord {
+                action: Some("restart the API".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    let mut env = aws_env(&endpoint, &s);
+    env.retain(|(k, _)| *k != "TAGS");
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    let mut server = common::process::ServerProcess::start(&env);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    assert!(server.terminate().success());
+    let case = &standin.cases()[0];
+    assert_eq!(case["severityCode"], "high", "from the tag");
+    assert_eq!(case["ccEmailAddresses"], json!(["oncall@example.com"]));
+    let body = case["communications"][0]["body"].as_str().unwrap_or("");
+    assert!(
+        body.contains("restart the API"),
+        "the stored action: {body}"
+    );
+    assert_eq!(recorded.tag_reads(), 1);
 }

@@ -196,6 +196,7 @@ async fn the_stack_deploys_on_moto_and_an_alarm_runs_through_consume() {
     let env: Vec<(&str, &str)> = vec![
         ("BACKEND", "aws"),
         ("GRAPHS", "local"),
+        ("TAGS", "off"),
         ("DBREGION", "us-east-1"),
         ("DBTABLE", &outputs["SettingsTableName"]),
         ("LEDGER_TABLE", &outputs["LedgerTableName"]),

@@ -194,6 +194,7 @@ async fn aws_stack(queue: &str) -> AwsStack {
     let mut env = vec![
         ("BACKEND", "aws".to_owned()),
         ("GRAPHS", "local".to_owned()),
+        ("TAGS", "off".to_owned()),
         ("DBTABLE", settings),
         ("LEDGER_TABLE", ledger),
         ("AWS_ENDPOINT_URL_DYNAMODB", moto().endpoint.clone()),

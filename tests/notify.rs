@@ -155,6 +155,7 @@ async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
     let env: Vec<(&str, &str)> = vec![
         ("BACKEND", "aws"),
         ("GRAPHS", "local"),
+        ("TAGS", "off"),
         ("DBREGION", "us-east-1"),
         ("DBTABLE", &settings),
         ("LEDGER_TABLE", &ledger),

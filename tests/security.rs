@@ -154,6 +154,7 @@ async fn on_the_aws_backend_only_the_accounts_own_topics_are_confirmed() {
     let aws = [
         ("BACKEND", "aws"),
         ("GRAPHS", "local"),
+        ("TAGS", "off"),
         ("DBREGION", "us-east-1"),
         ("DBTABLE", settings.as_str()),
         ("LEDGER_TABLE", ledger.as_str()),

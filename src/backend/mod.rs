@@ -132,7 +132,16 @@ impl Backend {
             }
             _ => Arc::new(crate::graph::LocalGrapher),
         };
-        service.with_grapher(grapher)
+        let service = service.with_grapher(grapher);
+        match (config.tags, &self.aws) {
+            (Switch::On, Some(clients)) => {
+                service.with_tags(Arc::new(crate::tags::CloudWatchTags::new(
+                    clients.cloudwatch.clone(),
+                    config.config_cache_ttl,
+                )))
+            }
+            _ => service,
+        }
     }
 
     /// Where the server's counters go: CloudWatch on the aws backend unless `METRICS=off`.

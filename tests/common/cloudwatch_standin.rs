@@ -18,7 +18,10 @@ use axum::routing::post;
 type Request = (String, Vec<u8>);
 
 #[derive(Clone, Default)]
-pub struct Recorded(Arc<Mutex<Vec<Request>>>);
+pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags);
+
+/// The tags ListTagsForResource answers, per alarm ARN.
+type Tags = Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>;
 
 impl Recorded {
     /// Whether any PutMetricData body named this metric (and the namespace `Support`).
@@ -30,6 +33,26 @@ impl Recorded {
 
     pub fn requests(&self) -> usize {
         self.0.lock().expect("lock").len()
+    }
+
+    /// Tags an alarm: ListTagsForResource answers them for this ARN.
+    pub fn set_tags(&self, arn: &str, tags: &[(&str, &str)]) {
+        self.1.lock().expect("lock").insert(
+            arn.to_owned(),
+            tags.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// How many ListTagsForResource calls were made.
+    pub fn tag_reads(&self) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(op, _)| op == "ListTagsForResource")
+            .count()
     }
 
     /// The `MetricWidget` JSON of every GetMetricWidgetImage request.
@@ -76,6 +99,38 @@ pub fn png() -> Vec<u8> {
     out
 }
 
+/// A CBOR text string.
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    let b = text.as_bytes();
+    match b.len() {
+        n @ 0..=23 => out.push(0x60 | n as u8),
+        n @ 24..=255 => {
+            out.push(0x78);
+            out.push(n as u8);
+        }
+        n => {
+            out.push(0x79);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(b);
+}
+
+/// `{"Tags": [{"Key": k, "Value": v}, ...]}` in CBOR.
+fn tags_answer(tags: &[(String, String)]) -> Vec<u8> {
+    let mut out = vec![0xa1];
+    cbor_text(&mut out, "Tags");
+    out.push(0x80 | tags.len().min(23) as u8);
+    for (k, v) in tags.iter().take(23) {
+        out.push(0xa2);
+        cbor_text(&mut out, "Key");
+        cbor_text(&mut out, k);
+        cbor_text(&mut out, "Value");
+        cbor_text(&mut out, v);
+    }
+    out
+}
+
 /// `{"MetricWidgetImage": <bytes>}` in CBOR.
 fn widget_image_answer() -> Vec<u8> {
     let key = b"MetricWidgetImage";
@@ -107,6 +162,11 @@ async fn operation(
     }
     let answer = match op.as_str() {
         "GetMetricWidgetImage" => widget_image_answer(),
+        "ListTagsForResource" => {
+            let arn = cbor_text_after(&body, b"ResourceARN").unwrap_or_default();
+            let tags = recorded.1.lock().expect("lock").get(&arn).cloned();
+            tags_answer(&tags.unwrap_or_default())
+        }
         // An empty CBOR map: PutMetricData has no output members.
         _ => vec![0xa0],
     };
