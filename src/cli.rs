@@ -534,7 +534,13 @@ pub enum AlarmsCommand {
     /// Create or change an alarm's settings; options not given keep their stored value.
     Put(AlarmPut),
     /// Print an alarm's stored settings as JSON.
-    Get { name: String },
+    Get {
+        name: String,
+        /// The alarm's ARN: its `cw-support:` tags are read too (aws backend), and the
+        /// answer shows the merged settings and where each field came from.
+        #[arg(long)]
+        arn: Option<String>,
+    },
     /// List all alarms that have settings.
     List,
     /// Delete an alarm's settings (it falls back to the defaults).

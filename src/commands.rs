@@ -559,12 +559,30 @@ pub async fn alarms(
             store.put(&name, &record).await.map_err(failed)?;
             write_out(out, &pretty(&json!({ name: record }))?)
         }
-        AlarmsCommand::Get { name } => match store.get(&name).await.map_err(failed)? {
-            Some(record) => write_out(out, &pretty(&record)?),
-            None => Err(CommandError::Failed(format!(
-                "no settings for alarm {name:?} (it uses the defaults: priority low)"
-            ))),
-        },
+        AlarmsCommand::Get { name, arn } => {
+            let stored = store.get(&name).await.map_err(failed)?;
+            let tags = match (&arn, &backend.aws, config.tags) {
+                (Some(arn), Some(clients), crate::cli::Switch::On) => {
+                    let source = crate::tags::CloudWatchTags::new(
+                        clients.cloudwatch.clone(),
+                        config.config_cache_ttl,
+                    );
+                    use crate::tags::TagSource;
+                    source.tags(arn).await.map_err(failed)?
+                }
+                _ => Vec::new(),
+            };
+            let tagged = crate::tags::record_from_tags(&tags);
+            if stored.is_none() && tagged == AlarmConfigRecord::default() {
+                return Err(CommandError::Failed(format!(
+                    "no settings for alarm {name:?} (it uses the defaults: priority low)"
+                )));
+            }
+            let (merged, sources) = crate::tags::merge(&stored.unwrap_or_default(), &tagged);
+            let mut v = serde_json::to_value(&merged).map_err(failed)?;
+            v["sources"] = json!(sources);
+            write_out(out, &pretty(&v)?)
+        }
         AlarmsCommand::List => {
             let all = store.list().await.map_err(failed)?;
             if all.is_empty() {

@@ -16,6 +16,9 @@ use crate::alarm_config::{AlarmConfigRecord, CcField};
 
 pub const TAG_PREFIX: &str = "cw-support:";
 
+/// An alarm's tags as read, or why they could not be.
+type TagsRead = Result<Vec<(String, String)>, String>;
+
 /// Where tags come from.
 #[async_trait]
 pub trait TagSource: Send + Sync {
@@ -38,7 +41,7 @@ impl TagSource for NoTags {
 pub struct CloudWatchTags {
     pub client: aws_sdk_cloudwatch::Client,
     pub ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Result<Vec<(String, String)>, String>)>>,
+    cache: Mutex<HashMap<String, (Instant, TagsRead)>>,
 }
 
 impl CloudWatchTags {

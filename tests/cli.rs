@@ -589,3 +589,21 @@ async fn the_dry_run_desk_records_the_account_it_would_have_used() {
     assert_eq!(v["case"]["case"]["account"], "123456789012", "{v}");
     assert_eq!(v["case"]["case"]["accountRole"], role);
 }
+
+#[test]
+fn alarms_get_says_where_each_field_comes_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(
+        cli(
+            dir.path(),
+            &["alarms", "put", "db-cpu", "--priority", "high"]
+        )
+        .status
+        .success()
+    );
+    let o = cli(dir.path(), &["alarms", "get", "db-cpu"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["priority"], "high");
+    assert_eq!(v["sources"]["priority"], "stored");
+    assert_eq!(v["sources"]["ccemail"], "default");
+}
