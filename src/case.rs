@@ -588,10 +588,18 @@ impl CaseService {
         });
 
         let open = self.ledger.open_case(alarm.key()).await?;
-        if alarm.state == AlarmState::Alarm
+        // Another alarm's open case may take this one's news (inhibition, groups): the open
+        // cases are read once, and only when one of those settings asks for them.
+        let routed = alarm.state == AlarmState::Alarm
             && open.is_none()
-            && !settings.inhibited_by.is_empty()
-            && let Some(parent) = self.ledger.open_cases().await?.into_iter().find(|o| {
+            && (!settings.inhibited_by.is_empty() || settings.group.is_some());
+        let others = match routed {
+            true => self.ledger.open_cases().await?,
+            false => Vec::new(),
+        };
+        if let Some(parent) = others
+            .iter()
+            .find(|o| {
                 o.alarm_key != STORM_KEY
                     && o.alarm_key != alarm.key()
                     && settings
@@ -599,6 +607,7 @@ impl CaseService {
                         .iter()
                         .any(|p| maintenance::glob_match(p, &o.alarm_name))
             })
+            .cloned()
         {
             let communication = Communication {
                 communication_body: referenced(
@@ -624,15 +633,11 @@ impl CaseService {
             ));
         }
         // A group shares one case: a member with none of its own joins the group's.
-        if alarm.state == AlarmState::Alarm
-            && open.is_none()
-            && let Some(group) = &settings.group
-            && let Some(parent) = self
-                .ledger
-                .open_cases()
-                .await?
-                .into_iter()
+        if let Some(group) = &settings.group
+            && let Some(parent) = others
+                .iter()
                 .find(|o| o.group.as_ref() == Some(group) && o.alarm_key != alarm.key())
+                .cloned()
         {
             let communication = Communication {
                 communication_body: referenced(
@@ -1155,25 +1160,12 @@ impl CaseService {
                 }
                 // The parent's case is gone: let its record go and decide again.
                 Err(DeskError::CaseNotFound(_)) => {
-                    let mut commit = Commit::record(
-                        Vec::new(),
-                        Decision {
-                            seq: 0,
-                            at: now,
-                            delivery_kind: delivery.kind.as_str().into(),
-                            delivery_id: delivery.id().map(str::to_owned),
-                            alarm_key: parent.alarm_key.clone(),
-                            alarm_name: parent.alarm_name.clone(),
-                            state: "-".into(),
-                            state_change_time: String::new(),
-                            outcome: Outcome::Closed,
-                            case_id: Some(parent.case_id.clone()),
-                            note: Some("no longer open at AWS Support".into()),
-                        },
+                    let commit = let_go(
+                        delivery,
+                        &parent,
+                        now,
+                        "no longer open at AWS Support".into(),
                     );
-                    commit.open_cases.push(OpenCaseChange::Remove {
-                        alarm_key: parent.alarm_key.clone(),
-                    });
                     self.ledger.commit(commit).await?;
                     return Err(CaseError::Busy);
                 }
@@ -1428,23 +1420,7 @@ impl CaseService {
                 Some(info) => info.status,
                 None => "unknown to the support desk".into(),
             };
-            let decision = Decision {
-                seq: 0,
-                at: (self.clock)(),
-                delivery_kind: delivery.kind.as_str().into(),
-                delivery_id: delivery.id().map(str::to_owned),
-                alarm_key: open.alarm_key.clone(),
-                alarm_name: open.alarm_name.clone(),
-                state: "-".into(),
-                state_change_time: String::new(),
-                outcome: Outcome::Closed,
-                case_id: Some(open.case_id.clone()),
-                note: Some(format!("case {status}")),
-            };
-            let mut commit = Commit::record(Vec::new(), decision);
-            commit.open_cases.push(OpenCaseChange::Remove {
-                alarm_key: open.alarm_key.clone(),
-            });
+            let commit = let_go(delivery, &open, (self.clock)(), format!("case {status}"));
             self.ledger.commit(commit).await?;
             self.notifier.notify(crate::notify::Notice::Resolved {
                 case_id: open.case_id.clone(),
@@ -1921,6 +1897,29 @@ fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
     let mut keys = delivery.dedupe_keys();
     keys.push(format!("event:{}", alarm.event_key()));
     keys
+}
+
+/// A case no longer open at the desk: recorded as `closed` and its record let go, so the
+/// alarm's next ALARM opens a new case.
+fn let_go(delivery: &Delivery, open: &OpenCase, at: DateTime<Utc>, note: String) -> Commit {
+    let decision = Decision {
+        seq: 0,
+        at,
+        delivery_kind: delivery.kind.as_str().into(),
+        delivery_id: delivery.id().map(str::to_owned),
+        alarm_key: open.alarm_key.clone(),
+        alarm_name: open.alarm_name.clone(),
+        state: "-".into(),
+        state_change_time: String::new(),
+        outcome: Outcome::Closed,
+        case_id: Some(open.case_id.clone()),
+        note: Some(note),
+    };
+    let mut commit = Commit::record(Vec::new(), decision);
+    commit.open_cases.push(OpenCaseChange::Remove {
+        alarm_key: open.alarm_key.clone(),
+    });
+    commit
 }
 
 /// The open-case record of an alarm whose case was just opened (or that points at the

@@ -96,10 +96,9 @@ impl AwsClients {
     }
 
     pub fn from_sdk(sdk: SdkConfig, settings: &AwsSettings) -> Self {
-        // Bounded calls, with the SDK's standard retries inside the bound, so a hung
-        // endpoint gives a 503 well within REQUEST_TIMEOUT rather than a stuck request.
-        // CreateCase and AddCommunicationToCase turn the retries off for themselves
-        // (support.rs): resending them could open a second case.
+        // Bounded calls, with the SDK's standard retries inside the bound (see
+        // `support_client` for AWS Support's), so a hung endpoint gives a 503 well within
+        // REQUEST_TIMEOUT rather than a stuck request.
         let support = support_client(&sdk, settings, None);
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())
