@@ -15,7 +15,7 @@ pub const MAX_BODY_CHARS: usize = 8000;
 #[serde(rename_all = "camelCase")]
 pub struct NewCase {
     pub subject: String,
-    pub communication_body: String,
+    pub communication_body: CaseBody,
     pub severity_code: Severity,
     pub service_code: String,
     pub category_code: String,
@@ -38,7 +38,7 @@ pub struct NewCase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Communication {
-    pub communication_body: String,
+    pub communication_body: CaseBody,
     pub cc_email_addresses: Vec<EmailAddress>,
 }
 
@@ -212,9 +212,65 @@ pub trait SupportDesk: Send + Sync {
     ) -> Result<Option<String>, DeskError>;
 }
 
+/// A case or communication body, never longer than AWS Support accepts: it is cut (saying
+/// how much was left out) when it is built, so no code path can send one the API refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct CaseBody(String);
+
+impl CaseBody {
+    pub fn new(body: impl Into<String>) -> Self {
+        Self(truncate_body(body.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for CaseBody {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<&str> for CaseBody {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<CaseBody> for String {
+    fn from(b: CaseBody) -> Self {
+        b.0
+    }
+}
+
+impl std::ops::Deref for CaseBody {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CaseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The reference on a communication's first line, if it carries one: the desks look for it
+/// before sending a communication again after an uncertain answer.
+pub fn communication_reference(body: &str) -> Option<&str> {
+    let rest = body.lines().next()?.strip_prefix("Reference: ")?;
+    rest.split_whitespace()
+        .next()
+        .filter(|r| r.starts_with("cwsu-"))
+}
+
 /// Cuts a body to what AWS Support accepts, saying how much was left out. Counts characters,
 /// not bytes, as the API does.
-pub fn truncate_body(body: String) -> String {
+fn truncate_body(body: String) -> String {
     let total = body.chars().count();
     if total <= MAX_BODY_CHARS {
         return body;
@@ -282,5 +338,18 @@ mod tests {
             "truncated: {} characters",
             MAX_BODY_CHARS * 2 - (MAX_BODY_CHARS - 64)
         )));
+    }
+
+    #[test]
+    fn a_body_is_cut_however_it_is_made() {
+        let long = "x".repeat(MAX_BODY_CHARS + 10);
+        for body in [
+            CaseBody::new(long.clone()),
+            CaseBody::from(long.as_str()),
+            serde_json::from_value::<CaseBody>(serde_json::json!(long)).expect("json"),
+        ] {
+            assert!(body.chars().count() <= MAX_BODY_CHARS);
+            assert!(body.contains("characters omitted]"));
+        }
     }
 }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::case::Outcome;
+use crate::alarm::Alarm;
+use crate::delivery::Delivery;
+use crate::outcome::Outcome;
 
 /// The storm-control bucket of an instant: its UTC clock hour.
 pub fn slot_hour(now: DateTime<Utc>) -> String {
@@ -65,6 +67,50 @@ pub struct Decision {
     pub case_id: Option<String>,
     /// Why, in a few words, when the outcome alone does not say.
     pub note: Option<String>,
+}
+
+impl Decision {
+    /// A decision (not yet recorded: `seq` 0) about the record `alarm_key`, made for the
+    /// delivery that asked: no alarm state, case or note until they are set.
+    pub fn new(
+        delivery: &Delivery,
+        alarm_key: impl Into<String>,
+        alarm_name: impl Into<String>,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            seq: 0,
+            at,
+            delivery_kind: delivery.kind.as_str().into(),
+            delivery_id: delivery.id().map(str::to_owned),
+            alarm_key: alarm_key.into(),
+            alarm_name: alarm_name.into(),
+            state: "-".into(),
+            state_change_time: String::new(),
+            outcome,
+            case_id: None,
+            note: None,
+        }
+    }
+
+    /// A decision about one alarm event: its key, name, state and state-change time.
+    pub fn about(delivery: &Delivery, alarm: &Alarm, outcome: Outcome, at: DateTime<Utc>) -> Self {
+        let mut d = Self::new(delivery, alarm.key(), alarm.name.clone(), outcome, at);
+        d.state = alarm.state.as_str().into();
+        d.state_change_time = alarm.state_change_time.raw.clone();
+        d
+    }
+
+    pub fn on_case(mut self, case_id: Option<String>) -> Self {
+        self.case_id = case_id;
+        self
+    }
+
+    pub fn noted(mut self, note: impl Into<Option<String>>) -> Self {
+        self.note = note.into();
+        self
+    }
 }
 
 /// What a decision does to an alarm's open case.

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
+pub mod outcome;
 pub mod server;
 pub mod sns;
 pub mod tags;

@@ -72,7 +72,7 @@ async fn new_case_body(alarm: &Alarm) -> String {
         .expect("planned")
         .action
     {
-        Action::Create { case } => case.communication_body,
+        Action::Create { case, .. } => case.communication_body.into(),
         other => panic!("expected a new case, got {other:?}"),
     }
 }

@@ -15,7 +15,7 @@ use tracing::warn;
 use super::dynamo::describe;
 use crate::alarm_config::Severity;
 use crate::desk::{
-    CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk, truncate_body,
+    CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
 use std::sync::Arc;
 
@@ -253,7 +253,7 @@ impl SupportDesk for AwsSupportDesk {
                 "the support plan does not allow the configured severity; lowered"
             );
             // Said first, so truncation of a long body cannot hide it.
-            body = truncate_body(format!(
+            body = CaseBody::new(format!(
                 "Note: severity lowered from {} to {}, the highest this account's support plan allows.\n\n{body}",
                 case.severity_code, severity
             ));
@@ -266,7 +266,7 @@ impl SupportDesk for AwsSupportDesk {
                 Ok(id) => attachment_set = Some(id),
                 Err(e) => {
                     warn!(error = %e, "could not attach the graph; the case says so");
-                    body = truncate_body(format!(
+                    body = CaseBody::new(format!(
                         "{body}\n\nNote: the graph could not be attached ({}).",
                         e.chars().take(200).collect::<String>()
                     ));
@@ -278,7 +278,7 @@ impl SupportDesk for AwsSupportDesk {
             .create_case()
             .set_attachment_set_id(attachment_set)
             .subject(&case.subject)
-            .communication_body(body)
+            .communication_body(String::from(body))
             .severity_code(severity.as_str())
             .service_code(&case.service_code)
             .category_code(&case.category_code)
@@ -308,7 +308,7 @@ impl SupportDesk for AwsSupportDesk {
         // A case support already resolved cannot take the news: the caller opens a new one.
         // The same call says whether an earlier attempt whose answer was lost already added
         // this communication (its reference line): then it is not added twice.
-        let reference = crate::case::communication_reference(&comm.communication_body);
+        let reference = crate::desk::communication_reference(&comm.communication_body);
         match self.describe_with(case_id, reference).await? {
             Some((_, true)) => return Ok(()),
             Some((info, false)) if !info.resolved => {}
@@ -317,7 +317,7 @@ impl SupportDesk for AwsSupportDesk {
         self.client
             .add_communication_to_case()
             .case_id(case_id)
-            .communication_body(&comm.communication_body)
+            .communication_body(comm.communication_body.as_str())
             .set_cc_email_addresses((!comm.cc_email_addresses.is_empty()).then(|| {
                 comm.cc_email_addresses
                     .iter()

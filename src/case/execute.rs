@@ -1,0 +1,587 @@
+//! Carrying a plan out: the desk calls a [`Plan`] names, in its order, with the fallbacks it
+//! names, then one commit of what was done. Nothing here decides: when the desk says a case
+//! is gone, the plan's `if_gone` says what happens next.
+//!
+//! New cases are opened under a claim (a lease in the ledger, renewed while CreateCase is
+//! in flight) and count against the hour's storm slots; an uncertain CreateCase is looked
+//! up by its reference rather than sent again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::alarm::Alarm;
+use crate::delivery::Delivery;
+use crate::desk::{Communication, DeskError, NewCase};
+use crate::ledger::{Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCaseChange};
+use crate::notify::Notice;
+use crate::outcome::Outcome;
+
+use super::plan::{Action, IfGone, Plan, Storm};
+use super::records::{handled_keys, health_digest, let_go, opened_for, storm_opened};
+use super::{CaseError, CaseService, Dedupe, Handled, STORM_KEY, text};
+
+/// How many times a commit is tried after the desk acted (about 1.3 s in all).
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Pauses before each look for a case whose CreateCase had an uncertain outcome, in
+/// fifteenths of the lease (1, 2 and 4 s with the default 15 s): the looking ends within
+/// half a lease, while this process still holds the claim.
+const SETTLE_PAUSES: [u32; 3] = [1, 2, 4];
+
+/// What carrying out an action did, before it is recorded.
+struct Done {
+    outcome: Outcome,
+    case_id: Option<String>,
+    note: Option<String>,
+    claim: Option<Claim>,
+    open_cases: Vec<OpenCaseChange>,
+}
+
+impl Done {
+    fn on(outcome: Outcome, case_id: Option<String>, note: Option<String>) -> Self {
+        Self {
+            outcome,
+            case_id,
+            note,
+            claim: None,
+            open_cases: Vec::new(),
+        }
+    }
+}
+
+/// A case was opened for the alarm itself.
+fn created(alarm: &Alarm, opened: Opened, note: Option<String>, now: DateTime<Utc>) -> Done {
+    let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), note);
+    done.claim = Some(opened.claim);
+    done.open_cases.push(opened_for(alarm, opened.case_id, now));
+    done
+}
+
+/// A case just opened (or found again after a crash).
+pub(super) struct Opened {
+    pub case_id: String,
+    pub claim: Claim,
+    pub note: Option<String>,
+}
+
+impl CaseService {
+    pub(super) async fn execute(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        plan: Plan,
+        dedupe: Dedupe,
+    ) -> Result<Handled, CaseError> {
+        let now = (self.clock)();
+        // A duplicate's keys are recorded already (under the first decision), and so are
+        // those of an alarm raised after maintenance (under its suppression).
+        let keys = match (&plan.action, dedupe) {
+            (Action::Duplicate { .. }, _) | (_, Dedupe::Skip) => Vec::new(),
+            _ => handled_keys(delivery, alarm),
+        };
+        let mut hold = plan.hold.clone();
+        let mut headline = plan.headline.clone();
+        let done = match plan.action {
+            Action::Duplicate { earlier } => {
+                hold = None;
+                Done::on(plan.outcome, earlier.case_id, plan.note)
+            }
+            Action::Suppressed { .. } | Action::Ignored { .. } => {
+                Done::on(plan.outcome, None, plan.note)
+            }
+            Action::Join {
+                parent,
+                communication,
+                why,
+                if_gone: _,
+            } => match self.tell(&parent.case_id, &communication).await? {
+                true => {
+                    let mut done = Done::on(
+                        plan.outcome,
+                        Some(parent.case_id.clone()),
+                        Some(format!("{why}: noted on case {}", parent.case_id)),
+                    );
+                    // Its later news (repeats, recovery) goes to the same case, within the
+                    // same cooldown, as a folded alarm's does.
+                    done.open_cases
+                        .push(opened_for(alarm, parent.case_id.clone(), now));
+                    done
+                }
+                // IfGone::LetGoAndDecideAgain.
+                false => {
+                    let note = "no longer open at AWS Support".to_owned();
+                    self.ledger
+                        .commit(let_go(delivery, &parent, now, note))
+                        .await?;
+                    return Err(CaseError::Busy);
+                }
+            },
+            Action::Create { case, if_full } => {
+                let case = self.with_evidence(alarm, case).await;
+                headline = case.subject.clone();
+                self.open_new(alarm, &keys, &case, None, &if_full, now)
+                    .await?
+            }
+            Action::CreateStorm { case } => {
+                headline = case.subject.clone();
+                let opened = self
+                    .open_case(STORM_KEY, alarm, &keys, &case, None, now)
+                    .await?;
+                let mut done = Done::on(plan.outcome, Some(opened.case_id.clone()), plan.note);
+                done.claim = Some(opened.claim);
+                done.open_cases
+                    .extend(storm_opened(alarm, &opened.case_id, now));
+                done
+            }
+            Action::Update {
+                mut open,
+                communication,
+                if_gone,
+            } => match self.tell(&open.case_id, &communication).await? {
+                true => {
+                    open.updates += 1;
+                    open.last_update_at = now;
+                    open.recovered = false;
+                    open.digest = health_digest(alarm);
+                    let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                    done.open_cases.push(OpenCaseChange::Put(open));
+                    done
+                }
+                // Support resolved or removed the case: the problem is back.
+                false => {
+                    let IfGone::Open { case, if_full } = if_gone else {
+                        unreachable!("an update's plan opens a case when it is gone")
+                    };
+                    let old = open.case_id;
+                    let gone = format!("previous case {old} no longer open");
+                    match self
+                        .open_counted(alarm.key(), alarm, &keys, &case, Some(old), now)
+                        .await?
+                    {
+                        Some(opened) => created(alarm, opened, Some(gone), now),
+                        None => {
+                            let mut done = self.storm_instead(alarm, &if_full, &keys, now).await?;
+                            done.note = Some(match done.note {
+                                Some(n) => format!("{gone}; {n}"),
+                                None => gone,
+                            });
+                            done
+                        }
+                    }
+                }
+            },
+            Action::Coalesce { mut open } => {
+                open.coalesced += 1;
+                let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                done.open_cases.push(OpenCaseChange::Put(open));
+                done
+            }
+            Action::Recover {
+                mut open,
+                communication,
+                resolve,
+                if_gone: _,
+            } => {
+                let gone = match &communication {
+                    Some(c) => !self.tell(&open.case_id, c).await?,
+                    None => false,
+                };
+                if resolve && !gone {
+                    match self.desk.resolve_case(&open.case_id).await {
+                        Ok(()) | Err(DeskError::CaseNotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                if resolve || gone {
+                    // IfGone::LetGo: nothing is left to tell.
+                    if gone {
+                        done.note = Some("case no longer open at AWS Support".into());
+                    }
+                    done.open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: alarm.key().to_owned(),
+                    });
+                } else {
+                    open.recovered = true;
+                    open.last_update_at = now;
+                    // Folded alarms point at the storm case: their record is theirs alone.
+                    open.alarm_key = alarm.key().to_owned();
+                    done.open_cases.push(OpenCaseChange::Put(open));
+                }
+                done
+            }
+            Action::Fold {
+                mut storm,
+                communication,
+                if_gone,
+            } => match self.tell(&storm.case_id, &communication).await? {
+                true => {
+                    storm.updates += 1;
+                    storm.last_update_at = now;
+                    let id = storm.case_id.clone();
+                    let note = Some("storm: folded into the storm case".into());
+                    let mut done = Done::on(plan.outcome, Some(id.clone()), note);
+                    done.open_cases.push(opened_for(alarm, id, now));
+                    done.open_cases.push(OpenCaseChange::Put(storm));
+                    done
+                }
+                // The storm case was resolved: this alarm starts a new one.
+                false => {
+                    let IfGone::OpenStorm { case } = if_gone else {
+                        unreachable!("a fold's plan opens a storm case when it is gone")
+                    };
+                    headline = case.subject.clone();
+                    let opened = self
+                        .open_case(STORM_KEY, alarm, &keys, &case, Some(storm.case_id), now)
+                        .await?;
+                    let note =
+                        Some("storm: the storm case was resolved; a new one was opened".into());
+                    let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), note);
+                    done.claim = Some(opened.claim);
+                    done.open_cases
+                        .extend(storm_opened(alarm, &opened.case_id, now));
+                    done
+                }
+            },
+        };
+
+        let Done {
+            outcome,
+            case_id,
+            note,
+            claim,
+            mut open_cases,
+        } = done;
+        // The alarm's own record carries its group, so the group's other members find it.
+        for change in &mut open_cases {
+            if let OpenCaseChange::Put(o) = change
+                && o.alarm_key == alarm.key()
+            {
+                o.group = plan.group.clone();
+            }
+        }
+        let decision = Decision::about(delivery, alarm, outcome, now)
+            .on_case(case_id.clone())
+            .noted(note);
+        self.commit_retrying(Commit {
+            handled_keys: keys,
+            decision,
+            open_cases,
+            claim,
+            hold,
+        })
+        .await?;
+        match (outcome, &case_id) {
+            (Outcome::Created, Some(id)) => self.notifier.notify(Notice::Opened {
+                case_id: id.clone(),
+                subject: headline,
+                severity: plan.severity.as_str().to_owned(),
+                alarm: alarm.name.clone(),
+            }),
+            (Outcome::Folded, Some(id)) => self.notifier.notify(Notice::Folded {
+                case_id: id.clone(),
+                alarm: alarm.name.clone(),
+            }),
+            _ => {}
+        }
+        Ok(Handled {
+            outcome,
+            case_id,
+            alarm: alarm.name.clone(),
+        })
+    }
+
+    /// Adds a communication to a case: false when the desk says the case is gone.
+    async fn tell(&self, case_id: &str, communication: &Communication) -> Result<bool, CaseError> {
+        match self.desk.add_communication(case_id, communication).await {
+            Ok(()) => Ok(true),
+            Err(DeskError::CaseNotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The alarm's graph attached to its new case, or the case says why there is none: a
+    /// support engineer looks at the picture first. A graph that cannot be drawn costs the
+    /// picture, never the case.
+    async fn with_evidence(&self, alarm: &Alarm, mut case: NewCase) -> NewCase {
+        match self.grapher.graph(alarm).await {
+            Ok(graph) => {
+                let what =
+                    crate::graph::metric_label(&alarm.raw).unwrap_or_else(|| "the metric".into());
+                case.communication_body = text::with_graph_line(
+                    &case.communication_body,
+                    &format!(
+                        "Graph attached: {} ({what}: the threshold and the moment the alarm \
+                         fired are marked).",
+                        graph.file_name
+                    ),
+                );
+                case.attachments.push(graph);
+            }
+            Err(why) => {
+                case.communication_body = text::with_graph_line(
+                    &case.communication_body,
+                    &format!("Graph: none attached ({why})."),
+                );
+            }
+        }
+        case
+    }
+
+    /// Opens a case counted against the storm cap; when the hour's slots are taken, the
+    /// alarm goes to the storm case as `if_full` says.
+    async fn open_new(
+        &self,
+        alarm: &Alarm,
+        keys: &[String],
+        case: &NewCase,
+        replaces: Option<String>,
+        if_full: &Storm,
+        now: DateTime<Utc>,
+    ) -> Result<Done, CaseError> {
+        match self
+            .open_counted(alarm.key(), alarm, keys, case, replaces, now)
+            .await?
+        {
+            Some(opened) => {
+                let note = opened.note.clone();
+                Ok(created(alarm, opened, note, now))
+            }
+            None => self.storm_instead(alarm, if_full, keys, now).await,
+        }
+    }
+
+    /// The hour's slots are taken: the alarm goes to the storm case, opening it if need be
+    /// (the storm case itself takes no slot).
+    async fn storm_instead(
+        &self,
+        alarm: &Alarm,
+        storm_plan: &Storm,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Done, CaseError> {
+        if let Some(mut storm) = self.ledger.open_case(STORM_KEY).await?
+            && self.tell(&storm.case_id, &storm_plan.communication).await?
+        {
+            storm.updates += 1;
+            storm.last_update_at = now;
+            let id = storm.case_id.clone();
+            let note = Some("storm: folded into the storm case".into());
+            let mut done = Done::on(Outcome::Folded, Some(id.clone()), note);
+            done.open_cases.push(opened_for(alarm, id, now));
+            done.open_cases.push(OpenCaseChange::Put(storm));
+            return Ok(done);
+        }
+        let opened = self
+            .open_case(STORM_KEY, alarm, keys, &storm_plan.case, None, now)
+            .await?;
+        let note = format!(
+            "storm: {} new cases within the hour; this alarm opened the storm case",
+            self.policy.storm_cap
+        );
+        let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), Some(note));
+        done.claim = Some(opened.claim);
+        done.open_cases
+            .extend(storm_opened(alarm, &opened.case_id, now));
+        Ok(done)
+    }
+
+    /// Opens a case that counts against the storm cap: takes one of the hour's slots
+    /// first (atomically, across instances), and gives it back if the case was definitely
+    /// not opened. `None`: the slots are all taken, a storm.
+    async fn open_counted(
+        &self,
+        key: &str,
+        alarm: &Alarm,
+        keys: &[String],
+        case: &NewCase,
+        replaces: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Opened>, CaseError> {
+        if !self
+            .ledger
+            .take_case_slot(self.policy.storm_cap, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        let first = self
+            .open_case(key, alarm, keys, case, replaces.clone(), now)
+            .await;
+        // A refusal no retry can fix may be the alarm's own codes: once more with the
+        // defaults, saying so in the case.
+        let with_defaults = case.service_code != self.policy.default_service_code
+            || case.category_code != self.policy.default_category_code;
+        let result = match first {
+            Err(CaseError::Desk(DeskError::Rejected(reason))) if with_defaults => {
+                tracing::warn!(key, reason = %reason, "the support desk refused the case; trying the default codes");
+                let mut retry = case.clone();
+                retry.service_code = self.policy.default_service_code.clone();
+                retry.category_code = self.policy.default_category_code.clone();
+                retry.communication_body = text::refused_codes_body(case, &reason);
+                self.open_case(key, alarm, keys, &retry, replaces, now)
+                    .await
+                    .map(|mut o| {
+                        o.note = Some(format!(
+                            "refused codes {}/{}; opened with the defaults",
+                            case.service_code, case.category_code
+                        ));
+                        o
+                    })
+            }
+            other => other,
+        };
+        match result {
+            Ok(opened) => Ok(Some(opened)),
+            Err(e) => {
+                // An uncertain CreateCase may have opened the case: its slot stays taken.
+                if !matches!(e, CaseError::Desk(DeskError::Uncertain(_)))
+                    && let Err(r) = self.ledger.return_case_slot(now).await
+                {
+                    tracing::warn!(error = %r, "could not give a storm slot back");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Claims the key, then opens the case. The claim makes "no case is open" and the
+    /// opening one step across every instance sharing the ledger; it is given back if the
+    /// desk refuses, and released by the commit otherwise. The case's first line carries
+    /// the claim's reference: when a claim is taken over from an instance that stopped,
+    /// the case it may have opened is found by that reference instead of opened twice.
+    async fn open_case(
+        &self,
+        key: &str,
+        alarm: &Alarm,
+        keys: &[String],
+        case: &NewCase,
+        replaces: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Opened, CaseError> {
+        let _one_at_a_time = self.opening.lock().await;
+        let ttl =
+            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        let claim =
+            Claim::new(key, now, now + ttl, replaces).for_delivery(&alarm.name, keys.to_vec());
+        let stale = match self.ledger.claim(&claim, now).await? {
+            ClaimOutcome::Refused => return Err(CaseError::Busy),
+            ClaimOutcome::Taken { stale } => stale,
+        };
+        if let Some(stale) = stale {
+            match self
+                .leased(
+                    &claim,
+                    self.desk.find_case(&stale.reference, stale.claimed_at),
+                )
+                .await
+            {
+                Ok(Some(case_id)) => {
+                    tracing::warn!(key, case_id = %case_id, reference = %stale.reference, "found a case opened by an instance that stopped before recording it");
+                    return Ok(Opened {
+                        case_id,
+                        claim,
+                        note: Some(format!(
+                            "recovered case {} opened before a crash",
+                            stale.reference
+                        )),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.give_back(&claim).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let mut case = case.clone();
+        case.communication_body = text::claimed(&claim.reference, &case);
+        match self.leased(&claim, self.desk.create_case(&case)).await {
+            Ok(case_id) => Ok(Opened {
+                case_id,
+                claim,
+                note: None,
+            }),
+            // The case may exist (a timeout, a lost connection, a 5xx): CreateCase has no
+            // idempotency token, so it is never sent again blindly. Look for the case by its
+            // reference a few times; if it is not found yet, keep the claim: whoever takes
+            // it over once its lease lapses looks again before any new CreateCase.
+            Err(e @ DeskError::Uncertain(_)) => {
+                for fifteenths in SETTLE_PAUSES {
+                    let pause = self.policy.claim_ttl * fifteenths / 15;
+                    let settle = async {
+                        tokio::time::sleep(pause).await;
+                        self.desk
+                            .find_case(&claim.reference, claim.claimed_at)
+                            .await
+                    };
+                    if let Ok(Some(case_id)) = self.leased(&claim, settle).await {
+                        tracing::warn!(key, case_id = %case_id, reference = %claim.reference, "an uncertain CreateCase did open the case: found by its reference");
+                        return Ok(Opened {
+                            case_id,
+                            claim,
+                            note: Some(
+                                "found by its reference after an uncertain CreateCase".into(),
+                            ),
+                        });
+                    }
+                }
+                Err(e.into())
+            }
+            Err(e) => {
+                self.give_back(&claim).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs `work` while renewing the claim's lease every third of it, so the claim stays
+    /// ours for as long as the work takes, and lapses soon after if this process dies.
+    async fn leased<T>(&self, claim: &Claim, work: impl Future<Output = T>) -> T {
+        let every = (self.policy.claim_ttl / 3).max(Duration::from_millis(50));
+        let lease =
+            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        tokio::pin!(work);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticks.tick() => {
+                    match self.ledger.renew(claim, Utc::now() + lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(key = %claim.alarm_key, "the claim was taken over while its work was in flight"),
+                        Err(e) => tracing::warn!(key = %claim.alarm_key, error = %e, "could not renew a claim's lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn give_back(&self, claim: &Claim) {
+        if let Err(e) = self.ledger.release(claim).await {
+            // The claim expires by itself; the delivery is retried either way.
+            tracing::warn!(key = %claim.alarm_key, error = %e, "could not release a claim");
+        }
+    }
+
+    /// Commits, retrying a storage failure a few times with backoff: once the desk has
+    /// acted, the record must follow, or the next delivery would act again. A conflict (the
+    /// claim was taken over) is not retried.
+    pub(super) async fn commit_retrying(&self, commit: Commit) -> Result<i64, CaseError> {
+        let mut pause = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.ledger.commit(commit.clone()).await {
+                Ok(seq) => return Ok(seq),
+                Err(LedgerError::Storage(e)) if attempts < COMMIT_ATTEMPTS => {
+                    tracing::warn!(attempt = attempts, error = %e, "ledger commit failed after the desk acted; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

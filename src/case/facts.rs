@@ -1,0 +1,157 @@
+//! Reading what a decision needs: the alarm's settings (stored, from its tags, checked
+//! against the codes the desk knows) and the ledger's facts, in the order [`decide`] looks
+//! at them and no further, so a redelivery costs one lookup and a new alarm a few.
+//!
+//! [`decide`]: super::plan::decide
+
+use crate::alarm::Alarm;
+use crate::alarm_config::{AlarmSettings, StoreError};
+use crate::delivery::Delivery;
+use crate::desk::CodeProblem;
+use crate::maintenance;
+
+use super::plan::Facts;
+use super::records::handled_keys;
+use super::{CaseError, CaseService, Dedupe, STORM_KEY};
+
+impl CaseService {
+    /// What is known about this alarm event now, read from the stores.
+    pub(super) async fn facts(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        dedupe: Dedupe,
+    ) -> Result<Facts, CaseError> {
+        let now = (self.clock)();
+        let (mut settings, mut notes) = self.settings(alarm).await?;
+        self.check_codes(&mut settings, &mut notes).await;
+        let mut facts = Facts {
+            now,
+            settings,
+            notes,
+            earlier: None,
+            window: None,
+            open: None,
+            others: Vec::new(),
+            slots_taken: 0,
+            storm: None,
+        };
+        if dedupe == Dedupe::Check {
+            let keys = handled_keys(delivery, alarm);
+            facts.earlier = self.ledger.find_handled(&keys).await?;
+        }
+        if facts.settled_early(alarm, &self.policy) {
+            return Ok(facts);
+        }
+        let windows = match self.config.windows().await {
+            Ok(w) => w,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "maintenance windows unreadable; none applied");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        facts.window = maintenance::covering(&windows, &alarm.name, now)
+            .map(|(window, until)| (window.clone(), until));
+        if facts.window.is_some() {
+            return Ok(facts);
+        }
+        facts.open = self.ledger.open_case(alarm.key()).await?;
+        // The open cases of other alarms are read once, and only when the alarm's settings
+        // (inhibition, groups) or its group's recovery ask for them.
+        if Facts::needs_others(alarm, &facts.settings, facts.open.as_ref()) {
+            facts.others = self.ledger.open_cases().await?;
+        }
+        if alarm.state == crate::alarm::AlarmState::Alarm && facts.open.is_none() {
+            facts.slots_taken = self.ledger.case_slots_taken(now).await?;
+            if facts.slots_taken >= self.policy.storm_cap {
+                facts.storm = self.ledger.open_case(STORM_KEY).await?;
+            }
+        }
+        Ok(facts)
+    }
+
+    /// The settings to use: a store that cannot be read at all (a hand-edited file with a
+    /// typo) gives the defaults with a note, rather than no case at 3 a.m.
+    async fn settings(&self, alarm: &Alarm) -> Result<(AlarmSettings, Vec<String>), CaseError> {
+        let record = match self.config.get(&alarm.name).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "per-alarm settings unreadable; using the defaults");
+                let (s, _) = AlarmSettings::from_record(&Default::default());
+                return Ok((s, vec![format!("settings unreadable ({e}); defaults used")]));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The alarm's own tags fill what the stored settings leave open; reading them
+        // never blocks a case.
+        let mut tag_notes = Vec::new();
+        let record = match alarm
+            .identity
+            .arn
+            .as_deref()
+            .filter(|a| crate::tags::is_alarm_arn(a))
+        {
+            Some(arn) => match self.tags.tags(arn).await {
+                Ok(tags) => crate::tags::merge(&record, &crate::tags::record_from_tags(&tags)).0,
+                Err(e) => {
+                    tracing::warn!(alarm = %alarm.name, error = %e, "alarm tags not read; stored settings and defaults used");
+                    tag_notes.push(format!("the alarm's tags could not be read ({e})"));
+                    record
+                }
+            },
+            None => record,
+        };
+        let (settings, mut notes) = AlarmSettings::from_record(&record);
+        notes.extend(tag_notes);
+        for note in &notes {
+            tracing::warn!(alarm = %alarm.name, note = %note, "malformed per-alarm setting");
+        }
+        Ok((settings, notes))
+    }
+
+    /// A stored service or category code AWS Support does not know would get the whole case
+    /// refused: the default is used instead, and the case says so. When the desk cannot
+    /// say which codes it knows, nothing is changed (CreateCase decides).
+    async fn check_codes(&self, settings: &mut AlarmSettings, notes: &mut Vec<String>) {
+        if settings.service_code.is_none() && settings.category_code.is_none() {
+            return;
+        }
+        let catalog = match self.desk.services().await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the support desk's service codes");
+                return;
+            }
+        };
+        let service = settings
+            .service_code
+            .clone()
+            .unwrap_or_else(|| self.policy.default_service_code.clone());
+        match catalog.check(&service, settings.category_code.as_deref()) {
+            Ok(()) => {}
+            Err(problem @ CodeProblem::UnknownService { .. }) => {
+                notes.push(format!(
+                    "{problem}; the default service {} / category {} was used",
+                    self.policy.default_service_code, self.policy.default_category_code
+                ));
+                settings.service_code = None;
+                settings.category_code = None;
+            }
+            Err(problem @ CodeProblem::UnknownCategory { .. }) => {
+                notes.push(format!(
+                    "{problem}; the default category {} was used",
+                    self.policy.default_category_code
+                ));
+                settings.category_code = None;
+                if catalog
+                    .check(&service, Some(&self.policy.default_category_code))
+                    .is_err()
+                {
+                    settings.service_code = None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! What is decided: the case logic. Given one validated alarm event and how it was
+//! delivered, decide whether to open a case, add to the open one, or do nothing, then do it
+//! and record it. Plain code over three small traits (config store, ledger, support desk),
+//! so it runs the same on AWS and on the local backend, and is tested with no network.
+//!
+//! A delivery takes three steps, one file each: [`facts`] reads what the decision needs,
+//! [`plan::decide`] decides with no I/O at all (what the `process` command shows, every
+//! fallback included), and [`execute`] carries the plan out and records it in one commit.
+//! [`CaseService::handle`] runs the three while holding the alarm's lock, so two
+//! concurrent deliveries of one alarm cannot both open a case. [`text`] holds what the
+//! cases say; [`support_event`] AWS Support's own events; [`periodic`] the work the service
+//! gives itself (reconcile, claims left by a stopped process).
+
+mod execute;
+mod facts;
+mod periodic;
+pub mod plan;
+mod policy;
+mod records;
+mod support_event;
+pub mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::alarm::Alarm;
+use crate::alarm_config::{AlarmConfigStore, StoreError};
+use crate::delivery::Delivery;
+use crate::desk::{DeskError, SupportDesk};
+use crate::ledger::{CaseLedger, Commit, Decision, LedgerError};
+pub use crate::outcome::Outcome;
+// Until the local backend imports it from the desk directly.
+pub use crate::desk::communication_reference;
+
+pub use periodic::RecoveredClaims;
+pub use plan::{Action, Facts, IfGone, Plan, Storm, decide};
+pub use policy::{CasePolicy, HealthFilter};
+
+/// The ledger key of the storm case. It starts with a control character, which no alarm
+/// key can hold (alarm names with control characters are refused, ARNs start with `arn:`),
+/// so no alarm can ever share the storm case's record.
+pub const STORM_KEY: &str = "\u{1}storm";
+
+/// What a reconcile run found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    /// Open cases asked about.
+    pub checked: usize,
+    /// Cases found resolved (or gone) and no longer held open.
+    pub closed: Vec<String>,
+    /// Alarms held during a maintenance window that has ended, handled now.
+    pub raised: Vec<Handled>,
+}
+
+/// The answer for one handled delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    pub outcome: Outcome,
+    pub case_id: Option<String>,
+    pub alarm: String,
+}
+
+/// Why a delivery could not be handled now. All of these are worth a retry except a
+/// refusal by the desk itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error(transparent)]
+    Config(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    /// Another delivery (perhaps on another instance) is opening this alarm's case now.
+    #[error("another delivery is opening a case for this alarm")]
+    Busy,
+}
+
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Serialises the handling of each alarm within this process without a lock per alarm
+/// ever being allocated: alarms hash onto a fixed set of stripes, so memory stays bounded
+/// whatever the input. Two alarms sharing a stripe only wait for each other.
+struct AlarmLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl AlarmLocks {
+    fn new(n: usize) -> Self {
+        Self {
+            stripes: (0..n).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> &Mutex<()> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() % self.stripes.len() as u64) as usize;
+        &self.stripes[i]
+    }
+}
+
+pub struct CaseService {
+    config: Arc<dyn AlarmConfigStore>,
+    ledger: Arc<dyn CaseLedger>,
+    desk: Arc<dyn SupportDesk>,
+    policy: CasePolicy,
+    locks: AlarmLocks,
+    /// New cases are opened one at a time, so storm control counts them exactly (per
+    /// instance; across instances the count can overshoot by one per instance).
+    opening: Mutex<()>,
+    clock: Clock,
+    /// Tells people what happened (off the request path).
+    notifier: crate::notify::Notifier,
+    /// Draws the graph attached to a metric alarm's new case.
+    grapher: Arc<dyn crate::graph::Grapher>,
+    /// The alarm's own `cw-support:` tags, between its stored settings and the defaults.
+    tags: Arc<dyn crate::tags::TagSource>,
+}
+
+/// Whether a plan looks for an earlier decision on the same keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dedupe {
+    Check,
+    /// Raising an alarm held during maintenance: its event was recorded as suppressed.
+    Skip,
+}
+
+impl CaseService {
+    pub fn new(
+        config: Arc<dyn AlarmConfigStore>,
+        ledger: Arc<dyn CaseLedger>,
+        desk: Arc<dyn SupportDesk>,
+        policy: CasePolicy,
+    ) -> Self {
+        Self {
+            config,
+            ledger,
+            desk,
+            policy,
+            locks: AlarmLocks::new(64),
+            opening: Mutex::new(()),
+            clock: Arc::new(Utc::now),
+            notifier: crate::notify::Notifier::none(),
+            grapher: Arc::new(crate::graph::LocalGrapher),
+            tags: Arc::new(crate::tags::NoTags),
+        }
+    }
+
+    /// Where alarm tags are read (CloudWatch on the aws backend).
+    pub fn with_tags(mut self, tags: Arc<dyn crate::tags::TagSource>) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Who draws the graphs (CloudWatch on the aws backend).
+    pub fn with_grapher(mut self, grapher: Arc<dyn crate::graph::Grapher>) -> Self {
+        self.grapher = grapher;
+        self
+    }
+
+    /// Who is told what happened.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Replaces the wall clock, for tests of the update cooldown.
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn CaseLedger> {
+        &self.ledger
+    }
+
+    /// Decides what to do with an alarm event without changing anything.
+    pub async fn plan(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Plan, CaseError> {
+        self.plan_with(delivery, alarm, Dedupe::Check).await
+    }
+
+    async fn plan_with(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        dedupe: Dedupe,
+    ) -> Result<Plan, CaseError> {
+        let facts = self.facts(delivery, alarm, dedupe).await?;
+        Ok(decide(alarm, facts, &self.policy))
+    }
+
+    /// Decides and acts, then records the decision. Nothing is recorded unless the desk
+    /// accepted the action, so a failure here leaves the delivery to be retried.
+    /// Decides and acts. When another delivery holds the alarm's claim (it is opening the
+    /// case right now, perhaps on another instance), waits for it, up to `busy_wait`, and
+    /// decides again: the usual answer is then `duplicate` with the case it opened.
+    pub async fn handle(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Handled, CaseError> {
+        let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = {
+                let _guard = self.locks.stripe(alarm.key()).lock().await;
+                match self.plan(delivery, alarm).await {
+                    Ok(plan) => self.execute(delivery, alarm, plan, Dedupe::Check).await,
+                    Err(e) => Err(e),
+                }
+            };
+            // A conflict means another delivery recorded this event (or took the claim
+            // over) first: deciding again finds what it did.
+            let again = matches!(
+                result,
+                Err(CaseError::Busy | CaseError::Ledger(LedgerError::Conflict(_)))
+            );
+            match result {
+                Err(_) if again && tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(CaseError::Desk(DeskError::Rejected(reason))) => {
+                    self.record_failure(delivery, alarm, &reason).await;
+                    return Err(CaseError::Desk(DeskError::Rejected(reason)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The desk refused what no retry can fix: recorded as `failed` with its reason (the
+    /// event is not marked handled, so a redelivery tries again after a fix).
+    async fn record_failure(&self, delivery: &Delivery, alarm: &Alarm, reason: &str) {
+        tracing::error!(alarm = %alarm.name, reason, "the support desk refused the case, with the default codes too");
+        let decision = Decision::about(delivery, alarm, Outcome::Failed, (self.clock)())
+            .noted(reason.chars().take(500).collect::<String>());
+        if let Err(e) = self
+            .ledger
+            .commit(Commit::record(Vec::new(), decision))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a failed decision");
+        }
+    }
+
+    /// Records a subscription event (confirmed, unsubscribed) in the ledger, so the audit
+    /// trail shows when this endpoint started or stopped hearing from a topic.
+    pub async fn record_subscription(
+        &self,
+        delivery: &Delivery,
+        topic_arn: &str,
+        kind: &str,
+        timestamp: &str,
+        outcome: Outcome,
+        note: Option<String>,
+    ) -> Result<(), CaseError> {
+        let mut decision =
+            Decision::new(delivery, topic_arn, topic_arn, outcome, (self.clock)()).noted(note);
+        decision.state = kind.to_owned();
+        decision.state_change_time = timestamp.to_owned();
+        self.ledger
+            .commit(Commit::record(delivery.dedupe_keys(), decision))
+            .await?;
+        Ok(())
+    }
+}

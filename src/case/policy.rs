@@ -1,0 +1,111 @@
+//! The service-wide rules the case logic follows (cooldowns, storm cap, flap limits, which
+//! AWS Health events matter), set once from the configuration.
+
+use std::time::Duration;
+
+use crate::alarm::Alarm;
+
+/// The service-wide rules the case logic follows.
+#[derive(Debug, Clone)]
+pub struct CasePolicy {
+    /// At most one "it happened again" communication per alarm within this time.
+    pub update_cooldown: Duration,
+    /// Add a short note to the open case when its alarm returns to OK.
+    pub recovery_note: bool,
+    /// Resolve the case when its alarm returns to OK (off: a person closes it).
+    pub close_on_recovery: bool,
+    pub default_service_code: String,
+    pub default_category_code: String,
+    /// The lease of a claim to open a case: renewed every third of it while CreateCase is
+    /// in flight, so a claim whose owner died lapses (and is taken over) within it.
+    pub claim_ttl: Duration,
+    /// How long a delivery waits for another one (on this instance or another) that is
+    /// opening the same alarm's case, before answering 503. At most the request timeout.
+    pub busy_wait: Duration,
+    /// New cases per hour before further new alarms are folded into one storm case. AWS
+    /// Support allows about ten per hour; the storm case itself needs one of them.
+    pub storm_cap: usize,
+    /// Which AWS Health events are worth a case.
+    pub health: HealthFilter,
+    /// More than this many ALARM → OK → ALARM cycles within `flap_window` and the alarm
+    /// is flapping: one communication says so, further cycles are only counted.
+    pub flap_limit: usize,
+    pub flap_window: Duration,
+    /// Account id → the role assumed to open that account's cases (`ACCOUNT_ROLES`).
+    pub account_roles: std::collections::BTreeMap<String, String>,
+}
+
+/// Which AWS Health events are worth a case: by category (`issue` by default: scheduled
+/// changes and account notifications are not incidents), service and region. An empty
+/// list lets everything through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthFilter {
+    pub categories: Vec<String>,
+    pub services: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+impl Default for HealthFilter {
+    fn default() -> Self {
+        Self {
+            categories: vec!["issue".into()],
+            services: Vec::new(),
+            regions: Vec::new(),
+        }
+    }
+}
+
+impl HealthFilter {
+    /// Why the event is filtered out, or None when it passes.
+    pub fn refuses(&self, alarm: &Alarm) -> Option<String> {
+        let detail = alarm.raw.get("detail");
+        let field = |k: &str| {
+            detail
+                .and_then(|d| d.get(k))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let region = match field("eventRegion") {
+            r if r.is_empty() => alarm.raw["region"].as_str().unwrap_or_default().to_owned(),
+            r => r,
+        };
+        for (what, value, allowed) in [
+            ("category", field("eventTypeCategory"), &self.categories),
+            ("service", field("service"), &self.services),
+            ("region", region, &self.regions),
+        ] {
+            if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&value)) {
+                return Some(format!(
+                    "AWS Health event {what} {value:?} is not in HEALTH_{}S ({})",
+                    match what {
+                        "category" => "CATEGORIE",
+                        "service" => "SERVICE",
+                        _ => "REGION",
+                    },
+                    allowed.join(",")
+                ));
+            }
+        }
+        None
+    }
+}
+
+impl Default for CasePolicy {
+    fn default() -> Self {
+        Self {
+            claim_ttl: Duration::from_secs(15),
+            busy_wait: Duration::from_secs(10),
+            update_cooldown: Duration::from_secs(600),
+            recovery_note: true,
+            close_on_recovery: false,
+            default_service_code: "amazon-elastic-compute-cloud-linux".into(),
+            default_category_code: "other".into(),
+            storm_cap: 8,
+            health: HealthFilter::default(),
+            flap_limit: 3,
+            flap_window: Duration::from_secs(3600),
+            account_roles: Default::default(),
+        }
+    }
+}

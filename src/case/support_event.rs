@@ -1,0 +1,186 @@
+//! AWS Support's own events about a case (EventBridge `Support Case Update`): recorded on
+//! the case's timeline; a case resolved at AWS is let go, one reopened there is held open
+//! again, and people are told when AWS replied.
+
+use crate::case_event::{CaseEventKind, CaseUpdate};
+use crate::delivery::Delivery;
+use crate::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
+use crate::notify::Notice;
+use crate::outcome::Outcome;
+
+use super::records::fresh_open_case;
+use super::{CaseError, CaseService, Handled, STORM_KEY};
+
+impl CaseService {
+    /// An AWS Support event about a case: recorded on the case's timeline; a resolved case
+    /// is let go at once (every open-case record pointing at it, folded alarms included);
+    /// a case reopened at AWS while no other case is open for its alarm is held open again.
+    pub async fn case_update(
+        &self,
+        delivery: &Delivery,
+        update: &CaseUpdate,
+    ) -> Result<Handled, CaseError> {
+        let _guard = self
+            .locks
+            .stripe(update.case_id.as_deref().unwrap_or("-"))
+            .lock()
+            .await;
+        let now = (self.clock)();
+        let mut keys = delivery.dedupe_keys();
+        keys.push(update.dedupe_key());
+        let label = update.label();
+        if let Some(earlier) = self.ledger.find_handled(&keys).await? {
+            return Ok(Handled {
+                outcome: Outcome::Duplicate,
+                case_id: earlier.case_id,
+                alarm: label,
+            });
+        }
+        let holding: Vec<OpenCase> = match &update.case_id {
+            Some(id) => self
+                .ledger
+                .open_cases()
+                .await?
+                .into_iter()
+                .filter(|o| &o.case_id == id)
+                .collect(),
+            None => Vec::new(),
+        };
+        // Whose case it is, for the record: the alarm holding it open, else the alarm of
+        // the last decision about it.
+        let owner = match holding
+            .iter()
+            .find(|o| o.alarm_key != STORM_KEY)
+            .or(holding.first())
+        {
+            Some(o) => Some((o.alarm_key.clone(), o.alarm_name.clone())),
+            None => match &update.case_id {
+                Some(id) => self
+                    .ledger
+                    .decisions(&DecisionFilter {
+                        case_id: Some(id.clone()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|d| (d.alarm_key, d.alarm_name)),
+                None => None,
+            },
+        };
+        let mut open_cases = Vec::new();
+        let shown = update
+            .display_id
+            .as_deref()
+            .or(update.case_id.as_deref())
+            .unwrap_or("-");
+        let (outcome, note) = match &update.kind {
+            CaseEventKind::Resolved if !holding.is_empty() => {
+                for o in &holding {
+                    open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: o.alarm_key.clone(),
+                    });
+                }
+                (
+                    Outcome::Closed,
+                    format!(
+                        "resolved at AWS Support (case {shown}): let go, the next alarm opens a new case"
+                    ),
+                )
+            }
+            CaseEventKind::Resolved => (
+                Outcome::Noted,
+                format!("resolved at AWS Support (case {shown}); not held open here"),
+            ),
+            CaseEventKind::Reopened => {
+                let free = match (&owner, holding.is_empty()) {
+                    (Some((key, _)), true) => self.ledger.open_case(key).await?.is_none(),
+                    _ => false,
+                };
+                match (&owner, &update.case_id) {
+                    (Some((key, name)), Some(id)) if free => {
+                        open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                            key,
+                            name,
+                            id.clone(),
+                            now,
+                        )));
+                        (
+                            Outcome::Reopened,
+                            format!("reopened at AWS Support (case {shown}): held open again"),
+                        )
+                    }
+                    _ => (
+                        Outcome::Noted,
+                        format!("reopened at AWS Support (case {shown})"),
+                    ),
+                }
+            }
+            CaseEventKind::Communication { origin } if origin.as_deref() == Some("AWS") => (
+                Outcome::Replied,
+                format!(
+                    "AWS Support added a communication ({})",
+                    update.communication_id.as_deref().unwrap_or("-")
+                ),
+            ),
+            CaseEventKind::Communication { .. } => (
+                Outcome::Noted,
+                "a communication was added on the account's side".into(),
+            ),
+            CaseEventKind::Created => (Outcome::Noted, "opened at AWS Support".into()),
+            CaseEventKind::Other(what) => (
+                Outcome::Noted,
+                format!("an AWS Support event this service does not know: {what}"),
+            ),
+        };
+        let (alarm_key, alarm_name) =
+            owner.unwrap_or_else(|| (format!("support:{shown}"), label.clone()));
+        let told = alarm_name.clone();
+        let mut decision = Decision::new(delivery, alarm_key, alarm_name, outcome, now)
+            .on_case(update.case_id.clone())
+            .noted(note);
+        decision.state_change_time = update.time.clone();
+        self.commit_retrying(Commit {
+            handled_keys: keys,
+            decision,
+            open_cases,
+            claim: None,
+            hold: None,
+        })
+        .await?;
+        if let Some(case_id) = update.case_id.clone() {
+            match outcome {
+                Outcome::Closed => self.notifier.notify(Notice::Resolved {
+                    case_id,
+                    alarm: told,
+                }),
+                Outcome::Replied => {
+                    // The event does not carry the text: it is read off the request path.
+                    let (desk, notifier) = (self.desk.clone(), self.notifier.clone());
+                    let display_id = update.display_id.clone();
+                    tokio::spawn(async move {
+                        let excerpt = match desk.latest_reply(&case_id).await {
+                            Ok(body) => body.as_deref().map(crate::notify::excerpt),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not read AWS's reply");
+                                None
+                            }
+                        };
+                        notifier.notify(Notice::Replied {
+                            case_id,
+                            display_id,
+                            excerpt,
+                        });
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Handled {
+            outcome,
+            case_id: update.case_id.clone(),
+            alarm: label,
+        })
+    }
+}
