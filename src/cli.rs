@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::backend::BackendKind;
+use crate::backend::BackendSettings;
 use crate::backend::aws::AwsSettings;
 use crate::case::CasePolicy;
 use crate::gate::{ApiTokens, CidrList};
@@ -363,6 +365,16 @@ impl Config {
 }
 
 impl Config {
+    /// What the backend needs, or what is wrong with it (`ACCOUNT_ROLES`).
+    pub fn backend_settings(&self) -> Result<BackendSettings, String> {
+        Ok(BackendSettings {
+            kind: self.backend,
+            data_dir: self.data_dir.clone(),
+            aws: self.aws(),
+            account_roles: self.account_roles()?,
+        })
+    }
+
     pub fn aws(&self) -> AwsSettings {
         AwsSettings {
             region: self.dbregion.clone(),
@@ -394,23 +406,6 @@ impl Config {
                 services: list(&self.health_services),
                 regions: list(&self.health_regions),
             },
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// Embedded: a settings file, a SQLite ledger and a dry-run support desk in DATA_DIR.
-    Local,
-    /// Production: DynamoDB (DBTABLE, LEDGER_TABLE), AWS Support and CloudWatch.
-    Aws,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Aws => "aws",
         }
     }
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use axum::http::HeaderMap;
 use serde_json::json;
-use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
@@ -20,13 +19,9 @@ use crate::cli::{
     TablesCommand,
 };
 use crate::delivery;
-use crate::gate::Gate;
 use crate::ledger::DecisionFilter;
 use crate::maintenance::MaintenanceWindow;
-use crate::server::{self, AppState};
-use crate::sns::{
-    HttpsCertFetcher, HttpsSubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
-};
+use crate::server;
 
 /// A command's failure: printed on standard error, exit status 1 (2 for bad input).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +30,15 @@ pub enum CommandError {
     Usage(String),
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<crate::startup::StartupError> for CommandError {
+    fn from(e: crate::startup::StartupError) -> Self {
+        match e {
+            crate::startup::StartupError::Config(why) => Self::Usage(why),
+            other => Self::Failed(crate::startup::chain(&other)),
+        }
+    }
 }
 
 fn failed(e: impl std::fmt::Display) -> CommandError {
@@ -92,34 +96,6 @@ struct Mode {
     consume: bool,
 }
 
-/// Who is told what happened to cases: the local ledger on the embedded default, and the
-/// SNS topic and webhook when configured.
-async fn notifier(
-    config: &Config,
-    backend: &Backend,
-    metrics: Arc<dyn crate::metrics::MetricsSink>,
-) -> Result<crate::notify::Notifier, CommandError> {
-    use crate::notify::{NoticeSink, Notifier, SnsSink, WebhookSink};
-    let mut sinks: Vec<Arc<dyn NoticeSink>> = Vec::new();
-    if let Some(local) = &backend.local {
-        sinks.push(local.notices.clone());
-    }
-    if let Some(topic) = &config.notify_topic_arn {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(config.dbregion.clone()))
-            .load()
-            .await;
-        sinks.push(Arc::new(SnsSink {
-            client: aws_sdk_sns::Client::new(&sdk),
-            topic_arn: topic.clone(),
-        }));
-    }
-    if let Some(url) = &config.notify_webhook_url {
-        sinks.push(Arc::new(WebhookSink::new(url.clone()).map_err(failed)?));
-    }
-    Ok(Notifier::start(sinks, metrics, config.notify_retry))
-}
-
 /// An SQS client for QUEUE_URL (region DBREGION, endpoint from the SDK's chain), whatever
 /// the backend: the local backend can consume a queue too.
 async fn sqs_client(config: &Config) -> aws_sdk_sqs::Client {
@@ -150,14 +126,9 @@ async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
         }
         BackendKind::Aws => None,
     };
-    let backend = Backend::open(config).await.map_err(failed)?;
-    let (metrics, publisher) = backend.metrics(config);
-    let own_account = own_account(config, &backend).await;
-    let cases = backend
-        .case_service(config)
-        .with_notifier(notifier(config, &backend, metrics.clone()).await?);
+    let app = crate::startup::build(config).await?;
     if _lock.is_some() {
-        match cases.recover_claims().await {
+        match app.cases.recover_claims().await {
             Ok(r) if r == Default::default() => {}
             Ok(r) => info!(
                 adopted = r.adopted,
@@ -168,15 +139,8 @@ async fn serve(config: &Config, mode: Mode) -> Result<(), CommandError> {
             Err(e) => warn!(error = %e, "could not settle the claims left by a stopped process"),
         }
     }
-    let state = AppState::new(
-        cases,
-        build_gate(config, own_account)?,
-        config.request_timeout,
-    )
-    .with_metrics(metrics)
-    .with_limits(config.max_concurrency, config.shutdown_grace)
-    .with_read_timeout(config.read_timeout)
-    .with_health_only(!mode.http);
+    let publisher = app.publisher.clone();
+    let state = app.into_state(config).await?.with_health_only(!mode.http);
     // Before anything says "listening": a SIGTERM from then on is a clean shutdown.
     let shutdown = server::shutdown_signal();
     let addr = SocketAddr::new(config.bind, config.port);
@@ -290,9 +254,10 @@ async fn tables_create(config: &Config, out: &mut dyn Write) -> Result<(), Comma
 /// The local backend: the data directory, the ledger and the settings file.
 async fn check_local(config: &Config, out: &mut dyn Write) -> Result<(), CommandError> {
     let dir = config.data_dir.display();
-    let backend = Backend::open(config)
+    let backend = crate::startup::build(config)
         .await
-        .map_err(|e| failed(format!("[FAIL] local backend in {dir}: {e}")))?;
+        .map_err(|e| failed(format!("[FAIL] local backend in {dir}: {e}")))?
+        .backend;
     write_out(out, &format!("[ ok ] ledger {dir}/ledger.sqlite3 opens"))?;
     let alarms = backend
         .config
@@ -435,7 +400,7 @@ async fn check(config: &Config, out: &mut dyn Write) -> Result<(), CommandError>
         }
         Err(e) => report(false, format!("AWS Support API: {e}"), out)?,
     }
-    if let Ok(backend) = Backend::aws(clients.clone(), &settings).await
+    if let Ok(backend) = Backend::on_aws(clients.clone(), &settings).await
         && let Ok(alarms) = backend.config.list().await
     {
         let problems = code_problems(&backend, &alarms).await;
@@ -457,74 +422,6 @@ async fn check(config: &Config, out: &mut dyn Write) -> Result<(), CommandError>
     Ok(())
 }
 
-/// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
-/// once; where it cannot be known, SNS messages are refused and the log says what to set.
-async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
-    const HOW: &str = "set SNS_TOPIC_ARNS to the alarm topics' ARNs (or `*` to accept any \
-                       topic of any AWS account, not recommended)";
-    match (&config.sns_topic_arns, &backend.aws) {
-        (TopicAllowList::Any, _) => {
-            warn!(
-                "SNS_TOPIC_ARNS=*: messages from ANY SNS topic of ANY AWS account with a valid \
-                 signature are accepted; anyone can subscribe this endpoint to their own topic"
-            );
-            None
-        }
-        (TopicAllowList::Listed(p), _) => {
-            info!(
-                topics = p.len(),
-                "SNS: serving the topics in SNS_TOPIC_ARNS only"
-            );
-            None
-        }
-        (TopicAllowList::OwnAccount, Some(clients)) => match clients.own_account().await {
-            Ok(account) => {
-                info!(%account, "SNS: SNS_TOPIC_ARNS is empty, serving this account's topics only");
-                Some(account)
-            }
-            Err(e) => {
-                warn!(
-                    error = %e,
-                    "SNS: the service's own AWS account is unknown (STS GetCallerIdentity \
-                     failed), so every SNS message is refused with 403 topic_not_allowed; {HOW}"
-                );
-                None
-            }
-        },
-        (TopicAllowList::OwnAccount, None) => {
-            warn!(
-                "SNS: SNS_TOPIC_ARNS is empty and the local backend knows no AWS account, so \
-                 every SNS message is refused with 403 topic_not_allowed; {HOW}"
-            );
-            None
-        }
-    }
-}
-
-/// The edge checks as configured: SNS verification with the system's trusted roots (or
-/// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
-pub fn build_gate(config: &Config, own_account: Option<String>) -> Result<Gate, CommandError> {
-    let fetcher = HttpsCertFetcher::new().map_err(failed)?;
-    let confirmer = HttpsSubscriptionConfirmer::new().map_err(failed)?;
-    let verifier = Verifier::new(
-        VerifierConfig {
-            cert_dir: config.sns_cert_dir.clone(),
-            ..VerifierConfig::default()
-        },
-        Arc::new(fetcher),
-    );
-    Ok(Gate {
-        verifier,
-        topics: config.sns_topic_arns.clone(),
-        own_account,
-        confirmer: Arc::new(confirmer),
-        tokens: config.api_tokens().map_err(CommandError::Usage)?,
-        trust_sqsd_from: config.trust_sqsd_from.clone(),
-        verify_sqs_envelopes: config.verify_sqs_envelopes,
-        max_message_age: config.sns_max_age,
-    })
-}
-
 fn write_out(out: &mut dyn Write, text: &str) -> Result<(), CommandError> {
     writeln!(out, "{text}").map_err(failed)
 }
@@ -538,7 +435,7 @@ pub async fn alarms(
     cmd: AlarmsCommand,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let backend = Backend::open(config).await.map_err(failed)?;
+    let backend = crate::startup::build(config).await?.backend;
     let store = &backend.config;
     match cmd {
         AlarmsCommand::Put(put) => {
@@ -561,7 +458,7 @@ pub async fn alarms(
         }
         AlarmsCommand::Get { name, arn } => {
             let stored = store.get(&name).await.map_err(failed)?;
-            let tags = match (&arn, &backend.aws, config.tags) {
+            let tags = match (&arn, backend.aws(), config.tags) {
                 (Some(arn), Some(clients), crate::cli::Switch::On) => {
                     let source = crate::tags::CloudWatchTags::new(
                         clients.cloudwatch.clone(),
@@ -625,7 +522,7 @@ pub async fn maintenance(
     cmd: MaintenanceCommand,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let backend = Backend::open(config).await.map_err(failed)?;
+    let backend = crate::startup::build(config).await?.backend;
     let store = &backend.config;
     let now = chrono::Utc::now();
     let mut windows = store.windows().await.map_err(failed)?;
@@ -819,7 +716,7 @@ pub async fn cases(
     cmd: CasesCommand,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let backend = Backend::open(config).await.map_err(failed)?;
+    let backend = crate::startup::build(config).await?.backend;
     match cmd {
         CasesCommand::List { json, alarm, limit } => {
             let filter = DecisionFilter {
@@ -858,7 +755,7 @@ pub async fn cases(
                 ..Default::default()
             };
             let decisions = backend.ledger.decisions(&filter).await.map_err(failed)?;
-            let recorded = match &backend.local {
+            let recorded = match backend.local() {
                 Some(local) => local.desk.case(&id).map_err(failed)?,
                 None => None,
             };
@@ -866,7 +763,7 @@ pub async fn cases(
                 BackendKind::Aws => backend.desk.case_info(&id).await.map_err(failed)?,
                 BackendKind::Local => None,
             };
-            let notices = match &backend.local {
+            let notices = match backend.local() {
                 Some(local) => local.notices.for_case(&id).map_err(failed)?,
                 None => Vec::new(),
             };
@@ -971,13 +868,10 @@ async fn redrive(
     args: crate::cli::RedriveArgs,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let backend = Backend::open(config).await.map_err(failed)?;
-    let own_account = own_account(config, &backend).await;
-    let state = AppState::new(
-        backend.case_service(config),
-        build_gate(config, own_account)?,
-        config.request_timeout,
-    );
+    let state = crate::startup::build(config)
+        .await?
+        .into_state(config)
+        .await?;
     let sqs = sqs_client(config).await;
     let report = crate::consumer::redrive(&state, &sqs, &args.from, args.dry_run, args.limit, out)
         .await
@@ -1000,27 +894,6 @@ async fn redrive(
     }
 }
 
-/// One line on what the case logic would do with a body: `outcome (case id)`, or why the
-/// body is refused. Changes nothing.
-pub async fn preview(cases: &crate::case::CaseService, headers: &HeaderMap, body: &[u8]) -> String {
-    let parsed = delivery::receive(headers, body).and_then(|r| r.into_alarm());
-    let (delivery, alarm) = match parsed {
-        Ok(p) => p,
-        Err(e) => return format!("refused: {} ({e})", e.code()),
-    };
-    match cases.plan(&delivery, &alarm).await {
-        Ok(plan) => format!(
-            "{} for alarm {:?}{}",
-            plan.outcome.as_str(),
-            alarm.name,
-            plan.case_id()
-                .map(|c| format!(" (case {c})"))
-                .unwrap_or_default()
-        ),
-        Err(e) => format!("unknown now: {e}"),
-    }
-}
-
 pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> Result<(), CommandError> {
     let body = if file == "-" {
         let mut buf = Vec::new();
@@ -1034,9 +907,9 @@ pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> Result
     let (delivery, alarm) = received
         .into_alarm()
         .map_err(|e| CommandError::Usage(format!("{}: {e}", e.code())))?;
-    let backend = Backend::open(config).await.map_err(failed)?;
-    let plan = backend
-        .case_service(config)
+    let plan = crate::startup::build(config)
+        .await?
+        .cases
         .plan(&delivery, &alarm)
         .await
         .map_err(failed)?;

@@ -361,7 +361,7 @@ pub async fn redrive(
             let id = msg.message_id().unwrap_or("-").to_owned();
             let line = if dry_run {
                 kept.push(receipt);
-                let preview = crate::commands::preview(&state.cases, &headers, &body).await;
+                let preview = preview(&state.cases, &headers, &body).await;
                 format!("{id}: would be {preview}")
             } else {
                 let answer =
@@ -419,6 +419,27 @@ pub async fn redrive(
             .await;
     }
     Ok(report)
+}
+
+/// One line on what the case logic would do with a body: `outcome (case id)`, or why the
+/// body is refused. Changes nothing.
+async fn preview(cases: &crate::case::CaseService, headers: &HeaderMap, body: &[u8]) -> String {
+    let parsed = crate::delivery::receive(headers, body).and_then(|r| r.into_alarm());
+    let (delivery, alarm) = match parsed {
+        Ok(p) => p,
+        Err(e) => return format!("refused: {} ({e})", e.code()),
+    };
+    match cases.plan(&delivery, &alarm).await {
+        Ok(plan) => format!(
+            "{} for alarm {:?}{}",
+            plan.outcome.as_str(),
+            alarm.name,
+            plan.case_id()
+                .map(|c| format!(" (case {c})"))
+                .unwrap_or_default()
+        ),
+        Err(e) => format!("unknown now: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod outcome;
 pub mod server;
 pub mod sns;
+pub mod startup;
 pub mod tags;
 pub mod telemetry;
 

@@ -489,7 +489,7 @@ async fn stack_with(policy: CasePolicy, support_timeout: Duration) -> Stack {
     let standin = SupportStandin::start().await;
     let c = clients_with(&standin.endpoint(), support_timeout);
     let s = tables(&c).await;
-    let backend = Backend::aws(c, &s).await.expect("backend");
+    let backend = Backend::on_aws(c, &s).await.expect("backend");
     let service = CaseService::new(
         backend.config.clone(),
         backend.ledger.clone(),

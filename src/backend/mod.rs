@@ -1,28 +1,63 @@
 //! Where things are kept: the backends behind the case logic's traits. `local` is the
-//! embedded default; `aws` is production. Each provides the same three stores.
+//! embedded default; `aws` is production. Each provides the same three stores. A backend
+//! is opened from its own [`BackendSettings`]; assembling the application around it is
+//! `startup`'s job.
 
 pub mod aws;
 pub mod local;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::alarm_config::{AlarmConfigStore, StoreError};
-use crate::case::CaseService;
-use crate::cli::{BackendKind, Config, Switch};
 use crate::desk::SupportDesk;
 use crate::ledger::{CaseLedger, LedgerError};
-use crate::metrics::{MetricsSink, NoMetrics};
 
-/// The stores one backend provides.
+/// Which backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Embedded: a settings file, a SQLite ledger and a dry-run support desk in DATA_DIR.
+    Local,
+    /// Production: DynamoDB (DBTABLE, LEDGER_TABLE), AWS Support and CloudWatch.
+    Aws,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Aws => "aws",
+        }
+    }
+}
+
+/// What opening a backend needs to know.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub kind: BackendKind,
+    /// The local backend's directory.
+    pub data_dir: PathBuf,
+    pub aws: aws::AwsSettings,
+    /// Account id → the role assumed to open that account's cases (aws backend).
+    pub account_roles: BTreeMap<String, String>,
+}
+
+/// The stores one backend provides, and the backend they come from.
 #[derive(Clone)]
 pub struct Backend {
     pub config: Arc<dyn AlarmConfigStore>,
     pub ledger: Arc<dyn CaseLedger>,
     pub desk: Arc<dyn SupportDesk>,
-    /// Set for the local backend, whose dry-run desk can show the cases it recorded.
-    pub local: Option<local::LocalBackend>,
-    /// Set for the aws backend.
-    pub aws: Option<aws::AwsClients>,
+    pub origin: Origin,
+}
+
+/// The backend behind the stores, for what only it offers (the dry-run desk's records, the
+/// AWS clients).
+#[derive(Clone)]
+pub enum Origin {
+    Local(local::LocalBackend),
+    Aws(Box<aws::AwsClients>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,30 +66,30 @@ pub enum BackendError {
     Ledger(#[from] LedgerError),
     #[error("{0} (create the tables with `cw-support-api tables create`)")]
     Config(#[from] StoreError),
-    #[error("{0}")]
-    Settings(String),
+}
+
+impl From<local::LocalBackend> for Backend {
+    fn from(local: local::LocalBackend) -> Self {
+        Self {
+            config: local.config.clone(),
+            ledger: local.ledger.clone(),
+            desk: local.desk.clone(),
+            origin: Origin::Local(local),
+        }
+    }
 }
 
 impl Backend {
-    pub async fn open(config: &Config) -> Result<Self, BackendError> {
-        match config.backend {
-            BackendKind::Local => {
-                let local = local::LocalBackend::open(&config.data_dir)?;
-                Ok(Self {
-                    config: local.config.clone(),
-                    ledger: local.ledger.clone(),
-                    desk: local.desk.clone(),
-                    local: Some(local),
-                    aws: None,
-                })
-            }
+    pub async fn open(settings: &BackendSettings) -> Result<Self, BackendError> {
+        match settings.kind {
+            BackendKind::Local => Ok(local::LocalBackend::open(&settings.data_dir)?.into()),
             BackendKind::Aws => {
-                let settings = config.aws();
-                let clients = aws::AwsClients::load(&settings).await;
-                let mut backend = Self::aws(clients, &settings).await?;
-                let roles = config.account_roles().map_err(BackendError::Settings)?;
-                if !roles.is_empty() {
-                    backend.route_accounts(&roles, &settings).await;
+                let clients = aws::AwsClients::load(&settings.aws).await;
+                let mut backend = Self::on_aws(clients, &settings.aws).await?;
+                if !settings.account_roles.is_empty() {
+                    backend
+                        .route_accounts(&settings.account_roles, &settings.aws)
+                        .await;
                 }
                 Ok(backend)
             }
@@ -62,7 +97,7 @@ impl Backend {
     }
 
     /// The aws backend on given clients (tests point them at local stand-ins).
-    pub async fn aws(
+    pub async fn on_aws(
         clients: aws::AwsClients,
         settings: &aws::AwsSettings,
     ) -> Result<Self, BackendError> {
@@ -81,22 +116,37 @@ impl Backend {
             config: Arc::new(store),
             ledger: Arc::new(ledger),
             desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
-            local: None,
-            aws: Some(clients),
+            origin: Origin::Aws(Box::new(clients)),
         })
+    }
+
+    /// The local backend, when this is it.
+    pub fn local(&self) -> Option<&local::LocalBackend> {
+        match &self.origin {
+            Origin::Local(l) => Some(l),
+            Origin::Aws(_) => None,
+        }
+    }
+
+    /// The AWS clients, on the aws backend.
+    pub fn aws(&self) -> Option<&aws::AwsClients> {
+        match &self.origin {
+            Origin::Aws(c) => Some(c),
+            Origin::Local(_) => None,
+        }
     }
 
     /// Cases of the accounts in `roles` are opened in those accounts, with the role's
     /// credentials (STS AssumeRole, cached until they expire); the others in the service's.
     pub async fn route_accounts(
         &mut self,
-        roles: &std::collections::BTreeMap<String, String>,
+        roles: &BTreeMap<String, String>,
         settings: &aws::AwsSettings,
     ) {
-        let Some(clients) = &self.aws else {
+        let Some(clients) = self.aws() else {
             return;
         };
-        let mut by_account = std::collections::BTreeMap::new();
+        let mut by_account = BTreeMap::new();
         for (account, role) in roles {
             let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
                 .session_name("cw-support-api")
@@ -113,55 +163,5 @@ impl Backend {
             own: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
             by_account,
         });
-    }
-
-    pub fn case_service(&self, config: &Config) -> CaseService {
-        let service = CaseService::new(
-            self.config.clone(),
-            self.ledger.clone(),
-            self.desk.clone(),
-            config.policy(),
-        );
-        use crate::cli::Graphs;
-        let grapher: Arc<dyn crate::graph::Grapher> = match (config.graphs, &self.aws) {
-            (Graphs::Off, _) => Arc::new(crate::graph::NoGrapher),
-            (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => {
-                Arc::new(crate::graph::CloudWatchGrapher {
-                    client: clients.cloudwatch.clone(),
-                })
-            }
-            _ => Arc::new(crate::graph::LocalGrapher),
-        };
-        let service = service.with_grapher(grapher);
-        match (config.tags, &self.aws) {
-            (Switch::On, Some(clients)) => {
-                service.with_tags(Arc::new(crate::tags::CloudWatchTags::new(
-                    clients.cloudwatch.clone(),
-                    config.config_cache_ttl,
-                )))
-            }
-            _ => service,
-        }
-    }
-
-    /// Where the server's counters go: CloudWatch on the aws backend unless `METRICS=off`.
-    /// The publisher, when there is one, must be closed after the server stops.
-    pub fn metrics(
-        &self,
-        config: &Config,
-    ) -> (
-        Arc<dyn MetricsSink>,
-        Option<Arc<aws::metrics::CloudWatchMetrics>>,
-    ) {
-        match (&self.aws, config.metrics) {
-            (Some(clients), Switch::On) => {
-                let publisher = Arc::new(aws::metrics::CloudWatchMetrics::start(
-                    clients.cloudwatch.clone(),
-                    config.metrics_interval,
-                ));
-                (publisher.clone(), Some(publisher))
-            }
-            _ => (Arc::new(NoMetrics), None),
-        }
     }
 }

@@ -168,6 +168,12 @@ impl CaseService {
         self
     }
 
+    /// Replaces the rules (tests of cooldowns, leases and storms).
+    pub fn with_policy(mut self, policy: CasePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Who is told what happened.
     pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
         self.notifier = notifier;

@@ -64,7 +64,11 @@ impl Facts {
 
 /// What the case logic will do, decided but not yet done.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Action {
     /// Another alarm's open case takes this alarm's news (it is inhibited by that alarm,
     /// or they are one group): tell that case, open none.
@@ -117,7 +121,11 @@ pub enum Action {
 /// What to do when the desk says the case a plan acts on is gone (support resolved or
 /// removed it).
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "then", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "then",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum IfGone {
     /// The problem is back: open this case (a new case like any other, counted against
     /// the storm cap), or go to the storm case when the slots are taken.

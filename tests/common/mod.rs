@@ -14,14 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cw_support_api::backend::Backend;
 use cw_support_api::backend::local::LocalBackend;
-use cw_support_api::case::{CasePolicy, CaseService};
+use cw_support_api::case::CasePolicy;
 use cw_support_api::desk::SupportDesk;
 use cw_support_api::gate::Gate;
 use cw_support_api::server::{self, AppState};
 use cw_support_api::sns::{
     CertFetcher, SnsError, SubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
 };
+use cw_support_api::startup;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -80,6 +82,13 @@ impl SubscriptionConfirmer for NoConfirmations {
     }
 }
 
+/// The configuration of a test server: the defaults, on the local backend in `data_dir`.
+pub fn config(data_dir: &Path) -> cw_support_api::cli::Config {
+    use clap::Parser;
+    let dir = data_dir.to_str().expect("utf-8 path");
+    cw_support_api::cli::Cli::parse_from(["cw-support-api", "--data-dir", dir]).config
+}
+
 fn gate(verify_sqs_envelopes: bool) -> Gate {
     Gate {
         verifier: Verifier::new(VerifierConfig::default(), Arc::new(NoCertificates)),
@@ -112,14 +121,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(data_dir: &Path, opts: Options) -> Self {
-        let backend = LocalBackend::open(data_dir).expect("local backend");
-        let desk: Arc<dyn SupportDesk> = opts.desk.unwrap_or_else(|| backend.desk.clone());
-        let cases = CaseService::new(
-            backend.config.clone(),
-            backend.ledger.clone(),
-            desk,
-            opts.policy,
-        );
+        // Wired as `serve` wires it (startup::build_on), on the local backend in
+        // `data_dir`; the tests' own gate has no SNS keys and confirms nothing.
+        let local = LocalBackend::open(data_dir).expect("local backend");
+        let mut backend = Backend::from(local.clone());
+        if let Some(desk) = opts.desk {
+            backend.desk = desk;
+        }
+        let config = config(data_dir);
+        let app = startup::build_on(&config, backend)
+            .await
+            .expect("the application");
+        let cases = app.cases.with_policy(opts.policy);
         let state = AppState::new(cases, gate(opts.verify_sqs_envelopes), opts.request_timeout)
             .with_limits(
                 opts.max_concurrency
@@ -136,7 +149,7 @@ impl TestApp {
         }));
         Self {
             addr,
-            backend,
+            backend: local,
             client: reqwest::Client::new(),
             stop: Some(stop),
             handle: Some(handle),

@@ -434,7 +434,10 @@ fn deciding_needs_no_stores_and_names_the_storm_fallback() {
         panic!("expected a new case, got {plan:?}")
     };
     assert_eq!(case.subject, "db-cpu");
-    assert!(if_full.case.subject.starts_with("Alarm storm"), "{if_full:?}");
+    assert!(
+        if_full.case.subject.starts_with("Alarm storm"),
+        "{if_full:?}"
+    );
     assert!(
         if_full
             .communication
