@@ -1,5 +1,4 @@
-//! DynamoDB: the per-alarm settings table of the original service (read as it is), and the
-//! ledger table this service adds.
+//! The ledger table this service adds to DynamoDB.
 //!
 //! Ledger layout (one table, string keys `pk`/`sk`, TTL attribute `expires_at`):
 //!
@@ -16,368 +15,19 @@
 //! just opened). `seq` is the decision time in microseconds, zero-padded so it sorts.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType,
-    KeysAndAttributes, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
+use super::{Item, TTL_ATTRIBUTE, describe, get_n, get_s, n, s};
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
-use crate::maintenance::MaintenanceWindow;
-
-/// The TTL attribute of the ledger table.
-pub const TTL_ATTRIBUTE: &str = "expires_at";
-
-/// How long maintenance windows read from the settings table are reused.
-pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-fn get_n(item: &Item, key: &str) -> Option<i64> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-}
-
-/// One line naming an SDK error: its code and message, or its kind when it never reached
-/// the service (timeout, connection refused).
-pub(crate) fn describe<
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
->(
-    e: &SdkError<E, R>,
-) -> String {
-    match e {
-        SdkError::ServiceError(_) => format!(
-            "{}: {}",
-            e.code().unwrap_or("unknown error"),
-            e.message().unwrap_or("")
-        ),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    }
-}
-
-// ---- per-alarm settings ------------------------------------------------------------------
-
-/// The original service's table: one item per alarm, keyed by the alarm name under
-/// whatever attribute name the table's hash key has (found with DescribeTable).
-pub struct DynamoConfigStore {
-    client: Client,
-    table: String,
-    hash_key: String,
-    cache_ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Option<AlarmConfigRecord>)>>,
-    windows_cache: Mutex<Option<(Instant, Vec<MaintenanceWindow>)>>,
-}
-
-/// The settings table item that holds the maintenance windows (one item: one read per cache
-/// lifetime, whatever the number of windows). Not an alarm: `alarms list` leaves it out.
-pub const WINDOWS_ITEM: &str = "__maintenance__";
-
-/// More distinct alarms than this in one cache lifetime empties the cache: memory stays
-/// bounded whatever names arrive.
-const CONFIG_CACHE_MAX: usize = 4096;
-
-impl DynamoConfigStore {
-    /// Looks the table up (so a missing table or a wrong region is a start-up error, not a
-    /// failed alarm at 3 a.m.) and learns its hash key's name.
-    pub async fn open(
-        client: Client,
-        table: &str,
-        cache_ttl: Duration,
-    ) -> Result<Self, StoreError> {
-        let hash_key = hash_key_of(&client, table)
-            .await
-            .map_err(StoreError::Backend)?;
-        Ok(Self {
-            client,
-            table: table.to_owned(),
-            hash_key,
-            cache_ttl,
-            cache: Mutex::new(HashMap::new()),
-            windows_cache: Mutex::new(None),
-        })
-    }
-
-    pub fn hash_key(&self) -> &str {
-        &self.hash_key
-    }
-
-    fn cached(&self, name: &str) -> Option<Option<AlarmConfigRecord>> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(name)
-            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
-            .map(|(_, r)| r.clone())
-    }
-
-    fn remember(&self, name: &str, record: Option<AlarmConfigRecord>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CONFIG_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(name.to_owned(), (Instant::now(), record));
-    }
-
-    /// The item stored under this hash key value, if any.
-    async fn item(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(&self.hash_key, s(key))
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
-        Ok(out.item().cloned())
-    }
-
-    fn cached_windows(&self) -> Option<Vec<MaintenanceWindow>> {
-        let cache = self.windows_cache.lock().unwrap_or_else(|p| p.into_inner());
-        // A window someone starts ("I'm fixing it") must reach every instance within
-        // seconds, not a settings-cache TTL later: one read per few seconds is cheap.
-        let ttl = self.cache_ttl.min(WINDOWS_CACHE_TTL);
-        cache
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(_, w)| w.clone())
-    }
-
-    fn forget(&self, name: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-    }
-}
-
-/// The hash key attribute name of a table.
-pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String> {
-    let out = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
-    out.table()
-        .and_then(|t| {
-            t.key_schema()
-                .iter()
-                .find(|k| k.key_type() == &KeyType::Hash)
-                .map(|k| k.attribute_name().to_owned())
-        })
-        .ok_or_else(|| format!("table {table} has no hash key"))
-}
-
-/// A stored attribute as text, whatever scalar type a hand-made item used.
-fn text_of(v: &AttributeValue) -> Option<String> {
-    match v {
-        AttributeValue::S(s) => Some(s.clone()),
-        AttributeValue::N(n) => Some(n.clone()),
-        AttributeValue::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn record_from_item(item: &Item) -> AlarmConfigRecord {
-    let text = |k: &str| item.get(k).and_then(text_of);
-    let ccemail = match item.get("ccemail") {
-        Some(AttributeValue::S(one)) => Some(CcField::One(one.clone())),
-        Some(AttributeValue::Ss(many)) => Some(CcField::Many(many.clone())),
-        Some(AttributeValue::L(list)) => {
-            Some(CcField::Many(list.iter().filter_map(text_of).collect()))
-        }
-        _ => None,
-    };
-    let enabled = match item.get("enabled") {
-        Some(AttributeValue::Bool(b)) => Some(*b),
-        Some(other) => text_of(other).map(|t| !matches!(t.trim(), "false" | "0" | "no" | "off")),
-        None => None,
-    };
-    AlarmConfigRecord {
-        priority: text("priority"),
-        action: text("action"),
-        ccemail,
-        subject: text("subject"),
-        service_code: text("service_code"),
-        category_code: text("category_code"),
-        enabled,
-        inhibited_by: text("inhibited_by"),
-        group: text("group"),
-    }
-}
-
-fn item_from_record(hash_key: &str, name: &str, r: &AlarmConfigRecord) -> Item {
-    let mut item = Item::new();
-    item.insert(hash_key.to_owned(), s(name));
-    let mut put = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            item.insert(k.to_owned(), s(v.clone()));
-        }
-    };
-    put("priority", &r.priority);
-    put("action", &r.action);
-    put("subject", &r.subject);
-    put("service_code", &r.service_code);
-    put("category_code", &r.category_code);
-    put("inhibited_by", &r.inhibited_by);
-    put("group", &r.group);
-    match &r.ccemail {
-        Some(CcField::One(one)) => {
-            item.insert("ccemail".into(), s(one.clone()));
-        }
-        Some(CcField::Many(many)) => {
-            item.insert(
-                "ccemail".into(),
-                AttributeValue::L(many.iter().cloned().map(s).collect()),
-            );
-        }
-        None => {}
-    }
-    if let Some(e) = r.enabled {
-        item.insert("enabled".into(), AttributeValue::Bool(e));
-    }
-    item
-}
-
-fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    op: &str,
-    e: SdkError<E, R>,
-) -> StoreError {
-    StoreError::Backend(format!("{op}: {}", describe(&e)))
-}
-
-#[async_trait]
-impl AlarmConfigStore for DynamoConfigStore {
-    async fn get(&self, alarm_name: &str) -> Result<Option<AlarmConfigRecord>, StoreError> {
-        if let Some(hit) = self.cached(alarm_name) {
-            return Ok(hit);
-        }
-        let record = self.item(alarm_name).await?.as_ref().map(record_from_item);
-        self.remember(alarm_name, record.clone());
-        Ok(record)
-    }
-
-    async fn put(&self, alarm_name: &str, record: &AlarmConfigRecord) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item_from_record(&self.hash_key, alarm_name, record)))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        self.forget(alarm_name);
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<(String, AlarmConfigRecord)>, StoreError> {
-        let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error("Scan", e))?;
-            for item in out.items() {
-                match get_s(item, &self.hash_key) {
-                    Some(WINDOWS_ITEM) | None => {}
-                    Some(name) => all.push((name.to_owned(), record_from_item(item))),
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(all)
-    }
-
-    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError> {
-        if let Some(w) = self.cached_windows() {
-            return Ok(w);
-        }
-        let item = self.item(WINDOWS_ITEM).await?;
-        let windows: Vec<MaintenanceWindow> = match item.as_ref().and_then(|i| get_s(i, "windows"))
-        {
-            Some(json) => serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
-                path: format!("{}/{WINDOWS_ITEM}", self.table),
-                source,
-            })?,
-            None => Vec::new(),
-        };
-        *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), windows.clone()));
-        Ok(windows)
-    }
-
-    async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(windows).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(&self.hash_key, s(WINDOWS_ITEM))
-            .item("windows", s(json))
-            .send()
-            .await
-            .map_err(|e| store_error("PutItem", e))?;
-        *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
-    }
-
-    async fn delete(&self, alarm_name: &str) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(&self.hash_key, s(alarm_name))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| store_error("DeleteItem", e))?;
-        self.forget(alarm_name);
-        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
-    }
-}
-
-// ---- ledger ---------------------------------------------------------------------------------
 
 pub struct DynamoLedger {
     client: Client,
@@ -465,34 +115,32 @@ impl DynamoLedger {
         prefix: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Decision>, LedgerError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .expression_attribute_values(":pk", s(pk));
+        let q = match prefix {
+            Some(p) => q
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":p", s(p)),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        // Pages are fetched as the items are read: stopping at the limit stops the reads.
+        let mut items = q.into_paginator().items().send();
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .scan_index_forward(false)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_exclusive_start_key(start.take());
-            q = match prefix {
-                Some(p) => q
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                    .expression_attribute_values(":p", s(p)),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            let page = q.send().await.map_err(|e| ledger_error("Query", e))?;
-            for item in page.items() {
-                out.push(decision_from(item)?);
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
+        while let Some(item) = items
+            .try_next()
+            .await
+            .map_err(|e| ledger_error("Query", e))?
+        {
+            out.push(decision_from(&item)?);
+            if out.len() >= limit {
+                break;
             }
         }
+        Ok(out)
     }
 }
 
@@ -561,31 +209,26 @@ impl CaseLedger for DynamoLedger {
 
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
         let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :open AND #state = :state")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":open", s(OPEN_SK))
-                .expression_attribute_values(":state", s(STATE_OPEN))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ledger_error("Scan", e))?;
-            for item in out.items() {
-                if let Some(json) = get_s(item, "record") {
-                    all.push(
-                        serde_json::from_str(json)
-                            .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
-                    );
-                }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :open AND #state = :state")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":open", s(OPEN_SK))
+            .expression_attribute_values(":state", s(STATE_OPEN))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items
+            .try_next()
+            .await
+            .map_err(|e| ledger_error("Scan", e))?
+        {
+            if let Some(json) = get_s(&item, "record") {
+                all.push(
+                    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                );
             }
         }
         Ok(all)
@@ -874,31 +517,26 @@ impl CaseLedger for DynamoLedger {
 
     async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
         let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(HELD_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ledger_error("Query", e))?;
-            for item in page.items() {
-                let json = get_s(item, "record")
-                    .ok_or_else(|| LedgerError::Corrupt("held item without record".into()))?;
-                all.push(
-                    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
-                );
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(all),
-            }
+        let mut items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(HELD_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items
+            .try_next()
+            .await
+            .map_err(|e| ledger_error("Query", e))?
+        {
+            let json = get_s(&item, "record")
+                .ok_or_else(|| LedgerError::Corrupt("held item without record".into()))?;
+            all.push(serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?);
         }
+        Ok(all)
     }
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
@@ -939,133 +577,4 @@ impl CaseLedger for DynamoLedger {
         }
         Ok(found)
     }
-}
-
-// ---- `tables create` ------------------------------------------------------------------------
-
-/// What `tables create` did with one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TableOutcome {
-    Created,
-    AlreadyExists,
-}
-
-fn attr(name: &str) -> Result<AttributeDefinition, String> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, String> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-async fn create(
-    client: &Client,
-    table: &str,
-    keys: &[(&str, KeyType)],
-) -> Result<TableOutcome, String> {
-    let mut req = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, kind) in keys {
-        req = req
-            .attribute_definitions(attr(name)?)
-            .key_schema(key(name, kind.clone())?);
-    }
-    match req.send().await {
-        Ok(_) => {}
-        Err(e) if e.code() == Some("ResourceInUseException") => {
-            return Ok(TableOutcome::AlreadyExists);
-        }
-        Err(e) => return Err(format!("CreateTable {table}: {}", describe(&e))),
-    }
-    // Wait until the table can be written (on-demand tables take seconds).
-    for _ in 0..120 {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
-        if out
-            .table()
-            .and_then(|t| t.table_status())
-            .is_some_and(|s| s.as_str() == "ACTIVE")
-        {
-            return Ok(TableOutcome::Created);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(format!("table {table} did not become ACTIVE"))
-}
-
-/// Creates the settings table (hash key `AlarmName`, as the original service's) and the
-/// ledger table (`pk`/`sk`, TTL on `expires_at`), on-demand. Safe to run twice.
-pub async fn create_tables(
-    client: &Client,
-    config_table: &str,
-    ledger_table: &str,
-) -> Result<Vec<(String, TableOutcome)>, String> {
-    let settings = create(client, config_table, &[("AlarmName", KeyType::Hash)]).await?;
-    let ledger = create(
-        client,
-        ledger_table,
-        &[("pk", KeyType::Hash), ("sk", KeyType::Range)],
-    )
-    .await?;
-    let ttl = TimeToLiveSpecification::builder()
-        .enabled(true)
-        .attribute_name(TTL_ATTRIBUTE)
-        .build()
-        .map_err(|e| e.to_string())?;
-    match client
-        .update_time_to_live()
-        .table_name(ledger_table)
-        .time_to_live_specification(ttl)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        // Enabling it again is refused: it is already what we want.
-        Err(e)
-            if e.code() == Some("ValidationException")
-                && e.message().is_some_and(|m| m.contains("already enabled")) => {}
-        Err(e) => return Err(format!("UpdateTimeToLive {ledger_table}: {}", describe(&e))),
-    }
-    Ok(vec![
-        (config_table.to_owned(), settings),
-        (ledger_table.to_owned(), ledger),
-    ])
-}
-
-/// The key schema of the ledger table, for `check`.
-pub async fn ledger_keys(client: &Client, table: &str) -> Result<Vec<(String, String)>, String> {
-    let out = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
-    Ok(out
-        .table()
-        .map(|t| {
-            t.key_schema()
-                .iter()
-                .map(|k| {
-                    (
-                        k.attribute_name().to_owned(),
-                        k.key_type().as_str().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default())
 }

@@ -1,0 +1,511 @@
+//! The local ledger: decisions, handled deliveries, open cases, claims, storm-control slots
+//! and held alarms, in `DATA_DIR/ledger.sqlite3`. Every decision is one SQLite transaction,
+//! so a decision that was answered 200 survives a crash.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Db, from_json, parse_time, to_json};
+use crate::case::Outcome;
+use crate::ledger::{
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
+    LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+};
+
+pub struct SqliteLedger {
+    pub(super) db: Arc<Db>,
+}
+
+const DECISION_COLUMNS: &str = "d.seq, d.at, d.delivery_kind, d.delivery_id, d.alarm_key, \
+     d.alarm_name, d.state, d.state_change_time, d.outcome, d.case_id, d.note";
+
+fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
+    let outcome: String = r.get(8)?;
+    Ok(Decision {
+        seq: r.get(0)?,
+        at: parse_time(&r.get::<_, String>(1)?)?,
+        delivery_kind: r.get(2)?,
+        delivery_id: r.get(3)?,
+        alarm_key: r.get(4)?,
+        alarm_name: r.get(5)?,
+        state: r.get(6)?,
+        state_change_time: r.get(7)?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                8,
+                rusqlite::types::Type::Text,
+                format!("unknown outcome {outcome:?}").into(),
+            )
+        })?,
+        case_id: r.get(9)?,
+        note: r.get(10)?,
+    })
+}
+
+#[async_trait]
+impl CaseLedger for SqliteLedger {
+    async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError> {
+        let keys = keys.to_vec();
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {DECISION_COLUMNS} FROM handled h JOIN decisions d ON d.seq = h.seq \
+                     WHERE h.key = ?1"
+                ))?;
+                let mut earliest: Option<Decision> = None;
+                for key in &keys {
+                    let found = stmt.query_row([key], decision_row).optional()?;
+                    if let Some(d) =
+                        found.filter(|d| earliest.as_ref().is_none_or(|e| d.seq < e.seq))
+                    {
+                        earliest = Some(d);
+                    }
+                }
+                Ok(earliest)
+            })
+            .await
+    }
+
+    async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
+        let key = alarm_key.to_owned();
+        self.db
+            .run(move |c| {
+                let record: Option<String> = c
+                    .prepare_cached("SELECT record FROM open_cases WHERE alarm_key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?;
+                record.map(|r| from_json(&r)).transpose()
+            })
+            .await
+    }
+
+    async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare("SELECT record FROM open_cases ORDER BY alarm_key")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(|s| from_json(&s))).collect()
+            })
+            .await
+    }
+
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let open: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM open_cases WHERE alarm_key = ?1",
+                        [&claim.alarm_key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let blocked_by_open_case = match open {
+                    Some(record) => {
+                        let open: OpenCase = from_json(&record)?;
+                        claim.replaces.as_deref() != Some(open.case_id.as_str())
+                    }
+                    None => false,
+                };
+                let held: Option<(String, String, String, String)> = tx
+                    .query_row(
+                        "SELECT token, reference, claimed_at, expires_at FROM claims WHERE alarm_key = ?1",
+                        [&claim.alarm_key],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let (live, stale) = match held {
+                    Some((token, _, _, _)) if token == claim.token => (false, None),
+                    Some((_, reference, claimed_at, expires)) => {
+                        let live = parse_time(&expires)? > now;
+                        let stale = StaleClaim {
+                            reference,
+                            claimed_at: parse_time(&claimed_at)?,
+                        };
+                        (live, Some(stale))
+                    }
+                    None => (false, None),
+                };
+                if blocked_by_open_case || live {
+                    return Ok(ClaimOutcome::Refused);
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO claims (alarm_key, token, reference, claimed_at, \
+                     expires_at, owner, alarm_name, handled_keys, replaces) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        claim.alarm_key,
+                        claim.token,
+                        claim.reference,
+                        claim.claimed_at.to_rfc3339(),
+                        claim.expires_at.to_rfc3339(),
+                        claim.owner,
+                        claim.alarm_name,
+                        to_json(&claim.handled_keys)?,
+                        claim.replaces
+                    ],
+                )?;
+                tx.commit()?;
+                Ok(ClaimOutcome::Taken { stale })
+            })
+            .await
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
+                    params![claim.alarm_key, claim.token],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn renew(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let claim = claim.clone();
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE claims SET expires_at = ?3 WHERE alarm_key = ?1 AND token = ?2",
+                    params![claim.alarm_key, claim.token, until.to_rfc3339()],
+                )
+                .map(|n| n == 1)
+            })
+            .await
+    }
+
+    async fn claims(&self) -> Result<Vec<Claim>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT alarm_key, token, reference, claimed_at, expires_at, owner, \
+                     alarm_name, handled_keys, replaces FROM claims ORDER BY alarm_key",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    let alarm_key: String = r.get(0)?;
+                    let name: String = r.get(6)?;
+                    Ok(Claim {
+                        token: r.get(1)?,
+                        reference: r.get(2)?,
+                        claimed_at: parse_time(&r.get::<_, String>(3)?)?,
+                        expires_at: parse_time(&r.get::<_, String>(4)?)?,
+                        owner: r.get(5)?,
+                        alarm_name: if name.is_empty() {
+                            alarm_key.clone()
+                        } else {
+                            name
+                        },
+                        handled_keys: from_json(&r.get::<_, String>(7)?)?,
+                        replaces: r.get(8)?,
+                        alarm_key,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<i64, LedgerError> {
+        // A decision that changes nothing but the record (a duplicate) is written without
+        // waiting for the disk: a power cut could lose that line of history, never a case or
+        // a dedupe key. Everything else waits for fsync (synchronous=FULL).
+        let record_only = commit.handled_keys.is_empty()
+            && commit.open_cases.is_empty()
+            && commit.claim.is_none()
+            && commit.hold.is_none();
+        let result = self
+            .db
+            .run(move |c| {
+                c.pragma_update(None, "synchronous", if record_only { "NORMAL" } else { "FULL" })?;
+                let tx = c.transaction()?;
+                if let Some(claim) = &commit.claim {
+                    let released = tx.execute(
+                        "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
+                        params![claim.alarm_key, claim.token],
+                    )?;
+                    if released == 0 {
+                        return Ok(None);
+                    }
+                }
+                let d = &commit.decision;
+                tx.execute(
+                    "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
+                     state, state_change_time, outcome, case_id, note) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        d.at.to_rfc3339(),
+                        d.delivery_kind,
+                        d.delivery_id,
+                        d.alarm_key,
+                        d.alarm_name,
+                        d.state,
+                        d.state_change_time,
+                        d.outcome.as_str(),
+                        d.case_id,
+                        d.note
+                    ],
+                )?;
+                let seq = tx.last_insert_rowid();
+                for key in &commit.handled_keys {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO handled (key, seq) VALUES (?1, ?2)",
+                        params![key, seq],
+                    )?;
+                }
+                for change in &commit.open_cases {
+                    match change {
+                        OpenCaseChange::Put(open) => {
+                            tx.execute(
+                                "INSERT OR REPLACE INTO open_cases (alarm_key, record) VALUES (?1, ?2)",
+                                params![open.alarm_key, to_json(open)?],
+                            )?;
+                        }
+                        OpenCaseChange::Remove { alarm_key } => {
+                            tx.execute("DELETE FROM open_cases WHERE alarm_key = ?1", [alarm_key])?;
+                        }
+                    }
+                }
+                match &commit.hold {
+                    None => {}
+                    Some(HoldChange::Put(held)) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO held (alarm_key, record) VALUES (?1, ?2)",
+                            params![held.alarm_key, to_json(held)?],
+                        )?;
+                    }
+                    Some(HoldChange::Remove { alarm_key }) => {
+                        tx.execute("DELETE FROM held WHERE alarm_key = ?1", [alarm_key])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(Some(seq))
+            })
+            .await?;
+        result.ok_or_else(|| {
+            LedgerError::Conflict("the claim to open this case was taken over".into())
+        })
+    }
+
+    async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
+        let hour = slot_hour(now);
+        self.db
+            .run(move |c| {
+                c.query_row("SELECT n FROM case_slots WHERE hour = ?1", [hour], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+                .map(|n| usize::try_from(n.unwrap_or(0)).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn take_case_slot(&self, cap: usize, now: DateTime<Utc>) -> Result<bool, LedgerError> {
+        let hour = slot_hour(now);
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        self.db
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let n: i64 = tx
+                    .query_row("SELECT n FROM case_slots WHERE hour = ?1", [&hour], |r| {
+                        r.get(0)
+                    })
+                    .optional()?
+                    .unwrap_or(0);
+                if n >= cap {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO case_slots (hour, n) VALUES (?1, 1) \
+                     ON CONFLICT (hour) DO UPDATE SET n = n + 1",
+                    [&hour],
+                )?;
+                // Old hours are of no use: keep the table a few rows long.
+                tx.execute("DELETE FROM case_slots WHERE hour < ?1", [&hour])?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
+        let hour = slot_hour(now);
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE case_slots SET n = n - 1 WHERE hour = ?1 AND n > 0",
+                    [hour],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
+        self.db
+            .run(|c| {
+                let mut stmt = c.prepare("SELECT record FROM held ORDER BY alarm_key")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.map(|r| r.and_then(|s| from_json(&s))).collect()
+            })
+            .await
+    }
+
+    async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
+        let filter = filter.clone();
+        self.db
+            .run(move |c| {
+                let limit = if filter.limit == 0 {
+                    i64::MAX
+                } else {
+                    filter.limit as i64
+                };
+                let mut stmt = c.prepare(&format!(
+                    "SELECT {DECISION_COLUMNS} FROM decisions d \
+                     WHERE (?1 IS NULL OR d.alarm_key = ?1) \
+                       AND (?2 IS NULL OR d.case_id = ?2) \
+                       AND (?3 IS NULL OR d.at >= ?3) \
+                     ORDER BY d.seq DESC LIMIT ?4"
+                ))?;
+                let rows = stmt.query_map(
+                    params![
+                        filter.alarm_key,
+                        filter.case_id,
+                        filter.since.map(|t| t.to_rfc3339()),
+                        limit
+                    ],
+                    decision_row,
+                )?;
+                rows.collect()
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+
+    #[tokio::test]
+    async fn claims_exclude_each_other_until_released_or_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = LocalBackend::open(dir.path()).expect("open");
+        let now = Utc::now();
+        let later = now + chrono::Duration::minutes(2);
+        let claim = |key: &str, replaces: Option<&str>| {
+            Claim::new(key, now, later, replaces.map(str::to_owned))
+        };
+        let taken = |o: ClaimOutcome| matches!(o, ClaimOutcome::Taken { .. });
+        let first = claim("alarm-a", None);
+        let second = claim("alarm-a", None);
+        assert_eq!(
+            b.ledger.claim(&first, now).await.expect("claim"),
+            ClaimOutcome::Taken { stale: None }
+        );
+        assert!(
+            !taken(b.ledger.claim(&second, now).await.expect("claim")),
+            "a live claim excludes"
+        );
+        assert!(taken(
+            b.ledger
+                .claim(&claim("alarm-b", None), now)
+                .await
+                .expect("claim")
+        ));
+        // A claim left behind by a crash is taken over once it expires, with its reference.
+        let takeover = b
+            .ledger
+            .claim(&second, later + chrono::Duration::seconds(1))
+            .await
+            .expect("claim");
+        assert_eq!(
+            takeover,
+            ClaimOutcome::Taken {
+                stale: Some(StaleClaim {
+                    reference: first.reference.clone(),
+                    claimed_at: parse_time(&first.claimed_at.to_rfc3339()).expect("time"),
+                })
+            }
+        );
+        // The first owner's commit then fails instead of recording a second case.
+        let decision = Decision {
+            seq: 0,
+            at: now,
+            delivery_kind: "direct".into(),
+            delivery_id: None,
+            alarm_key: "alarm-a".into(),
+            alarm_name: "alarm-a".into(),
+            state: "ALARM".into(),
+            state_change_time: "t".into(),
+            outcome: Outcome::Created,
+            case_id: Some("dry-run-1".into()),
+            note: None,
+        };
+        let open = OpenCase {
+            alarm_key: "alarm-a".into(),
+            alarm_name: "alarm-a".into(),
+            case_id: "dry-run-1".into(),
+            opened_at: now,
+            last_update_at: now,
+            coalesced: 0,
+            updates: 0,
+            recovered: false,
+            digest: None,
+            cycles: Vec::new(),
+            flapping: false,
+            group: None,
+        };
+        let commit = |claim: &Claim| {
+            let mut c = Commit::record(vec!["event:a".into()], decision.clone());
+            c.open_cases.push(OpenCaseChange::Put(open.clone()));
+            c.claim = Some(claim.clone());
+            c
+        };
+        assert!(matches!(
+            b.ledger.commit(commit(&first)).await,
+            Err(LedgerError::Conflict(_))
+        ));
+        assert!(
+            b.ledger
+                .find_handled(&["event:a".into()])
+                .await
+                .expect("read")
+                .is_none()
+        );
+        b.ledger
+            .commit(commit(&second))
+            .await
+            .expect("owner commits");
+        // With a case open, only a claim that replaces that very case is granted.
+        assert!(!taken(
+            b.ledger
+                .claim(&claim("alarm-a", None), later)
+                .await
+                .expect("claim")
+        ));
+        assert!(!taken(
+            b.ledger
+                .claim(&claim("alarm-a", Some("dry-run-9")), later)
+                .await
+                .expect("claim")
+        ));
+        let replacing = claim("alarm-a", Some("dry-run-1"));
+        assert!(taken(
+            b.ledger.claim(&replacing, later).await.expect("claim")
+        ));
+        b.ledger.release(&replacing).await.expect("release");
+        assert!(taken(
+            b.ledger
+                .claim(&claim("alarm-a", Some("dry-run-1")), later)
+                .await
+                .expect("claim")
+        ));
+    }
+}
