@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod outcome;
+pub mod sdk_error;
 pub mod server;
 pub mod sns;
 pub mod startup;

@@ -167,7 +167,7 @@ impl NoticeSink for SnsSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::backend::aws::dynamo::describe(&e))
+            .map_err(|e| crate::sdk_error::describe(&e))
     }
 }
 

@@ -38,8 +38,6 @@ use crate::delivery::Delivery;
 use crate::desk::{DeskError, SupportDesk};
 use crate::ledger::{CaseLedger, Commit, Decision, LedgerError};
 pub use crate::outcome::Outcome;
-// Until the local backend imports it from the desk directly.
-pub use crate::desk::communication_reference;
 
 pub use periodic::RecoveredClaims;
 pub use plan::{Action, Facts, IfGone, Plan, Storm, decide};

@@ -12,11 +12,11 @@ use aws_sdk_support::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use super::dynamo::describe;
 use crate::alarm_config::Severity;
 use crate::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
+use crate::sdk_error::describe;
 use std::sync::Arc;
 
 pub struct AwsSupportDesk {

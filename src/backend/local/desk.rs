@@ -182,7 +182,7 @@ impl SupportDesk for DryRunDesk {
         let n =
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
         let record = serde_json::to_string(comm).map_err(|e| DeskError::Rejected(e.to_string()))?;
-        let reference = crate::case::communication_reference(&comm.communication_body)
+        let reference = crate::desk::communication_reference(&comm.communication_body)
             .map(|r| format!("%{r}%"));
         let found = self
             .db

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, from_json, parse_time, to_json};
-use crate::case::Outcome;
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
+use crate::outcome::Outcome;
 
 pub struct SqliteLedger {
     pub(super) db: Arc<Db>,

@@ -23,11 +23,12 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use super::{Item, TTL_ATTRIBUTE, describe, get_n, get_s, n, s};
+use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
+use crate::sdk_error::describe;
 
 pub struct DynamoLedger {
     client: Client,

@@ -3,8 +3,7 @@
 //! key checks of `check` (`tables`).
 //!
 //! This file holds what they share: the attribute helpers, the ledger table's TTL
-//! attribute, and the one line that names an SDK error (which every AWS client in the crate
-//! uses for its messages).
+//! attribute.
 
 mod ledger;
 mod settings;
@@ -12,7 +11,6 @@ mod tables;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use ledger::DynamoLedger;
@@ -42,30 +40,4 @@ fn get_n(item: &Item, key: &str) -> Option<i64> {
     item.get(key)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
-}
-
-/// One line naming an SDK error: its code and message, or its kind when it never reached
-/// the service (timeout, connection refused).
-pub(crate) fn describe<
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
->(
-    e: &SdkError<E, R>,
-) -> String {
-    match e {
-        SdkError::ServiceError(_) => format!(
-            "{}: {}",
-            e.code().unwrap_or("unknown error"),
-            e.message().unwrap_or("")
-        ),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    }
 }

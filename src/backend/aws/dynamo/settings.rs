@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Item, describe, get_s, hash_key_of, s};
+use super::{Item, get_s, hash_key_of, s};
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
 use crate::maintenance::MaintenanceWindow;
+use crate::sdk_error::describe;
 
 /// How long maintenance windows read from the settings table are reused.
 pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 
-use super::{TTL_ATTRIBUTE, describe};
+use super::TTL_ATTRIBUTE;
+use crate::sdk_error::describe;
 
 /// The hash key attribute name of a table.
 pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String> {
