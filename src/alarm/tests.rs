@@ -1,0 +1,269 @@
+use super::*;
+use serde_json::json;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/data/payloads/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("fixture exists");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+#[test]
+fn metric_alarm_is_parsed_with_identity_from_the_arn() {
+    let a = Alarm::parse(fixture("metric-alarm.json")).expect("parses");
+    assert_eq!(a.kind, AlarmKind::Metric);
+    assert_eq!(a.name, "prod-api-5xx-rate");
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert_eq!(a.previous_state, Some(AlarmState::Ok));
+    assert_eq!(
+        a.key(),
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-5xx-rate"
+    );
+    assert_eq!(a.identity.region.as_deref(), Some("us-east-1"));
+    assert_eq!(a.identity.account.as_deref(), Some("123456789012"));
+    assert_eq!(a.state_change_time.raw, "2026-11-20T03:12:45.118+0000");
+    let parsed = a.state_change_time.parsed.expect("+0000 form parses");
+    assert_eq!(parsed.to_rfc3339(), "2026-11-20T03:12:45.118+00:00");
+    assert!(
+        a.trigger
+            .contains("HTTPCode_Target_5XX_Count (AWS/ApplicationELB)")
+    );
+    assert!(
+        a.trigger
+            .contains("LoadBalancer=app/prod-api/50dc6c495c0c9188")
+    );
+    assert!(a.trigger.contains("GreaterThanThreshold 5"));
+    assert!(a.trigger.contains("5 of 5 periods"));
+}
+
+#[test]
+fn ok_notification_has_ok_state() {
+    let a = Alarm::parse(fixture("metric-alarm-ok.json")).expect("parses");
+    assert_eq!(a.state, AlarmState::Ok);
+    assert_eq!(a.previous_state, Some(AlarmState::Alarm));
+}
+
+#[test]
+fn anomaly_alarm_with_null_description_and_no_threshold() {
+    let a = Alarm::parse(fixture("metric-math-alarm.json")).expect("parses");
+    assert_eq!(a.kind, AlarmKind::Anomaly);
+    assert_eq!(a.description, None);
+    assert_eq!(a.identity.region.as_deref(), Some("eu-west-1"));
+    assert!(
+        a.trigger.contains(
+            "m1 = Maximum per 300 s AWS/SQS ApproximateAgeOfOldestMessage [QueueName=orders]"
+        ),
+        "{}",
+        a.trigger
+    );
+    assert!(a.trigger.contains("ad1 = ANOMALY_DETECTION_BAND(m1, 2)"));
+    assert!(a.trigger.contains("GreaterThanUpperThreshold band ad1"));
+}
+
+#[test]
+fn metric_math_without_anomaly_band() {
+    let mut v = fixture("metric-math-alarm.json");
+    v["Trigger"]
+        .as_object_mut()
+        .expect("object")
+        .remove("ThresholdMetricId");
+    v["Trigger"]["Threshold"] = json!(10.0);
+    let a = Alarm::parse(v).expect("parses");
+    assert_eq!(a.kind, AlarmKind::MetricMath);
+    assert!(a.trigger.contains("GreaterThanUpperThreshold 10.0"));
+}
+
+#[test]
+fn composite_alarm_summarises_rule_and_children() {
+    let a = Alarm::parse(fixture("composite-alarm.json")).expect("parses");
+    assert_eq!(a.kind, AlarmKind::Composite);
+    assert!(a.trigger.starts_with("rule: ALARM("));
+    assert!(a.trigger.contains("checkout-latency-p99 (ALARM)"));
+}
+
+#[test]
+fn eventbridge_alarm_state_change() {
+    let a = Alarm::parse(fixture("eventbridge-alarm-state-change.json")).expect("parses");
+    assert_eq!(a.name, "prod-db-cpu");
+    assert_eq!(a.kind, AlarmKind::Metric);
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert_eq!(a.previous_state, Some(AlarmState::Ok));
+    assert_eq!(
+        a.key(),
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-db-cpu"
+    );
+    assert_eq!(
+        a.description.as_deref(),
+        Some("Production database CPU above 90%")
+    );
+    assert_eq!(a.state_change_time.raw, "2026-11-20T03:12:45.118+0000");
+    assert!(
+        a.trigger.contains("DBInstanceIdentifier=prod-db"),
+        "{}",
+        a.trigger
+    );
+    assert!(a.trigger.contains("CPUUtilization"));
+}
+
+#[test]
+fn health_event_is_an_alarm_named_for_its_type() {
+    let a = Alarm::parse(fixture("aws-health-event.json")).expect("parses");
+    assert_eq!(a.kind, AlarmKind::Health);
+    assert_eq!(a.name, "AWS_EC2_INSTANCE_STORE_DRIVE_PERFORMANCE_DEGRADED");
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert!(a.key().ends_with("#123456789012"));
+    assert!(a.state_change_time.parsed.is_some(), "RFC 2822 date parses");
+    assert!(a.trigger.contains("i-0abcd1234ef567890"));
+    assert!(a.description.as_deref().unwrap_or("").contains("degraded"));
+}
+
+#[test]
+fn minimal_format_means_alarm() {
+    let a = Alarm::parse(fixture("minimal.json")).expect("parses");
+    assert_eq!(a.kind, AlarmKind::Minimal);
+    assert_eq!(a.state, AlarmState::Alarm);
+    assert_eq!(a.key(), "My Alarm");
+    assert_eq!(a.identity.arn, None);
+}
+
+#[test]
+fn rfc3339_and_unknown_times() {
+    assert!(
+        StateChangeTime::new("2026-11-20T03:12:45Z")
+            .parsed
+            .is_some()
+    );
+    assert!(
+        StateChangeTime::new("2026-11-20T03:12:45.5+01:00")
+            .parsed
+            .is_some()
+    );
+    let odd = StateChangeTime::new("yesterday at noon");
+    assert_eq!(odd.parsed, None);
+    assert_eq!(odd.raw, "yesterday at noon");
+}
+
+#[test]
+fn null_or_missing_description_is_fine() {
+    let a = Alarm::parse(json!({"AlarmName": "a", "StateChangeTime": "t"})).expect("parses");
+    assert_eq!(a.description, None);
+    let a =
+        Alarm::parse(json!({"AlarmName": "a", "AlarmDescription": null, "StateChangeTime": "t"}))
+            .expect("parses");
+    assert_eq!(a.description, None);
+}
+
+fn err(v: Value) -> PayloadError {
+    Alarm::parse(v).expect_err("must be refused")
+}
+
+#[test]
+fn bad_inputs_name_their_problem() {
+    assert_eq!(err(json!([1, 2])), PayloadError::NotAnObject);
+    assert_eq!(err(json!("text")), PayloadError::NotAnObject);
+    assert_eq!(err(json!({"hello": 1})).code(), "unknown_shape");
+    assert_eq!(
+        err(json!({"AlarmName": "a"})),
+        PayloadError::MissingField("StateChangeTime".into())
+    );
+    assert_eq!(
+        err(json!({"AlarmName": null, "StateChangeTime": "t"})),
+        PayloadError::MissingField("AlarmName".into())
+    );
+    assert_eq!(
+        err(json!({"AlarmName": 5, "StateChangeTime": "t"})),
+        PayloadError::InvalidField {
+            field: "AlarmName".into(),
+            problem: "expected a string, got a number".into()
+        }
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "  ", "StateChangeTime": "t"})).code(),
+        "invalid_field"
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "a", "StateChangeTime": ["t"]})).code(),
+        "invalid_field"
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "a", "StateChangeTime": "t", "NewStateValue": "ON_FIRE"})),
+        PayloadError::InvalidField {
+            field: "NewStateValue".into(),
+            problem: "expected ALARM, OK or INSUFFICIENT_DATA, got \"ON_FIRE\"".into()
+        }
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "a", "StateChangeTime": "t", "AlarmDescription": 3})).code(),
+        "invalid_field"
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "a", "StateChangeTime": "t", "AlarmArn": "not-an-arn"})).code(),
+        "invalid_field"
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "x".repeat(300), "StateChangeTime": "t"})).code(),
+        "invalid_field"
+    );
+    assert_eq!(
+        err(json!({"AlarmName": "a\u{0}b", "StateChangeTime": "t"})).code(),
+        "invalid_field"
+    );
+    for odd in [
+        "\u{200b}",
+        "\u{feff} \u{200d}",
+        "a\u{2028}b",
+        "\u{202e}gnp.exe",
+    ] {
+        assert_eq!(
+            err(json!({"AlarmName": odd, "StateChangeTime": "t"})).code(),
+            "invalid_field",
+            "{odd:?}"
+        );
+    }
+    // Non-Latin names are fine.
+    assert!(Alarm::parse(json!({"AlarmName": "데이터베이스 CPU", "StateChangeTime": "t"})).is_ok());
+}
+
+#[test]
+fn bad_events_name_their_problem() {
+    let mut v = fixture("eventbridge-alarm-state-change.json");
+    v["detail-type"] = json!("EC2 Instance State-change Notification");
+    assert_eq!(err(v).code(), "unsupported_event");
+
+    let mut v = fixture("eventbridge-alarm-state-change.json");
+    v["detail"]["state"]
+        .as_object_mut()
+        .expect("obj")
+        .remove("timestamp");
+    assert_eq!(
+        err(v),
+        PayloadError::MissingField("detail.state.timestamp".into())
+    );
+
+    let mut v = fixture("eventbridge-alarm-state-change.json");
+    v["detail"] = json!("nope");
+    assert_eq!(err(v).code(), "invalid_field");
+
+    let mut v = fixture("eventbridge-alarm-state-change.json");
+    v["detail"]
+        .as_object_mut()
+        .expect("obj")
+        .remove("alarmName");
+    assert_eq!(
+        err(v),
+        PayloadError::MissingField("detail.alarmName".into())
+    );
+
+    let mut v = fixture("aws-health-event.json");
+    v["detail"]["statusCode"] = json!("sideways");
+    assert_eq!(err(v).code(), "invalid_field");
+}
+
+#[test]
+fn trigger_surprises_are_never_fatal() {
+    let a = Alarm::parse(json!({
+        "AlarmName": "a", "StateChangeTime": "t", "NewStateValue": "ALARM",
+        "Trigger": {"MetricName": 7, "Dimensions": "weird", "Metrics": null}
+    }))
+    .expect("parses");
+    assert_eq!(a.kind, AlarmKind::Metric);
+}

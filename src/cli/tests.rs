@@ -1,0 +1,133 @@
+use super::*;
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert!(parse_duration("m").is_err());
+    assert!(parse_duration("5 weeks").is_err());
+    assert!(parse_duration("-5s").is_err());
+}
+
+#[test]
+fn defaults_and_no_subcommand() {
+    let cli = Cli::try_parse_from(["cw-support-api"]).expect("parses");
+    assert!(cli.command.is_none());
+    assert_eq!(cli.config.port, 5000);
+    assert_eq!(cli.config.update_cooldown, Duration::from_secs(600));
+    assert!(cli.config.recovery_note);
+    assert!(!cli.config.close_on_recovery);
+}
+
+#[test]
+fn global_flags_after_the_subcommand() {
+    let cli = Cli::try_parse_from([
+        "cw-support-api",
+        "serve",
+        "--port",
+        "8080",
+        "--recovery-note",
+        "false",
+    ])
+    .expect("parses");
+    assert_eq!(cli.config.port, 8080);
+    assert!(!cli.config.recovery_note);
+}
+
+/// The README's configuration table names every option's variable, with its default.
+#[test]
+fn the_readme_table_is_true() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let cmd = Cli::command();
+    for arg in cmd.get_arguments() {
+        let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `{env}` |")))
+            .unwrap_or_else(|| panic!("README's table has no row for {env}"));
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .filter_map(|d| d.to_str())
+            .map(str::to_owned)
+            .collect();
+        if let Some(d) = default.first().filter(|d| !d.is_empty()) {
+            assert!(
+                row.contains(&format!("`{d}`")),
+                "README gives another default for {env}: {row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_malformed_token_list_is_reported_without_its_value() {
+    let cli = Cli::try_parse_from([
+        "cw-support-api",
+        "--api-tokens",
+        "good-token-0123456789,short-secret",
+    ])
+    .expect("clap accepts it, the check comes after");
+    let err = cli.config.api_tokens().expect_err("too short");
+    assert!(
+        !err.contains("short-secret") && !err.contains("good-token"),
+        "{err}"
+    );
+    let debug = format!("{:?}", cli.config);
+    assert!(
+        !debug.contains("short-secret") && !debug.contains("good-token"),
+        "{debug}"
+    );
+    let cli = Cli::try_parse_from(["cw-support-api", "--api-tokens", "good-token-0123456789"])
+        .expect("parses");
+    assert!(!cli.config.api_tokens().expect("fine").is_empty());
+    assert!(!format!("{:?}", cli.config).contains("good-token-0123456789"));
+}
+
+#[test]
+fn account_roles_are_read_and_bad_ones_named() {
+    let parse = |v: &str| {
+        Cli::try_parse_from(["cw-support-api", "--account-roles", v])
+            .expect("parses")
+            .config
+            .account_roles()
+    };
+    let ok = parse("444455556666=arn:aws:iam::444455556666:role/cw-support, 777788889999=arn:aws-cn:iam::777788889999:role/x")
+        .expect("fine");
+    assert_eq!(ok.len(), 2);
+    assert_eq!(
+        ok["444455556666"],
+        "arn:aws:iam::444455556666:role/cw-support"
+    );
+    for (bad, want) in [
+        ("444455556666", "is not `<account id>=<role ARN>`"),
+        (
+            "4444=arn:aws:iam::444455556666:role/x",
+            "12-digit account id",
+        ),
+        (
+            "444455556666=arn:aws:iam::444455556666:user/x",
+            "not an IAM role ARN",
+        ),
+        ("444455556666=arn:aws:s3:::bucket", "not an IAM role ARN"),
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert!(
+            e.contains(want) && e.contains("ACCOUNT_ROLES"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
