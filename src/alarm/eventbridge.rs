@@ -1,0 +1,181 @@
+//! EventBridge events: CloudWatch's `CloudWatch Alarm State Change` and AWS Health's
+//! `AWS Health Event`, parsed into the same [`Alarm`] as the SNS formats.
+
+use serde_json::{Map, Value};
+
+use super::*;
+
+// ---- EventBridge events ---------------------------------------------------------------------
+
+pub(super) fn parse_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail_type = req_str(obj, "detail-type", "detail-type")?;
+    match detail_type {
+        "CloudWatch Alarm State Change" => parse_alarm_event(obj, raw),
+        "AWS Health Event" => parse_health_event(obj, raw),
+        other => Err(PayloadError::UnsupportedEvent(format!(
+            "EventBridge detail-type {other:?}; expected \"CloudWatch Alarm State Change\" \
+             or \"AWS Health Event\""
+        ))),
+    }
+}
+
+fn req_detail(obj: &Map<String, Value>) -> Result<&Map<String, Value>, PayloadError> {
+    opt_obj(obj, "detail", "detail")?.ok_or_else(|| PayloadError::MissingField("detail".into()))
+}
+
+fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail = req_detail(obj)?;
+    let name = check_name(
+        req_str(detail, "alarmName", "detail.alarmName")?,
+        "detail.alarmName",
+    )?;
+    let state_obj = opt_obj(detail, "state", "detail.state")?
+        .ok_or_else(|| PayloadError::MissingField("detail.state".into()))?;
+    let state = AlarmState::parse(
+        "detail.state.value",
+        req_str(state_obj, "value", "detail.state.value")?,
+    )?;
+    let time = req_str(state_obj, "timestamp", "detail.state.timestamp")?;
+    let previous_state = match opt_obj(detail, "previousState", "detail.previousState")? {
+        Some(p) => opt_str(p, "value", "detail.previousState.value")?
+            .map(|s| AlarmState::parse("detail.previousState.value", s))
+            .transpose()?,
+        None => None,
+    };
+    // The alarm ARN is the event's only resource; anything else there is not an alarm ARN.
+    let arn = match obj.get("resources") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|a| arn_parts(a).is_some()),
+        _ => None,
+    };
+    let config = opt_obj(detail, "configuration", "detail.configuration")?;
+    let description = match config {
+        Some(c) => opt_str(c, "description", "detail.configuration.description")?,
+        None => None,
+    };
+    let (kind, trigger) = match config {
+        Some(c) if c.get("alarmRule").is_some() => (
+            AlarmKind::Composite,
+            format!(
+                "rule: {}",
+                text(c.get("alarmRule")).unwrap_or_else(|| "?".into())
+            ),
+        ),
+        Some(c) => match c.get("metrics") {
+            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => {
+                (AlarmKind::Metric, math_metric_summary(&m[0]))
+            }
+            Some(Value::Array(m)) => (
+                AlarmKind::MetricMath,
+                format!(
+                    "metrics: {}",
+                    m.iter()
+                        .map(math_metric_summary)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
+            _ => (AlarmKind::Alarm, "no trigger details in the event".into()),
+        },
+        None => (AlarmKind::Alarm, "no trigger details in the event".into()),
+    };
+    Ok(Alarm {
+        identity: identity(
+            arn,
+            opt_str(obj, "account", "account")?,
+            opt_str(obj, "region", "region")?,
+        ),
+        name,
+        kind,
+        description: description.map(str::to_owned),
+        state,
+        previous_state,
+        state_change_time: StateChangeTime::new(time),
+        reason: opt_str(state_obj, "reason", "detail.state.reason")?.map(str::to_owned),
+        trigger,
+        delivery_id: None,
+        raw: raw.clone(),
+    })
+}
+
+/// AWS Health events become alarms named after their event type code, so that per-alarm
+/// settings can be given per kind of event; `open` is ALARM, `closed` OK, and `upcoming`
+/// (scheduled changes) INSUFFICIENT_DATA, which raises nothing.
+fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail = req_detail(obj)?;
+    let event_arn = req_str(detail, "eventArn", "detail.eventArn")?;
+    let code = check_name(
+        req_str(detail, "eventTypeCode", "detail.eventTypeCode")?,
+        "detail.eventTypeCode",
+    )?;
+    let state = match req_str(detail, "statusCode", "detail.statusCode")? {
+        "open" => AlarmState::Alarm,
+        "closed" => AlarmState::Ok,
+        "upcoming" => AlarmState::InsufficientData,
+        other => {
+            return Err(PayloadError::invalid(
+                "detail.statusCode",
+                format!("expected open, closed or upcoming, got {other:?}"),
+            ));
+        }
+    };
+    let time = match opt_str(detail, "lastUpdatedTime", "detail.lastUpdatedTime")? {
+        Some(t) => t,
+        None => req_str(detail, "startTime", "detail.startTime")?,
+    };
+    let description = match detail.get("eventDescription") {
+        Some(Value::Array(d)) => d
+            .iter()
+            .find(|x| text(x.get("language")).is_some_and(|l| l.starts_with("en")))
+            .or_else(|| d.first())
+            .and_then(|x| text(x.get("latestDescription"))),
+        _ => None,
+    };
+    let entities: Vec<String> = match detail.get("affectedEntities") {
+        Some(Value::Array(e)) => e
+            .iter()
+            .filter_map(|x| text(x.get("entityValue")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let service = text(detail.get("service")).unwrap_or_else(|| "?".into());
+    let category = text(detail.get("eventTypeCategory")).unwrap_or_else(|| "?".into());
+    let region =
+        opt_str(detail, "eventRegion", "detail.eventRegion")?.or(opt_str(obj, "region", "region")?);
+    let mut trigger = format!("AWS Health {category} event for {service}");
+    if let Some(r) = region {
+        trigger.push_str(&format!(" in {r}"));
+    }
+    if !entities.is_empty() {
+        trigger.push_str(&format!("; affected: {}", entities.join(", ")));
+    }
+    let account = opt_str(detail, "affectedAccount", "detail.affectedAccount")?
+        .or(opt_str(obj, "account", "account")?);
+    Ok(Alarm {
+        identity: AlarmIdentity {
+            // Public Health events share one ARN across accounts: the account is part of
+            // what makes the problem ours.
+            arn: Some(match account {
+                Some(a) => format!("{event_arn}#{a}"),
+                None => event_arn.to_owned(),
+            }),
+            account: account.map(str::to_owned),
+            region: region.map(str::to_owned),
+        },
+        name: code,
+        kind: AlarmKind::Health,
+        description,
+        state,
+        previous_state: None,
+        state_change_time: StateChangeTime::new(time),
+        reason: Some(format!(
+            "AWS Health event status {}",
+            text(detail.get("statusCode")).unwrap_or_default()
+        )),
+        trigger,
+        delivery_id: None,
+        raw: raw.clone(),
+    })
+}
