@@ -294,14 +294,14 @@ impl Gate {
         Ok(())
     }
 
-    /// Admits an unsigned post, looking only at headers and the peer address: with
-    /// tokens set, it needs one, unless it is the worker daemon's from a trusted origin.
-    pub fn admit_unsigned(&self, headers: &HeaderMap, peer: IpAddr) -> Result<(), GateError> {
-        if self.tokens.is_empty()
-            || self.has_token(headers)
-            || (crate::delivery::has_sqsd_headers(headers)
-                && self.from_trusted_origin(headers, peer))
-        {
+    /// An unsigned post may be acted on when no tokens are set, or it carries one, or it
+    /// is the worker daemon's (as [`Gate::believes_sqsd`] found, once, for this request).
+    pub fn admit_unsigned(
+        &self,
+        headers: &HeaderMap,
+        believed_sqsd: bool,
+    ) -> Result<(), GateError> {
+        if self.tokens.is_empty() || believed_sqsd || self.has_token(headers) {
             return Ok(());
         }
         Err(GateError::Unauthorized)

@@ -1,0 +1,108 @@
+//! Dispatch: what an admitted delivery is for, and the case logic's answer. The periodic
+//! task, SNS subscription events, and alarms and AWS Support events each go their own way;
+//! case work runs as tracked tasks ([`tracked`]), so a caller that hangs up or times out
+//! never cancels a case half-opened, and shutdown waits for it.
+
+use std::future::Future;
+
+use crate::alarm::PayloadError;
+use crate::case::{CaseError, Outcome};
+use crate::delivery::{Body, Message};
+use crate::gate::GateError;
+use crate::sns::{MessageKind, SnsError};
+
+use super::{ApiError, AppState, RECONCILE_TASK, Reply, VerifiedDelivery};
+
+pub(super) async fn dispatch(
+    state: &AppState,
+    admitted: VerifiedDelivery,
+) -> Result<Reply, ApiError> {
+    let VerifiedDelivery {
+        received, verified, ..
+    } = admitted;
+    match &received.body {
+        Body::Task(name) if name == RECONCILE_TASK => {
+            let (cases, delivery) = (state.cases.clone(), received.delivery.clone());
+            let report = tracked(state, async move { cases.reconcile(&delivery).await }).await?;
+            return Ok(Reply::Task {
+                name: name.clone(),
+                report,
+            });
+        }
+        Body::Task(name) => {
+            return Err(PayloadError::UnsupportedEvent(format!(
+                "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
+            ))
+            .into());
+        }
+        Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
+            // Only a verified confirmation is ever visited: an unverified one could name
+            // any topic's subscription.
+            if !verified {
+                return Err(GateError::Sns(SnsError::UnverifiedConfirmation).into());
+            }
+            let subscription_arn = state.gate.confirm(msg).await?;
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind.as_str(),
+                    &msg.timestamp,
+                    Outcome::Confirmed,
+                    Some(subscription_arn.clone()),
+                )
+                .await?;
+            return Ok(Reply::Confirmed {
+                topic,
+                subscription_arn,
+            });
+        }
+        // Its SubscribeURL would subscribe the endpoint again: never visited.
+        Body::Sns(msg) if msg.kind == MessageKind::UnsubscribeConfirmation => {
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind.as_str(),
+                    &msg.timestamp,
+                    Outcome::Unsubscribed,
+                    None,
+                )
+                .await?;
+            return Ok(Reply::Unsubscribed { topic });
+        }
+        Body::Sns(_) | Body::Bare(_) => {}
+    }
+    let (delivery, message) = received.into_message()?;
+    let cases = state.cases.clone();
+    let handled = tracked(state, async move {
+        match message {
+            Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await,
+            Message::CaseUpdate(update) => cases.case_update(&delivery, &update).await,
+        }
+    })
+    .await?;
+    Ok(Reply::Case {
+        outcome: handled.outcome,
+        case_id: handled.case_id,
+        alarm: handled.alarm,
+    })
+}
+
+/// Runs case work as a tracked task, waiting for it up to the request timeout: past that
+/// the caller is answered 503 while the work carries on (its sender retries, and then
+/// finds what it did).
+async fn tracked<T: Send + 'static>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, CaseError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let job = state.tasks.spawn(work);
+    match tokio::time::timeout(state.request_timeout, job).await {
+        Err(_) => Err(ApiError::Timeout(state.request_timeout)),
+        Ok(joined) => Ok(joined??),
+    }
+}
