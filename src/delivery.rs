@@ -97,8 +97,9 @@ pub enum Body {
     /// An alarm or event with no envelope: a JSON object, not parsed into values until the
     /// request is admitted.
     Bare(Vec<u8>),
-    /// A worker-daemon periodic task.
-    Task(String),
+    /// A worker-daemon periodic task (cron.yaml), by name. Not [`DeliveryKind::Task`],
+    /// which is work the service gives itself.
+    Periodic(String),
 }
 
 /// A classified request.
@@ -364,7 +365,7 @@ pub fn receive_from(
         if let Some(task) = header(headers, "x-aws-sqsd-taskname") {
             return Ok(Received {
                 delivery,
-                body: Body::Task(task.to_owned()),
+                body: Body::Periodic(task.to_owned()),
             });
         }
     }
@@ -442,7 +443,7 @@ impl Received {
                     other => other?,
                 }
             }
-            Body::Task(name) => {
+            Body::Periodic(name) => {
                 return Err(PayloadError::UnsupportedEvent(format!(
                     "periodic task {name:?} carries no alarm"
                 )));
@@ -451,7 +452,7 @@ impl Received {
         if let Some(update) = CaseUpdate::parse(&value) {
             return Ok((self.delivery, Message::CaseUpdate(update?)));
         }
-        let mut alarm = Alarm::parse(value).map_err(|e| match e {
+        let alarm = Alarm::parse(value).map_err(|e| match e {
             // Inside an envelope, "not an object" means the Message held JSON of the
             // wrong kind: say where.
             PayloadError::NotAnObject if self.delivery.sns_message_id.is_some() => {
@@ -459,7 +460,6 @@ impl Received {
             }
             other => other,
         })?;
-        alarm.delivery_id = self.delivery.id().map(str::to_owned);
         Ok((self.delivery, Message::Alarm(Box::new(alarm))))
     }
 }
@@ -543,7 +543,7 @@ mod tests {
         assert_eq!(r.delivery.dedupe_keys().len(), 2);
         let (d, a) = r.into_alarm().expect("alarm");
         assert_eq!(a.name, "prod-api-5xx-rate");
-        assert_eq!(a.delivery_id.as_deref(), d.id());
+        assert_eq!(d.id(), Some("b3f2c9a4-1d7e-5c3b-9f0a-6e2d8c4b7a15"));
     }
 
     #[test]
@@ -553,7 +553,7 @@ mod tests {
             ("x-aws-sqsd-msgid", "x"),
         ]);
         let r = receive(&h, b"").expect("ok");
-        assert!(matches!(r.body, Body::Task(ref n) if n == "reconcile"));
+        assert!(matches!(r.body, Body::Periodic(ref n) if n == "reconcile"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::Alarm;
 use crate::delivery::Delivery;
-use crate::outcome::Outcome;
+use crate::outcome::{DecisionState, Outcome};
 
 /// The storm-control bucket of an instant: its UTC clock hour.
 pub fn slot_hour(now: DateTime<Utc>) -> String {
@@ -61,7 +61,7 @@ pub struct Decision {
     pub delivery_id: Option<String>,
     pub alarm_key: String,
     pub alarm_name: String,
-    pub state: String,
+    pub state: DecisionState,
     pub state_change_time: String,
     pub outcome: Outcome,
     pub case_id: Option<String>,
@@ -86,7 +86,7 @@ impl Decision {
             delivery_id: delivery.id().map(str::to_owned),
             alarm_key: alarm_key.into(),
             alarm_name: alarm_name.into(),
-            state: "-".into(),
+            state: DecisionState::None,
             state_change_time: String::new(),
             outcome,
             case_id: None,
@@ -97,7 +97,7 @@ impl Decision {
     /// A decision about one alarm event: its key, name, state and state-change time.
     pub fn about(delivery: &Delivery, alarm: &Alarm, outcome: Outcome, at: DateTime<Utc>) -> Self {
         let mut d = Self::new(delivery, alarm.key(), alarm.name.clone(), outcome, at);
-        d.state = alarm.state.as_str().into();
+        d.state = DecisionState::Alarm(alarm.state);
         d.state_change_time = alarm.state_change_time.raw.clone();
         d
     }

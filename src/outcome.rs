@@ -1,8 +1,11 @@
 //! The shared vocabulary of decisions: what the service did with one delivery. The case
 //! logic decides an [`Outcome`], the ledger records it and the HTTP edge answers with it,
-//! so it lives apart from all three.
+//! so it lives apart from all three; so does what a decision was about ([`DecisionState`]).
 
 use serde::{Deserialize, Serialize};
+
+use crate::alarm::AlarmState;
+use crate::sns::MessageKind;
 
 /// What the service did with one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,5 +85,84 @@ impl Outcome {
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
+    }
+}
+
+/// What a decision was about, as its `state` column records it: an alarm's new state, an
+/// SNS subscription event, or nothing (AWS Support's events, a case let go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DecisionState {
+    None,
+    Alarm(AlarmState),
+    Subscription(MessageKind),
+}
+
+impl DecisionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "-",
+            Self::Alarm(s) => s.as_str(),
+            Self::Subscription(k) => k.as_str(),
+        }
+    }
+
+    /// The recorded form back; `None` for a string no decision was ever recorded with.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "-" => Self::None,
+            "ALARM" => Self::Alarm(AlarmState::Alarm),
+            "OK" => Self::Alarm(AlarmState::Ok),
+            "INSUFFICIENT_DATA" => Self::Alarm(AlarmState::InsufficientData),
+            "SubscriptionConfirmation" => Self::Subscription(MessageKind::SubscriptionConfirmation),
+            "UnsubscribeConfirmation" => Self::Subscription(MessageKind::UnsubscribeConfirmation),
+            "Notification" => Self::Subscription(MessageKind::Notification),
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for DecisionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<DecisionState> for String {
+    fn from(s: DecisionState) -> Self {
+        s.as_str().to_owned()
+    }
+}
+
+impl TryFrom<String> for DecisionState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown decision state {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_reads_back_as_recorded() {
+        for state in [
+            DecisionState::None,
+            DecisionState::Alarm(AlarmState::Alarm),
+            DecisionState::Alarm(AlarmState::Ok),
+            DecisionState::Alarm(AlarmState::InsufficientData),
+            DecisionState::Subscription(MessageKind::SubscriptionConfirmation),
+            DecisionState::Subscription(MessageKind::UnsubscribeConfirmation),
+        ] {
+            assert_eq!(DecisionState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_value(state).expect("json");
+            assert_eq!(
+                serde_json::from_value::<DecisionState>(json).ok(),
+                Some(state)
+            );
+        }
+        assert_eq!(DecisionState::parse("PENDING"), None);
+        assert!(serde_json::from_str::<DecisionState>("\"PENDING\"").is_err());
     }
 }

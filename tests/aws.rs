@@ -283,7 +283,9 @@ fn decision(alarm: &str, case: Option<&str>) -> Decision {
         delivery_id: Some("m-1".into()),
         alarm_key: alarm.into(),
         alarm_name: alarm.into(),
-        state: "ALARM".into(),
+        state: cw_support_api::outcome::DecisionState::Alarm(
+            cw_support_api::alarm::AlarmState::Alarm,
+        ),
         state_change_time: "t1".into(),
         outcome: Outcome::Created,
         case_id: case.map(str::to_owned),

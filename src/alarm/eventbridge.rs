@@ -95,7 +95,6 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         state_change_time: StateChangeTime::new(time),
         reason: opt_str(state_obj, "reason", "detail.state.reason")?.map(str::to_owned),
         trigger,
-        delivery_id: None,
         raw: raw.clone(),
     })
 }
@@ -175,7 +174,6 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
             text(detail.get("statusCode")).unwrap_or_default()
         )),
         trigger,
-        delivery_id: None,
         raw: raw.clone(),
     })
 }

@@ -172,8 +172,6 @@ pub struct Alarm {
     pub reason: Option<String>,
     /// A readable account of what triggered the alarm, for the support engineer.
     pub trigger: String,
-    /// The delivery's id (SNS MessageId or SQS message id), when there is one.
-    pub delivery_id: Option<String>,
     /// The alarm exactly as received, quoted in the case body.
     pub raw: Value,
 }
@@ -377,7 +375,6 @@ fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Payl
             state_change_time: StateChangeTime::new(time),
             reason: None,
             trigger: "reported by an external monitor (no trigger details)".into(),
-            delivery_id: None,
             raw: raw.clone(),
         });
     };
@@ -410,7 +407,6 @@ fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Payl
         state_change_time: StateChangeTime::new(time),
         reason: opt_str(obj, "NewStateReason", "NewStateReason")?.map(str::to_owned),
         trigger,
-        delivery_id: None,
         raw: raw.clone(),
     })
 }

@@ -37,6 +37,7 @@ use crate::alarm_config::{AlarmConfigStore, StoreError};
 use crate::delivery::Delivery;
 use crate::desk::{DeskError, SupportDesk};
 use crate::ledger::{CaseLedger, Commit, Decision, LedgerError};
+use crate::outcome::DecisionState;
 pub use crate::outcome::Outcome;
 
 pub use periodic::RecoveredClaims;
@@ -260,14 +261,14 @@ impl CaseService {
         &self,
         delivery: &Delivery,
         topic_arn: &str,
-        kind: &str,
+        kind: crate::sns::MessageKind,
         timestamp: &str,
         outcome: Outcome,
         note: Option<String>,
     ) -> Result<(), CaseError> {
         let mut decision =
             Decision::new(delivery, topic_arn, topic_arn, outcome, (self.clock)()).noted(note);
-        decision.state = kind.to_owned();
+        decision.state = DecisionState::Subscription(kind);
         decision.state_change_time = timestamp.to_owned();
         self.ledger
             .commit(Commit::record(delivery.dedupe_keys(), decision))

@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 
-use crate::alarm::Alarm;
+use crate::alarm::{Alarm, AlarmState};
 use crate::delivery::{Delivery, DeliveryKind};
 use crate::ledger::{Commit, Decision, HeldAlarm, HoldChange, OpenCaseChange};
 use crate::maintenance;
 use crate::notify::Notice;
-use crate::outcome::Outcome;
+use crate::outcome::{DecisionState, Outcome};
 
 use super::records::{fresh_open_case, let_go};
 use super::{CaseError, CaseService, Dedupe, Reconciled};
@@ -54,7 +54,7 @@ impl CaseService {
                         "recovered at start: case {} was opened before the process stopped",
                         claim.reference
                     ));
-                    decision.state = "ALARM".into();
+                    decision.state = DecisionState::Alarm(AlarmState::Alarm);
                     decision.state_change_time = "-".into();
                     let open = fresh_open_case(&claim.alarm_key, &claim.alarm_name, case_id, now);
                     let commit = Commit {
@@ -152,7 +152,7 @@ impl CaseService {
             (self.clock)(),
         )
         .noted(note.to_owned());
-        d.state = "ALARM".into();
+        d.state = DecisionState::Alarm(AlarmState::Alarm);
         d
     }
 }

@@ -21,7 +21,7 @@ pub(super) async fn dispatch(
         received, verified, ..
     } = admitted;
     match &received.body {
-        Body::Task(name) if name == RECONCILE_TASK => {
+        Body::Periodic(name) if name == RECONCILE_TASK => {
             let (cases, delivery) = (state.cases.clone(), received.delivery.clone());
             let report = tracked(state, async move { cases.reconcile(&delivery).await }).await?;
             return Ok(Reply::Task {
@@ -29,7 +29,7 @@ pub(super) async fn dispatch(
                 report,
             });
         }
-        Body::Task(name) => {
+        Body::Periodic(name) => {
             return Err(PayloadError::UnsupportedEvent(format!(
                 "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
             ))
@@ -48,7 +48,7 @@ pub(super) async fn dispatch(
                 .record_subscription(
                     &received.delivery,
                     &topic,
-                    msg.kind.as_str(),
+                    msg.kind,
                     &msg.timestamp,
                     Outcome::Confirmed,
                     Some(subscription_arn.clone()),
@@ -67,7 +67,7 @@ pub(super) async fn dispatch(
                 .record_subscription(
                     &received.delivery,
                     &topic,
-                    msg.kind.as_str(),
+                    msg.kind,
                     &msg.timestamp,
                     Outcome::Unsubscribed,
                     None,

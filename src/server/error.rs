@@ -111,10 +111,7 @@ impl ApiError {
 fn sns_status(e: &SnsError) -> StatusCode {
     match e {
         SnsError::MalformedMessage { .. } => StatusCode::BAD_REQUEST,
-        SnsError::CertificateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        SnsError::ConfirmationFailed {
-            retryable: true, ..
-        } => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
         SnsError::ConfirmationFailed { .. } => StatusCode::BAD_GATEWAY,
         _ => StatusCode::FORBIDDEN,
     }

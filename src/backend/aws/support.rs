@@ -63,10 +63,6 @@ impl AwsSupportDesk {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// The severities the plan allows, lowest first.
     pub async fn allowed_severities(&self) -> Result<Vec<Severity>, DeskError> {
         self.severities

@@ -13,7 +13,7 @@ use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
-use crate::outcome::Outcome;
+use crate::outcome::{DecisionState, Outcome};
 
 pub struct SqliteLedger {
     pub(super) db: Arc<Db>,
@@ -31,7 +31,16 @@ fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
         delivery_id: r.get(3)?,
         alarm_key: r.get(4)?,
         alarm_name: r.get(5)?,
-        state: r.get(6)?,
+        state: {
+            let state: String = r.get(6)?;
+            DecisionState::parse(&state).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    6,
+                    rusqlite::types::Type::Text,
+                    format!("unknown decision state {state:?}").into(),
+                )
+            })?
+        },
         state_change_time: r.get(7)?,
         outcome: Outcome::parse(&outcome).ok_or_else(|| {
             rusqlite::Error::FromSqlConversionFailure(
@@ -245,7 +254,7 @@ impl CaseLedger for SqliteLedger {
                         d.delivery_id,
                         d.alarm_key,
                         d.alarm_name,
-                        d.state,
+                        d.state.as_str(),
                         d.state_change_time,
                         d.outcome.as_str(),
                         d.case_id,
@@ -442,7 +451,7 @@ mod tests {
             delivery_id: None,
             alarm_key: "alarm-a".into(),
             alarm_name: "alarm-a".into(),
-            state: "ALARM".into(),
+            state: DecisionState::Alarm(crate::alarm::AlarmState::Alarm),
             state_change_time: "t".into(),
             outcome: Outcome::Created,
             case_id: Some("dry-run-1".into()),

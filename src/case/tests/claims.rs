@@ -83,7 +83,7 @@ async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
             delivery_id: None,
             alarm_key: "k".into(),
             alarm_name: "n".into(),
-            state: "ALARM".into(),
+            state: DecisionState::Alarm(crate::alarm::AlarmState::Alarm),
             state_change_time: "t1".into(),
             outcome: Outcome::Created,
             case_id: Some(id.clone()),

@@ -4,6 +4,7 @@ use super::*;
 use crate::alarm_config::{AlarmConfigRecord, CcField};
 use crate::backend::local::LocalBackend;
 use crate::delivery::DeliveryKind;
+use crate::outcome::DecisionState;
 use serde_json::json;
 use std::sync::Mutex as StdMutex;
 
