@@ -301,15 +301,37 @@ impl AlarmSettings {
 /// caller's point of view: the settings themselves never fail a request.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("config store I/O failed: {0}")]
+    #[error("config store I/O failed")]
     Io(#[from] std::io::Error),
-    #[error("config file {path} is not valid JSON: {source}")]
+    #[error("config file {path} is not valid JSON")]
     Corrupt {
         path: String,
         source: serde_json::Error,
     },
-    #[error("config store backend failed: {0}")]
-    Backend(String),
+    #[error("config store backend failed: {what}")]
+    Backend {
+        what: String,
+        #[source]
+        source: Option<crate::errors::BoxError>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure, with its cause.
+    pub fn backend(what: impl Into<String>, source: impl Into<crate::errors::BoxError>) -> Self {
+        Self::Backend {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A backend failure whose description says it all (an SDK error's one line).
+    pub fn backend_said(what: impl Into<String>) -> Self {
+        Self::Backend {
+            what: what.into(),
+            source: None,
+        }
+    }
 }
 
 /// Where per-alarm settings live (a local file, or the original DynamoDB table).

@@ -171,7 +171,7 @@ impl Consumer {
                     out.messages.unwrap_or_default()
                 }
                 Err(e) => {
-                    warn!(error = %crate::sdk_error::describe(&e), "ReceiveMessage failed; trying again");
+                    warn!(error = %crate::errors::describe(&e), "ReceiveMessage failed; trying again");
                     drop(first);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(20));
@@ -279,7 +279,7 @@ async fn handle_message(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::sdk_error::describe(&e)),
+            .map_err(|e| crate::errors::describe(&e)),
         Disposition::Retry(d) | Disposition::Poison(d) => sqs
             .change_message_visibility()
             .queue_url(url)
@@ -288,7 +288,7 @@ async fn handle_message(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::sdk_error::describe(&e)),
+            .map_err(|e| crate::errors::describe(&e)),
     };
     if let Err(e) = result {
         // Deleting failed: the redelivery is recognised as a duplicate. Hiding failed: the
@@ -339,7 +339,7 @@ pub async fn redrive(
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| format!("ReceiveMessage: {}", crate::sdk_error::describe(&e)))?;
+            .map_err(|e| format!("ReceiveMessage: {}", crate::errors::describe(&e)))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -372,7 +372,7 @@ pub async fn redrive(
                         .receipt_handle(&receipt)
                         .send()
                         .await
-                        .map_err(|e| sdk(&crate::sdk_error::describe(&e)))?;
+                        .map_err(|e| sdk(&crate::errors::describe(&e)))?;
                     match v["outcome"].as_str() {
                         Some("duplicate") => report.duplicate += 1,
                         _ => report.handled += 1,

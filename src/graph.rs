@@ -330,7 +330,7 @@ impl Grapher for CloudWatchGrapher {
                 }
                 _ => "CloudWatch answered no image".to_owned(),
             },
-            Ok(Err(e)) => format!("GetMetricWidgetImage: {}", crate::sdk_error::describe(&e)),
+            Ok(Err(e)) => format!("GetMetricWidgetImage: {}", crate::errors::describe(&e)),
             Err(_) => "GetMetricWidgetImage took longer than 5 s".to_owned(),
         };
         tracing::warn!(alarm = %alarm.name, reason = %why, "CloudWatch could not draw the graph; drawing the alarm's own datapoints");

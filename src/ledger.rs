@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alarm::Alarm;
 use crate::delivery::Delivery;
+use crate::errors::BoxError;
 use crate::outcome::{DecisionState, Outcome};
 
 /// The storm-control bucket of an instant: its UTC clock hour.
@@ -275,13 +276,55 @@ pub struct DecisionFilter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("ledger storage failed: {0}")]
-    Storage(String),
-    #[error("ledger record is unreadable: {0}")]
-    Corrupt(String),
+    /// The store could not be read or written; worth a retry.
+    #[error("ledger storage failed: {what}")]
+    Storage {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    #[error("ledger record is unreadable: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Another delivery recorded the same keys, or took over our claim, first.
     #[error("ledger conflict: {0}")]
     Conflict(String),
+}
+
+impl LedgerError {
+    /// A storage failure, with its cause.
+    pub fn storage(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A storage failure whose description says it all (an SDK error's one line).
+    pub fn storage_said(what: impl Into<String>) -> Self {
+        Self::Storage {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// An unreadable record, with why.
+    pub fn corrupt(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn corrupt_said(what: impl Into<String>) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            source: None,
+        }
+    }
 }
 
 #[async_trait]

@@ -167,7 +167,7 @@ impl NoticeSink for SnsSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::sdk_error::describe(&e))
+            .map_err(|e| crate::errors::describe(&e))
     }
 }
 
@@ -277,7 +277,7 @@ impl Notifier {
             return;
         };
         if let Err(e) = tx.try_send(notice) {
-            warn!(error = %e, "too many notices waiting; one was dropped");
+            warn!(error = %crate::errors::Chain(&e), "too many notices waiting; one was dropped");
             self.metrics.record(Event::NotifyFailed);
         }
     }

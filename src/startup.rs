@@ -214,18 +214,3 @@ pub fn gate(config: &Config, own_account: Option<String>) -> Result<Gate, Startu
         max_message_age: config.sns_max_age,
     })
 }
-
-/// An error with its causes, one after the other, for a person to read.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        // thiserror's `{0}` messages already include their source.
-        if !text.contains(&next) {
-            text.push_str(&format!(": {next}"));
-        }
-        source = s.source();
-    }
-    text
-}

@@ -79,7 +79,7 @@ impl TagSource for CloudWatchTags {
                 .collect()),
             Ok(Err(e)) => Err(format!(
                 "ListTagsForResource: {}",
-                crate::sdk_error::describe(&e)
+                crate::errors::describe(&e)
             )),
             Err(_) => Err("ListTagsForResource took longer than 3 s".to_owned()),
         };

@@ -1215,7 +1215,7 @@ async fn an_unreachable_ledger_is_a_retryable_error_and_nothing_is_opened() {
         .await
         .expect_err("down");
     assert!(
-        matches!(e, CaseError::Ledger(LedgerError::Storage(_))),
+        matches!(e, CaseError::Ledger(LedgerError::Storage { .. })),
         "{e:?}"
     );
     assert!(standin.cases().is_empty());

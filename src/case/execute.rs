@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::alarm::Alarm;
 use crate::delivery::Delivery;
 use crate::desk::{Communication, DeskError, NewCase};
+use crate::errors::Chain;
 use crate::ledger::{Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCaseChange};
 use crate::notify::Notice;
 use crate::outcome::Outcome;
@@ -439,7 +440,7 @@ impl CaseService {
                 if !matches!(e, CaseError::Desk(DeskError::Uncertain(_)))
                     && let Err(r) = self.ledger.return_case_slot(now).await
                 {
-                    tracing::warn!(error = %r, "could not give a storm slot back");
+                    tracing::warn!(error = %crate::errors::Chain(&r), "could not give a storm slot back");
                 }
                 Err(e)
             }
@@ -551,7 +552,7 @@ impl CaseService {
                     match self.ledger.renew(claim, Utc::now() + lease).await {
                         Ok(true) => {}
                         Ok(false) => tracing::warn!(key = %claim.alarm_key, "the claim was taken over while its work was in flight"),
-                        Err(e) => tracing::warn!(key = %claim.alarm_key, error = %e, "could not renew a claim's lease"),
+                        Err(e) => tracing::warn!(key = %claim.alarm_key, error = %crate::errors::Chain(&e), "could not renew a claim's lease"),
                     }
                 }
             }
@@ -561,7 +562,7 @@ impl CaseService {
     async fn give_back(&self, claim: &Claim) {
         if let Err(e) = self.ledger.release(claim).await {
             // The claim expires by itself; the delivery is retried either way.
-            tracing::warn!(key = %claim.alarm_key, error = %e, "could not release a claim");
+            tracing::warn!(key = %claim.alarm_key, error = %crate::errors::Chain(&e), "could not release a claim");
         }
     }
 
@@ -575,8 +576,8 @@ impl CaseService {
             attempts += 1;
             match self.ledger.commit(commit.clone()).await {
                 Ok(seq) => return Ok(seq),
-                Err(LedgerError::Storage(e)) if attempts < COMMIT_ATTEMPTS => {
-                    tracing::warn!(attempt = attempts, error = %e, "ledger commit failed after the desk acted; retrying");
+                Err(e @ LedgerError::Storage { .. }) if attempts < COMMIT_ATTEMPTS => {
+                    tracing::warn!(attempt = attempts, error = %Chain(&e), "ledger commit failed after the desk acted; retrying");
                     tokio::time::sleep(pause).await;
                     pause *= 3;
                 }

@@ -46,7 +46,7 @@ impl CaseService {
         let windows = match self.config.windows().await {
             Ok(w) => w,
             Err(e @ StoreError::Corrupt { .. }) => {
-                tracing::error!(error = %e, "maintenance windows unreadable; none applied");
+                tracing::error!(error = %crate::errors::Chain(&e), "maintenance windows unreadable; none applied");
                 Vec::new()
             }
             Err(e) => return Err(e.into()),
@@ -77,9 +77,15 @@ impl CaseService {
         let record = match self.config.get(&alarm.name).await {
             Ok(r) => r.unwrap_or_default(),
             Err(e @ StoreError::Corrupt { .. }) => {
-                tracing::error!(error = %e, "per-alarm settings unreadable; using the defaults");
+                tracing::error!(error = %crate::errors::Chain(&e), "per-alarm settings unreadable; using the defaults");
                 let (s, _) = AlarmSettings::from_record(&Default::default());
-                return Ok((s, vec![format!("settings unreadable ({e}); defaults used")]));
+                return Ok((
+                    s,
+                    vec![format!(
+                        "settings unreadable ({}); defaults used",
+                        crate::errors::Chain(&e)
+                    )],
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -121,7 +127,7 @@ impl CaseService {
             Ok(Some(c)) => c,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "could not list the support desk's service codes");
+                tracing::warn!(error = %crate::errors::Chain(&e), "could not list the support desk's service codes");
                 return;
             }
         };

@@ -251,7 +251,7 @@ impl CaseService {
             .commit(Commit::record(Vec::new(), decision))
             .await
         {
-            tracing::warn!(error = %e, "could not record a failed decision");
+            tracing::warn!(error = %crate::errors::Chain(&e), "could not record a failed decision");
         }
     }
 

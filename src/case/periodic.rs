@@ -74,7 +74,7 @@ impl CaseService {
                 // Left for a takeover once its lease lapses: the next delivery of that
                 // alarm looks the case up by its reference then.
                 Err(e) => {
-                    tracing::warn!(key = %claim.alarm_key, error = %e, "could not look up a claim's case at start");
+                    tracing::warn!(key = %claim.alarm_key, error = %crate::errors::Chain(&e), "could not look up a claim's case at start");
                     report.left += 1;
                 }
             }
@@ -121,7 +121,7 @@ impl CaseService {
                 Ok(a) => a,
                 Err(e) => {
                     // Cannot happen for what was parsed before; never let it block the rest.
-                    tracing::error!(alarm = %held.alarm_key, error = %e, "held alarm unreadable; dropped");
+                    tracing::error!(alarm = %held.alarm_key, error = %crate::errors::Chain(&e), "held alarm unreadable; dropped");
                     let mut commit = Commit::record(
                         Vec::new(),
                         self.note_decision(delivery, &held, "held alarm unreadable; dropped"),

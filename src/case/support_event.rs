@@ -163,7 +163,7 @@ impl CaseService {
                         let excerpt = match desk.latest_reply(&case_id).await {
                             Ok(body) => body.as_deref().map(crate::notify::excerpt),
                             Err(e) => {
-                                tracing::warn!(error = %e, "could not read AWS's reply");
+                                tracing::warn!(error = %crate::errors::Chain(&e), "could not read AWS's reply");
                                 None
                             }
                         };

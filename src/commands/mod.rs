@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", crate::startup::chain(e.as_ref()));
+            eprintln!("error: {}", crate::errors::Chain(e.as_ref()));
             let usage = e.downcast_ref::<Usage>().is_some()
                 || matches!(
                     e.downcast_ref::<crate::startup::StartupError>(),

@@ -52,7 +52,9 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
                 left = r.left,
                 "claims left by a stopped process settled at start"
             ),
-            Err(e) => warn!(error = %e, "could not settle the claims left by a stopped process"),
+            Err(e) => {
+                warn!(error = %crate::errors::Chain(&e), "could not settle the claims left by a stopped process")
+            }
         }
     }
     let publisher = app.publisher.clone();

@@ -41,7 +41,7 @@ pub async fn serve(
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin.
-                    warn!(error = %e, "accept failed");
+                    warn!(error = %crate::errors::Chain(&e), "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

@@ -253,7 +253,7 @@ fn finish(
         Err(e) => {
             let status = e.status();
             if status.is_server_error() {
-                error!(kind, delivery_id, status = status.as_u16(), error = %e, latency_ms, "delivery failed");
+                error!(kind, delivery_id, status = status.as_u16(), error = %crate::errors::Chain(&e), latency_ms, "delivery failed");
             } else {
                 warn!(
                     kind,

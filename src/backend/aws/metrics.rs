@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::errors::describe;
 use crate::metrics::{Event, MetricsSink};
-use crate::sdk_error::describe;
 
 /// The original service's namespace.
 pub const NAMESPACE: &str = "Support";

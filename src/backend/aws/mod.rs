@@ -77,7 +77,7 @@ impl AwsClients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| crate::sdk_error::describe(&e))?;
+            .map_err(|e| crate::errors::describe(&e))?;
         identity
             .account()
             .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))

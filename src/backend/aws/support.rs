@@ -16,7 +16,7 @@ use crate::alarm_config::Severity;
 use crate::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
-use crate::sdk_error::describe;
+use crate::errors::describe;
 use std::sync::Arc;
 
 pub struct AwsSupportDesk {

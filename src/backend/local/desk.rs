@@ -168,7 +168,7 @@ impl SupportDesk for DryRunDesk {
             let written =
                 std::fs::create_dir_all(&self.graphs).and_then(|()| std::fs::write(&path, &a.data));
             if let Err(e) = written {
-                tracing::warn!(path = %path.display(), error = %e, "could not keep an attachment");
+                tracing::warn!(path = %path.display(), error = %crate::errors::Chain(&e), "could not keep an attachment");
             }
         }
         Ok(case_id)

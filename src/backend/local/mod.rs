@@ -48,7 +48,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     pub fn open(data_dir: &Path) -> Result<Self, LedgerError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            LedgerError::Storage(format!("cannot create {}: {e}", data_dir.display()))
+            LedgerError::storage(format!("cannot create {}", data_dir.display()), e)
         })?;
         let db = Arc::new(Db::open(&data_dir.join(LEDGER_FILE))?);
         Ok(Self {
@@ -77,7 +77,7 @@ pub struct DataDirLock {
 impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> Result<Self, LedgerError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            LedgerError::Storage(format!("cannot create {}: {e}", data_dir.display()))
+            LedgerError::storage(format!("cannot create {}", data_dir.display()), e)
         })?;
         let path = data_dir.join(LOCK_FILE);
         let file = std::fs::OpenOptions::new()
@@ -85,19 +85,19 @@ impl DataDirLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| LedgerError::Storage(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::Storage(format!(
+            Err(std::fs::TryLockError::WouldBlock) => Err(LedgerError::storage_said(format!(
                 "another cw-support-api is already serving from {} (it holds {}): stop it, \
                  or give this one its own DATA_DIR",
                 data_dir.display(),
                 path.display()
             ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(LedgerError::Storage(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(LedgerError::storage(
+                format!("cannot lock {}", path.display()),
+                e,
+            )),
         }
     }
 }
@@ -108,8 +108,8 @@ struct Db {
     conn: Mutex<Connection>,
 }
 
-fn storage(e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Storage(e.to_string())
+fn storage(e: rusqlite::Error) -> LedgerError {
+    LedgerError::storage("SQLite", e)
 }
 
 impl Db {
@@ -208,7 +208,7 @@ impl Db {
                  at TEXT NOT NULL,
                  record TEXT NOT NULL);",
         )
-        .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -232,7 +232,7 @@ impl Db {
         let db = self.clone();
         tokio::task::spawn_blocking(move || db.with(f))
             .await
-            .map_err(storage)?
+            .map_err(|e| LedgerError::storage("the SQLite worker", e))?
     }
 }
 

@@ -62,8 +62,8 @@ impl LocalConfigFile {
     }
 
     fn save(&self, map: &ConfigMap) -> Result<(), StoreError> {
-        let text =
-            serde_json::to_string_pretty(map).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let text = serde_json::to_string_pretty(map)
+            .map_err(|e| StoreError::backend("the settings", e))?;
         write_atomically(&self.path, &text)?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
@@ -119,7 +119,7 @@ impl AlarmConfigStore for LocalConfigFile {
 
     async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(windows)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(|e| StoreError::backend("the maintenance windows", e))?;
         write_atomically(&self.windows_path(), &text)
     }
 }

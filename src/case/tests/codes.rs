@@ -134,7 +134,10 @@ impl CaseLedger for FlakyCommits {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         match failing {
-            true => Err(LedgerError::Storage("disk I/O error (injected)".into())),
+            true => Err(LedgerError::storage(
+                "committing",
+                std::io::Error::other("disk I/O error (injected)"),
+            )),
             false => self.inner.commit(commit).await,
         }
     }

@@ -24,11 +24,11 @@ use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem}
 use chrono::{DateTime, Utc};
 
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
+use crate::errors::describe;
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
     LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
-use crate::sdk_error::describe;
 
 pub struct DynamoLedger {
     client: Client,
@@ -50,11 +50,11 @@ fn ledger_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     op: &str,
     e: SdkError<E, R>,
 ) -> LedgerError {
-    LedgerError::Storage(format!("{op}: {}", describe(&e)))
+    LedgerError::storage_said(format!("{op}: {}", describe(&e)))
 }
 
-fn build_error(e: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Storage(format!("building a DynamoDB request: {e}"))
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> LedgerError {
+    LedgerError::storage("building a DynamoDB request", e)
 }
 
 fn seq_of(at: DateTime<Utc>) -> i64 {
@@ -62,13 +62,13 @@ fn seq_of(at: DateTime<Utc>) -> i64 {
 }
 
 fn decision_json(d: &Decision) -> Result<String, LedgerError> {
-    serde_json::to_string(d).map_err(|e| LedgerError::Corrupt(e.to_string()))
+    serde_json::to_string(d).map_err(|e| LedgerError::corrupt("a decision", e))
 }
 
 fn decision_from(item: &Item) -> Result<Decision, LedgerError> {
     let json = get_s(item, "decision")
-        .ok_or_else(|| LedgerError::Corrupt("decision item without a decision".into()))?;
-    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))
+        .ok_or_else(|| LedgerError::corrupt_said("decision item without a decision"))?;
+    serde_json::from_str(json).map_err(|e| LedgerError::corrupt("a decision item", e))
 }
 
 impl DynamoLedger {
@@ -199,10 +199,10 @@ impl CaseLedger for DynamoLedger {
         match out.item() {
             Some(item) if get_s(item, "state") == Some(STATE_OPEN) => {
                 let json = get_s(item, "record")
-                    .ok_or_else(|| LedgerError::Corrupt("open case without record".into()))?;
+                    .ok_or_else(|| LedgerError::corrupt_said("open case without record"))?;
                 serde_json::from_str(json)
                     .map(Some)
-                    .map_err(|e| LedgerError::Corrupt(e.to_string()))
+                    .map_err(|e| LedgerError::corrupt("a ledger record", e))
             }
             _ => Ok(None),
         }
@@ -228,7 +228,8 @@ impl CaseLedger for DynamoLedger {
         {
             if let Some(json) = get_s(&item, "record") {
                 all.push(
-                    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                    serde_json::from_str(json)
+                        .map_err(|e| LedgerError::corrupt("a ledger record", e))?,
                 );
             }
         }
@@ -382,7 +383,7 @@ impl CaseLedger for DynamoLedger {
             match change {
                 OpenCaseChange::Put(open) => {
                     let record = serde_json::to_string(open)
-                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                        .map_err(|e| LedgerError::corrupt("a ledger record", e))?;
                     let item = Item::from([
                         ("pk".to_owned(), s(format!("alarm#{}", open.alarm_key))),
                         ("sk".to_owned(), s(OPEN_SK)),
@@ -414,8 +415,8 @@ impl CaseLedger for DynamoLedger {
         match &commit.hold {
             None => {}
             Some(HoldChange::Put(held)) => {
-                let record =
-                    serde_json::to_string(held).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                let record = serde_json::to_string(held)
+                    .map_err(|e| LedgerError::corrupt("a ledger record", e))?;
                 let item = Item::from([
                     ("pk".to_owned(), s(HELD_PK)),
                     ("sk".to_owned(), s(held.alarm_key.clone())),
@@ -534,8 +535,11 @@ impl CaseLedger for DynamoLedger {
             .map_err(|e| ledger_error("Query", e))?
         {
             let json = get_s(&item, "record")
-                .ok_or_else(|| LedgerError::Corrupt("held item without record".into()))?;
-            all.push(serde_json::from_str(json).map_err(|e| LedgerError::Corrupt(e.to_string()))?);
+                .ok_or_else(|| LedgerError::corrupt_said("held item without record"))?;
+            all.push(
+                serde_json::from_str(json)
+                    .map_err(|e| LedgerError::corrupt("a ledger record", e))?,
+            );
         }
         Ok(all)
     }

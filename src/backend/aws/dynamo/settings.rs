@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, get_s, hash_key_of, s};
 use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
+use crate::errors::describe;
 use crate::maintenance::MaintenanceWindow;
-use crate::sdk_error::describe;
 
 /// How long maintenance windows read from the settings table are reused.
 pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -48,7 +48,7 @@ impl DynamoConfigStore {
     ) -> Result<Self, StoreError> {
         let hash_key = hash_key_of(&client, table)
             .await
-            .map_err(StoreError::Backend)?;
+            .map_err(StoreError::backend_said)?;
         Ok(Self {
             client,
             table: table.to_owned(),
@@ -186,7 +186,7 @@ fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     op: &str,
     e: SdkError<E, R>,
 ) -> StoreError {
-    StoreError::Backend(format!("{op}: {}", describe(&e)))
+    StoreError::backend_said(format!("{op}: {}", describe(&e)))
 }
 
 #[async_trait]
@@ -250,8 +250,8 @@ impl AlarmConfigStore for DynamoConfigStore {
     }
 
     async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(windows).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let json = serde_json::to_string(windows)
+            .map_err(|e| StoreError::backend("the maintenance windows", e))?;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::TTL_ATTRIBUTE;
-use crate::sdk_error::describe;
+use crate::errors::describe;
 
 /// The hash key attribute name of a table.
 pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String> {
