@@ -85,12 +85,9 @@ impl fmt::Debug for ApiTokens {
     }
 }
 
-/// An IP network such as `127.0.0.0/8` or `::1/128`.
+/// An IP network such as `127.0.0.0/8` or `::1/128`; a bare address is that one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -99,21 +96,7 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
@@ -122,23 +105,13 @@ impl FromStr for Cidr {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
+        let net = match s.contains('/') {
+            true => s.parse::<ipnet::IpNet>().ok(),
+            false => s.parse::<IpAddr>().ok().map(ipnet::IpNet::from),
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP network"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
+        net.map(Self).ok_or_else(|| {
+            format!("{s:?} is not an IP network (an address, or address/prefix with a prefix of 0 to 32 for IPv4, 128 for IPv6)")
+        })
     }
 }
 
