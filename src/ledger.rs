@@ -344,6 +344,15 @@ pub trait CaseLedger: Send + Sync {
     async fn claims(&self) -> Result<Vec<Claim>, LedgerError> {
         Ok(Vec::new())
     }
+    /// Records a decision that changes nothing but the record (a duplicate answered from
+    /// memory). A ledger may batch these and write them without waiting for the disk (a
+    /// power cut may lose such a line of history, never a case or a handled key); by
+    /// default it is a commit like any other.
+    async fn note(&self, decision: Decision) -> Result<(), LedgerError> {
+        self.commit(Commit::record(Vec::new(), decision))
+            .await
+            .map(|_| ())
+    }
     /// Records a decision and its effects in one transaction; returns its sequence number.
     async fn commit(&self, commit: Commit) -> Result<i64, LedgerError>;
     /// Decisions, newest first.

@@ -265,14 +265,21 @@ impl CaseService {
         let decision = Decision::about(delivery, alarm, outcome, now)
             .on_case(case_id.clone())
             .noted(note);
-        self.commit_retrying(Commit {
-            handled_keys: keys,
-            decision,
-            open_cases,
-            claim,
-            hold,
-        })
-        .await?;
+        let seq = self
+            .commit_retrying(Commit {
+                handled_keys: keys.clone(),
+                decision,
+                open_cases,
+                claim,
+                hold,
+            })
+            .await?;
+        let earlier = super::recent::Earlier {
+            seq,
+            outcome,
+            case_id: case_id.clone(),
+        };
+        self.recent.remember(&keys, earlier);
         match (outcome, &case_id) {
             (Outcome::Created, Some(id)) => self.notifier.notify(Notice::Opened {
                 case_id: id.clone(),
@@ -461,7 +468,6 @@ impl CaseService {
         replaces: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Opened, CaseError> {
-        let _one_at_a_time = self.opening.lock().await;
         let ttl =
             chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
         let claim =

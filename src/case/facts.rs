@@ -39,6 +39,10 @@ impl CaseService {
         if dedupe == Dedupe::Check {
             let keys = handled_keys(delivery, alarm);
             facts.earlier = self.ledger.find_handled(&keys).await?;
+            // Durable, as the ledger said: the next redelivery is answered from memory.
+            if let Some(d) = &facts.earlier {
+                self.recent.remember(&keys, super::recent::Earlier::of(d));
+            }
         }
         if facts.settled_early(alarm, &self.policy) {
             return Ok(facts);

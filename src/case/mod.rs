@@ -16,6 +16,7 @@ mod facts;
 mod periodic;
 pub mod plan;
 mod policy;
+mod recent;
 mod records;
 mod support_event;
 pub mod text;
@@ -43,6 +44,7 @@ pub use crate::outcome::Outcome;
 pub use periodic::RecoveredClaims;
 pub use plan::{Action, Facts, IfGone, Plan, Storm, decide};
 pub use policy::{CasePolicy, HealthFilter};
+use recent::Earlier;
 
 /// The ledger key of the storm case. It starts with a control character, which no alarm
 /// key can hold (alarm names with control characters are refused, ARNs start with `arn:`),
@@ -114,9 +116,6 @@ pub struct CaseService {
     desk: Arc<dyn SupportDesk>,
     policy: CasePolicy,
     locks: AlarmLocks,
-    /// New cases are opened one at a time, so storm control counts them exactly (per
-    /// instance; across instances the count can overshoot by one per instance).
-    opening: Mutex<()>,
     clock: Clock,
     /// Tells people what happened (off the request path).
     notifier: crate::notify::Notifier,
@@ -124,6 +123,8 @@ pub struct CaseService {
     grapher: Arc<dyn crate::graph::Grapher>,
     /// The alarm's own `cw-support:` tags, between its stored settings and the defaults.
     tags: Arc<dyn crate::tags::TagSource>,
+    /// Handled keys known to be durable: a redelivery is answered from here.
+    recent: recent::RecentKeys,
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -145,13 +146,13 @@ impl CaseService {
             config,
             ledger,
             desk,
-            policy,
             locks: AlarmLocks::new(64),
-            opening: Mutex::new(()),
             clock: Arc::new(Utc::now),
             notifier: crate::notify::Notifier::none(),
             grapher: Arc::new(crate::graph::LocalGrapher),
             tags: Arc::new(crate::tags::NoTags),
+            recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
+            policy,
         }
     }
 
@@ -169,6 +170,7 @@ impl CaseService {
 
     /// Replaces the rules (tests of cooldowns, leases and storms).
     pub fn with_policy(mut self, policy: CasePolicy) -> Self {
+        self.recent = recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled);
         self.policy = policy;
         self
     }
@@ -210,6 +212,12 @@ impl CaseService {
     /// case right now, perhaps on another instance), waits for it, up to `busy_wait`, and
     /// decides again: the usual answer is then `duplicate` with the case it opened.
     pub async fn handle(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Handled, CaseError> {
+        // A redelivery of what this process recorded is answered from memory: no lock, no
+        // settings, no ledger read.
+        let keys = records::handled_keys(delivery, alarm);
+        if let Some(earlier) = self.recent.find(&keys) {
+            return Ok(self.duplicate(delivery, alarm, &earlier).await);
+        }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
         let mut pause = Duration::from_millis(50);
         loop {
@@ -237,6 +245,26 @@ impl CaseService {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// A duplicate answered from memory: noted in the ledger (a line of history the ledger
+    /// may batch and need not make durable first), answered with the first decision's case.
+    async fn duplicate(&self, delivery: &Delivery, alarm: &Alarm, earlier: &Earlier) -> Handled {
+        let decision = Decision::about(delivery, alarm, Outcome::Duplicate, (self.clock)())
+            .on_case(earlier.case_id.clone())
+            .noted(format!(
+                "first handled as #{} ({})",
+                earlier.seq,
+                earlier.outcome.as_str()
+            ));
+        if let Err(e) = self.ledger.note(decision).await {
+            tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
+        }
+        Handled {
+            outcome: Outcome::Duplicate,
+            case_id: earlier.case_id.clone(),
+            alarm: alarm.name.clone(),
         }
     }
 

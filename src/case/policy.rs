@@ -31,6 +31,9 @@ pub struct CasePolicy {
     /// is flapping: one communication says so, further cycles are only counted.
     pub flap_limit: usize,
     pub flap_window: Duration,
+    /// How long a handled delivery or event is remembered as handled (`IDEMPOTENCY_TTL`):
+    /// the in-memory answer to a redelivery never outlives the ledger's.
+    pub remember_handled: Duration,
     /// Account id → the role assumed to open that account's cases (`ACCOUNT_ROLES`).
     pub account_roles: std::collections::BTreeMap<String, String>,
 }
@@ -105,6 +108,7 @@ impl Default for CasePolicy {
             health: HealthFilter::default(),
             flap_limit: 3,
             flap_window: Duration::from_secs(3600),
+            remember_handled: Duration::from_secs(15 * 86_400),
             account_roles: Default::default(),
         }
     }

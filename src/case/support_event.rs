@@ -29,10 +29,14 @@ impl CaseService {
         let mut keys = delivery.dedupe_keys();
         keys.push(update.dedupe_key());
         let label = update.label();
-        if let Some(earlier) = self.ledger.find_handled(&keys).await? {
+        let earlier = match self.recent.find(&keys) {
+            Some(e) => Some(e.case_id.clone()),
+            None => self.ledger.find_handled(&keys).await?.map(|d| d.case_id),
+        };
+        if let Some(case_id) = earlier {
             return Ok(Handled {
                 outcome: Outcome::Duplicate,
-                case_id: earlier.case_id,
+                case_id,
                 alarm: label,
             });
         }
@@ -141,14 +145,21 @@ impl CaseService {
             .on_case(update.case_id.clone())
             .noted(note);
         decision.state_change_time = update.time.clone();
-        self.commit_retrying(Commit {
-            handled_keys: keys,
-            decision,
-            open_cases,
-            claim: None,
-            hold: None,
-        })
-        .await?;
+        let seq = self
+            .commit_retrying(Commit {
+                handled_keys: keys.clone(),
+                decision,
+                open_cases,
+                claim: None,
+                hold: None,
+            })
+            .await?;
+        let earlier = super::recent::Earlier {
+            seq,
+            outcome,
+            case_id: update.case_id.clone(),
+        };
+        self.recent.remember(&keys, earlier);
         if let Some(case_id) = update.case_id.clone() {
             match outcome {
                 Outcome::Closed => self.notifier.notify(Notice::Resolved {

@@ -398,6 +398,7 @@ impl Config {
             // Waiting for concurrent work on the same alarm fits in the request's time.
             busy_wait: self.request_timeout,
             storm_cap: self.storm_cap,
+            remember_handled: self.idempotency_ttl,
             account_roles: self.account_roles().unwrap_or_default(),
             flap_limit: self.flap_limit,
             flap_window: self.flap_window,

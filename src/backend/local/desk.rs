@@ -63,7 +63,7 @@ impl DryRunDesk {
         };
         let case_id = case_id.to_owned();
         self.db
-            .with(move |c| {
+            .read(move |c| {
                 let row = c
                     .query_row(
                         "SELECT created_at, record, resolved_at FROM dry_run_cases WHERE n = ?1",
@@ -151,7 +151,7 @@ impl SupportDesk for DryRunDesk {
         let record = serde_json::to_string(case).map_err(|e| DeskError::Rejected(e.to_string()))?;
         let n = self
             .db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "INSERT INTO dry_run_cases (created_at, record) VALUES (?1, ?2)",
                     params![Utc::now().to_rfc3339(), record],
@@ -186,7 +186,7 @@ impl SupportDesk for DryRunDesk {
             .map(|r| format!("%{r}%"));
         let found = self
             .db
-            .run(move |c| {
+            .write(true, move |c| {
                 if !DryRunDesk::exists_open(c, n)? {
                     return Ok(false);
                 }
@@ -235,7 +235,7 @@ impl SupportDesk for DryRunDesk {
         let needle = format!("%{reference}%");
         let found = self
             .db
-            .run(move |c| {
+            .reading(move |c| {
                 c.query_row(
                     "SELECT n FROM dry_run_cases WHERE created_at >= ?1 AND record LIKE ?2 ORDER BY n LIMIT 1",
                     params![since.to_rfc3339(), needle],
@@ -253,7 +253,7 @@ impl SupportDesk for DryRunDesk {
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
         let changed = self
             .db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "UPDATE dry_run_cases SET resolved_at = ?1 WHERE n = ?2 AND resolved_at IS NULL",
                     params![Utc::now().to_rfc3339(), n],

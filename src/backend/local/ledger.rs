@@ -54,12 +54,42 @@ fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
     })
 }
 
+impl SqliteLedger {
+    /// Transactions committed so far: with group commit, fewer than the writes (what the
+    /// benchmarks and tests look at).
+    pub fn transactions(&self) -> u64 {
+        self.db.batches()
+    }
+}
+
+/// Appends a decision to the history; returns its sequence number.
+fn insert_decision(c: &rusqlite::Connection, d: &Decision) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
+         state, state_change_time, outcome, case_id, note) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        d.at.to_rfc3339(),
+        d.delivery_kind,
+        d.delivery_id,
+        d.alarm_key,
+        d.alarm_name,
+        d.state.as_str(),
+        d.state_change_time,
+        d.outcome.as_str(),
+        d.case_id,
+        d.note
+    ])?;
+    Ok(c.last_insert_rowid())
+}
+
 #[async_trait]
 impl CaseLedger for SqliteLedger {
     async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError> {
         let keys = keys.to_vec();
         self.db
-            .run(move |c| {
+            .reading(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {DECISION_COLUMNS} FROM handled h JOIN decisions d ON d.seq = h.seq \
                      WHERE h.key = ?1"
@@ -81,7 +111,7 @@ impl CaseLedger for SqliteLedger {
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
         let key = alarm_key.to_owned();
         self.db
-            .run(move |c| {
+            .reading(move |c| {
                 let record: Option<String> = c
                     .prepare_cached("SELECT record FROM open_cases WHERE alarm_key = ?1")?
                     .query_row([key], |r| r.get(0))
@@ -93,7 +123,7 @@ impl CaseLedger for SqliteLedger {
 
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
         self.db
-            .run(|c| {
+            .reading(|c| {
                 let mut stmt = c.prepare("SELECT record FROM open_cases ORDER BY alarm_key")?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 rows.map(|r| r.and_then(|s| from_json(&s))).collect()
@@ -104,8 +134,8 @@ impl CaseLedger for SqliteLedger {
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
         let claim = claim.clone();
         self.db
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .write(true, move |c| {
+                let tx = c.savepoint()?;
                 let open: Option<String> = tx
                     .query_row(
                         "SELECT record FROM open_cases WHERE alarm_key = ?1",
@@ -167,7 +197,7 @@ impl CaseLedger for SqliteLedger {
     async fn release(&self, claim: &Claim) -> Result<(), LedgerError> {
         let claim = claim.clone();
         self.db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
                     params![claim.alarm_key, claim.token],
@@ -180,7 +210,7 @@ impl CaseLedger for SqliteLedger {
     async fn renew(&self, claim: &Claim, until: DateTime<Utc>) -> Result<bool, LedgerError> {
         let claim = claim.clone();
         self.db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "UPDATE claims SET expires_at = ?3 WHERE alarm_key = ?1 AND token = ?2",
                     params![claim.alarm_key, claim.token, until.to_rfc3339()],
@@ -192,7 +222,7 @@ impl CaseLedger for SqliteLedger {
 
     async fn claims(&self) -> Result<Vec<Claim>, LedgerError> {
         self.db
-            .run(|c| {
+            .reading(|c| {
                 let mut stmt = c.prepare(
                     "SELECT alarm_key, token, reference, claimed_at, expires_at, owner, \
                      alarm_name, handled_keys, replaces FROM claims ORDER BY alarm_key",
@@ -231,9 +261,8 @@ impl CaseLedger for SqliteLedger {
             && commit.hold.is_none();
         let result = self
             .db
-            .run(move |c| {
-                c.pragma_update(None, "synchronous", if record_only { "NORMAL" } else { "FULL" })?;
-                let tx = c.transaction()?;
+            .write(!record_only, move |c| {
+                let tx = c.savepoint()?;
                 if let Some(claim) = &commit.claim {
                     let released = tx.execute(
                         "DELETE FROM claims WHERE alarm_key = ?1 AND token = ?2",
@@ -243,25 +272,7 @@ impl CaseLedger for SqliteLedger {
                         return Ok(None);
                     }
                 }
-                let d = &commit.decision;
-                tx.execute(
-                    "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
-                     state, state_change_time, outcome, case_id, note) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        d.at.to_rfc3339(),
-                        d.delivery_kind,
-                        d.delivery_id,
-                        d.alarm_key,
-                        d.alarm_name,
-                        d.state.as_str(),
-                        d.state_change_time,
-                        d.outcome.as_str(),
-                        d.case_id,
-                        d.note
-                    ],
-                )?;
-                let seq = tx.last_insert_rowid();
+                let seq = insert_decision(&tx, &commit.decision)?;
                 for key in &commit.handled_keys {
                     tx.execute(
                         "INSERT OR IGNORE INTO handled (key, seq) VALUES (?1, ?2)",
@@ -305,7 +316,7 @@ impl CaseLedger for SqliteLedger {
     async fn case_slots_taken(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
         let hour = slot_hour(now);
         self.db
-            .run(move |c| {
+            .reading(move |c| {
                 c.query_row("SELECT n FROM case_slots WHERE hour = ?1", [hour], |r| {
                     r.get::<_, i64>(0)
                 })
@@ -319,8 +330,8 @@ impl CaseLedger for SqliteLedger {
         let hour = slot_hour(now);
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         self.db
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .write(true, move |c| {
+                let tx = c.savepoint()?;
                 let n: i64 = tx
                     .query_row("SELECT n FROM case_slots WHERE hour = ?1", [&hour], |r| {
                         r.get(0)
@@ -346,7 +357,7 @@ impl CaseLedger for SqliteLedger {
     async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
         let hour = slot_hour(now);
         self.db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "UPDATE case_slots SET n = n - 1 WHERE hour = ?1 AND n > 0",
                     [hour],
@@ -358,7 +369,7 @@ impl CaseLedger for SqliteLedger {
 
     async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
         self.db
-            .run(|c| {
+            .reading(|c| {
                 let mut stmt = c.prepare("SELECT record FROM held ORDER BY alarm_key")?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 rows.map(|r| r.and_then(|s| from_json(&s))).collect()
@@ -366,10 +377,17 @@ impl CaseLedger for SqliteLedger {
             .await
     }
 
+    async fn note(&self, decision: Decision) -> Result<(), LedgerError> {
+        self.db
+            .write_detached(move |c| insert_decision(c, &decision).map(|_| ()))
+    }
+
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
+        // Decisions noted without waiting are written first, so the list is complete.
+        self.db.write(false, |_| Ok(())).await?;
         let filter = filter.clone();
         self.db
-            .run(move |c| {
+            .reading(move |c| {
                 let limit = if filter.limit == 0 {
                     i64::MAX
                 } else {

@@ -12,19 +12,21 @@
 //! This file opens them together on one data directory, holds the lock that keeps a second
 //! server off it, and owns the SQLite database the last three share.
 
+mod db;
 mod desk;
 mod ledger;
 mod notices;
 mod settings;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::ledger::LedgerError;
+
+use db::Db;
 
 pub use desk::{DryRunCase, DryRunDesk, GRAPHS_DIR, bundled_services};
 pub use ledger::SqliteLedger;
@@ -99,140 +101,6 @@ impl DataDirLock {
                 e,
             )),
         }
-    }
-}
-
-// ---- the SQLite database shared by the ledger, the dry-run desk and the notice log -----------
-
-struct Db {
-    conn: Mutex<Connection>,
-}
-
-fn storage(e: rusqlite::Error) -> LedgerError {
-    LedgerError::storage("SQLite", e)
-}
-
-impl Db {
-    fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = Connection::open(path).map_err(storage)?;
-        // Claims are transient (minutes): a ledger written before claims carried a
-        // reference simply starts with no claims.
-        let has_reference: bool = conn
-            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(true);
-        if !has_reference {
-            conn.execute_batch("DROP TABLE IF EXISTS claims")
-                .map_err(storage)?;
-        }
-        // Claims that name their owner and their delivery (for recovery at start): older
-        // ones get the columns, empty, and are recovered by reference all the same.
-        let has_owner: bool = conn
-            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'owner'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(true);
-        let has_claims: bool = conn
-            .prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'claims'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(false);
-        if has_claims && !has_owner {
-            conn.execute_batch(
-                "ALTER TABLE claims ADD COLUMN owner TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE claims ADD COLUMN alarm_name TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE claims ADD COLUMN handled_keys TEXT NOT NULL DEFAULT '[]';
-                 ALTER TABLE claims ADD COLUMN replaces TEXT;",
-            )
-            .map_err(storage)?;
-        }
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS decisions (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 at TEXT NOT NULL,
-                 delivery_kind TEXT NOT NULL,
-                 delivery_id TEXT,
-                 alarm_key TEXT NOT NULL,
-                 alarm_name TEXT NOT NULL,
-                 state TEXT NOT NULL,
-                 state_change_time TEXT NOT NULL,
-                 outcome TEXT NOT NULL,
-                 case_id TEXT,
-                 note TEXT);
-             CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
-             CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
-             -- Storm control counts the cases opened in the last hour on every new alarm;
-             -- keyed by outcome first so a storm of duplicates is not read too.
-             CREATE INDEX IF NOT EXISTS decisions_created ON decisions (outcome, at);
-             CREATE TABLE IF NOT EXISTS handled (
-                 key TEXT PRIMARY KEY,
-                 seq INTEGER NOT NULL REFERENCES decisions (seq));
-             CREATE TABLE IF NOT EXISTS open_cases (
-                 alarm_key TEXT PRIMARY KEY,
-                 record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS claims (
-                 alarm_key TEXT PRIMARY KEY,
-                 token TEXT NOT NULL,
-                 reference TEXT NOT NULL,
-                 claimed_at TEXT NOT NULL,
-                 expires_at TEXT NOT NULL,
-                 owner TEXT NOT NULL DEFAULT '',
-                 alarm_name TEXT NOT NULL DEFAULT '',
-                 handled_keys TEXT NOT NULL DEFAULT '[]',
-                 replaces TEXT);
-             -- Storm control: new cases per clock hour, counted as they are opened.
-             CREATE TABLE IF NOT EXISTS case_slots (
-                 hour TEXT PRIMARY KEY,
-                 n INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS held (
-                 alarm_key TEXT PRIMARY KEY,
-                 record TEXT NOT NULL);
-             -- What the notifier would have told people (the embedded default's sink).
-             CREATE TABLE IF NOT EXISTS notices (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 at TEXT NOT NULL,
-                 case_id TEXT,
-                 record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS dry_run_cases (
-                 n INTEGER PRIMARY KEY AUTOINCREMENT,
-                 created_at TEXT NOT NULL,
-                 record TEXT NOT NULL,
-                 resolved_at TEXT);
-             CREATE TABLE IF NOT EXISTS dry_run_communications (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 n INTEGER NOT NULL REFERENCES dry_run_cases (n),
-                 at TEXT NOT NULL,
-                 record TEXT NOT NULL);",
-        )
-        .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
-    ) -> Result<R, LedgerError> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-        // back on drop), so a poisoned lock is safe to keep using.
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(storage)
-    }
-
-    /// Runs blocking SQLite work off the async runtime's threads.
-    async fn run<R: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
-    ) -> Result<R, LedgerError> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
-            .await
-            .map_err(|e| LedgerError::storage("the SQLite worker", e))?
     }
 }
 

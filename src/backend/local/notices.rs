@@ -24,7 +24,7 @@ impl NoticeLog {
         case_id: &str,
     ) -> Result<Vec<(DateTime<Utc>, serde_json::Value)>, LedgerError> {
         let case_id = case_id.to_owned();
-        self.db.with(move |c| {
+        self.db.read(move |c| {
             let mut stmt =
                 c.prepare("SELECT at, record FROM notices WHERE case_id = ?1 ORDER BY id")?;
             let rows = stmt.query_map([case_id], |r| {
@@ -49,7 +49,7 @@ impl crate::notify::NoticeSink for NoticeLog {
         let record = record.to_string();
         let case_id = notice.case_id().map(str::to_owned);
         self.db
-            .run(move |c| {
+            .write(true, move |c| {
                 c.execute(
                     "INSERT INTO notices (at, case_id, record) VALUES (?1, ?2, ?3)",
                     params![Utc::now().to_rfc3339(), case_id, record],

@@ -1,0 +1,384 @@
+//! The SQLite database the ledger, the dry-run desk and the notice log share, with group
+//! commit: every write goes to one writer thread, which runs the writes waiting at that
+//! moment in one transaction and one fsync (each in its own savepoint, so one that fails
+//! undoes only itself), and answers each only once that transaction is durable. Reads use
+//! their own connection: in WAL mode they never wait for the writer, and they see every
+//! write that has been answered.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, Savepoint};
+
+use crate::ledger::LedgerError;
+
+/// At most this many writes share one transaction.
+const MAX_BATCH: usize = 512;
+
+/// How a write's answer reaches its caller, once its batch is committed (or not).
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+
+/// A write's work in its savepoint: whether to keep what it did, and how to answer.
+type Run = Box<dyn FnOnce(&mut Savepoint<'_>) -> (bool, Finish) + Send>;
+
+/// One write: run in its own savepoint; `true` keeps what it did.
+struct Job {
+    durable: bool,
+    run: Run,
+}
+
+pub(super) struct Db {
+    reader: Mutex<Connection>,
+    writes: mpsc::Sender<Job>,
+    /// Transactions the writer committed (each one fsync when durable).
+    batches: Arc<AtomicU64>,
+}
+
+fn storage(e: rusqlite::Error) -> LedgerError {
+    LedgerError::storage("SQLite", e)
+}
+
+fn writer_gone() -> LedgerError {
+    LedgerError::storage_said("the SQLite writer stopped")
+}
+
+impl Db {
+    pub(super) fn open(path: &Path) -> Result<Self, LedgerError> {
+        let conn = Connection::open(path).map_err(storage)?;
+        // Claims are transient (minutes): a ledger written before claims carried a
+        // reference simply starts with no claims.
+        let has_reference: bool = conn
+            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        if !has_reference {
+            conn.execute_batch("DROP TABLE IF EXISTS claims")
+                .map_err(storage)?;
+        }
+        // Claims that name their owner and their delivery (for recovery at start): older
+        // ones get the columns, empty, and are recovered by reference all the same.
+        let has_owner: bool = conn
+            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'owner'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        let has_claims: bool = conn
+            .prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'claims'")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| n > 0)
+            .unwrap_or(false);
+        if has_claims && !has_owner {
+            conn.execute_batch(
+                "ALTER TABLE claims ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE claims ADD COLUMN alarm_name TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE claims ADD COLUMN handled_keys TEXT NOT NULL DEFAULT '[]';
+                 ALTER TABLE claims ADD COLUMN replaces TEXT;",
+            )
+            .map_err(storage)?;
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS decisions (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at TEXT NOT NULL,
+                 delivery_kind TEXT NOT NULL,
+                 delivery_id TEXT,
+                 alarm_key TEXT NOT NULL,
+                 alarm_name TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 state_change_time TEXT NOT NULL,
+                 outcome TEXT NOT NULL,
+                 case_id TEXT,
+                 note TEXT);
+             CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
+             CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
+             -- Storm control counts the cases opened in the last hour on every new alarm;
+             -- keyed by outcome first so a storm of duplicates is not read too.
+             CREATE INDEX IF NOT EXISTS decisions_created ON decisions (outcome, at);
+             CREATE TABLE IF NOT EXISTS handled (
+                 key TEXT PRIMARY KEY,
+                 seq INTEGER NOT NULL REFERENCES decisions (seq));
+             CREATE TABLE IF NOT EXISTS open_cases (
+                 alarm_key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS claims (
+                 alarm_key TEXT PRIMARY KEY,
+                 token TEXT NOT NULL,
+                 reference TEXT NOT NULL,
+                 claimed_at TEXT NOT NULL,
+                 expires_at TEXT NOT NULL,
+                 owner TEXT NOT NULL DEFAULT '',
+                 alarm_name TEXT NOT NULL DEFAULT '',
+                 handled_keys TEXT NOT NULL DEFAULT '[]',
+                 replaces TEXT);
+             -- Storm control: new cases per clock hour, counted as they are opened.
+             CREATE TABLE IF NOT EXISTS case_slots (
+                 hour TEXT PRIMARY KEY,
+                 n INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS held (
+                 alarm_key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL);
+             -- What the notifier would have told people (the embedded default's sink).
+             CREATE TABLE IF NOT EXISTS notices (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at TEXT NOT NULL,
+                 case_id TEXT,
+                 record TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS dry_run_cases (
+                 n INTEGER PRIMARY KEY AUTOINCREMENT,
+                 created_at TEXT NOT NULL,
+                 record TEXT NOT NULL,
+                 resolved_at TEXT);
+             CREATE TABLE IF NOT EXISTS dry_run_communications (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 n INTEGER NOT NULL REFERENCES dry_run_cases (n),
+                 at TEXT NOT NULL,
+                 record TEXT NOT NULL);",
+        )
+        .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
+        let reader = Connection::open(path).map_err(storage)?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(storage)?;
+        let (writes, queue) = mpsc::channel();
+        let batches = Arc::new(AtomicU64::new(0));
+        let counted = batches.clone();
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || write_loop(conn, queue, &counted))
+            .map_err(|e| LedgerError::storage("cannot start the ledger's writer", e))?;
+        Ok(Self {
+            reader: Mutex::new(reader),
+            writes,
+            batches,
+        })
+    }
+
+    /// Transactions committed so far.
+    pub(super) fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Reads on the reader's connection, here and now.
+    pub(super) fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, LedgerError> {
+        // A panic while holding the lock cannot leave SQLite half-read, so a poisoned lock
+        // is safe to keep using.
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(storage)
+    }
+
+    /// Reads off the async runtime's threads.
+    pub(super) async fn reading<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, LedgerError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read(f))
+            .await
+            .map_err(|e| LedgerError::storage("the SQLite reader", e))?
+    }
+
+    /// Writes, answered once the batch it joined is committed: durable (fsync) when
+    /// `durable`, or at least written to the log when not (a line of history only).
+    pub(super) async fn write<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Savepoint<'_>) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, LedgerError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(durable, f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// Writes without waiting for the answer (a duplicate noted for the record); a failure
+    /// is logged.
+    pub(super) fn write_detached(
+        &self,
+        f: impl FnOnce(&mut Savepoint<'_>) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), LedgerError> {
+        self.submit(false, f, |r: Result<(), LedgerError>| {
+            if let Err(e) = r {
+                tracing::warn!(error = %crate::errors::Chain(&e), "a noted decision was not written");
+            }
+        })
+    }
+
+    fn submit<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Savepoint<'_>) -> rusqlite::Result<R> + Send + 'static,
+        answer: impl FnOnce(Result<R, LedgerError>) + Send + 'static,
+    ) -> Result<(), LedgerError> {
+        let run = Box::new(move |sp: &mut Savepoint<'_>| -> (bool, Finish) {
+            match f(sp) {
+                Ok(r) => (
+                    true,
+                    Box::new(move |failed: Option<&rusqlite::Error>| {
+                        answer(match failed {
+                            None => Ok(r),
+                            Some(e) => Err(LedgerError::storage_said(format!(
+                                "SQLite commit failed: {e}"
+                            ))),
+                        })
+                    }),
+                ),
+                Err(e) => (false, Box::new(move |_| answer(Err(storage(e))))),
+            }
+        });
+        self.writes
+            .send(Job { durable, run })
+            .map_err(|_| writer_gone())
+    }
+}
+
+/// The writer: takes every write waiting, runs each in its own savepoint of one
+/// transaction, commits once, then answers them all.
+fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>, batches: &AtomicU64) {
+    let mut synchronous_full = true;
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Durable when any write in the batch needs it: then every one is.
+        let full = batch.iter().any(|j| j.durable);
+        if full != synchronous_full {
+            let mode = if full { "FULL" } else { "NORMAL" };
+            if conn.pragma_update(None, "synchronous", mode).is_ok() {
+                synchronous_full = full;
+            }
+        }
+        let mut finishers = Vec::with_capacity(batch.len());
+        let committed = (|| -> rusqlite::Result<()> {
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for job in batch {
+                let mut sp = tx.savepoint()?;
+                // A write that panics undoes itself; its caller hears the writer failed.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&mut sp))) {
+                    Ok((keep, finish)) => {
+                        if keep {
+                            sp.commit()?;
+                        }
+                        finishers.push(finish);
+                    }
+                    Err(_) => tracing::error!("a ledger write panicked; it was undone"),
+                }
+            }
+            tx.commit()
+        })();
+        let failed = committed.err();
+        batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = &failed {
+            tracing::error!(error = %e, "a ledger batch could not be committed");
+        }
+        for finish in finishers {
+            finish(failed.as_ref());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Arc<Db>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("ledger.sqlite3")).expect("open");
+        (dir, Arc::new(db))
+    }
+
+    fn count(db: &Db) -> i64 {
+        db.read(|c| c.query_row("SELECT COUNT(*) FROM notices", [], |r| r.get(0)))
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn writes_waiting_together_share_one_transaction_and_a_failure_undoes_only_itself() {
+        let (_dir, db) = db();
+        // Hold the writer in a first write, so the next ones queue up behind it.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(true, move |_| {
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let before = db.batches();
+        let mut writes = Vec::new();
+        for i in 0..20 {
+            let db = db.clone();
+            writes.push(tokio::spawn(async move {
+                db.write(true, move |c| {
+                    c.execute(
+                        "INSERT INTO notices (at, case_id, record) VALUES ('t', ?1, '{}')",
+                        [format!("case-{i}")],
+                    )?;
+                    match i {
+                        // Writes, then fails: what it wrote must not stay.
+                        7 => Err(rusqlite::Error::InvalidQuery),
+                        _ => Ok(i),
+                    }
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).expect("release");
+        first.await.expect("join").expect("first write");
+        let mut failed = 0;
+        for w in writes {
+            match w.await.expect("join") {
+                Ok(_) => {}
+                Err(_) => failed += 1,
+            }
+        }
+        assert_eq!(failed, 1);
+        assert_eq!(
+            count(&db),
+            19,
+            "the failed write undid itself, and only itself"
+        );
+        assert_eq!(before, 0, "the first write is still running");
+        assert_eq!(
+            db.batches(),
+            2,
+            "the first write alone, then the 20 that waited for it as one transaction"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answered_write_is_seen_by_the_next_read() {
+        let (_dir, db) = db();
+        for i in 0..5 {
+            db.write(true, move |c| {
+                c.execute(
+                    "INSERT INTO notices (at, case_id, record) VALUES ('t', ?1, '{}')",
+                    [format!("case-{i}")],
+                )
+            })
+            .await
+            .expect("write");
+            assert_eq!(count(&db), i + 1);
+        }
+    }
+}
