@@ -89,6 +89,9 @@ enum Cmd {
 #[serde(rename_all = "kebab-case")]
 enum Scenario {
     NewSns,
+    /// A new alarm per request, as unsigned worker-daemon deliveries (the AWS comparison:
+    /// no signature to check, so what is measured is the case work and its AWS calls).
+    NewSqsd,
     DupSqsd,
     DupSns,
     Invalid,
@@ -413,6 +416,13 @@ fn build(args: &RunArgs) -> Result<Vec<Arc<Req>>, String> {
                 &b.time(i),
                 v,
                 false,
+            )
+        }),
+        Scenario::NewSqsd => parallel(n, |i| {
+            b.sqsd(
+                &format!("new-sqsd-{}-{i}", b.run),
+                &b.alarm_name("new-sqsd", i),
+                &b.time(i),
             )
         }),
         Scenario::Mix => mix(&b, n),

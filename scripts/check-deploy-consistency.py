@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks that the deployment files agree with each other and with the binary.
 
-The service's path, port and request timeout are declared in the Rust code (src/server.rs,
-src/cli.rs) and repeated in the Procfile, .ebextensions, the nginx extension, the Dockerfile
+The service's path, port and request timeout are declared in the Rust code (src/server/mod.rs,
+src/cli/mod.rs) and repeated in the Procfile, .ebextensions, the nginx extension, the Dockerfile
 and cron.yaml. A mismatch does not fail any build; it shows up in production as retries,
 duplicates or a dead-letter queue. This script reads every copy and fails on any mismatch.
 
@@ -37,7 +37,7 @@ def read(root, rel):
 
 
 def duration_secs(text, what):
-    """The service's durations: 90, 90s, 10m, 2h, 1d (src/cli.rs parse_duration)."""
+    """The service's durations: 90, 90s, 10m, 2h, 1d (src/cli/mod.rs parse_duration)."""
     m = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", str(text))
     if not m:
         raise Failure(f"{what}: {text!r} is not a duration such as 90s, 10m or 2h")
@@ -84,20 +84,20 @@ class Checker:
     # ---- what the binary declares -------------------------------------------------------
 
     def binary(self):
-        server = read(self.root, "src/server.rs")
+        server = read(self.root, "src/server/mod.rs")
         routes = re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*post\(', server)
         if len(routes) != 1:
-            raise Failure(f"src/server.rs: expected one POST route, found {routes}")
+            raise Failure(f"src/server/mod.rs: expected one POST route, found {routes}")
         self.path = routes[0]
 
         m = re.search(r"MAX_BODY_BYTES\s*:\s*usize\s*=\s*([0-9_\s*]+);", server)
         if not m:
-            raise Failure("src/server.rs: MAX_BODY_BYTES not found")
+            raise Failure("src/server/mod.rs: MAX_BODY_BYTES not found")
         self.max_body = 1
         for factor in m.group(1).split("*"):
             self.max_body *= int(factor.strip().replace("_", ""))
 
-        cli = read(self.root, "src/cli.rs")
+        cli = read(self.root, "src/cli/mod.rs")
         self.cli_env = {}
         for attr in re.findall(r"#\[arg\((.*?)\)\]", cli, re.S):
             env = re.search(r'env\s*=\s*"([A-Z0-9_]+)"', attr)
@@ -107,11 +107,11 @@ class Checker:
             self.cli_env[env.group(1)] = default.group(1).strip('"') if default else None
         port = self.cli_env.get("PORT")
         if port is None or not port.isdigit():
-            raise Failure("src/cli.rs: no numeric `default_value_t` for env PORT")
+            raise Failure("src/cli/mod.rs: no numeric `default_value_t` for env PORT")
         self.port = int(port)
         if self.cli_env.get("REQUEST_TIMEOUT") is None:
-            raise Failure("src/cli.rs: no default for env REQUEST_TIMEOUT")
-        self.default_timeout = duration_secs(self.cli_env["REQUEST_TIMEOUT"], "cli.rs REQUEST_TIMEOUT")
+            raise Failure("src/cli/mod.rs: no default for env REQUEST_TIMEOUT")
+        self.default_timeout = duration_secs(self.cli_env["REQUEST_TIMEOUT"], "cli/mod.rs REQUEST_TIMEOUT")
         return (f"POST {self.path}, port {self.port}, REQUEST_TIMEOUT "
                 f"{self.default_timeout}s, body limit {self.max_body} bytes")
 
@@ -160,7 +160,7 @@ class Checker:
     def sqsd_path(self):
         path = self.opt(SQSD, "HttpPath")
         if path != self.path:
-            raise Failure(f".ebextensions HttpPath {path!r} != route {self.path!r} in src/server.rs")
+            raise Failure(f".ebextensions HttpPath {path!r} != route {self.path!r} in src/server/mod.rs")
         mime = self.options.get((SQSD, "MimeType"), "application/json")
         if mime != "application/json":
             raise Failure(f".ebextensions MimeType {mime!r}: the service expects application/json")
@@ -177,7 +177,7 @@ class Checker:
         unknown = sorted(k for (ns, k) in self.options if ns == ENV and k not in known)
         if unknown:
             raise Failure(f".ebextensions sets {unknown}, which the service does not read "
-                          "(not in src/cli.rs nor the aws backend's variables)")
+                          "(not in src/cli/mod.rs nor the aws backend's variables)")
         fmt = self.options.get((ENV, "LOG_FORMAT"))
         if fmt != "json":
             raise Failure(f".ebextensions LOG_FORMAT is {fmt!r}, deployments log json")
@@ -266,7 +266,7 @@ class Checker:
             raise Failure(f"{rel}: client_max_body_size {size} bytes is below the largest SQS message")
         if size != self.max_body:
             raise Failure(f"{rel}: client_max_body_size {size} bytes != the service's limit "
-                          f"{self.max_body} (MAX_BODY_BYTES in src/server.rs)")
+                          f"{self.max_body} (MAX_BODY_BYTES in src/server/mod.rs)")
         # The location: forwards to the service's port and appends the client's address,
         # without which an outsider forwarded by nginx would look like the local daemon.
         loc_rel = ".platform/nginx/conf.d/elasticbeanstalk/00_application.conf"
@@ -338,7 +338,7 @@ class Checker:
 
     def run(self):
         # The binary's declarations come first: every other check compares against them.
-        if not self.check("binary (src/server.rs, src/cli.rs)", self.binary):
+        if not self.check("binary (src/server/mod.rs, src/cli/mod.rs)", self.binary):
             return
         self.check("Procfile", self.procfile)
         if self.check(".ebextensions", self.ebextensions):

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The AWS backend side by side with the original service's work in Flask + boto3 (issue 16),
+# both against the same canned AWS endpoint: Debian's nginx answering every DynamoDB and AWS
+# Support call at once with a fixed answer, and counting the calls by their X-Amz-Target.
+# No real AWS is ever called (fixed credentials, AWS_ENDPOINT_URL on loopback).
+#
+# New alarms (a new alarm name per request, as worker-daemon deliveries) go to the service
+# (BACKEND=aws) and to the peer (scripts/peer/flask_worker.py under gunicorn, 4 workers x 8
+# threads); then one alarm redelivered goes to the service. Prints a markdown table: events/s,
+# p50/p99, server CPU us per request, the AWS calls per outcome, and the ratio to the peer.
+#
+#   scripts/bench-aws.sh [--seconds S] [--concurrency C] [--out DIR] [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/perf-lib.sh disable=SC1091
+source scripts/perf-lib.sh
+
+SECS=5
+CONC=64
+OUT=target/bench-aws
+BUILD=1
+REQUESTS=${REQUESTS:-200000}
+
+while (($#)); do
+  case $1 in
+    --seconds) SECS=${2:?}; shift 2 ;;
+    --concurrency) CONC=${2:?}; shift 2 ;;
+    --out) OUT=${2:?}; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[[ -x $NGINX ]] || { echo "bench-aws.sh needs nginx (apt-get install nginx-light)" >&2; exit 1; }
+for tool in python3 jq; do
+  command -v "$tool" >/dev/null || { echo "bench-aws.sh needs $tool" >&2; exit 1; }
+done
+if ! python3 -c "import flask, boto3, gunicorn" >/dev/null 2>&1; then
+  echo "== installing flask boto3 gunicorn (pip)" >&2
+  python3 -m pip install --quiet flask boto3 gunicorn >&2
+fi
+if ((BUILD)); then
+  echo "== cargo build --release --bins --examples" >&2
+  cargo build --release --bins --examples >&2
+fi
+BIN=target/release/cw-support-api
+LOADGEN=target/release/examples/loadgen
+
+trap perf_cleanup EXIT
+trap 'exit 130' INT TERM
+perf_tmpdir
+mkdir -p "$OUT"
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---- the canned AWS endpoint ----------------------------------------------------------------
+
+AWS_PORT=$(perf_free_port)
+CALLS="$PERF_TMP/calls.log"
+mkdir -p "$PERF_TMP/nginx"
+cat >"$PERF_TMP/nginx/nginx.conf" <<CONF
+worker_processes 2;
+pid $PERF_TMP/nginx/nginx.pid;
+error_log $PERF_TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  client_body_temp_path $PERF_TMP/nginx;
+  proxy_temp_path $PERF_TMP/nginx;
+  fastcgi_temp_path $PERF_TMP/nginx;
+  uwsgi_temp_path $PERF_TMP/nginx;
+  scgi_temp_path $PERF_TMP/nginx;
+  client_max_body_size 16m;
+  keepalive_requests 1000000;
+  log_format calls '\$http_x_amz_target';
+  map \$http_x_amz_target \$canned {
+    default '{}';
+    DynamoDB_20120810.DescribeTable '{"Table":{"TableName":"t","TableStatus":"ACTIVE","KeySchema":[{"AttributeName":"name","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"name","AttributeType":"S"}]}}';
+    DynamoDB_20120810.Query '{"Items":[],"Count":0,"ScannedCount":0}';
+    DynamoDB_20120810.Scan '{"Items":[],"Count":0,"ScannedCount":0}';
+    DynamoDB_20120810.BatchGetItem '{"Responses":{},"UnprocessedKeys":{}}';
+    AWSSupport_20130415.DescribeSeverityLevels '{"severityLevels":[{"code":"low","name":"Low"},{"code":"normal","name":"Normal"},{"code":"high","name":"High"},{"code":"urgent","name":"Urgent"},{"code":"critical","name":"Critical"}]}';
+    AWSSupport_20130415.DescribeServices '{"services":[{"code":"amazon-elastic-compute-cloud-linux","name":"EC2 (Linux)","categories":[{"code":"other","name":"Other"}]}]}';
+    AWSSupport_20130415.CreateCase '{"caseId":"case-123456789012-muen-2026-0123456789abcdef"}';
+    AWSSupport_20130415.DescribeCases '{"cases":[]}';
+    AWSSupport_20130415.AddCommunicationToCase '{"result":true}';
+  }
+  server {
+    listen 127.0.0.1:$AWS_PORT;
+    access_log $CALLS calls buffer=64k flush=100ms;
+    location / {
+      default_type application/x-amz-json-1.0;
+      return 200 \$canned;
+    }
+  }
+}
+CONF
+"$NGINX" -p "$PERF_TMP/nginx" -c "$PERF_TMP/nginx/nginx.conf" -g 'daemon off;' &
+perf_track "$!" 3600
+for _ in $(seq 50); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$AWS_PORT/" 2>/dev/null && break
+  sleep 0.1
+done
+echo "== canned AWS endpoint (nginx) on 127.0.0.1:$AWS_PORT" >&2
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT" AWS_ACCESS_KEY_ID=bench \
+  AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true
+
+# Lines logged so far (nginx flushes every 100 ms).
+calls_so_far() {
+  sleep 0.3
+  wc -l <"$CALLS" 2>/dev/null || echo 0
+}
+
+# The calls logged after line $1, per X-Amz-Target, as a JSON object.
+calls_since() {
+  tail -n +"$(($1 + 1))" "$CALLS" | sort | uniq -c |
+    awk '{ printf "%s\"%s\": %d", (NR > 1 ? ", " : "{"), $2, $1 } END { print (NR ? "}" : "{}") }'
+}
+
+# ---- one measured run -------------------------------------------------------------------------
+
+# CPU ticks of a process and its children (the peer is a gunicorn master and its workers).
+tree_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1"); do
+    total=$((total + $(perf_cpu_ticks "$p")))
+  done
+  echo "$total"
+}
+
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+
+# run <label> <port> <pid> <scenario>: CPU counted for the process and its children.
+run() {
+  local label=$1 port=$2 pid=$3 scenario=$4 before after mark report
+  mark=$(calls_so_far)
+  before=$(tree_ticks "$pid")
+  report=$("$LOADGEN" run --url "http://127.0.0.1:$port/serviceme" --scenario "$scenario" \
+    --concurrency "$CONC" --requests "$REQUESTS" --seconds "$SECS" --run-id "$label-$scenario")
+  after=$(tree_ticks "$pid")
+  jq -c --arg who "$label" --argjson cpu "$((after - before))" --argjson tck "$CLK_TCK" \
+    --argjson calls "$(calls_since "$mark")" \
+    --argjson rss "$(perf_status_kb "$pid" VmHWM)" \
+    '. + {"who": $who, "cpu_s": ($cpu / $tck), "calls": $calls, "hwm_kb": $rss}' \
+    <<<"$report" | tee -a "$RESULTS" >/dev/null
+  echo "   $label $scenario c=$CONC: $(jq -r '.rps' <<<"$report") req/s, $(jq -c '.outcomes' <<<"$report")" >&2
+}
+
+
+# ---- the service on the aws backend -----------------------------------------------------------
+
+PORT=$(perf_free_port)
+BIND=127.0.0.1 PORT=$PORT BACKEND=aws METRICS=off GRAPHS=off TAGS=off \
+  SNS_TOPIC_ARNS="arn:aws:sns:us-east-1:123456789012:support-cases" STORM_CAP=100000000 \
+  LOG_FORMAT=json RUST_LOG=warn "$BIN" serve 2>>"$PERF_TMP/service.log" &
+SERVICE=$!
+perf_track "$SERVICE" 3600
+"$LOADGEN" wait-healthz --url "http://127.0.0.1:$PORT/healthz" --since "$EPOCHREALTIME" >/dev/null
+echo "== service (BACKEND=aws) on 127.0.0.1:$PORT" >&2
+run service "$PORT" "$SERVICE" new-sqsd
+run service "$PORT" "$SERVICE" dup-sqsd
+perf_stop "$SERVICE"
+
+# ---- the Flask + boto3 peer -------------------------------------------------------------------
+
+PEER_PORT=$(perf_free_port)
+(cd scripts/peer && exec python3 -m gunicorn --workers 4 --threads 8 --worker-class gthread \
+  --bind "127.0.0.1:$PEER_PORT" --log-level warning flask_worker:app) 2>>"$PERF_TMP/peer.log" &
+PEER=$!
+perf_track "$PEER" 3600
+"$LOADGEN" wait-healthz --url "http://127.0.0.1:$PEER_PORT/healthz" --since "$EPOCHREALTIME" >/dev/null
+echo "== Flask + boto3 peer (gunicorn 4 x 8) on 127.0.0.1:$PEER_PORT" >&2
+run peer "$PEER_PORT" "$PEER" new-sqsd
+perf_stop "$PEER"
+
+# ---- the table --------------------------------------------------------------------------------
+
+jq -rs '
+  def per(n): if n > 0 then . / n else 0 end;
+  (map(select(.who == "peer" and .scenario == "new-sqsd"))[0].rps) as $peer
+  | "| who | scenario | events/s | p50 ms | p99 ms | vs peer | CPU µs/event | peak RSS | AWS calls per event | answers |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    (.[] | (.exchanges) as $n
+      | "| \(.who) | \(.scenario) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p99) | \(if .scenario == "new-sqsd" then ((.rps / $peer * 10 | round) / 10 | tostring) + "×" else "" end) | \((.cpu_s * 1e6 | per($n)) | round) | \((.hwm_kb / 1024 * 10 | round) / 10) MB | \(.calls | to_entries | map("\(.key | sub("^[A-Za-z]+_[0-9]+\\."; "")) \((.value / $n * 100 | round) / 100)") | join(", ")) | \(.outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) |")
+' "$RESULTS" | tee "$OUT/table.md"
