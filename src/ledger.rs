@@ -265,6 +265,17 @@ pub enum ClaimOutcome {
     Refused,
 }
 
+/// What a decision reads from the ledger about one alarm event, in one go.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lookup {
+    /// The decision that handled one of the event's keys already.
+    pub earlier: Option<Decision>,
+    /// The alarm's open case (not read when `earlier` is set).
+    pub open: Option<OpenCase>,
+    /// New cases opened in the hour (not read when `earlier` is set).
+    pub slots_taken: usize,
+}
+
 /// Which decisions `cases list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {
@@ -332,6 +343,27 @@ pub trait CaseLedger: Send + Sync {
     /// The earliest decision recorded under any of these keys, if one was.
     async fn find_handled(&self, keys: &[String]) -> Result<Option<Decision>, LedgerError>;
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError>;
+    /// Whether the event was handled and, if not, the alarm's open case and the hour's new
+    /// cases: what deciding reads, which a ledger may answer in one request (DynamoDB does).
+    async fn lookup(
+        &self,
+        keys: &[String],
+        alarm_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Lookup, LedgerError> {
+        let earlier = self.find_handled(keys).await?;
+        if earlier.is_some() {
+            return Ok(Lookup {
+                earlier,
+                ..Default::default()
+            });
+        }
+        Ok(Lookup {
+            earlier,
+            open: self.open_case(alarm_key).await?,
+            slots_taken: self.case_slots_taken(now).await?,
+        })
+    }
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
     /// Takes the claim for its alarm unless a live claim or an open case exists.
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError>;

@@ -36,13 +36,16 @@ impl CaseService {
             slots_taken: 0,
             storm: None,
         };
-        if dedupe == Dedupe::Check {
-            let keys = handled_keys(delivery, alarm);
-            facts.earlier = self.ledger.find_handled(&keys).await?;
-            // Durable, as the ledger said: the next redelivery is answered from memory.
-            if let Some(d) = &facts.earlier {
-                self.recent.remember(&keys, super::recent::Earlier::of(d));
-            }
+        // One read of the ledger (on DynamoDB, one request) for what deciding needs from it.
+        let keys = match dedupe {
+            Dedupe::Check => handled_keys(delivery, alarm),
+            Dedupe::Skip => Vec::new(),
+        };
+        let lookup = self.ledger.lookup(&keys, alarm.key(), now).await?;
+        facts.earlier = lookup.earlier;
+        // Durable, as the ledger said: the next redelivery is answered from memory.
+        if let Some(d) = &facts.earlier {
+            self.recent.remember(&keys, super::recent::Earlier::of(d));
         }
         if facts.settled_early(alarm, &self.policy) {
             return Ok(facts);
@@ -60,14 +63,14 @@ impl CaseService {
         if facts.window.is_some() {
             return Ok(facts);
         }
-        facts.open = self.ledger.open_case(alarm.key()).await?;
+        facts.open = lookup.open;
         // The open cases of other alarms are read once, and only when the alarm's settings
         // (inhibition, groups) or its group's recovery ask for them.
         if Facts::needs_others(alarm, &facts.settings, facts.open.as_ref()) {
             facts.others = self.ledger.open_cases().await?;
         }
         if alarm.state == crate::alarm::AlarmState::Alarm && facts.open.is_none() {
-            facts.slots_taken = self.ledger.case_slots_taken(now).await?;
+            facts.slots_taken = lookup.slots_taken;
             if facts.slots_taken >= self.policy.storm_cap {
                 facts.storm = self.ledger.open_case(STORM_KEY).await?;
             }

@@ -27,7 +27,7 @@ use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
-    LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+    LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 
 pub struct DynamoLedger {
@@ -36,7 +36,13 @@ pub struct DynamoLedger {
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
     /// most, so a redelivery cannot come later than that).
     handled_ttl: Duration,
+    /// The history items of duplicates answered from memory, written together by
+    /// BatchWriteItem once there are [`NOTE_BATCH`] of them (and before any listing).
+    notes: std::sync::Mutex<Vec<Item>>,
 }
+
+/// Items per BatchWriteItem of noted duplicates (DynamoDB takes at most 25).
+const NOTE_BATCH: usize = 24;
 
 const OPEN_SK: &str = "open";
 /// Partition of the alarms held during maintenance windows (sort key: the alarm key).
@@ -77,6 +83,88 @@ impl DynamoLedger {
             client,
             table: table.to_owned(),
             handled_ttl,
+            notes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A decision's history items: under its alarm, its day and its case.
+    fn history(decision: &Decision, json: &str) -> Vec<Item> {
+        let seq = decision.seq;
+        let copies = [
+            Some((
+                format!("alarm#{}", decision.alarm_key),
+                format!("decision#{seq:020}"),
+            )),
+            Some((
+                format!("day#{}", decision.at.format("%Y-%m-%d")),
+                format!("{seq:020}#{}", decision.alarm_key),
+            )),
+            decision
+                .case_id
+                .as_ref()
+                .map(|c| (format!("case#{c}"), format!("decision#{seq:020}"))),
+        ];
+        copies
+            .into_iter()
+            .flatten()
+            .map(|(pk, sk)| {
+                Item::from([
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s(sk)),
+                    ("decision".to_owned(), s(json.to_owned())),
+                ])
+            })
+            .collect()
+    }
+
+    /// Writes noted history items, 25 at most per request; what DynamoDB leaves unprocessed
+    /// is tried once more, then given up with a warning (a line of history, never a case).
+    async fn write_notes(&self, items: Vec<Item>) -> Result<(), LedgerError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(build_error)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for attempt in 0..2 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| ledger_error("BatchWriteItem (noted duplicates)", e))?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == 1 {
+                    tracing::warn!(
+                        items = requests.len(),
+                        "noted duplicates left unwritten after a retry"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes whatever noted history is waiting.
+    async fn flush_notes(&self) -> Result<(), LedgerError> {
+        let waiting = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
+        match waiting.is_empty() {
+            true => Ok(()),
+            false => self.write_notes(waiting).await,
         }
     }
 
@@ -183,6 +271,108 @@ impl CaseLedger for DynamoLedger {
             }
         }
         Ok(earliest)
+    }
+
+    /// The handled keys, the alarm's open case and the hour's slot counter in one
+    /// BatchGetItem (consistent reads). Keys DynamoDB leaves unprocessed (throttling) are
+    /// not guessed at: the reads are made one by one instead.
+    async fn lookup(
+        &self,
+        keys: &[String],
+        alarm_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Lookup, LedgerError> {
+        let key = |pk: String, sk: &str| {
+            HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+        };
+        let open_pk = format!("alarm#{alarm_key}");
+        let slots_pk = format!("slots#{}", slot_hour(now));
+        let mut ka = KeysAndAttributes::builder()
+            .consistent_read(true)
+            .keys(key(open_pk.clone(), OPEN_SK))
+            .keys(key(slots_pk.clone(), "-"));
+        for k in keys {
+            ka = ka.keys(key(format!("handled#{k}"), "-"));
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, ka.build().map_err(build_error)?)
+            .send()
+            .await
+            .map_err(|e| ledger_error("BatchGetItem (lookup)", e))?;
+        if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
+            let earlier = self.find_handled(keys).await?;
+            if earlier.is_some() {
+                return Ok(Lookup {
+                    earlier,
+                    ..Default::default()
+                });
+            }
+            return Ok(Lookup {
+                earlier,
+                open: self.open_case(alarm_key).await?,
+                slots_taken: self.case_slots_taken(now).await?,
+            });
+        }
+        let epoch = Utc::now().timestamp();
+        let mut found = Lookup::default();
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
+            match get_s(item, "pk") {
+                Some(pk) if pk == open_pk && get_s(item, "state") == Some(STATE_OPEN) => {
+                    let json = get_s(item, "record")
+                        .ok_or_else(|| LedgerError::corrupt_said("open case without record"))?;
+                    found.open = Some(
+                        serde_json::from_str(json)
+                            .map_err(|e| LedgerError::corrupt("a ledger record", e))?,
+                    );
+                }
+                Some(pk) if pk == slots_pk => {
+                    found.slots_taken = get_n(item, "n")
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(0);
+                }
+                // TTL deletion is lazy: an expired record no longer counts.
+                Some(pk)
+                    if pk.starts_with("handled#")
+                        && get_n(item, TTL_ATTRIBUTE).is_none_or(|t| t >= epoch) =>
+                {
+                    let d = decision_from(item)?;
+                    if found.earlier.as_ref().is_none_or(|e| d.seq < e.seq) {
+                        found.earlier = Some(d);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if found.earlier.is_some() {
+            found.open = None;
+            found.slots_taken = 0;
+        }
+        Ok(found)
+    }
+
+    /// A duplicate answered from memory costs no request of its own: its history items
+    /// wait in memory and go [`NOTE_BATCH`] at a time in one BatchWriteItem (a fraction of
+    /// a request per duplicate). Not durable until then: a stop may lose a few such lines
+    /// of history, never a case or a handled key.
+    async fn note(&self, mut decision: Decision) -> Result<(), LedgerError> {
+        decision.seq = seq_of(decision.at);
+        let json = decision_json(&decision)?;
+        let full = {
+            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            notes.extend(Self::history(&decision, &json));
+            (notes.len() >= NOTE_BATCH).then(|| std::mem::take(&mut *notes))
+        };
+        match full {
+            Some(items) => self.write_notes(items).await,
+            None => Ok(()),
+        }
     }
 
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
@@ -357,26 +547,7 @@ impl CaseLedger for DynamoLedger {
                 Some(("attribute_not_exists(pk) OR expires_at < :now", values)),
             )?);
         }
-        let copies = [
-            Some((
-                format!("alarm#{}", decision.alarm_key),
-                format!("decision#{seq:020}"),
-            )),
-            Some((
-                format!("day#{}", decision.at.format("%Y-%m-%d")),
-                format!("{seq:020}#{}", decision.alarm_key),
-            )),
-            decision
-                .case_id
-                .as_ref()
-                .map(|c| (format!("case#{c}"), format!("decision#{seq:020}"))),
-        ];
-        for (pk, sk) in copies.into_iter().flatten() {
-            let item = Item::from([
-                ("pk".to_owned(), s(pk)),
-                ("sk".to_owned(), s(sk)),
-                ("decision".to_owned(), s(json.clone())),
-            ]);
+        for item in Self::history(&decision, &json) {
             items.push(self.put(item, None)?);
         }
         for change in &commit.open_cases {
@@ -545,6 +716,8 @@ impl CaseLedger for DynamoLedger {
     }
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
+        // Noted duplicates first, so the list is complete.
+        self.flush_notes().await?;
         let limit = if filter.limit == 0 {
             usize::MAX
         } else {
