@@ -275,6 +275,44 @@ async fn settings_are_read_through_a_short_cache() {
     );
 }
 
+#[tokio::test]
+async fn a_small_settings_table_is_read_whole_so_a_new_alarm_costs_no_read() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    c.dynamodb
+        .put_item()
+        .table_name(&s.config_table)
+        .item("AlarmName", AttributeValue::S("known".into()))
+        .item("priority", AttributeValue::S("urgent".into()))
+        .send()
+        .await
+        .expect("put");
+    let store =
+        DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::from_secs(60))
+            .await
+            .expect("open");
+    assert_eq!(
+        store
+            .get("known")
+            .await
+            .expect("get")
+            .and_then(|r| r.priority),
+        Some("urgent".into())
+    );
+    // The table goes away behind the store's back: an alarm never asked about is still
+    // answered (no settings) from the snapshot, so no request was made for it.
+    c.dynamodb
+        .delete_table()
+        .table_name(&s.config_table)
+        .send()
+        .await
+        .expect("delete table");
+    assert_eq!(
+        store.get("never-seen").await.expect("from the snapshot"),
+        None
+    );
+}
+
 fn decision(alarm: &str, case: Option<&str>) -> Decision {
     Decision {
         seq: 0,

@@ -1,9 +1,12 @@
 //! The per-alarm settings in the original service's DynamoDB table, read as it is: one item
 //! per alarm, keyed by the alarm name, plus one item that holds the maintenance windows.
-//! Reads are cached for a short while, so a storm of one alarm costs one GetItem.
+//! Reads are cached for a short while: a table of at most [`SNAPSHOT_MAX`] alarms is read
+//! whole (one Scan per cache lifetime), so an alarm never seen before costs no read either;
+//! a bigger table (or one the service may not Scan) is read item by item, each cached.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -28,7 +31,19 @@ pub struct DynamoConfigStore {
     cache_ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<AlarmConfigRecord>)>>,
     windows_cache: Mutex<Option<(Instant, Vec<MaintenanceWindow>)>>,
+    /// The whole table, when it is small, and when it was read.
+    snapshot: Mutex<Option<(Instant, Snapshot)>>,
+    /// One Scan at a time, however many requests find the snapshot expired.
+    scanning: tokio::sync::Mutex<()>,
+    /// The table is too big for a snapshot, or Scan is not allowed: item by item.
+    per_item: AtomicBool,
 }
+
+/// Every alarm's settings, by name.
+type Snapshot = Arc<HashMap<String, AlarmConfigRecord>>;
+
+/// Tables of up to this many alarms are read whole.
+pub const SNAPSHOT_MAX: usize = 2048;
 
 /// The settings table item that holds the maintenance windows (one item: one read per cache
 /// lifetime, whatever the number of windows). Not an alarm: `alarms list` leaves it out.
@@ -56,6 +71,9 @@ impl DynamoConfigStore {
             cache_ttl,
             cache: Mutex::new(HashMap::new()),
             windows_cache: Mutex::new(None),
+            snapshot: Mutex::new(None),
+            scanning: tokio::sync::Mutex::new(()),
+            per_item: AtomicBool::new(false),
         })
     }
 
@@ -108,6 +126,77 @@ impl DynamoConfigStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+        // What this process wrote is read back at once.
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn fresh_snapshot(&self) -> Option<Snapshot> {
+        let snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        snapshot
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < self.cache_ttl)
+            .map(|(_, all)| all.clone())
+    }
+
+    /// The settings from the whole-table snapshot, read again when it has expired; None
+    /// when the table is read item by item.
+    async fn in_snapshot(&self, name: &str) -> Option<Option<AlarmConfigRecord>> {
+        if self.per_item.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(all) = self.fresh_snapshot() {
+            return Some(all.get(name).cloned());
+        }
+        let _one = self.scanning.lock().await;
+        if let Some(all) = self.fresh_snapshot() {
+            return Some(all.get(name).cloned());
+        }
+        match self.scan_small().await {
+            Ok(Some(all)) => {
+                let all = Arc::new(all);
+                *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), all.clone()));
+                Some(all.get(name).cloned())
+            }
+            Ok(None) => {
+                tracing::info!(
+                    table = %self.table,
+                    "more than {SNAPSHOT_MAX} alarm settings: read item by item"
+                );
+                self.per_item.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                // Scan denied, or the table unreachable: the item read says which.
+                tracing::warn!(error = %crate::errors::Chain(&e), "the settings table could not be read whole; reading item by item");
+                self.per_item.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Every alarm's settings, or None when there are more than [`SNAPSHOT_MAX`].
+    async fn scan_small(&self) -> Result<Option<HashMap<String, AlarmConfigRecord>>, StoreError> {
+        let mut all = HashMap::new();
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.try_next().await.map_err(|e| store_error("Scan", e))? {
+            match get_s(&item, &self.hash_key) {
+                Some(WINDOWS_ITEM) | None => {}
+                Some(name) => {
+                    if all.len() >= SNAPSHOT_MAX {
+                        return Ok(None);
+                    }
+                    all.insert(name.to_owned(), record_from_item(&item));
+                }
+            }
+        }
+        Ok(Some(all))
     }
 }
 
@@ -193,6 +282,9 @@ fn store_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
 impl AlarmConfigStore for DynamoConfigStore {
     async fn get(&self, alarm_name: &str) -> Result<Option<AlarmConfigRecord>, StoreError> {
         if let Some(hit) = self.cached(alarm_name) {
+            return Ok(hit);
+        }
+        if let Some(hit) = self.in_snapshot(alarm_name).await {
             return Ok(hit);
         }
         let record = self.item(alarm_name).await?.as_ref().map(record_from_item);
