@@ -10,7 +10,10 @@
 # and keeps every JSON report in the output directory.
 #
 #   scripts/bench.sh [--seconds S] [--concurrency "1 16 64 256"] [--scenarios "..."]
-#                    [--out DIR] [--no-build]
+#                    [--out DIR] [--no-build] [--no-aws]
+#
+# Then, unless --no-aws, scripts/bench-aws.sh: the aws backend and a Flask + boto3 peer on
+# one canned AWS endpoint (nginx), with the AWS calls per outcome (needs nginx).
 #
 # Scenarios: dup-sqsd dup-sns invalid forged-sns new-sns (see examples/loadgen.rs).
 set -euo pipefail
@@ -23,6 +26,7 @@ CONCURRENCIES="1 16 64 256"
 SCENARIOS="dup-sqsd dup-sns invalid forged-sns new-sns"
 OUT=target/bench
 BUILD=1
+AWS=1
 # Upper bounds on requests per run (the time bound usually ends a run first). Every new-sns
 # request is signed beforehand, so its bound is kept to what the ledger can take in time.
 MAX_REQUESTS=${MAX_REQUESTS:-2000000}
@@ -32,7 +36,7 @@ NEW_SNS_REQUESTS=${NEW_SNS_REQUESTS:-6000}
 BENCH_STORM_CAP=${BENCH_STORM_CAP:-1000000}
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -43,6 +47,7 @@ while (($#)); do
     --scenarios) SCENARIOS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --no-aws) AWS=0; shift ;;
     -h | --help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
@@ -256,3 +261,12 @@ if service_fsync:
 print("load: the machine's 1-minute load average just before the run (2 cores).")
 EOF
 echo "(reports: $RESULTS, table: $OUT/table.md)" >&2
+
+if ((AWS)); then
+  echo >&2
+  echo "== the aws backend and the Flask + boto3 peer (scripts/bench-aws.sh)" >&2
+  echo
+  echo "AWS backend, against one canned AWS endpoint (nginx), new alarms and one redelivered:"
+  echo
+  scripts/bench-aws.sh --no-build --seconds "$SECS" --concurrency 64 --out "$OUT/aws"
+fi
