@@ -10,7 +10,10 @@
 # and keeps every JSON report in the output directory.
 #
 #   scripts/bench.sh [--seconds S] [--concurrency "1 16 64 256"] [--scenarios "..."]
-#                    [--out DIR] [--no-build] [--no-aws]
+#                    [--out DIR] [--no-build] [--no-aws] [--ledger N]
+#
+# --ledger N starts each service on a ledger already holding N past decisions
+# (scripts/seed-ledger.py), to show what a request costs as the ledger grows.
 #
 # Then, unless --no-aws, scripts/bench-aws.sh: the aws backend and a Flask + boto3 peer on
 # one canned AWS endpoint (nginx), with the AWS calls per outcome (needs nginx).
@@ -27,6 +30,7 @@ SCENARIOS="dup-sqsd dup-sns invalid forged-sns new-sns"
 OUT=target/bench
 BUILD=1
 AWS=1
+LEDGER=0
 # Upper bounds on requests per run (the time bound usually ends a run first). Every new-sns
 # request is signed beforehand, so its bound is kept to what the ledger can take in time.
 MAX_REQUESTS=${MAX_REQUESTS:-2000000}
@@ -36,7 +40,7 @@ NEW_SNS_REQUESTS=${NEW_SNS_REQUESTS:-6000}
 BENCH_STORM_CAP=${BENCH_STORM_CAP:-1000000}
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -48,6 +52,7 @@ while (($#)); do
     --out) OUT=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --no-aws) AWS=0; shift ;;
+    --ledger) LEDGER=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
@@ -114,9 +119,19 @@ start_server() {
   IDLE_KB=$(perf_status_kb "$SERVER_PID" VmRSS)
 }
 
+SEEDED=""
 start_service() {
   local port=$1 data=$2
   rm -rf "$data"
+  if ((LEDGER > 0)); then
+    # One seeded ledger, copied for each service.
+    if [[ -z $SEEDED ]]; then
+      SEEDED="$PERF_TMP/seeded"
+      DATA_DIR="$SEEDED" "$BIN" check >/dev/null 2>&1 || true
+      python3 scripts/seed-ledger.py "$SEEDED" "$LEDGER" >&2
+    fi
+    cp -r "$SEEDED" "$data"
+  fi
   start_server "$port" env BIND=127.0.0.1 PORT="$port" DATA_DIR="$data" \
     SNS_CERT_DIR="$PERF_TMP/keys/certs" \
     SNS_TOPIC_ARNS="arn:aws:sns:us-east-1:123456789012:support-cases" \

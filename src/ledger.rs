@@ -276,6 +276,28 @@ pub struct Lookup {
     pub slots_taken: usize,
 }
 
+/// [`CaseLedger::lookup`] read by read: the handled keys first, and the rest only when the
+/// event is new.
+pub async fn lookup_each<L: CaseLedger + ?Sized>(
+    ledger: &L,
+    keys: &[String],
+    alarm_key: &str,
+    now: DateTime<Utc>,
+) -> Result<Lookup, LedgerError> {
+    let earlier = ledger.find_handled(keys).await?;
+    if earlier.is_some() {
+        return Ok(Lookup {
+            earlier,
+            ..Default::default()
+        });
+    }
+    Ok(Lookup {
+        earlier,
+        open: ledger.open_case(alarm_key).await?,
+        slots_taken: ledger.case_slots_taken(now).await?,
+    })
+}
+
 /// Which decisions `cases list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionFilter {
@@ -351,18 +373,7 @@ pub trait CaseLedger: Send + Sync {
         alarm_key: &str,
         now: DateTime<Utc>,
     ) -> Result<Lookup, LedgerError> {
-        let earlier = self.find_handled(keys).await?;
-        if earlier.is_some() {
-            return Ok(Lookup {
-                earlier,
-                ..Default::default()
-            });
-        }
-        Ok(Lookup {
-            earlier,
-            open: self.open_case(alarm_key).await?,
-            slots_taken: self.case_slots_taken(now).await?,
-        })
+        lookup_each(self, keys, alarm_key, now).await
     }
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
     /// Takes the claim for its alarm unless a live claim or an open case exists.

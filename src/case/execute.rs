@@ -14,7 +14,7 @@ use crate::alarm::Alarm;
 use crate::delivery::Delivery;
 use crate::desk::{Communication, DeskError, NewCase};
 use crate::errors::Chain;
-use crate::ledger::{Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCaseChange};
+use crate::ledger::{Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
 use crate::notify::Notice;
 use crate::outcome::Outcome;
 
@@ -49,6 +49,18 @@ impl Done {
             open_cases: Vec::new(),
         }
     }
+}
+
+/// The alarm was added to the open storm case.
+fn folded(alarm: &Alarm, mut storm: OpenCase, now: DateTime<Utc>) -> Done {
+    storm.updates += 1;
+    storm.last_update_at = now;
+    let id = storm.case_id.clone();
+    let note = Some("storm: folded into the storm case".into());
+    let mut done = Done::on(Outcome::Folded, Some(id.clone()), note);
+    done.open_cases.push(opened_for(alarm, id, now));
+    done.open_cases.push(OpenCaseChange::Put(storm));
+    done
 }
 
 /// A case was opened for the alarm itself.
@@ -213,20 +225,11 @@ impl CaseService {
                 done
             }
             Action::Fold {
-                mut storm,
+                storm,
                 communication,
                 if_gone,
             } => match self.tell(&storm.case_id, &communication).await? {
-                true => {
-                    storm.updates += 1;
-                    storm.last_update_at = now;
-                    let id = storm.case_id.clone();
-                    let note = Some("storm: folded into the storm case".into());
-                    let mut done = Done::on(plan.outcome, Some(id.clone()), note);
-                    done.open_cases.push(opened_for(alarm, id, now));
-                    done.open_cases.push(OpenCaseChange::Put(storm));
-                    done
-                }
+                true => folded(alarm, storm, now),
                 // The storm case was resolved: this alarm starts a new one.
                 false => {
                     let IfGone::OpenStorm { case } = if_gone else {
@@ -369,17 +372,10 @@ impl CaseService {
         keys: &[String],
         now: DateTime<Utc>,
     ) -> Result<Done, CaseError> {
-        if let Some(mut storm) = self.ledger.open_case(STORM_KEY).await?
+        if let Some(storm) = self.ledger.open_case(STORM_KEY).await?
             && self.tell(&storm.case_id, &storm_plan.communication).await?
         {
-            storm.updates += 1;
-            storm.last_update_at = now;
-            let id = storm.case_id.clone();
-            let note = Some("storm: folded into the storm case".into());
-            let mut done = Done::on(Outcome::Folded, Some(id.clone()), note);
-            done.open_cases.push(opened_for(alarm, id, now));
-            done.open_cases.push(OpenCaseChange::Put(storm));
-            return Ok(done);
+            return Ok(folded(alarm, storm, now));
         }
         let opened = self
             .open_case(STORM_KEY, alarm, keys, &storm_plan.case, None, now)

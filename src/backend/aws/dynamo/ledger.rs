@@ -302,18 +302,7 @@ impl CaseLedger for DynamoLedger {
             .await
             .map_err(|e| ledger_error("BatchGetItem (lookup)", e))?;
         if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
-            let earlier = self.find_handled(keys).await?;
-            if earlier.is_some() {
-                return Ok(Lookup {
-                    earlier,
-                    ..Default::default()
-                });
-            }
-            return Ok(Lookup {
-                earlier,
-                open: self.open_case(alarm_key).await?,
-                slots_taken: self.case_slots_taken(now).await?,
-            });
+            return crate::ledger::lookup_each(self, keys, alarm_key, now).await;
         }
         let epoch = Utc::now().timestamp();
         let mut found = Lookup::default();

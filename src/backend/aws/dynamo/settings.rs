@@ -177,7 +177,19 @@ impl DynamoConfigStore {
 
     /// Every alarm's settings, or None when there are more than [`SNAPSHOT_MAX`].
     async fn scan_small(&self) -> Result<Option<HashMap<String, AlarmConfigRecord>>, StoreError> {
-        let mut all = HashMap::new();
+        Ok(self
+            .scan(Some(SNAPSHOT_MAX))
+            .await?
+            .map(|all| all.into_iter().collect()))
+    }
+
+    /// Every alarm's settings (the maintenance item left out), or None when there are more
+    /// than `most`.
+    async fn scan(
+        &self,
+        most: Option<usize>,
+    ) -> Result<Option<Vec<(String, AlarmConfigRecord)>>, StoreError> {
+        let mut all = Vec::new();
         let mut items = self
             .client
             .scan()
@@ -188,12 +200,8 @@ impl DynamoConfigStore {
         while let Some(item) = items.try_next().await.map_err(|e| store_error("Scan", e))? {
             match get_s(&item, &self.hash_key) {
                 Some(WINDOWS_ITEM) | None => {}
-                Some(name) => {
-                    if all.len() >= SNAPSHOT_MAX {
-                        return Ok(None);
-                    }
-                    all.insert(name.to_owned(), record_from_item(&item));
-                }
+                Some(_) if most.is_some_and(|m| all.len() >= m) => return Ok(None),
+                Some(name) => all.push((name.to_owned(), record_from_item(&item))),
             }
         }
         Ok(Some(all))
@@ -305,20 +313,7 @@ impl AlarmConfigStore for DynamoConfigStore {
     }
 
     async fn list(&self) -> Result<Vec<(String, AlarmConfigRecord)>, StoreError> {
-        let mut all = Vec::new();
-        let mut items = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = items.try_next().await.map_err(|e| store_error("Scan", e))? {
-            match get_s(&item, &self.hash_key) {
-                Some(WINDOWS_ITEM) | None => {}
-                Some(name) => all.push((name.to_owned(), record_from_item(&item))),
-            }
-        }
+        let mut all = self.scan(None).await?.unwrap_or_default();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)
     }
