@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok((delivery, alarm)) = received.into_alarm() else {
         return;
     };
-    assert_eq!(alarm.delivery_id.as_deref(), delivery.id());
+    assert_eq!(delivery.kind, kind);
     check_alarm(&alarm);
     check_case_bodies(&delivery, &alarm);
 });

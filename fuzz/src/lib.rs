@@ -17,8 +17,10 @@ use cw_support_api::desk::{
     CaseInfo, Communication, DeskError, MAX_BODY_CHARS, NewCase, SupportDesk,
 };
 use cw_support_api::ledger::{
-    CaseLedger, Claim, Commit, Decision, DecisionFilter, LedgerError, OpenCase,
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, LedgerError,
+    OpenCase,
 };
+use cw_support_api::maintenance::MaintenanceWindow;
 
 /// One current-thread runtime per fuzzing process, to drive the library's async API.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -87,7 +89,13 @@ impl AlarmConfigStore for NoConfig {
         Ok(None)
     }
     async fn put(&self, _: &str, _: &AlarmConfigRecord) -> Result<(), StoreError> {
-        Err(StoreError::Backend("read-only fuzz store".into()))
+        Err(StoreError::backend_said("read-only fuzz store"))
+    }
+    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn save_windows(&self, _: &[MaintenanceWindow]) -> Result<(), StoreError> {
+        Err(StoreError::backend_said("read-only fuzz store"))
     }
     async fn list(&self) -> Result<Vec<(String, AlarmConfigRecord)>, StoreError> {
         Ok(Vec::new())
@@ -122,19 +130,38 @@ impl CaseLedger for StandInLedger {
             coalesced: 3,
             updates: 1,
             recovered: false,
+            digest: None,
+            cycles: Vec::new(),
+            flapping: false,
+            group: None,
         }))
     }
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError> {
         Ok(Vec::new())
     }
-    async fn claim(&self, _: &Claim, _: DateTime<Utc>) -> Result<bool, LedgerError> {
-        Err(LedgerError::Storage("read-only fuzz ledger".into()))
+    async fn claim(&self, _: &Claim, _: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
+    }
+    async fn renew(&self, _: &Claim, _: DateTime<Utc>) -> Result<bool, LedgerError> {
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
+    }
+    async fn case_slots_taken(&self, _: DateTime<Utc>) -> Result<usize, LedgerError> {
+        Ok(0)
+    }
+    async fn take_case_slot(&self, _: usize, _: DateTime<Utc>) -> Result<bool, LedgerError> {
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
+    }
+    async fn return_case_slot(&self, _: DateTime<Utc>) -> Result<(), LedgerError> {
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
+    }
+    async fn held(&self) -> Result<Vec<HeldAlarm>, LedgerError> {
+        Ok(Vec::new())
     }
     async fn release(&self, _: &Claim) -> Result<(), LedgerError> {
-        Err(LedgerError::Storage("read-only fuzz ledger".into()))
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
     }
     async fn commit(&self, _: Commit) -> Result<i64, LedgerError> {
-        Err(LedgerError::Storage("read-only fuzz ledger".into()))
+        Err(LedgerError::storage_said("read-only fuzz ledger"))
     }
     async fn decisions(&self, _: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
         Ok(Vec::new())
@@ -155,6 +182,9 @@ impl SupportDesk for NoDesk {
         Err(DeskError::Unavailable("fuzz".into()))
     }
     async fn case_info(&self, _: &str) -> Result<Option<CaseInfo>, DeskError> {
+        Ok(None)
+    }
+    async fn find_case(&self, _: &str, _: DateTime<Utc>) -> Result<Option<String>, DeskError> {
         Ok(None)
     }
 }
@@ -192,7 +222,7 @@ pub fn check_case_bodies(delivery: &Delivery, alarm: &Alarm) {
         .block_on(fresh.plan(delivery, alarm))
         .expect("planning against stand-ins does not fail");
     match (&plan.action, alarm.state) {
-        (Action::Create { case }, AlarmState::Alarm) => {
+        (Action::Create { case, .. }, AlarmState::Alarm) => {
             assert_eq!(plan.outcome, Outcome::Created);
             check_body("new case", &case.communication_body);
             assert_eq!(case.subject, alarm.name);
