@@ -276,6 +276,29 @@ pub struct Lookup {
     pub slots_taken: usize,
 }
 
+/// [`CaseLedger::claim_counted`] in two steps: the slot, then the claim.
+pub async fn claim_counted_in_steps<L: CaseLedger + ?Sized>(
+    ledger: &L,
+    claim: &Claim,
+    cap: usize,
+    now: DateTime<Utc>,
+) -> Result<CountedClaim, LedgerError> {
+    if !ledger.take_case_slot(cap, now).await? {
+        return Ok(CountedClaim::Full);
+    }
+    let claimed = ledger.claim(claim, now).await;
+    if !matches!(claimed, Ok(ClaimOutcome::Taken { .. })) {
+        // The case will not be opened under this claim: the slot goes back.
+        if let Err(e) = ledger.return_case_slot(now).await {
+            tracing::warn!(error = %crate::errors::Chain(&e), "could not give a storm slot back");
+        }
+    }
+    match claimed? {
+        ClaimOutcome::Taken { stale } => Ok(CountedClaim::Taken { stale }),
+        ClaimOutcome::Refused => Ok(CountedClaim::Refused),
+    }
+}
+
 /// [`CaseLedger::lookup`] read by read: the handled keys first, and the rest only when the
 /// event is new.
 pub async fn lookup_each<L: CaseLedger + ?Sized>(
@@ -296,6 +319,17 @@ pub async fn lookup_each<L: CaseLedger + ?Sized>(
         open: ledger.open_case(alarm_key).await?,
         slots_taken: ledger.case_slots_taken(now).await?,
     })
+}
+
+/// The answer to a claim that also takes one of the hour's case slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountedClaim {
+    /// The slot and the claim are ours.
+    Taken { stale: Option<StaleClaim> },
+    /// The hour's slots are all taken (a storm); no claim was made.
+    Full,
+    /// A live claim or an open case exists; no slot was taken.
+    Refused,
 }
 
 /// Which decisions `cases list` shows.
@@ -378,6 +412,17 @@ pub trait CaseLedger: Send + Sync {
     async fn open_cases(&self) -> Result<Vec<OpenCase>, LedgerError>;
     /// Takes the claim for its alarm unless a live claim or an open case exists.
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError>;
+    /// Takes one of the hour's `cap` case slots and the claim together: both or neither. By
+    /// default two steps (the slot, then the claim, the slot given back if the claim is
+    /// refused); DynamoDB does it in one transaction when it can.
+    async fn claim_counted(
+        &self,
+        claim: &Claim,
+        cap: usize,
+        now: DateTime<Utc>,
+    ) -> Result<CountedClaim, LedgerError> {
+        claim_counted_in_steps(self, claim, cap, now).await
+    }
     /// Gives a claim back (the case could not be opened).
     async fn release(&self, claim: &Claim) -> Result<(), LedgerError>;
     /// Extends a claim's lease to `until`; false if it is no longer ours.

@@ -349,6 +349,68 @@ fn open(alarm: &str, case: &str) -> OpenCase {
 }
 
 #[tokio::test]
+async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
+    use cw_support_api::ledger::CountedClaim;
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let now = Utc::now();
+    let soon = now + chrono::Duration::seconds(120);
+
+    // Nothing held: one transaction takes both.
+    let first = Claim::new("alarm-a", now, soon, None);
+    assert_eq!(
+        ledger.claim_counted(&first, 2, now).await.expect("claim"),
+        CountedClaim::Taken { stale: None }
+    );
+    assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 1);
+
+    // A live claim refuses the next, and its slot is not taken.
+    let second = Claim::new("alarm-a", now, soon, None);
+    assert_eq!(
+        ledger.claim_counted(&second, 2, now).await.expect("claim"),
+        CountedClaim::Refused
+    );
+    assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 1);
+
+    // An expired claim is taken over (the two-step path), naming whose it was.
+    let crashed = Claim::new(
+        "alarm-b",
+        now - chrono::Duration::seconds(300),
+        now - chrono::Duration::seconds(200),
+        None,
+    );
+    ledger
+        .claim(&crashed, now - chrono::Duration::seconds(300))
+        .await
+        .expect("crashed claim");
+    let takeover = Claim::new("alarm-b", now, soon, None);
+    match ledger
+        .claim_counted(&takeover, 2, now)
+        .await
+        .expect("claim")
+    {
+        CountedClaim::Taken { stale: Some(stale) } => {
+            assert_eq!(stale.reference, crashed.reference)
+        }
+        other => panic!("expected a takeover with the stale reference, got {other:?}"),
+    }
+    assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 2);
+
+    // The hour's slots are taken: no claim either.
+    let third = Claim::new("alarm-c", now, soon, None);
+    assert_eq!(
+        ledger.claim_counted(&third, 2, now).await.expect("claim"),
+        CountedClaim::Full
+    );
+    assert_eq!(
+        ledger.claim(&third, now).await.expect("claim"),
+        ClaimOutcome::Taken { stale: None },
+        "a full hour left no claim behind for alarm-c"
+    );
+}
+
+#[tokio::test]
 async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;

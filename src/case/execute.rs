@@ -14,7 +14,10 @@ use crate::alarm::Alarm;
 use crate::delivery::Delivery;
 use crate::desk::{Communication, DeskError, NewCase};
 use crate::errors::Chain;
-use crate::ledger::{Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCase, OpenCaseChange};
+use crate::ledger::{
+    Claim, ClaimOutcome, Commit, CountedClaim, Decision, LedgerError, OpenCase, OpenCaseChange,
+    StaleClaim,
+};
 use crate::notify::Notice;
 use crate::outcome::Outcome;
 
@@ -403,16 +406,18 @@ impl CaseService {
         replaces: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Option<Opened>, CaseError> {
-        if !self
+        // The slot and the claim in one step (one request on DynamoDB): both or neither.
+        let claim = self.claim_for(key, alarm, keys, replaces.clone(), now);
+        let stale = match self
             .ledger
-            .take_case_slot(self.policy.storm_cap, now)
+            .claim_counted(&claim, self.policy.storm_cap, now)
             .await?
         {
-            return Ok(None);
-        }
-        let first = self
-            .open_case(key, alarm, keys, case, replaces.clone(), now)
-            .await;
+            CountedClaim::Full => return Ok(None),
+            CountedClaim::Refused => return Err(CaseError::Busy),
+            CountedClaim::Taken { stale } => stale,
+        };
+        let first = self.open_claimed(key, claim, stale, case).await;
         // A refusal no retry can fix may be the alarm's own codes: once more with the
         // defaults, saying so in the case.
         let with_defaults = case.service_code != self.policy.default_service_code
@@ -464,14 +469,37 @@ impl CaseService {
         replaces: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Opened, CaseError> {
-        let ttl =
-            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
-        let claim =
-            Claim::new(key, now, now + ttl, replaces).for_delivery(&alarm.name, keys.to_vec());
+        let claim = self.claim_for(key, alarm, keys, replaces, now);
         let stale = match self.ledger.claim(&claim, now).await? {
             ClaimOutcome::Refused => return Err(CaseError::Busy),
             ClaimOutcome::Taken { stale } => stale,
         };
+        self.open_claimed(key, claim, stale, case).await
+    }
+
+    /// The claim to open a case for `key`, for this delivery, leased for `CLAIM_TTL`.
+    fn claim_for(
+        &self,
+        key: &str,
+        alarm: &Alarm,
+        keys: &[String],
+        replaces: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Claim {
+        let ttl =
+            chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        Claim::new(key, now, now + ttl, replaces).for_delivery(&alarm.name, keys.to_vec())
+    }
+
+    /// With the claim held: finds the case a stopped owner of a stale claim may have
+    /// opened, or opens it, never twice.
+    async fn open_claimed(
+        &self,
+        key: &str,
+        claim: Claim,
+        stale: Option<StaleClaim>,
+        case: &NewCase,
+    ) -> Result<Opened, CaseError> {
         if let Some(stale) = stale {
             match self
                 .leased(

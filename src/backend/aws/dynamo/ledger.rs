@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
 use crate::ledger::{
-    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
-    LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+    CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter, HeldAlarm,
+    HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 
 pub struct DynamoLedger {
@@ -415,29 +415,78 @@ impl CaseLedger for DynamoLedger {
         Ok(all)
     }
 
-    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
-        let mut item = Item::from([
-            ("pk".to_owned(), s(format!("alarm#{}", claim.alarm_key))),
-            ("sk".to_owned(), s(OPEN_SK)),
-            ("state".to_owned(), s(STATE_CLAIMED)),
-            ("claim_token".to_owned(), s(claim.token.clone())),
-            ("claim_reference".to_owned(), s(claim.reference.clone())),
-            ("claimed_at".to_owned(), n(claim.claimed_at.timestamp())),
-            ("claim_expires".to_owned(), n(claim.expires_at.timestamp())),
-            ("claim_owner".to_owned(), s(claim.owner.clone())),
-        ]);
-        let mut condition =
-            "attribute_not_exists(pk) OR (#state = :claimed AND claim_expires < :now)".to_owned();
-        let mut values = Item::from([
-            (":claimed".to_owned(), s(STATE_CLAIMED)),
-            (":now".to_owned(), n(now.timestamp())),
-        ]);
-        if let Some(old) = &claim.replaces {
-            condition.push_str(" OR (#state = :open AND case_id = :replaces)");
-            values.insert(":open".into(), s(STATE_OPEN));
-            values.insert(":replaces".into(), s(old.clone()));
-            item.insert("replaces".into(), s(old.clone()));
+    /// One TransactWriteItems: the hour's slot counter (below the cap) and the claim, when
+    /// nothing is held under the alarm's key (or only the resolved case it replaces). When
+    /// the claim's condition fails, nothing was written and the two steps decide instead:
+    /// they take an expired claim over and say whose it was (a transaction cannot return
+    /// the item it overwrote).
+    async fn claim_counted(
+        &self,
+        claim: &Claim,
+        cap: usize,
+        now: DateTime<Utc>,
+    ) -> Result<CountedClaim, LedgerError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::Update;
+        let expires = now.timestamp() + 3 * 3600;
+        let slot = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{}", slot_hour(now))))
+            .key("sk", s("-"))
+            .update_expression("ADD n :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(n) OR n < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(i64::try_from(cap).unwrap_or(i64::MAX)))
+            .expression_attribute_values(":expires", n(expires))
+            .build()
+            .map_err(build_error)?;
+        let (item, _, _) = claim_item(claim, now);
+        let put = match &claim.replaces {
+            None => self.put(item, Some(("attribute_not_exists(pk)", Item::new())))?,
+            Some(old) => self.put(
+                item,
+                Some((
+                    "attribute_not_exists(pk) OR (#state = :open AND case_id = :replaces)",
+                    Item::from([
+                        (":open".to_owned(), s(STATE_OPEN)),
+                        (":replaces".to_owned(), s(old.clone())),
+                    ]),
+                )),
+            )?,
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(slot).build())
+            .transact_items(put)
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(CountedClaim::Taken { stale: None }),
+            Err(e) => e,
+        };
+        let reasons: Vec<String> = match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+            _ => return Err(ledger_error("TransactWriteItems (slot and claim)", e)),
+        };
+        let failed =
+            |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
+        match (failed(0), failed(1)) {
+            (true, _) => Ok(CountedClaim::Full),
+            (false, true) => crate::ledger::claim_counted_in_steps(self, claim, cap, now).await,
+            _ => Err(LedgerError::Conflict(format!(
+                "slot and claim cancelled [{}]",
+                reasons.join(",")
+            ))),
         }
+    }
+
+    async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
+        let (item, condition, values) = claim_item(claim, now);
         let result = self
             .client
             .put_item()
@@ -744,4 +793,32 @@ impl CaseLedger for DynamoLedger {
         }
         Ok(found)
     }
+}
+
+/// The claim's item under the alarm's key, and the condition of a plain claim: nothing held,
+/// an expired claim (taken over), or the resolved case this one replaces.
+fn claim_item(claim: &Claim, now: DateTime<Utc>) -> (Item, String, Item) {
+    let mut item = Item::from([
+        ("pk".to_owned(), s(format!("alarm#{}", claim.alarm_key))),
+        ("sk".to_owned(), s(OPEN_SK)),
+        ("state".to_owned(), s(STATE_CLAIMED)),
+        ("claim_token".to_owned(), s(claim.token.clone())),
+        ("claim_reference".to_owned(), s(claim.reference.clone())),
+        ("claimed_at".to_owned(), n(claim.claimed_at.timestamp())),
+        ("claim_expires".to_owned(), n(claim.expires_at.timestamp())),
+        ("claim_owner".to_owned(), s(claim.owner.clone())),
+    ]);
+    let mut condition =
+        "attribute_not_exists(pk) OR (#state = :claimed AND claim_expires < :now)".to_owned();
+    let mut values = Item::from([
+        (":claimed".to_owned(), s(STATE_CLAIMED)),
+        (":now".to_owned(), n(now.timestamp())),
+    ]);
+    if let Some(old) = &claim.replaces {
+        condition.push_str(" OR (#state = :open AND case_id = :replaces)");
+        values.insert(":open".into(), s(STATE_OPEN));
+        values.insert(":replaces".into(), s(old.clone()));
+        item.insert("replaces".into(), s(old.clone()));
+    }
+    (item, condition, values)
 }
