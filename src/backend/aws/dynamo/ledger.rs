@@ -428,16 +428,13 @@ impl CaseLedger for DynamoLedger {
     ) -> Result<CountedClaim, LedgerError> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         use aws_sdk_dynamodb::types::Update;
-        let expires = now.timestamp() + 3 * 3600;
         let slot = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("slots#{}", slot_hour(now))))
             .key("sk", s("-"))
-            .update_expression("ADD n :one SET expires_at = :expires")
-            .condition_expression("attribute_not_exists(n) OR n < :cap")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cap", n(i64::try_from(cap).unwrap_or(i64::MAX)))
-            .expression_attribute_values(":expires", n(expires))
+            .update_expression(TAKE_SLOT)
+            .condition_expression(BELOW_CAP)
+            .set_expression_attribute_values(Some(slot_values(cap, now)))
             .build()
             .map_err(build_error)?;
         let (item, _, _) = claim_item(claim, now);
@@ -685,18 +682,15 @@ impl CaseLedger for DynamoLedger {
     /// One counter item per clock hour, incremented only while below the cap: a
     /// conditional update, so a fleet cannot overshoot and no request scans decisions.
     async fn take_case_slot(&self, cap: usize, now: DateTime<Utc>) -> Result<bool, LedgerError> {
-        let expires = now.timestamp() + 3 * 3600;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("slots#{}", slot_hour(now))))
             .key("sk", s("-"))
-            .update_expression("ADD n :one SET expires_at = :expires")
-            .condition_expression("attribute_not_exists(n) OR n < :cap")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":cap", n(i64::try_from(cap).unwrap_or(i64::MAX)))
-            .expression_attribute_values(":expires", n(expires))
+            .update_expression(TAKE_SLOT)
+            .condition_expression(BELOW_CAP)
+            .set_expression_attribute_values(Some(slot_values(cap, now)))
             .send()
             .await;
         match result {
@@ -821,4 +815,17 @@ fn claim_item(claim: &Claim, now: DateTime<Utc>) -> (Item, String, Item) {
         item.insert("replaces".into(), s(old.clone()));
     }
     (item, condition, values)
+}
+
+/// Taking one of the hour's case slots: the counter goes up, only while below the cap, and
+/// the item expires a few hours after its hour.
+const TAKE_SLOT: &str = "ADD n :one SET expires_at = :expires";
+const BELOW_CAP: &str = "attribute_not_exists(n) OR n < :cap";
+
+fn slot_values(cap: usize, now: DateTime<Utc>) -> Item {
+    Item::from([
+        (":one".to_owned(), n(1)),
+        (":cap".to_owned(), n(i64::try_from(cap).unwrap_or(i64::MAX))),
+        (":expires".to_owned(), n(now.timestamp() + 3 * 3600)),
+    ])
 }
