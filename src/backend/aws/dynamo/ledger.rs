@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
 use crate::ledger::{
-    CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter, HeldAlarm,
-    HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
+    LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 
 pub struct DynamoLedger {
@@ -413,73 +413,6 @@ impl CaseLedger for DynamoLedger {
             }
         }
         Ok(all)
-    }
-
-    /// One TransactWriteItems: the hour's slot counter (below the cap) and the claim, when
-    /// nothing is held under the alarm's key (or only the resolved case it replaces). When
-    /// the claim's condition fails, nothing was written and the two steps decide instead:
-    /// they take an expired claim over and say whose it was (a transaction cannot return
-    /// the item it overwrote).
-    async fn claim_counted(
-        &self,
-        claim: &Claim,
-        cap: usize,
-        now: DateTime<Utc>,
-    ) -> Result<CountedClaim, LedgerError> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        use aws_sdk_dynamodb::types::Update;
-        let slot = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(format!("slots#{}", slot_hour(now))))
-            .key("sk", s("-"))
-            .update_expression(TAKE_SLOT)
-            .condition_expression(BELOW_CAP)
-            .set_expression_attribute_values(Some(slot_values(cap, now)))
-            .build()
-            .map_err(build_error)?;
-        let (item, _, _) = claim_item(claim, now);
-        let put = match &claim.replaces {
-            None => self.put(item, Some(("attribute_not_exists(pk)", Item::new())))?,
-            Some(old) => self.put(
-                item,
-                Some((
-                    "attribute_not_exists(pk) OR (#state = :open AND case_id = :replaces)",
-                    Item::from([
-                        (":open".to_owned(), s(STATE_OPEN)),
-                        (":replaces".to_owned(), s(old.clone())),
-                    ]),
-                )),
-            )?,
-        };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(slot).build())
-            .transact_items(put)
-            .send()
-            .await;
-        let e = match result {
-            Ok(_) => return Ok(CountedClaim::Taken { stale: None }),
-            Err(e) => e,
-        };
-        let reasons: Vec<String> = match e.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
-                .collect(),
-            _ => return Err(ledger_error("TransactWriteItems (slot and claim)", e)),
-        };
-        let failed =
-            |i: usize| reasons.get(i).map(String::as_str) == Some("ConditionalCheckFailed");
-        match (failed(0), failed(1)) {
-            (true, _) => Ok(CountedClaim::Full),
-            (false, true) => crate::ledger::claim_counted_in_steps(self, claim, cap, now).await,
-            _ => Err(LedgerError::Conflict(format!(
-                "slot and claim cancelled [{}]",
-                reasons.join(",")
-            ))),
-        }
     }
 
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
