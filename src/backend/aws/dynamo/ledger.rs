@@ -14,7 +14,6 @@
 //! the decision copies and the open-case change (conditional on our claim when a case was
 //! just opened). `seq` is the decision time in microseconds, zero-padded so it sorts.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +39,9 @@ pub struct DynamoLedger {
     /// BatchWriteItem once there are [`NOTE_BATCH`] of them (and before any listing).
     notes: std::sync::Mutex<Vec<Item>>,
 }
+
+/// BatchGetItem requests made for one read before unprocessed keys are an error.
+const BATCH_GET_ATTEMPTS: usize = 5;
 
 /// Items per BatchWriteItem of noted duplicates (DynamoDB takes at most 25).
 const NOTE_BATCH: usize = 24;
@@ -84,6 +86,51 @@ impl DynamoLedger {
             table: table.to_owned(),
             handled_ttl,
             notes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Consistent reads of these items, however many BatchGetItem requests it takes: keys
+    /// DynamoDB leaves unprocessed (throttling) are asked for again, never taken as absent
+    /// (an unread handled key would make a redelivery look new).
+    async fn batch_get(&self, wanted: Vec<Item>) -> Result<Vec<Item>, LedgerError> {
+        let mut found = Vec::new();
+        let mut pending = wanted;
+        let mut pause = std::time::Duration::from_millis(20);
+        for _ in 0..BATCH_GET_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(found);
+            }
+            let ka = KeysAndAttributes::builder()
+                .consistent_read(true)
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| ledger_error("BatchGetItem", e))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|ka| ka.keys().to_vec())
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+        match pending.is_empty() {
+            true => Ok(found),
+            false => Err(LedgerError::storage_said(format!(
+                "BatchGetItem left {} key(s) unprocessed after {BATCH_GET_ATTEMPTS} attempts",
+                pending.len()
+            ))),
         }
     }
 
@@ -239,102 +286,41 @@ impl CaseLedger for DynamoLedger {
         if keys.is_empty() {
             return Ok(None);
         }
-        let mut ka = KeysAndAttributes::builder().consistent_read(true);
-        for key in keys {
-            ka = ka.keys(HashMap::from([
-                ("pk".to_owned(), s(format!("handled#{key}"))),
-                ("sk".to_owned(), s("-")),
-            ]));
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, ka.build().map_err(build_error)?)
-            .send()
-            .await
-            .map_err(|e| ledger_error("BatchGetItem", e))?;
-        let now = Utc::now().timestamp();
-        let mut earliest: Option<Decision> = None;
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
-            // TTL deletion is lazy: an expired record no longer counts.
-            if get_n(item, TTL_ATTRIBUTE).is_some_and(|t| t < now) {
-                continue;
-            }
-            let d = decision_from(item)?;
-            if earliest.as_ref().is_none_or(|e| d.seq < e.seq) {
-                earliest = Some(d);
-            }
+        let wanted = keys
+            .iter()
+            .map(|k| item_key(format!("handled#{k}"), "-"))
+            .collect();
+        let epoch = Utc::now().timestamp();
+        let mut earliest = None;
+        for item in self.batch_get(wanted).await? {
+            keep_earliest(&mut earliest, live_decision(&item, epoch)?);
         }
         Ok(earliest)
     }
 
     /// The handled keys, the alarm's open case and the hour's slot counter in one
-    /// BatchGetItem (consistent reads). Keys DynamoDB leaves unprocessed (throttling) are
-    /// not guessed at: the reads are made one by one instead.
+    /// BatchGetItem (consistent reads).
     async fn lookup(
         &self,
         keys: &[String],
         alarm_key: &str,
         now: DateTime<Utc>,
     ) -> Result<Lookup, LedgerError> {
-        let key = |pk: String, sk: &str| {
-            HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-        };
         let open_pk = format!("alarm#{alarm_key}");
         let slots_pk = format!("slots#{}", slot_hour(now));
-        let mut ka = KeysAndAttributes::builder()
-            .consistent_read(true)
-            .keys(key(open_pk.clone(), OPEN_SK))
-            .keys(key(slots_pk.clone(), "-"));
-        for k in keys {
-            ka = ka.keys(key(format!("handled#{k}"), "-"));
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, ka.build().map_err(build_error)?)
-            .send()
-            .await
-            .map_err(|e| ledger_error("BatchGetItem (lookup)", e))?;
-        if out.unprocessed_keys().is_some_and(|u| !u.is_empty()) {
-            return crate::ledger::lookup_each(self, keys, alarm_key, now).await;
-        }
+        let mut wanted = vec![
+            item_key(open_pk.clone(), OPEN_SK),
+            item_key(slots_pk.clone(), "-"),
+        ];
+        wanted.extend(keys.iter().map(|k| item_key(format!("handled#{k}"), "-")));
         let epoch = Utc::now().timestamp();
         let mut found = Lookup::default();
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
-            match get_s(item, "pk") {
-                Some(pk) if pk == open_pk && get_s(item, "state") == Some(STATE_OPEN) => {
-                    let json = get_s(item, "record")
-                        .ok_or_else(|| LedgerError::corrupt_said("open case without record"))?;
-                    found.open = Some(
-                        serde_json::from_str(json)
-                            .map_err(|e| LedgerError::corrupt("a ledger record", e))?,
-                    );
-                }
-                Some(pk) if pk == slots_pk => {
-                    found.slots_taken = get_n(item, "n")
-                        .and_then(|n| usize::try_from(n).ok())
-                        .unwrap_or(0);
-                }
-                // TTL deletion is lazy: an expired record no longer counts.
-                Some(pk)
-                    if pk.starts_with("handled#")
-                        && get_n(item, TTL_ATTRIBUTE).is_none_or(|t| t >= epoch) =>
-                {
-                    let d = decision_from(item)?;
-                    if found.earlier.as_ref().is_none_or(|e| d.seq < e.seq) {
-                        found.earlier = Some(d);
-                    }
+        for item in self.batch_get(wanted).await? {
+            match get_s(&item, "pk") {
+                Some(pk) if pk == open_pk => found.open = open_from(&item)?,
+                Some(pk) if pk == slots_pk => found.slots_taken = slots_from(&item),
+                Some(pk) if pk.starts_with("handled#") => {
+                    keep_earliest(&mut found.earlier, live_decision(&item, epoch)?)
                 }
                 _ => {}
             }
@@ -376,14 +362,8 @@ impl CaseLedger for DynamoLedger {
             .await
             .map_err(|e| ledger_error("GetItem", e))?;
         match out.item() {
-            Some(item) if get_s(item, "state") == Some(STATE_OPEN) => {
-                let json = get_s(item, "record")
-                    .ok_or_else(|| LedgerError::corrupt_said("open case without record"))?;
-                serde_json::from_str(json)
-                    .map(Some)
-                    .map_err(|e| LedgerError::corrupt("a ledger record", e))
-            }
-            _ => Ok(None),
+            Some(item) => open_from(item),
+            None => Ok(None),
         }
     }
 
@@ -605,11 +585,7 @@ impl CaseLedger for DynamoLedger {
             .send()
             .await
             .map_err(|e| ledger_error("GetItem (slots)", e))?;
-        Ok(out
-            .item()
-            .and_then(|i| get_n(i, "n"))
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0))
+        Ok(out.item().map(slots_from).unwrap_or(0))
     }
 
     /// One counter item per clock hour, incremented only while below the cap: a
@@ -761,4 +737,45 @@ fn slot_values(cap: usize, now: DateTime<Utc>) -> Item {
         (":cap".to_owned(), n(i64::try_from(cap).unwrap_or(i64::MAX))),
         (":expires".to_owned(), n(now.timestamp() + 3 * 3600)),
     ])
+}
+
+/// An item's key.
+fn item_key(pk: String, sk: &str) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// The open case an alarm's item holds (it may hold a claim instead).
+fn open_from(item: &Item) -> Result<Option<OpenCase>, LedgerError> {
+    if get_s(item, "state") != Some(STATE_OPEN) {
+        return Ok(None);
+    }
+    let json = get_s(item, "record")
+        .ok_or_else(|| LedgerError::corrupt_said("open case without record"))?;
+    serde_json::from_str(json)
+        .map(Some)
+        .map_err(|e| LedgerError::corrupt("a ledger record", e))
+}
+
+/// New cases the hour's slot counter item holds.
+fn slots_from(item: &Item) -> usize {
+    get_n(item, "n")
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// A handled key's decision, unless its record has expired (TTL deletion is lazy).
+fn live_decision(item: &Item, epoch: i64) -> Result<Option<Decision>, LedgerError> {
+    match get_n(item, TTL_ATTRIBUTE).is_some_and(|t| t < epoch) {
+        true => Ok(None),
+        false => decision_from(item).map(Some),
+    }
+}
+
+/// Keeps the earliest of the decisions seen.
+fn keep_earliest(earliest: &mut Option<Decision>, d: Option<Decision>) {
+    if let Some(d) = d
+        && earliest.as_ref().is_none_or(|e| d.seq < e.seq)
+    {
+        *earliest = Some(d);
+    }
 }
