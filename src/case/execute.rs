@@ -40,6 +40,8 @@ struct Done {
     note: Option<String>,
     claim: Option<Claim>,
     open_cases: Vec<OpenCaseChange>,
+    /// The subject of a case opened other than the plan said (a new storm case).
+    headline: Option<String>,
 }
 
 impl Done {
@@ -50,6 +52,7 @@ impl Done {
             note,
             claim: None,
             open_cases: Vec::new(),
+            headline: None,
         }
     }
 }
@@ -63,6 +66,15 @@ fn folded(alarm: &Alarm, mut storm: OpenCase, now: DateTime<Utc>) -> Done {
     let mut done = Done::on(Outcome::Folded, Some(id.clone()), note);
     done.open_cases.push(opened_for(alarm, id, now));
     done.open_cases.push(OpenCaseChange::Put(storm));
+    done
+}
+
+/// The storm case was opened by this alarm.
+fn storm_created(alarm: &Alarm, opened: Opened, note: Option<String>, now: DateTime<Utc>) -> Done {
+    let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), note);
+    done.claim = Some(opened.claim);
+    done.open_cases
+        .extend(storm_opened(alarm, &opened.case_id, now));
     done
 }
 
@@ -110,7 +122,7 @@ impl CaseService {
                 parent,
                 communication,
                 why,
-                if_gone: _,
+                if_gone,
             } => match self.tell(&parent.case_id, &communication).await? {
                 true => {
                     let mut done = Done::on(
@@ -124,13 +136,9 @@ impl CaseService {
                         .push(opened_for(alarm, parent.case_id.clone(), now));
                     done
                 }
-                // IfGone::LetGoAndDecideAgain.
                 false => {
-                    let note = "no longer open at AWS Support".to_owned();
-                    self.ledger
-                        .commit(let_go(delivery, &parent, now, note))
-                        .await?;
-                    return Err(CaseError::Busy);
+                    self.when_gone(if_gone, parent, delivery, alarm, &keys, now)
+                        .await?
                 }
             },
             Action::Create { case, if_full } => {
@@ -144,11 +152,7 @@ impl CaseService {
                 let opened = self
                     .open_case(STORM_KEY, alarm, &keys, &case, None, now)
                     .await?;
-                let mut done = Done::on(plan.outcome, Some(opened.case_id.clone()), plan.note);
-                done.claim = Some(opened.claim);
-                done.open_cases
-                    .extend(storm_opened(alarm, &opened.case_id, now));
-                done
+                storm_created(alarm, opened, plan.note, now)
             }
             Action::Update {
                 mut open,
@@ -166,25 +170,8 @@ impl CaseService {
                 }
                 // Support resolved or removed the case: the problem is back.
                 false => {
-                    let IfGone::Open { case, if_full } = if_gone else {
-                        unreachable!("an update's plan opens a case when it is gone")
-                    };
-                    let old = open.case_id;
-                    let gone = format!("previous case {old} no longer open");
-                    match self
-                        .open_counted(alarm.key(), alarm, &keys, &case, Some(old), now)
+                    self.when_gone(if_gone, open, delivery, alarm, &keys, now)
                         .await?
-                    {
-                        Some(opened) => created(alarm, opened, Some(gone), now),
-                        None => {
-                            let mut done = self.storm_instead(alarm, &if_full, &keys, now).await?;
-                            done.note = Some(match done.note {
-                                Some(n) => format!("{gone}; {n}"),
-                                None => gone,
-                            });
-                            done
-                        }
-                    }
                 }
             },
             Action::Coalesce { mut open } => {
@@ -197,35 +184,36 @@ impl CaseService {
                 mut open,
                 communication,
                 resolve,
-                if_gone: _,
+                if_gone,
             } => {
-                let gone = match &communication {
-                    Some(c) => !self.tell(&open.case_id, c).await?,
-                    None => false,
+                let told = match &communication {
+                    Some(c) => self.tell(&open.case_id, c).await?,
+                    None => true,
                 };
-                if resolve && !gone {
-                    match self.desk.resolve_case(&open.case_id).await {
-                        Ok(()) | Err(DeskError::CaseNotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
-                if resolve || gone {
-                    // IfGone::LetGo: nothing is left to tell.
-                    if gone {
-                        done.note = Some("case no longer open at AWS Support".into());
-                    }
-                    done.open_cases.push(OpenCaseChange::Remove {
-                        alarm_key: alarm.key().to_owned(),
-                    });
+                if !told {
+                    self.when_gone(if_gone, open, delivery, alarm, &keys, now)
+                        .await?
                 } else {
-                    open.recovered = true;
-                    open.last_update_at = now;
-                    // Folded alarms point at the storm case: their record is theirs alone.
-                    open.alarm_key = alarm.key().to_owned();
-                    done.open_cases.push(OpenCaseChange::Put(open));
+                    if resolve {
+                        match self.desk.resolve_case(&open.case_id).await {
+                            Ok(()) | Err(DeskError::CaseNotFound(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                    if resolve {
+                        done.open_cases.push(OpenCaseChange::Remove {
+                            alarm_key: alarm.key().to_owned(),
+                        });
+                    } else {
+                        open.recovered = true;
+                        open.last_update_at = now;
+                        // Folded alarms point at the storm case: their record is theirs alone.
+                        open.alarm_key = alarm.key().to_owned();
+                        done.open_cases.push(OpenCaseChange::Put(open));
+                    }
+                    done
                 }
-                done
             }
             Action::Fold {
                 storm,
@@ -235,20 +223,8 @@ impl CaseService {
                 true => folded(alarm, storm, now),
                 // The storm case was resolved: this alarm starts a new one.
                 false => {
-                    let IfGone::OpenStorm { case } = if_gone else {
-                        unreachable!("a fold's plan opens a storm case when it is gone")
-                    };
-                    headline = case.subject.clone();
-                    let opened = self
-                        .open_case(STORM_KEY, alarm, &keys, &case, Some(storm.case_id), now)
-                        .await?;
-                    let note =
-                        Some("storm: the storm case was resolved; a new one was opened".into());
-                    let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), note);
-                    done.claim = Some(opened.claim);
-                    done.open_cases
-                        .extend(storm_opened(alarm, &opened.case_id, now));
-                    done
+                    self.when_gone(if_gone, storm, delivery, alarm, &keys, now)
+                        .await?
                 }
             },
         };
@@ -259,7 +235,9 @@ impl CaseService {
             note,
             claim,
             mut open_cases,
+            headline: opened_instead,
         } = done;
+        let headline = opened_instead.unwrap_or(headline);
         // The alarm's own record carries its group, so the group's other members find it.
         for change in &mut open_cases {
             if let OpenCaseChange::Put(o) = change
@@ -387,11 +365,64 @@ impl CaseService {
             "storm: {} new cases within the hour; this alarm opened the storm case",
             self.policy.storm_cap
         );
-        let mut done = Done::on(Outcome::Created, Some(opened.case_id.clone()), Some(note));
-        done.claim = Some(opened.claim);
-        done.open_cases
-            .extend(storm_opened(alarm, &opened.case_id, now));
-        Ok(done)
+        Ok(storm_created(alarm, opened, Some(note), now))
+    }
+
+    /// The desk said the case a plan acted on is gone: what the plan's `if_gone` says.
+    async fn when_gone(
+        &self,
+        if_gone: IfGone,
+        gone: OpenCase,
+        delivery: &Delivery,
+        alarm: &Alarm,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Done, CaseError> {
+        match if_gone {
+            IfGone::Open { case, if_full } => {
+                let old = gone.case_id;
+                let note = format!("previous case {old} no longer open");
+                match self
+                    .open_counted(alarm.key(), alarm, keys, &case, Some(old), now)
+                    .await?
+                {
+                    Some(opened) => Ok(created(alarm, opened, Some(note), now)),
+                    None => {
+                        let mut done = self.storm_instead(alarm, &if_full, keys, now).await?;
+                        done.note = Some(match done.note {
+                            Some(n) => format!("{note}; {n}"),
+                            None => note,
+                        });
+                        Ok(done)
+                    }
+                }
+            }
+            IfGone::OpenStorm { case } => {
+                let opened = self
+                    .open_case(STORM_KEY, alarm, keys, &case, Some(gone.case_id), now)
+                    .await?;
+                let note = "storm: the storm case was resolved; a new one was opened";
+                let mut done = storm_created(alarm, opened, Some(note.into()), now);
+                done.headline = Some(case.subject.clone());
+                Ok(done)
+            }
+            IfGone::LetGoAndDecideAgain => {
+                let note = "no longer open at AWS Support".to_owned();
+                self.ledger
+                    .commit(let_go(delivery, &gone, now, note))
+                    .await?;
+                Err(CaseError::Busy)
+            }
+            // A recovery's case: nothing is left to tell.
+            IfGone::LetGo => {
+                let note = Some("case no longer open at AWS Support".into());
+                let mut done = Done::on(Outcome::Recovered, Some(gone.case_id), note);
+                done.open_cases.push(OpenCaseChange::Remove {
+                    alarm_key: alarm.key().to_owned(),
+                });
+                Ok(done)
+            }
+        }
     }
 
     /// Opens a case that counts against the storm cap: takes one of the hour's slots
