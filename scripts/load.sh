@@ -117,15 +117,9 @@ if [[ $MODE == local ]]; then
 else
   moto_port=$(perf_free_port)
   echo "== moto (DynamoDB) on 127.0.0.1:$moto_port" >&2
-  python3 - "$moto_port" "$MAX_LIFE" >"$PERF_TMP/moto.log" 2>&1 <<'EOF' &
-import sys, time
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-print("ready", flush=True)
-time.sleep(int(sys.argv[2]))  # stops by itself
-server.stop()
-EOF
+  # The tests' stand-in: moto, one DynamoDB request at a time (as DynamoDB applies each
+  # atomically). It stops when its standard input closes: after MAX_LIFE at the latest.
+  python3 scripts/moto-standin.py "$moto_port" >"$PERF_TMP/moto.log" 2>&1 < <(sleep "$MAX_LIFE") &
   perf_track $! "$MAX_LIFE"
   wait_for_line "$PERF_TMP/moto.log" '^ready' 60
 

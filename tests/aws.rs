@@ -410,6 +410,284 @@ async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
     );
 }
 
+/// The claim checks what a new alarm's decision assumed without reading: a handled key
+/// answers with the decision that handled it, an open case says the facts changed; in
+/// neither case is a slot or a claim taken.
+#[tokio::test]
+async fn a_counted_claim_checks_the_handled_keys_and_the_alarms_open_case() {
+    use cw_support_api::ledger::{CountedClaim, OpenCaseChange};
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    assert!(ledger.checks_at_claim());
+    let now = Utc::now();
+    let soon = now + chrono::Duration::seconds(120);
+    ledger
+        .commit(Commit::record(
+            vec!["sqs:m-1".into(), "event:e-1".into()],
+            decision("alarm-a", Some("case-1")),
+        ))
+        .await
+        .expect("first decision");
+
+    let redelivered = Claim::new("alarm-a", now, soon, None)
+        .for_delivery("alarm-a", vec!["sqs:m-9".into(), "event:e-1".into()]);
+    match ledger
+        .claim_counted(&redelivered, 5, now)
+        .await
+        .expect("claim")
+    {
+        CountedClaim::Handled(earlier) => {
+            assert_eq!(earlier.case_id.as_deref(), Some("case-1"));
+            assert_eq!(earlier.outcome, Outcome::Created);
+        }
+        other => panic!("expected the earlier decision, got {other:?}"),
+    }
+    assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 0);
+
+    let mut opened = Commit::record(Vec::new(), decision("alarm-b", Some("case-2")));
+    opened.open_cases = vec![OpenCaseChange::Put(open("alarm-b", "case-2"))];
+    ledger.commit(opened).await.expect("open case");
+    let new_event =
+        Claim::new("alarm-b", now, soon, None).for_delivery("alarm-b", vec!["sqs:m-10".into()]);
+    assert_eq!(
+        ledger
+            .claim_counted(&new_event, 5, now)
+            .await
+            .expect("claim"),
+        CountedClaim::Changed
+    );
+    assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 0);
+    assert_eq!(
+        ledger
+            .open_case("alarm-b")
+            .await
+            .expect("read")
+            .map(|o| o.case_id),
+        Some("case-2".to_owned()),
+        "the open case is left as it was"
+    );
+}
+
+/// Duplicates answered from memory are counted per event: a redelivery storm of one
+/// message is one line of history ("N deliveries until ..."), written in one request with
+/// up to seven other events' lines, or before any listing.
+#[tokio::test]
+async fn noted_duplicates_are_counted_per_event_and_written_together() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let table = s.ledger_table.as_str();
+    let ledger = DynamoLedger::new(c.dynamodb.clone(), table, s.handled_ttl);
+    let duplicate = |alarm: &str| {
+        let mut d = decision(alarm, Some("case-1"));
+        d.outcome = Outcome::Duplicate;
+        d.note = Some("first handled as #1 (created)".into());
+        d
+    };
+    let before = common::moto::calls(table).await;
+    for _ in 0..200 {
+        ledger.note(duplicate("storm-of-one")).await.expect("noted");
+    }
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[]),
+        "200 duplicates of one event: nothing written yet"
+    );
+    let listed = ledger.decisions(&Default::default()).await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let note = listed[0].note.as_deref().unwrap_or_default();
+    assert!(
+        note.starts_with("first handled as #1 (created); 200 deliveries until "),
+        "{note}"
+    );
+    assert_eq!(
+        ledger_calls_since(table, &before)
+            .await
+            .get("BatchWriteItem"),
+        Some(&1)
+    );
+
+    // Eight events waiting: written in one request without a listing.
+    let before = common::moto::calls(table).await;
+    for i in 0..8 {
+        ledger
+            .note(duplicate(&format!("alarm-{i}")))
+            .await
+            .expect("noted");
+    }
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("BatchWriteItem", 1)])
+    );
+    ledger.flush().await.expect("nothing left");
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("BatchWriteItem", 1)]),
+        "nothing was left to flush"
+    );
+}
+
+/// Keys DynamoDB leaves unprocessed (throttling) are asked for again, never taken as
+/// absent: an unread handled key would make a redelivery look new.
+#[tokio::test]
+async fn unprocessed_keys_are_read_again_and_never_taken_as_absent() {
+    let c = clients("http://127.0.0.1:9");
+    let s = tables(&c).await;
+    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    ledger
+        .commit(Commit::record(
+            vec!["sqs:m-1".into()],
+            decision("alarm-a", Some("case-1")),
+        ))
+        .await
+        .expect("first decision");
+    let keys = vec!["sqs:m-1".to_owned()];
+
+    // Twice unprocessed, then read: found.
+    common::moto::leave_unprocessed(&s.ledger_table, 2).await;
+    let found = ledger.find_handled(&keys).await.expect("read in the end");
+    assert_eq!(found.and_then(|d| d.case_id).as_deref(), Some("case-1"));
+    let lookup = {
+        common::moto::leave_unprocessed(&s.ledger_table, 1).await;
+        ledger
+            .lookup(&keys, "alarm-a", Utc::now())
+            .await
+            .expect("read in the end")
+    };
+    assert!(lookup.earlier.is_some(), "{lookup:?}");
+
+    // Unprocessed every time: an error to retry, not "not handled".
+    common::moto::leave_unprocessed(&s.ledger_table, 50).await;
+    let err = ledger
+        .find_handled(&keys)
+        .await
+        .expect_err("never read: an error");
+    assert!(
+        matches!(err, LedgerError::Storage { .. }) && err.to_string().contains("unprocessed"),
+        "{err}"
+    );
+    common::moto::leave_unprocessed(&s.ledger_table, 0).await;
+    assert!(ledger.find_handled(&keys).await.expect("read").is_some());
+}
+
+/// The ledger's requests for one event, counted at the stand-in: `calls_since(before)`.
+async fn ledger_calls_since(
+    table: &str,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    common::moto::calls(table)
+        .await
+        .into_iter()
+        .map(|(op, n)| {
+            let n = n - before.get(&op).copied().unwrap_or(0);
+            (op, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+/// Issue 16: what each outcome costs in DynamoDB requests. A new alarm: the claim's
+/// transaction (which checks the handled keys and takes the hour's slot) and the commit,
+/// with CreateCase between; no read. A redelivery answered from memory: none. A redelivery
+/// to another instance (no memory of it): one, the claim's check, which returns the first
+/// decision.
+#[tokio::test]
+async fn each_outcome_costs_the_fewest_ledger_requests() {
+    let standin = SupportStandin::start().await;
+    let c = clients(&standin.endpoint());
+    let s = tables(&c).await;
+    let backend = Backend::on_aws(c, &s).await.expect("backend");
+    let service = |_| {
+        CaseService::new(
+            backend.config.clone(),
+            backend.ledger.clone(),
+            backend.desk.clone(),
+            CasePolicy {
+                update_cooldown: Duration::ZERO,
+                ..Default::default()
+            },
+        )
+    };
+    let (one, other) = (service(1), service(2));
+    let table = s.ledger_table.as_str();
+
+    let before = common::moto::calls(table).await;
+    let created = one
+        .handle(&sqs("m-1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(created.outcome, Outcome::Created);
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("TransactWriteItems", 2)]),
+        "a new alarm: the claim and the commit, no read"
+    );
+    assert_eq!(standin.calls("CreateCase"), 1);
+
+    let before = common::moto::calls(table).await;
+    let again = one
+        .handle(&sqs("m-1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        (again.outcome, &again.case_id),
+        (Outcome::Duplicate, &created.case_id)
+    );
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[]),
+        "a duplicate answered from memory"
+    );
+
+    let before = common::moto::calls(table).await;
+    let elsewhere = other
+        .handle(&sqs("m-1"), &alarm("ALARM", "t1"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        (elsewhere.outcome, &elsewhere.case_id),
+        (Outcome::Duplicate, &created.case_id)
+    );
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("TransactWriteItems", 1)]),
+        "a duplicate another instance recorded: the claim's check answers it"
+    );
+    assert_eq!(standin.calls("CreateCase"), 1, "never a second case");
+
+    // The same alarm again, a new event: the claim finds its open case, the read and the
+    // update follow.
+    let before = common::moto::calls(table).await;
+    let updated = other
+        .handle(&sqs("m-2"), &alarm("ALARM", "t2"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        (updated.outcome, &updated.case_id),
+        (Outcome::Updated, &created.case_id)
+    );
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 2)])
+    );
+
+    // A recovery is never assumed new: one read, one commit.
+    let before = common::moto::calls(table).await;
+    let recovered = one
+        .handle(&sqs("m-3"), &alarm("OK", "t3"))
+        .await
+        .expect("handled");
+    assert_eq!(recovered.outcome, Outcome::Recovered);
+    assert_eq!(
+        ledger_calls_since(table, &before).await,
+        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)])
+    );
+}
+
 #[tokio::test]
 async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
     let c = clients("http://127.0.0.1:9");

@@ -446,6 +446,14 @@ impl CaseService {
         {
             CountedClaim::Full => return Ok(None),
             CountedClaim::Refused => return Err(CaseError::Busy),
+            // Deciding again reads what changed (an update of the open case, usually).
+            CountedClaim::Changed => {
+                return Err(LedgerError::Conflict(
+                    "a case was opened for the alarm since the decision".into(),
+                )
+                .into());
+            }
+            CountedClaim::Handled(earlier) => return Err(CaseError::Handled(earlier)),
             CountedClaim::Taken { stale } => stale,
         };
         let first = self.open_claimed(key, claim, stale, case).await;

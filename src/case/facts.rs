@@ -1,18 +1,20 @@
 //! Reading what a decision needs: the alarm's settings (stored, from its tags, checked
 //! against the codes the desk knows) and the ledger's facts, in the order [`decide`] looks
-//! at them and no further, so a redelivery costs one lookup and a new alarm a few.
+//! at them and no further, so a redelivery costs one lookup and a new alarm a few (none on
+//! DynamoDB, whose claim checks what a new alarm's decision assumes).
 //!
 //! [`decide`]: super::plan::decide
 
-use crate::alarm::Alarm;
+use crate::alarm::{Alarm, AlarmState};
 use crate::alarm_config::{AlarmSettings, StoreError};
 use crate::delivery::Delivery;
 use crate::desk::CodeProblem;
+use crate::ledger::Lookup;
 use crate::maintenance;
 
 use super::plan::Facts;
 use super::records::handled_keys;
-use super::{CaseError, CaseService, Dedupe, STORM_KEY};
+use super::{CaseError, CaseService, Dedupe, Reading, STORM_KEY};
 
 impl CaseService {
     /// What is known about this alarm event now, read from the stores.
@@ -21,10 +23,24 @@ impl CaseService {
         delivery: &Delivery,
         alarm: &Alarm,
         dedupe: Dedupe,
-    ) -> Result<Facts, CaseError> {
+        reading: Reading,
+    ) -> Result<(Facts, Reading), CaseError> {
         let now = (self.clock)();
         let (mut settings, mut notes) = self.settings(alarm).await?;
         self.check_codes(&mut settings, &mut notes).await;
+        // Assumed only where the claim can check all of it: a new ALARM, not routed by its
+        // settings to other alarms' cases (those are read in any case).
+        let reading = match reading {
+            Reading::Assume
+                if dedupe == Dedupe::Check
+                    && alarm.state == AlarmState::Alarm
+                    && self.ledger.checks_at_claim()
+                    && !Facts::needs_others(alarm, &settings, None) =>
+            {
+                Reading::Assume
+            }
+            _ => Reading::Read,
+        };
         let mut facts = Facts {
             now,
             settings,
@@ -36,19 +52,23 @@ impl CaseService {
             slots_taken: 0,
             storm: None,
         };
-        // One read of the ledger (on DynamoDB, one request) for what deciding needs from it.
+        // One read of the ledger (on DynamoDB, one request) for what deciding needs from it;
+        // none when the claim is to check a new alarm's assumed facts (`Reading::Assume`).
         let keys = match dedupe {
             Dedupe::Check => handled_keys(delivery, alarm),
             Dedupe::Skip => Vec::new(),
         };
-        let lookup = self.ledger.lookup(&keys, alarm.key(), now).await?;
+        let lookup = match reading {
+            Reading::Assume => Lookup::default(),
+            Reading::Read => self.ledger.lookup(&keys, alarm.key(), now).await?,
+        };
         facts.earlier = lookup.earlier;
         // Durable, as the ledger said: the next redelivery is answered from memory.
         if let Some(d) = &facts.earlier {
             self.recent.remember(&keys, super::recent::Earlier::of(d));
         }
         if facts.settled_early(alarm, &self.policy) {
-            return Ok(facts);
+            return Ok((facts, reading));
         }
         let windows = match self.config.windows().await {
             Ok(w) => w,
@@ -61,7 +81,7 @@ impl CaseService {
         facts.window = maintenance::covering(&windows, &alarm.name, now)
             .map(|(window, until)| (window.clone(), until));
         if facts.window.is_some() {
-            return Ok(facts);
+            return Ok((facts, reading));
         }
         facts.open = lookup.open;
         // The open cases of other alarms are read once, and only when the alarm's settings
@@ -69,13 +89,13 @@ impl CaseService {
         if Facts::needs_others(alarm, &facts.settings, facts.open.as_ref()) {
             facts.others = self.ledger.open_cases().await?;
         }
-        if alarm.state == crate::alarm::AlarmState::Alarm && facts.open.is_none() {
+        if alarm.state == AlarmState::Alarm && facts.open.is_none() {
             facts.slots_taken = lookup.slots_taken;
             if facts.slots_taken >= self.policy.storm_cap {
                 facts.storm = self.ledger.open_case(STORM_KEY).await?;
             }
         }
-        Ok(facts)
+        Ok((facts, reading))
     }
 
     /// The settings to use: a store that cannot be read at all (a hand-edited file with a

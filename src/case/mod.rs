@@ -84,6 +84,10 @@ pub enum CaseError {
     /// Another delivery (perhaps on another instance) is opening this alarm's case now.
     #[error("another delivery is opening a case for this alarm")]
     Busy,
+    /// The claim found the event handled already (by another instance, or before a
+    /// restart): [`CaseService::handle`] answers it as a duplicate, so it never gets past.
+    #[error("the event was handled already")]
+    Handled(Box<Decision>),
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -125,6 +129,19 @@ pub struct CaseService {
     tags: Arc<dyn crate::tags::TagSource>,
     /// Handled keys known to be durable: a redelivery is answered from here.
     recent: recent::RecentKeys,
+}
+
+/// How a decision learns what the ledger knows about the event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Read it first (one request on DynamoDB).
+    Read,
+    /// For a new ALARM on a ledger whose claim checks it ([`CaseLedger::checks_at_claim`]):
+    /// assume the common case, an event not handled and no case open for the alarm, and
+    /// let the claim's conditions check that. Only a plan to open a counted case is carried
+    /// out on the assumption; any other plan is read and decided again at once, and so is
+    /// one whose claim finds the assumption wrong.
+    Assume,
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -193,7 +210,9 @@ impl CaseService {
 
     /// Decides what to do with an alarm event without changing anything.
     pub async fn plan(&self, delivery: &Delivery, alarm: &Alarm) -> Result<Plan, CaseError> {
-        self.plan_with(delivery, alarm, Dedupe::Check).await
+        self.plan_with(delivery, alarm, Dedupe::Check, Reading::Read)
+            .await
+            .map(|(plan, _)| plan)
     }
 
     async fn plan_with(
@@ -201,9 +220,15 @@ impl CaseService {
         delivery: &Delivery,
         alarm: &Alarm,
         dedupe: Dedupe,
-    ) -> Result<Plan, CaseError> {
-        let facts = self.facts(delivery, alarm, dedupe).await?;
-        Ok(decide(alarm, facts, &self.policy))
+        reading: Reading,
+    ) -> Result<(Plan, Reading), CaseError> {
+        let (facts, reading) = self.facts(delivery, alarm, dedupe, reading).await?;
+        let plan = decide(alarm, facts, &self.policy);
+        if reading == Reading::Assume && !matches!(plan.action, Action::Create { .. }) {
+            let (facts, _) = self.facts(delivery, alarm, dedupe, Reading::Read).await?;
+            return Ok((decide(alarm, facts, &self.policy), Reading::Read));
+        }
+        Ok((plan, reading))
     }
 
     /// Decides and acts, then records the decision. Nothing is recorded unless the desk
@@ -220,14 +245,22 @@ impl CaseService {
         }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
         let mut pause = Duration::from_millis(50);
+        let mut reading = Reading::Assume;
         loop {
-            let result = {
+            let (result, assumed) = {
                 let _guard = self.locks.stripe(alarm.key()).lock().await;
-                match self.plan(delivery, alarm).await {
-                    Ok(plan) => self.execute(delivery, alarm, plan, Dedupe::Check).await,
-                    Err(e) => Err(e),
+                match self
+                    .plan_with(delivery, alarm, Dedupe::Check, reading)
+                    .await
+                {
+                    Ok((plan, how)) => (
+                        self.execute(delivery, alarm, plan, Dedupe::Check).await,
+                        how == Reading::Assume,
+                    ),
+                    Err(e) => (Err(e), false),
                 }
             };
+            reading = Reading::Read;
             // A conflict means another delivery recorded this event (or took the claim
             // over) first: deciding again finds what it did.
             let again = matches!(
@@ -235,6 +268,14 @@ impl CaseService {
                 Err(CaseError::Busy | CaseError::Ledger(LedgerError::Conflict(_)))
             );
             match result {
+                // The claim's check found the first decision: a duplicate, as from memory.
+                Err(CaseError::Handled(earlier)) => {
+                    let earlier = Earlier::of(&earlier);
+                    self.recent.remember(&keys, earlier.clone());
+                    return Ok(self.duplicate(delivery, alarm, &earlier).await);
+                }
+                // What was assumed did not hold: read it, at once.
+                Err(_) if again && assumed => {}
                 Err(_) if again && tokio::time::Instant::now() + pause < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));

@@ -12,7 +12,7 @@ use crate::notify::Notice;
 use crate::outcome::{DecisionState, Outcome};
 
 use super::records::{fresh_open_case, let_go};
-use super::{CaseError, CaseService, Dedupe, Reconciled};
+use super::{CaseError, CaseService, Dedupe, Reading, Reconciled};
 
 /// What recovery at start did with the claims it found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,7 +135,10 @@ impl CaseService {
             };
             let _guard = self.locks.stripe(alarm.key()).lock().await;
             let task = Delivery::new(DeliveryKind::Task);
-            let plan = self.plan_with(&task, &alarm, Dedupe::Skip).await?;
+            let plan = self
+                .plan_with(&task, &alarm, Dedupe::Skip, Reading::Read)
+                .await?
+                .0;
             report
                 .raised
                 .push(self.execute(&task, &alarm, plan, Dedupe::Skip).await?);

@@ -131,12 +131,17 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
             }
         })
     });
+    let ledger = state.cases.ledger().clone();
     let served = server::serve(listener, state, wait(stopped)).await;
     if let Some(r) = reconciler {
         let _ = r.await;
     }
     if let Some(c) = consumer {
         let _ = c.await;
+    }
+    // History the ledger kept waiting (duplicates noted in batches).
+    if let Err(e) = ledger.flush().await {
+        warn!(error = %crate::errors::Chain(&e), "could not write the last noted duplicates");
     }
     served.context("the server failed")?;
     if let Some(publisher) = publisher {

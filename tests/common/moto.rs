@@ -1,4 +1,5 @@
-//! A real DynamoDB wire-protocol stand-in for the tests: moto's server (PyPI `moto[server]`),
+//! A real DynamoDB wire-protocol stand-in for the tests: moto's server (PyPI `moto[server]`,
+//! run by `scripts/moto-standin.py`: one request at a time, faults on request),
 //! started once per test binary on a free loopback port. It reads its standard input and
 //! stops when that closes, so it never outlives the tests even when they crash.
 
@@ -12,15 +13,9 @@ pub struct Moto {
     _child: Child,
 }
 
-const SCRIPT: &str = r#"
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
-print("ready", flush=True)
-sys.stdin.read()
-server.stop()
-"#;
+/// moto, one request at a time (as DynamoDB applies each request atomically), with faults
+/// on request: `scripts/moto-standin.py`.
+const SCRIPT: &str = include_str!("../../scripts/moto-standin.py");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -105,4 +100,28 @@ pub fn sdk_config() -> aws_config::SdkConfig {
             ),
         )
         .build()
+}
+
+/// Makes the next `times` BatchGetItem requests reading `table` leave every key unprocessed
+/// (DynamoDB throttling part of a batch).
+pub async fn leave_unprocessed(table: &str, times: usize) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_standin/unprocessed", moto().endpoint))
+        .body(serde_json::json!({ "table": table, "times": times }).to_string())
+        .send()
+        .await
+        .expect("the moto stand-in answers");
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+/// The DynamoDB requests moto was sent for `table` so far, per operation.
+pub async fn calls(table: &str) -> std::collections::BTreeMap<String, u64> {
+    reqwest::Client::new()
+        .get(format!("{}/_standin/calls?table={table}", moto().endpoint))
+        .send()
+        .await
+        .expect("the moto stand-in answers")
+        .json()
+        .await
+        .expect("a JSON object of counts")
 }

@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
 use crate::ledger::{
-    CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, HeldAlarm, HoldChange,
-    LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+    CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter, HeldAlarm,
+    HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
 
 pub struct DynamoLedger {
@@ -35,16 +35,64 @@ pub struct DynamoLedger {
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
     /// most, so a redelivery cannot come later than that).
     handled_ttl: Duration,
-    /// The history items of duplicates answered from memory, written together by
-    /// BatchWriteItem once there are [`NOTE_BATCH`] of them (and before any listing).
-    notes: std::sync::Mutex<Vec<Item>>,
+    /// Duplicates answered from memory, counted per delivery and written together by
+    /// BatchWriteItem (see [`CaseLedger::note`]).
+    notes: std::sync::Mutex<Tally>,
+}
+
+/// Noted duplicates not yet written: one entry per event redelivered, with how many times.
+#[derive(Default)]
+struct Tally {
+    entries: Vec<Noted>,
+    /// When the oldest entry was noted.
+    since: Option<std::time::Instant>,
+}
+
+struct Noted {
+    /// The first of the duplicates.
+    decision: Decision,
+    count: u64,
+    last_at: DateTime<Utc>,
+}
+
+impl Noted {
+    fn same_event(&self, d: &Decision) -> bool {
+        let e = &self.decision;
+        e.alarm_key == d.alarm_key
+            && e.delivery_kind == d.delivery_kind
+            && e.delivery_id == d.delivery_id
+            && e.state_change_time == d.state_change_time
+            && e.case_id == d.case_id
+    }
+
+    /// The history line: the first duplicate, saying how many followed until when.
+    fn into_decision(self) -> Decision {
+        let mut d = self.decision;
+        if self.count > 1 {
+            let more = format!(
+                "{} deliveries until {}",
+                self.count,
+                self.last_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+            d.note = Some(match d.note.take() {
+                Some(n) => format!("{n}; {more}"),
+                None => more,
+            });
+        }
+        d
+    }
 }
 
 /// BatchGetItem requests made for one read before unprocessed keys are an error.
 const BATCH_GET_ATTEMPTS: usize = 5;
 
-/// Items per BatchWriteItem of noted duplicates (DynamoDB takes at most 25).
-const NOTE_BATCH: usize = 24;
+/// Distinct events whose noted duplicates are written together: at most three history
+/// items each, so one BatchWriteItem (25 items at most) takes them all.
+const NOTE_EVENTS: usize = 8;
+
+/// How long noted duplicates wait at most before the next note writes them.
+const NOTE_WAIT: Duration = Duration::from_secs(10);
 
 const OPEN_SK: &str = "open";
 /// Partition of the alarms held during maintenance windows (sort key: the alarm key).
@@ -85,7 +133,7 @@ impl DynamoLedger {
             client,
             table: table.to_owned(),
             handled_ttl,
-            notes: std::sync::Mutex::new(Vec::new()),
+            notes: std::sync::Mutex::new(Tally::default()),
         }
     }
 
@@ -209,9 +257,19 @@ impl DynamoLedger {
     /// Writes whatever noted history is waiting.
     async fn flush_notes(&self) -> Result<(), LedgerError> {
         let waiting = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
-        match waiting.is_empty() {
+        self.write_tally(waiting).await
+    }
+
+    async fn write_tally(&self, tally: Tally) -> Result<(), LedgerError> {
+        let mut items = Vec::new();
+        for noted in tally.entries {
+            let decision = noted.into_decision();
+            let json = decision_json(&decision)?;
+            items.extend(Self::history(&decision, &json));
+        }
+        match items.is_empty() {
             true => Ok(()),
-            false => self.write_notes(waiting).await,
+            false => self.write_notes(items).await,
         }
     }
 
@@ -332,22 +390,43 @@ impl CaseLedger for DynamoLedger {
         Ok(found)
     }
 
-    /// A duplicate answered from memory costs no request of its own: its history items
-    /// wait in memory and go [`NOTE_BATCH`] at a time in one BatchWriteItem (a fraction of
-    /// a request per duplicate). Not durable until then: a stop may lose a few such lines
-    /// of history, never a case or a handled key.
+    /// A duplicate answered from memory costs no request of its own: duplicates are
+    /// counted per event in memory, and one history line per event ("N deliveries until
+    /// T") goes out in one BatchWriteItem for [`NOTE_EVENTS`] events, after [`NOTE_WAIT`],
+    /// before any listing, and at shutdown ([`CaseLedger::flush`]). So a redelivery storm
+    /// of one message costs a request every ten seconds, not one per redelivery. Not
+    /// durable until then: a crash may lose such lines of history, never a case or a
+    /// handled key.
     async fn note(&self, mut decision: Decision) -> Result<(), LedgerError> {
         decision.seq = seq_of(decision.at);
-        let json = decision_json(&decision)?;
-        let full = {
-            let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
-            notes.extend(Self::history(&decision, &json));
-            (notes.len() >= NOTE_BATCH).then(|| std::mem::take(&mut *notes))
+        let due = {
+            let mut tally = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+            match tally.entries.iter_mut().find(|n| n.same_event(&decision)) {
+                Some(noted) => {
+                    noted.count += 1;
+                    noted.last_at = noted.last_at.max(decision.at);
+                }
+                None => {
+                    let at = decision.at;
+                    tally.entries.push(Noted {
+                        decision,
+                        count: 1,
+                        last_at: at,
+                    });
+                }
+            }
+            let since = *tally.since.get_or_insert_with(std::time::Instant::now);
+            (tally.entries.len() >= NOTE_EVENTS || since.elapsed() >= NOTE_WAIT)
+                .then(|| std::mem::take(&mut *tally))
         };
-        match full {
-            Some(items) => self.write_notes(items).await,
+        match due {
+            Some(tally) => self.write_tally(tally).await,
             None => Ok(()),
         }
+    }
+
+    async fn flush(&self) -> Result<(), LedgerError> {
+        self.flush_notes().await
     }
 
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
@@ -393,6 +472,141 @@ impl CaseLedger for DynamoLedger {
             }
         }
         Ok(all)
+    }
+
+    /// One TransactWriteItems: none of the claim's handled keys recorded (condition
+    /// checks), one of the hour's slots (below the cap), and the claim, when nothing is held
+    /// under the alarm's key (or only the resolved case it replaces). So a new alarm needs
+    /// no read before it: what failed says what the decision did not know. DynamoDB
+    /// applies the transaction atomically (serializably against every other write), so two
+    /// instances cannot both pass the cap.
+    async fn claim_counted(
+        &self,
+        claim: &Claim,
+        cap: usize,
+        now: DateTime<Utc>,
+    ) -> Result<CountedClaim, LedgerError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{
+            ConditionCheck, ReturnValuesOnConditionCheckFailure, Update,
+        };
+        let mut items = Vec::with_capacity(claim.handled_keys.len() + 2);
+        for key in &claim.handled_keys {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(format!("handled#{key}")))
+                .key("sk", s("-"))
+                .condition_expression(NOT_HANDLED)
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        let slot = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("slots#{}", slot_hour(now))))
+            .key("sk", s("-"))
+            .update_expression(TAKE_SLOT)
+            .condition_expression(BELOW_CAP)
+            .set_expression_attribute_values(Some(slot_values(cap, now)))
+            .build()
+            .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().update(slot).build());
+        let (item, _, _) = claim_item(claim, now);
+        let (condition, values) = match &claim.replaces {
+            None => ("attribute_not_exists(pk)", None),
+            Some(old) => (
+                "attribute_not_exists(pk) OR (#state = :open AND case_id = :replaces)",
+                Some(Item::from([
+                    (":open".to_owned(), s(STATE_OPEN)),
+                    (":replaces".to_owned(), s(old.clone())),
+                ])),
+            ),
+        };
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if claim.replaces.is_some() {
+            put = put.expression_attribute_names("#state", "state");
+        }
+        items.push(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(build_error)?)
+                .build(),
+        );
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(CountedClaim::Taken { stale: None }),
+            Err(e) => e,
+        };
+        let reasons = match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                t.cancellation_reasons().to_vec()
+            }
+            _ => return Err(ledger_error("TransactWriteItems (claim)", e)),
+        };
+        let keys = claim.handled_keys.len();
+        let failed =
+            |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if (0..keys).any(failed) {
+            // The failed checks carry the records that failed them: the earlier decision.
+            let mut earliest = None;
+            for reason in reasons
+                .iter()
+                .take(keys)
+                .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                if let Some(item) = reason.item() {
+                    keep_earliest(&mut earliest, Some(decision_from(item)?));
+                }
+            }
+            return Ok(match earliest {
+                Some(d) => CountedClaim::Handled(Box::new(d)),
+                None => CountedClaim::Changed,
+            });
+        }
+        if failed(keys + 1) {
+            let held = reasons.get(keys + 1).and_then(|r| r.item());
+            return match held.and_then(|h| get_s(h, "state")) {
+                // A case was opened for the alarm since (or before) the decision.
+                Some(STATE_OPEN) => Ok(CountedClaim::Changed),
+                // An expired claim: its owner may have opened a case, which only the
+                // overwritten item can say; the two steps take it over and return it.
+                Some(STATE_CLAIMED)
+                    if held
+                        .and_then(|h| get_n(h, "claim_expires"))
+                        .is_some_and(|t| t < now.timestamp()) =>
+                {
+                    crate::ledger::claim_counted_in_steps(self, claim, cap, now).await
+                }
+                _ => Ok(CountedClaim::Refused),
+            };
+        }
+        if failed(keys) {
+            return Ok(CountedClaim::Full);
+        }
+        // A transaction conflict (another write to one of these items in flight): nothing
+        // was written; deciding again is right.
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+        Err(LedgerError::Conflict(format!(
+            "claim cancelled [{}]",
+            codes.join(",")
+        )))
+    }
+
+    fn checks_at_claim(&self) -> bool {
+        true
     }
 
     async fn claim(&self, claim: &Claim, now: DateTime<Utc>) -> Result<ClaimOutcome, LedgerError> {
@@ -489,11 +703,7 @@ impl CaseLedger for DynamoLedger {
                 (TTL_ATTRIBUTE.to_owned(), n(expires)),
             ]);
             let values = Item::from([(":now".to_owned(), n(now))]);
-            // An expired record that TTL has not deleted yet no longer counts.
-            items.push(self.put(
-                item,
-                Some(("attribute_not_exists(pk) OR expires_at < :now", values)),
-            )?);
+            items.push(self.put(item, Some((NOT_HANDLED, values)))?);
         }
         for item in Self::history(&decision, &json) {
             items.push(self.put(item, None)?);
@@ -725,6 +935,9 @@ fn claim_item(claim: &Claim, now: DateTime<Utc>) -> (Item, String, Item) {
     }
     (item, condition, values)
 }
+
+/// A handled key not yet recorded: no item, or an expired one TTL has not deleted yet.
+const NOT_HANDLED: &str = "attribute_not_exists(pk) OR expires_at < :now";
 
 /// Taking one of the hour's case slots: the counter goes up, only while below the cap, and
 /// the item expires a few hours after its hour.
