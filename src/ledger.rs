@@ -330,9 +330,10 @@ pub enum CountedClaim {
     Full,
     /// A live claim exists; no slot was taken.
     Refused,
-    /// What the decision read or assumed no longer holds: a case is open for the alarm.
-    /// Nothing was taken; read the facts and decide again.
-    Changed,
+    /// What the decision read or assumed no longer holds: a case is open for the alarm
+    /// (this one, as the claim found it, when the ledger can say). Nothing was taken;
+    /// decide again.
+    Changed(Option<Box<OpenCase>>),
     /// The event was handled already: the decision that did (the earliest of its keys').
     /// Nothing was taken.
     Handled(Box<Decision>),

@@ -450,13 +450,19 @@ async fn a_counted_claim_checks_the_handled_keys_and_the_alarms_open_case() {
     ledger.commit(opened).await.expect("open case");
     let new_event =
         Claim::new("alarm-b", now, soon, None).for_delivery("alarm-b", vec!["sqs:m-10".into()]);
-    assert_eq!(
-        ledger
-            .claim_counted(&new_event, 5, now)
-            .await
-            .expect("claim"),
-        CountedClaim::Changed
-    );
+    match ledger
+        .claim_counted(&new_event, 5, now)
+        .await
+        .expect("claim")
+    {
+        CountedClaim::Changed(Some(found)) => {
+            assert_eq!(
+                (found.alarm_key.as_str(), found.case_id.as_str()),
+                ("alarm-b", "case-2")
+            )
+        }
+        other => panic!("expected the open case it found, got {other:?}"),
+    }
     assert_eq!(ledger.case_slots_taken(now).await.expect("slots"), 0);
     assert_eq!(
         ledger
@@ -659,8 +665,8 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
     );
     assert_eq!(standin.calls("CreateCase"), 1, "never a second case");
 
-    // The same alarm again, a new event: the claim finds its open case, the read and the
-    // update follow.
+    // The same alarm again, a new event: the claim finds its open case (no read), the
+    // update and its commit follow.
     let before = common::moto::calls(table).await;
     let updated = other
         .handle(&sqs("m-2"), &alarm("ALARM", "t2"))
@@ -672,8 +678,9 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
     );
     assert_eq!(
         ledger_calls_since(table, &before).await,
-        counts(&[("BatchGetItem", 1), ("TransactWriteItems", 2)])
+        counts(&[("TransactWriteItems", 2)])
     );
+    assert_eq!(standin.calls("AddCommunicationToCase"), 1);
 
     // A recovery is never assumed new: one read, one commit.
     let before = common::moto::calls(table).await;

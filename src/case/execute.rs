@@ -446,8 +446,15 @@ impl CaseService {
         {
             CountedClaim::Full => return Ok(None),
             CountedClaim::Refused => return Err(CaseError::Busy),
-            // Deciding again reads what changed (an update of the open case, usually).
-            CountedClaim::Changed => {
+            // Deciding again with the open case the claim found: an update, usually.
+            CountedClaim::Changed(Some(open)) => {
+                return Err(CaseError::Changed(Box::new(crate::ledger::Lookup {
+                    earlier: None,
+                    open: Some(*open),
+                    slots_taken: 0,
+                })));
+            }
+            CountedClaim::Changed(None) => {
                 return Err(LedgerError::Conflict(
                     "a case was opened for the alarm since the decision".into(),
                 )

@@ -39,6 +39,7 @@ impl CaseService {
             {
                 Reading::Assume
             }
+            Reading::Found(found) => Reading::Found(found),
             _ => Reading::Read,
         };
         let mut facts = Facts {
@@ -58,8 +59,9 @@ impl CaseService {
             Dedupe::Check => handled_keys(delivery, alarm),
             Dedupe::Skip => Vec::new(),
         };
-        let lookup = match reading {
+        let lookup = match &reading {
             Reading::Assume => Lookup::default(),
+            Reading::Found(found) => (**found).clone(),
             Reading::Read => self.ledger.lookup(&keys, alarm.key(), now).await?,
         };
         facts.earlier = lookup.earlier;

@@ -88,6 +88,10 @@ pub enum CaseError {
     /// restart): [`CaseService::handle`] answers it as a duplicate, so it never gets past.
     #[error("the event was handled already")]
     Handled(Box<Decision>),
+    /// The claim found a case open for the alarm, which the decision did not know of:
+    /// `handle` decides again with what it found.
+    #[error("a case was opened for this alarm since the decision")]
+    Changed(Box<crate::ledger::Lookup>),
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -132,7 +136,7 @@ pub struct CaseService {
 }
 
 /// How a decision learns what the ledger knows about the event.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 enum Reading {
     /// Read it first (one request on DynamoDB).
     Read,
@@ -142,6 +146,8 @@ enum Reading {
     /// out on the assumption; any other plan is read and decided again at once, and so is
     /// one whose claim finds the assumption wrong.
     Assume,
+    /// What a failed claim found (the alarm's open case): as good as a read.
+    Found(Box<crate::ledger::Lookup>),
 }
 
 /// Whether a plan looks for an earlier decision on the same keys.
@@ -250,7 +256,12 @@ impl CaseService {
             let (result, assumed) = {
                 let _guard = self.locks.stripe(alarm.key()).lock().await;
                 match self
-                    .plan_with(delivery, alarm, Dedupe::Check, reading)
+                    .plan_with(
+                        delivery,
+                        alarm,
+                        Dedupe::Check,
+                        std::mem::replace(&mut reading, Reading::Read),
+                    )
                     .await
                 {
                     Ok((plan, how)) => (
@@ -260,7 +271,6 @@ impl CaseService {
                     Err(e) => (Err(e), false),
                 }
             };
-            reading = Reading::Read;
             // A conflict means another delivery recorded this event (or took the claim
             // over) first: deciding again finds what it did.
             let again = matches!(
@@ -274,6 +284,8 @@ impl CaseService {
                     self.recent.remember(&keys, earlier.clone());
                     return Ok(self.duplicate(delivery, alarm, &earlier).await);
                 }
+                // The claim found the alarm's open case: decide again with it, at once.
+                Err(CaseError::Changed(found)) => reading = Reading::Found(found),
                 // What was assumed did not hold: read it, at once.
                 Err(_) if again && assumed => {}
                 Err(_) if again && tokio::time::Instant::now() + pause < deadline => {

@@ -573,14 +573,17 @@ impl CaseLedger for DynamoLedger {
             }
             return Ok(match earliest {
                 Some(d) => CountedClaim::Handled(Box::new(d)),
-                None => CountedClaim::Changed,
+                None => CountedClaim::Changed(None),
             });
         }
         if failed(keys + 1) {
             let held = reasons.get(keys + 1).and_then(|r| r.item());
             return match held.and_then(|h| get_s(h, "state")) {
-                // A case was opened for the alarm since (or before) the decision.
-                Some(STATE_OPEN) => Ok(CountedClaim::Changed),
+                // A case was opened for the alarm since (or before) the decision: the item
+                // says which, so deciding again needs no read.
+                Some(STATE_OPEN) => Ok(CountedClaim::Changed(
+                    held.map(open_from).transpose()?.flatten().map(Box::new),
+                )),
                 // An expired claim: its owner may have opened a case, which only the
                 // overwritten item can say; the two steps take it over and return it.
                 Some(STATE_CLAIMED)
