@@ -137,6 +137,11 @@ else
     AWS_ACCESS_KEY_ID=x
     AWS_SECRET_ACCESS_KEY=x
     AWS_EC2_METADATA_DISABLED=true
+    # Any other service (CloudWatch has no stand-in here) goes to a closed loopback port,
+    # never to AWS: no tags read, graphs drawn from the alarm, no metrics.
+    AWS_ENDPOINT_URL=http://127.0.0.1:9
+    TAGS=off
+    GRAPHS=local
     METRICS=off
     DBTABLE=load-settings
     LEDGER_TABLE=load-ledger
