@@ -596,17 +596,30 @@ fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
+/// Counts the graphs asked for (each would be a CloudWatch GetMetricWidgetImage call).
+#[derive(Default)]
+struct CountingGrapher(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl cw_support_api::graph::Grapher for CountingGrapher {
+    async fn graph(&self, _alarm: &Alarm) -> Result<cw_support_api::graph::Attachment, String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err("counted, not drawn".into())
+    }
+}
+
 /// Issue 16: what each outcome costs in DynamoDB requests. A new alarm: the claim's
 /// transaction (which checks the handled keys and takes the hour's slot) and the commit,
 /// with CreateCase between; no read. A redelivery answered from memory: none. A redelivery
 /// to another instance (no memory of it): one, the claim's check, which returns the first
-/// decision.
+/// decision. The graph is drawn once the claim is taken: only for the case opened.
 #[tokio::test]
 async fn each_outcome_costs_the_fewest_ledger_requests() {
     let standin = SupportStandin::start().await;
     let c = clients(&standin.endpoint());
     let s = tables(&c).await;
     let backend = Backend::on_aws(c, &s).await.expect("backend");
+    let graphs = Arc::new(CountingGrapher::default());
     let service = |_| {
         CaseService::new(
             backend.config.clone(),
@@ -617,6 +630,7 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
                 ..Default::default()
             },
         )
+        .with_grapher(graphs.clone())
     };
     let (one, other) = (service(1), service(2));
     let table = s.ledger_table.as_str();
@@ -692,6 +706,11 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
     assert_eq!(
         ledger_calls_since(table, &before).await,
         counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)])
+    );
+    assert_eq!(
+        graphs.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one graph, for the one case opened: none for the duplicates or the update"
     );
 }
 

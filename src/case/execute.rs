@@ -33,6 +33,14 @@ const COMMIT_ATTEMPTS: u32 = 4;
 /// half a lease, while this process still holds the claim.
 const SETTLE_PAUSES: [u32; 3] = [1, 2, 4];
 
+/// Whether a new case carries the alarm's graph (a case reopened after support resolved
+/// the last one does not: the first had it).
+#[derive(Clone, Copy)]
+enum Evidence {
+    Graph,
+    None,
+}
+
 /// What carrying out an action did, before it is recorded.
 struct Done {
     outcome: Outcome,
@@ -142,10 +150,8 @@ impl CaseService {
                 }
             },
             Action::Create { case, if_full } => {
-                let case = self.with_evidence(alarm, case).await;
                 headline = case.subject.clone();
-                self.open_new(alarm, &keys, &case, None, &if_full, now)
-                    .await?
+                self.open_new(alarm, &keys, &case, &if_full, now).await?
             }
             Action::CreateStorm { case } => {
                 headline = case.subject.clone();
@@ -321,19 +327,18 @@ impl CaseService {
         case
     }
 
-    /// Opens a case counted against the storm cap; when the hour's slots are taken, the
-    /// alarm goes to the storm case as `if_full` says.
+    /// Opens a case counted against the storm cap, with the alarm's graph; when the hour's
+    /// slots are taken, the alarm goes to the storm case as `if_full` says.
     async fn open_new(
         &self,
         alarm: &Alarm,
         keys: &[String],
         case: &NewCase,
-        replaces: Option<String>,
         if_full: &Storm,
         now: DateTime<Utc>,
     ) -> Result<Done, CaseError> {
         match self
-            .open_counted(alarm.key(), alarm, keys, case, replaces, now)
+            .open_counted(alarm, keys, case, None, now, Evidence::Graph)
             .await?
         {
             Some(opened) => {
@@ -383,7 +388,7 @@ impl CaseService {
                 let old = gone.case_id;
                 let note = format!("previous case {old} no longer open");
                 match self
-                    .open_counted(alarm.key(), alarm, keys, &case, Some(old), now)
+                    .open_counted(alarm, keys, &case, Some(old), now, Evidence::None)
                     .await?
                 {
                     Some(opened) => Ok(created(alarm, opened, Some(note), now)),
@@ -430,13 +435,14 @@ impl CaseService {
     /// not opened. `None`: the slots are all taken, a storm.
     async fn open_counted(
         &self,
-        key: &str,
         alarm: &Alarm,
         keys: &[String],
         case: &NewCase,
         replaces: Option<String>,
         now: DateTime<Utc>,
+        evidence: Evidence,
     ) -> Result<Option<Opened>, CaseError> {
+        let key = alarm.key();
         // The slot and the claim in one step (one request on DynamoDB): both or neither.
         let claim = self.claim_for(key, alarm, keys, replaces.clone(), now);
         let stale = match self
@@ -463,6 +469,16 @@ impl CaseService {
             CountedClaim::Handled(earlier) => return Err(CaseError::Handled(earlier)),
             CountedClaim::Taken { stale } => stale,
         };
+        // Drawn once the claim is ours: a duplicate or an update that the claim finds
+        // (no read before it on DynamoDB) never costs a graph.
+        let case = match evidence {
+            Evidence::Graph => {
+                self.leased(&claim, self.with_evidence(alarm, case.clone()))
+                    .await
+            }
+            Evidence::None => case.clone(),
+        };
+        let case = &case;
         let first = self.open_claimed(key, claim, stale, case).await;
         // A refusal no retry can fix may be the alarm's own codes: once more with the
         // defaults, saying so in the case.
