@@ -74,7 +74,9 @@ impl ApiError {
                 "support_plan_required"
             }
             Self::Case(CaseError::Desk(_)) => "support_unavailable",
-            Self::Case(CaseError::Busy) => "busy",
+            // Decided on what changed under it (handle decides again; only a periodic
+            // task's run is retried as a whole).
+            Self::Case(CaseError::Busy | CaseError::Changed(_) | CaseError::Handled(_)) => "busy",
             Self::Case(_) => "storage_unavailable",
             Self::Timeout(_) => "timeout",
             Self::Busy => "busy",
