@@ -507,8 +507,7 @@ impl CaseLedger for DynamoLedger {
         }
         let slot = Update::builder()
             .table_name(&self.table)
-            .key("pk", s(format!("slots#{}", slot_hour(now))))
-            .key("sk", s("-"))
+            .set_key(Some(slot_key(now)))
             .update_expression(TAKE_SLOT)
             .condition_expression(BELOW_CAP)
             .set_expression_attribute_values(Some(slot_values(cap, now)))
@@ -792,8 +791,7 @@ impl CaseLedger for DynamoLedger {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("slots#{}", slot_hour(now))))
-            .key("sk", s("-"))
+            .set_key(Some(slot_key(now)))
             .consistent_read(true)
             .send()
             .await
@@ -808,8 +806,7 @@ impl CaseLedger for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("slots#{}", slot_hour(now))))
-            .key("sk", s("-"))
+            .set_key(Some(slot_key(now)))
             .update_expression(TAKE_SLOT)
             .condition_expression(BELOW_CAP)
             .set_expression_attribute_values(Some(slot_values(cap, now)))
@@ -827,8 +824,7 @@ impl CaseLedger for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("slots#{}", slot_hour(now))))
-            .key("sk", s("-"))
+            .set_key(Some(slot_key(now)))
             .update_expression("ADD n :minus")
             .condition_expression("n > :zero")
             .expression_attribute_values(":minus", n(-1))
@@ -953,6 +949,11 @@ fn slot_values(cap: usize, now: DateTime<Utc>) -> Item {
         (":cap".to_owned(), n(i64::try_from(cap).unwrap_or(i64::MAX))),
         (":expires".to_owned(), n(now.timestamp() + 3 * 3600)),
     ])
+}
+
+/// The key of the counter of new cases in the clock hour of `now`.
+fn slot_key(now: DateTime<Utc>) -> Item {
+    item_key(format!("slots#{}", slot_hour(now)), "-")
 }
 
 /// An item's key.
