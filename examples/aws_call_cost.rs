@@ -1,0 +1,199 @@
+//! What one AWS call costs this process in CPU (issue 16): the SDK's TransactWriteItems,
+//! and the same request signed by hand (SigV4 with ring, the signing key kept for the day)
+//! and sent with reqwest, one after the other on one thread, against a canned endpoint.
+//!
+//!   AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
+//!     cargo run --release --example aws_call_cost -- [CALLS]
+//!
+//! The endpoint only has to answer 200 `{}` (nginx's `return 200 '{}'`); the process's
+//! own CPU time (/proc/self/stat) over the calls is what is printed.
+
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use ring::{digest, hmac};
+
+const REGION: &str = "us-east-1";
+const TABLE: &str = "cw-support-api-ledger";
+
+/// The process's user + system CPU seconds so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Items like a commit's: handled keys, history copies, the open case (strings of a few
+/// hundred bytes each).
+fn items(i: usize) -> Vec<(String, String)> {
+    let decision = format!(
+        r#"{{"seq":{i},"at":"2026-12-02T04:00:00Z","deliveryKind":"sqsd","deliveryId":"m-{i}","alarmKey":"alarm-{i}","alarmName":"alarm-{i}","state":"ALARM","stateChangeTime":"2026-12-02T03:59:59.000+0000","outcome":"created","caseId":"case-123456789012-muen-2026-0123456789abcdef","note":null}}"#
+    );
+    vec![
+        (format!("handled#sqs:m-{i}"), decision.clone()),
+        (format!("handled#event:alarm-{i}"), decision.clone()),
+        (format!("alarm#alarm-{i}"), decision.clone()),
+        ("day#2026-12-02".to_owned(), decision.clone()),
+        (format!("case#case-{i}"), decision.clone()),
+        (format!("alarm#alarm-{i}/open"), decision),
+    ]
+}
+
+async fn with_sdk(calls: usize) -> f64 {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let send = |i: usize| {
+        let client = client.clone();
+        async move {
+            let transact = items(i)
+                .into_iter()
+                .map(|(pk, json)| {
+                    let put = Put::builder()
+                        .table_name(TABLE)
+                        .item("pk", AttributeValue::S(pk))
+                        .item("sk", AttributeValue::S("-".into()))
+                        .item("decision", AttributeValue::S(json))
+                        .build()
+                        .expect("put");
+                    TransactWriteItem::builder().put(put).build()
+                })
+                .collect();
+            client
+                .transact_write_items()
+                .set_transact_items(Some(transact))
+                .send()
+                .await
+                .expect("TransactWriteItems answered");
+        }
+    };
+    for i in 0..200 {
+        send(i).await;
+    }
+    let before = cpu_seconds();
+    for i in 0..calls {
+        send(i).await;
+    }
+    (cpu_seconds() - before) / calls as f64
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SigV4 for one JSON POST, with the day's signing key derived once.
+struct Signer {
+    access_key: String,
+    day: String,
+    key: hmac::Key,
+}
+
+impl Signer {
+    fn new(access_key: &str, secret: &str, day: &str) -> Self {
+        let mut k = format!("AWS4{secret}").into_bytes();
+        for part in [day, REGION, "dynamodb", "aws4_request"] {
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k), part.as_bytes());
+            k = tag.as_ref().to_vec();
+        }
+        Self {
+            access_key: access_key.to_owned(),
+            day: day.to_owned(),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &k),
+        }
+    }
+
+    fn authorization(&self, host: &str, amz_date: &str, target: &str, body: &[u8]) -> String {
+        let signed = "content-type;host;x-amz-date;x-amz-target";
+        let canonical = format!(
+            "POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:{host}\nx-amz-date:{amz_date}\nx-amz-target:{target}\n\n{signed}\n{}",
+            hex(digest::digest(&digest::SHA256, body).as_ref())
+        );
+        let scope = format!("{}/{REGION}/dynamodb/aws4_request", self.day);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+        );
+        let signature = hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref());
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
+            self.access_key
+        )
+    }
+}
+
+async fn by_hand(calls: usize) -> f64 {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let now = chrono::Utc::now();
+    let signer = Signer::new(
+        &std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+        &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+        &now.format("%Y%m%d").to_string(),
+    );
+    let client = reqwest::Client::new();
+    let target = "DynamoDB_20120810.TransactWriteItems";
+    let send = |i: usize| {
+        let (client, signer, endpoint, host) = (&client, &signer, &endpoint, &host);
+        async move {
+            let transact: Vec<serde_json::Value> = items(i)
+                .into_iter()
+                .map(|(pk, json)| {
+                    serde_json::json!({"Put": {"TableName": TABLE, "Item": {
+                        "pk": {"S": pk}, "sk": {"S": "-"}, "decision": {"S": json}}}})
+                })
+                .collect();
+            let body = serde_json::to_vec(&serde_json::json!({ "TransactItems": transact }))
+                .expect("json");
+            let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+            let auth = signer.authorization(host, &amz_date, target, &body);
+            let resp = client
+                .post(endpoint.as_str())
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-date", amz_date)
+                .header("x-amz-target", target)
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .expect("answered");
+            assert!(resp.status().is_success());
+            resp.bytes().await.expect("body");
+        }
+    };
+    for i in 0..200 {
+        send(i).await;
+    }
+    let before = cpu_seconds();
+    for i in 0..calls {
+        send(i).await;
+    }
+    (cpu_seconds() - before) / calls as f64
+}
+
+fn main() {
+    let calls: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let sdk = rt.block_on(with_sdk(calls));
+    let hand = rt.block_on(by_hand(calls));
+    println!(
+        "{{\"calls\": {calls}, \"sdk_cpu_us_per_call\": {:.1}, \"by_hand_cpu_us_per_call\": {:.1}, \"seconds\": {:.1}}}",
+        sdk * 1e6,
+        hand * 1e6,
+        started.elapsed().as_secs_f64()
+    );
+}
