@@ -97,6 +97,9 @@ enum Scenario {
     Invalid,
     ForgedSns,
     Mix,
+    /// `GET /healthz` of the server under test (its own ceiling: the edge with no body, no
+    /// parse, no case logic). Give the URL of /healthz.
+    Healthz,
 }
 
 #[derive(Args)]
@@ -167,9 +170,12 @@ enum Expect {
     BadRequest,
     /// Forged SNS message: 403.
     Forbidden,
+    /// `GET /healthz`: 200.
+    Healthy,
 }
 
 struct Req {
+    method: &'static str,
     headers: Vec<(&'static str, String)>,
     body: Bytes,
     expect: Expect,
@@ -255,6 +261,7 @@ impl Builder<'_> {
 
     fn sqsd(&self, msgid: &str, name: &str, time: &str) -> Req {
         Req {
+            method: "POST",
             headers: vec![
                 ("x-aws-sqsd-msgid", msgid.to_owned()),
                 ("x-aws-sqsd-receive-count", "1".into()),
@@ -272,6 +279,7 @@ impl Builder<'_> {
 
     fn direct(&self, name: &str, time: &str) -> Req {
         Req {
+            method: "POST",
             headers: vec![("content-type", "application/json".into())],
             body: Bytes::from(alarm_json(name, time)),
             expect: Expect::Alarm(name.into()),
@@ -298,6 +306,7 @@ impl Builder<'_> {
         let msg = SnsMessage::parse(&body).expect("a well-formed SNS message");
         body["Signature"] = json!(signer.sign(version, msg.string_to_sign().as_bytes()));
         Req {
+            method: "POST",
             headers: vec![
                 ("x-amz-sns-message-type", "Notification".into()),
                 ("x-amz-sns-message-id", id.to_owned()),
@@ -323,6 +332,7 @@ impl Builder<'_> {
             _ => json!({"AlarmName": "", "StateChangeTime": self.time(n)}).to_string(),
         };
         Req {
+            method: "POST",
             headers: vec![("content-type", "application/json".into())],
             body: Bytes::from(body),
             expect: Expect::BadRequest,
@@ -374,6 +384,16 @@ fn build(args: &RunArgs) -> Result<Vec<Arc<Req>>, String> {
     let n = args.requests;
     let v = args.signature_version.as_str();
     let reqs: Vec<Arc<Req>> = match args.scenario {
+        Scenario::Healthz => {
+            let one = Arc::new(Req {
+                method: "GET",
+                headers: Vec::new(),
+                body: Bytes::new(),
+                expect: Expect::Healthy,
+                class: "healthz",
+            });
+            vec![one; n]
+        }
         Scenario::DupSqsd => {
             let one = Arc::new(b.sqsd(
                 &format!("dup-sqsd-{}", b.run),
@@ -759,7 +779,7 @@ async fn worker(shared: Arc<Shared>) -> Stats {
                 continue;
             }
             let started = Instant::now();
-            let result = exchange(c, &shared.target, "POST", Some(req)).await;
+            let result = exchange(c, &shared.target, req.method, Some(req)).await;
             let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
             match result {
                 Ok((status, body)) => {
@@ -804,7 +824,9 @@ async fn worker(shared: Arc<Shared>) -> Stats {
                 };
                 st.problem(format!("alarm {name}: ended with {what}"));
             }
-            (Expect::BadRequest, Ok((400, _))) | (Expect::Forbidden, Ok((403, _))) => {}
+            (Expect::BadRequest, Ok((400, _)))
+            | (Expect::Forbidden, Ok((403, _)))
+            | (Expect::Healthy, Ok((200, _))) => {}
             (expect, other) => {
                 st.wrong_status += 1;
                 let what = match other {

@@ -18,7 +18,8 @@
 # Then, unless --no-aws, scripts/bench-aws.sh: the aws backend and a Flask + boto3 peer on
 # one canned AWS endpoint (nginx), with the AWS calls per outcome (needs nginx).
 #
-# Scenarios: dup-sqsd dup-sns invalid forged-sns new-sns (see examples/loadgen.rs).
+# Scenarios: dup-sqsd dup-sns invalid forged-sns new-sns (see examples/loadgen.rs), and
+# always healthz first: the service's own GET /healthz, what "vs /healthz" is relative to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/perf-lib.sh disable=SC1091
@@ -26,7 +27,7 @@ source scripts/perf-lib.sh
 
 SECS=10
 CONCURRENCIES="1 16 64 256"
-SCENARIOS="dup-sqsd dup-sns invalid forged-sns new-sns"
+SCENARIOS="healthz dup-sqsd dup-sns invalid forged-sns new-sns"
 OUT=target/bench
 BUILD=1
 AWS=1
@@ -57,6 +58,9 @@ while (($#)); do
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
 done
+
+# The ratio to the service's own /healthz is in every table.
+[[ " $SCENARIOS " == *" healthz "* ]] || SCENARIOS="healthz $SCENARIOS"
 
 for tool in openssl python3 jq; do
   command -v "$tool" >/dev/null || { echo "bench.sh needs $tool" >&2; exit 1; }
@@ -142,11 +146,13 @@ start_service() {
 # memory readings) to $RESULTS.
 measure() {
   local target=$1 scenario=$2 conc=$3 port=$4 requests=$MAX_REQUESTS before after report load
+  local path=/serviceme
   [[ $scenario == new-sns ]] && requests=$NEW_SNS_REQUESTS
+  [[ $scenario == healthz ]] && path=/healthz
   # The machine's load just before (other work on it skews the numbers).
   load=$(cut -d ' ' -f 1 /proc/loadavg)
   before=$(perf_cpu_ticks "$SERVER_PID")
-  report=$("$LOADGEN" run --url "http://127.0.0.1:$port/serviceme" --scenario "$scenario" \
+  report=$("$LOADGEN" run --url "http://127.0.0.1:$port$path" --scenario "$scenario" \
     --concurrency "$conc" --requests "$requests" --seconds "$SECS" \
     --key "$PERF_TMP/keys/key.pem" --forged-key "$PERF_TMP/keys/forged.pem" \
     --cert-url "$(perf_cert_url)" --run-id "$target-$scenario-c$conc")
@@ -224,27 +230,30 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 dd_ms, sqlite_ms, secs, service_fsync = sys.argv[2:6]
 ceiling = {r["concurrency"]: r["rps"] for r in rows if r["target"] == "ceiling"}
+healthz = {r["concurrency"]: r["rps"] for r in rows
+           if r["target"] == "service" and r["scenario"] == "healthz"}
 
 def mb(kb):
     return f"{kb / 1024:.1f}"
 
 print(f"Each run: closed loop, one request in flight per connection, {secs} s or the request bound.")
 print()
-print("| scenario | conc. | req/s | p50 ms | p99 ms | vs ceiling | server CPU µs/req | load | answers |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| scenario | conc. | req/s | p50 ms | p99 ms | vs /healthz | vs ceiling | server CPU µs/req | load | answers |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
     name = "bare axum (ceiling)" if r["target"] == "ceiling" else r["scenario"]
     c = r["concurrency"]
     ratio = r["rps"] / ceiling[c] if ceiling.get(c) else float("nan")
+    own = f"{r['rps'] / healthz[c]:.0%}" if healthz.get(c) else "–"
     n = max(r["exchanges"], 1)
     cpu_us = r["server_cpu_s"] * 1e6 / n
     answers = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items(), key=lambda kv: -kv[1]))
-    if r["target"] == "ceiling":
+    if r["target"] == "ceiling" or r["scenario"] == "healthz":
         answers = ", ".join(f"{k} {v}" for k, v in r["status"].items())
     if r["transport_errors"]:
         answers += f"; transport errors {r['transport_errors']}"
     print(f"| {name} | {c} | {r['rps']:.0f} | {r['latency_ms']['p50']:.2f} | "
-          f"{r['latency_ms']['p99']:.2f} | {ratio:.0%} | {cpu_us:.0f} | {r['load1']:.1f} | {answers} |")
+          f"{r['latency_ms']['p99']:.2f} | {own} | {ratio:.0%} | {cpu_us:.0f} | {r['load1']:.1f} | {answers} |")
 
 print()
 print("| process | first 200 on /healthz | idle RSS | RSS after the last run | peak RSS (VmHWM) |")

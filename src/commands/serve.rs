@@ -132,7 +132,26 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
         })
     });
     let ledger = state.cases.ledger().clone();
+    // Duplicates the ledger counts in memory are written at least this often, so another
+    // process (`cases list`) sees them within seconds.
+    let flusher = {
+        let (ledger, mut rx) = (ledger.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let every = crate::ledger::DuplicateTally::WAIT;
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = rx.wait_for(|s| *s) => return,
+                }
+                if let Err(e) = ledger.flush().await {
+                    warn!(error = %crate::errors::Chain(&e), "could not write the noted duplicates");
+                }
+            }
+        })
+    };
     let served = server::serve(listener, state, wait(stopped)).await;
+    let _ = flusher.await;
     if let Some(r) = reconciler {
         let _ = r.await;
     }

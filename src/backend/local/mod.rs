@@ -55,7 +55,10 @@ impl LocalBackend {
         let db = Arc::new(Db::open(&data_dir.join(LEDGER_FILE))?);
         Ok(Self {
             config: Arc::new(LocalConfigFile::new(data_dir.join(CONFIG_FILE))),
-            ledger: Arc::new(SqliteLedger { db: db.clone() }),
+            ledger: Arc::new(SqliteLedger {
+                db: db.clone(),
+                notes: Default::default(),
+            }),
             notices: Arc::new(NoticeLog { db: db.clone() }),
             desk: Arc::new(DryRunDesk {
                 db,

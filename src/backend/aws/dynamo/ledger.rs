@@ -25,8 +25,9 @@ use chrono::{DateTime, Utc};
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
 use crate::ledger::{
-    CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter, HeldAlarm,
-    HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
+    CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter,
+    DuplicateTally, HeldAlarm, HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange,
+    StaleClaim, slot_hour,
 };
 
 pub struct DynamoLedger {
@@ -35,64 +36,13 @@ pub struct DynamoLedger {
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
     /// most, so a redelivery cannot come later than that).
     handled_ttl: Duration,
-    /// Duplicates answered from memory, counted per delivery and written together by
+    /// Duplicates answered from memory, counted per event and written together by
     /// BatchWriteItem (see [`CaseLedger::note`]).
-    notes: std::sync::Mutex<Tally>,
-}
-
-/// Noted duplicates not yet written: one entry per event redelivered, with how many times.
-#[derive(Default)]
-struct Tally {
-    entries: Vec<Noted>,
-    /// When the oldest entry was noted.
-    since: Option<std::time::Instant>,
-}
-
-struct Noted {
-    /// The first of the duplicates.
-    decision: Decision,
-    count: u64,
-    last_at: DateTime<Utc>,
-}
-
-impl Noted {
-    fn same_event(&self, d: &Decision) -> bool {
-        let e = &self.decision;
-        e.alarm_key == d.alarm_key
-            && e.delivery_kind == d.delivery_kind
-            && e.delivery_id == d.delivery_id
-            && e.state_change_time == d.state_change_time
-            && e.case_id == d.case_id
-    }
-
-    /// The history line: the first duplicate, saying how many followed until when.
-    fn into_decision(self) -> Decision {
-        let mut d = self.decision;
-        if self.count > 1 {
-            let more = format!(
-                "{} deliveries until {}",
-                self.count,
-                self.last_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
-            d.note = Some(match d.note.take() {
-                Some(n) => format!("{n}; {more}"),
-                None => more,
-            });
-        }
-        d
-    }
+    notes: DuplicateTally,
 }
 
 /// BatchGetItem requests made for one read before unprocessed keys are an error.
 const BATCH_GET_ATTEMPTS: usize = 5;
-
-/// Distinct events whose noted duplicates are written together: at most three history
-/// items each, so one BatchWriteItem (25 items at most) takes them all.
-const NOTE_EVENTS: usize = 8;
-
-/// How long noted duplicates wait at most before the next note writes them.
-const NOTE_WAIT: Duration = Duration::from_secs(10);
 
 const OPEN_SK: &str = "open";
 /// Partition of the alarms held during maintenance windows (sort key: the alarm key).
@@ -133,7 +83,7 @@ impl DynamoLedger {
             client,
             table: table.to_owned(),
             handled_ttl,
-            notes: std::sync::Mutex::new(Tally::default()),
+            notes: DuplicateTally::default(),
         }
     }
 
@@ -256,14 +206,12 @@ impl DynamoLedger {
 
     /// Writes whatever noted history is waiting.
     async fn flush_notes(&self) -> Result<(), LedgerError> {
-        let waiting = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
-        self.write_tally(waiting).await
+        self.write_noted(self.notes.take()).await
     }
 
-    async fn write_tally(&self, tally: Tally) -> Result<(), LedgerError> {
+    async fn write_noted(&self, noted: Vec<Decision>) -> Result<(), LedgerError> {
         let mut items = Vec::new();
-        for noted in tally.entries {
-            let decision = noted.into_decision();
+        for decision in noted {
             let json = decision_json(&decision)?;
             items.extend(Self::history(&decision, &json));
         }
@@ -391,36 +339,14 @@ impl CaseLedger for DynamoLedger {
     }
 
     /// A duplicate answered from memory costs no request of its own: duplicates are
-    /// counted per event in memory, and one history line per event ("N deliveries until
-    /// T") goes out in one BatchWriteItem for [`NOTE_EVENTS`] events, after [`NOTE_WAIT`],
-    /// before any listing, and at shutdown ([`CaseLedger::flush`]). So a redelivery storm
-    /// of one message costs a request every ten seconds, not one per redelivery. Not
-    /// durable until then: a crash may lose such lines of history, never a case or a
-    /// handled key.
+    /// counted per event in memory ([`DuplicateTally`]), and the lines of up to eight
+    /// events go out in one BatchWriteItem. So a redelivery storm of one message costs a
+    /// request every ten seconds, not one per redelivery. Not durable until then: a crash
+    /// may lose such lines of history, never a case or a handled key.
     async fn note(&self, mut decision: Decision) -> Result<(), LedgerError> {
         decision.seq = seq_of(decision.at);
-        let due = {
-            let mut tally = self.notes.lock().unwrap_or_else(|p| p.into_inner());
-            match tally.entries.iter_mut().find(|n| n.same_event(&decision)) {
-                Some(noted) => {
-                    noted.count += 1;
-                    noted.last_at = noted.last_at.max(decision.at);
-                }
-                None => {
-                    let at = decision.at;
-                    tally.entries.push(Noted {
-                        decision,
-                        count: 1,
-                        last_at: at,
-                    });
-                }
-            }
-            let since = *tally.since.get_or_insert_with(std::time::Instant::now);
-            (tally.entries.len() >= NOTE_EVENTS || since.elapsed() >= NOTE_WAIT)
-                .then(|| std::mem::take(&mut *tally))
-        };
-        match due {
-            Some(tally) => self.write_tally(tally).await,
+        match self.notes.add(decision) {
+            Some(due) => self.write_noted(due).await,
             None => Ok(()),
         }
     }
