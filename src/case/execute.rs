@@ -255,6 +255,7 @@ impl CaseService {
         let decision = Decision::about(delivery, alarm, outcome, now)
             .on_case(case_id.clone())
             .noted(note);
+        let mut about = (!keys.is_empty()).then(|| decision.clone());
         let seq = self
             .commit_retrying(Commit {
                 handled_keys: keys.clone(),
@@ -264,10 +265,14 @@ impl CaseService {
                 hold,
             })
             .await?;
+        if let Some(d) = about.as_mut() {
+            d.seq = seq;
+        }
         let earlier = super::recent::Earlier {
             seq,
             outcome,
             case_id: case_id.clone(),
+            about: about.map(std::sync::Arc::new),
         };
         self.recent.remember(&keys, earlier);
         match (outcome, &case_id) {

@@ -150,6 +150,15 @@ enum Reading {
     Found(Box<crate::ledger::Lookup>),
 }
 
+/// The note of a duplicate: which decision it repeats.
+fn first_handled(earlier: &Earlier) -> String {
+    format!(
+        "first handled as #{} ({})",
+        earlier.seq,
+        earlier.outcome.as_str()
+    )
+}
+
 /// Whether a plan looks for an earlier decision on the same keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Dedupe {
@@ -301,16 +310,40 @@ impl CaseService {
         }
     }
 
+    /// A worker-daemon redelivery of an alarm this process recorded, answered from its
+    /// message id before its body is even parsed: SQS redelivers a message under the same
+    /// id with the same body, so the id says which event it is (the daemon is trusted for
+    /// its headers at admission). `None`: not known here; handle it as usual.
+    pub async fn redelivered(&self, delivery: &Delivery) -> Option<Handled> {
+        if delivery.kind != crate::delivery::DeliveryKind::Sqsd {
+            return None;
+        }
+        let id = delivery.sqsd_message_id.as_deref()?;
+        let earlier = self.recent.find(&[format!("sqs:{id}")])?;
+        let first = earlier.about.as_ref()?;
+        let mut decision = Decision::clone(first);
+        decision.seq = 0;
+        decision.at = (self.clock)();
+        decision.delivery_kind = delivery.kind.as_str().to_owned();
+        decision.delivery_id = delivery.id().map(str::to_owned);
+        decision.outcome = Outcome::Duplicate;
+        decision.note = Some(first_handled(&earlier));
+        if let Err(e) = self.ledger.note(decision).await {
+            tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
+        }
+        Some(Handled {
+            outcome: Outcome::Duplicate,
+            case_id: earlier.case_id.clone(),
+            alarm: first.alarm_name.clone(),
+        })
+    }
+
     /// A duplicate answered from memory: noted in the ledger (a line of history the ledger
     /// may batch and need not make durable first), answered with the first decision's case.
     async fn duplicate(&self, delivery: &Delivery, alarm: &Alarm, earlier: &Earlier) -> Handled {
         let decision = Decision::about(delivery, alarm, Outcome::Duplicate, (self.clock)())
             .on_case(earlier.case_id.clone())
-            .noted(format!(
-                "first handled as #{} ({})",
-                earlier.seq,
-                earlier.outcome.as_str()
-            ));
+            .noted(first_handled(earlier));
         if let Err(e) = self.ledger.note(decision).await {
             tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
         }

@@ -20,6 +20,9 @@ pub struct Earlier {
     pub seq: i64,
     pub outcome: Outcome,
     pub case_id: Option<String>,
+    /// The alarm decision itself (not kept for AWS Support events), so that a worker-daemon
+    /// redelivery can be answered and noted from its message id alone.
+    pub about: Option<Arc<crate::ledger::Decision>>,
 }
 
 impl Earlier {
@@ -28,6 +31,7 @@ impl Earlier {
             seq: d.seq,
             outcome: d.outcome,
             case_id: d.case_id.clone(),
+            about: Some(Arc::new(d.clone())),
         }
     }
 }
@@ -105,6 +109,7 @@ mod tests {
             seq,
             outcome: Outcome::Created,
             case_id: Some(format!("case-{seq}")),
+            about: None,
         }
     }
 

@@ -158,6 +158,7 @@ impl CaseService {
             seq,
             outcome,
             case_id: update.case_id.clone(),
+            about: None,
         };
         self.recent.remember(&keys, earlier);
         if let Some(case_id) = update.case_id.clone() {

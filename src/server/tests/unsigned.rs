@@ -398,3 +398,50 @@ async fn real_aws_vectors_pass_the_edge_through_pinned_certificates() {
     }
     assert!(checked >= 17, "checked {checked}");
 }
+
+/// A worker-daemon redelivery of a message this process recorded is answered from its
+/// message id before the body is parsed (SQS redelivers a message under its id with the
+/// same body): the same case, the same alarm, one more line of history. A new id is parsed
+/// as usual. (The daemon's headers are believed only from a trusted peer: the tests above.)
+#[tokio::test]
+async fn a_worker_daemon_redelivery_is_answered_from_its_message_id() {
+    let h = harness(Setup {
+        tokens: TOKEN,
+        peer: "127.0.0.1:5555",
+        ..Default::default()
+    });
+    let (status, first, _) = post(
+        &h,
+        minimal_alarm("redelivered"),
+        &[("x-aws-sqsd-msgid", "m-77")],
+    )
+    .await;
+    assert_eq!(
+        (status, first["outcome"].as_str()),
+        (StatusCode::OK, Some("created")),
+        "{first}"
+    );
+    // Past the edge's first look (JSON, not an SNS envelope), only the id is read: even a
+    // body that holds no alarm.
+    let not_an_alarm = r#"{"hello": "world"}"#.to_owned();
+    let (status, again, _) = post(&h, not_an_alarm.clone(), &[("x-aws-sqsd-msgid", "m-77")]).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(again["caseId"], first["caseId"]);
+    assert_eq!(again["alarm"], "redelivered");
+    // A message this process has not recorded is parsed: the same body is a 400.
+    let (status, bad, _) = post(&h, not_an_alarm.clone(), &[("x-aws-sqsd-msgid", "m-78")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["error"], "unknown_shape");
+    // The created decision and the duplicate's line.
+    let listed = h
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("ledger");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].outcome, crate::outcome::Outcome::Duplicate);
+    assert_eq!(listed[0].alarm_name, "redelivered");
+    assert_eq!(listed[0].delivery_id.as_deref(), Some("m-77"));
+}
