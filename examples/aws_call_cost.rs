@@ -26,6 +26,21 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
+/// CPU seconds per call of `send`, after 200 calls to warm connections and caches.
+async fn cpu_per_call<F: std::future::Future<Output = ()>>(
+    calls: usize,
+    send: impl Fn(usize) -> F,
+) -> f64 {
+    for i in 0..200 {
+        send(i).await;
+    }
+    let before = cpu_seconds();
+    for i in 0..calls {
+        send(i).await;
+    }
+    (cpu_seconds() - before) / calls as f64
+}
+
 /// Items like a commit's: handled keys, history copies, the open case (strings of a few
 /// hundred bytes each).
 fn items(i: usize) -> Vec<(String, String)> {
@@ -72,14 +87,7 @@ async fn with_sdk(calls: usize) -> f64 {
                 .expect("TransactWriteItems answered");
         }
     };
-    for i in 0..200 {
-        send(i).await;
-    }
-    let before = cpu_seconds();
-    for i in 0..calls {
-        send(i).await;
-    }
-    (cpu_seconds() - before) / calls as f64
+    cpu_per_call(calls, send).await
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -168,14 +176,7 @@ async fn by_hand(calls: usize) -> f64 {
             resp.bytes().await.expect("body");
         }
     };
-    for i in 0..200 {
-        send(i).await;
-    }
-    let before = cpu_seconds();
-    for i in 0..calls {
-        send(i).await;
-    }
-    (cpu_seconds() - before) / calls as f64
+    cpu_per_call(calls, send).await
 }
 
 fn main() {
