@@ -6,10 +6,12 @@
 #
 # New alarms (a new alarm name per request, as worker-daemon deliveries) go to the service
 # (BACKEND=aws) and to the peer (scripts/peer/flask_worker.py under gunicorn, 4 workers x 8
-# threads); then one alarm redelivered goes to the service. Prints a markdown table: events/s,
-# p50/p99, server CPU us per request, the AWS calls per outcome, and the ratio to the peer.
+# threads), in --rounds alternating pairs (service, then peer), so that each ratio is taken
+# from two runs a few seconds apart on a shared machine whose speed drifts; then one alarm
+# redelivered goes to the service. Prints a markdown table: events/s, p50/p99, server CPU us
+# per request, the AWS calls per outcome, each round's ratio to the peer and their median.
 #
-#   scripts/bench-aws.sh [--seconds S] [--concurrency C] [--out DIR] [--no-build]
+#   scripts/bench-aws.sh [--seconds S] [--concurrency C] [--rounds N] [--out DIR] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/perf-lib.sh disable=SC1091
@@ -17,6 +19,7 @@ source scripts/perf-lib.sh
 
 SECS=5
 CONC=64
+ROUNDS=3
 OUT=target/bench-aws
 BUILD=1
 REQUESTS=${REQUESTS:-200000}
@@ -25,9 +28,10 @@ while (($#)); do
   case $1 in
     --seconds) SECS=${2:?}; shift 2 ;;
     --concurrency) CONC=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -133,24 +137,26 @@ tree_ticks() {
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-# run <label> <port> <pid> <scenario>: CPU counted for the process and its children.
+# run <label> <port> <pid> <scenario> [round]: CPU counted for the process and its children.
 run() {
-  local label=$1 port=$2 pid=$3 scenario=$4 before after mark report
+  local label=$1 port=$2 pid=$3 scenario=$4 round=${5:-1} before after mark report
   mark=$(calls_so_far)
   before=$(tree_ticks "$pid")
   report=$("$LOADGEN" run --url "http://127.0.0.1:$port/serviceme" --scenario "$scenario" \
-    --concurrency "$CONC" --requests "$REQUESTS" --seconds "$SECS" --run-id "$label-$scenario")
+    --concurrency "$CONC" --requests "$REQUESTS" --seconds "$SECS" \
+    --run-id "$label-$scenario-$round")
   after=$(tree_ticks "$pid")
   jq -c --arg who "$label" --argjson cpu "$((after - before))" --argjson tck "$CLK_TCK" \
     --argjson calls "$(calls_since "$mark")" \
     --argjson rss "$(perf_status_kb "$pid" VmHWM)" \
-    '. + {"who": $who, "cpu_s": ($cpu / $tck), "calls": $calls, "hwm_kb": $rss}' \
+    --argjson round "$round" \
+    '. + {"who": $who, "round": $round, "cpu_s": ($cpu / $tck), "calls": $calls, "hwm_kb": $rss}' \
     <<<"$report" | tee -a "$RESULTS" >/dev/null
   echo "   $label $scenario c=$CONC: $(jq -r '.rps' <<<"$report") req/s, $(jq -c '.outcomes' <<<"$report")" >&2
 }
 
 
-# ---- the service on the aws backend -----------------------------------------------------------
+# ---- the service on the aws backend, and the Flask + boto3 peer ------------------------------
 
 PORT=$(perf_free_port)
 BIND=127.0.0.1 PORT=$PORT BACKEND=aws METRICS=off GRAPHS=off TAGS=off \
@@ -160,11 +166,6 @@ SERVICE=$!
 perf_track "$SERVICE" 3600
 "$LOADGEN" wait-healthz --url "http://127.0.0.1:$PORT/healthz" --since "$EPOCHREALTIME" >/dev/null
 echo "== service (BACKEND=aws) on 127.0.0.1:$PORT" >&2
-run service "$PORT" "$SERVICE" new-sqsd
-run service "$PORT" "$SERVICE" dup-sqsd
-perf_stop "$SERVICE"
-
-# ---- the Flask + boto3 peer -------------------------------------------------------------------
 
 PEER_PORT=$(perf_free_port)
 (cd scripts/peer && exec python3 -m gunicorn --workers 4 --threads 8 --worker-class gthread \
@@ -173,16 +174,27 @@ PEER=$!
 perf_track "$PEER" 3600
 "$LOADGEN" wait-healthz --url "http://127.0.0.1:$PEER_PORT/healthz" --since "$EPOCHREALTIME" >/dev/null
 echo "== Flask + boto3 peer (gunicorn 4 x 8) on 127.0.0.1:$PEER_PORT" >&2
-run peer "$PEER_PORT" "$PEER" new-sqsd
+
+# Alternating, so that each round's two runs see the machine at about the same speed (the
+# idle side costs nothing meanwhile).
+for round in $(seq "$ROUNDS"); do
+  run service "$PORT" "$SERVICE" new-sqsd "$round"
+  run peer "$PEER_PORT" "$PEER" new-sqsd "$round"
+done
+run service "$PORT" "$SERVICE" dup-sqsd
 perf_stop "$PEER"
+perf_stop "$SERVICE"
 
 # ---- the table --------------------------------------------------------------------------------
 
 jq -rs '
   def per(n): if n > 0 then . / n else 0 end;
-  (map(select(.who == "peer" and .scenario == "new-sqsd"))[0].rps) as $peer
-  | "| who | scenario | events/s | p50 ms | p99 ms | vs peer | CPU µs/event | peak RSS | AWS calls per event | answers |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+  (map(select(.who == "peer" and .scenario == "new-sqsd")) | map({key: (.round | tostring), value: .rps}) | from_entries) as $peer
+  | [.[] | select(.who == "service" and .scenario == "new-sqsd") | .rps / $peer[.round | tostring]] as $ratios
+  | "| who | round | scenario | events/s | p50 ms | p99 ms | vs peer | CPU µs/event | peak RSS | AWS calls per event | answers |",
+    "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
     (.[] | (.exchanges) as $n
-      | "| \(.who) | \(.scenario) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p99) | \(if .scenario == "new-sqsd" then ((.rps / $peer * 10 | round) / 10 | tostring) + "×" else "" end) | \((.cpu_s * 1e6 | per($n)) | round) | \((.hwm_kb / 1024 * 10 | round) / 10) MB | \(.calls | to_entries | map("\(.key | sub("^[A-Za-z]+_[0-9]+\\."; "")) \((.value / $n * 100 | round) / 100)") | join(", ")) | \(.outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) |")
+      | "| \(.who) | \(.round) | \(.scenario) | \(.rps) | \(.latency_ms.p50) | \(.latency_ms.p99) | \(if .scenario == "new-sqsd" then ((.rps / $peer[.round | tostring] * 10 | round) / 10 | tostring) + "×" else "" end) | \((.cpu_s * 1e6 | per($n)) | round) | \((.hwm_kb / 1024 * 10 | round) / 10) MB | \(.calls | to_entries | map("\(.key | sub("^[A-Za-z]+_[0-9]+\\."; "")) \((.value / $n * 100 | round) / 100)") | join(", ")) | \(.outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) |"),
+    "",
+    "New alarms, service vs peer, median of \($ratios | length) alternating rounds: \(($ratios | sort | .[(length - 1) / 2 | floor]) * 10 | round / 10)× (each round: \($ratios | map((. * 10 | round) / 10 | tostring + "×") | join(", ")))."
 ' "$RESULTS" | tee "$OUT/table.md"
