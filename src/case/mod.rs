@@ -321,36 +321,37 @@ impl CaseService {
         let id = delivery.sqsd_message_id.as_deref()?;
         let earlier = self.recent.find(&[format!("sqs:{id}")])?;
         let first = earlier.about.as_ref()?;
-        let mut decision = Decision::clone(first);
-        decision.seq = 0;
-        decision.at = (self.clock)();
-        decision.delivery_kind = delivery.kind.as_str().to_owned();
-        decision.delivery_id = delivery.id().map(str::to_owned);
-        decision.outcome = Outcome::Duplicate;
-        decision.note = Some(first_handled(&earlier));
-        if let Err(e) = self.ledger.note(decision).await {
-            tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
-        }
-        Some(Handled {
-            outcome: Outcome::Duplicate,
-            case_id: earlier.case_id.clone(),
-            alarm: first.alarm_name.clone(),
-        })
+        let mut decision = Decision::new(
+            delivery,
+            first.alarm_key.clone(),
+            first.alarm_name.clone(),
+            Outcome::Duplicate,
+            (self.clock)(),
+        );
+        decision.state = first.state;
+        decision.state_change_time = first.state_change_time.clone();
+        Some(self.noted_duplicate(decision, &earlier).await)
     }
 
     /// A duplicate answered from memory: noted in the ledger (a line of history the ledger
     /// may batch and need not make durable first), answered with the first decision's case.
     async fn duplicate(&self, delivery: &Delivery, alarm: &Alarm, earlier: &Earlier) -> Handled {
-        let decision = Decision::about(delivery, alarm, Outcome::Duplicate, (self.clock)())
+        let decision = Decision::about(delivery, alarm, Outcome::Duplicate, (self.clock)());
+        self.noted_duplicate(decision, earlier).await
+    }
+
+    async fn noted_duplicate(&self, decision: Decision, earlier: &Earlier) -> Handled {
+        let decision = decision
             .on_case(earlier.case_id.clone())
             .noted(first_handled(earlier));
+        let alarm = decision.alarm_name.clone();
         if let Err(e) = self.ledger.note(decision).await {
             tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
         }
         Handled {
             outcome: Outcome::Duplicate,
             case_id: earlier.case_id.clone(),
-            alarm: alarm.name.clone(),
+            alarm,
         }
     }
 

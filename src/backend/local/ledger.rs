@@ -408,8 +408,7 @@ impl CaseLedger for SqliteLedger {
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
         // Decisions noted without waiting are written first, so the list is complete.
-        self.write_noted(self.notes.take())?;
-        self.db.write(false, |_| Ok(())).await?;
+        self.flush().await?;
         let filter = filter.clone();
         self.db
             .reading(move |c| {

@@ -204,11 +204,6 @@ impl DynamoLedger {
         Ok(())
     }
 
-    /// Writes whatever noted history is waiting.
-    async fn flush_notes(&self) -> Result<(), LedgerError> {
-        self.write_noted(self.notes.take()).await
-    }
-
     async fn write_noted(&self, noted: Vec<Decision>) -> Result<(), LedgerError> {
         let mut items = Vec::new();
         for decision in noted {
@@ -352,7 +347,7 @@ impl CaseLedger for DynamoLedger {
     }
 
     async fn flush(&self) -> Result<(), LedgerError> {
-        self.flush_notes().await
+        self.write_noted(self.notes.take()).await
     }
 
     async fn open_case(&self, alarm_key: &str) -> Result<Option<OpenCase>, LedgerError> {
@@ -793,7 +788,7 @@ impl CaseLedger for DynamoLedger {
 
     async fn decisions(&self, filter: &DecisionFilter) -> Result<Vec<Decision>, LedgerError> {
         // Noted duplicates first, so the list is complete.
-        self.flush_notes().await?;
+        self.flush().await?;
         let limit = if filter.limit == 0 {
             usize::MAX
         } else {
