@@ -1,6 +1,7 @@
 //! What one AWS call costs this process in CPU (issue 16): the SDK's TransactWriteItems,
-//! and the same request signed by hand (SigV4 with ring, the signing key kept for the day)
-//! and sent with reqwest, one after the other on one thread, against a canned endpoint.
+//! and the same request through this service's own client for its hot calls
+//! (`backend::aws::wire`: SigV4 with ring, the signing key kept for the day, hyper's pooled
+//! client), one after the other on one thread, against a canned endpoint.
 //!
 //!   AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
 //!     cargo run --release --example aws_call_cost -- [CALLS]
@@ -11,7 +12,6 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-use ring::{digest, hmac};
 
 const REGION: &str = "us-east-1";
 const TABLE: &str = "cw-support-api-ledger";
@@ -90,66 +90,31 @@ async fn with_sdk(calls: usize) -> f64 {
     cpu_per_call(calls, send).await
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SigV4 for one JSON POST, with the day's signing key derived once.
-struct Signer {
-    access_key: String,
-    day: String,
-    key: hmac::Key,
-}
-
-impl Signer {
-    fn new(access_key: &str, secret: &str, day: &str) -> Self {
-        let mut k = format!("AWS4{secret}").into_bytes();
-        for part in [day, REGION, "dynamodb", "aws4_request"] {
-            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k), part.as_bytes());
-            k = tag.as_ref().to_vec();
-        }
-        Self {
-            access_key: access_key.to_owned(),
-            day: day.to_owned(),
-            key: hmac::Key::new(hmac::HMAC_SHA256, &k),
-        }
-    }
-
-    fn authorization(&self, host: &str, amz_date: &str, target: &str, body: &[u8]) -> String {
-        let signed = "content-type;host;x-amz-date;x-amz-target";
-        let canonical = format!(
-            "POST\n/\n\ncontent-type:application/x-amz-json-1.0\nhost:{host}\nx-amz-date:{amz_date}\nx-amz-target:{target}\n\n{signed}\n{}",
-            hex(digest::digest(&digest::SHA256, body).as_ref())
-        );
-        let scope = format!("{}/{REGION}/dynamodb/aws4_request", self.day);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
-        );
-        let signature = hex(hmac::sign(&self.key, to_sign.as_bytes()).as_ref());
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            self.access_key
-        )
-    }
-}
-
-async fn by_hand(calls: usize) -> f64 {
+/// The same items through this service's own client (`backend::aws::wire`), as the
+/// ledger sends its claim and commit.
+async fn with_wire(calls: usize) -> f64 {
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use cw_support_api::backend::aws::{DYNAMODB_TIMEOUTS, wire};
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let host = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let now = chrono::Utc::now();
-    let signer = Signer::new(
-        &std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
-        &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
-        &now.format("%Y%m%d").to_string(),
+    let credentials = Credentials::new(
+        std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+        None,
+        None,
+        "environment",
     );
-    let client = reqwest::Client::new();
-    let target = "DynamoDB_20120810.TransactWriteItems";
+    let client = wire::Service::new(
+        wire::Http::new(),
+        wire::DYNAMODB,
+        &endpoint,
+        REGION,
+        SharedCredentialsProvider::new(credentials),
+        DYNAMODB_TIMEOUTS,
+    )
+    .expect("an http endpoint");
     let send = |i: usize| {
-        let (client, signer, endpoint, host) = (&client, &signer, &endpoint, &host);
+        let client = &client;
         async move {
             let transact: Vec<serde_json::Value> = items(i)
                 .into_iter()
@@ -158,22 +123,14 @@ async fn by_hand(calls: usize) -> f64 {
                         "pk": {"S": pk}, "sk": {"S": "-"}, "decision": {"S": json}}}})
                 })
                 .collect();
-            let body = serde_json::to_vec(&serde_json::json!({ "TransactItems": transact }))
-                .expect("json");
-            let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-            let auth = signer.authorization(host, &amz_date, target, &body);
-            let resp = client
-                .post(endpoint.as_str())
-                .header("content-type", "application/x-amz-json-1.0")
-                .header("x-amz-date", amz_date)
-                .header("x-amz-target", target)
-                .header("authorization", auth)
-                .body(body)
-                .send()
+            let body = serde_json::to_vec(&serde_json::json!({
+                "TransactItems": transact, "ClientRequestToken": wire::request_token()
+            }))
+            .expect("json");
+            client
+                .call("TransactWriteItems", body, wire::Attempts::Retried)
                 .await
                 .expect("answered");
-            assert!(resp.status().is_success());
-            resp.bytes().await.expect("body");
         }
     };
     cpu_per_call(calls, send).await
@@ -190,11 +147,11 @@ fn main() {
         .expect("runtime");
     let started = Instant::now();
     let sdk = rt.block_on(with_sdk(calls));
-    let hand = rt.block_on(by_hand(calls));
+    let wire = rt.block_on(with_wire(calls));
     println!(
-        "{{\"calls\": {calls}, \"sdk_cpu_us_per_call\": {:.1}, \"by_hand_cpu_us_per_call\": {:.1}, \"seconds\": {:.1}}}",
+        "{{\"calls\": {calls}, \"sdk_cpu_us_per_call\": {:.1}, \"wire_cpu_us_per_call\": {:.1}, \"seconds\": {:.1}}}",
         sdk * 1e6,
-        hand * 1e6,
+        wire * 1e6,
         started.elapsed().as_secs_f64()
     );
 }

@@ -24,7 +24,7 @@ use cw_support_api::alarm_config::{
 };
 use cw_support_api::backend::Backend;
 use cw_support_api::backend::aws::dynamo::{self, DynamoConfigStore, DynamoLedger, TableOutcome};
-use cw_support_api::backend::aws::{AwsClients, AwsSettings};
+use cw_support_api::backend::aws::{AwsClients, AwsSettings, wire};
 use cw_support_api::case::{CaseError, CasePolicy, CaseService, Outcome};
 use cw_support_api::delivery::{Delivery, DeliveryKind};
 use cw_support_api::desk::DeskError;
@@ -78,8 +78,35 @@ fn clients_with(support_endpoint: &str, support_timeout: Duration) -> AwsClients
                 .endpoint_url(m)
                 .build(),
         ),
+        dynamodb_wire: dynamodb_wire(m),
+        support_wire: wire::Service::new(
+            wire::Http::new(),
+            wire::SUPPORT,
+            support_endpoint,
+            "us-east-1",
+            cw_support_api::backend::aws::credentials_of(&sdk),
+            wire::Timeouts {
+                attempt: support_timeout,
+                operation: support_timeout,
+                max_attempts: 1,
+            },
+        )
+        .expect("the stand-in's endpoint"),
         sdk,
     }
+}
+
+/// The ledger's transactions (`wire`) to `endpoint`, with production's bounds.
+fn dynamodb_wire(endpoint: &str) -> wire::Service {
+    wire::Service::new(
+        wire::Http::new(),
+        wire::DYNAMODB,
+        endpoint,
+        "us-east-1",
+        cw_support_api::backend::aws::credentials_of(&sdk()),
+        cw_support_api::backend::aws::DYNAMODB_TIMEOUTS,
+    )
+    .expect("an http endpoint")
 }
 
 fn settings() -> AwsSettings {
@@ -353,7 +380,12 @@ async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
     use cw_support_api::ledger::CountedClaim;
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let ledger = DynamoLedger::new(
+        c.dynamodb.clone(),
+        c.dynamodb_wire.clone(),
+        &s.ledger_table,
+        s.handled_ttl,
+    );
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
 
@@ -418,7 +450,12 @@ async fn a_counted_claim_checks_the_handled_keys_and_the_alarms_open_case() {
     use cw_support_api::ledger::{CountedClaim, OpenCaseChange};
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let ledger = DynamoLedger::new(
+        c.dynamodb.clone(),
+        c.dynamodb_wire.clone(),
+        &s.ledger_table,
+        s.handled_ttl,
+    );
     assert!(ledger.checks_at_claim());
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
@@ -483,7 +520,12 @@ async fn noted_duplicates_are_counted_per_event_and_written_together() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
     let table = s.ledger_table.as_str();
-    let ledger = DynamoLedger::new(c.dynamodb.clone(), table, s.handled_ttl);
+    let ledger = DynamoLedger::new(
+        c.dynamodb.clone(),
+        c.dynamodb_wire.clone(),
+        table,
+        s.handled_ttl,
+    );
     let duplicate = |alarm: &str| {
         let mut d = decision(alarm, Some("case-1"));
         d.outcome = Outcome::Duplicate;
@@ -539,7 +581,12 @@ async fn noted_duplicates_are_counted_per_event_and_written_together() {
 async fn unprocessed_keys_are_read_again_and_never_taken_as_absent() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let ledger = DynamoLedger::new(
+        c.dynamodb.clone(),
+        c.dynamodb_wire.clone(),
+        &s.ledger_table,
+        s.handled_ttl,
+    );
     ledger
         .commit(Commit::record(
             vec!["sqs:m-1".into()],
@@ -718,7 +765,12 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
 async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(c.dynamodb.clone(), &s.ledger_table, s.handled_ttl);
+    let ledger = DynamoLedger::new(
+        c.dynamodb.clone(),
+        c.dynamodb_wire.clone(),
+        &s.ledger_table,
+        s.handled_ttl,
+    );
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
     let claim =
@@ -1608,9 +1660,15 @@ async fn an_unreachable_ledger_is_a_retryable_error_and_nothing_is_opened() {
     );
     let service = CaseService::new(
         Arc::new(store),
-        Arc::new(DynamoLedger::new(dead, &s.ledger_table, s.handled_ttl)),
+        Arc::new(DynamoLedger::new(
+            dead,
+            dynamodb_wire("http://127.0.0.1:9"),
+            &s.ledger_table,
+            s.handled_ttl,
+        )),
         Arc::new(cw_support_api::backend::aws::support::AwsSupportDesk::new(
             c.support.clone(),
+            c.support_wire.clone(),
         )),
         CasePolicy::default(),
     );

@@ -66,6 +66,10 @@ pub enum BackendError {
     Ledger(#[from] LedgerError),
     #[error("{0} (create the tables with `cw-support-api tables create`)")]
     Config(#[from] StoreError),
+    /// An endpoint that cannot be used (`AWS_ENDPOINT_URL*` not an http(s) URL, a region
+    /// with no endpoint).
+    #[error("AWS configuration: {0}")]
+    Aws(String),
 }
 
 impl From<local::LocalBackend> for Backend {
@@ -84,7 +88,9 @@ impl Backend {
         match settings.kind {
             BackendKind::Local => Ok(local::LocalBackend::open(&settings.data_dir)?.into()),
             BackendKind::Aws => {
-                let clients = aws::AwsClients::load(&settings.aws).await;
+                let clients = aws::AwsClients::load(&settings.aws)
+                    .await
+                    .map_err(BackendError::Aws)?;
                 let mut backend = Self::on_aws(clients, &settings.aws).await?;
                 if !settings.account_roles.is_empty() {
                     backend
@@ -109,13 +115,17 @@ impl Backend {
         .await?;
         let ledger = aws::dynamo::DynamoLedger::new(
             clients.dynamodb.clone(),
+            clients.dynamodb_wire.clone(),
             &settings.ledger_table,
             settings.handled_ttl,
         );
         Ok(Self {
             config: Arc::new(store),
             ledger: Arc::new(ledger),
-            desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
+            desk: Arc::new(aws::support::AwsSupportDesk::new(
+                clients.support.clone(),
+                clients.support_wire.clone(),
+            )),
             origin: Origin::Aws(Box::new(clients)),
         })
     }
@@ -153,14 +163,19 @@ impl Backend {
                 .configure(&clients.sdk)
                 .build()
                 .await;
-            let support = aws::support_client(&clients.sdk, settings, Some(provider));
+            let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
+            let support = aws::support_client(&clients.sdk, settings, Some(provider.clone()));
+            let wire = clients.support_wire.with_credentials(provider);
             by_account.insert(
                 account.clone(),
-                Arc::new(aws::support::AwsSupportDesk::new(support)),
+                Arc::new(aws::support::AwsSupportDesk::new(support, wire)),
             );
         }
         self.desk = Arc::new(aws::support::AccountDesks {
-            own: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
+            own: Arc::new(aws::support::AwsSupportDesk::new(
+                clients.support.clone(),
+                clients.support_wire.clone(),
+            )),
             by_account,
         });
     }

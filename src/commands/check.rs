@@ -13,7 +13,9 @@ use super::write_out;
 
 pub(super) async fn tables_create(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = config.aws();
-    let clients = AwsClients::load(&settings).await;
+    let clients = AwsClients::load(&settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("AWS configuration: {e}"))?;
     let done = dynamo::create_tables(
         &clients.dynamodb,
         &settings.config_table,
@@ -101,7 +103,9 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
     }
     use aws_credential_types::provider::ProvideCredentials;
     let settings = config.aws();
-    let clients = AwsClients::load(&settings).await;
+    let clients = AwsClients::load(&settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("AWS configuration: {e}"))?;
     let mut failures = 0;
     let mut report = |ok: bool, what: String, out: &mut dyn Write| {
         if !ok {
@@ -160,7 +164,10 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
         )?,
         Err(e) => report(false, format!("ledger table: {e}"), out)?,
     }
-    let desk = crate::backend::aws::support::AwsSupportDesk::new(clients.support.clone());
+    let desk = crate::backend::aws::support::AwsSupportDesk::new(
+        clients.support.clone(),
+        clients.support_wire.clone(),
+    );
     match desk.allowed_severities().await {
         Ok(levels) => {
             let codes: Vec<&str> = levels.iter().map(|s| s.as_str()).collect();

@@ -7,12 +7,14 @@
 pub mod dynamo;
 pub mod metrics;
 pub mod support;
+pub mod wire;
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -28,7 +30,7 @@ fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
 pub fn support_client(
     sdk: &SdkConfig,
     settings: &AwsSettings,
-    role: Option<aws_config::sts::AssumeRoleProvider>,
+    role: Option<SharedCredentialsProvider>,
 ) -> aws_sdk_support::Client {
     let mut conf = aws_sdk_support::config::Builder::from(sdk)
         .region(Region::new(settings.support_region.clone()))
@@ -58,7 +60,8 @@ pub struct AwsSettings {
     pub support_timeout: Duration,
 }
 
-/// The three SDK clients, built from one loaded configuration.
+/// The SDK clients, built from one loaded configuration, and the `wire` clients of the hot
+/// calls on the same endpoints and credentials.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub sdk: SdkConfig,
@@ -66,6 +69,33 @@ pub struct AwsClients {
     pub support: aws_sdk_support::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sts: aws_sdk_sts::Client,
+    /// The ledger's TransactWriteItems.
+    pub dynamodb_wire: wire::Service,
+    /// CreateCase.
+    pub support_wire: wire::Service,
+}
+
+/// DynamoDB's bounds: 3 s an attempt, 10 s in all, the SDK's standard 3 attempts.
+pub const DYNAMODB_TIMEOUTS: wire::Timeouts = wire::Timeouts {
+    attempt: Duration::from_secs(3),
+    operation: Duration::from_secs(10),
+    max_attempts: 3,
+};
+
+/// AWS Support's: one call at most `support_timeout` (CreateCase is never retried).
+pub fn support_timeouts(settings: &AwsSettings) -> wire::Timeouts {
+    wire::Timeouts {
+        attempt: settings.support_timeout,
+        operation: settings.support_timeout * 3,
+        max_attempts: 3,
+    }
+}
+
+/// Credentials for `wire` clients: the SDK configuration's (none configured: every call
+/// fails with a clear error, as the SDK's would).
+pub fn credentials_of(sdk: &SdkConfig) -> SharedCredentialsProvider {
+    sdk.credentials_provider()
+        .unwrap_or_else(|| SharedCredentialsProvider::new(wire::NoCredentials))
 }
 
 impl AwsClients {
@@ -87,34 +117,95 @@ impl AwsClients {
 
     /// Loads credentials and endpoints from the standard chain (environment, profile,
     /// instance role) with the tables' region.
-    pub async fn load(settings: &AwsSettings) -> Self {
+    pub async fn load(settings: &AwsSettings) -> Result<Self, String> {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
             .load()
             .await;
-        Self::from_sdk(sdk, settings)
+        Self::from_sdk(sdk, settings).await
     }
 
-    pub fn from_sdk(sdk: SdkConfig, settings: &AwsSettings) -> Self {
+    pub async fn from_sdk(sdk: SdkConfig, settings: &AwsSettings) -> Result<Self, String> {
         // Bounded calls, with the SDK's standard retries inside the bound (see
         // `support_client` for AWS Support's), so a hung endpoint gives a 503 well within
         // REQUEST_TIMEOUT rather than a stuck request.
         let support = support_client(&sdk, settings, None);
+        let t = DYNAMODB_TIMEOUTS;
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())
-            .timeout_config(timeouts(Duration::from_secs(10), Duration::from_secs(3)))
+            .timeout_config(timeouts(t.operation, t.attempt))
             .build();
         let sts = aws_sdk_sts::config::Builder::from(&sdk)
             .retry_config(RetryConfig::standard())
             // Asked once at start, which must not hang on an unreachable STS.
             .timeout_config(timeouts(Duration::from_secs(5), Duration::from_secs(2)))
             .build();
-        Self {
+        let http = wire::Http::new();
+        let dynamodb_url = match wire::endpoint_url(&sdk, wire::DYNAMODB) {
+            Some(url) => url,
+            None => default_dynamodb_endpoint(&sdk, &settings.region).await?,
+        };
+        let support_url = match wire::endpoint_url(&sdk, wire::SUPPORT) {
+            Some(url) => url,
+            None => default_support_endpoint(&sdk, &settings.support_region).await?,
+        };
+        let dynamodb_wire = wire::Service::new(
+            http.clone(),
+            wire::DYNAMODB,
+            &dynamodb_url,
+            &settings.region,
+            credentials_of(&sdk),
+            DYNAMODB_TIMEOUTS,
+        )?;
+        let support_wire = wire::Service::new(
+            http,
+            wire::SUPPORT,
+            &support_url,
+            &settings.support_region,
+            credentials_of(&sdk),
+            support_timeouts(settings),
+        )?;
+        Ok(Self {
             sts: aws_sdk_sts::Client::from_conf(sts),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             support,
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
-        }
+            dynamodb_wire,
+            support_wire,
+        })
     }
+}
+
+/// DynamoDB's endpoint for the region by the SDK's own endpoint rules (partition, FIPS,
+/// dual stack), as its client would reach it with no endpoint configured.
+async fn default_dynamodb_endpoint(sdk: &SdkConfig, region: &str) -> Result<String, String> {
+    use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let params = Params::builder()
+        .region(region)
+        .use_fips(sdk.use_fips().unwrap_or(false))
+        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
+        .build()
+        .map_err(|e| format!("DynamoDB endpoint for {region}: {e}"))?;
+    DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map(|e| e.url().to_owned())
+        .map_err(|e| format!("DynamoDB endpoint for {region}: {e}"))
+}
+
+/// The same for AWS Support.
+async fn default_support_endpoint(sdk: &SdkConfig, region: &str) -> Result<String, String> {
+    use aws_sdk_support::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let params = Params::builder()
+        .region(region)
+        .use_fips(sdk.use_fips().unwrap_or(false))
+        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
+        .build()
+        .map_err(|e| format!("AWS Support endpoint for {region}: {e}"))?;
+    DefaultResolver::new()
+        .resolve_endpoint(&params)
+        .await
+        .map(|e| e.url().to_owned())
+        .map_err(|e| format!("AWS Support endpoint for {region}: {e}"))
 }

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::alarm_config::Severity;
+use crate::backend::aws::wire::{Attempts, Service, WireError};
 use crate::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
@@ -21,43 +22,79 @@ use std::sync::Arc;
 
 pub struct AwsSupportDesk {
     client: Client,
+    /// CreateCase, once per new alarm, is sent by `aws::wire` (issue 16); the rest by the SDK.
+    wire: Service,
     /// The severity codes this account's plan allows, learnt on first use.
     severities: OnceCell<Vec<Severity>>,
     /// The service and category codes (DescribeServices), learnt on first use.
     services: OnceCell<Arc<ServiceCatalog>>,
 }
 
-/// Maps an SDK error to what the case logic can act on. SubscriptionRequiredException is not
-/// in the API model, so it is matched by its code.
+/// Maps an SDK error to what the case logic can act on.
 fn desk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &str,
     e: SdkError<E, HttpResponse>,
 ) -> DeskError {
     let text = format!("{op}: {}", describe(&e));
     match &e {
-        SdkError::ServiceError(service) => match e.code() {
-            Some("SubscriptionRequiredException") => DeskError::SubscriptionRequired(text),
-            Some("CaseIdNotFound") => DeskError::CaseNotFound(text),
-            Some(
-                "CaseCreationLimitExceeded"
-                | "ThrottlingException"
-                | "Throttling"
-                | "TooManyRequestsException",
-            ) => DeskError::Unavailable(text),
-            // The service failed while handling the request: it may have been done.
-            _ if service.raw().status().is_server_error() => DeskError::Uncertain(text),
-            _ => DeskError::Rejected(text),
-        },
+        SdkError::ServiceError(service) => {
+            answered(e.code(), service.raw().status().is_server_error(), text)
+        }
         // Timeouts, lost connections, unreadable answers: worth a retry, but the request
         // may have been carried out.
         _ => DeskError::Uncertain(text),
     }
 }
 
+/// The same for a call sent by `wire`.
+fn wire_desk_error(op: &str, e: WireError) -> DeskError {
+    let text = format!("{op}: {e}");
+    match e.code() {
+        Some(code) => answered(Some(code), e.is_server_error(), text),
+        None => DeskError::Uncertain(text),
+    }
+}
+
+/// What an error answer means. SubscriptionRequiredException is not in the API model, so
+/// it is matched by its code.
+fn answered(code: Option<&str>, server_error: bool, text: String) -> DeskError {
+    match code {
+        Some("SubscriptionRequiredException") => DeskError::SubscriptionRequired(text),
+        Some("CaseIdNotFound") => DeskError::CaseNotFound(text),
+        Some(
+            "CaseCreationLimitExceeded"
+            | "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException",
+        ) => DeskError::Unavailable(text),
+        // The service failed while handling the request: it may have been done.
+        _ if server_error => DeskError::Uncertain(text),
+        _ => DeskError::Rejected(text),
+    }
+}
+
+/// CreateCase's request, with the API's member names.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateCaseRequest<'a> {
+    subject: &'a str,
+    service_code: &'a str,
+    severity_code: &'a str,
+    category_code: &'a str,
+    communication_body: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cc_email_addresses: Vec<&'a str>,
+    language: &'a str,
+    issue_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachment_set_id: Option<String>,
+}
+
 impl AwsSupportDesk {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, wire: Service) -> Self {
         Self {
             client,
+            wire,
             severities: OnceCell::new(),
             services: OnceCell::new(),
         }
@@ -269,30 +306,36 @@ impl SupportDesk for AwsSupportDesk {
                 }
             }
         }
-        let out = self
-            .client
-            .create_case()
-            .set_attachment_set_id(attachment_set)
-            .subject(&case.subject)
-            .communication_body(String::from(body))
-            .severity_code(severity.as_str())
-            .service_code(&case.service_code)
-            .category_code(&case.category_code)
-            .set_cc_email_addresses((!case.cc_email_addresses.is_empty()).then(|| {
-                case.cc_email_addresses
-                    .iter()
-                    .map(|e| e.as_str().to_owned())
-                    .collect()
-            }))
-            .language(&case.language)
-            .issue_type(&case.issue_type)
-            .customize()
-            .config_override(once())
-            .send()
+        let request = CreateCaseRequest {
+            subject: &case.subject,
+            service_code: &case.service_code,
+            severity_code: severity.as_str(),
+            category_code: &case.category_code,
+            communication_body: body.as_str(),
+            cc_email_addresses: case.cc_email_addresses.iter().map(|e| e.as_str()).collect(),
+            language: &case.language,
+            issue_type: &case.issue_type,
+            attachment_set_id: attachment_set,
+        };
+        let request = serde_json::to_vec(&request)
+            .map_err(|e| DeskError::Rejected(format!("CreateCase: {e}")))?;
+        // Never sent twice blindly: an uncertain outcome is settled by looking the case up
+        // by its reference (the case logic does) before anything is sent again.
+        let answer = self
+            .wire
+            .call("CreateCase", request, Attempts::Once)
             .await
-            .map_err(|e| desk_error("CreateCase", e))?;
-        out.case_id()
-            .map(str::to_owned)
+            .map_err(|e| wire_desk_error("CreateCase", e))?;
+        #[derive(serde::Deserialize)]
+        struct Created {
+            #[serde(rename = "caseId")]
+            case_id: Option<String>,
+        }
+        // A 2xx whose body says nothing readable: the case may exist.
+        let created: Created = serde_json::from_slice(&answer)
+            .map_err(|e| DeskError::Uncertain(format!("CreateCase: an unreadable answer: {e}")))?;
+        created
+            .case_id
             .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
     }
 

@@ -5,6 +5,7 @@
 //! This file holds what they share: the attribute helpers, the ledger table's TTL
 //! attribute.
 
+mod json;
 mod ledger;
 mod settings;
 mod tables;

@@ -1,0 +1,378 @@
+//! The wire client against a local HTTP server that answers as AWS would, and its SigV4
+//! signature against vectors computed by botocore's `SigV4Auth` for the same request.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_credential_types::Credentials as AwsCredentials;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+
+use super::*;
+
+const BODY: &[u8] = br#"{"TransactItems":[]}"#;
+
+fn canonical<'a>(hash: &'a str) -> Canonical<'a> {
+    Canonical {
+        path: "/",
+        content_type: "application/x-amz-json-1.0",
+        host: "dynamodb.us-east-1.amazonaws.com",
+        amz_date: "20261202T055043Z",
+        target: "DynamoDB_20120810.TransactWriteItems",
+        payload_hash: hash,
+    }
+}
+
+/// botocore 1.43 (`SigV4Auth(creds, "dynamodb", "us-east-1").add_auth(...)`) on a POST of
+/// `BODY` to `https://dynamodb.us-east-1.amazonaws.com/` with these headers, at this time.
+#[test]
+fn the_signature_is_the_one_botocore_computes() {
+    let hash = hex(digest::digest(&digest::SHA256, BODY).as_ref());
+    assert_eq!(
+        hash,
+        "158355f44ed7865ffc9c34b97d60fc898b3bd08d72f0fb85a960175d99bd69be"
+    );
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let key = SigningKey::derive(
+        "AKIDEXAMPLE",
+        secret,
+        None,
+        "20261202",
+        "us-east-1",
+        "dynamodb",
+    )
+    .unwrap();
+    assert_eq!(
+        key.authorization(&canonical(&hash)),
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/dynamodb/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
+         Signature=7b9ecde9b827412dc5a60fd912a55482b18263cfeffc700bf45a6d07c3a5765d"
+    );
+    let token = "IQoJb3JpZ2luX2VjEXAMPLETOKEN==";
+    let key = SigningKey::derive(
+        "AKIDEXAMPLE",
+        secret,
+        Some(token),
+        "20261202",
+        "us-east-1",
+        "dynamodb",
+    )
+    .unwrap();
+    assert_eq!(
+        key.authorization(&canonical(&hash)),
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261202/us-east-1/dynamodb/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, \
+         Signature=715a9fd5a4aca5fef52cd36c33d6be2fc9b4c90b548c81f56bf1e9978a2bccdc"
+    );
+}
+
+#[test]
+fn error_codes_are_read_as_the_sdk_reads_them() {
+    let code = |headers: &[(&'static str, &'static str)], body: &'static str, status: u16| {
+        let mut map = hyper::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        match service_error(status, &map, Bytes::from_static(body.as_bytes())) {
+            WireError::Service { code, message, .. } => (code, message),
+            other => panic!("{other:?}"),
+        }
+    };
+    let cancelled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"cancelled"}"#;
+    assert_eq!(
+        code(&[], cancelled, 400),
+        ("TransactionCanceledException".into(), "cancelled".into())
+    );
+    // The header wins over the body, and its suffix is not part of the code.
+    assert_eq!(
+        code(
+            &[(
+                "x-amzn-errortype",
+                "ThrottlingException:http://internal.amazon.com/"
+            )],
+            cancelled,
+            400
+        )
+        .0,
+        "ThrottlingException"
+    );
+    assert_eq!(
+        code(
+            &[],
+            r#"{"code":"CaseIdNotFound","message":"no such case"}"#,
+            400
+        ),
+        ("CaseIdNotFound".into(), "no such case".into())
+    );
+    // No code at all (a proxy's HTML page): the status says what it was.
+    assert_eq!(code(&[], "<html>bad gateway</html>", 502).0, "HTTP 502");
+}
+
+/// A server that answers each request with the next of `answers` (the last one repeats)
+/// and keeps what it was sent.
+struct Fake {
+    url: String,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+async fn fake(answers: Vec<(u16, &'static str, Duration)>) -> Fake {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let n = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/",
+        post({
+            let seen = seen.clone();
+            move |headers: HeaderMap, _body: Bytes| {
+                let seen = seen.clone();
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                let (status, body, pause) = answers[i.min(answers.len() - 1)];
+                async move {
+                    seen.lock().unwrap().push(headers);
+                    tokio::time::sleep(pause).await;
+                    (StatusCode::from_u16(status).unwrap(), body).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Fake { url, seen }
+}
+
+/// A provider that counts how often it is asked.
+#[derive(Debug, Clone)]
+struct Counting {
+    asked: Arc<AtomicUsize>,
+    token: Option<&'static str>,
+    fail: bool,
+}
+
+impl ProvideCredentials for Counting {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let answer = match self.fail {
+            true => Err(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "the test's provider has none",
+                ),
+            ),
+            false => Ok(AwsCredentials::new(
+                "AKIDTEST",
+                "secret",
+                self.token.map(str::to_owned),
+                None,
+                "test",
+            )),
+        };
+        aws_credential_types::provider::future::ProvideCredentials::ready(answer)
+    }
+}
+
+const QUICK: Timeouts = Timeouts {
+    attempt: Duration::from_millis(300),
+    operation: Duration::from_secs(5),
+    max_attempts: 3,
+};
+
+fn service(url: &str, provider: &Counting, timeouts: Timeouts) -> Service {
+    Service::new(
+        Http::new(),
+        DYNAMODB,
+        url,
+        "eu-west-1",
+        SharedCredentialsProvider::new(provider.clone()),
+        timeouts,
+    )
+    .unwrap()
+}
+
+fn provider(token: Option<&'static str>) -> Counting {
+    Counting {
+        asked: Arc::new(AtomicUsize::new(0)),
+        token,
+        fail: false,
+    }
+}
+
+#[tokio::test]
+async fn a_call_is_signed_and_targets_its_operation() {
+    let server = fake(vec![(200, r#"{"ok":1}"#, Duration::ZERO)]).await;
+    let creds = provider(Some("the-session-token"));
+    let wire = service(&server.url, &creds, QUICK);
+    for _ in 0..3 {
+        let answer = wire
+            .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
+            .await
+            .unwrap();
+        assert_eq!(&answer[..], br#"{"ok":1}"#);
+    }
+    // Credentials are asked for once, not per call.
+    assert_eq!(creds.asked.load(Ordering::SeqCst), 1);
+    let seen = server.seen.lock().unwrap();
+    let h = &seen[0];
+    assert_eq!(h["x-amz-target"], "DynamoDB_20120810.TransactWriteItems");
+    assert_eq!(h["content-type"], "application/x-amz-json-1.0");
+    assert_eq!(h["x-amz-security-token"], "the-session-token");
+    assert_eq!(
+        h["host"],
+        server
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+    );
+    let auth = h["authorization"].to_str().unwrap();
+    let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    assert!(
+        auth.starts_with(&format!(
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/{day}/eu-west-1/dynamodb/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature="
+        )),
+        "{auth}"
+    );
+    assert!(!auth.contains("secret"));
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_are_retried_within_the_attempts() {
+    let throttled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
+    let server = fake(vec![
+        (400, throttled, Duration::ZERO),
+        (500, r#"{"__type":"InternalServerError"}"#, Duration::ZERO),
+        (200, "{}", Duration::ZERO),
+    ])
+    .await;
+    let wire = service(&server.url, &provider(None), QUICK);
+    wire.call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
+        .await
+        .expect("the third attempt");
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+
+    // Three attempts at most: the error of the last one.
+    let server = fake(vec![(503, "", Duration::ZERO)]).await;
+    let wire = service(&server.url, &provider(None), QUICK);
+    let e = wire
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("HTTP 503"));
+    assert!(e.is_server_error());
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_refusal_or_a_call_sent_once_is_not_sent_again() {
+    let refused = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"no"}"#;
+    let server = fake(vec![(400, refused, Duration::ZERO)]).await;
+    let wire = service(&server.url, &provider(None), QUICK);
+    let e = wire
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("TransactionCanceledException"));
+    assert!(!e.is_server_error());
+    assert_eq!(e.to_string(), "TransactionCanceledException: no");
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+
+    let server = fake(vec![(500, "", Duration::ZERO)]).await;
+    let wire = service(&server.url, &provider(None), QUICK);
+    let e = wire
+        .call("CreateCase", BODY.to_vec(), Attempts::Once)
+        .await
+        .unwrap_err();
+    assert!(e.is_server_error());
+    assert_eq!(
+        server.seen.lock().unwrap().len(),
+        1,
+        "CreateCase is never repeated"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_answer_is_a_timeout_bounded_by_the_operation() {
+    let server = fake(vec![(200, "{}", Duration::from_secs(30))]).await;
+    let wire = service(
+        &server.url,
+        &provider(None),
+        Timeouts {
+            attempt: Duration::from_millis(200),
+            operation: Duration::from_millis(450),
+            max_attempts: 10,
+        },
+    );
+    let started = Instant::now();
+    let e = wire
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WireError::Transport(_)), "{e:?}");
+    assert!(e.to_string().contains("no answer within"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let tries = server.seen.lock().unwrap().len();
+    assert!(
+        (2..=3).contains(&tries),
+        "{tries} attempts in 450 ms of 200 ms each"
+    );
+}
+
+#[tokio::test]
+async fn no_credentials_or_no_server_is_a_transport_error_that_says_so() {
+    let server = fake(vec![(200, "{}", Duration::ZERO)]).await;
+    let failing = Counting {
+        fail: true,
+        ..provider(None)
+    };
+    let e = service(&server.url, &failing, QUICK)
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Once)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no credentials"), "{e}");
+    assert!(
+        server.seen.lock().unwrap().is_empty(),
+        "nothing unsigned is sent"
+    );
+
+    let e = service("http://127.0.0.1:9/", &provider(None), QUICK)
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Once)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WireError::Transport(_)), "{e:?}");
+    assert!(e.to_string().starts_with("TransactWriteItems: "), "{e}");
+}
+
+#[test]
+fn an_endpoint_must_be_an_http_url() {
+    let p = provider(None);
+    for bad in ["dynamodb.local:8000", "ftp://host/", "not a url"] {
+        let e = Service::new(
+            Http::new(),
+            DYNAMODB,
+            bad,
+            "us-east-1",
+            SharedCredentialsProvider::new(p.clone()),
+            QUICK,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("DynamoDB endpoint"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn request_tokens_are_fresh_and_fit_dynamodb() {
+    let a = request_token();
+    let b = request_token();
+    assert_ne!(a, b);
+    // ClientRequestToken: 1 to 36 characters.
+    assert_eq!(a.len(), 32);
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+}
