@@ -1448,12 +1448,41 @@ async fn check_reports_each_part_and_fails_on_a_missing_table() {
         text.contains("severities allowed: low, normal, high, urgent, critical"),
         "{text}"
     );
+    // The hot calls' own client, on the endpoints of AWS_ENDPOINT_URL_DYNAMODB/_SUPPORT.
+    assert!(
+        text.contains("[ ok ] ledger transactions reach DynamoDB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[ ok ] CreateCase's client reaches AWS Support"),
+        "{text}"
+    );
+    // The probe wrote nothing.
+    let probe = c
+        .dynamodb
+        .get_item()
+        .table_name(&s.ledger_table)
+        .key("pk", AttributeValue::S("check#wire".into()))
+        .key("sk", AttributeValue::S("-".into()))
+        .send()
+        .await
+        .expect("read");
+    assert!(probe.item().is_none());
 
     let mut env = aws_env(&endpoint, &s);
     env.push(("LEDGER_TABLE", "no-such-table"));
     let o = run(env);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("[FAIL] ledger table"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("[FAIL] ledger table"), "{text}");
+    // (moto says it as a cancelled transaction, DynamoDB as the error itself.)
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("[FAIL] ledger transactions (own client): ")
+                && l.contains("ResourceNotFoundException")
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

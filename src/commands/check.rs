@@ -4,6 +4,7 @@ use std::io::Write;
 
 use crate::alarm_config::AlarmConfigRecord;
 use crate::backend::Backend;
+use crate::backend::aws::wire::Attempts;
 use crate::backend::aws::{AwsClients, dynamo};
 use crate::cli::{BackendKind, Config};
 
@@ -163,6 +164,41 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
             out,
         )?,
         Err(e) => report(false, format!("ledger table: {e}"), out)?,
+    }
+    // The hot calls have their own client (`backend::aws::wire`): one transaction that
+    // writes nothing (a condition on a key never written) shows it reaches DynamoDB with
+    // valid signatures and the ledger's permissions.
+    let probe = serde_json::json!({"TransactItems": [{"ConditionCheck": {
+        "TableName": settings.ledger_table,
+        "Key": {"pk": {"S": "check#wire"}, "sk": {"S": "-"}},
+        "ConditionExpression": "attribute_not_exists(pk)"}}]});
+    match clients
+        .dynamodb_wire
+        .call(
+            "TransactWriteItems",
+            probe.to_string().into_bytes(),
+            Attempts::Once,
+        )
+        .await
+    {
+        Ok(_) => report(
+            true,
+            "ledger transactions reach DynamoDB (the service's own signed client)".into(),
+            out,
+        )?,
+        Err(e) => report(false, format!("ledger transactions (own client): {e}"), out)?,
+    }
+    match clients
+        .support_wire
+        .call("DescribeSeverityLevels", b"{}".to_vec(), Attempts::Once)
+        .await
+    {
+        Ok(_) => report(
+            true,
+            "CreateCase's client reaches AWS Support (the service's own signed client)".into(),
+            out,
+        )?,
+        Err(e) => report(false, format!("AWS Support (own client): {e}"), out)?,
     }
     let desk = crate::backend::aws::support::AwsSupportDesk::new(
         clients.support.clone(),
