@@ -694,6 +694,11 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
         "a new alarm: the claim and the commit, no read"
     );
     assert_eq!(standin.calls("CreateCase"), 1);
+    assert_eq!(
+        standin.calls("DescribeCases"),
+        0,
+        "a new case is not looked up"
+    );
 
     let before = common::moto::calls(table).await;
     let again = one
@@ -742,6 +747,9 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
         counts(&[("TransactWriteItems", 2)])
     );
     assert_eq!(standin.calls("AddCommunicationToCase"), 1);
+    // Before adding to it: is the case still open, and was this communication (its
+    // reference) added by an attempt whose answer was lost?
+    assert_eq!(standin.calls("DescribeCases"), 1);
 
     // A recovery is never assumed new: one read, one commit.
     let before = common::moto::calls(table).await;
@@ -754,6 +762,8 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
         ledger_calls_since(table, &before).await,
         counts(&[("BatchGetItem", 1), ("TransactWriteItems", 1)])
     );
+    assert_eq!(standin.calls("AddCommunicationToCase"), 2);
+    assert_eq!(standin.calls("DescribeCases"), 2);
     assert_eq!(
         graphs.0.load(std::sync::atomic::Ordering::SeqCst),
         1,

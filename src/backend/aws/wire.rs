@@ -298,9 +298,17 @@ impl Service {
         };
         let host = HeaderValue::from_str(&authority)
             .map_err(|e| format!("{} endpoint {endpoint:?}: {e}", protocol.service_id))?;
-        let path = match uri.path() {
-            "" => "/".to_owned(),
-            p => p.to_owned(),
+        // `https://host` is sent, and signed, as `https://host/`.
+        let (uri, path) = match uri.path() {
+            "" | "/" => (
+                hyper::Uri::try_from(format!(
+                    "{}://{authority}/",
+                    uri.scheme_str().unwrap_or("https")
+                ))
+                .map_err(|e| format!("{} endpoint {endpoint:?}: {e}", protocol.service_id))?,
+                "/".to_owned(),
+            ),
+            p => (uri.clone(), p.to_owned()),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -393,12 +401,14 @@ impl Service {
         payload_hash: &str,
     ) -> Result<Bytes, WireError> {
         let i = &self.inner;
+        // One clock reading for the key's day and the request's date, so that they agree
+        // at midnight too.
+        let now = chrono::Utc::now();
         let key = i
             .credentials
-            .key()
+            .key(now)
             .await
             .map_err(|e| WireError::Transport(format!("{operation}: no credentials: {e}")))?;
-        let now = chrono::Utc::now();
         let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
         let authorization = key.authorization(&Canonical {
             path: &i.path,
@@ -484,8 +494,10 @@ struct Credentials {
     region: String,
     service: &'static str,
     current: RwLock<Option<Arc<SigningKey>>>,
-    /// One renewal at a time; the others wait for it.
+    /// One renewal at a time.
     renewing: tokio::sync::Mutex<()>,
+    renew_before: Duration,
+    ask_again: Duration,
 }
 
 /// What signing needs, for one set of credentials and one day.
@@ -589,9 +601,12 @@ impl Credentials {
             service,
             current: RwLock::new(None),
             renewing: tokio::sync::Mutex::new(()),
+            renew_before: RENEW_BEFORE,
+            ask_again: ASK_AGAIN,
         }
     }
 
+    /// The current key for `day` while it needs no renewal.
     fn cached(&self, now: SystemTime, day: &str) -> Option<Arc<SigningKey>> {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         current
@@ -600,15 +615,31 @@ impl Credentials {
             .cloned()
     }
 
-    /// Today's signing key: from the cache, derived again on a new day, or from credentials
-    /// asked of the provider when the cached ones are about to expire.
-    async fn key(&self) -> Result<Arc<SigningKey>, String> {
-        let now = SystemTime::now();
-        let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    /// The current key for `day`, unless it has expired.
+    fn usable(&self, now: SystemTime, day: &str) -> Option<Arc<SigningKey>> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_ref()
+            .filter(|k| k.day == day && k.expires.is_none_or(|e| now < e))
+            .cloned()
+    }
+
+    /// The signing key for `at`'s day: from the cache, derived again on a new day, or from
+    /// credentials asked of the provider when the cached ones are about to expire. While
+    /// one call renews them, the others sign with the current ones if they still work.
+    async fn key(&self, at: chrono::DateTime<chrono::Utc>) -> Result<Arc<SigningKey>, String> {
+        let now = SystemTime::from(at);
+        let day = at.format("%Y%m%d").to_string();
         if let Some(key) = self.cached(now, &day) {
             return Ok(key);
         }
-        let _one = self.renewing.lock().await;
+        let _one = match self.renewing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match self.usable(now, &day) {
+                Some(key) => return Ok(key),
+                None => self.renewing.lock().await,
+            },
+        };
         if let Some(key) = self.cached(now, &day) {
             return Ok(key);
         }
@@ -617,18 +648,20 @@ impl Credentials {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let usable = |k: &SigningKey| k.expires.is_none_or(|e| now < e);
+        let again = |p: &SigningKey| {
+            SigningKey::derive(
+                &p.access_key,
+                &p.secret.0,
+                p.session_token.as_ref().and_then(|t| t.to_str().ok()),
+                &day,
+                &self.region,
+                self.service,
+            )
+        };
         let key = match &previous {
             // Still fresh: only the day changed.
             Some(p) if now < p.renew_at => {
-                let mut key = SigningKey::derive(
-                    &p.access_key,
-                    &p.secret.0,
-                    p.session_token.as_ref().and_then(|t| t.to_str().ok()),
-                    &day,
-                    &self.region,
-                    self.service,
-                )?;
+                let mut key = again(p)?;
                 key.renew_at = p.renew_at;
                 key.expires = p.expires;
                 key
@@ -647,26 +680,19 @@ impl Credentials {
                     key.renew_at = match c.expiry() {
                         None => now + Duration::from_secs(365 * 86_400),
                         Some(e) => e
-                            .checked_sub(RENEW_BEFORE)
-                            .filter(|r| *r > now + ASK_AGAIN)
-                            .unwrap_or(now + ASK_AGAIN),
+                            .checked_sub(self.renew_before)
+                            .filter(|r| *r > now + self.ask_again)
+                            .unwrap_or(now + self.ask_again),
                     };
                     key
                 }
                 Err(e) => match previous.as_deref() {
                     // The old credentials still work: use them a little longer.
-                    Some(p) if usable(p) => {
+                    Some(p) if p.expires.is_none_or(|x| now < x) => {
                         tracing::warn!(error = %crate::errors::Chain(&e), "could not renew AWS credentials; using the current ones");
-                        let mut key = SigningKey::derive(
-                            &p.access_key,
-                            &p.secret.0,
-                            p.session_token.as_ref().and_then(|t| t.to_str().ok()),
-                            &day,
-                            &self.region,
-                            self.service,
-                        )?;
+                        let mut key = again(p)?;
                         key.expires = p.expires;
-                        key.renew_at = now + ASK_AGAIN;
+                        key.renew_at = now + self.ask_again;
                         key
                     }
                     _ => return Err(crate::errors::Chain(&e).to_string()),

@@ -376,3 +376,105 @@ fn request_tokens_are_fresh_and_fit_dynamodb() {
     assert_eq!(a.len(), 32);
     assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
 }
+
+/// Hands out credentials that expire `lifetime` after they are given (never, for None),
+/// and fails from the `fail_from`-th request on.
+#[derive(Debug, Clone)]
+struct Expiring {
+    asked: Arc<AtomicUsize>,
+    lifetime: Option<Duration>,
+    fail_from: usize,
+}
+
+impl ProvideCredentials for Expiring {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let n = self.asked.fetch_add(1, Ordering::SeqCst);
+        let answer = match n >= self.fail_from {
+            true => Err(
+                aws_credential_types::provider::error::CredentialsError::provider_error(
+                    "the instance metadata service is down",
+                ),
+            ),
+            false => Ok(AwsCredentials::new(
+                format!("AKID{n}"),
+                "secret",
+                None,
+                self.lifetime.map(|l| SystemTime::now() + l),
+                "test",
+            )),
+        };
+        aws_credential_types::provider::future::ProvideCredentials::ready(answer)
+    }
+}
+
+fn expiring(lifetime: Option<Duration>, fail_from: usize) -> (Credentials, Arc<AtomicUsize>) {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let provider = Expiring {
+        asked: asked.clone(),
+        lifetime,
+        fail_from,
+    };
+    let mut c = Credentials::new(
+        SharedCredentialsProvider::new(provider),
+        "us-east-1",
+        "dynamodb",
+    );
+    c.ask_again = Duration::from_millis(50);
+    (c, asked)
+}
+
+#[tokio::test]
+async fn credentials_are_renewed_before_they_expire_and_kept_while_renewal_fails() {
+    // Credentials within RENEW_BEFORE of their expiry are asked for again, but only after
+    // `ask_again`, not on every call.
+    let (c, asked) = expiring(Some(Duration::from_secs(60)), 2);
+    let now = chrono::Utc::now;
+    assert_eq!(c.key(now()).await.unwrap().access_key, "AKID0");
+    assert_eq!(c.key(now()).await.unwrap().access_key, "AKID0");
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(c.key(now()).await.unwrap().access_key, "AKID1");
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    // The provider fails now: the current credentials still work, so they are used.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(c.key(now()).await.unwrap().access_key, "AKID1");
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+
+    // Once they have expired, a failed renewal is an error that says why.
+    let (c, _) = expiring(Some(Duration::from_millis(30)), 1);
+    c.key(now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let e = c.key(now()).await.err().expect("expired, not renewed");
+    assert!(e.contains("instance metadata service is down"), "{e}");
+}
+
+#[tokio::test]
+async fn a_new_day_derives_a_new_key_without_asking_again() {
+    let (c, asked) = expiring(None, 1);
+    let today = chrono::Utc::now();
+    let tomorrow = today + chrono::Duration::days(1);
+    let a = c.key(today).await.unwrap();
+    let b = c.key(tomorrow).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert!(a.scope.starts_with(&today.format("%Y%m%d/").to_string()));
+    assert!(b.scope.starts_with(&tomorrow.format("%Y%m%d/").to_string()));
+    assert_eq!(
+        b.scope,
+        format!("{}/us-east-1/dynamodb/aws4_request", b.day)
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_without_a_path_is_sent_to_its_root() {
+    let server = fake(vec![(200, "{}", Duration::ZERO)]).await;
+    let bare = server.url.trim_end_matches('/');
+    service(bare, &provider(None), QUICK)
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Once)
+        .await
+        .expect("POST / reached the server's route");
+}
