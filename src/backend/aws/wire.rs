@@ -17,9 +17,14 @@
 //! - **Errors** are read as the SDK reads them (`X-Amzn-ErrorType`, else `__type`/`code`,
 //!   the namespace stripped) into [`WireError`], whose text never holds credentials.
 //!
-//! Not done here (the SDK clients still do it for every other call): clock-skew correction,
-//! the retry token bucket, response checksums.
+//! - **Clock skew**: a signature refused for its time (the host's clock more than five
+//!   minutes off) teaches the client AWS's time from the answer's `Date`, and the call is
+//!   signed again with it, once.
+//!
+//! Not done here (the SDK clients still do it for every other call): the retry token
+//! bucket, response checksums.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -141,6 +146,8 @@ pub enum WireError {
         code: String,
         message: String,
         body: Bytes,
+        /// AWS's clock minus this host's, from the answer's `Date`.
+        skew: Option<chrono::Duration>,
     },
     /// Not sent (no credentials, no connection) or no usable answer (timeout, connection
     /// lost, an unreadable answer): the call may or may not have been carried out.
@@ -261,6 +268,8 @@ struct Inner {
     path: String,
     credentials: Credentials,
     timeouts: Timeouts,
+    /// AWS's clock minus this host's, in ms, as learnt from refused signatures.
+    skew_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for Service {
@@ -319,6 +328,7 @@ impl Service {
                 path,
                 credentials: Credentials::new(provider, region, protocol.signing_name),
                 timeouts,
+                skew_ms: AtomicI64::new(0),
             }),
         })
     }
@@ -339,6 +349,7 @@ impl Service {
                     i.protocol.signing_name,
                 ),
                 timeouts: i.timeouts,
+                skew_ms: AtomicI64::new(i.skew_ms.load(Ordering::Relaxed)),
             }),
         }
     }
@@ -362,6 +373,7 @@ impl Service {
             Attempts::Retried => i.timeouts.max_attempts.max(1),
         };
         let mut attempt = 1;
+        let mut skew_retried = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(
@@ -380,6 +392,12 @@ impl Service {
                 Ok(answer) => return Ok(answer),
                 Err(e) => e,
             };
+            // A signature refused for this host's clock was not carried out: once the
+            // skew is learnt from AWS's `Date`, sending it again is safe, even for Once.
+            if !skew_retried && self.learnt_skew(&error) {
+                skew_retried = true;
+                continue;
+            }
             if attempt >= max || !error.is_retryable() {
                 return Err(error);
             }
@@ -402,8 +420,9 @@ impl Service {
     ) -> Result<Bytes, WireError> {
         let i = &self.inner;
         // One clock reading for the key's day and the request's date, so that they agree
-        // at midnight too.
-        let now = chrono::Utc::now();
+        // at midnight too; corrected by the skew AWS's answers showed.
+        let now =
+            chrono::Utc::now() + chrono::Duration::milliseconds(i.skew_ms.load(Ordering::Relaxed));
         let key = i
             .credentials
             .key(now)
@@ -445,9 +464,55 @@ impl Service {
         if parts.status.is_success() {
             return Ok(body);
         }
-        Err(service_error(parts.status.as_u16(), &parts.headers, body))
+        let mut error = service_error(parts.status.as_u16(), &parts.headers, body);
+        if let WireError::Service { skew, .. } = &mut error {
+            *skew = parts
+                .headers
+                .get(hyper::header::DATE)
+                .and_then(|d| d.to_str().ok())
+                .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                .map(|d| d.with_timezone(&chrono::Utc) - chrono::Utc::now());
+        }
+        Err(error)
+    }
+
+    /// Whether `error` refused the signature for this host's clock and its answer showed by
+    /// how much the clock is off: then that is kept (as the SDK does) and true. A skew of
+    /// under a minute is not what made AWS refuse (it allows five).
+    fn learnt_skew(&self, error: &WireError) -> bool {
+        let WireError::Service {
+            code,
+            skew: Some(skew),
+            ..
+        } = error
+        else {
+            return false;
+        };
+        if !SKEW_CODES.contains(&code.as_str()) {
+            return false;
+        }
+        let ms = skew.num_milliseconds();
+        let before = self.inner.skew_ms.swap(ms, Ordering::Relaxed);
+        if (ms - before).abs() < 60_000 {
+            return false;
+        }
+        tracing::warn!(
+            skew_seconds = ms / 1000,
+            "this host's clock is off from AWS's; requests are signed with AWS's time"
+        );
+        true
     }
 }
+
+/// The error codes of a signature refused for its time (the SDK's list).
+const SKEW_CODES: &[&str] = &[
+    "InvalidSignatureException",
+    "RequestExpired",
+    "RequestInTheFuture",
+    "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+];
 
 /// An error answer as the SDK reads awsJson errors: the code from `X-Amzn-ErrorType`, else
 /// the body's `__type` (or `code`), without its namespace (`...#`) or suffix (`:...`).
@@ -473,6 +538,7 @@ fn service_error(status: u16, headers: &hyper::HeaderMap, body: Bytes) -> WireEr
         code,
         message: parsed.message.unwrap_or_default(),
         body,
+        skew: None,
     }
 }
 

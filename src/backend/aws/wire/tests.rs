@@ -478,3 +478,70 @@ async fn an_endpoint_without_a_path_is_sent_to_its_root() {
         .await
         .expect("POST / reached the server's route");
 }
+
+/// A server whose clock is an hour ahead: it refuses a request signed more than five
+/// minutes from its time, as AWS does, and says its time in `Date`.
+async fn an_hour_ahead() -> Fake {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().route(
+        "/",
+        post({
+            let seen = seen.clone();
+            move |headers: HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let its_time = chrono::Utc::now() + chrono::Duration::hours(1);
+                    let signed = headers["x-amz-date"].to_str().unwrap().to_owned();
+                    seen.lock().unwrap().push(headers);
+                    let signed = chrono::NaiveDateTime::parse_from_str(&signed, "%Y%m%dT%H%M%SZ")
+                        .unwrap()
+                        .and_utc();
+                    let date = [("date", its_time.to_rfc2822().replace("+0000", "GMT"))];
+                    match (its_time - signed).num_minutes().abs() > 5 {
+                        true => (
+                            StatusCode::BAD_REQUEST,
+                            date,
+                            r#"{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"Signature expired"}"#,
+                        )
+                            .into_response(),
+                        false => (StatusCode::OK, date, "{}").into_response(),
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Fake { url, seen }
+}
+
+#[tokio::test]
+async fn a_clock_off_by_an_hour_is_corrected_from_the_answers_date() {
+    let server = an_hour_ahead().await;
+    let wire = service(&server.url, &provider(None), QUICK);
+    // Even a call never sent twice: a refused signature was not carried out.
+    wire.call("CreateCase", BODY.to_vec(), Attempts::Once)
+        .await
+        .expect("signed again with AWS's time");
+    assert_eq!(server.seen.lock().unwrap().len(), 2);
+    // The skew is kept: the next call is right the first time.
+    wire.call("CreateCase", BODY.to_vec(), Attempts::Once)
+        .await
+        .expect("signed with AWS's time");
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+
+    // A refusal that is not about the time is not sent again.
+    let server = fake(vec![(
+        400,
+        r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match"}"#,
+        Duration::ZERO,
+    )])
+    .await;
+    let e = service(&server.url, &provider(None), QUICK)
+        .call("CreateCase", BODY.to_vec(), Attempts::Retried)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("InvalidSignatureException"));
+    assert_eq!(server.seen.lock().unwrap().len(), 1);
+}
