@@ -172,33 +172,34 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
         "TableName": settings.ledger_table,
         "Key": {"pk": {"S": "check#wire"}, "sk": {"S": "-"}},
         "ConditionExpression": "attribute_not_exists(pk)"}}]});
-    match clients
-        .dynamodb_wire
-        .call(
+    let probes = [
+        (
+            &clients.dynamodb_wire,
             "TransactWriteItems",
-            probe.to_string().into_bytes(),
-            Attempts::Once,
-        )
-        .await
-    {
-        Ok(_) => report(
-            true,
-            "ledger transactions reach DynamoDB (the service's own signed client)".into(),
-            out,
-        )?,
-        Err(e) => report(false, format!("ledger transactions (own client): {e}"), out)?,
-    }
-    match clients
-        .support_wire
-        .call("DescribeSeverityLevels", b"{}".to_vec(), Attempts::Once)
-        .await
-    {
-        Ok(_) => report(
-            true,
-            "CreateCase's client reaches AWS Support (the service's own signed client)".into(),
-            out,
-        )?,
-        Err(e) => report(false, format!("AWS Support (own client): {e}"), out)?,
+            probe.to_string(),
+            "ledger transactions reach DynamoDB",
+            "ledger transactions (own client)",
+        ),
+        (
+            &clients.support_wire,
+            "DescribeSeverityLevels",
+            "{}".to_owned(),
+            "CreateCase's client reaches AWS Support",
+            "AWS Support (own client)",
+        ),
+    ];
+    for (wire, operation, body, reached, what) in probes {
+        match wire
+            .call(operation, body.into_bytes(), Attempts::Once)
+            .await
+        {
+            Ok(_) => report(
+                true,
+                format!("{reached} (the service's own signed client)"),
+                out,
+            )?,
+            Err(e) => report(false, format!("{what}: {e}"), out)?,
+        }
     }
     let desk = crate::backend::aws::support::AwsSupportDesk::new(
         clients.support.clone(),

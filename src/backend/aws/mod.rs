@@ -98,6 +98,28 @@ pub fn credentials_of(sdk: &SdkConfig) -> SharedCredentialsProvider {
         .unwrap_or_else(|| SharedCredentialsProvider::new(wire::NoCredentials))
 }
 
+/// A service's endpoint for the region by its SDK crate's own endpoint rules (partition,
+/// FIPS, dual stack), as its client would reach it with no endpoint configured. A macro:
+/// each SDK crate has its own `Params` and resolver types, with no trait between them.
+macro_rules! default_endpoint {
+    ($krate:ident, $name:literal, $sdk:expr, $region:expr) => {{
+        use $krate::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        let (sdk, region): (&SdkConfig, &str) = ($sdk, $region);
+        let failed = |e: &dyn std::fmt::Display| format!("{} endpoint for {region}: {e}", $name);
+        let params = Params::builder()
+            .region(region)
+            .use_fips(sdk.use_fips().unwrap_or(false))
+            .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
+            .build()
+            .map_err(|e| failed(&e))?;
+        DefaultResolver::new()
+            .resolve_endpoint(&params)
+            .await
+            .map(|e| e.url().to_owned())
+            .map_err(|e| failed(&e))?
+    }};
+}
+
 impl AwsClients {
     /// The account the service's credentials belong to (STS GetCallerIdentity), asked
     /// once at start: with no `SNS_TOPIC_ARNS`, only this account's topics are served.
@@ -143,11 +165,16 @@ impl AwsClients {
         let http = wire::Http::new();
         let dynamodb_url = match wire::endpoint_url(&sdk, wire::DYNAMODB) {
             Some(url) => url,
-            None => default_dynamodb_endpoint(&sdk, &settings.region).await?,
+            None => default_endpoint!(aws_sdk_dynamodb, "DynamoDB", &sdk, &settings.region),
         };
         let support_url = match wire::endpoint_url(&sdk, wire::SUPPORT) {
             Some(url) => url,
-            None => default_support_endpoint(&sdk, &settings.support_region).await?,
+            None => default_endpoint!(
+                aws_sdk_support,
+                "AWS Support",
+                &sdk,
+                &settings.support_region
+            ),
         };
         let dynamodb_wire = wire::Service::new(
             http.clone(),
@@ -177,35 +204,55 @@ impl AwsClients {
     }
 }
 
-/// DynamoDB's endpoint for the region by the SDK's own endpoint rules (partition, FIPS,
-/// dual stack), as its client would reach it with no endpoint configured.
-async fn default_dynamodb_endpoint(sdk: &SdkConfig, region: &str) -> Result<String, String> {
-    use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let params = Params::builder()
-        .region(region)
-        .use_fips(sdk.use_fips().unwrap_or(false))
-        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
-        .build()
-        .map_err(|e| format!("DynamoDB endpoint for {region}: {e}"))?;
-    DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map(|e| e.url().to_owned())
-        .map_err(|e| format!("DynamoDB endpoint for {region}: {e}"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The same for AWS Support.
-async fn default_support_endpoint(sdk: &SdkConfig, region: &str) -> Result<String, String> {
-    use aws_sdk_support::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let params = Params::builder()
-        .region(region)
-        .use_fips(sdk.use_fips().unwrap_or(false))
-        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
-        .build()
-        .map_err(|e| format!("AWS Support endpoint for {region}: {e}"))?;
-    DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .map(|e| e.url().to_owned())
-        .map_err(|e| format!("AWS Support endpoint for {region}: {e}"))
+    fn settings() -> AwsSettings {
+        AwsSettings {
+            region: "eu-west-1".into(),
+            config_table: "c".into(),
+            ledger_table: "l".into(),
+            support_region: "us-east-1".into(),
+            config_cache_ttl: Duration::from_secs(60),
+            handled_ttl: Duration::from_secs(60),
+            support_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The hot calls' own client goes where the SDK's clients go: the SDK's endpoint rules
+    /// for the region, or the configured endpoint.
+    #[tokio::test]
+    async fn the_own_clients_endpoints_are_the_sdks() {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .build();
+        let c = AwsClients::from_sdk(sdk, &settings()).await.unwrap();
+        assert_eq!(
+            c.dynamodb_wire.endpoint(),
+            "https://dynamodb.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            c.support_wire.endpoint(),
+            "https://support.us-east-1.amazonaws.com/"
+        );
+
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://localhost:4566")
+            .build();
+        let c = AwsClients::from_sdk(sdk, &settings()).await.unwrap();
+        assert_eq!(c.dynamodb_wire.endpoint(), "http://localhost:4566/");
+        assert_eq!(c.support_wire.endpoint(), "http://localhost:4566/");
+
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("localhost:4566")
+            .build();
+        let e = AwsClients::from_sdk(sdk, &settings()).await.unwrap_err();
+        assert!(e.contains("is not an http(s) URL"), "{e}");
+    }
 }

@@ -333,6 +333,11 @@ impl Service {
         })
     }
 
+    /// Where the calls go.
+    pub fn endpoint(&self) -> String {
+        self.inner.uri.to_string()
+    }
+
     /// The same calls signed with other credentials (another account's role).
     pub fn with_credentials(&self, provider: SharedCredentialsProvider) -> Self {
         let i = &self.inner;

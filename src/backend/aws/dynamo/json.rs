@@ -98,71 +98,43 @@ impl Serialize for Op<'_> {
 impl Serialize for Tx<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.0;
-        let (kind, op) = if let Some(c) = t.condition_check() {
-            let common = Common {
-                table: c.table_name(),
-                condition: Some(c.condition_expression()),
-                names: c.expression_attribute_names(),
-                values: c.expression_attribute_values(),
-                return_old: c.return_values_on_condition_check_failure(),
+        // The four kinds share these members, but no trait of the SDK's.
+        macro_rules! op {
+            ($x:expr, $key:expr, $condition:expr, $update:expr) => {
+                Op {
+                    key: $key,
+                    update: $update,
+                    common: Common {
+                        table: $x.table_name(),
+                        condition: $condition,
+                        names: $x.expression_attribute_names(),
+                        values: $x.expression_attribute_values(),
+                        return_old: $x.return_values_on_condition_check_failure(),
+                    },
+                }
             };
+        }
+        let (kind, op) = if let Some(c) = t.condition_check() {
             let key = ("Key", c.key());
             (
                 "ConditionCheck",
-                Op {
-                    key,
-                    update: None,
-                    common,
-                },
+                op!(c, key, Some(c.condition_expression()), None),
             )
         } else if let Some(p) = t.put() {
-            let common = Common {
-                table: p.table_name(),
-                condition: p.condition_expression(),
-                names: p.expression_attribute_names(),
-                values: p.expression_attribute_values(),
-                return_old: p.return_values_on_condition_check_failure(),
-            };
             (
                 "Put",
-                Op {
-                    key: ("Item", p.item()),
-                    update: None,
-                    common,
-                },
+                op!(p, ("Item", p.item()), p.condition_expression(), None),
             )
         } else if let Some(u) = t.update() {
-            let common = Common {
-                table: u.table_name(),
-                condition: u.condition_expression(),
-                names: u.expression_attribute_names(),
-                values: u.expression_attribute_values(),
-                return_old: u.return_values_on_condition_check_failure(),
-            };
             let update = Some(u.update_expression());
             (
                 "Update",
-                Op {
-                    key: ("Key", u.key()),
-                    update,
-                    common,
-                },
+                op!(u, ("Key", u.key()), u.condition_expression(), update),
             )
         } else if let Some(d) = t.delete() {
-            let common = Common {
-                table: d.table_name(),
-                condition: d.condition_expression(),
-                names: d.expression_attribute_names(),
-                values: d.expression_attribute_values(),
-                return_old: d.return_values_on_condition_check_failure(),
-            };
             (
                 "Delete",
-                Op {
-                    key: ("Key", d.key()),
-                    update: None,
-                    common,
-                },
+                op!(d, ("Key", d.key()), d.condition_expression(), None),
             )
         } else {
             return Err(S::Error::custom("a transaction item with no operation"));

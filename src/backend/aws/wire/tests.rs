@@ -239,59 +239,56 @@ async fn a_call_is_signed_and_targets_its_operation() {
     assert!(!auth.contains("secret"));
 }
 
+/// One call against a server giving `answers`: its result and how many requests it took.
+async fn against(
+    answers: Vec<(u16, &'static str, Duration)>,
+    operation: &str,
+    attempts: Attempts,
+) -> (Result<Bytes, WireError>, usize) {
+    let server = fake(answers).await;
+    let result = service(&server.url, &provider(None), QUICK)
+        .call(operation, BODY.to_vec(), attempts)
+        .await;
+    let sent = server.seen.lock().unwrap().len();
+    (result, sent)
+}
+
 #[tokio::test]
 async fn throttling_and_5xx_are_retried_within_the_attempts() {
     let throttled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
-    let server = fake(vec![
+    let answers = vec![
         (400, throttled, Duration::ZERO),
         (500, r#"{"__type":"InternalServerError"}"#, Duration::ZERO),
         (200, "{}", Duration::ZERO),
-    ])
-    .await;
-    let wire = service(&server.url, &provider(None), QUICK);
-    wire.call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
-        .await
-        .expect("the third attempt");
-    assert_eq!(server.seen.lock().unwrap().len(), 3);
+    ];
+    let (result, sent) = against(answers, "TransactWriteItems", Attempts::Retried).await;
+    result.expect("the third attempt");
+    assert_eq!(sent, 3);
 
     // Three attempts at most: the error of the last one.
-    let server = fake(vec![(503, "", Duration::ZERO)]).await;
-    let wire = service(&server.url, &provider(None), QUICK);
-    let e = wire
-        .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
-        .await
-        .unwrap_err();
+    let answers = vec![(503, "", Duration::ZERO)];
+    let (result, sent) = against(answers, "TransactWriteItems", Attempts::Retried).await;
+    let e = result.unwrap_err();
     assert_eq!(e.code(), Some("HTTP 503"));
     assert!(e.is_server_error());
-    assert_eq!(server.seen.lock().unwrap().len(), 3);
+    assert_eq!(sent, 3);
 }
 
 #[tokio::test]
 async fn a_refusal_or_a_call_sent_once_is_not_sent_again() {
     let refused = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"no"}"#;
-    let server = fake(vec![(400, refused, Duration::ZERO)]).await;
-    let wire = service(&server.url, &provider(None), QUICK);
-    let e = wire
-        .call("TransactWriteItems", BODY.to_vec(), Attempts::Retried)
-        .await
-        .unwrap_err();
+    let answers = vec![(400, refused, Duration::ZERO)];
+    let (result, sent) = against(answers, "TransactWriteItems", Attempts::Retried).await;
+    let e = result.unwrap_err();
     assert_eq!(e.code(), Some("TransactionCanceledException"));
     assert!(!e.is_server_error());
     assert_eq!(e.to_string(), "TransactionCanceledException: no");
-    assert_eq!(server.seen.lock().unwrap().len(), 1);
+    assert_eq!(sent, 1);
 
-    let server = fake(vec![(500, "", Duration::ZERO)]).await;
-    let wire = service(&server.url, &provider(None), QUICK);
-    let e = wire
-        .call("CreateCase", BODY.to_vec(), Attempts::Once)
-        .await
-        .unwrap_err();
-    assert!(e.is_server_error());
-    assert_eq!(
-        server.seen.lock().unwrap().len(),
-        1,
-        "CreateCase is never repeated"
-    );
+    let answers = vec![(500, "", Duration::ZERO)];
+    let (result, sent) = against(answers, "CreateCase", Attempts::Once).await;
+    assert!(result.unwrap_err().is_server_error());
+    assert_eq!(sent, 1, "CreateCase is never repeated");
 }
 
 #[tokio::test]
@@ -532,16 +529,12 @@ async fn a_clock_off_by_an_hour_is_corrected_from_the_answers_date() {
     assert_eq!(server.seen.lock().unwrap().len(), 3);
 
     // A refusal that is not about the time is not sent again.
-    let server = fake(vec![(
-        400,
-        r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match"}"#,
-        Duration::ZERO,
-    )])
-    .await;
-    let e = service(&server.url, &provider(None), QUICK)
-        .call("CreateCase", BODY.to_vec(), Attempts::Retried)
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Some("InvalidSignatureException"));
-    assert_eq!(server.seen.lock().unwrap().len(), 1);
+    let mismatch = r#"{"__type":"InvalidSignatureException","message":"The request signature we calculated does not match"}"#;
+    let answers = vec![(400, mismatch, Duration::ZERO)];
+    let (result, sent) = against(answers, "CreateCase", Attempts::Retried).await;
+    assert_eq!(
+        result.unwrap_err().code(),
+        Some("InvalidSignatureException")
+    );
+    assert_eq!(sent, 1);
 }
