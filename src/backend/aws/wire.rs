@@ -11,9 +11,11 @@
 //! - **Credentials** come from the same provider chain as the SDK clients', cached here
 //!   until a few minutes before they expire ([`Credentials`]); the SigV4 signing key is
 //!   derived once per day and credentials, not per request.
-//! - **Retries**: calls marked [`Attempts::Retried`] are retried on throttling, 5xx and
-//!   transport errors with exponential backoff and full jitter, within an operation
-//!   deadline, as the SDK's standard mode does; [`Attempts::Once`] (CreateCase) never is.
+//! - **Retries**: calls marked [`Attempts::Retried`] are retried on what the SDK's standard
+//!   mode retries (its throttling codes, 5xx, transport errors), 3 attempts within an
+//!   operation deadline, with full jitter below 50 ms doubling per attempt (botocore's base
+//!   for DynamoDB; the SDK's standard mode starts at 1 s, a long wait inside a request
+//!   whose sender is waiting); [`Attempts::Once`] (CreateCase) never is.
 //! - **Errors** are read as the SDK reads them (`X-Amzn-ErrorType`, else `__type`/`code`,
 //!   the namespace stripped) into [`WireError`], whose text never holds credentials.
 //!
