@@ -78,7 +78,12 @@ impl Http {
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
             }
         };
-        let connector = builder.https_or_http().enable_http1().build();
+        // Requests are small and answered at once: no Nagle delay on a request's last
+        // segment.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        let connector = builder.https_or_http().enable_http1().wrap_connector(tcp);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             // AWS closes idle connections after about a minute; a shorter idle time here
             // avoids sending on one it has just closed.
