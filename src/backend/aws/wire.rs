@@ -64,26 +64,37 @@ impl Http {
     pub fn new() -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
+        match builder.with_provider_and_native_roots(provider.clone()) {
+            Ok(b) => Self::over(b),
             Err(e) => {
                 tracing::warn!(error = %e, "no system root certificates; HTTPS calls to AWS will fail");
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map(|c| {
-                        c.with_root_certificates(rustls::RootCertStore::empty())
-                            .with_no_client_auth()
-                    });
-                let config = config.expect("ring supports TLS 1.2 and 1.3");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+                Self::trusting(provider, rustls::RootCertStore::empty())
             }
-        };
+        }
+    }
+
+    /// Trusting only `roots` (tests: a local TLS server's own certificate).
+    fn trusting(
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        roots: rustls::RootCertStore,
+    ) -> Self {
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self::over(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config))
+    }
+
+    fn over(
+        tls: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+    ) -> Self {
         // Requests are small and answered at once: no Nagle delay on a request's last
         // segment.
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.enforce_http(false);
-        let connector = builder.https_or_http().enable_http1().wrap_connector(tcp);
+        let connector = tls.https_or_http().enable_http1().wrap_connector(tcp);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             // AWS closes idle connections after about a minute; a shorter idle time here
             // avoids sending on one it has just closed.

@@ -538,3 +538,113 @@ async fn a_clock_off_by_an_hour_is_corrected_from_the_answers_date() {
     );
     assert_eq!(sent, 1);
 }
+
+/// A local HTTPS server whose certificate, for `localhost`, is made by the openssl command
+/// line (as the SNS tests make theirs) and signed by a CA it returns; it answers every
+/// request `{"tls":true}`.
+async fn tls_server() -> (String, rustls::pki_types::CertificateDer<'static>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (ca_key, ca, pem, key, cert) = (
+        file("ca.key"),
+        file("ca.der"),
+        file("key.pem"),
+        file("key.der"),
+        file("cert.der"),
+    );
+    // Each command's words (the temporary paths have no spaces).
+    let openssl = |command: String| {
+        let out = std::process::Command::new("openssl")
+            .args(command.split(' '))
+            .output()
+            .expect("the openssl command line");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let rsa = "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out";
+    // A CA, and the server's certificate for localhost signed by it.
+    openssl(format!("{rsa} {ca_key}"));
+    openssl(format!(
+        "req -x509 -key {ca_key} -out {ca} -outform DER -days 1 -subj /CN=test-ca"
+    ));
+    openssl(format!("{rsa} {pem}"));
+    openssl(format!(
+        "pkcs8 -topk8 -nocrypt -in {pem} -outform DER -out {key}"
+    ));
+    openssl(format!(
+        "req -x509 -CA {ca} -CAkey {ca_key} -key {pem} -out {cert} -outform DER -days 1 \
+         -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+         -addext basicConstraints=critical,CA:FALSE"
+    ));
+    let ca = CertificateDer::from(std::fs::read(&ca).unwrap());
+    let cert = CertificateDer::from(std::fs::read(&cert).unwrap());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(&key).unwrap()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let answer = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(br#"{"tls":true}"#),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), answer)
+                    .await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}/"), ca)
+}
+
+/// HTTPS as AWS is reached: the server's certificate verified against the trusted roots
+/// (here, only the test server's own), and one it cannot verify refused.
+#[tokio::test]
+async fn https_is_verified_against_the_trusted_roots() {
+    let (url, ca) = tls_server().await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let creds = SharedCredentialsProvider::new(provider(None));
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let trusting = Service::new(
+        Http::trusting(ring, roots),
+        DYNAMODB,
+        &url,
+        "us-east-1",
+        creds.clone(),
+        QUICK,
+    )
+    .unwrap();
+    let answer = trusting
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Once)
+        .await
+        .expect("over TLS");
+    assert_eq!(&answer[..], br#"{"tls":true}"#);
+
+    // The system's roots do not know this certificate: no request is sent over it.
+    let system = Service::new(Http::new(), DYNAMODB, &url, "us-east-1", creds, QUICK).unwrap();
+    let e = system
+        .call("TransactWriteItems", BODY.to_vec(), Attempts::Once)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WireError::Transport(_)), "{e:?}");
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
