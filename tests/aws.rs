@@ -380,12 +380,7 @@ async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
     use cw_support_api::ledger::CountedClaim;
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(
-        c.dynamodb.clone(),
-        c.dynamodb_wire.clone(),
-        &s.ledger_table,
-        s.handled_ttl,
-    );
+    let ledger = DynamoLedger::on(&c, &s);
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
 
@@ -450,12 +445,7 @@ async fn a_counted_claim_checks_the_handled_keys_and_the_alarms_open_case() {
     use cw_support_api::ledger::{CountedClaim, OpenCaseChange};
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(
-        c.dynamodb.clone(),
-        c.dynamodb_wire.clone(),
-        &s.ledger_table,
-        s.handled_ttl,
-    );
+    let ledger = DynamoLedger::on(&c, &s);
     assert!(ledger.checks_at_claim());
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
@@ -520,12 +510,7 @@ async fn noted_duplicates_are_counted_per_event_and_written_together() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
     let table = s.ledger_table.as_str();
-    let ledger = DynamoLedger::new(
-        c.dynamodb.clone(),
-        c.dynamodb_wire.clone(),
-        table,
-        s.handled_ttl,
-    );
+    let ledger = DynamoLedger::on(&c, &s);
     let duplicate = |alarm: &str| {
         let mut d = decision(alarm, Some("case-1"));
         d.outcome = Outcome::Duplicate;
@@ -581,12 +566,7 @@ async fn noted_duplicates_are_counted_per_event_and_written_together() {
 async fn unprocessed_keys_are_read_again_and_never_taken_as_absent() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(
-        c.dynamodb.clone(),
-        c.dynamodb_wire.clone(),
-        &s.ledger_table,
-        s.handled_ttl,
-    );
+    let ledger = DynamoLedger::on(&c, &s);
     ledger
         .commit(Commit::record(
             vec!["sqs:m-1".into()],
@@ -775,12 +755,7 @@ async fn each_outcome_costs_the_fewest_ledger_requests() {
 async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
-    let ledger = DynamoLedger::new(
-        c.dynamodb.clone(),
-        c.dynamodb_wire.clone(),
-        &s.ledger_table,
-        s.handled_ttl,
-    );
+    let ledger = DynamoLedger::on(&c, &s);
     let now = Utc::now();
     let soon = now + chrono::Duration::seconds(120);
     let claim =

@@ -113,12 +113,7 @@ impl Backend {
             settings.config_cache_ttl,
         )
         .await?;
-        let ledger = aws::dynamo::DynamoLedger::new(
-            clients.dynamodb.clone(),
-            clients.dynamodb_wire.clone(),
-            &settings.ledger_table,
-            settings.handled_ttl,
-        );
+        let ledger = aws::dynamo::DynamoLedger::on(&clients, settings);
         Ok(Self {
             config: Arc::new(store),
             ledger: Arc::new(ledger),

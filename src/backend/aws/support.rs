@@ -73,6 +73,21 @@ fn answered(code: Option<&str>, server_error: bool, text: String) -> DeskError {
     }
 }
 
+/// The case id of CreateCase's 2xx answer. A body that says nothing readable leaves it
+/// uncertain whether the case exists (the case logic then looks for it by its reference).
+fn case_id_of(answer: &[u8]) -> Result<String, DeskError> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        #[serde(rename = "caseId")]
+        case_id: Option<String>,
+    }
+    let created: Created = serde_json::from_slice(answer)
+        .map_err(|e| DeskError::Uncertain(format!("CreateCase: an unreadable answer: {e}")))?;
+    created
+        .case_id
+        .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
+}
+
 /// CreateCase's request, with the API's member names.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -326,17 +341,7 @@ impl SupportDesk for AwsSupportDesk {
             .call("CreateCase", request, Attempts::Once)
             .await
             .map_err(|e| wire_desk_error("CreateCase", e))?;
-        #[derive(serde::Deserialize)]
-        struct Created {
-            #[serde(rename = "caseId")]
-            case_id: Option<String>,
-        }
-        // A 2xx whose body says nothing readable: the case may exist.
-        let created: Created = serde_json::from_slice(&answer)
-            .map_err(|e| DeskError::Uncertain(format!("CreateCase: an unreadable answer: {e}")))?;
-        created
-            .case_id
-            .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
+        case_id_of(&answer)
     }
 
     async fn add_communication(
@@ -501,6 +506,21 @@ impl SupportDesk for AccountDesks {
 mod tests {
     use super::*;
     use Severity::*;
+
+    #[test]
+    fn create_cases_answer_gives_the_case_id_or_says_what_it_lacked() {
+        assert_eq!(
+            case_id_of(br#"{"caseId":"case-123456789012-muen-2026-abc"}"#).unwrap(),
+            "case-123456789012-muen-2026-abc"
+        );
+        for unreadable in [&b"<html>"[..], b"", br#"{"caseId": 7}"#] {
+            let e = case_id_of(unreadable).unwrap_err();
+            assert!(matches!(e, DeskError::Uncertain(_)), "{e:?}");
+            assert!(e.to_string().contains("unreadable answer"), "{e}");
+        }
+        let e = case_id_of(b"{}").unwrap_err();
+        assert!(matches!(e, DeskError::Unavailable(_)), "{e:?}");
+    }
 
     #[test]
     fn a_case_id_names_its_account() {

@@ -2,9 +2,10 @@
 //! ledger's two TransactWriteItems (the claim, the commit) and AWS Support's CreateCase,
 //! the three calls of every new alarm. Everything else goes through the official SDK.
 //!
-//! Why: measured against a canned endpoint, the SDK spent 130-250 µs of CPU per call (its
-//! orchestrator, interceptors, per-call signing-key derivation, the HTTP layers), this
-//! client a third to a half of that, and a new alarm is three calls and little else. What
+//! Why: measured against a canned endpoint (`examples/aws_call_cost.rs`), the SDK spent
+//! 128-138 µs of CPU per TransactWriteItems (its orchestrator, interceptors, per-call
+//! signing-key derivation, the HTTP layers), this client 58, and a new alarm is three calls
+//! and little else. What
 //! the SDK did for these calls is done here, and kept narrow:
 //! - **Endpoints** are the SDK's own: `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, the
 //!   profile's `endpoint_url`, else the SDK's endpoint rules for the region ([`endpoint`]).
@@ -595,7 +596,6 @@ pub(crate) struct SigningKey {
     session_token: Option<HeaderValue>,
     /// `YYYYMMDD/region/service/aws4_request`.
     scope: String,
-    day: String,
     key: hmac::Key,
     /// Ask the provider again after this.
     renew_at: SystemTime,
@@ -636,12 +636,26 @@ impl SigningKey {
             access_key: access_key.to_owned(),
             session_token,
             scope: format!("{day}/{region}/{service}/aws4_request"),
-            day: day.to_owned(),
             key: hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
-            renew_at: SystemTime::now() + Duration::from_secs(365 * 86_400),
+            // Until `until` says otherwise: renew at once, never expired.
+            renew_at: SystemTime::UNIX_EPOCH,
             expires: None,
             secret: Secret(secret.to_owned()),
         })
+    }
+
+    /// When to ask the provider again, and when the credentials stop working.
+    fn until(self, renew_at: SystemTime, expires: Option<SystemTime>) -> Self {
+        Self {
+            renew_at,
+            expires,
+            ..self
+        }
+    }
+
+    /// The key's day, `YYYYMMDD` (its scope's first part).
+    fn day(&self) -> &str {
+        self.scope.split('/').next().unwrap_or_default()
     }
 
     /// The `Authorization` header of one request (SigV4, signed headers: content-type,
@@ -700,7 +714,7 @@ impl Credentials {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         current
             .as_ref()
-            .filter(|k| now < k.renew_at && k.day == day)
+            .filter(|k| now < k.renew_at && k.day() == day)
             .cloned()
     }
 
@@ -709,7 +723,7 @@ impl Credentials {
         let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         current
             .as_ref()
-            .filter(|k| k.day == day && k.expires.is_none_or(|e| now < e))
+            .filter(|k| k.day() == day && k.expires.is_none_or(|e| now < e))
             .cloned()
     }
 
@@ -749,40 +763,31 @@ impl Credentials {
         };
         let key = match &previous {
             // Still fresh: only the day changed.
-            Some(p) if now < p.renew_at => {
-                let mut key = again(p)?;
-                key.renew_at = p.renew_at;
-                key.expires = p.expires;
-                key
-            }
+            Some(p) if now < p.renew_at => again(p)?.until(p.renew_at, p.expires),
             _ => match self.provider.provide_credentials().await {
                 Ok(c) => {
-                    let mut key = SigningKey::derive(
-                        c.access_key_id(),
-                        c.secret_access_key(),
-                        c.session_token(),
-                        &day,
-                        &self.region,
-                        self.service,
-                    )?;
-                    key.expires = c.expiry();
-                    key.renew_at = match c.expiry() {
+                    let renew_at = match c.expiry() {
                         None => now + Duration::from_secs(365 * 86_400),
                         Some(e) => e
                             .checked_sub(self.renew_before)
                             .filter(|r| *r > now + self.ask_again)
                             .unwrap_or(now + self.ask_again),
                     };
-                    key
+                    SigningKey::derive(
+                        c.access_key_id(),
+                        c.secret_access_key(),
+                        c.session_token(),
+                        &day,
+                        &self.region,
+                        self.service,
+                    )?
+                    .until(renew_at, c.expiry())
                 }
                 Err(e) => match previous.as_deref() {
                     // The old credentials still work: use them a little longer.
                     Some(p) if p.expires.is_none_or(|x| now < x) => {
                         tracing::warn!(error = %crate::errors::Chain(&e), "could not renew AWS credentials; using the current ones");
-                        let mut key = again(p)?;
-                        key.expires = p.expires;
-                        key.renew_at = now + self.ask_again;
-                        key
+                        again(p)?.until(now + self.ask_again, p.expires)
                     }
                     _ => return Err(crate::errors::Chain(&e).to_string()),
                 },

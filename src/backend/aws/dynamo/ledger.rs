@@ -36,7 +36,7 @@ use crate::ledger::{
 pub struct DynamoLedger {
     client: Client,
     /// The claim's and the commit's TransactWriteItems, the two ledger calls of every new
-    /// alarm, are sent by `aws::wire`, not the SDK (issue 16: a third of the CPU per call).
+    /// alarm, are sent by `aws::wire`, not the SDK (issue 16: under half the CPU per call).
     wire: Service,
     table: String,
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
@@ -91,6 +91,19 @@ fn decision_from(item: &Item) -> Result<Decision, LedgerError> {
 }
 
 impl DynamoLedger {
+    /// The ledger table of `settings`, through `clients`' DynamoDB clients.
+    pub fn on(
+        clients: &crate::backend::aws::AwsClients,
+        settings: &crate::backend::aws::AwsSettings,
+    ) -> Self {
+        Self::new(
+            clients.dynamodb.clone(),
+            clients.dynamodb_wire.clone(),
+            &settings.ledger_table,
+            settings.handled_ttl,
+        )
+    }
+
     pub fn new(client: Client, wire: Service, table: &str, handled_ttl: Duration) -> Self {
         Self {
             client,

@@ -462,7 +462,7 @@ async fn a_new_day_derives_a_new_key_without_asking_again() {
     assert!(b.scope.starts_with(&tomorrow.format("%Y%m%d/").to_string()));
     assert_eq!(
         b.scope,
-        format!("{}/us-east-1/dynamodb/aws4_request", b.day)
+        format!("{}/us-east-1/dynamodb/aws4_request", b.day())
     );
 }
 
