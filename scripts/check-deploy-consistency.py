@@ -267,16 +267,21 @@ class Checker:
         if size != self.max_body:
             raise Failure(f"{rel}: client_max_body_size {size} bytes != the service's limit "
                           f"{self.max_body} (MAX_BODY_BYTES in src/server/mod.rs)")
-        # The location: forwards to the service's port and appends the client's address,
-        # without which an outsider forwarded by nginx would look like the local daemon.
-        loc_rel = ".platform/nginx/conf.d/elasticbeanstalk/00_application.conf"
-        loc = re.sub(r"#.*", "", read(self.root, loc_rel))
-        upstream = re.search(r"proxy_pass\s+http://127\.0\.0\.1:(\d+)\s*;", loc)
-        if not upstream or int(upstream.group(1)) != self.port:
-            raise Failure(f"{loc_rel}: proxy_pass must be http://127.0.0.1:{self.port}")
-        if not re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for\s*;", loc):
-            raise Failure(f"{loc_rel}: X-Forwarded-For must append $remote_addr "
-                          "($proxy_add_x_forwarded_for), or outsiders pass as the worker daemon")
+        # No location of our own: the Docker platform's nginx.conf has `location /` in the
+        # server block that includes conf.d/elasticbeanstalk/*.conf, so another one there
+        # stops nginx (duplicate location "/"); and a replaced nginx.conf would lose the
+        # platform's upstream. Both platforms' own locations append the client's address to
+        # X-Forwarded-For, which keeps outsiders from passing as the worker daemon
+        # (tests/nginx.rs starts nginx with each layout, scripts/eb-nginx.sh).
+        if (self.root / ".platform/nginx/nginx.conf").exists():
+            raise Failure(".platform/nginx/nginx.conf replaces the platform's nginx.conf "
+                          "(and the Docker platform's upstream): extend conf.d instead")
+        eb_dir = self.root / ".platform/nginx/conf.d/elasticbeanstalk"
+        for f in sorted(eb_dir.glob("*.conf")) if eb_dir.is_dir() else []:
+            loc = re.sub(r"#.*", "", f.read_text())
+            if re.search(r"\blocation\s+/\s*\{", loc):
+                raise Failure(f"{f.relative_to(self.root)}: a `location /` clashes with the "
+                              "Docker platform's own (nginx: duplicate location \"/\")")
         return (", ".join(f"{n} {directives[n]}" for n in NGINX_TIMEOUTS)
                 + f" >= {self.inactivity}s; client_max_body_size {directives['client_max_body_size']}")
 

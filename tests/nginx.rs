@@ -1,9 +1,12 @@
-//! The Elastic Beanstalk shape with its real proxy: Debian's nginx, started on a loopback
-//! port with the project's own `.platform/nginx` files in a server block as Elastic
-//! Beanstalk writes it, in front of the real binary with `API_TOKENS` set. A request from a
+//! The Elastic Beanstalk shape with its real proxy: Debian's nginx, laid out as Elastic
+//! Beanstalk lays it out on the Procfile platforms and on the Docker platform
+//! (`scripts/eb-nginx.sh`, `tests/data/eb-nginx/`), with the project's own `.platform/nginx`
+//! files placed where the platform places them, in front of the real binary with
+//! `API_TOKENS` set and the `TRUST_SQSD_FROM` of `.ebextensions`. On both, a request from a
 //! client address outside the instance never passes as the worker daemon's, whatever
 //! `X-Aws-Sqsd-*` or forwarding headers it carries; the daemon itself, posting from the
-//! instance, needs no token.
+//! instance, needs no token. On the Docker platform nginx reaches the container from the
+//! Docker bridge's gateway (172.17.0.1), which the test gives nginx as its source address.
 //!
 //! Skipped (loudly) when nginx is not installed, unless `CW_REQUIRE_NGINX=1` (`.ci/run`
 //! installs nginx and sets it), where a missing nginx fails the test.
@@ -20,6 +23,13 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "nginx-test-token-0123456789";
 
+/// The Docker bridge's gateway: where nginx on a Docker platform instance connects to the
+/// container from.
+const BRIDGE_GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+
+/// The tests add addresses to `lo` and take them away again: one at a time.
+static ADDRESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn nginx_binary() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
         .iter()
@@ -27,15 +37,36 @@ fn nginx_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// A local address that is not loopback, for a client "outside the instance". The
-/// machine's own interface address when it has one; else one added to `lo` for the test.
-struct OutsideAddress {
+/// An address of this machine's for the duration of a test: already there, or added to
+/// `lo` and removed again when dropped.
+struct LocalAddress {
     ip: Ipv4Addr,
     added: bool,
 }
 
-impl OutsideAddress {
-    fn find() -> Self {
+impl LocalAddress {
+    fn present(ip: Ipv4Addr) -> bool {
+        std::net::TcpListener::bind((ip, 0)).is_ok()
+    }
+
+    fn ensure(ip: Ipv4Addr) -> Self {
+        if Self::present(ip) {
+            return Self { ip, added: false };
+        }
+        let ok = Command::new("ip")
+            .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "{ip} is not an address of this machine and could not be added to lo"
+        );
+        Self { ip, added: true }
+    }
+
+    /// A local address that is not loopback, for a client "outside the instance": the
+    /// machine's own interface address when it has one, else TEST-NET-2 (never routed).
+    fn outside() -> Self {
         let out = Command::new("ip")
             .args(["-4", "-o", "addr", "show", "scope", "global"])
             .output();
@@ -46,28 +77,21 @@ impl OutsideAddress {
                     .split('/')
                     .next()
                     .and_then(|a| a.parse::<Ipv4Addr>().ok())
-                    .filter(|ip| !ip.is_loopback() && word.contains('/'))
+                    .filter(|ip| !ip.is_loopback() && *ip != BRIDGE_GATEWAY && word.contains('/'))
                 {
                     return Self { ip, added: false };
                 }
             }
         }
-        // TEST-NET-2, never routed: added to loopback for the duration of the test.
-        let ip = Ipv4Addr::new(198, 51, 100, 77);
-        let ok = Command::new("ip")
-            .args(["addr", "add", "198.51.100.77/32", "dev", "lo"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "no non-loopback address and none could be added");
-        Self { ip, added: true }
+        Self::ensure(Ipv4Addr::new(198, 51, 100, 77))
     }
 }
 
-impl Drop for OutsideAddress {
+impl Drop for LocalAddress {
     fn drop(&mut self) {
         if self.added {
             let _ = Command::new("ip")
-                .args(["addr", "del", "198.51.100.77/32", "dev", "lo"])
+                .args(["addr", "del", &format!("{}/32", self.ip), "dev", "lo"])
                 .status();
         }
     }
@@ -86,27 +110,6 @@ impl Drop for Nginx {
     }
 }
 
-fn copy_platform_config(dest: &Path, upstream_port: u16) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(".platform/nginx/conf.d");
-    let eb = dest.join("conf.d/elasticbeanstalk");
-    std::fs::create_dir_all(&eb).expect("mkdir");
-    for (from, to) in [
-        (src.join("proxy.conf"), dest.join("conf.d/proxy.conf")),
-        (
-            src.join("elasticbeanstalk/00_application.conf"),
-            eb.join("00_application.conf"),
-        ),
-    ] {
-        let text = std::fs::read_to_string(&from).expect("project nginx file");
-        // The service listens on a test port instead of 5000; nothing else changes.
-        let text = text.replace(
-            "http://127.0.0.1:5000;",
-            &format!("http://127.0.0.1:{upstream_port};"),
-        );
-        std::fs::write(to, text).expect("write");
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("0.0.0.0:0")
         .expect("bind")
@@ -115,37 +118,59 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_nginx(binary: &Path, upstream_port: u16) -> Nginx {
+/// Which Elastic Beanstalk platform's nginx layout.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Procfile,
+    Docker,
+}
+
+/// nginx laid out as Elastic Beanstalk does on `layout` (the project's files included by
+/// `scripts/eb-nginx.sh` as the platform includes them), forwarding to the service.
+fn start_nginx(
+    binary: &Path,
+    layout: Layout,
+    upstream_port: u16,
+    bridge: Option<Ipv4Addr>,
+) -> Nginx {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    copy_platform_config(d, upstream_port);
     let port = free_port();
-    let p = d.display();
-    // The server block as Elastic Beanstalk's nginx.conf has it (port 80 there), with the
-    // project's files included where Elastic Beanstalk includes them.
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\n\
-         error_log {p}/error.log warn;\nevents {{ worker_connections 128; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
-         fastcgi_temp_path {p}/fcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
-         include {p}/conf.d/*.conf;\n  server {{\n    listen {port} default_server;\n\
-         client_header_timeout 60;\n    client_body_timeout 60;\n    keepalive_timeout 60;\n\
-         include {p}/conf.d/elasticbeanstalk/*.conf;\n  }}\n}}\n"
+    let mut assemble = Command::new("bash");
+    assemble
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/eb-nginx.sh"))
+        .arg(match layout {
+            Layout::Procfile => "procfile",
+            Layout::Docker => "docker",
+        })
+        .arg(d)
+        .arg(port.to_string())
+        .arg(format!("127.0.0.1:{upstream_port}"));
+    if let Some(bridge) = bridge {
+        assemble.arg(bridge.to_string());
+    }
+    let assembled = assemble.output().expect("scripts/eb-nginx.sh");
+    assert!(
+        assembled.status.success(),
+        "scripts/eb-nginx.sh: {}",
+        String::from_utf8_lossy(&assembled.stderr)
     );
-    std::fs::write(d.join("nginx.conf"), conf).expect("write conf");
+    let prefix = d.display().to_string();
+    let conf = d.join("nginx.conf");
+    let globals = "daemon off; master_process off;";
     let test = Command::new(binary)
-        .args(["-t", "-p", &p.to_string(), "-c"])
-        .arg(d.join("nginx.conf"))
+        .args(["-t", "-p", &prefix, "-g", globals, "-c"])
+        .arg(&conf)
         .output()
         .expect("nginx -t");
     assert!(
         test.status.success(),
-        "the project's nginx files do not load: {}",
+        "the project's nginx files do not load in the {layout:?} layout: {}",
         String::from_utf8_lossy(&test.stderr)
     );
     let child = Command::new(binary)
-        .args(["-p", &p.to_string(), "-c"])
-        .arg(d.join("nginx.conf"))
+        .args(["-p", &prefix, "-g", globals, "-c"])
+        .arg(&conf)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -160,6 +185,16 @@ fn start_nginx(binary: &Path, upstream_port: u16) -> Nginx {
         port,
         _dir: dir,
     }
+}
+
+/// `TRUST_SQSD_FROM` as `.ebextensions` sets it for both platforms.
+fn deployed_trust() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ebextensions/01-worker.config");
+    let text = std::fs::read_to_string(path).expect(".ebextensions/01-worker.config");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("TRUST_SQSD_FROM:"))
+        .map(|v| v.trim().trim_matches(['"', '\'']).to_owned())
+        .expect(".ebextensions sets TRUST_SQSD_FROM")
 }
 
 fn alarm(name: &str) -> String {
@@ -183,7 +218,16 @@ async fn post(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token() {
+async fn behind_the_procfile_platforms_nginx_only_the_local_daemon_passes_without_a_token() {
+    only_the_local_daemon_passes_without_a_token(Layout::Procfile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_the_docker_platforms_nginx_only_the_local_daemon_passes_without_a_token() {
+    only_the_local_daemon_passes_without_a_token(Layout::Docker).await;
+}
+
+async fn only_the_local_daemon_passes_without_a_token(layout: Layout) {
     let Some(binary) = nginx_binary() else {
         assert!(
             std::env::var("CW_REQUIRE_NGINX").is_err(),
@@ -192,14 +236,26 @@ async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token()
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
         return;
     };
+    let _one_at_a_time = ADDRESSES.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let trust = deployed_trust();
     let server = ServerProcess::start(&[
         ("DATA_DIR", dir.path().to_str().expect("utf-8")),
         ("API_TOKENS", TOKEN),
+        ("TRUST_SQSD_FROM", &trust),
     ]);
     let upstream: SocketAddr = server.addr.parse().expect("addr");
-    let nginx = start_nginx(&binary, upstream.port());
-    let outside = OutsideAddress::find();
+    let bridge = match layout {
+        Layout::Procfile => None,
+        Layout::Docker => Some(LocalAddress::ensure(BRIDGE_GATEWAY)),
+    };
+    let nginx = start_nginx(
+        &binary,
+        layout,
+        upstream.port(),
+        bridge.as_ref().map(|b| b.ip),
+    );
+    let outside = LocalAddress::outside();
 
     // An attacker on the network reaches nginx from its own address.
     let attacker = reqwest::Client::builder()
@@ -228,7 +284,7 @@ async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token()
     ];
     for headers in spoofs {
         let (status, body) = post(&attacker, &via_outside, alarm("db-down"), headers).await;
-        assert_eq!(status, 401, "{headers:?}: {body}");
+        assert_eq!(status, 401, "{layout:?} {headers:?}: {body}");
         assert_eq!(body["error"], "unauthorized");
     }
     // Nor can the attacker run the periodic task.
@@ -239,7 +295,7 @@ async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token()
         &[("x-aws-sqsd-taskname", "reconcile")],
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 401, "{layout:?}: the periodic task from outside");
 
     // The worker daemon posts from the instance itself: no token needed. The alarm the
     // attacker sent is new to the service, so none of the spoofs opened a case.
@@ -258,7 +314,7 @@ async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token()
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("created")),
-        "{body}"
+        "{layout:?}: the daemon from the instance: {body}"
     );
     assert_eq!(
         body["caseId"], "dry-run-1",
@@ -277,7 +333,7 @@ async fn behind_the_bundled_nginx_only_the_local_daemon_passes_without_a_token()
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("reconciled")),
-        "{body}"
+        "{layout:?}: {body}"
     );
 
     // An outside caller with the token is heard (as a direct post, not as the daemon).
