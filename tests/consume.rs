@@ -26,6 +26,12 @@ struct Queues {
 }
 
 async fn queues(max_receives: u32) -> Queues {
+    queues_with(max_receives, 30).await
+}
+
+/// A queue whose messages go to its dead-letter queue after `max_receives` receives, and
+/// stay hidden `visibility` seconds once received.
+async fn queues_with(max_receives: u32, visibility: u32) -> Queues {
     let sqs = sqs();
     let dlq = sqs
         .create_queue()
@@ -53,7 +59,10 @@ async fn queues(max_receives: u32) -> Queues {
             QueueAttributeName::RedrivePolicy,
             format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#),
         )
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.to_string(),
+        )
         .send()
         .await
         .expect("queue")
@@ -243,6 +252,12 @@ async fn a_retryable_failure_keeps_the_message_until_it_succeeds() {
     stack.standin.inject("CreateCase", Fault::Throttling, 2);
     let mut consumer = stack.consume(&[]);
     send(&q, &alarm("api-5xx")).await;
+    // The case first: moto's queue depth can read 0 for a moment while a retried message's
+    // visibility changes.
+    wait_until("the case opened", Duration::from_secs(30), async || {
+        stack.cases_per_alarm().contains_key("api-5xx")
+    })
+    .await;
     wait_until("queue drained", Duration::from_secs(30), async || {
         depth(&q.sqs, &q.url).await == 0
     })
@@ -286,6 +301,108 @@ async fn sigterm_in_the_middle_of_a_batch_loses_nothing() {
     assert_eq!(per.len(), N, "{per:?}");
     assert!(per.values().all(|n| *n == 1), "{per:?}");
     assert!(second.terminate().success());
+}
+
+/// The numbers a consumer logged when it stopped.
+fn stopped_counts(consumer: &ServerProcess) -> Value {
+    consumer.wait_for_log("stopped consuming", Duration::from_secs(5));
+    consumer
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "stopped consuming")
+        .expect("the stop's log line")
+}
+
+/// Every message a consumer received is accounted for once in its counters.
+fn assert_counts_add_up(counts: &Value) {
+    let n = |k: &str| {
+        counts[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {counts}"))
+    };
+    assert_eq!(
+        n("received"),
+        n("deleted") + n("retried") + n("poison") + n("returned") + n("unreturned"),
+        "{counts}"
+    );
+}
+
+/// A poll under way when SIGTERM comes cannot be called off (SQS hides what it hands the
+/// poll): the consumer waits for it and hands what it brings back at once, instead of
+/// leaving it hidden for the queue's visibility timeout with a receive spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_stopping_poll_receives_is_handed_back_at_once() {
+    let q = queues_with(5, 60).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    let env = [("DATA_DIR", d.clone()), ("QUEUE_URL", q.url.clone())];
+    let mut first = consume(&env);
+    first.wait_for_log("consuming the SQS queue", Duration::from_secs(10));
+    // Its first poll is at moto, waiting for a message, when the signal comes; the message
+    // arrives after the signal.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.signal_term();
+    first.wait_for_log("shutdown signal received", Duration::from_secs(5));
+    send(&q, &alarm("arrived-while-stopping")).await;
+    assert!(first.wait_exit().success(), "a clean stop");
+    let counts = stopped_counts(&first);
+    assert_eq!(
+        (counts["received"].as_u64(), counts["returned"].as_u64()),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
+    assert_counts_add_up(&counts);
+
+    // Visible again at once: the next consumer handles it well within the visibility
+    // timeout (60 s) that a poll given up on would have left it hidden for.
+    let mut second = consume(&env);
+    wait_until("queue drained", Duration::from_secs(20), async || {
+        depth(&q.sqs, &q.url).await == 0
+    })
+    .await;
+    assert!(second.terminate().success());
+    let outcomes: Vec<Value> = decisions(dir.path())
+        .iter()
+        .map(|d| d["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, vec![json!("created")]);
+}
+
+/// The scenario of issue 23: six alarms, a short visibility timeout, two receives before
+/// the dead-letter queue, and a SIGTERM 0.7 s after the consumer starts. Every alarm gets
+/// its case, none reaches the dead-letter queue, and the first process accounts for every
+/// message it received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_early_in_a_batch_sends_nothing_to_the_dead_letter_queue() {
+    let q = queues_with(2, 5).await;
+    for i in 0..6 {
+        send(&q, &alarm(&format!("early-{i}"))).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    let env = [("DATA_DIR", d.clone()), ("QUEUE_URL", q.url.clone())];
+    let mut first = consume(&env);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(first.terminate().success(), "a clean stop");
+    assert_counts_add_up(&stopped_counts(&first));
+    let mut second = consume(&env);
+    wait_until("queue drained", Duration::from_secs(30), async || {
+        depth(&q.sqs, &q.url).await == 0
+    })
+    .await;
+    assert!(second.terminate().success());
+    assert_eq!(depth(&q.sqs, &q.dlq).await, 0);
+    let mut created: Vec<String> = decisions(dir.path())
+        .iter()
+        .filter(|d| d["outcome"] == "created")
+        .filter_map(|d| d["alarmName"].as_str().map(str::to_owned))
+        .collect();
+    created.sort();
+    assert_eq!(
+        created,
+        (0..6).map(|i| format!("early-{i}")).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

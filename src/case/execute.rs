@@ -21,6 +21,7 @@ use crate::ledger::{
 use crate::notify::Notice;
 use crate::outcome::Outcome;
 
+use super::held::Work;
 use super::plan::{Action, IfGone, Plan, Storm};
 use super::records::{handled_keys, health_digest, let_go, opened_for, storm_opened};
 use super::{CaseError, CaseService, Dedupe, Handled, STORM_KEY, text};
@@ -477,9 +478,15 @@ impl CaseService {
         // Drawn once the claim is ours: a duplicate or an update that the claim finds
         // (no read before it on DynamoDB) never costs a graph.
         let case = match evidence {
+            // Nothing reached the desk yet: a shutdown may let this claim go, unless it took
+            // over a stopped owner's (whose case must be looked for first).
             Evidence::Graph => {
-                self.leased(&claim, self.with_evidence(alarm, case.clone()))
-                    .await
+                let work = match stale {
+                    None => Work::Preparing,
+                    Some(_) => Work::Acting,
+                };
+                self.leased(&claim, work, self.with_evidence(alarm, case.clone()))
+                    .await?
             }
             Evidence::None => case.clone(),
         };
@@ -571,9 +578,10 @@ impl CaseService {
             match self
                 .leased(
                     &claim,
+                    Work::Acting,
                     self.desk.find_case(&stale.reference, stale.claimed_at),
                 )
-                .await
+                .await?
             {
                 Ok(Some(case_id)) => {
                     tracing::warn!(key, case_id = %case_id, reference = %stale.reference, "found a case opened by an instance that stopped before recording it");
@@ -595,7 +603,18 @@ impl CaseService {
         }
         let mut case = case.clone();
         case.communication_body = text::claimed(&claim.reference, &case);
-        match self.leased(&claim, self.desk.create_case(&case)).await {
+        let created = match self
+            .leased(&claim, Work::Acting, self.desk.create_case(&case))
+            .await
+        {
+            Ok(created) => created,
+            // Stopping before anything reached the desk: the claim can go now.
+            Err(e) => {
+                self.give_back(&claim).await;
+                return Err(e);
+            }
+        };
+        match created {
             Ok(case_id) => Ok(Opened {
                 case_id,
                 claim,
@@ -614,7 +633,8 @@ impl CaseService {
                             .find_case(&claim.reference, claim.claimed_at)
                             .await
                     };
-                    if let Ok(Some(case_id)) = self.leased(&claim, settle).await {
+                    // Stopping: the claim stays, to lapse; its next owner looks again.
+                    if let Ok(Some(case_id)) = self.leased(&claim, Work::Acting, settle).await? {
                         tracing::warn!(key, case_id = %case_id, reference = %claim.reference, "an uncertain CreateCase did open the case: found by its reference");
                         return Ok(Opened {
                             case_id,
@@ -636,7 +656,18 @@ impl CaseService {
 
     /// Runs `work` while renewing the claim's lease every third of it, so the claim stays
     /// ours for as long as the work takes, and lapses soon after if this process dies.
-    async fn leased<T>(&self, claim: &Claim, work: impl Future<Output = T>) -> T {
+    /// Refused once the process is stopping if the work would reach the desk
+    /// ([`HeldClaims`](super::held::HeldClaims)).
+    async fn leased<T>(
+        &self,
+        claim: &Claim,
+        kind: Work,
+        work: impl Future<Output = T>,
+    ) -> Result<T, CaseError> {
+        let _holding = self
+            .held
+            .enter(claim, kind)
+            .map_err(|_| CaseError::Stopping)?;
         let every = (self.policy.claim_ttl / 3).max(Duration::from_millis(50));
         let lease =
             chrono::Duration::from_std(self.policy.claim_ttl).unwrap_or(chrono::Duration::MAX);
@@ -644,7 +675,7 @@ impl CaseService {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
-                done = &mut work => return done,
+                done = &mut work => return Ok(done),
                 _ = ticks.tick() => {
                     match self.ledger.renew(claim, Utc::now() + lease).await {
                         Ok(true) => {}

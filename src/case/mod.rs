@@ -13,6 +13,7 @@
 
 mod execute;
 mod facts;
+mod held;
 mod periodic;
 pub mod plan;
 mod policy;
@@ -62,6 +63,15 @@ pub struct Reconciled {
     pub raised: Vec<Handled>,
 }
 
+/// What [`CaseService::stop_claims`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoppedClaims {
+    /// Let go at once: nothing had reached the desk under them.
+    pub released: usize,
+    /// Left to lapse within `CLAIM_TTL`: the desk may have acted under them.
+    pub lapsing: usize,
+}
+
 /// The answer for one handled delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +102,10 @@ pub enum CaseError {
     /// `handle` decides again with what it found.
     #[error("a case was opened for this alarm since the decision")]
     Changed(Box<crate::ledger::Lookup>),
+    /// This process is stopping and gave up on the work before it reached the desk (its
+    /// shutdown grace ran out): the delivery is handed back, for another instance.
+    #[error("the service is shutting down")]
+    Stopping,
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -133,6 +147,8 @@ pub struct CaseService {
     tags: Arc<dyn crate::tags::TagSource>,
     /// Handled keys known to be durable: a redelivery is answered from here.
     recent: recent::RecentKeys,
+    /// The claims work is running under, for a shutdown that gives up on that work.
+    held: held::HeldClaims,
 }
 
 /// How a decision learns what the ledger knows about the event.
@@ -184,6 +200,7 @@ impl CaseService {
             grapher: Arc::new(crate::graph::LocalGrapher),
             tags: Arc::new(crate::tags::NoTags),
             recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
+            held: held::HeldClaims::default(),
             policy,
         }
     }
@@ -221,6 +238,26 @@ impl CaseService {
 
     pub fn ledger(&self) -> &Arc<dyn CaseLedger> {
         &self.ledger
+    }
+
+    /// For a shutdown whose grace ran out with work still running (its deliveries are
+    /// handed back): no work reaches the desk under a claim from now on, and the claims
+    /// whose work had not reached it are let go at once, so the next instance takes the
+    /// deliveries up without waiting for them to lapse. Claims under which the desk may have
+    /// acted are left to lapse (`CLAIM_TTL`): whoever takes one over looks for its case
+    /// first.
+    pub async fn stop_claims(&self) -> StoppedClaims {
+        let (free, lapsing) = self.held.stop();
+        let mut released = 0;
+        for claim in &free {
+            match self.ledger.release(claim).await {
+                Ok(()) => released += 1,
+                Err(e) => {
+                    tracing::warn!(key = %claim.alarm_key, error = %crate::errors::Chain(&e), "could not let a claim go at shutdown; it lapses by itself")
+                }
+            }
+        }
+        StoppedClaims { released, lapsing }
     }
 
     /// Decides what to do with an alarm event without changing anything.

@@ -77,6 +77,7 @@ impl ApiError {
             // Decided on what changed under it (handle decides again; only a periodic
             // task's run is retried as a whole).
             Self::Case(CaseError::Busy | CaseError::Changed(_) | CaseError::Handled(_)) => "busy",
+            Self::Case(CaseError::Stopping) => "shutting_down",
             Self::Case(_) => "storage_unavailable",
             Self::Timeout(_) => "timeout",
             Self::Busy => "busy",

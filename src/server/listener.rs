@@ -29,6 +29,7 @@ pub async fn serve(
     use tower::ServiceExt;
 
     let tasks = state.tasks.clone();
+    let cases = state.cases.clone();
     let grace = state.shutdown_grace;
     let read_timeout = state.read_timeout;
     let router = app(state);
@@ -87,8 +88,13 @@ pub async fn serve(
     })
     .await;
     if drained.is_err() {
+        // The unanswered deliveries come back; the claims their work held go now where
+        // nothing reached the desk under them, so the redelivery need not wait them out.
+        let stopped = cases.stop_claims().await;
         warn!(
             ?grace,
+            claims_released = stopped.released,
+            claims_lapsing = stopped.lapsing,
             "shutdown grace elapsed with work still in flight; it will be redelivered"
         );
     }

@@ -74,13 +74,36 @@ impl ServerProcess {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends SIGTERM and waits (10 s at most) for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
+    /// Waits (at most `timeout`) until a logged line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the process never logged {needle:?}; it logged:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM without waiting for the process to stop.
+    pub fn signal_term(&self) {
         let kill = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(kill.success());
+    }
+
+    /// Sends SIGTERM and waits (10 s at most) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Waits (10 s at most) for the exit status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = self.child.try_wait().expect("wait") {

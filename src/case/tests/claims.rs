@@ -121,3 +121,67 @@ async fn new_cases_carry_their_reference_on_the_first_line() {
     let first = case.case.communication_body.lines().next().unwrap_or("");
     assert!(first.starts_with("Reference: cwsa-"), "{first}");
 }
+
+/// A graph that is drawn only when the test says so, and says when it is being drawn: it
+/// holds a new alarm between its claim and CreateCase.
+struct SlowGraph {
+    drawing: tokio::sync::Notify,
+    finish: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl crate::graph::Grapher for SlowGraph {
+    async fn graph(&self, _alarm: &Alarm) -> Result<crate::graph::Attachment, String> {
+        self.drawing.notify_one();
+        self.finish.notified().await;
+        Err("no graph in this test".into())
+    }
+}
+
+#[tokio::test]
+async fn a_stop_lets_go_of_a_claim_whose_case_was_not_yet_sent() {
+    let f = fixture();
+    let graph = Arc::new(SlowGraph {
+        drawing: tokio::sync::Notify::new(),
+        finish: tokio::sync::Notify::new(),
+    });
+    let stopping = Arc::new(
+        CaseService::new(
+            f.backend.config.clone(),
+            f.backend.ledger.clone(),
+            f.backend.desk.clone(),
+            CasePolicy::default(),
+        )
+        .with_grapher(graph.clone()),
+    );
+    let a = alarm("ALARM", "t1");
+    let work = {
+        let (service, a) = (stopping.clone(), a.clone());
+        tokio::spawn(async move { service.handle(&direct(), &a).await })
+    };
+    graph.drawing.notified().await;
+    assert_eq!(f.backend.ledger.claims().await.expect("claims").len(), 1);
+
+    // The grace ran out: the claim goes at once, nothing having reached the desk under it.
+    let stopped = stopping.stop_claims().await;
+    assert_eq!(
+        stopped,
+        StoppedClaims {
+            released: 1,
+            lapsing: 0
+        }
+    );
+    assert!(f.backend.ledger.claims().await.expect("claims").is_empty());
+    // The work may still run until the process exits: it opens nothing any more.
+    graph.finish.notify_one();
+    let refused = work.await.expect("joined");
+    assert!(matches!(refused, Err(CaseError::Stopping)), "{refused:?}");
+    assert!(f.backend.desk.case("dry-run-1").expect("desk").is_none());
+
+    // The next instance takes the redelivery up at once: no claim to wait out.
+    let h = handle(&f, &a).await;
+    assert_eq!(
+        (h.outcome, h.case_id.as_deref()),
+        (Outcome::Created, Some("dry-run-1"))
+    );
+}
