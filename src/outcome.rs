@@ -15,9 +15,12 @@ pub enum Outcome {
     Created,
     /// A communication was added to the alarm's open case.
     Updated,
-    /// The alarm fired again within the update cooldown: counted on the open case only.
+    /// Counted on the open case only, nothing sent: the alarm fired again within the update
+    /// cooldown or while flapping, or went back to OK with nothing to add (its group still
+    /// in ALARM, flapping, recovery notes off). The decision's note says which.
     Coalesced,
-    /// The alarm went back to OK while its case is open: a recovery note was added.
+    /// The alarm went back to OK while its case is open: a recovery note was added (and the
+    /// case resolved, with `CLOSE_ON_RECOVERY`).
     Recovered,
     /// OK or INSUFFICIENT_DATA with nothing to tell support.
     Ignored,

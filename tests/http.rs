@@ -1026,6 +1026,7 @@ async fn a_flapping_alarm_is_told_once_through_the_server() {
     )
     .await;
     let mut outcomes = Vec::new();
+    let mut answers = Vec::new();
     for (i, state) in ["ALARM", "OK", "ALARM", "OK", "ALARM", "OK", "ALARM"]
         .iter()
         .enumerate()
@@ -1038,7 +1039,9 @@ async fn a_flapping_alarm_is_told_once_through_the_server() {
         });
         let (_, v) = app.post(body.to_string()).await;
         outcomes.push(v["outcome"].as_str().unwrap_or_default().to_owned());
+        answers.push(v);
     }
+    // The recovery while flapping adds nothing to the case: it says so.
     assert_eq!(
         outcomes,
         [
@@ -1047,10 +1050,17 @@ async fn a_flapping_alarm_is_told_once_through_the_server() {
             "updated",
             "recovered",
             "updated",
-            "recovered",
+            "coalesced",
             "coalesced"
         ]
     );
+    let reason = answers[5]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("recovery counted, no note: the alarm is flapping"),
+        "{}",
+        answers[5]
+    );
+    assert!(answers[1].get("reason").is_none(), "{}", answers[1]);
     let case = app
         .backend
         .desk
@@ -1104,8 +1114,27 @@ async fn a_group_shares_one_case_through_the_server() {
         (v["outcome"].as_str(), v["caseId"].as_str()),
         (Some("updated"), Some("dry-run-1"))
     );
+    // The first member's OK adds nothing while the other is in ALARM: the answer and the
+    // ledger say what was done.
     let (_, v) = app.post(alarm("web-5xx", "OK", 12)).await;
-    assert_eq!(v["outcome"], "recovered");
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (
+            Some("coalesced"),
+            Some("recovery counted, no note: other members of group web are still in ALARM")
+        ),
+        "{v}"
+    );
+    let recorded = app
+        .backend
+        .ledger
+        .decisions(&cw_support_api::ledger::DecisionFilter::default())
+        .await
+        .expect("decisions");
+    assert_eq!(
+        (recorded[0].outcome.as_str(), recorded[0].note.as_deref()),
+        ("coalesced", v["reason"].as_str())
+    );
     let case = app
         .backend
         .desk

@@ -183,7 +183,7 @@ impl CaseService {
             },
             Action::Coalesce { mut open } => {
                 open.coalesced += 1;
-                let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), plan.note);
                 done.open_cases.push(OpenCaseChange::Put(open));
                 done
             }
@@ -207,7 +207,7 @@ impl CaseService {
                             Err(e) => return Err(e.into()),
                         }
                     }
-                    let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), None);
+                    let mut done = Done::on(plan.outcome, Some(open.case_id.clone()), plan.note);
                     if resolve {
                         done.open_cases.push(OpenCaseChange::Remove {
                             alarm_key: alarm.key().to_owned(),
@@ -255,7 +255,7 @@ impl CaseService {
         }
         let decision = Decision::about(delivery, alarm, outcome, now)
             .on_case(case_id.clone())
-            .noted(note);
+            .noted(note.clone());
         let mut about = (!keys.is_empty()).then(|| decision.clone());
         let seq = self
             .commit_retrying(Commit {
@@ -293,6 +293,7 @@ impl CaseService {
             outcome,
             case_id,
             alarm: alarm.name.clone(),
+            reason: note,
         })
     }
 

@@ -79,6 +79,10 @@ pub struct Handled {
     pub outcome: Outcome,
     pub case_id: Option<String>,
     pub alarm: String,
+    /// Why, when the outcome alone does not say (the decision's note in the ledger): what
+    /// held a recovery note back, what a duplicate repeats, which window suppressed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Why a delivery could not be handled now. All of these are worth a retry except a
@@ -378,9 +382,10 @@ impl CaseService {
     }
 
     async fn noted_duplicate(&self, decision: Decision, earlier: &Earlier) -> Handled {
+        let reason = first_handled(earlier);
         let decision = decision
             .on_case(earlier.case_id.clone())
-            .noted(first_handled(earlier));
+            .noted(reason.clone());
         let alarm = decision.alarm_name.clone();
         if let Err(e) = self.ledger.note(decision).await {
             tracing::warn!(error = %crate::errors::Chain(&e), "could not note a duplicate");
@@ -389,6 +394,7 @@ impl CaseService {
             outcome: Outcome::Duplicate,
             case_id: earlier.case_id.clone(),
             alarm,
+            reason: Some(reason),
         }
     }
 

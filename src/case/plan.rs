@@ -186,6 +186,27 @@ impl Plan {
     }
 }
 
+/// Why a flapping alarm's cycle adds nothing to its case.
+fn flapping_reason(cycles: usize, policy: &CasePolicy) -> String {
+    format!(
+        "counted, no note: the alarm is flapping ({cycles} ALARM cycles within FLAP_WINDOW {})",
+        text::humantime(policy.flap_window)
+    )
+}
+
+/// An alarm that was flapping still is while more than `FLAP_LIMIT` of its cycles fall
+/// within `FLAP_WINDOW` of now: then the number of those cycles. Once it has settled, its
+/// recovery is news again.
+fn still_flapping(open: &OpenCase, now: DateTime<Utc>, policy: &CasePolicy) -> Option<usize> {
+    let window = chrono::Duration::from_std(policy.flap_window).unwrap_or(chrono::Duration::MAX);
+    let recent = open
+        .cycles
+        .iter()
+        .filter(|t| now.signed_duration_since(**t) < window)
+        .count();
+    (open.flapping && recent > policy.flap_limit).then_some(recent)
+}
+
 /// Decides what to do with one alarm event. Pure: the same facts give the same plan.
 pub fn decide(alarm: &Alarm, facts: Facts, policy: &CasePolicy) -> Plan {
     let Facts {
@@ -367,9 +388,24 @@ pub fn decide(alarm: &Alarm, facts: Facts, policy: &CasePolicy) -> Plan {
             }
             let counted = (cooling || same_news) && !open.recovered;
             if counted || (open.flapping && !tell_flapping) {
+                let why = if open.flapping && open.recovered {
+                    flapping_reason(open.cycles.len(), policy)
+                } else if same_news {
+                    "counted: an AWS Health update with an unchanged description".to_owned()
+                } else {
+                    format!(
+                        "counted: within UPDATE_COOLDOWN ({}) of the case's last update",
+                        text::humantime(policy.update_cooldown)
+                    )
+                };
                 // Back in ALARM: the next OK is a (silent, while flapping) recovery.
                 open.recovered = false;
-                return plan(Outcome::Coalesced, Action::Coalesce { open }, hold, None);
+                return plan(
+                    Outcome::Coalesced,
+                    Action::Coalesce { open },
+                    hold,
+                    Some(why),
+                );
             }
             let mut body = text::update_body(alarm, &open);
             if tell_flapping {
@@ -397,16 +433,36 @@ pub fn decide(alarm: &Alarm, facts: Facts, policy: &CasePolicy) -> Plan {
             });
             let resolve =
                 policy.close_on_recovery && open.alarm_key != STORM_KEY && !others_alarming;
-            // A flapping alarm's recoveries are counted too, not sent.
-            let note = (policy.recovery_note && !open.flapping && !others_alarming) || resolve;
-            let communication = note.then(|| say(text::recovery_body(alarm, resolve)));
+            // A flapping alarm's recoveries are counted too, not sent. A recovery that adds
+            // nothing to the case says so: `coalesced`, with what held the note back.
+            let held_back = if resolve {
+                None
+            } else if others_alarming {
+                let group = open.group.as_deref().unwrap_or_default();
+                Some(format!(
+                    "recovery counted, no note: other members of group {group} are still in ALARM"
+                ))
+            } else if let Some(cycles) = still_flapping(&open, now, policy) {
+                Some(format!("recovery {}", flapping_reason(cycles, policy)))
+            } else if !policy.recovery_note {
+                Some("recovery counted, no note: RECOVERY_NOTE is off".to_owned())
+            } else {
+                None
+            };
+            let communication = held_back
+                .is_none()
+                .then(|| say(text::recovery_body(alarm, resolve)));
+            let outcome = match held_back {
+                Some(_) => Outcome::Coalesced,
+                None => Outcome::Recovered,
+            };
             let action = Action::Recover {
                 open,
                 communication,
                 resolve,
                 if_gone: IfGone::LetGo,
             };
-            plan(Outcome::Recovered, action, hold, None)
+            plan(outcome, action, hold, held_back)
         }
         (AlarmState::Ok, Some(_)) => {
             let why = "the open case already has a recovery note".to_owned();

@@ -38,6 +38,7 @@ impl CaseService {
                 outcome: Outcome::Duplicate,
                 case_id,
                 alarm: label,
+                reason: Some("this AWS Support event was recorded before".into()),
             });
         }
         let holding: Vec<OpenCase> = match &update.case_id {
@@ -193,6 +194,7 @@ impl CaseService {
             outcome,
             case_id: update.case_id.clone(),
             alarm: label,
+            reason: None,
         })
     }
 }

@@ -80,11 +80,7 @@ pub(super) async fn dispatch(
     // A worker-daemon redelivery this process recorded: answered from its message id, before
     // the body is parsed (the parse is most of what a duplicate costs).
     if let Some(handled) = state.cases.redelivered(&received.delivery).await {
-        return Ok(Reply::Case {
-            outcome: handled.outcome,
-            case_id: handled.case_id,
-            alarm: handled.alarm,
-        });
+        return Ok(Reply::Case(handled));
     }
     let (delivery, message) = received.into_message()?;
     let cases = state.cases.clone();
@@ -95,11 +91,7 @@ pub(super) async fn dispatch(
         }
     })
     .await?;
-    Ok(Reply::Case {
-        outcome: handled.outcome,
-        case_id: handled.case_id,
-        alarm: handled.alarm,
-    })
+    Ok(Reply::Case(handled))
 }
 
 /// Runs case work as a tracked task, waiting for it up to the request timeout: past that

@@ -141,11 +141,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// What a handled request answers.
 enum Reply {
-    Case {
-        outcome: Outcome,
-        case_id: Option<String>,
-        alarm: String,
-    },
+    Case(crate::case::Handled),
     Confirmed {
         topic: String,
         subscription_arn: String,
@@ -212,22 +208,18 @@ fn finish(
         state.metrics.record(event);
     }
     match result {
-        Ok(Reply::Case {
-            outcome,
-            case_id,
-            alarm,
-        }) => {
+        Ok(Reply::Case(handled)) => {
             info!(
                 kind,
                 delivery_id,
-                alarm = %alarm,
-                outcome = outcome.as_str(),
-                case_id = case_id.as_deref().unwrap_or("-"),
+                alarm = %handled.alarm,
+                outcome = handled.outcome.as_str(),
+                case_id = handled.case_id.as_deref().unwrap_or("-"),
+                reason = handled.reason.as_deref().unwrap_or("-"),
                 latency_ms,
                 "delivery handled"
             );
-            let body = json!({"outcome": outcome, "caseId": case_id, "alarm": alarm});
-            (StatusCode::OK, Json(body)).into_response()
+            (StatusCode::OK, Json(handled)).into_response()
         }
         Ok(Reply::Confirmed {
             topic,
@@ -271,7 +263,7 @@ fn finish(
 
 fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
     Some(match result {
-        Ok(Reply::Case { outcome, .. }) => match outcome {
+        Ok(Reply::Case(handled)) => match handled.outcome {
             Outcome::Created => Event::CaseLogged,
             Outcome::Updated => Event::CaseUpdated,
             Outcome::Coalesced => Event::CaseCoalesced,

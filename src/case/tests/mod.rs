@@ -229,10 +229,22 @@ async fn recovery_note_can_be_off_and_close_on_recovery_resolves() {
         ..CasePolicy::default()
     });
     handle(&f, &alarm("ALARM", "t1")).await;
+    // Nothing is added to the case, and the answer and the ledger say so.
+    let ok = handle(&f, &alarm("OK", "t2")).await;
     assert_eq!(
-        handle(&f, &alarm("OK", "t2")).await.outcome,
-        Outcome::Recovered
+        (ok.outcome, ok.reason.as_deref()),
+        (
+            Outcome::Coalesced,
+            Some("recovery counted, no note: RECOVERY_NOTE is off")
+        )
     );
+    let recorded = f
+        .backend
+        .ledger
+        .decisions(&crate::ledger::DecisionFilter::default())
+        .await
+        .expect("decisions");
+    assert_eq!(recorded[0].note, ok.reason);
     let case = f
         .backend
         .desk

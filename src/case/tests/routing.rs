@@ -14,21 +14,35 @@ async fn a_flapping_alarm_is_told_once_then_counted_until_it_settles() {
         handle(&f, &a("ALARM", "t0")).await.outcome,
         Outcome::Created
     );
-    let mut outcomes = Vec::new();
+    let (mut outcomes, mut reasons) = (Vec::new(), Vec::new());
     for i in 1..=5 {
-        f.advance(Duration::from_secs(60));
-        outcomes.push(handle(&f, &a("OK", &format!("ok{i}"))).await.outcome);
-        f.advance(Duration::from_secs(60));
-        outcomes.push(handle(&f, &a("ALARM", &format!("al{i}"))).await.outcome);
+        for (state, t) in [("OK", format!("ok{i}")), ("ALARM", format!("al{i}"))] {
+            f.advance(Duration::from_secs(60));
+            let h = handle(&f, &a(state, &t)).await;
+            outcomes.push(h.outcome);
+            reasons.push(h.reason);
+        }
     }
     use Outcome::*;
     assert_eq!(
         outcomes,
         [
-            Recovered, Updated, Recovered, Updated, Recovered, Updated, Recovered, Coalesced,
-            Recovered, Coalesced
+            Recovered, Updated, Recovered, Updated, Recovered, Updated, Coalesced, Coalesced,
+            Coalesced, Coalesced
         ],
-        "two cycles sent, the third says it is flapping, then counted"
+        "two cycles sent, the third says it is flapping, then counted, recoveries too"
+    );
+    for r in &reasons[6..] {
+        let r = r.as_deref().unwrap_or_default();
+        assert!(
+            r.contains("counted, no note: the alarm is flapping") && r.contains("FLAP_WINDOW 1h"),
+            "{r}"
+        );
+    }
+    assert!(
+        reasons[6]
+            .as_deref()
+            .is_some_and(|r| r.starts_with("recovery "))
     );
     let case = f
         .backend
@@ -99,9 +113,15 @@ async fn a_group_shares_one_case_that_recovers_when_every_member_is_ok() {
             .communication_body
             .contains("db-replica-lag also in ALARM (group database)")
     );
-    // One member OK while the other is not: recorded, nothing sent.
+    // One member OK while the other is not: counted, nothing sent, and said so.
     let ok1 = handle(&f, &named("db-primary-cpu", "OK", "t3")).await;
-    assert_eq!(ok1.outcome, Outcome::Recovered);
+    assert_eq!(
+        (ok1.outcome, ok1.reason.as_deref()),
+        (
+            Outcome::Coalesced,
+            Some("recovery counted, no note: other members of group database are still in ALARM")
+        )
+    );
     let case = f
         .backend
         .desk
@@ -110,7 +130,8 @@ async fn a_group_shares_one_case_that_recovers_when_every_member_is_ok() {
         .expect("case");
     assert_eq!(case.communications.len(), 1, "no recovery note yet");
     // The last member OK: the case hears the group recovered.
-    handle(&f, &named("db-replica-lag", "OK", "t4")).await;
+    let ok2 = handle(&f, &named("db-replica-lag", "OK", "t4")).await;
+    assert_eq!((ok2.outcome, ok2.reason), (Outcome::Recovered, None));
     let case = f
         .backend
         .desk
