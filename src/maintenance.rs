@@ -3,7 +3,9 @@
 //! still in ALARM when its window ends raises its case then (the periodic task does it).
 //! Windows are kept in the config store, next to the per-alarm settings.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use serde::{Deserialize, Serialize};
 
 /// A weekly rule: on these days, at this local time in this time zone, for this long.
@@ -80,8 +82,7 @@ impl Recurrence {
         (0..n)
             .filter_map(|i| first.checked_add_signed(chrono::Duration::days(i)))
             .filter(|d| days.contains(&d.weekday()))
-            .filter_map(|d| tz.from_local_datetime(&d.and_time(at)).earliest())
-            .map(|t| t.with_timezone(&Utc))
+            .filter_map(|d| local_instant(&tz, d.and_time(at)))
             .collect()
     }
 
@@ -91,6 +92,61 @@ impl Recurrence {
             Err(_) => t.date_naive(),
         }
     }
+}
+
+/// The instant a local date and time names in `tz`: the earlier one when clocks go back
+/// and it happens twice; when clocks go forward and it does not exist, the first instant
+/// after the gap (a 02:30 start on the night summer time begins starts at 03:00), so that
+/// day's occurrence is moved, never skipped.
+pub fn local_instant<Z: TimeZone>(tz: &Z, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    if let Some(t) = tz.from_local_datetime(&local).earliest() {
+        return Some(t.with_timezone(&Utc));
+    }
+    // In a gap: the first local minute after it that exists. Gaps last an hour or less in
+    // practice; a day bounds the search whatever the zone's rules.
+    (1..=24 * 60)
+        .filter_map(|m| local.checked_add_signed(chrono::Duration::minutes(m)))
+        .find_map(|t| {
+            let t = t.with_second(0)?;
+            tz.from_local_datetime(&t).earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Reads `--at`: an instant with its offset (RFC 3339, as `date -Iseconds` and most tools
+/// print it: `2026-12-06T18:44:32Z`, `2026-12-06T19:44:32+01:00`), or a local date and time
+/// in `tz` (`2026-12-06T18:44`, `2026-12-06 18:44`, seconds optional).
+pub fn parse_at(text: &str, tz: &chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(t) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    // RFC 3339 with a space, or without seconds: what people paste.
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+    ] {
+        let zulu = t.strip_suffix(['Z', 'z']).map(|t| format!("{t}+00:00"));
+        if let Ok(instant) = DateTime::parse_from_str(zulu.as_deref().unwrap_or(t), format) {
+            return Ok(instant.with_timezone(&Utc));
+        }
+    }
+    let local = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    .ok_or_else(|| {
+        format!(
+            "--at {text:?} is not a date and time: write 2026-12-05T02:00 (in --tz) or \
+                 2026-12-05T02:00:00Z (with its offset)"
+        )
+    })?;
+    local_instant(tz, local).ok_or_else(|| format!("--at {text:?} does not exist in {tz}"))
 }
 
 /// The end of a window that repeats until it is stopped: the last second of year 9999
@@ -127,9 +183,11 @@ impl MaintenanceWindow {
         let length = chrono::Duration::minutes(rule.minutes);
         let back = (rule.minutes / (24 * 60)) + 2;
         let first = rule.local_date(now) - chrono::Duration::days(back);
+        // An occurrence under way when the window was entered counts (from then on): "every
+        // Sunday's deploy hour" entered during the deploy holds it now.
         rule.starts(first, back + 1)
             .into_iter()
-            .filter(|s| *s <= now && now < *s + length && *s >= self.starts_at)
+            .filter(|s| *s <= now && now < *s + length)
             .map(|s| (s + length).min(self.ends_at))
             .max()
     }
@@ -287,6 +345,95 @@ mod tests {
             w.next_start(at("2026-12-01T12:00:00Z")),
             Some(at("2026-12-05T01:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_weekly_window_entered_during_an_occurrence_holds_it_now() {
+        // Sunday 2026-12-06: "every Sunday 17:39 for an hour", entered at 17:44.
+        let entered = at("2026-12-06T17:44:00Z");
+        let w = MaintenanceWindow {
+            id: "deploy".into(),
+            reason: "deploy hour".into(),
+            alarm_pattern: None,
+            starts_at: entered,
+            ends_at: forever(),
+            every: Some(Recurrence::parse("Sun 17:39", "UTC", 60).expect("rule")),
+        };
+        assert_eq!(w.active_until(entered), Some(at("2026-12-06T18:39:00Z")));
+        assert_eq!(w.active_until(at("2026-12-06T18:39:00Z")), None);
+        assert_eq!(
+            w.next_start(at("2026-12-06T18:39:00Z")),
+            Some(at("2026-12-13T17:39:00Z"))
+        );
+        // Nothing before it was entered is covered, even within that occurrence.
+        assert_eq!(w.active_until(at("2026-12-06T17:40:00Z")), None);
+    }
+
+    #[test]
+    fn an_occurrence_in_a_spring_forward_gap_moves_to_the_first_valid_instant() {
+        // Berlin, 2027-03-28: clocks go from 02:00 CET to 03:00 CEST; 02:30 does not exist.
+        let w = MaintenanceWindow {
+            id: "night".into(),
+            reason: "backups".into(),
+            alarm_pattern: None,
+            starts_at: at("2027-03-01T00:00:00Z"),
+            ends_at: forever(),
+            every: Some(Recurrence::parse("sun 02:30", "Europe/Berlin", 60).expect("rule")),
+        };
+        // 03:00 CEST is 01:00 UTC: that day's occurrence starts then, for its hour.
+        assert_eq!(
+            w.next_start(at("2027-03-27T12:00:00Z")),
+            Some(at("2027-03-28T01:00:00Z"))
+        );
+        assert_eq!(
+            w.active_until(at("2027-03-28T01:30:00Z")),
+            Some(at("2027-03-28T02:00:00Z"))
+        );
+        // When clocks go back (2026-10-25, 02:30 happens twice) the first one counts.
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().expect("zone");
+        let twice = NaiveDate::from_ymd_opt(2026, 10, 25)
+            .and_then(|d| d.and_hms_opt(2, 30, 0))
+            .expect("date");
+        assert_eq!(
+            local_instant(&berlin, twice),
+            Some(at("2026-10-25T00:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn at_takes_what_people_paste() {
+        let utc: chrono_tz::Tz = "UTC".parse().expect("zone");
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().expect("zone");
+        for (text, tz, want) in [
+            ("2026-12-06T18:44:32Z", &berlin, "2026-12-06T18:44:32Z"),
+            ("2026-12-06T18:44:32+00:00", &berlin, "2026-12-06T18:44:32Z"),
+            (
+                "2026-12-06T19:44:32.250+01:00",
+                &utc,
+                "2026-12-06T18:44:32.250Z",
+            ),
+            ("2026-12-06 18:44:32Z", &utc, "2026-12-06T18:44:32Z"),
+            ("2026-12-06T18:44Z", &berlin, "2026-12-06T18:44:00Z"),
+            ("2026-12-06 18:44", &utc, "2026-12-06T18:44:00Z"),
+            ("2026-12-06 18:44", &berlin, "2026-12-06T17:44:00Z"),
+            ("2026-12-06T18:44", &berlin, "2026-12-06T17:44:00Z"),
+            ("2026-12-06T18:44:10", &utc, "2026-12-06T18:44:10Z"),
+            (" 2026-12-06T18:44 ", &utc, "2026-12-06T18:44:00Z"),
+            // In the spring-forward gap: the first instant after it.
+            ("2027-03-28T02:30", &berlin, "2027-03-28T01:00:00Z"),
+        ] {
+            assert_eq!(parse_at(text, tz), Ok(at(want)), "{text} in {tz}");
+        }
+        for bad in [
+            "tomorrow",
+            "2026-13-01T00:00",
+            "2026-12-06",
+            "18:44",
+            "2026-12-06T25:00Z",
+        ] {
+            let e = parse_at(bad, &utc).expect_err(bad);
+            assert!(e.contains("is not a date and time"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -560,6 +560,61 @@ fn weekly_and_scheduled_maintenance_windows() {
     }
 }
 
+/// "Every day's deploy hour", entered during the deploy: the occurrence under way holds
+/// alarms now, not from tomorrow; `--at` takes RFC 3339 and a space as well.
+#[test]
+fn a_recurring_window_entered_during_its_occurrence_is_active_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let began = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let every = format!("daily {}", began.format("%H:%M"));
+    let o = cli(
+        dir.path(),
+        &[
+            "maintenance",
+            "start",
+            "--for",
+            "1h",
+            "--reason",
+            "deploy",
+            "--every",
+            &every,
+            "--tz",
+            "UTC",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("started"), "{}", stdout(&o));
+    let list = stdout(&cli(dir.path(), &["maintenance", "list"]));
+    assert!(list.contains("active"), "{list}");
+
+    let later = chrono::Utc::now() + chrono::Duration::days(30);
+    for at in [
+        later.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        later.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+        later.format("%Y-%m-%d %H:%M").to_string(),
+    ] {
+        let o = cli(
+            dir.path(),
+            &[
+                "maintenance",
+                "start",
+                "--for",
+                "1h",
+                "--reason",
+                "later",
+                "--at",
+                &at,
+            ],
+        );
+        assert!(o.status.success(), "--at {at}: {}", stderr(&o));
+        assert!(
+            stdout(&o).starts_with("planned"),
+            "--at {at}: {}",
+            stdout(&o)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dry_run_desk_records_the_account_it_would_have_used() {
     let dir = tempfile::tempdir().expect("tempdir");

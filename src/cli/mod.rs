@@ -497,7 +497,8 @@ pub enum MaintenanceCommand {
         /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
         #[arg(long = "alarm")]
         alarm: Option<String>,
-        /// Start later: a local date and time in --tz, `2026-12-05T02:00`.
+        /// Start later: a local date and time in --tz (`2026-12-05T02:00`, `2026-12-05
+        /// 02:00`), or an instant with its offset (`2026-12-05T01:00:00Z`, `...+01:00`).
         #[arg(long)]
         at: Option<String>,
         /// Repeat weekly: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00` (local time in

@@ -129,19 +129,7 @@ pub async fn maintenance(
             })?;
             let starts_at = match &at {
                 None => now,
-                Some(text) => {
-                    use chrono::TimeZone;
-                    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
-                        .map_err(|_| {
-                            Usage(format!(
-                                "--at {text:?} is not a local date and time like 2026-12-05T02:00"
-                            ))
-                        })?;
-                    zone.from_local_datetime(&local)
-                        .earliest()
-                        .ok_or_else(|| Usage(format!("--at {text:?} does not exist in {tz}")))?
-                        .with_timezone(&chrono::Utc)
-                }
+                Some(text) => crate::maintenance::parse_at(text, &zone).map_err(Usage)?,
             };
             let recurrence = match &every {
                 Some(rule) => Some(
