@@ -45,13 +45,24 @@ pub fn datapoints(reason: &str) -> Vec<(NaiveDateTime, f64)> {
     points
 }
 
+/// Why an alarm that is not a single-metric alarm gets no graph, in words.
+fn no_single_metric(kind: AlarmKind) -> String {
+    let what = match kind {
+        AlarmKind::Metric => "a metric alarm",
+        AlarmKind::MetricMath => "a metric-math alarm",
+        AlarmKind::Anomaly => "an anomaly-detection alarm",
+        AlarmKind::Composite => "a composite alarm",
+        AlarmKind::Alarm => "an alarm notification without a trigger",
+        AlarmKind::Minimal => "a three-key alarm",
+        AlarmKind::Health => "an AWS Health event",
+    };
+    format!("{what} has no single metric to draw")
+}
+
 /// The graph of a metric alarm, or why there is none.
 pub fn render(alarm: &Alarm) -> Result<Attachment, String> {
     if alarm.kind != AlarmKind::Metric {
-        return Err(format!(
-            "a {:?} alarm has no single metric to draw",
-            alarm.kind
-        ));
+        return Err(no_single_metric(alarm.kind));
     }
     let raw = &alarm.raw;
     let threshold = raw["Trigger"]["Threshold"].as_f64();
@@ -249,10 +260,7 @@ pub fn widget(alarm: &Alarm) -> Result<Value, String> {
         return Ok(w);
     }
     if alarm.kind != AlarmKind::Metric {
-        return Err(format!(
-            "a {:?} alarm has no single metric to draw",
-            alarm.kind
-        ));
+        return Err(no_single_metric(alarm.kind));
     }
     let t = &alarm.raw["Trigger"];
     let (Some(ns), Some(metric)) = (t["Namespace"].as_str(), t["MetricName"].as_str()) else {

@@ -54,6 +54,26 @@ impl CloudWatchTags {
     }
 }
 
+impl CloudWatchTags {
+    /// The ARN of this account's alarm of this name, metric or composite (DescribeAlarms),
+    /// so that its tags can be read; `None` when the account has no such alarm.
+    pub async fn alarm_arn(&self, name: &str) -> Result<Option<String>, String> {
+        use aws_sdk_cloudwatch::types::AlarmType;
+        let out = self
+            .client
+            .describe_alarms()
+            .alarm_names(name)
+            .alarm_types(AlarmType::MetricAlarm)
+            .alarm_types(AlarmType::CompositeAlarm)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeAlarms: {}", crate::errors::describe(&e)))?;
+        let metric = out.metric_alarms().iter().filter_map(|a| a.alarm_arn());
+        let composite = out.composite_alarms().iter().filter_map(|a| a.alarm_arn());
+        Ok(metric.chain(composite).next().map(str::to_owned))
+    }
+}
+
 #[async_trait]
 impl TagSource for CloudWatchTags {
     async fn tags(&self, alarm_arn: &str) -> Result<Vec<(String, String)>, String> {

@@ -2171,3 +2171,63 @@ async fn the_alarms_tags_fill_in_what_its_stored_settings_leave_open() {
     );
     assert_eq!(recorded.tag_reads(), 1);
 }
+
+/// `alarms get NAME` on the aws backend shows what a case would use: the alarm is looked up
+/// by name (DescribeAlarms) and its tags merged in, with no `--arn` needed; an alarm this
+/// account does not have is said to be missing rather than shown as if it had no tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_get_finds_the_alarm_by_name_and_merges_its_tags() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-5xx-rate";
+    recorded.add_alarm("prod-api-5xx-rate", arn, false);
+    recorded.set_tags(arn, &[("cw-support:priority", "high")]);
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
+        .await
+        .expect("open");
+    for name in ["prod-api-5xx-rate", "gone-alarm"] {
+        store
+            .put(
+                name,
+                &AlarmConfigRecord {
+                    action: Some("restart the API".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("put");
+    }
+    let mut env = aws_env(&endpoint, &s);
+    env.retain(|(k, _)| *k != "TAGS");
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    let get = |name: &str| {
+        let out = std::process::Command::new(common::process::BIN)
+            .args(["alarms", "get", name])
+            .envs(env.iter().copied())
+            .output()
+            .expect("alarms get");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let v = get("prod-api-5xx-rate");
+    assert_eq!(v["priority"], "high", "from the tag: {v}");
+    assert_eq!(v["action"], "restart the API", "{v}");
+    assert_eq!(v["sources"]["priority"], "tag", "{v}");
+    assert_eq!(v["alarmArn"], arn);
+    assert!(v.get("note").is_none(), "{v}");
+    let v = get("gone-alarm");
+    assert_eq!(v["priority"], serde_json::Value::Null, "{v}");
+    assert!(
+        v["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no alarm named \"gone-alarm\" in this account")),
+        "{v}"
+    );
+}

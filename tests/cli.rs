@@ -643,6 +643,12 @@ async fn the_dry_run_desk_records_the_account_it_would_have_used() {
     let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v["case"]["case"]["account"], "123456789012", "{v}");
     assert_eq!(v["case"]["case"]["accountRole"], role);
+    // The record people read says it too: which account, and the role assumed there.
+    let text = stdout(&cli(dir.path(), &["cases", "show", "dry-run-1"]));
+    assert!(
+        text.contains(&format!("Opened in: account 123456789012, as {role}")),
+        "{text}"
+    );
 }
 
 #[test]

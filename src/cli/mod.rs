@@ -530,11 +530,12 @@ pub enum TablesCommand {
 pub enum AlarmsCommand {
     /// Create or change an alarm's settings; options not given keep their stored value.
     Put(AlarmPut),
-    /// Print an alarm's stored settings as JSON.
+    /// Print an alarm's settings as JSON. On the aws backend (TAGS=on) the alarm is looked
+    /// up by name in this account (DescribeAlarms) and its `cw-support:` tags merged in, with
+    /// where each field came from (`sources`), as a case would use them.
     Get {
         name: String,
-        /// The alarm's ARN: its `cw-support:` tags are read too (aws backend), and the
-        /// answer shows the merged settings and where each field came from.
+        /// The alarm's ARN, instead of looking it up by name (another account's alarm).
         #[arg(long)]
         arn: Option<String>,
     },

@@ -106,7 +106,7 @@ pub(super) async fn cases(
                     .map(|e| e.as_str())
                     .collect();
                 text.push_str(&format!(
-                    "Case {} ({}), recorded by the dry-run desk at {}\nSubject: {}\nSeverity: {}   Service: {}   Category: {}   Language: {}\nCc: {}\n\n{}\n",
+                    "Case {} ({}), recorded by the dry-run desk at {}\nSubject: {}\nSeverity: {}   Service: {}   Category: {}   Language: {}\nCc: {}\nOpened in: {}\n\n{}\n",
                     c.case_id,
                     if c.resolved { "resolved" } else { "open" },
                     c.created_at.to_rfc3339(),
@@ -116,6 +116,7 @@ pub(super) async fn cases(
                     c.case.category_code,
                     c.case.language,
                     if cc.is_empty() { "-".into() } else { cc.join(", ") },
+                    opened_in(&c.case),
                     c.case.communication_body
                 ));
                 for path in &c.attachments {
@@ -224,4 +225,18 @@ pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> anyhow
         "plan": plan,
     });
     write_out(out, &pretty(&report)?)
+}
+
+/// Where the aws backend would open (and later address) this case: the account the alarm
+/// came from with the role `ACCOUNT_ROLES` maps it to, or the service's own account.
+fn opened_in(case: &crate::desk::NewCase) -> String {
+    match (&case.account, &case.account_role) {
+        (Some(account), Some(role)) => format!(
+            "account {account}, as {role} (ACCOUNT_ROLES: STS AssumeRole); later calls about the case go there too"
+        ),
+        (Some(account), None) => format!(
+            "the service's own account, with its own credentials (the alarm came from {account}, which ACCOUNT_ROLES does not map)"
+        ),
+        (None, _) => "the service's own account, with its own credentials".to_owned(),
+    }
 }

@@ -38,26 +38,60 @@ pub async fn alarms(
         }
         AlarmsCommand::Get { name, arn } => {
             let stored = store.get(&name).await?;
-            let tags = match (&arn, backend.aws(), config.tags) {
-                (Some(arn), Some(clients), crate::cli::Switch::On) => {
+            // On the aws backend the alarm's own tags count too: the alarm is looked up by
+            // name in this account unless its ARN is given, so what is shown is what a case
+            // would use.
+            let (arn, tags, note) = match (backend.aws(), config.tags) {
+                (Some(clients), crate::cli::Switch::On) => {
+                    use crate::tags::TagSource;
                     let source = crate::tags::CloudWatchTags::new(
                         clients.cloudwatch.clone(),
                         config.config_cache_ttl,
                     );
-                    use crate::tags::TagSource;
-                    source.tags(arn).await.map_err(anyhow::Error::msg)?
+                    let arn = match arn {
+                        Some(arn) => Some(arn),
+                        None => source.alarm_arn(&name).await.map_err(anyhow::Error::msg)?,
+                    };
+                    match arn {
+                        Some(arn) => {
+                            let tags = source.tags(&arn).await.map_err(anyhow::Error::msg)?;
+                            (Some(arn), tags, None)
+                        }
+                        None => (
+                            None,
+                            Vec::new(),
+                            Some(format!(
+                                "no alarm named {name:?} in this account (DescribeAlarms), so \
+                                 no tags were read; give --arn for another account's alarm"
+                            )),
+                        ),
+                    }
                 }
-                _ => Vec::new(),
+                (Some(_), crate::cli::Switch::Off) => (
+                    arn,
+                    Vec::new(),
+                    Some("TAGS=off: the alarm's tags are not read".to_owned()),
+                ),
+                (None, _) => (arn, Vec::new(), None),
             };
             let tagged = crate::tags::record_from_tags(&tags);
             if stored.is_none() && tagged == AlarmConfigRecord::default() {
-                return Err(anyhow::Error::msg(format!(
-                    "no settings for alarm {name:?} (it uses the defaults: priority low)"
-                )));
+                let mut message =
+                    format!("no settings for alarm {name:?} (it uses the defaults: priority low)");
+                if let Some(note) = &note {
+                    message.push_str(&format!("; {note}"));
+                }
+                return Err(anyhow::Error::msg(message));
             }
             let (merged, sources) = crate::tags::merge(&stored.unwrap_or_default(), &tagged);
             let mut v = serde_json::to_value(&merged)?;
             v["sources"] = json!(sources);
+            if let Some(arn) = arn {
+                v["alarmArn"] = json!(arn);
+            }
+            if let Some(note) = note {
+                v["note"] = json!(note);
+            }
             write_out(out, &pretty(&v)?)
         }
         AlarmsCommand::List => {

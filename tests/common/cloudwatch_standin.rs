@@ -1,5 +1,5 @@
-//! A minimal CloudWatch stand-in that accepts PutMetricData and GetMetricWidgetImage as the
-//! current SDK sends them (Smithy RPC v2 CBOR:
+//! A minimal CloudWatch stand-in that accepts PutMetricData, GetMetricWidgetImage,
+//! ListTagsForResource and DescribeAlarms (by name) as the current SDK sends them (Smithy RPC v2 CBOR:
 //! `POST /service/GraniteServiceVersion20100801/operation/<Operation>`), which moto does not
 //! speak yet. It records each request body; metric names are CBOR text strings, so they
 //! appear in the body as plain UTF-8 and tests can look for them. GetMetricWidgetImage
@@ -18,10 +18,13 @@ use axum::routing::post;
 type Request = (String, Vec<u8>);
 
 #[derive(Clone, Default)]
-pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags);
+pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms);
 
 /// The tags ListTagsForResource answers, per alarm ARN.
 type Tags = Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>;
+
+/// The alarms DescribeAlarms knows: name → (ARN, composite).
+type Alarms = Arc<Mutex<std::collections::HashMap<String, (String, bool)>>>;
 
 impl Recorded {
     /// Whether any PutMetricData body named this metric (and the namespace `Support`).
@@ -43,6 +46,14 @@ impl Recorded {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         );
+    }
+
+    /// An alarm DescribeAlarms finds by its name.
+    pub fn add_alarm(&self, name: &str, arn: &str, composite: bool) {
+        self.2
+            .lock()
+            .expect("lock")
+            .insert(name.to_owned(), (arn.to_owned(), composite));
     }
 
     /// How many ListTagsForResource calls were made.
@@ -95,6 +106,59 @@ pub fn png() -> Vec<u8> {
         e.set_depth(png::BitDepth::Eight);
         let mut w = e.write_header().expect("header");
         w.write_image_data(&[255, 0, 0, 0, 0, 255]).expect("data");
+    }
+    out
+}
+
+/// The CBOR array of text strings that follows the text-string key `key` (definite or
+/// indefinite length, short strings): DescribeAlarms' `AlarmNames`.
+fn cbor_texts_after(body: &[u8], key: &[u8]) -> Vec<String> {
+    let mut marker = vec![0x60 | key.len() as u8];
+    marker.extend_from_slice(key);
+    let Some(at) = body.windows(marker.len()).position(|w| w == marker) else {
+        return Vec::new();
+    };
+    let mut i = at + marker.len();
+    let count = match body.get(i) {
+        Some(b @ 0x80..=0x97) => usize::from(b - 0x80),
+        Some(0x9f) => usize::MAX,
+        _ => return Vec::new(),
+    };
+    i += 1;
+    let mut out = Vec::new();
+    while out.len() < count {
+        let (len, start) = match body.get(i) {
+            Some(b @ 0x60..=0x77) => (usize::from(b - 0x60), i + 1),
+            Some(0x78) => match body.get(i + 1) {
+                Some(n) => (usize::from(*n), i + 2),
+                None => break,
+            },
+            _ => break, // 0xff ends an indefinite array
+        };
+        let Some(text) = body.get(start..start + len) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(text).into_owned());
+        i = start + len;
+    }
+    out
+}
+
+/// `{"MetricAlarms": [...], "CompositeAlarms": [...]}` in CBOR, each alarm with its name
+/// and ARN.
+fn alarms_answer(found: &[(String, String, bool)]) -> Vec<u8> {
+    let mut out = vec![0xa2];
+    for (key, composite) in [("MetricAlarms", false), ("CompositeAlarms", true)] {
+        cbor_text(&mut out, key);
+        let these: Vec<_> = found.iter().filter(|a| a.2 == composite).take(23).collect();
+        out.push(0x80 | these.len() as u8);
+        for (name, arn, _) in these {
+            out.push(0xa2);
+            cbor_text(&mut out, "AlarmName");
+            cbor_text(&mut out, name);
+            cbor_text(&mut out, "AlarmArn");
+            cbor_text(&mut out, arn);
+        }
     }
     out
 }
@@ -166,6 +230,14 @@ async fn operation(
             let arn = cbor_text_after(&body, b"ResourceARN").unwrap_or_default();
             let tags = recorded.1.lock().expect("lock").get(&arn).cloned();
             tags_answer(&tags.unwrap_or_default())
+        }
+        "DescribeAlarms" => {
+            let known = recorded.2.lock().expect("lock");
+            let found: Vec<(String, String, bool)> = cbor_texts_after(&body, b"AlarmNames")
+                .into_iter()
+                .filter_map(|n| known.get(&n).map(|(arn, c)| (n.clone(), arn.clone(), *c)))
+                .collect();
+            alarms_answer(&found)
         }
         // An empty CBOR map: PutMetricData has no output members.
         _ => vec![0xa0],
