@@ -14,6 +14,7 @@
 mod execute;
 mod facts;
 mod held;
+mod opening;
 mod periodic;
 pub mod plan;
 mod policy;
