@@ -2117,6 +2117,32 @@ async fn alarms_of_mapped_accounts_open_cases_with_the_assumed_role() {
     assert!(server.terminate().success());
 }
 
+/// Stored settings that give these alarms an action and nothing else.
+async fn store_action(c: &AwsClients, s: &AwsSettings, names: &[&str]) {
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
+        .await
+        .expect("open");
+    for name in names {
+        let record = AlarmConfigRecord {
+            action: Some("restart the API".into()),
+            ..Default::default()
+        };
+        store.put(name, &record).await.expect("put");
+    }
+}
+
+/// The binary's environment with tags read from the CloudWatch stand-in.
+fn env_with_tags<'a>(
+    standin: &'a str,
+    s: &'a AwsSettings,
+    cloudwatch: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut env = aws_env(standin, s);
+    env.retain(|(k, _)| *k != "TAGS");
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch));
+    env
+}
+
 /// Settings from the alarm's own tags: used where the stored settings say nothing, each
 /// field on its own; read once per alarm within the cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2135,23 +2161,9 @@ async fn the_alarms_tags_fill_in_what_its_stored_settings_leave_open() {
             ("owner", "api-team"),
         ],
     );
-    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
-        .await
-        .expect("open");
     // Stored: the action only; the tags give priority and cc.
-    store
-        .put(
-            "prod-api-5xx-rate",
-            &AlarmConfigRecord {
-                action: Some("restart the API".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("put");
-    let mut env = aws_env(&endpoint, &s);
-    env.retain(|(k, _)| *k != "TAGS");
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    store_action(&c, &s, &["prod-api-5xx-rate"]).await;
+    let env = env_with_tags(&endpoint, &s, &cloudwatch);
     let mut server = common::process::ServerProcess::start(&env);
     let resp = reqwest::Client::new()
         .post(server.url("/serviceme"))
@@ -2185,24 +2197,8 @@ async fn alarms_get_finds_the_alarm_by_name_and_merges_its_tags() {
     let arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-5xx-rate";
     recorded.add_alarm("prod-api-5xx-rate", arn, false);
     recorded.set_tags(arn, &[("cw-support:priority", "high")]);
-    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
-        .await
-        .expect("open");
-    for name in ["prod-api-5xx-rate", "gone-alarm"] {
-        store
-            .put(
-                name,
-                &AlarmConfigRecord {
-                    action: Some("restart the API".into()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("put");
-    }
-    let mut env = aws_env(&endpoint, &s);
-    env.retain(|(k, _)| *k != "TAGS");
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    store_action(&c, &s, &["prod-api-5xx-rate", "gone-alarm"]).await;
+    let env = env_with_tags(&endpoint, &s, &cloudwatch);
     let get = |name: &str| {
         let out = std::process::Command::new(common::process::BIN)
             .args(["alarms", "get", name])
