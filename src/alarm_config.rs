@@ -197,10 +197,14 @@ impl AlarmConfigRecord {
     /// Checks every field strictly, for the `alarms put` command: a person typing settings
     /// should hear about a mistake at once rather than find it in a case later.
     pub fn validate(&self) -> Result<(), String> {
-        let (_, notes) = AlarmSettings::from_record(self);
-        match notes.is_empty() {
+        let (_, problems) = AlarmSettings::parse(self);
+        match problems.is_empty() {
             true => Ok(()),
-            false => Err(notes.join("; ")),
+            false => Err(problems
+                .iter()
+                .map(|(what, _)| what.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")),
         }
     }
 }
@@ -242,12 +246,24 @@ impl AlarmSettings {
     /// Parses a stored record; each field that cannot be used falls back to its default and
     /// leaves a note saying so (the notes go into the case body and the log).
     pub fn from_record(r: &AlarmConfigRecord) -> (Self, Vec<String>) {
+        let (s, problems) = Self::parse(r);
+        let notes = problems
+            .into_iter()
+            .map(|(what, fallback)| format!("{what}; {fallback}"))
+            .collect();
+        (s, notes)
+    }
+
+    /// The settings, and each problem with what is used instead: a stored record is read
+    /// with fallbacks (`from_record`), a record about to be stored is refused
+    /// (`AlarmConfigRecord::validate`).
+    fn parse(r: &AlarmConfigRecord) -> (Self, Vec<(String, &'static str)>) {
         let mut s = Self::default();
         let mut notes = Vec::new();
         if let Some(p) = r.priority.as_deref() {
             match p.parse() {
                 Ok(p) => s.priority = p,
-                Err(e) => notes.push(format!("{e}; using priority low")),
+                Err(e) => notes.push((e.to_string(), "using priority low")),
             }
         }
         if let Some(a) = r.action.as_deref().filter(|a| !a.trim().is_empty()) {
@@ -257,11 +273,11 @@ impl AlarmSettings {
             for addr in cc.addresses() {
                 match EmailAddress::parse(addr) {
                     Ok(e) if s.cc.len() < MAX_CC => s.cc.push(e),
-                    Ok(e) => notes.push(format!(
-                        "more than {MAX_CC} cc addresses; {} left out",
-                        e.as_str()
+                    Ok(e) => notes.push((
+                        format!("more than {MAX_CC} cc addresses: {}", e.as_str()),
+                        "left out",
                     )),
-                    Err(e) => notes.push(format!("ccemail: {e}; left out")),
+                    Err(e) => notes.push((format!("ccemail: {e}"), "left out")),
                 }
             }
         }
@@ -278,8 +294,9 @@ impl AlarmSettings {
         if let Some(list) = &r.inhibited_by {
             for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 if pattern.chars().any(char::is_control) || pattern.chars().count() > 255 {
-                    notes.push(format!(
-                        "inhibited_by: {pattern:?} is not an alarm name or glob; left out"
+                    notes.push((
+                        format!("inhibited_by: {pattern:?} is not an alarm name or glob"),
+                        "left out",
                     ));
                 } else {
                     s.inhibited_by.push(pattern.to_owned());
@@ -288,7 +305,7 @@ impl AlarmSettings {
         }
         if let Some(g) = r.group.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
             if g.chars().any(char::is_control) || g.chars().count() > 255 {
-                notes.push(format!("group: {g:?} is not a group name; no group"));
+                notes.push((format!("group: {g:?} is not a group name"), "no group"));
             } else {
                 s.group = Some(g.to_owned());
             }

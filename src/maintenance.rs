@@ -37,9 +37,15 @@ fn weekday(s: &str) -> Option<Weekday> {
 impl Recurrence {
     /// Reads `--every`: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00`, `mon 01:15`.
     pub fn parse(every: &str, tz: &str, minutes: i64) -> Result<Self, String> {
-        let (days, at) = every.trim().rsplit_once(' ').ok_or_else(|| {
-            format!("--every {every:?}: expected `<days> HH:MM`, e.g. `sat,sun 03:00`")
-        })?;
+        let expected =
+            || format!("--every {every:?}: expected `<days> HH:MM`, e.g. `sat,sun 03:00`");
+        // `<days> HH:MM`; the days may be written with spaces after their commas.
+        let mut words: Vec<&str> = every.split_whitespace().collect();
+        let at = words.pop().ok_or_else(expected)?;
+        if words.is_empty() || words.iter().any(|w| w.contains(':')) {
+            return Err(expected());
+        }
+        let days = words.concat();
         let days: Vec<String> = match days.trim().to_lowercase().as_str() {
             "daily" => ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
                 .map(String::from)
@@ -442,11 +448,15 @@ mod tests {
             ("someday 02:00", "UTC", "is not a day"),
             ("sat 25:00", "UTC", "time of day"),
             ("sat", "UTC", "expected"),
+            ("weekdays 22:30 extra", "UTC", "expected `<days> HH:MM`"),
+            ("", "UTC", "expected"),
             ("sat 02:00", "Mars/Olympus", "time zone"),
         ] {
             let e = Recurrence::parse(every, tz, 60).expect_err(every);
             assert!(e.contains(want), "{every} {tz}: {e}");
         }
         assert!(Recurrence::parse("Weekdays 22:30", "America/New_York", 30).is_ok());
+        let spaced = Recurrence::parse("sat, sun 03:00", "UTC", 30).expect("spaces after commas");
+        assert_eq!(spaced.days, ["sat", "sun"]);
     }
 }

@@ -113,6 +113,8 @@ fn alarms_put_refuses_bad_values() {
     let o = cli(dir.path(), &["alarms", "put", "x", "--priority", "p1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown priority"), "{}", stderr(&o));
+    // Refused, not "used with a fallback" as a stored value would be at case time.
+    assert!(!stderr(&o).contains("using priority low"), "{}", stderr(&o));
     let o = cli(dir.path(), &["alarms", "put", "x", "--cc", "not-an-email"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not an email"));
@@ -380,6 +382,37 @@ fn check_reports_every_stored_setting_with_an_unknown_code() {
     assert!(!out.contains("alarm \"web\""), "{out}");
 }
 
+/// A hand-edited value no case can use: `check` names it, and `alarms get` shows the
+/// problem beside the value instead of passing it off as a stored setting like any other.
+#[test]
+fn check_and_alarms_get_name_a_stored_value_no_case_can_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("alarms.json"),
+        r#"{"db-cpu": {"priority": "bogus", "group": "a\u0007b"}, "web": {"priority": "high"}}"#,
+    )
+    .expect("write");
+    let o = cli(dir.path(), &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("[FAIL] alarm \"db-cpu\": unknown priority") && out.contains("group:"),
+        "{out}"
+    );
+    assert!(!out.contains("alarm \"web\""), "{out}");
+    let v: Value = serde_json::from_str(&stdout(&cli(dir.path(), &["alarms", "get", "db-cpu"])))
+        .expect("json");
+    assert!(
+        v["problems"]
+            .as_str()
+            .is_some_and(|p| p.contains("unknown priority")),
+        "{v}"
+    );
+    let v: Value =
+        serde_json::from_str(&stdout(&cli(dir.path(), &["alarms", "get", "web"]))).expect("json");
+    assert!(v.get("problems").is_none(), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_the_desk_refuses_with_the_defaults_too_is_failed_and_answered_5xx() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -551,6 +584,12 @@ fn weekly_and_scheduled_maintenance_windows() {
             "time zone",
         ),
         (vec!["--at", "tomorrow"], "--at"),
+        (
+            vec!["--every", "weekdays 22:30 extra"],
+            "expected `<days> HH:MM`",
+        ),
+        // A window that would be over before it is saved.
+        (vec!["--at", "2020-01-01T00:00Z"], "would have ended"),
     ] {
         let mut all = vec!["maintenance", "start", "--for", "1h", "--reason", "x"];
         all.extend(args);

@@ -350,6 +350,14 @@ impl Config {
                     "ACCOUNT_ROLES: {role:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
                 ));
             }
+            // The case is opened in the account whose role signs it: a role of another
+            // account would open account A's cases in account B.
+            if parts[4] != account {
+                return Err(format!(
+                    "ACCOUNT_ROLES: {role:?} is a role of account {}, not of {account}: the case would be opened in the wrong account",
+                    parts[4]
+                ));
+            }
             roles.insert(account.to_owned(), role.to_owned());
         }
         Ok(roles)

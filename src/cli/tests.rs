@@ -117,6 +117,10 @@ fn account_roles_are_read_and_bad_ones_named() {
             "not an IAM role ARN",
         ),
         ("444455556666=arn:aws:s3:::bucket", "not an IAM role ARN"),
+        (
+            "444455556666=arn:aws:iam::111122223333:role/x",
+            "is a role of account 111122223333, not of 444455556666",
+        ),
     ] {
         let e = parse(bad).expect_err(bad);
         assert!(

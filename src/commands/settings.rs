@@ -83,9 +83,14 @@ pub async fn alarms(
                 }
                 return Err(anyhow::Error::msg(message));
             }
-            let (merged, sources) = crate::tags::merge(&stored.unwrap_or_default(), &tagged);
+            let stored = stored.unwrap_or_default();
+            let (merged, sources) = crate::tags::merge(&stored, &tagged);
             let mut v = serde_json::to_value(&merged)?;
             v["sources"] = json!(sources);
+            // A value a case cannot use (a hand-edited file): the case falls back, and says so.
+            if let Err(problems) = merged.validate() {
+                v["problems"] = json!(problems);
+            }
             if let Some(arn) = arn {
                 v["alarmArn"] = json!(arn);
             }
@@ -172,6 +177,13 @@ pub async fn maintenance(
                 ),
                 None => None,
             };
+            if recurrence.is_none() && starts_at + length <= now {
+                return Err(Usage(format!(
+                    "the window would have ended at {}, before now: give a later --at",
+                    (starts_at + length).format("%Y-%m-%dT%H:%M:%SZ")
+                ))
+                .into());
+            }
             let window = MaintenanceWindow {
                 // Milliseconds: two windows started within one second keep both.
                 id: format!("mw-{}", now.format("%Y%m%d%H%M%S%3f")),
