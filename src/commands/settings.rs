@@ -204,11 +204,13 @@ pub async fn maintenance(
                 .next_start(now)
                 .map(|t| format!("; next from {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
                 .unwrap_or_default();
-            let verb = match window.active_at(now) {
-                true => "started",
-                false => "planned",
+            // Active now: until the end of this occurrence (a weekly window's own end is "until
+            // stopped").
+            let said = match window.active_until(now) {
+                Some(until) => format!("started {}", window.describe_until(until)),
+                None => format!("planned {}", window.describe()),
             };
-            write_out(out, &format!("{verb} {}{next}", window.describe()))
+            write_out(out, &format!("{said}{next}"))
         }
         MaintenanceCommand::List { json } => {
             if json {
