@@ -44,6 +44,25 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What an AWS Support event's ids and names may hold: they become ledger keys and
+/// appear in logs. AWS's case ids are about 45 characters, event ids 36.
+const MAX_ID_CHARS: usize = 256;
+
+/// `text`, refused (naming the field) beyond [`MAX_ID_CHARS`] or with control characters.
+fn id<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<&'a str>, PayloadError> {
+    match text(v, key) {
+        Some(s) if s.len() > MAX_ID_CHARS || s.chars().any(char::is_control) => {
+            Err(PayloadError::InvalidField {
+                field: path.to_owned(),
+                problem: format!(
+                    "longer than {MAX_ID_CHARS} characters, or holds control characters"
+                ),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
 impl CaseUpdate {
     /// `None` when the body is not an `aws.support` event at all.
     pub fn parse(v: &Value) -> Option<Result<Self, PayloadError>> {
@@ -54,29 +73,30 @@ impl CaseUpdate {
     }
 
     fn parse_support(v: &Value) -> Result<Self, PayloadError> {
-        let event_id = text(v, "id")
+        crate::alarm::check_strings(v)?;
+        let event_id = id(v, "id", "id")?
             .ok_or_else(|| PayloadError::MissingField("id".into()))?
             .to_owned();
-        let time = text(v, "time").unwrap_or("-").to_owned();
-        let detail_type = text(v, "detail-type").unwrap_or_default();
+        let time = id(v, "time", "time")?.unwrap_or("-").to_owned();
+        let detail_type = id(v, "detail-type", "detail-type")?.unwrap_or_default();
         let detail = v.get("detail").unwrap_or(&Value::Null);
         if detail_type != "Support Case Update" {
             return Ok(Self {
                 event_id,
-                case_id: text(detail, "case-id").map(str::to_owned),
+                case_id: id(detail, "case-id", "detail.case-id")?.map(str::to_owned),
                 display_id: None,
                 communication_id: None,
                 kind: CaseEventKind::Other(detail_type.to_owned()),
                 time,
             });
         }
-        let case_id = text(detail, "case-id")
+        let case_id = id(detail, "case-id", "detail.case-id")?
             .ok_or_else(|| PayloadError::MissingField("detail.case-id".into()))?
             .to_owned();
-        let kind = match text(detail, "event-name").unwrap_or_default() {
+        let kind = match id(detail, "event-name", "detail.event-name")?.unwrap_or_default() {
             "CreateCase" => CaseEventKind::Created,
             "AddCommunicationToCase" => CaseEventKind::Communication {
-                origin: text(detail, "origin").map(str::to_owned),
+                origin: id(detail, "origin", "detail.origin")?.map(str::to_owned),
             },
             "ResolveCase" => CaseEventKind::Resolved,
             "ReopenCase" => CaseEventKind::Reopened,
@@ -85,8 +105,9 @@ impl CaseUpdate {
         Ok(Self {
             event_id,
             case_id: Some(case_id),
-            display_id: text(detail, "display-id").map(str::to_owned),
-            communication_id: text(detail, "communication-id").map(str::to_owned),
+            display_id: id(detail, "display-id", "detail.display-id")?.map(str::to_owned),
+            communication_id: id(detail, "communication-id", "detail.communication-id")?
+                .map(str::to_owned),
             kind,
             time,
         })

@@ -123,6 +123,11 @@ const SNS_TYPES: [&str; 3] = [
     "UnsubscribeConfirmation",
 ];
 
+/// The largest alarm or event accepted outside an envelope: what SNS and SQS carry at most
+/// (256 KiB). Anything larger could only be hand-written, and would not fit the ledger's
+/// records (DynamoDB: 400 KB an item).
+pub const MAX_ALARM_BYTES: usize = 256 * 1024;
+
 /// The most JSON values (objects, arrays, scalars) one body may hold. Real alarms hold a
 /// few hundred; the bound keeps what one request's parse can allocate to a few megabytes
 /// (a 1 MiB body of `[0,0,0,...]` would otherwise become half a million values).
@@ -358,7 +363,7 @@ pub fn receive_from(
         DeliveryKind::Direct
     });
     if is_sqsd {
-        delivery.sqsd_message_id = header(headers, "x-aws-sqsd-msgid").map(str::to_owned);
+        delivery.sqsd_message_id = id_header(headers, "x-aws-sqsd-msgid")?;
         delivery.sqsd_receive_count =
             header(headers, "x-aws-sqsd-receive-count").and_then(|c| c.parse().ok());
         delivery.sqsd_queue = header(headers, "x-aws-sqsd-queue").map(str::to_owned);
@@ -371,7 +376,7 @@ pub fn receive_from(
     }
     delivery.sns_raw = raw_delivery;
     if raw_delivery {
-        delivery.sns_message_id = header(headers, "x-amz-sns-message-id").map(str::to_owned);
+        delivery.sns_message_id = id_header(headers, "x-amz-sns-message-id")?;
         delivery.sns_topic_arn = header(headers, "x-amz-sns-topic-arn").map(str::to_owned);
     }
 
@@ -403,6 +408,18 @@ pub fn receive_from(
     })
 }
 
+/// A message id from a header: it becomes a ledger key, so it is bounded (SQS and SNS ids are
+/// 36 to 100 characters).
+fn id_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, PayloadError> {
+    match header(headers, name) {
+        Some(id) if id.len() > 128 => Err(PayloadError::InvalidField {
+            field: name.to_owned(),
+            problem: "longer than 128 characters".into(),
+        }),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
 /// What a body means, once opened.
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -427,8 +444,12 @@ impl Received {
     /// Opens the envelope (if any) and parses what is inside: an alarm, or an AWS Support
     /// event about a case.
     pub fn into_message(self) -> Result<(Delivery, Message), PayloadError> {
+        let mut bare_len = 0;
         let value = match self.body {
-            Body::Bare(bytes) => parse_json(&bytes)?,
+            Body::Bare(bytes) => {
+                bare_len = bytes.len();
+                parse_json(&bytes)?
+            }
             Body::Sns(msg) => {
                 if msg.kind != MessageKind::Notification {
                     return Err(PayloadError::UnsupportedEvent(format!(
@@ -449,7 +470,14 @@ impl Received {
                 )));
             }
         };
+        // Each field is checked first (its error names it); then the whole. An SNS Message is
+        // bounded the same way, by SNS and in `SnsMessage::parse`.
+        let too_large =
+            |parsed: &Result<_, PayloadError>| parsed.is_ok() && bare_len > MAX_ALARM_BYTES;
         if let Some(update) = CaseUpdate::parse(&value) {
+            if too_large(&update) {
+                return Err(PayloadError::TooLarge(MAX_ALARM_BYTES));
+            }
             return Ok((self.delivery, Message::CaseUpdate(update?)));
         }
         let alarm = Alarm::parse(value).map_err(|e| match e {
@@ -460,6 +488,9 @@ impl Received {
             }
             other => other,
         })?;
+        if bare_len > MAX_ALARM_BYTES {
+            return Err(PayloadError::TooLarge(MAX_ALARM_BYTES));
+        }
         Ok((self.delivery, Message::Alarm(Box::new(alarm))))
     }
 }

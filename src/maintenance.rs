@@ -237,6 +237,51 @@ impl MaintenanceWindow {
     }
 }
 
+/// The longest a weekly occurrence may last: longer, it would run into the next one.
+pub const MAX_OCCURRENCE_MINUTES: i64 = 7 * 24 * 60;
+
+impl MaintenanceWindow {
+    /// Whether this window, as stored, can be used: what `maintenance start` would have
+    /// saved. A window written by hand or by another version may hold anything.
+    pub fn check(&self) -> Result<(), String> {
+        if self.starts_at >= self.ends_at {
+            return Err("it ends before it starts".into());
+        }
+        if self.ends_at > forever() {
+            return Err("it ends after year 9999".into());
+        }
+        if let Some(rule) = &self.every {
+            if !(1..=MAX_OCCURRENCE_MINUTES).contains(&rule.minutes) {
+                return Err(format!(
+                    "each occurrence lasts {} minutes (1 to {MAX_OCCURRENCE_MINUTES})",
+                    rule.minutes
+                ));
+            }
+            Recurrence::parse(
+                &format!("{} {}", rule.days.join(","), rule.at),
+                &rule.tz,
+                rule.minutes,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The windows that can be used; each one that cannot is left out with a warning, so a bad
+/// window never stops alarms from being handled (nor `maintenance list`).
+pub fn usable(windows: Vec<MaintenanceWindow>) -> Vec<MaintenanceWindow> {
+    windows
+        .into_iter()
+        .filter(|w| match w.check() {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(window = %w.id, problem = %why, "a stored maintenance window cannot be used; left out");
+                false
+            }
+        })
+        .collect()
+}
+
 /// The active window covering this alarm whose occurrence ends last, and that end.
 pub fn covering<'a>(
     windows: &'a [MaintenanceWindow],

@@ -2227,3 +2227,46 @@ async fn alarms_get_finds_the_alarm_by_name_and_merges_its_tags() {
         "{v}"
     );
 }
+
+/// On DynamoDB a key over 2 KB fails the write: a huge ARN or message id must be a 400
+/// before the ledger is asked (it used to be a 503, retried until the dead-letter queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_keys_are_refused_before_dynamodb_is_asked() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let mut server = common::process::ServerProcess::start(&aws_env(&endpoint, &s));
+    let client = reqwest::Client::new();
+    let big = "a".repeat(300 * 1024);
+    for (body, header) in [
+        (
+            json!({"AlarmName": "x", "StateChangeTime": "2026-11-20T03:12:45Z",
+                   "AlarmArn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{big}")}),
+            None,
+        ),
+        (
+            json!({"AlarmName": big, "StateChangeTime": "2026-11-20T03:12:45Z"}),
+            None,
+        ),
+        (
+            json!({"AlarmName": "x", "StateChangeTime": "2026-11-20T03:12:45Z"}),
+            Some("m".repeat(3000)),
+        ),
+    ] {
+        let mut req = client.post(server.url("/serviceme")).body(body.to_string());
+        if let Some(id) = header {
+            req = req.header("x-aws-sqsd-msgid", id);
+        }
+        let resp = req.send().await.expect("post");
+        let status = resp.status().as_u16();
+        let v: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_field")),
+            "{v}"
+        );
+    }
+    assert!(server.terminate().success());
+    assert!(standin.cases().is_empty());
+}

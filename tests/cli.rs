@@ -599,6 +599,47 @@ fn weekly_and_scheduled_maintenance_windows() {
     }
 }
 
+/// Durations are bounded before anything is saved, and a stored window that cannot be used
+/// (written by hand, or by another version) is left out with a warning: never a panic.
+#[test]
+fn huge_durations_are_refused_and_bad_stored_windows_left_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for huge in ["100000000d", "1000000d"] {
+        let o = cli(
+            dir.path(),
+            &["maintenance", "start", "--for", huge, "--reason", "x"],
+        );
+        assert_eq!(o.status.code(), Some(2), "{huge}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--for"), "{}", stderr(&o));
+        assert!(!dir.path().join("maintenance.json").exists());
+    }
+    std::fs::write(
+        dir.path().join("maintenance.json"),
+        r#"[
+          {"id": "backwards", "reason": "x", "startsAt": "2026-12-06T10:00:00Z", "endsAt": "2026-12-06T09:00:00Z"},
+          {"id": "endless-occurrence", "reason": "x", "startsAt": "2026-01-01T00:00:00Z",
+           "endsAt": "9999-12-31T23:59:59Z",
+           "every": {"days": ["sun"], "at": "02:00", "tz": "UTC", "minutes": 1440000000000}},
+          {"id": "good", "reason": "upgrade", "startsAt": "2026-01-01T00:00:00Z", "endsAt": "9999-12-31T23:59:59Z"}
+        ]"#,
+    )
+    .expect("write");
+    let o = cli(dir.path(), &["maintenance", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = stdout(&o);
+    assert!(
+        list.contains("good") && !list.contains("backwards"),
+        "{list}"
+    );
+    assert!(!list.contains("endless-occurrence"), "{list}");
+    assert!(stderr(&o).contains("left out"), "{}", stderr(&o));
+    let file = payload_path("metric-alarm.json");
+    let o = cli(dir.path(), &["process", file.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["outcome"], "suppressed", "{v}");
+}
+
 /// "Every day's deploy hour", entered during the deploy: the occurrence under way holds
 /// alarms now, not from tomorrow; `--at` takes RFC 3339 and a space as well.
 #[test]

@@ -337,6 +337,69 @@ async fn bad_input_gets_a_precise_400() {
     app.stop().await;
 }
 
+/// Bounds, written as the attack: fields of hundreds of kilobytes (keys, records, times) are
+/// refused with the field's name, and nothing is recorded or stored.
+#[tokio::test]
+async fn huge_fields_are_refused_by_name_and_nothing_is_stored() {
+    let dir = tempdir();
+    let app = TestApp::spawn(dir.path()).await;
+    let alarm = |field: &str, value: Value| {
+        let mut v = json!({"AlarmName": "x", "AlarmDescription": "d", "StateChangeTime": "2026-11-20T03:12:45Z"});
+        v[field] = value;
+        v.to_string()
+    };
+    let big = "a".repeat(300 * 1024);
+    for (field, value, names) in [
+        ("AlarmName", json!(big.clone()), "AlarmName"),
+        (
+            "AlarmArn",
+            json!(format!(
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{big}"
+            )),
+            "AlarmArn",
+        ),
+        ("AlarmDescription", json!(big.clone()), "AlarmDescription"),
+        (
+            "StateChangeTime",
+            json!(format!("2026-11-20T03:12:45Z{}", "9".repeat(300_000))),
+            "StateChangeTime",
+        ),
+        ("NewStateReason", json!("r".repeat(2000)), "NewStateReason"),
+    ] {
+        let a = expect_400(&app, alarm(field, value), "invalid_field").await;
+        assert!(
+            a["message"].as_str().is_some_and(|m| m.contains(names)),
+            "{field}: {a}"
+        );
+    }
+    // A body larger than SNS or SQS could carry.
+    let mut huge = json!({"AlarmName": "x", "StateChangeTime": "t"});
+    for i in 0..40 {
+        huge[format!("f{i}")] = json!("z".repeat(8000));
+    }
+    expect_400(&app, huge.to_string(), "alarm_too_large").await;
+    // A worker-daemon message id is a ledger key: bounded too.
+    let (status, a) = app
+        .post_with(
+            alarm("AlarmDescription", json!("d")),
+            &[("x-aws-sqsd-msgid", &"m".repeat(300))],
+        )
+        .await;
+    assert_eq!(
+        (status, a["error"].as_str()),
+        (400, Some("invalid_field")),
+        "{a}"
+    );
+    let decisions = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("decisions");
+    assert!(decisions.is_empty(), "{decisions:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_bodies_get_413() {
     let dir = tempdir();

@@ -35,7 +35,10 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         "detail.state.value",
         req_str(state_obj, "value", "detail.state.value")?,
     )?;
-    let time = req_str(state_obj, "timestamp", "detail.state.timestamp")?;
+    let time = check_time(
+        req_str(state_obj, "timestamp", "detail.state.timestamp")?,
+        "detail.state.timestamp",
+    )?;
     let previous_state = match opt_obj(detail, "previousState", "detail.previousState")? {
         Some(p) => opt_str(p, "value", "detail.previousState.value")?
             .map(|s| AlarmState::parse("detail.previousState.value", s))
@@ -52,7 +55,11 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
     };
     let config = opt_obj(detail, "configuration", "detail.configuration")?;
     let description = match config {
-        Some(c) => opt_str(c, "description", "detail.configuration.description")?,
+        Some(c) => bounded(
+            opt_str(c, "description", "detail.configuration.description")?,
+            MAX_DESCRIPTION_CHARS,
+            "detail.configuration.description",
+        )?,
         None => None,
     };
     let (kind, trigger) = match config {
@@ -84,8 +91,8 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
     Ok(Alarm {
         identity: identity(
             arn,
-            opt_str(obj, "account", "account")?,
-            opt_str(obj, "region", "region")?,
+            check_account(opt_str(obj, "account", "account")?, "account")?,
+            check_region(opt_str(obj, "region", "region")?, "region")?,
         ),
         name,
         kind,
@@ -93,7 +100,12 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         state,
         previous_state,
         state_change_time: StateChangeTime::new(time),
-        reason: opt_str(state_obj, "reason", "detail.state.reason")?.map(str::to_owned),
+        reason: bounded(
+            opt_str(state_obj, "reason", "detail.state.reason")?,
+            MAX_REASON_CHARS,
+            "detail.state.reason",
+        )?
+        .map(str::to_owned),
         trigger,
         raw: raw.clone(),
     })
@@ -105,6 +117,7 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
 fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
     let detail = req_detail(obj)?;
     let event_arn = req_str(detail, "eventArn", "detail.eventArn")?;
+    bounded(Some(event_arn), MAX_ARN_CHARS, "detail.eventArn")?;
     let code = check_name(
         req_str(detail, "eventTypeCode", "detail.eventTypeCode")?,
         "detail.eventTypeCode",
@@ -121,8 +134,11 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
         }
     };
     let time = match opt_str(detail, "lastUpdatedTime", "detail.lastUpdatedTime")? {
-        Some(t) => t,
-        None => req_str(detail, "startTime", "detail.startTime")?,
+        Some(t) => check_time(t, "detail.lastUpdatedTime")?,
+        None => check_time(
+            req_str(detail, "startTime", "detail.startTime")?,
+            "detail.startTime",
+        )?,
     };
     let description = match detail.get("eventDescription") {
         Some(Value::Array(d)) => d
@@ -132,6 +148,11 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
             .and_then(|x| text(x.get("latestDescription"))),
         _ => None,
     };
+    bounded(
+        description.as_deref(),
+        MAX_HEALTH_DESCRIPTION_CHARS,
+        "detail.eventDescription.latestDescription",
+    )?;
     let entities: Vec<String> = match detail.get("affectedEntities") {
         Some(Value::Array(e)) => e
             .iter()
@@ -141,8 +162,11 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
     };
     let service = text(detail.get("service")).unwrap_or_else(|| "?".into());
     let category = text(detail.get("eventTypeCategory")).unwrap_or_else(|| "?".into());
-    let region =
-        opt_str(detail, "eventRegion", "detail.eventRegion")?.or(opt_str(obj, "region", "region")?);
+    let region = check_region(
+        opt_str(detail, "eventRegion", "detail.eventRegion")?,
+        "detail.eventRegion",
+    )?
+    .or(check_region(opt_str(obj, "region", "region")?, "region")?);
     let mut trigger = format!("AWS Health {category} event for {service}");
     if let Some(r) = region {
         trigger.push_str(&format!(" in {r}"));
@@ -150,8 +174,14 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
     if !entities.is_empty() {
         trigger.push_str(&format!("; affected: {}", entities.join(", ")));
     }
-    let account = opt_str(detail, "affectedAccount", "detail.affectedAccount")?
-        .or(opt_str(obj, "account", "account")?);
+    let account = check_account(
+        opt_str(detail, "affectedAccount", "detail.affectedAccount")?,
+        "detail.affectedAccount",
+    )?
+    .or(check_account(
+        opt_str(obj, "account", "account")?,
+        "account",
+    )?);
     Ok(Alarm {
         identity: AlarmIdentity {
             // Public Health events share one ARN across accounts: the account is part of

@@ -17,6 +17,21 @@ use serde_json::{Map, Value};
 /// come from a hand-written post and would not fit a case subject anyway.
 const MAX_NAME_CHARS: usize = 255;
 
+/// CloudWatch's own limits: an alarm description is at most 1,024 characters, a state reason
+/// 1,023. Anything longer did not come from CloudWatch.
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+const MAX_REASON_CHARS: usize = 1023;
+/// An AWS Health event's description, which AWS writes at length.
+const MAX_HEALTH_DESCRIPTION_CHARS: usize = 10_240;
+/// ARNs and event ids become ledger keys (DynamoDB allows 2,048 bytes for a key, and the
+/// ledger adds a prefix): an alarm ARN is at most about 320 characters.
+const MAX_ARN_CHARS: usize = 1024;
+/// A time, in any of the forms senders use, fits in 64 characters.
+const MAX_TIME_CHARS: usize = 64;
+/// Any other string in a payload, and any object key: CloudWatch's longest field (a
+/// composite alarm's rule) is 10,240 characters.
+pub const MAX_STRING_CHARS: usize = 10_240;
+
 /// Why a body could not become an alarm. Each variant is answered with 400 and its
 /// [`code`](PayloadError::code), so callers can tell their mistakes apart.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +44,8 @@ pub enum PayloadError {
     NotAnObject,
     #[error("the JSON holds more than {0} values")]
     TooComplex(usize),
+    #[error("the alarm is larger than {0} bytes, the most SNS or SQS carries")]
+    TooLarge(usize),
     #[error("{0}")]
     MalformedSns(String),
     #[error("the SNS Message field does not hold a JSON alarm: {0}")]
@@ -51,6 +68,7 @@ impl PayloadError {
             Self::NotJson(_) => "not_json",
             Self::NotAnObject => "not_an_object",
             Self::TooComplex(_) => "too_complex",
+            Self::TooLarge(_) => "alarm_too_large",
             Self::MalformedSns(_) => "malformed_sns_message",
             Self::SnsMessageNotJson(_) => "sns_message_not_json",
             Self::UnknownShape(_) => "unknown_shape",
@@ -195,6 +213,7 @@ impl Alarm {
     /// Parses a JSON body (already unwrapped from any SNS envelope) into an alarm.
     pub fn parse(value: Value) -> Result<Self, PayloadError> {
         let obj = value.as_object().ok_or(PayloadError::NotAnObject)?;
+        check_strings(&value)?;
         if obj.contains_key("detail-type") || obj.contains_key("detail") {
             return eventbridge::parse_event(obj, &value);
         }
@@ -219,6 +238,99 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// Refuses a payload with any string or object key longer than [`MAX_STRING_CHARS`],
+/// naming where it is (`Trigger.Dimensions[0].value`).
+pub fn check_strings(v: &Value) -> Result<(), PayloadError> {
+    fn long(s: &str) -> bool {
+        // Bytes first: most strings are short, and a char count is only needed near the bound.
+        s.len() > MAX_STRING_CHARS && s.chars().count() > MAX_STRING_CHARS
+    }
+    fn walk(v: &Value, path: &mut Vec<String>) -> Option<String> {
+        match v {
+            Value::String(s) if long(s) => Some(path.concat()),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
+                path.push(format!("[{i}]"));
+                let found = walk(x, path);
+                path.pop();
+                found
+            }),
+            Value::Object(map) => map.iter().find_map(|(k, x)| {
+                let dot = if path.is_empty() { "" } else { "." };
+                if long(k) {
+                    let short: String = k.chars().take(40).collect();
+                    return Some(format!("{}{dot}{short}… (a key)", path.concat()));
+                }
+                path.push(format!("{dot}{k}"));
+                let found = walk(x, path);
+                path.pop();
+                found
+            }),
+            _ => None,
+        }
+    }
+    match walk(v, &mut Vec::new()) {
+        Some(path) => Err(PayloadError::invalid(
+            &path,
+            format!("longer than {MAX_STRING_CHARS} characters"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An optional string of at most `max` characters, refused (naming the field) beyond it.
+fn bounded<'a>(
+    v: Option<&'a str>,
+    max: usize,
+    path: &str,
+) -> Result<Option<&'a str>, PayloadError> {
+    match v {
+        Some(s) if s.len() > max && s.chars().count() > max => Err(PayloadError::invalid(
+            path,
+            format!("longer than {max} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// A time field: at most [`MAX_TIME_CHARS`] printable characters (it is part of the event's
+/// identity, so it is kept verbatim).
+fn check_time<'a>(t: &'a str, path: &str) -> Result<&'a str, PayloadError> {
+    bounded(Some(t), MAX_TIME_CHARS, path)?;
+    if t.chars().any(char::is_control) {
+        return Err(PayloadError::invalid(path, "contains control characters"));
+    }
+    Ok(t)
+}
+
+/// An AWS account id: twelve digits.
+fn check_account<'a>(a: Option<&'a str>, path: &str) -> Result<Option<&'a str>, PayloadError> {
+    match a {
+        Some(a) if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) => Err(
+            PayloadError::invalid(path, "expected a 12-digit AWS account id"),
+        ),
+        other => Ok(other),
+    }
+}
+
+/// A region code such as `eu-west-1` (or AWS Health's `global`): at most 32 lowercase
+/// letters, digits and dashes.
+fn check_region<'a>(r: Option<&'a str>, path: &str) -> Result<Option<&'a str>, PayloadError> {
+    match r {
+        Some(r)
+            if r.len() > 32
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            Err(PayloadError::invalid(
+                path,
+                "expected a region code such as eu-west-1",
+            ))
+        }
+        other => Ok(other),
     }
 }
 
@@ -317,8 +429,12 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Reads an alarm ARN, `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, into its parts.
+/// Reads an alarm ARN, `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, into its parts:
+/// at most [`MAX_ARN_CHARS`], a region code and a 12-digit account.
 fn arn_parts(arn: &str) -> Option<(String, String)> {
+    if arn.len() > MAX_ARN_CHARS {
+        return None;
+    }
     let mut parts = arn.splitn(7, ':');
     let (Some("arn"), Some(_partition), Some("cloudwatch"), Some(region), Some(account)) = (
         parts.next(),
@@ -329,7 +445,9 @@ fn arn_parts(arn: &str) -> Option<(String, String)> {
     ) else {
         return None;
     };
-    (!region.is_empty() && !account.is_empty()).then(|| (region.to_owned(), account.to_owned()))
+    let region_ok = check_region(Some(region), "").is_ok() && !region.is_empty();
+    let account_ok = check_account(Some(account), "").is_ok();
+    (region_ok && account_ok).then(|| (region.to_owned(), account.to_owned()))
 }
 
 fn identity(arn: Option<&str>, account: Option<&str>, region: Option<&str>) -> AlarmIdentity {
@@ -350,17 +468,35 @@ fn identity(arn: Option<&str>, account: Option<&str>, region: Option<&str>) -> A
 
 fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
     let name = check_name(req_str(obj, "AlarmName", "AlarmName")?, "AlarmName")?;
-    let time = req_str(obj, "StateChangeTime", "StateChangeTime")?;
-    let description = opt_str(obj, "AlarmDescription", "AlarmDescription")?;
+    let time = check_time(
+        req_str(obj, "StateChangeTime", "StateChangeTime")?,
+        "StateChangeTime",
+    )?;
+    let description = bounded(
+        opt_str(obj, "AlarmDescription", "AlarmDescription")?,
+        MAX_DESCRIPTION_CHARS,
+        "AlarmDescription",
+    )?;
     let state = opt_str(obj, "NewStateValue", "NewStateValue")?;
     let arn = opt_str(obj, "AlarmArn", "AlarmArn")?;
     if arn.is_some_and(|a| arn_parts(a).is_none()) {
         return Err(PayloadError::invalid(
             "AlarmArn",
-            "expected arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>",
+            format!(
+                "expected arn:<partition>:cloudwatch:<region>:<12-digit account>:alarm:<name>, \
+                 at most {MAX_ARN_CHARS} characters"
+            ),
         ));
     }
-    let account = opt_str(obj, "AWSAccountId", "AWSAccountId")?;
+    let account = check_account(
+        opt_str(obj, "AWSAccountId", "AWSAccountId")?,
+        "AWSAccountId",
+    )?;
+    let reason = bounded(
+        opt_str(obj, "NewStateReason", "NewStateReason")?,
+        MAX_REASON_CHARS,
+        "NewStateReason",
+    )?;
 
     // The minimal format has no state at all: the original service treated every post as an
     // alarm, and monitors written for it rely on that.
@@ -405,7 +541,7 @@ fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Payl
         state,
         previous_state,
         state_change_time: StateChangeTime::new(time),
-        reason: opt_str(obj, "NewStateReason", "NewStateReason")?.map(str::to_owned),
+        reason: reason.map(str::to_owned),
         trigger,
         raw: raw.clone(),
     })

@@ -267,3 +267,126 @@ fn trigger_surprises_are_never_fatal() {
     .expect("parses");
     assert_eq!(a.kind, AlarmKind::Metric);
 }
+
+/// Every string an alarm brings is bounded by what its sender allows, and refused beyond it
+/// with the field's name: nothing of hundreds of kilobytes becomes a key, a record or a time.
+#[test]
+fn every_field_is_bounded_and_named_when_over() {
+    let base = || {
+        json!({
+            "AlarmName": "db-cpu",
+            "AlarmDescription": "CPU high",
+            "NewStateValue": "ALARM",
+            "StateChangeTime": "2026-11-20T03:12:45.118+0000",
+            "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu",
+            "AWSAccountId": "123456789012",
+        })
+    };
+    let refused = |field: &str, value: Value, want: &str| {
+        let mut v = base();
+        v[field] = value;
+        match Alarm::parse(v) {
+            Err(PayloadError::InvalidField { field: f, problem }) => {
+                assert_eq!(f, field, "{problem}");
+                assert!(problem.contains(want), "{field}: {problem}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    };
+    assert!(Alarm::parse(base()).is_ok());
+    refused(
+        "AlarmDescription",
+        json!("d".repeat(1025)),
+        "longer than 1024",
+    );
+    refused(
+        "NewStateReason",
+        json!("r".repeat(1024)),
+        "longer than 1023",
+    );
+    refused(
+        "StateChangeTime",
+        json!(format!("2026-11-20T03:12:45Z{}", "9".repeat(100))),
+        "longer than 64",
+    );
+    refused(
+        "StateChangeTime",
+        json!(format!("2026-11-20{}", "9".repeat(300_000))),
+        "longer than 10240",
+    );
+    refused(
+        "AlarmArn",
+        json!(format!(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}",
+            "a".repeat(2000)
+        )),
+        "at most 1024",
+    );
+    refused(
+        "AlarmArn",
+        json!("arn:aws:cloudwatch:us-east-1:not-an-account:alarm:x"),
+        "12-digit",
+    );
+    refused("AWSAccountId", json!("12345"), "12-digit");
+    // Anywhere else in the payload: the path says where.
+    let mut v = base();
+    v["Trigger"] =
+        json!({"MetricName": "CPU", "Dimensions": [{"name": "x", "value": "v".repeat(20_000)}]});
+    let e = Alarm::parse(v).expect_err("refused");
+    assert_eq!(
+        e,
+        PayloadError::InvalidField {
+            field: "Trigger.Dimensions[0].value".into(),
+            problem: "longer than 10240 characters".into()
+        }
+    );
+    let mut v = base();
+    v["k".repeat(20_000)] = json!(1);
+    let e = Alarm::parse(v).expect_err("refused");
+    assert!(
+        matches!(&e, PayloadError::InvalidField { field, .. } if field.ends_with("(a key)")),
+        "{e:?}"
+    );
+    // Exactly at the bounds is fine.
+    let mut v = base();
+    v["AlarmDescription"] = json!("d".repeat(1024));
+    v["NewStateReason"] = json!("r".repeat(1023));
+    assert!(Alarm::parse(v).is_ok());
+}
+
+#[test]
+fn eventbridge_fields_are_bounded_too() {
+    let event = |account: &str, region: &str, time: &str| {
+        json!({
+            "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": account, "time": "2026-11-20T03:12:45Z", "region": region,
+            "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu"],
+            "detail": {"alarmName": "db-cpu", "state": {"value": "ALARM", "timestamp": time}}
+        })
+    };
+    assert!(Alarm::parse(event("123456789012", "us-east-1", "2026-11-20T03:12:45Z")).is_ok());
+    for (v, field) in [
+        (
+            event("1234", "us-east-1", "2026-11-20T03:12:45Z"),
+            "account",
+        ),
+        (
+            event(
+                "123456789012",
+                "US East (N. Virginia)",
+                "2026-11-20T03:12:45Z",
+            ),
+            "region",
+        ),
+        (
+            event("123456789012", "us-east-1", &"9".repeat(65)),
+            "detail.state.timestamp",
+        ),
+    ] {
+        match Alarm::parse(v) {
+            Err(PayloadError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}

@@ -85,10 +85,14 @@ pub fn claimed(reference: &str, case: &NewCase) -> CaseBody {
     ))
 }
 
-/// A duration as people write it: `1h`, `30m`, `45s`.
+/// A duration as people write it: `2d`, `1h`, `30m`, `45s`, `250ms`.
 pub fn humantime(d: Duration) -> String {
     let s = d.as_secs();
+    if d.subsec_millis() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
     match s {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
         s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
         s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),

@@ -56,12 +56,12 @@ pub struct Config {
 
     /// Give up on a request after this long and answer 503 so it is retried (work already
     /// started still finishes). Keep it below the worker daemon's InactivityTimeout (299 s).
-    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "60s", value_parser = duration_in::<100, 900>, global = true)]
     pub request_timeout: Duration,
 
     /// At most one "it happened again" update per alarm within this time; repeats in
     /// between are counted on the case's ledger entry.
-    #[arg(long, env = "UPDATE_COOLDOWN", default_value = "10m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "UPDATE_COOLDOWN", default_value = "10m", value_parser = duration_in::<0, 604_800>, global = true)]
     pub update_cooldown: Duration,
 
     /// More than this many ALARM → OK → ALARM cycles within FLAP_WINDOW and an alarm is
@@ -70,7 +70,7 @@ pub struct Config {
     pub flap_limit: usize,
 
     /// The window FLAP_LIMIT counts cycles in.
-    #[arg(long, env = "FLAP_WINDOW", default_value = "1h", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "FLAP_WINDOW", default_value = "1h", value_parser = duration_in::<60_000, 604_800>, global = true)]
     pub flap_window: Duration,
 
     /// New cases per hour before further new alarms are folded into one storm case (AWS
@@ -81,13 +81,13 @@ pub struct Config {
     /// The lease of a claim to open a case: while CreateCase is in flight its owner renews
     /// it, keeping other deliveries (and instances) from opening one for the same alarm; a
     /// claim whose owner died lapses within it and is taken over.
-    #[arg(long, env = "CLAIM_TTL", default_value = "15s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "CLAIM_TTL", default_value = "15s", value_parser = duration_in::<1_000, 3_600>, global = true)]
     pub claim_ttl: Duration,
 
     /// (aws) How long one AWS Support call may take. CreateCase and AddCommunicationToCase
     /// are never resent on a timeout (they have no idempotency token): the case is looked
     /// up by its reference instead.
-    #[arg(long, env = "SUPPORT_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "SUPPORT_TIMEOUT", default_value = "10s", value_parser = duration_in::<100, 300>, global = true)]
     pub support_timeout: Duration,
 
     /// Requests handled at once; more wait for a slot (bounded memory under any storm).
@@ -95,7 +95,7 @@ pub struct Config {
     pub max_concurrency: usize,
 
     /// On SIGTERM, how long in-flight work may take to finish before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = duration_in::<0, 3_600>, global = true)]
     pub shutdown_grace: Duration,
 
     /// Add a short note to the open case when its alarm returns to OK.
@@ -134,12 +134,12 @@ pub struct Config {
     /// Refuse a direct SNS delivery whose Timestamp is older than this (403
     /// `stale_message`): a replay, since SNS retries for an hour at most. Envelopes read
     /// from SQS are exempt.
-    #[arg(long, env = "SNS_MAX_AGE", default_value = "2h", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "SNS_MAX_AGE", default_value = "2h", value_parser = duration_in::<60_000, 2_592_000>, global = true)]
     pub sns_max_age: Duration,
 
     /// How long a client may take to send a request's headers (also how long an idle
     /// keep-alive connection stays open), and, separately, its body.
-    #[arg(long, env = "READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "READ_TIMEOUT", default_value = "10s", value_parser = duration_in::<100, 900>, global = true)]
     pub read_timeout: Duration,
 
     /// Directory of pinned SNS signing certificates: a file named like the certificate
@@ -227,7 +227,7 @@ pub struct Config {
 
     /// First pause before a notice is sent again to a sink that failed (doubled; three
     /// attempts in all).
-    #[arg(long, env = "NOTIFY_RETRY", default_value = "2s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "NOTIFY_RETRY", default_value = "2s", value_parser = duration_in::<10, 3_600>, global = true)]
     pub notify_retry: Duration,
 
     /// The SQS queue `consume` (and `serve --consume`) reads: the worker queue the alarm
@@ -241,12 +241,12 @@ pub struct Config {
 
     /// How long a message that failed in a way a retry can fix stays hidden before its
     /// next try; doubled on every further receive (at most 15 minutes).
-    #[arg(long, env = "RETRY_VISIBILITY", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "RETRY_VISIBILITY", default_value = "30s", value_parser = duration_in::<0, 43_200>, global = true)]
     pub retry_visibility: Duration,
 
     /// How often `consume` runs the periodic `reconcile` itself (there is no worker daemon
     /// to schedule it); each run publishes the `Task/Reconciled` heartbeat. 0s: never.
-    #[arg(long, env = "RECONCILE_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "RECONCILE_INTERVAL", default_value = "10m", value_parser = duration_in::<0, 86_400>, global = true)]
     pub reconcile_interval: Duration,
 
     /// DynamoDB table of per-alarm settings (the original service's table; its hash key is
@@ -282,17 +282,17 @@ pub struct Config {
     pub metrics: Switch,
 
     /// How often metrics are published.
-    #[arg(long, env = "METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "METRICS_INTERVAL", default_value = "60s", value_parser = duration_in::<1_000, 3_600>, global = true)]
     pub metrics_interval: Duration,
 
     /// How long per-alarm settings read from DynamoDB are reused, so a storm of one alarm
     /// costs one read.
-    #[arg(long, env = "CONFIG_CACHE_TTL", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "CONFIG_CACHE_TTL", default_value = "60s", value_parser = duration_in::<0, 86_400>, global = true)]
     pub config_cache_ttl: Duration,
 
     /// How long a handled delivery or alarm event is remembered as such (SQS keeps a
     /// message 14 days at most).
-    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "15d", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "IDEMPOTENCY_TTL", default_value = "15d", value_parser = duration_in::<3_600_000, 31_622_400>, global = true)]
     pub idempotency_ttl: Duration,
 }
 
@@ -496,8 +496,9 @@ pub struct RedriveArgs {
 pub enum MaintenanceCommand {
     /// Start a window now.
     Start {
-        /// How long (each occurrence, with --every): 30m, 2h, 1d.
-        #[arg(long = "for", value_parser = parse_duration)]
+        /// How long (each occurrence, with --every): 30m, 2h, 1d; from 1m to 366d (with
+        /// --every, at most 7d).
+        #[arg(long = "for", value_parser = duration_in::<60_000, 31_622_400>)]
         duration: Duration,
         /// Why (recorded with every alarm it suppresses).
         #[arg(long)]
@@ -613,7 +614,11 @@ pub enum CasesCommand {
     },
 }
 
-/// Reads `90`, `90s`, `10m`, `2h`, `1d` or `250ms`.
+/// The longest duration anything accepts: ten years. Past it (and well before chrono's
+/// limits) a sum of a time and a duration could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// Reads `90`, `90s`, `10m`, `2h`, `1d` or `250ms`, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -621,15 +626,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a duration such as 90s, 10m or 2h"))?;
-    let secs = match unit.trim() {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let ms_per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(format!("{s:?}: unknown unit (use ms, s, m, h or d)")),
     };
-    Ok(Duration::from_secs(secs))
+    n.checked_mul(ms_per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("{s:?} is longer than the longest duration accepted, 3650d"))
+}
+
+/// A duration between `MIN_MS` milliseconds and `MAX_S` seconds: each option's own range, so
+/// that an absurd value stops the start with a clear error instead of failing the first
+/// alarm.
+pub fn duration_in<const MIN_MS: u64, const MAX_S: u64>(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let (min, max) = (Duration::from_millis(MIN_MS), Duration::from_secs(MAX_S));
+    if d < min || d > max {
+        return Err(format!(
+            "{s:?} is outside {} to {}",
+            crate::case::text::humantime(min),
+            crate::case::text::humantime(max)
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

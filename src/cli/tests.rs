@@ -9,6 +9,43 @@ fn durations() {
     assert!(parse_duration("m").is_err());
     assert!(parse_duration("5 weeks").is_err());
     assert!(parse_duration("-5s").is_err());
+    // Nothing long enough to overflow a time: ten years at most, and no overflow on the way.
+    assert_eq!(
+        parse_duration("3650d"),
+        Ok(Duration::from_secs(3650 * 86_400))
+    );
+    for huge in [
+        "3651d",
+        "100000000d",
+        "100000000000d",
+        "18446744073709551615ms",
+        "99999999999999999999s",
+    ] {
+        assert!(parse_duration(huge).is_err(), "{huge}");
+    }
+}
+
+#[test]
+fn every_duration_option_has_a_range() {
+    let parse = |args: &[&str]| Cli::try_parse_from([&["cw-support-api"], args].concat());
+    for (flag, bad, good) in [
+        ("--claim-ttl", "100000000000d", "15s"),
+        ("--claim-ttl", "10ms", "1s"),
+        ("--request-timeout", "2h", "60s"),
+        ("--idempotency-ttl", "400d", "15d"),
+        ("--retry-visibility", "13h", "12h"),
+        ("--flap-window", "30s", "1m"),
+    ] {
+        let e = parse(&[flag, bad])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("is outside") || e.contains("longest"),
+            "{flag} {bad}: {e}"
+        );
+        assert!(parse(&[flag, good]).is_ok(), "{flag} {good}");
+    }
 }
 
 #[test]

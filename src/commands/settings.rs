@@ -170,6 +170,12 @@ pub async fn maintenance(
                 None => now,
                 Some(text) => crate::maintenance::parse_at(text, &zone).map_err(Usage)?,
             };
+            // A weekly occurrence longer than a week would run into the next one.
+            if every.is_some() && length > chrono::Duration::days(7) {
+                return Err(
+                    Usage("--for with --every: each occurrence lasts at most 7d".into()).into(),
+                );
+            }
             let recurrence = match &every {
                 Some(rule) => Some(
                     crate::maintenance::Recurrence::parse(rule, &tz, length.num_minutes())

@@ -179,8 +179,26 @@ impl SnsMessage {
     }
 }
 
+/// The most each field of an SNS message may hold: SNS's own limits (a message of 256 KiB,
+/// a subject of 100 characters) with room to spare, and ids and URLs as long as SNS ever
+/// writes them. The message id becomes a ledger key.
+fn max_len(field: &str) -> usize {
+    match field {
+        "Message" => 256 * 1024,
+        "MessageId" | "Type" | "SignatureVersion" => 128,
+        "Timestamp" => 64,
+        "Subject" => 256,
+        "TopicArn" => 1024,
+        _ => 4096, // Signature, certificate and subscription URLs, Token
+    }
+}
+
 fn required<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, SnsError> {
     match obj.get(field) {
+        Some(Value::String(s)) if s.len() > max_len(field) => Err(SnsError::malformed(
+            field,
+            "is longer than SNS ever makes it (Message 256 KiB, MessageId 128 bytes)",
+        )),
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(SnsError::malformed(field, "is missing")),
         Some(_) => Err(SnsError::malformed(field, "is not a string")),
@@ -189,9 +207,8 @@ fn required<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a 
 
 fn optional(obj: &Map<String, Value>, field: &'static str) -> Result<Option<String>, SnsError> {
     match obj.get(field) {
-        Some(Value::String(s)) => Ok(Some(s.clone())),
         None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(SnsError::malformed(field, "is not a string")),
+        Some(_) => required(obj, field).map(|s| Some(s.to_owned())),
     }
 }
 
@@ -229,6 +246,30 @@ mod tests {
             "Signature": "EXAMPLE",
             "SigningCertURL": "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem"
         })
+    }
+
+    #[test]
+    fn every_field_is_bounded_by_what_sns_sends() {
+        for (field, len) in [
+            ("MessageId", 129),
+            ("Message", 256 * 1024 + 1),
+            ("Timestamp", 65),
+            ("Subject", 257),
+            ("SigningCertURL", 4097),
+        ] {
+            let mut v = notification();
+            v[field] = json!("x".repeat(len));
+            match SnsMessage::parse(&v) {
+                Err(SnsError::MalformedMessage { field: f, problem }) => {
+                    assert_eq!(f, field);
+                    assert!(problem.contains("longer than SNS ever makes it"), "{problem}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut v = notification();
+        v["Message"] = json!("x".repeat(256 * 1024));
+        assert!(SnsMessage::parse(&v).is_ok(), "SNS's own limit is accepted");
     }
 
     #[test]

@@ -108,10 +108,12 @@ impl AlarmConfigStore for LocalConfigFile {
         let path = self.windows_path();
         match std::fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => Ok(Vec::new()),
-            Ok(text) => serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                path: path.display().to_string(),
-                source,
-            }),
+            Ok(text) => serde_json::from_str(&text)
+                .map(crate::maintenance::usable)
+                .map_err(|source| StoreError::Corrupt {
+                    path: path.display().to_string(),
+                    source,
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }

@@ -406,9 +406,12 @@ async fn malformed_settings_use_defaults_and_say_so_in_the_case() {
 #[tokio::test]
 async fn huge_alarms_are_truncated_to_what_support_accepts() {
     let f = fixture();
+    // Every field within its bound, the whole (quoted in the case) beyond Support's.
     let a = Alarm::parse(json!({
         "AlarmName": "big", "StateChangeTime": "t",
-        "AlarmDescription": "x".repeat(20_000)
+        "AlarmDescription": "x".repeat(1024),
+        "NewStateReasonData": "y".repeat(10_000),
+        "Extra": "z".repeat(10_000),
     }))
     .expect("alarm");
     handle(&f, &a).await;

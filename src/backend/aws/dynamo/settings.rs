@@ -331,6 +331,7 @@ impl AlarmConfigStore for DynamoConfigStore {
             })?,
             None => Vec::new(),
         };
+        let windows = crate::maintenance::usable(windows);
         *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), windows.clone()));
         Ok(windows)
