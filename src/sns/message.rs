@@ -262,7 +262,10 @@ mod tests {
             match SnsMessage::parse(&v) {
                 Err(SnsError::MalformedMessage { field: f, problem }) => {
                     assert_eq!(f, field);
-                    assert!(problem.contains("longer than SNS ever makes it"), "{problem}");
+                    assert!(
+                        problem.contains("longer than SNS ever makes it"),
+                        "{problem}"
+                    );
                 }
                 other => panic!("{field}: {other:?}"),
             }
