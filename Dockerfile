@@ -3,7 +3,7 @@
 # balancer. docs/deploy.md has the steps.
 #
 #   docker build -t cw-support-api .
-#   docker run --rm -p 5000:5000 cw-support-api              # local backend, dry-run desk
+#   docker run --rm -p 5000:5000 -e API_TOKENS=... cw-support-api   # local backend, dry-run desk
 #   docker run --rm -p 5000:5000 -e BACKEND=aws ... cw-support-api
 
 # ---- build ---------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
 //!   `Authorization: Bearer <token>`, except worker-daemon deliveries from inside the
 //!   instance: the TCP peer and every address a proxy says it forwarded for must be in
 //!   `TRUST_SQSD_FROM` (sqsd cannot add headers; a proxy's own address proves nothing).
-//!   With no tokens, unsigned posts are accepted (the worker tier is private), and the
-//!   server warns at start-up when that is risky.
+//!   With no tokens, unsigned posts are heard only from inside the instance
+//!   (`TRUST_SQSD_FROM`, loopback by default); anyone else is told to set tokens (401).
 //!
 //! Tokens are compared in constant time and never logged or printed.
 
@@ -32,6 +32,13 @@ use crate::sns::{
 pub enum GateError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// No tokens are set, and the request comes from outside the instance: unsigned posts are
+    /// heard only from `TRUST_SQSD_FROM` until tokens are set.
+    #[error(
+        "unsigned posts from outside this host need a token: set API_TOKENS on the service \
+         and send Authorization: Bearer <token> (or deliver through SNS)"
+    )]
+    TokensRequired,
     #[error(transparent)]
     Sns(#[from] SnsError),
 }
@@ -267,17 +274,25 @@ impl Gate {
         Ok(())
     }
 
-    /// An unsigned post may be acted on when no tokens are set, or it carries one, or it
-    /// is the worker daemon's (as [`Gate::believes_sqsd`] found, once, for this request).
+    /// An unsigned post may be acted on when it is the worker daemon's (as
+    /// [`Gate::believes_sqsd`] found, once, for this request), or carries a token; with no
+    /// tokens set, when it comes from inside the instance (`from_inside`: the peer and every
+    /// forwarding hop in `TRUST_SQSD_FROM`, or read from the queue by this process). Secure by
+    /// default: a service reachable from outside hears nobody unsigned until tokens are set.
     pub fn admit_unsigned(
         &self,
         headers: &HeaderMap,
         believed_sqsd: bool,
+        from_inside: bool,
     ) -> Result<(), GateError> {
-        if self.tokens.is_empty() || believed_sqsd || self.has_token(headers) {
+        if believed_sqsd || self.has_token(headers) {
             return Ok(());
         }
-        Err(GateError::Unauthorized)
+        match (self.tokens.is_empty(), from_inside) {
+            (true, true) => Ok(()),
+            (true, false) => Err(GateError::TokensRequired),
+            (false, _) => Err(GateError::Unauthorized),
+        }
     }
 
     /// Confirms a verified SubscriptionConfirmation by visiting its SubscribeURL, once the

@@ -73,9 +73,9 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
         "cw-support-api listening"
     );
     if tokens.is_empty() && !config.bind.is_loopback() {
-        warn!(
+        info!(
             bind = %config.bind,
-            "API_TOKENS is empty: unsigned posts are accepted from anyone who can reach this port"
+            "API_TOKENS is empty: unsigned posts are heard only from TRUST_SQSD_FROM (this host by default); set API_TOKENS for monitors elsewhere"
         );
     }
     // One signal stops both the HTTP server and the consumer.

@@ -92,6 +92,10 @@ pub async fn admit(
         Origin::Peer(peer) => gate.believes_sqsd(headers, peer.ip()),
         Origin::Queue => true,
     };
+    let from_inside = match origin {
+        Origin::Peer(peer) => gate.from_trusted_origin(headers, peer.ip()),
+        Origin::Queue => true,
+    };
     let refuse = |e, seen: Option<&Delivery>| Refused::new(e, seen.cloned(), started);
     let received = delivery::receive_from(headers, &body, believe_sqsd);
     let verified = matches!(&received, Ok(r) if gate.wants_signature(r));
@@ -104,7 +108,7 @@ pub async fn admit(
             }
         }
         Ok(r) => {
-            gate.admit_unsigned(headers, believe_sqsd)
+            gate.admit_unsigned(headers, believe_sqsd, from_inside)
                 .map_err(|e| refuse(e.into(), None))?;
             // An envelope taken unverified (VERIFY_SQS_ENVELOPES=false) must still come
             // from an allowed topic.
@@ -114,7 +118,7 @@ pub async fn admit(
             }
         }
         Err(_) => gate
-            .admit_unsigned(headers, believe_sqsd)
+            .admit_unsigned(headers, believe_sqsd, from_inside)
             .map_err(|e| refuse(e.into(), None))?,
     }
     let received = received.map_err(|e| refuse(e.into(), None))?;

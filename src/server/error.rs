@@ -48,7 +48,9 @@ impl ApiError {
     pub(super) fn status(&self) -> StatusCode {
         match self {
             Self::Payload(_) | Self::Unreadable(_) => StatusCode::BAD_REQUEST,
-            Self::Gate(GateError::Unauthorized) => StatusCode::UNAUTHORIZED,
+            Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Gate(GateError::Sns(e)) => sns_status(e),
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
@@ -67,7 +69,7 @@ impl ApiError {
             Self::TooLarge => "body_too_large",
             Self::Unreadable(_) => "body_unreadable",
             Self::BodyTimeout(_) => "body_timeout",
-            Self::Gate(GateError::Unauthorized) => "unauthorized",
+            Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => "unauthorized",
             Self::Gate(GateError::Sns(e)) => e.reason_code(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
             Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
@@ -91,7 +93,7 @@ impl ApiError {
         match self {
             Self::Payload(_) | Self::TooLarge | Self::BodyTimeout(_) => self.to_string(),
             Self::Unreadable(_) => "the request body could not be read".into(),
-            Self::Gate(GateError::Unauthorized) => self.to_string(),
+            Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => self.to_string(),
             Self::Gate(GateError::Sns(e @ SnsError::MalformedMessage { .. })) => e.to_string(),
             Self::Gate(GateError::Sns(e)) => e.public_message().into(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {
@@ -124,7 +126,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code(), "message": self.public_message()}));
         let mut resp = (self.status(), body).into_response();
-        if matches!(self, Self::Gate(GateError::Unauthorized)) {
+        if matches!(
+            self,
+            Self::Gate(GateError::Unauthorized | GateError::TokensRequired)
+        ) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

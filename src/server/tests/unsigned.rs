@@ -130,44 +130,52 @@ async fn worker_daemon_headers_forwarded_from_outside_are_not_believed() {
     }
 }
 
+/// Secure by default: with no tokens set, unsigned posts are heard only from inside the
+/// instance; anyone else is told how to set tokens, and nothing is recorded.
 #[tokio::test]
-async fn without_tokens_outside_worker_daemon_headers_are_only_ignored() {
+async fn without_tokens_only_the_instance_is_heard_unsigned() {
     let h = harness(Setup {
         peer: "127.0.0.1:5555",
         ..Default::default()
     });
-    // Not a periodic task: an empty post.
-    let (status, body, _) = post(
-        &h,
-        String::new(),
-        &[
+    for headers in [
+        // Through a local proxy, from outside: a periodic task, an alarm, a daemon's id.
+        vec![
             ("x-aws-sqsd-taskname", "reconcile"),
             ("x-forwarded-for", "198.51.100.7"),
         ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("empty_body"))
-    );
-    // And its message id is not taken as the SQS message's.
-    let (status, _, _) = post(
-        &h,
-        minimal_alarm("outside"),
-        &[
+        vec![("x-forwarded-for", "198.51.100.7")],
+        vec![
             ("x-aws-sqsd-msgid", "m9"),
             ("x-forwarded-for", "198.51.100.7"),
         ],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let recorded = h
-        .backend
-        .ledger
-        .decisions(&Default::default())
-        .await
-        .expect("ledger");
-    assert_eq!(recorded[0].delivery_kind, "direct");
+    ] {
+        let (status, body, _) = post(&h, minimal_alarm("outside"), &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {body}");
+        assert_eq!(body["error"], "unauthorized");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("set API_TOKENS")),
+            "{body}"
+        );
+    }
+    assert_eq!(decisions(&h).await, 0);
+    // From the instance itself: heard.
+    let (status, body, _) = post(&h, minimal_alarm("inside"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A peer outside the instance, with no proxy in between.
+    let h = harness(Setup {
+        peer: "10.0.0.9:5555",
+        ..Default::default()
+    });
+    let (status, body, _) = post(&h, minimal_alarm("direct"), &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert_eq!(decisions(&h).await, 0);
 }
 
 #[tokio::test]
