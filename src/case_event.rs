@@ -35,6 +35,18 @@ pub struct CaseUpdate {
     pub kind: CaseEventKind,
     /// When AWS says it happened, verbatim.
     pub time: String,
+    /// The account the event says it is about (EventBridge's `account`).
+    pub account: Option<String>,
+}
+
+/// The account an AWS Support case id names: `case-111122223333-muen-2022-...`. The dry-run
+/// desk's ids name none.
+pub fn account_of_case(case_id: &str) -> Option<&str> {
+    case_id
+        .strip_prefix("case-")?
+        .split('-')
+        .next()
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -80,6 +92,7 @@ impl CaseUpdate {
         let time = id(v, "time", "time")?.unwrap_or("-").to_owned();
         let detail_type = id(v, "detail-type", "detail-type")?.unwrap_or_default();
         let detail = v.get("detail").unwrap_or(&Value::Null);
+        let account = id(v, "account", "account")?.map(str::to_owned);
         if detail_type != "Support Case Update" {
             return Ok(Self {
                 event_id,
@@ -88,6 +101,7 @@ impl CaseUpdate {
                 communication_id: None,
                 kind: CaseEventKind::Other(detail_type.to_owned()),
                 time,
+                account,
             });
         }
         let case_id = id(detail, "case-id", "detail.case-id")?
@@ -110,6 +124,7 @@ impl CaseUpdate {
                 .map(str::to_owned),
             kind,
             time,
+            account,
         })
     }
 

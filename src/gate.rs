@@ -39,6 +39,13 @@ pub enum GateError {
          and send Authorization: Bearer <token> (or deliver through SNS)"
     )]
     TokensRequired,
+    /// An AWS Support event that did not come through a verified SNS message or the worker
+    /// queue: a token proves who posted, not what AWS Support did.
+    #[error(
+        "AWS Support events are believed only as AWS delivers them: a verified SNS message \
+         from an allowed topic, or the worker queue"
+    )]
+    UnprovenSupportEvent,
     #[error(transparent)]
     Sns(#[from] SnsError),
 }

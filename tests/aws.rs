@@ -2270,3 +2270,132 @@ async fn huge_keys_are_refused_before_dynamodb_is_asked() {
     assert!(server.terminate().success());
     assert!(standin.cases().is_empty());
 }
+
+/// Only AWS can say what AWS Support did, and only about cases this service opened, in the
+/// account the event names. Written as the attack: a caller with a token posts AWS Support
+/// events; then events the queue carries about other cases and accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_events_are_believed_only_from_aws_and_about_our_own_cases() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    const TOKEN: &str = "support-event-token-0123456789";
+    let mut env = aws_env(&endpoint, &s);
+    env.push(("API_TOKENS", TOKEN));
+    let mut server = common::process::ServerProcess::start(&env);
+    let client = reqwest::Client::new();
+    let post = |body: String, headers: Vec<(&'static str, String)>| {
+        let mut req = client.post(server.url("/serviceme")).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let resp = req.send().await.expect("post");
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let queue = |id: &str| vec![("x-aws-sqsd-msgid", id.to_owned())];
+    let bearer = || vec![("authorization", format!("Bearer {TOKEN}"))];
+    let (status, opened) = post(
+        std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture"),
+        queue("m-alarm"),
+    )
+    .await;
+    assert_eq!(
+        (status, opened["outcome"].as_str()),
+        (200, Some("created")),
+        "{opened}"
+    );
+    let case_id = opened["caseId"].as_str().expect("case").to_owned();
+    let event = |name: &str, case: &str, account: &str, id: &str| {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/data/support-events/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v["detail"]["case-id"] = json!(case);
+        v["account"] = json!(account);
+        v["id"] = json!(id);
+        v.to_string()
+    };
+    let own = case_id
+        .split('-')
+        .nth(1)
+        .expect("account in the case id")
+        .to_owned();
+
+    // With a token: refused, recorded nowhere, nothing asked of AWS.
+    for name in ["resolve", "communication-aws"] {
+        let (status, body) =
+            post(event(name, &case_id, &own, &format!("t-{name}")), bearer()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("unproven_support_event")),
+            "{body}"
+        );
+    }
+    assert_eq!(standin.calls("DescribeCommunications"), 0);
+    // The case is still held open: the alarm's next ALARM goes to it.
+    let mut again: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture"),
+    )
+    .expect("json");
+    again["StateChangeTime"] = json!("2026-11-20T04:30:00.000+0000");
+    let (_, body) = post(again.to_string(), queue("m-again")).await;
+    assert_eq!(body["caseId"].as_str(), Some(case_id.as_str()), "{body}");
+
+    // From the queue, about a case this service never opened, or naming another account:
+    // ignored, with the reason, and still nothing asked of AWS.
+    let (status, body) = post(
+        event(
+            "communication-aws",
+            "case-123456789012-muen-2026-00000000deadbeef",
+            &own,
+            "q-1",
+        ),
+        queue("q-1"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not one this service opened")),
+        "{body}"
+    );
+    let (status, body) = post(
+        event("resolve", &case_id, "999988887777", "q-2"),
+        queue("q-2"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("account 999988887777")),
+        "{body}"
+    );
+    assert_eq!(standin.calls("DescribeCommunications"), 0);
+    // And AWS's genuine reply, through the queue, about our case: believed.
+    let (_, body) = post(
+        event("communication-aws", &case_id, &own, "q-3"),
+        queue("q-3"),
+    )
+    .await;
+    assert_eq!(body["outcome"], "replied", "{body}");
+    assert!(server.terminate().success());
+}

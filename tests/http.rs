@@ -823,6 +823,17 @@ fn support_event(name: &str, case_id: &str) -> String {
     text.replace("case-111122223333-muen-2022-7118885805350839", case_id)
 }
 
+/// Posts a body as the worker daemon delivers it from the queue (from inside the instance):
+/// the way AWS Support's events arrive through an EventBridge rule on the worker queue.
+async fn from_queue(app: &TestApp, body: String) -> (u16, Value) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = format!(
+        "queue-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    app.post_with(body, &[("x-aws-sqsd-msgid", &id)]).await
+}
+
 #[tokio::test]
 async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_once() {
     let dir = tempdir();
@@ -830,22 +841,34 @@ async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_
     let (_, body) = app.post(payload("metric-alarm.json")).await;
     assert_eq!(body["caseId"], "dry-run-1");
 
+    // Posted directly (even from this host, where unsigned alarms are heard), an AWS
+    // Support event proves nothing: refused, and nothing recorded.
+    let (status, body) = app.post(support_event("resolve", "dry-run-1")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("unproven_support_event")),
+        "{body}"
+    );
+    let recorded = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("ledger");
+    assert_eq!(recorded.len(), 1, "only the alarm's: {recorded:?}");
+
     // AWS replies; the same event delivered again is a duplicate.
-    let (status, body) = app
-        .post(support_event("communication-aws", "dry-run-1"))
-        .await;
+    let (status, body) = from_queue(&app, support_event("communication-aws", "dry-run-1")).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (200, Some("replied")),
         "{body}"
     );
-    let (_, body) = app
-        .post(support_event("communication-aws", "dry-run-1"))
-        .await;
+    let (_, body) = from_queue(&app, support_event("communication-aws", "dry-run-1")).await;
     assert_eq!(body["outcome"], "duplicate");
     // Our own CreateCase and communications come back as events too: noted only.
     for name in ["create", "communication-customer"] {
-        let (status, body) = app.post(support_event(name, "dry-run-1")).await;
+        let (status, body) = from_queue(&app, support_event(name, "dry-run-1")).await;
         assert_eq!(
             (status, body["outcome"].as_str()),
             (200, Some("noted")),
@@ -853,7 +876,7 @@ async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_
         );
     }
     // Resolved at AWS: let go now, so the next alarm opens a new case without reconcile.
-    let (_, body) = app.post(support_event("resolve", "dry-run-1")).await;
+    let (_, body) = from_queue(&app, support_event("resolve", "dry-run-1")).await;
     assert_eq!(body["outcome"], "closed", "{body}");
     let mut again = payload_json("metric-alarm.json");
     again["StateChangeTime"] = json!("2026-11-20T04:30:00.000+0000");
@@ -863,14 +886,14 @@ async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_
         (Some("created"), Some("dry-run-2"))
     );
     // Reopening the old case while the alarm holds a new one open changes nothing.
-    let (_, body) = app.post(support_event("reopen", "dry-run-1")).await;
+    let (_, body) = from_queue(&app, support_event("reopen", "dry-run-1")).await;
     assert_eq!(body["outcome"], "noted");
     // An aws.support event of a type this service does not know: recorded, 200.
     let mut unknown: Value =
         serde_json::from_str(&support_event("create", "dry-run-2")).expect("json");
     unknown["detail-type"] = json!("Support Case Escalation");
     unknown["id"] = json!("unknown-event-1");
-    let (status, body) = app.post(unknown.to_string()).await;
+    let (status, body) = from_queue(&app, unknown.to_string()).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("noted")));
 
     let timeline = app
@@ -905,7 +928,7 @@ async fn a_case_reopened_at_aws_is_held_open_again() {
     .await;
     let (_, body) = app.post(payload("metric-alarm.json")).await;
     assert_eq!(body["caseId"], "dry-run-1");
-    app.post(support_event("resolve", "dry-run-1")).await;
+    from_queue(&app, support_event("resolve", "dry-run-1")).await;
     // Reopened, delivered inside an SNS envelope from the worker queue.
     let mut envelope = payload_json("sns-envelope-unsigned.json");
     envelope["Message"] = json!(support_event("reopen", "dry-run-1"));

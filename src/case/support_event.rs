@@ -2,7 +2,9 @@
 //! the case's timeline; a case resolved at AWS is let go, one reopened there is held open
 //! again, and people are told when AWS replied.
 
-use crate::case_event::{CaseEventKind, CaseUpdate};
+use chrono::{DateTime, Utc};
+
+use crate::case_event::{CaseEventKind, CaseUpdate, account_of_case};
 use crate::delivery::Delivery;
 use crate::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
 use crate::notify::Notice;
@@ -80,71 +82,33 @@ impl CaseService {
             .as_deref()
             .or(update.case_id.as_deref())
             .unwrap_or("-");
-        let (outcome, note) = match &update.kind {
-            CaseEventKind::Resolved if !holding.is_empty() => {
-                for o in &holding {
-                    open_cases.push(OpenCaseChange::Remove {
-                        alarm_key: o.alarm_key.clone(),
-                    });
-                }
-                (
-                    Outcome::Closed,
-                    format!(
-                        "resolved at AWS Support (case {shown}): let go, the next alarm opens a new case"
-                    ),
-                )
+        // Only about a case this service opened, in the account the event names: anything
+        // else is recorded as ignored, and nothing is asked of AWS, nobody told.
+        let foreign = match (
+            update.account.as_deref(),
+            update.case_id.as_deref().and_then(account_of_case),
+        ) {
+            (Some(event), Some(case)) if event != case => Some(format!(
+                "ignored: the event names account {event}, the case belongs to account {case}"
+            )),
+            _ => None,
+        };
+        let unknown = owner
+            .is_none()
+            .then(|| format!("ignored: case {shown} is not one this service opened"));
+        let (outcome, note) = match foreign.or(unknown) {
+            Some(why) => (Outcome::Ignored, why),
+            None => {
+                self.case_event_outcome(update, &holding, &owner, shown, now, &mut open_cases)
+                    .await?
             }
-            CaseEventKind::Resolved => (
-                Outcome::Noted,
-                format!("resolved at AWS Support (case {shown}); not held open here"),
-            ),
-            CaseEventKind::Reopened => {
-                let free = match (&owner, holding.is_empty()) {
-                    (Some((key, _)), true) => self.ledger.open_case(key).await?.is_none(),
-                    _ => false,
-                };
-                match (&owner, &update.case_id) {
-                    (Some((key, name)), Some(id)) if free => {
-                        open_cases.push(OpenCaseChange::Put(fresh_open_case(
-                            key,
-                            name,
-                            id.clone(),
-                            now,
-                        )));
-                        (
-                            Outcome::Reopened,
-                            format!("reopened at AWS Support (case {shown}): held open again"),
-                        )
-                    }
-                    _ => (
-                        Outcome::Noted,
-                        format!("reopened at AWS Support (case {shown})"),
-                    ),
-                }
-            }
-            CaseEventKind::Communication { origin } if origin.as_deref() == Some("AWS") => (
-                Outcome::Replied,
-                format!(
-                    "AWS Support added a communication ({})",
-                    update.communication_id.as_deref().unwrap_or("-")
-                ),
-            ),
-            CaseEventKind::Communication { .. } => (
-                Outcome::Noted,
-                "a communication was added on the account's side".into(),
-            ),
-            CaseEventKind::Created => (Outcome::Noted, "opened at AWS Support".into()),
-            CaseEventKind::Other(what) => (
-                Outcome::Noted,
-                format!("an AWS Support event this service does not know: {what}"),
-            ),
         };
         let (alarm_key, alarm_name) =
             owner.unwrap_or_else(|| (format!("support:{shown}"), label.clone()));
         let told = alarm_name.clone();
         let mut decision = Decision::new(delivery, alarm_key, alarm_name, outcome, now)
             .on_case(update.case_id.clone())
-            .noted(note);
+            .noted(note.clone());
         decision.state_change_time = update.time.clone();
         let seq = self
             .commit_retrying(Commit {
@@ -194,7 +158,79 @@ impl CaseService {
             outcome,
             case_id: update.case_id.clone(),
             alarm: label,
-            reason: None,
+            reason: Some(note),
+        })
+    }
+
+    /// What an AWS Support event about one of this service's cases does: the outcome, the
+    /// note for the record, and the changes to the open cases.
+    async fn case_event_outcome(
+        &self,
+        update: &CaseUpdate,
+        holding: &[OpenCase],
+        owner: &Option<(String, String)>,
+        shown: &str,
+        now: DateTime<Utc>,
+        open_cases: &mut Vec<OpenCaseChange>,
+    ) -> Result<(Outcome, String), CaseError> {
+        Ok(match &update.kind {
+            CaseEventKind::Resolved if !holding.is_empty() => {
+                for o in holding {
+                    open_cases.push(OpenCaseChange::Remove {
+                        alarm_key: o.alarm_key.clone(),
+                    });
+                }
+                (
+                    Outcome::Closed,
+                    format!(
+                        "resolved at AWS Support (case {shown}): let go, the next alarm opens a new case"
+                    ),
+                )
+            }
+            CaseEventKind::Resolved => (
+                Outcome::Noted,
+                format!("resolved at AWS Support (case {shown}); not held open here"),
+            ),
+            CaseEventKind::Reopened => {
+                let free = match (owner, holding.is_empty()) {
+                    (Some((key, _)), true) => self.ledger.open_case(key).await?.is_none(),
+                    _ => false,
+                };
+                match (owner, &update.case_id) {
+                    (Some((key, name)), Some(id)) if free => {
+                        open_cases.push(OpenCaseChange::Put(fresh_open_case(
+                            key,
+                            name,
+                            id.clone(),
+                            now,
+                        )));
+                        (
+                            Outcome::Reopened,
+                            format!("reopened at AWS Support (case {shown}): held open again"),
+                        )
+                    }
+                    _ => (
+                        Outcome::Noted,
+                        format!("reopened at AWS Support (case {shown})"),
+                    ),
+                }
+            }
+            CaseEventKind::Communication { origin } if origin.as_deref() == Some("AWS") => (
+                Outcome::Replied,
+                format!(
+                    "AWS Support added a communication ({})",
+                    update.communication_id.as_deref().unwrap_or("-")
+                ),
+            ),
+            CaseEventKind::Communication { .. } => (
+                Outcome::Noted,
+                "a communication was added on the account's side".into(),
+            ),
+            CaseEventKind::Created => (Outcome::Noted, "opened at AWS Support".into()),
+            CaseEventKind::Other(what) => (
+                Outcome::Noted,
+                format!("an AWS Support event this service does not know: {what}"),
+            ),
         })
     }
 }

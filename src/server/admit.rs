@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use crate::delivery::{self, Body, Delivery, Received};
+use crate::delivery::{self, Body, Delivery, DeliveryKind, Received};
 
 use super::{ApiError, AppState, MAX_BODY_BYTES, Origin};
 
@@ -28,6 +28,10 @@ pub struct VerifiedDelivery {
     pub received: Received,
     /// Its SNS signature was verified (only then is a SubscribeURL ever visited).
     pub verified: bool,
+    /// It came the way only AWS can send: a verified SNS message from an allowed topic, or
+    /// the worker queue (read by this process, or posted by the worker daemon from inside
+    /// the instance, never merely with a token). Only then is an AWS Support event believed.
+    pub from_aws: bool,
     /// When admission started (the body read is not counted).
     pub started: Instant,
     _slot: OwnedSemaphorePermit,
@@ -122,12 +126,18 @@ pub async fn admit(
             .map_err(|e| refuse(e.into(), None))?,
     }
     let received = received.map_err(|e| refuse(e.into(), None))?;
+    let from_aws = verified
+        || match origin {
+            Origin::Queue => true,
+            Origin::Peer(_) => received.delivery.kind == DeliveryKind::Sqsd && from_inside,
+        };
     let slot = take_slot(state)
         .await
         .map_err(|e| refuse(e, Some(&received.delivery)))?;
     Ok(VerifiedDelivery {
         received,
         verified,
+        from_aws,
         started,
         _slot: slot,
         _body: None,

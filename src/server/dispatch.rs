@@ -18,7 +18,10 @@ pub(super) async fn dispatch(
     admitted: VerifiedDelivery,
 ) -> Result<Reply, ApiError> {
     let VerifiedDelivery {
-        received, verified, ..
+        received,
+        verified,
+        from_aws,
+        ..
     } = admitted;
     match &received.body {
         Body::Periodic(name) if name == RECONCILE_TASK => {
@@ -83,6 +86,11 @@ pub(super) async fn dispatch(
         return Ok(Reply::Case(handled));
     }
     let (delivery, message) = received.into_message()?;
+    // Only AWS can say what AWS Support did: an event that did not come the way only AWS
+    // sends is refused before it touches anything (no record, no AWS call, no notice).
+    if matches!(message, Message::CaseUpdate(_)) && !from_aws {
+        return Err(GateError::UnprovenSupportEvent.into());
+    }
     let cases = state.cases.clone();
     let handled = tracked(state, async move {
         match message {

@@ -52,6 +52,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::Gate(GateError::Sns(e)) => sns_status(e),
+            Self::Gate(GateError::UnprovenSupportEvent) => StatusCode::FORBIDDEN,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
             // A body that did not arrive in time may be a slow link: SNS and the worker
@@ -71,6 +72,7 @@ impl ApiError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => "unauthorized",
             Self::Gate(GateError::Sns(e)) => e.reason_code(),
+            Self::Gate(GateError::UnprovenSupportEvent) => "unproven_support_event",
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
             Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
                 "support_plan_required"
@@ -93,7 +95,11 @@ impl ApiError {
         match self {
             Self::Payload(_) | Self::TooLarge | Self::BodyTimeout(_) => self.to_string(),
             Self::Unreadable(_) => "the request body could not be read".into(),
-            Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => self.to_string(),
+            Self::Gate(
+                GateError::Unauthorized
+                | GateError::TokensRequired
+                | GateError::UnprovenSupportEvent,
+            ) => self.to_string(),
             Self::Gate(GateError::Sns(e @ SnsError::MalformedMessage { .. })) => e.to_string(),
             Self::Gate(GateError::Sns(e)) => e.public_message().into(),
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {

@@ -5,6 +5,7 @@
 //! a new case is opened instead), and it lowers a severity the account's plan does not allow
 //! (DescribeSeverityLevels, asked once) rather than have the whole case refused.
 
+use crate::case_event::account_of_case;
 use async_trait::async_trait;
 use aws_sdk_support::Client;
 use aws_sdk_support::config::http::HttpResponse;
@@ -432,15 +433,6 @@ impl SupportDesk for AwsSupportDesk {
 pub struct AccountDesks {
     pub own: Arc<AwsSupportDesk>,
     pub by_account: std::collections::BTreeMap<String, Arc<AwsSupportDesk>>,
-}
-
-/// The account a Support case id names: `case-111122223333-muen-2022-...`.
-fn account_of_case(case_id: &str) -> Option<&str> {
-    case_id
-        .strip_prefix("case-")?
-        .split('-')
-        .next()
-        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl AccountDesks {
