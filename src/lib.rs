@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod delivery;
 pub mod desk;
 pub mod errors;
+pub mod escape;
 pub mod gate;
 pub mod graph;
 pub mod ledger;

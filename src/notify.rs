@@ -163,7 +163,8 @@ impl NoticeSink for SnsSink {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject)
-            .message(notice.text())
+            // E-mail and SMS are plain text: nothing from a payload may rewrite the screen.
+            .message(crate::escape::printable(&notice.text()))
             .send()
             .await
             .map(|_| ())
@@ -199,7 +200,8 @@ impl NoticeSink for WebhookSink {
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({ "text": notice.text() }).to_string())
+            // mrkdwn: payload text never becomes a mention or a disguised link.
+            .body(serde_json::json!({ "text": crate::escape::slack(&notice.text()) }).to_string())
             .send()
             .await
             // The URL is a secret (it is the webhook's credential): never in the error.

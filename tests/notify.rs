@@ -238,3 +238,53 @@ async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
     );
     assert!(server.terminate().success());
 }
+
+/// Payload text reaches Slack as text: an alarm named to ping the whole channel or to show a
+/// disguised link arrives escaped (mrkdwn), and `cases show` prints no escape sequences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_text_is_escaped_for_slack_and_the_terminal() {
+    let (url, hooked) = receiver(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let mut server = ServerProcess::start(&[("DATA_DIR", d), ("NOTIFY_WEBHOOK_URL", &url)]);
+    let name = "<!channel> db down <https://evil.example|click here>";
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(
+            serde_json::json!({
+                "AlarmName": name,
+                "AlarmDescription": "clear screen \u{1b}[2J\u{1b}[31mFAKE OUTPUT\u{7}",
+                "StateChangeTime": "2026-11-20T03:12:45Z"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    wait_for("the webhook", || {
+        !hooked.bodies.lock().expect("lock").is_empty()
+    })
+    .await;
+    let text = hooked.bodies.lock().expect("lock")[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("&lt;!channel&gt; db down &lt;https://evil.example|click here&gt;"),
+        "{text}"
+    );
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    assert!(server.terminate().success());
+    let shown = std::process::Command::new(BIN)
+        .args(["cases", "show", "dry-run-1"])
+        .env("DATA_DIR", d)
+        .output()
+        .expect("cases show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("clear screen [2J[31mFAKE OUTPUT"), "{shown}");
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown}"
+    );
+}

@@ -432,7 +432,7 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// Reads an alarm ARN, `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, into its parts:
 /// at most [`MAX_ARN_CHARS`], a region code and a 12-digit account.
 fn arn_parts(arn: &str) -> Option<(String, String)> {
-    if arn.len() > MAX_ARN_CHARS {
+    if arn.len() > MAX_ARN_CHARS || arn.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return None;
     }
     let mut parts = arn.splitn(7, ':');

@@ -50,7 +50,7 @@ pub(super) async fn cases(
                     d.state
                 ));
             }
-            write_out(out, &text)
+            write_out(out, &crate::escape::printable(&text))
         }
         CasesCommand::Show { id, json } => {
             let filter = DecisionFilter {
@@ -159,7 +159,7 @@ pub(super) async fn cases(
                         .unwrap_or_default()
                 ));
             }
-            write_out(out, &text)
+            write_out(out, &crate::escape::printable(&text))
         }
     }
 }

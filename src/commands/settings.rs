@@ -122,7 +122,7 @@ pub async fn alarms(
                     cc
                 ));
             }
-            write_out(out, &text)
+            write_out(out, &crate::escape::printable(&text))
         }
         AlarmsCommand::Delete { name } => match store.delete(&name).await? {
             true => write_out(out, &format!("deleted settings of {name:?}")),
@@ -264,7 +264,7 @@ pub async fn maintenance(
                     w.reason
                 ));
             }
-            write_out(out, &text)
+            write_out(out, &crate::escape::printable(&text))
         }
         MaintenanceCommand::Stop { id } => {
             let mut stopped = Vec::new();
