@@ -122,6 +122,11 @@ async fn notifier(
         sinks.push(local.notices.clone());
     }
     if let Some(topic) = &config.notify_topic_arn {
+        crate::sns::TopicArn::parse(topic).map_err(|_| {
+            StartupError::Config(format!(
+                "NOTIFY_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
+            ))
+        })?;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(config.dbregion.clone()))
             .load()
@@ -132,6 +137,7 @@ async fn notifier(
         }));
     }
     if let Some(url) = &config.notify_webhook_url {
+        check_webhook_url(url).map_err(StartupError::Config)?;
         let sink = WebhookSink::new(url.clone()).map_err(|e| StartupError::Client {
             what: "the webhook client (NOTIFY_WEBHOOK_URL)",
             source: e.into(),
@@ -139,6 +145,27 @@ async fn notifier(
         sinks.push(Arc::new(sink));
     }
     Ok(Notifier::start(sinks, metrics, config.notify_retry))
+}
+
+/// A webhook URL must be https, or http to this host only (a local relay): checked at
+/// start, so a typo fails now and not at 3 a.m. The URL is a secret: never in the error.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("NOTIFY_WEBHOOK_URL (value not shown): {why}"));
+    let Ok(parsed) = url::Url::parse(url) else {
+        return bad("not a URL (https://...)");
+    };
+    let local = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return bad("has no host"),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        "http" => bad("http is allowed only to this host (127.0.0.1, ::1, localhost); use https"),
+        _ => bad("must be an https URL"),
+    }
 }
 
 /// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
@@ -213,4 +240,31 @@ pub fn gate(config: &Config, own_account: Option<String>) -> Result<Gate, Startu
         verify_sqs_envelopes: config.verify_sqs_envelopes,
         max_message_age: config.sns_max_age,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_url_is_https_or_local_and_never_echoed() {
+        for ok in [
+            "https://hooks.slack.com/services/T0/B0/secret",
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]:9/hook",
+        ] {
+            assert_eq!(check_webhook_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "hooks.slack.com/services/T0/B0/secret",
+            "http://hooks.example.com/secret",
+            "ftp://example.com/secret",
+            "https://",
+        ] {
+            let e = check_webhook_url(bad).expect_err(bad);
+            assert!(e.starts_with("NOTIFY_WEBHOOK_URL (value not shown)"), "{e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
 }
