@@ -73,8 +73,22 @@ impl Notice {
         }
     }
 
-    /// One short message, the same for every sink.
+    /// One short message, the same for every sink, as plain text (control characters in the
+    /// payload's parts removed).
     pub fn text(&self) -> String {
+        self.render(&|s| crate::escape::printable(s).into_owned())
+    }
+
+    /// The message for a Slack-compatible webhook: the payload's parts (and the link's `&`)
+    /// escaped for mrkdwn, the message's own formatting (the quote's `>`) kept.
+    pub fn slack_text(&self) -> String {
+        self.render(&crate::escape::slack)
+    }
+
+    /// The message, with every part that comes from outside (names, subjects, AWS's reply,
+    /// reasons, ids, links) passed through `esc`.
+    fn render(&self, esc: &dyn Fn(&str) -> String) -> String {
+        let link = |case_id: &str, display_id: Option<&str>| esc(&case_link(case_id, display_id));
         match self {
             Self::Opened {
                 case_id,
@@ -82,8 +96,11 @@ impl Notice {
                 severity,
                 alarm,
             } => format!(
-                "AWS Support case opened for alarm {alarm}: \"{subject}\" (severity {severity}). {}",
-                case_link(case_id, None)
+                "AWS Support case opened for alarm {}: \"{}\" (severity {}). {}",
+                esc(alarm),
+                esc(subject),
+                esc(severity),
+                link(case_id, None)
             ),
             Self::Replied {
                 case_id,
@@ -92,26 +109,32 @@ impl Notice {
             } => {
                 let mut t = format!(
                     "AWS Support replied on case {}. {}",
-                    display_id.as_deref().unwrap_or(case_id),
-                    case_link(case_id, display_id.as_deref())
+                    esc(display_id.as_deref().unwrap_or(case_id)),
+                    link(case_id, display_id.as_deref())
                 );
                 if let Some(e) = excerpt {
                     t.push_str("\n> ");
-                    t.push_str(&e.replace('\n', "\n> "));
+                    t.push_str(&esc(e).replace('\n', "\n> "));
                 }
                 t
             }
             Self::Resolved { case_id, alarm } => format!(
-                "AWS Support case {case_id} (alarm {alarm}) was resolved; the next alarm opens a new case. {}",
-                case_link(case_id, None)
+                "AWS Support case {} (alarm {}) was resolved; the next alarm opens a new case. {}",
+                esc(case_id),
+                esc(alarm),
+                link(case_id, None)
             ),
             Self::Failed { alarm, reason } => format!(
-                "Alarm {alarm} could not become an AWS Support case: {reason}. The message stays \
-                 in the dead-letter queue until redriven."
+                "Alarm {} could not become an AWS Support case: {}. The message stays \
+                 in the dead-letter queue until redriven.",
+                esc(alarm),
+                esc(reason)
             ),
             Self::Folded { case_id, alarm } => format!(
-                "Alarm storm: {alarm} was added to the storm case {case_id} instead of opening its own. {}",
-                case_link(case_id, None)
+                "Alarm storm: {} was added to the storm case {} instead of opening its own. {}",
+                esc(alarm),
+                esc(case_id),
+                link(case_id, None)
             ),
         }
     }
@@ -164,7 +187,7 @@ impl NoticeSink for SnsSink {
             .topic_arn(&self.topic_arn)
             .subject(subject)
             // E-mail and SMS are plain text: nothing from a payload may rewrite the screen.
-            .message(crate::escape::printable(&notice.text()))
+            .message(notice.text())
             .send()
             .await
             .map(|_| ())
@@ -201,7 +224,7 @@ impl NoticeSink for WebhookSink {
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             // mrkdwn: payload text never becomes a mention or a disguised link.
-            .body(serde_json::json!({ "text": crate::escape::slack(&notice.text()) }).to_string())
+            .body(serde_json::json!({ "text": notice.slack_text() }).to_string())
             .send()
             .await
             // The URL is a secret (it is the webhook's credential): never in the error.

@@ -216,9 +216,19 @@ async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
         "../support-events/communication-aws.json",
     ))
     .expect("fixture")
-    .replace("case-111122223333-muen-2022-7118885805350839", &case_id);
+    .replace("case-111122223333-muen-2022-7118885805350839", &case_id)
+    // About the account the case is in, as AWS's event would be.
+    .replace(
+        "\"account\": \"111122223333\"",
+        &format!(
+            "\"account\": \"{}\"",
+            case_id.split('-').nth(1).unwrap_or_default()
+        ),
+    );
+    // As AWS delivers it: through the worker queue.
     let resp = reqwest::Client::new()
         .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "support-event-1")
         .body(event)
         .send()
         .await
@@ -232,7 +242,7 @@ async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
     assert_eq!(
         bodies[1]["text"],
         "AWS Support replied on case 1234563851. \
-         https://support.console.aws.amazon.com/support/home#/case/?displayId=1234563851&language=en\n\
+         https://support.console.aws.amazon.com/support/home#/case/?displayId=1234563851&amp;language=en\n\
          > Hello,\n> we see elevated 5xx on your API.\n> Looking.",
         "{bodies:?}"
     );
