@@ -98,15 +98,26 @@ impl App {
     /// The HTTP edge over this application: the gate as configured, with the service's own
     /// account when SNS topics default to it, and the configured limits.
     pub async fn into_state(self, config: &Config) -> Result<AppState, StartupError> {
-        let own_account = own_account(config, &self.backend).await;
-        Ok(AppState::new(
-            self.cases,
-            gate(config, own_account)?,
-            config.request_timeout,
+        // The service's own account, asked once: alarms from accounts it does not serve are
+        // refused, and with no SNS_TOPIC_ARNS only its topics are served.
+        let own = match self.backend.aws() {
+            Some(clients) => match clients.own_account().await {
+                Ok(account) => Some(account),
+                Err(e) => {
+                    warn!(error = %e, "the service's own AWS account is unknown (STS GetCallerIdentity failed): alarms from any account are served with its own credentials unless ACCOUNT_ROLES maps them");
+                    None
+                }
+            },
+            None => None,
+        };
+        let cases = self.cases.with_own_account(own.clone());
+        let own_account = own_account(config, own);
+        Ok(
+            AppState::new(cases, gate(config, own_account)?, config.request_timeout)
+                .with_metrics(self.metrics)
+                .with_limits(config.max_concurrency, config.shutdown_grace)
+                .with_read_timeout(config.read_timeout),
         )
-        .with_metrics(self.metrics)
-        .with_limits(config.max_concurrency, config.shutdown_grace)
-        .with_read_timeout(config.read_timeout))
     }
 }
 
@@ -170,10 +181,10 @@ fn check_webhook_url(url: &str) -> Result<(), String> {
 
 /// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
 /// once; where it cannot be known, SNS messages are refused and the log says what to set.
-async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
+fn own_account(config: &Config, own: Option<String>) -> Option<String> {
     const HOW: &str = "set SNS_TOPIC_ARNS to the alarm topics' ARNs (or `*` to accept any \
                        topic of any AWS account, not recommended)";
-    match (&config.sns_topic_arns, backend.aws()) {
+    match (&config.sns_topic_arns, own) {
         (TopicAllowList::Any, _) => {
             warn!(
                 "SNS_TOPIC_ARNS=*: messages from ANY SNS topic of ANY AWS account with a valid \
@@ -188,24 +199,15 @@ async fn own_account(config: &Config, backend: &Backend) -> Option<String> {
             );
             None
         }
-        (TopicAllowList::OwnAccount, Some(clients)) => match clients.own_account().await {
-            Ok(account) => {
-                info!(%account, "SNS: SNS_TOPIC_ARNS is empty, serving this account's topics only");
-                Some(account)
-            }
-            Err(e) => {
-                warn!(
-                    error = %e,
-                    "SNS: the service's own AWS account is unknown (STS GetCallerIdentity \
-                     failed), so every SNS message is refused with 403 topic_not_allowed; {HOW}"
-                );
-                None
-            }
-        },
+        (TopicAllowList::OwnAccount, Some(account)) => {
+            info!(%account, "SNS: SNS_TOPIC_ARNS is empty, serving this account's topics only");
+            Some(account)
+        }
         (TopicAllowList::OwnAccount, None) => {
             warn!(
-                "SNS: SNS_TOPIC_ARNS is empty and the local backend knows no AWS account, so \
-                 every SNS message is refused with 403 topic_not_allowed; {HOW}"
+                "SNS: SNS_TOPIC_ARNS is empty and the service's own AWS account is unknown \
+                 (the local backend knows none; on aws, STS failed), so every SNS message is \
+                 refused with 403 topic_not_allowed; {HOW}"
             );
             None
         }

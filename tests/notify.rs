@@ -298,3 +298,93 @@ async fn payload_text_is_escaped_for_slack_and_the_terminal() {
         "{shown}"
     );
 }
+
+/// An alarm from an account the service does not serve (neither its own, asked of STS, nor
+/// one of ACCOUNT_ROLES) opens nothing with anyone's credentials: 403 on every delivery, and
+/// the team told once that it could not become a case. An alarm the desk refuses is told too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_accounts_alarm_opens_nothing_and_the_team_is_told_once() {
+    let standin = SupportStandin::start().await;
+    let (settings, ledger) = (unique("foreign-settings"), unique("foreign-ledger"));
+    let m = moto().endpoint.clone();
+    let support = standin.endpoint();
+    let (url, hooked) = receiver(0).await;
+    let env: Vec<(&str, &str)> = vec![
+        ("BACKEND", "aws"),
+        ("GRAPHS", "local"),
+        ("TAGS", "off"),
+        ("DBREGION", "us-east-1"),
+        ("DBTABLE", &settings),
+        ("LEDGER_TABLE", &ledger),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &m),
+        ("AWS_ENDPOINT_URL_STS", &m),
+        ("AWS_ENDPOINT_URL_SUPPORT", &support),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("METRICS", "off"),
+        ("NOTIFY_WEBHOOK_URL", &url),
+    ];
+    let created = std::process::Command::new(BIN)
+        .args(["tables", "create"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("tables");
+    assert!(created.status.success());
+    let mut server = ServerProcess::start(&env);
+    let mut foreign: Value = serde_json::from_slice(
+        &std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"),
+    )
+    .expect("json");
+    foreign["AlarmArn"] =
+        Value::String("arn:aws:cloudwatch:us-east-1:999988887777:alarm:prod-api-5xx-rate".into());
+    foreign["AWSAccountId"] = Value::String("999988887777".into());
+    for attempt in 0..3 {
+        let resp = reqwest::Client::new()
+            .post(server.url("/serviceme"))
+            .header("x-aws-sqsd-msgid", "foreign-1")
+            .body(foreign.to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 403, "attempt {attempt}");
+        let v: Value = resp.json().await.expect("json");
+        assert_eq!(v["error"], "account_not_served", "{v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("999988887777") && m.contains("ACCOUNT_ROLES")),
+            "{v}"
+        );
+    }
+    wait_for("the notice", || {
+        !hooked.bodies.lock().expect("lock").is_empty()
+    })
+    .await;
+    // The service's own account (moto's STS: 123456789012) is served as ever.
+    let own = post_alarm(&server).await;
+    assert_eq!(own["outcome"], "created", "{own}");
+    wait_for("the opened notice", || {
+        hooked.bodies.lock().expect("lock").len() >= 2
+    })
+    .await;
+    assert!(server.terminate().success());
+    let bodies = hooked.bodies.lock().expect("lock").clone();
+    let failed: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("could not become an AWS Support case"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "told once: {bodies:?}");
+    assert!(
+        failed[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("999988887777"),
+        "{bodies:?}"
+    );
+    assert_eq!(standin.cases().len(), 1, "only the own account's case");
+}

@@ -111,6 +111,13 @@ pub enum CaseError {
     /// shutdown grace ran out): the delivery is handed back, for another instance.
     #[error("the service is shutting down")]
     Stopping,
+    /// The alarm comes from an account this service does not serve (neither its own nor one
+    /// of `ACCOUNT_ROLES`): nothing is opened, with anyone's credentials.
+    #[error(
+        "the alarm comes from AWS account {0}, which this service does not serve: add \
+         `{0}=<role ARN>` to ACCOUNT_ROLES to open its cases there"
+    )]
+    AccountNotServed(String),
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -154,6 +161,9 @@ pub struct CaseService {
     recent: recent::RecentKeys,
     /// The claims work is running under, for a shutdown that gives up on that work.
     held: held::HeldClaims,
+    /// Events already told as failed (`Notice::Failed`): a message that fails on every
+    /// redelivery until the dead-letter queue is told once per process.
+    told_failed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How a decision learns what the ledger knows about the event.
@@ -206,7 +216,29 @@ impl CaseService {
             tags: Arc::new(crate::tags::NoTags),
             recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
             held: held::HeldClaims::default(),
+            told_failed: Default::default(),
             policy,
+        }
+    }
+
+    /// The service's own account, once known (STS): alarms from other accounts not in
+    /// `ACCOUNT_ROLES` are refused.
+    pub fn with_own_account(mut self, account: Option<String>) -> Self {
+        self.policy.own_account = account;
+        self
+    }
+
+    /// Tells people an alarm could not become a case, once per event.
+    fn tell_failed(&self, alarm: &Alarm, reason: String) {
+        let mut told = self.told_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if told.len() >= 4096 {
+            told.clear();
+        }
+        if told.insert(alarm.event_key()) {
+            self.notifier.notify(crate::notify::Notice::Failed {
+                alarm: alarm.name.clone(),
+                reason,
+            });
         }
     }
 
@@ -299,6 +331,17 @@ impl CaseService {
         let keys = records::handled_keys(delivery, alarm);
         if let Some(earlier) = self.recent.find(&keys) {
             return Ok(self.duplicate(delivery, alarm, &earlier).await);
+        }
+        if let Some(account) = alarm
+            .identity
+            .account
+            .as_deref()
+            .filter(|a| !self.policy.serves(a))
+        {
+            let refused = CaseError::AccountNotServed(account.to_owned());
+            tracing::warn!(alarm = %alarm.name, account, "an alarm from an account this service does not serve; nothing opened");
+            self.tell_failed(alarm, refused.to_string());
+            return Err(refused);
         }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
         let mut pause = Duration::from_millis(50);
@@ -403,6 +446,13 @@ impl CaseService {
     /// event is not marked handled, so a redelivery tries again after a fix).
     async fn record_failure(&self, delivery: &Delivery, alarm: &Alarm, reason: &str) {
         tracing::error!(alarm = %alarm.name, reason, "the support desk refused the case, with the default codes too");
+        self.tell_failed(
+            alarm,
+            format!(
+                "AWS Support refused it ({})",
+                reason.chars().take(300).collect::<String>()
+            ),
+        );
         let decision = Decision::about(delivery, alarm, Outcome::Failed, (self.clock)())
             .noted(reason.chars().take(500).collect::<String>());
         if let Err(e) = self

@@ -36,6 +36,19 @@ pub struct CasePolicy {
     pub remember_handled: Duration,
     /// Account id → the role assumed to open that account's cases (`ACCOUNT_ROLES`).
     pub account_roles: std::collections::BTreeMap<String, String>,
+    /// The service's own account (STS, on the aws backend), whose alarms it serves with its
+    /// own credentials; unknown (the local backend), every account is taken as served.
+    pub own_account: Option<String>,
+}
+
+impl CasePolicy {
+    /// Whether an alarm from `account` may open anything: the service's own account, or one
+    /// `ACCOUNT_ROLES` names (its cases are opened there, with that role). Any other account
+    /// would have its case opened with the wrong credentials, in the wrong account.
+    pub fn serves(&self, account: &str) -> bool {
+        self.account_roles.contains_key(account)
+            || self.own_account.as_deref().is_none_or(|own| own == account)
+    }
 }
 
 /// Which AWS Health events are worth a case: by category (`issue` by default: scheduled
@@ -110,6 +123,7 @@ impl Default for CasePolicy {
             flap_window: Duration::from_secs(3600),
             remember_handled: Duration::from_secs(15 * 86_400),
             account_roles: Default::default(),
+            own_account: None,
         }
     }
 }

@@ -408,6 +408,8 @@ impl Config {
             storm_cap: self.storm_cap,
             remember_handled: self.idempotency_ttl,
             account_roles: self.account_roles().unwrap_or_default(),
+            // Known once the aws backend has asked STS (`App::into_state`).
+            own_account: None,
             flap_limit: self.flap_limit,
             flap_window: self.flap_window,
             health: crate::case::HealthFilter {

@@ -55,6 +55,7 @@ impl ApiError {
             Self::Gate(GateError::UnprovenSupportEvent) => StatusCode::FORBIDDEN,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
+            Self::Case(CaseError::AccountNotServed(_)) => StatusCode::FORBIDDEN,
             // A body that did not arrive in time may be a slow link: SNS and the worker
             // daemon retry a 503, and never a 408.
             Self::Case(_) | Self::Timeout(_) | Self::Busy | Self::BodyTimeout(_) => {
@@ -82,6 +83,7 @@ impl ApiError {
             // task's run is retried as a whole).
             Self::Case(CaseError::Busy | CaseError::Changed(_) | CaseError::Handled(_)) => "busy",
             Self::Case(CaseError::Stopping) => "shutting_down",
+            Self::Case(CaseError::AccountNotServed(_)) => "account_not_served",
             Self::Case(_) => "storage_unavailable",
             Self::Timeout(_) => "timeout",
             Self::Busy => "busy",
@@ -105,6 +107,8 @@ impl ApiError {
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => {
                 "the support desk refused the case; see the service log".into()
             }
+            // The caller's own alarm's account: nothing internal.
+            Self::Case(e @ CaseError::AccountNotServed(_)) => e.to_string(),
             Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
                 "the AWS account's support plan does not include the AWS Support API; \
                  the alarm is kept for retry"
