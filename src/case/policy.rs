@@ -127,3 +127,26 @@ impl Default for CasePolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_account_and_mapped_ones_are_served_and_no_other() {
+        let mut p = CasePolicy {
+            own_account: Some("123456789012".into()),
+            ..CasePolicy::default()
+        };
+        p.account_roles.insert(
+            "444455556666".into(),
+            "arn:aws:iam::444455556666:role/cw-support".into(),
+        );
+        assert!(p.serves("123456789012"));
+        assert!(p.serves("444455556666"));
+        assert!(!p.serves("999988887777"));
+        // Unknown own account (the local backend): every account.
+        p.own_account = None;
+        assert!(p.serves("999988887777"));
+    }
+}
