@@ -237,6 +237,8 @@ struct Probe {
     subscribe_url: Loose,
     token: Loose,
     unsubscribe_url: Loose,
+    /// A Lambda event's `Records` (an SNS notification a forwarder passed on as it got it).
+    records: Loose,
 }
 
 impl<'de> serde::Deserialize<'de> for Probe {
@@ -263,6 +265,7 @@ impl<'de> serde::Deserialize<'de> for Probe {
                         "SubscribeURL" => &mut p.subscribe_url,
                         "Token" => &mut p.token,
                         "UnsubscribeURL" => &mut p.unsubscribe_url,
+                        "Records" => &mut p.records,
                         _ => {
                             a.next_value::<serde::de::IgnoredAny>()?;
                             continue;
@@ -327,6 +330,47 @@ impl Probe {
     }
 }
 
+/// The SNS notification inside a Lambda event (`{"Records": [{"EventSource": "aws:sns",
+/// "Sns": {...}}]}`), read as the SNS envelope it is: Lambda spells two keys its own way
+/// (`SigningCertUrl`, `UnsubscribeUrl`) and writes an absent subject as null. Its signature
+/// is SNS's, checked as any other.
+fn lambda_sns_record(body: &[u8]) -> Result<SnsMessage, PayloadError> {
+    let value = parse_json(body)?;
+    let records = value["Records"]
+        .as_array()
+        .ok_or_else(|| PayloadError::InvalidField {
+            field: "Records".into(),
+            problem: "expected an array of Lambda event records".into(),
+        })?;
+    let [record] = records.as_slice() else {
+        return Err(PayloadError::InvalidField {
+            field: "Records".into(),
+            problem: format!("expected one SNS record, got {}", records.len()),
+        });
+    };
+    let Some(Value::Object(sns)) = record.get("Sns") else {
+        return Err(PayloadError::UnsupportedEvent(format!(
+            "a Lambda event from {}, not from SNS",
+            record["EventSource"]
+                .as_str()
+                .unwrap_or("an unknown source")
+        )));
+    };
+    let mut map = serde_json::Map::new();
+    for (key, v) in sns {
+        let key = match key.as_str() {
+            "SigningCertUrl" => "SigningCertURL",
+            "UnsubscribeUrl" => "UnsubscribeURL",
+            "SubscribeUrl" => "SubscribeURL",
+            other => other,
+        };
+        if !v.is_null() {
+            map.insert(key.to_owned(), v.clone());
+        }
+    }
+    SnsMessage::parse(&Value::Object(map)).map_err(|e| PayloadError::MalformedSns(e.to_string()))
+}
+
 /// Whether a request carries any worker-daemon header.
 pub fn has_sqsd_headers(headers: &HeaderMap) -> bool {
     headers
@@ -386,9 +430,14 @@ pub fn receive_from(
     let probe = Probe::read(body)?;
 
     // An SNS envelope: the header says so, or the body carries an SNS Type, or (as the
-    // original service decided) it has both TopicArn and Message.
-    if !raw_delivery && (sns_type.is_some() || probe.looks_sns()) {
-        let msg = probe.into_sns()?;
+    // original service decided) it has both TopicArn and Message; or a Lambda function's
+    // SNS event passed on whole (`Records[0].Sns`).
+    let lambda = !raw_delivery && !probe.looks_sns() && !matches!(probe.records, Loose::Absent);
+    if !raw_delivery && (sns_type.is_some() || probe.looks_sns() || lambda) {
+        let msg = match lambda {
+            true => lambda_sns_record(body)?,
+            false => probe.into_sns()?,
+        };
         if let Some(t) = sns_type.filter(|t| *t != msg.kind.as_str()) {
             return Err(PayloadError::InvalidField {
                 field: "Type".into(),
@@ -426,6 +475,11 @@ pub enum Message {
     Alarm(Box<Alarm>),
     /// AWS Support about one of its cases.
     CaseUpdate(CaseUpdate),
+    /// News no case needs (an alarm's configuration changed): recorded as ignored, with why.
+    Ignored {
+        about: String,
+        why: String,
+    },
 }
 
 impl Received {
@@ -438,6 +492,7 @@ impl Received {
                 "an AWS Support event about {}, not an alarm",
                 u.label()
             ))),
+            (_, Message::Ignored { why, .. }) => Err(PayloadError::UnsupportedEvent(why)),
         }
     }
 
@@ -479,6 +534,15 @@ impl Received {
                 return Err(PayloadError::TooLarge(MAX_ALARM_BYTES));
             }
             return Ok((self.delivery, Message::CaseUpdate(update?)));
+        }
+        if let Some(why) = value.as_object().and_then(crate::alarm::ignorable) {
+            crate::alarm::check_strings(&value)?;
+            let about = value["detail"]["alarmName"]
+                .as_str()
+                .filter(|n| crate::alarm::check_strings(&Value::String((*n).into())).is_ok())
+                .map(|n| crate::escape::printable(n).chars().take(255).collect())
+                .unwrap_or_else(|| "CloudWatch".to_owned());
+            return Ok((self.delivery, Message::Ignored { about, why }));
         }
         let alarm = Alarm::parse(value).map_err(|e| match e {
             // Inside an envelope, "not an object" means the Message held JSON of the

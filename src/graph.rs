@@ -55,6 +55,7 @@ fn no_single_metric(kind: AlarmKind) -> String {
         AlarmKind::Alarm => "an alarm notification without a trigger",
         AlarmKind::Minimal => "a three-key alarm",
         AlarmKind::Health => "an AWS Health event",
+        AlarmKind::TrustedAdvisor => "a Trusted Advisor check",
     };
     format!("{what} has no single metric to draw")
 }

@@ -1239,3 +1239,69 @@ async fn a_group_shares_one_case_through_the_server() {
     assert_eq!(case.communications.len(), 2, "the group recovered");
     app.stop().await;
 }
+
+/// Shapes real senders send: an EventBridge configuration change is accepted and ignored
+/// with the reason (never a 4xx that would fill a dead-letter queue), and a Lambda
+/// forwarder's SNS event (`Records[0].Sns`) is read as the SNS envelope inside it.
+#[tokio::test]
+async fn real_senders_shapes_are_accepted() {
+    let dir = tempdir();
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            verify_sqs_envelopes: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let change = json!({
+        "version": "0", "id": "3a6bd6f4-4a2b-4b2e-9a1d-0c2f6b6f1e11",
+        "detail-type": "CloudWatch Alarm Configuration Change", "source": "aws.cloudwatch",
+        "account": "123456789012", "time": "2026-11-20T03:12:45Z", "region": "us-east-1",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu"],
+        "detail": {"alarmName": "db-cpu", "operation": "update"}
+    });
+    let (status, body) = app.post(change.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str(), body["alarm"].as_str()),
+        (200, Some("ignored"), Some("db-cpu")),
+        "{body}"
+    );
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("configuration changed")),
+        "{body}"
+    );
+
+    let envelope = payload_json("sns-envelope-unsigned.json");
+    let mut sns = envelope.as_object().expect("object").clone();
+    // Lambda's spelling of two keys.
+    if let Some(url) = sns.remove("SigningCertURL") {
+        sns.insert("SigningCertUrl".into(), url);
+    }
+    let lambda = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:support-cases:1", "Sns": sns}]});
+    let (status, body) = app
+        .post_with(lambda.to_string(), &[("x-aws-sqsd-msgid", "lambda-1")])
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("created")),
+        "{body}"
+    );
+    let recorded = app
+        .backend
+        .ledger
+        .decisions(&Default::default())
+        .await
+        .expect("ledger");
+    assert!(
+        recorded.iter().any(|d| d
+            .delivery_id
+            .as_deref()
+            .is_some_and(|i| i.contains(envelope["MessageId"].as_str().unwrap_or("?")))),
+        "{recorded:?}"
+    );
+    app.stop().await;
+}

@@ -11,12 +11,119 @@ pub(super) fn parse_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm
     let detail_type = req_str(obj, "detail-type", "detail-type")?;
     match detail_type {
         "CloudWatch Alarm State Change" => parse_alarm_event(obj, raw),
-        "AWS Health Event" => parse_health_event(obj, raw),
+        "AWS Health Event" | "AWS Health Abuse Event" => parse_health_event(obj, raw),
+        "Trusted Advisor Check Item Refresh Notification" => parse_trusted_advisor(obj, raw),
         other => Err(PayloadError::UnsupportedEvent(format!(
-            "EventBridge detail-type {other:?}; expected \"CloudWatch Alarm State Change\" \
-             or \"AWS Health Event\""
+            "EventBridge detail-type {other:?}; expected \"CloudWatch Alarm State Change\", \
+             \"AWS Health Event\", \"AWS Health Abuse Event\" or \"Trusted Advisor Check Item \
+             Refresh Notification\""
         ))),
     }
+}
+
+/// EventBridge events that are CloudWatch's news but no alarm's state: accepted and
+/// ignored, with the reason (an EventBridge rule on `aws.cloudwatch` sends them with the
+/// alarms, and a 4xx would send them to the dead-letter queue for nothing).
+pub fn ignorable(obj: &Map<String, Value>) -> Option<String> {
+    let kind = obj.get("detail-type")?.as_str()?;
+    let why = match kind {
+        "CloudWatch Alarm Configuration Change" => "an alarm's configuration changed",
+        "CloudWatch Alarm Contributor State Change" => {
+            "a Contributor Insights contributor changed state (its alarm's own state change is the event that counts)"
+        }
+        _ => return None,
+    };
+    Some(format!("{kind}: {why}; nothing to tell AWS Support"))
+}
+
+/// CloudWatch's payload for a Lambda alarm action (`source: aws.cloudwatch`, `alarmData`):
+/// the same alarm as the EventBridge event, arranged differently.
+pub(super) fn parse_lambda_action(
+    obj: &Map<String, Value>,
+    raw: &Value,
+) -> Result<Alarm, PayloadError> {
+    let mut event = Map::new();
+    event.insert(
+        "detail".into(),
+        obj.get("alarmData")
+            .cloned()
+            .ok_or_else(|| PayloadError::MissingField("alarmData".into()))?,
+    );
+    if let Some(arn) = opt_str(obj, "alarmArn", "alarmArn")? {
+        event.insert(
+            "resources".into(),
+            Value::Array(vec![Value::String(arn.into())]),
+        );
+    }
+    for (from, to) in [("accountId", "account"), ("region", "region")] {
+        if let Some(v) = opt_str(obj, from, from)? {
+            event.insert(to.into(), Value::String(v.into()));
+        }
+    }
+    parse_alarm_event(&event, raw)
+}
+
+/// A Trusted Advisor check item's refresh (`aws.trustedadvisor`): an alarm named after the
+/// check, one per check item (its resource), ERROR and WARN in ALARM, OK recovered.
+fn parse_trusted_advisor(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, PayloadError> {
+    let detail = req_detail(obj)?;
+    let check = check_name(
+        req_str(detail, "check-name", "detail.check-name")?,
+        "detail.check-name",
+    )?;
+    let status = req_str(detail, "status", "detail.status")?;
+    let state = match status {
+        "ERROR" | "WARN" => AlarmState::Alarm,
+        "OK" => AlarmState::Ok,
+        _ => AlarmState::InsufficientData,
+    };
+    let item = bounded(
+        opt_str(detail, "resource_id", "detail.resource_id")?.or(opt_str(
+            detail,
+            "uuid",
+            "detail.uuid",
+        )?),
+        MAX_ARN_CHARS,
+        "detail.resource_id",
+    )?;
+    let account = check_account(opt_str(obj, "account", "account")?, "account")?;
+    let region = check_region(opt_str(obj, "region", "region")?, "region")?;
+    let time = check_time(req_str(obj, "time", "time")?, "time")?;
+    let details: Vec<String> = match detail.get("check-item-detail") {
+        Some(Value::Object(d)) => d
+            .iter()
+            .filter_map(|(k, v)| text(Some(v)).map(|v| format!("{k}: {v}")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut trigger = format!("Trusted Advisor check \"{check}\" is {status}");
+    if let Some(item) = item {
+        trigger.push_str(&format!(" for {item}"));
+    }
+    if !details.is_empty() {
+        trigger.push_str(&format!("; {}", details.join("; ")));
+    }
+    Ok(Alarm {
+        identity: AlarmIdentity {
+            // One record per check item and account: the key the ledger groups events by.
+            arn: Some(format!(
+                "trustedadvisor:{}:{check}:{}",
+                account.unwrap_or("-"),
+                item.unwrap_or("-")
+            )),
+            account: account.map(str::to_owned),
+            region: region.map(str::to_owned),
+        },
+        name: check,
+        kind: AlarmKind::TrustedAdvisor,
+        description: None,
+        state,
+        previous_state: None,
+        state_change_time: StateChangeTime::new(time),
+        reason: Some(format!("Trusted Advisor status {status}")),
+        trigger,
+        raw: raw.clone(),
+    })
 }
 
 fn req_detail(obj: &Map<String, Value>) -> Result<&Map<String, Value>, PayloadError> {
@@ -122,7 +229,14 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
         req_str(detail, "eventTypeCode", "detail.eventTypeCode")?,
         "detail.eventTypeCode",
     )?;
-    let state = match req_str(detail, "statusCode", "detail.statusCode")? {
+    // AWS's own published samples leave `statusCode` out in places: an event with an end
+    // time is over, one without is under way.
+    let status = match opt_str(detail, "statusCode", "detail.statusCode")? {
+        Some(s) => s,
+        None if opt_str(detail, "endTime", "detail.endTime")?.is_some() => "closed",
+        None => "open",
+    };
+    let state = match status {
         "open" => AlarmState::Alarm,
         "closed" => AlarmState::Ok,
         "upcoming" => AlarmState::InsufficientData,
@@ -199,10 +313,7 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
         state,
         previous_state: None,
         state_change_time: StateChangeTime::new(time),
-        reason: Some(format!(
-            "AWS Health event status {}",
-            text(detail.get("statusCode")).unwrap_or_default()
-        )),
+        reason: Some(format!("AWS Health event status {status}")),
         trigger,
         raw: raw.clone(),
     })

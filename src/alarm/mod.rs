@@ -137,6 +137,8 @@ pub enum AlarmKind {
     Minimal,
     /// An AWS Health event from EventBridge.
     Health,
+    /// A Trusted Advisor check item's refresh, from EventBridge.
+    TrustedAdvisor,
 }
 
 /// When the alarm changed state, kept verbatim (it is part of the event's identity and must
@@ -216,6 +218,9 @@ impl Alarm {
         check_strings(&value)?;
         if obj.contains_key("detail-type") || obj.contains_key("detail") {
             return eventbridge::parse_event(obj, &value);
+        }
+        if obj.contains_key("alarmData") {
+            return eventbridge::parse_lambda_action(obj, &value);
         }
         if obj.contains_key("AlarmName") {
             return parse_cloudwatch(obj, &value);
@@ -497,12 +502,14 @@ fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Payl
         MAX_REASON_CHARS,
         "NewStateReason",
     )?;
+    // Without an ARN, the region from CloudWatch's display name ("EU (Ireland)").
+    let region = opt_str(obj, "Region", "Region")?.and_then(regions::region_code);
 
     // The minimal format has no state at all: the original service treated every post as an
     // alarm, and monitors written for it rely on that.
     let Some(state) = state else {
         return Ok(Alarm {
-            identity: identity(arn, account, None),
+            identity: identity(arn, account, region),
             name,
             kind: AlarmKind::Minimal,
             description: description.map(str::to_owned),
@@ -534,7 +541,7 @@ fn parse_cloudwatch(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Payl
     };
 
     Ok(Alarm {
-        identity: identity(arn, account, None),
+        identity: identity(arn, account, region),
         name,
         kind,
         description: description.map(str::to_owned),
@@ -663,6 +670,8 @@ fn composite_summary(rule: &str, children: Option<&Value>) -> String {
 }
 
 mod eventbridge;
+pub use eventbridge::ignorable;
+mod regions;
 
 #[cfg(test)]
 mod tests;

@@ -390,3 +390,129 @@ fn eventbridge_fields_are_bounded_too() {
         }
     }
 }
+
+#[test]
+fn an_sns_alarm_without_an_arn_takes_its_region_from_the_display_name() {
+    let a = Alarm::parse(json!({
+        "AlarmName": "db-cpu", "NewStateValue": "ALARM",
+        "StateChangeTime": "2026-11-20T03:12:45.118+0000",
+        "Region": "EU (Ireland)", "AWSAccountId": "123456789012"
+    }))
+    .expect("parses");
+    assert_eq!(a.identity.region.as_deref(), Some("eu-west-1"));
+    // An unknown name is not guessed.
+    let a = Alarm::parse(json!({
+        "AlarmName": "db-cpu", "NewStateValue": "ALARM",
+        "StateChangeTime": "2026-11-20T03:12:45.118+0000", "Region": "Atlantis"
+    }))
+    .expect("parses");
+    assert_eq!(a.identity.region, None);
+}
+
+fn health(detail_type: &str, detail: Value) -> Value {
+    json!({
+        "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": detail_type, "source": "aws.health", "account": "123456789012",
+        "time": "2026-11-20T03:12:45Z", "region": "us-east-1", "resources": [],
+        "detail": detail
+    })
+}
+
+#[test]
+fn health_events_without_a_status_code_and_abuse_events_are_read() {
+    let open = health(
+        "AWS Health Event",
+        json!({"eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_OPERATIONAL_ISSUE/x",
+               "service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE",
+               "eventTypeCategory": "issue", "startTime": "Wed, 20 Nov 2026 03:00:00 GMT"}),
+    );
+    let a = Alarm::parse(open).expect("no statusCode, no endTime: under way");
+    assert_eq!((a.kind, a.state), (AlarmKind::Health, AlarmState::Alarm));
+    let over = health(
+        "AWS Health Event",
+        json!({"eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_OPERATIONAL_ISSUE/x",
+               "service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE",
+               "eventTypeCategory": "issue", "startTime": "Wed, 20 Nov 2026 03:00:00 GMT",
+               "endTime": "Wed, 20 Nov 2026 05:00:00 GMT"}),
+    );
+    assert_eq!(Alarm::parse(over).expect("parses").state, AlarmState::Ok);
+    let abuse = health(
+        "AWS Health Abuse Event",
+        json!({"eventArn": "arn:aws:health:global::event/ABUSE/AWS_ABUSE_DOS_REPORT/x",
+               "service": "ABUSE", "eventTypeCode": "AWS_ABUSE_DOS_REPORT",
+               "eventTypeCategory": "issue", "startTime": "Wed, 20 Nov 2026 03:00:00 GMT",
+               "eventDescription": [{"language": "en_US", "latestDescription": "DoS report"}]}),
+    );
+    let a = Alarm::parse(abuse).expect("abuse events are Health events");
+    assert_eq!(
+        (a.name.as_str(), a.state),
+        ("AWS_ABUSE_DOS_REPORT", AlarmState::Alarm)
+    );
+}
+
+#[test]
+fn the_lambda_alarm_action_payload_is_an_alarm() {
+    let a = Alarm::parse(json!({
+        "source": "aws.cloudwatch",
+        "alarmArn": "arn:aws:cloudwatch:us-east-1:444455556666:alarm:lambda-demo-metric-alarm",
+        "accountId": "444455556666",
+        "time": "2026-11-20T03:12:45.000+0000",
+        "region": "us-east-1",
+        "alarmData": {
+            "alarmName": "lambda-demo-metric-alarm",
+            "state": {"value": "ALARM", "reason": "test", "timestamp": "2026-11-20T03:12:45.000+0000"},
+            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-20T03:10:00.000+0000"},
+            "configuration": {"description": "Metric Alarm to test Lambda actions",
+                "metrics": [{"id": "1234", "metricStat": {"metric": {"namespace": "AWS/Logs",
+                  "name": "CallCount", "dimensions": {"InstanceId": "i-12345678"}},
+                  "period": 60, "stat": "Average", "unit": "Percent"}, "returnData": true}]}
+        }
+    }))
+    .expect("parses");
+    assert_eq!(a.name, "lambda-demo-metric-alarm");
+    assert_eq!((a.kind, a.state), (AlarmKind::Metric, AlarmState::Alarm));
+    assert_eq!(a.identity.account.as_deref(), Some("444455556666"));
+    assert_eq!(a.previous_state, Some(AlarmState::Ok));
+}
+
+#[test]
+fn trusted_advisor_check_items_are_alarms_per_item() {
+    let event = |status: &str, resource: &str| {
+        json!({
+            "version": "0", "id": "1", "detail-type": "Trusted Advisor Check Item Refresh Notification",
+            "source": "aws.trustedadvisor", "account": "123456789012",
+            "time": "2026-11-20T03:12:45Z", "region": "us-east-1", "resources": [],
+            "detail": {"check-name": "Exposed Access Keys",
+                       "check-item-detail": {"Status": "Red", "Access Key ID": "AKIA..."},
+                       "status": status, "resource_id": resource, "uuid": "u-1"}
+        })
+    };
+    let a = Alarm::parse(event("ERROR", "AKIA1")).expect("parses");
+    assert_eq!(a.name, "Exposed Access Keys");
+    assert_eq!(
+        (a.kind, a.state),
+        (AlarmKind::TrustedAdvisor, AlarmState::Alarm)
+    );
+    assert!(a.trigger.contains("is ERROR for AKIA1"), "{}", a.trigger);
+    let other_item = Alarm::parse(event("WARN", "AKIA2")).expect("parses");
+    assert_ne!(a.key(), other_item.key(), "one record per check item");
+    assert_eq!(
+        Alarm::parse(event("OK", "AKIA1")).expect("parses").state,
+        AlarmState::Ok
+    );
+}
+
+#[test]
+fn configuration_and_contributor_events_are_ignorable_with_a_reason() {
+    for kind in [
+        "CloudWatch Alarm Configuration Change",
+        "CloudWatch Alarm Contributor State Change",
+    ] {
+        let v =
+            json!({"detail-type": kind, "source": "aws.cloudwatch", "detail": {"alarmName": "x"}});
+        let why = ignorable(v.as_object().expect("object")).expect(kind);
+        assert!(why.starts_with(kind), "{why}");
+    }
+    let v = json!({"detail-type": "CloudWatch Alarm State Change"});
+    assert_eq!(ignorable(v.as_object().expect("object")), None);
+}

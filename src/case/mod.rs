@@ -442,6 +442,45 @@ impl CaseService {
         }
     }
 
+    /// A delivery that is news to no case (an alarm's configuration changed): recorded as
+    /// ignored, with why, so the audit trail shows it arrived; a redelivery is a duplicate.
+    pub async fn ignore(
+        &self,
+        delivery: &Delivery,
+        about: &str,
+        why: String,
+    ) -> Result<Handled, CaseError> {
+        let keys = delivery.dedupe_keys();
+        if let Some(earlier) = self.recent.find(&keys) {
+            return Ok(Handled {
+                outcome: Outcome::Duplicate,
+                case_id: None,
+                alarm: about.to_owned(),
+                reason: Some(first_handled(&earlier)),
+            });
+        }
+        let decision = Decision::new(delivery, about, about, Outcome::Ignored, (self.clock)())
+            .noted(why.clone());
+        let seq = self
+            .commit_retrying(Commit::record(keys.clone(), decision))
+            .await?;
+        self.recent.remember(
+            &keys,
+            Earlier {
+                seq,
+                outcome: Outcome::Ignored,
+                case_id: None,
+                about: None,
+            },
+        );
+        Ok(Handled {
+            outcome: Outcome::Ignored,
+            case_id: None,
+            alarm: about.to_owned(),
+            reason: Some(why),
+        })
+    }
+
     /// The desk refused what no retry can fix: recorded as `failed` with its reason (the
     /// event is not marked handled, so a redelivery tries again after a fix).
     async fn record_failure(&self, delivery: &Delivery, alarm: &Alarm, reason: &str) {

@@ -96,6 +96,7 @@ pub(super) async fn dispatch(
         match message {
             Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await,
             Message::CaseUpdate(update) => cases.case_update(&delivery, &update).await,
+            Message::Ignored { about, why } => cases.ignore(&delivery, &about, why).await,
         }
     })
     .await?;
