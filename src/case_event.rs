@@ -133,6 +133,14 @@ impl CaseUpdate {
         format!("support-event:{}", self.event_id)
     }
 
+    /// The id the Support Center shows, else the case id (`-` when the event names none).
+    pub fn shown_id(&self) -> &str {
+        self.display_id
+            .as_deref()
+            .or(self.case_id.as_deref())
+            .unwrap_or("-")
+    }
+
     /// How the case is named in logs and answers: its Support Center id when known.
     pub fn label(&self) -> String {
         match (&self.display_id, &self.case_id) {

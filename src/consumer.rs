@@ -518,23 +518,30 @@ pub async fn redrive(
     Ok(report)
 }
 
-/// One line on what the case logic would do with a body: `outcome (case id)`, or why the
-/// body is refused. Changes nothing.
+/// One line on what the case logic would do with a body: `outcome (case id)` for each
+/// alarm in it, or why the body is refused. Changes nothing.
 async fn preview(cases: &crate::case::CaseService, headers: &HeaderMap, body: &[u8]) -> String {
-    let parsed = crate::delivery::receive(headers, body).and_then(|r| r.into_alarm());
-    let (delivery, alarm) = match parsed {
+    let parsed = crate::delivery::receive(headers, body).and_then(|r| r.into_message());
+    let (delivery, message) = match parsed {
         Ok(p) => p,
         Err(e) => return format!("refused: {} ({e})", e.code()),
     };
-    match cases.plan(&delivery, &alarm).await {
-        Ok(plan) => format!(
+    let one = |v: &serde_json::Value| {
+        format!(
             "{} for alarm {:?}{}",
-            plan.outcome.as_str(),
-            alarm.name,
-            plan.case_id()
+            v["outcome"].as_str().unwrap_or("?"),
+            v["alarm"].as_str().unwrap_or("?"),
+            v["caseId"]
+                .as_str()
                 .map(|c| format!(" (case {c})"))
                 .unwrap_or_default()
-        ),
+        )
+    };
+    match cases.preview(&delivery, &message).await {
+        Ok(v) => match v["alarms"].as_array() {
+            Some(all) => all.iter().map(one).collect::<Vec<_>>().join("; "),
+            None => one(&v),
+        },
         Err(e) => format!("unknown now: {e}"),
     }
 }

@@ -480,6 +480,8 @@ pub enum Message {
         about: String,
         why: String,
     },
+    /// A group of alerts in one body (Alertmanager, Grafana): each an alarm of its own.
+    Alarms(Vec<Alarm>),
 }
 
 impl Received {
@@ -493,6 +495,13 @@ impl Received {
                 u.label()
             ))),
             (_, Message::Ignored { why, .. }) => Err(PayloadError::UnsupportedEvent(why)),
+            (delivery, Message::Alarms(mut alarms)) if alarms.len() == 1 => {
+                Ok((delivery, alarms.remove(0)))
+            }
+            (_, Message::Alarms(alarms)) => Err(PayloadError::UnsupportedEvent(format!(
+                "a webhook of {} alerts, each an alarm of its own",
+                alarms.len()
+            ))),
         }
     }
 
@@ -543,6 +552,16 @@ impl Received {
                 .map(|n| crate::escape::printable(n).chars().take(255).collect())
                 .unwrap_or_else(|| "CloudWatch".to_owned());
             return Ok((self.delivery, Message::Ignored { about, why }));
+        }
+        if let Some(obj) = value
+            .as_object()
+            .filter(|o| crate::alarm::alertmanager::is_webhook(o))
+        {
+            let alarms = crate::alarm::alertmanager::parse(obj)?;
+            if bare_len > MAX_ALARM_BYTES {
+                return Err(PayloadError::TooLarge(MAX_ALARM_BYTES));
+            }
+            return Ok((self.delivery, Message::Alarms(alarms)));
         }
         let alarm = Alarm::parse(value).map_err(|e| match e {
             // Inside an envelope, "not an object" means the Message held JSON of the

@@ -56,6 +56,7 @@ fn no_single_metric(kind: AlarmKind) -> String {
         AlarmKind::Minimal => "a three-key alarm",
         AlarmKind::Health => "an AWS Health event",
         AlarmKind::TrustedAdvisor => "a Trusted Advisor check",
+        AlarmKind::Alertmanager => "an Alertmanager or Grafana alert",
     };
     format!("{what} has no single metric to draw")
 }

@@ -748,3 +748,51 @@ fn alarms_get_says_where_each_field_comes_from() {
     assert_eq!(v["sources"]["priority"], "stored");
     assert_eq!(v["sources"]["ccemail"], "default");
 }
+
+/// Payloads real senders publish (`tests/data/real/`, each with its source): `process`
+/// gives each the outcome the manifest expects, as the server does (`tests/http.rs`).
+#[test]
+fn real_payloads_get_their_expected_outcome_from_process() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
+    let manifest: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert!(manifest.len() >= 40, "at least 40 payloads");
+    for entry in &manifest {
+        let file = entry["file"].as_str().expect("file");
+        let want = entry["expect"].as_str().expect("expect");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = cli(
+            dir.path(),
+            &["process", root.join(file).to_str().expect("utf-8")],
+        );
+        let got = match o.status.success() {
+            true => {
+                let v: Value = serde_json::from_str(&stdout(&o)).expect("json");
+                match v["alarms"].as_array() {
+                    // A group of alerts: every one has the expected outcome.
+                    Some(all) => {
+                        let each: Vec<&str> = all
+                            .iter()
+                            .map(|a| a["outcome"].as_str().unwrap_or("?"))
+                            .collect();
+                        assert!(each.iter().all(|o| *o == each[0]), "{file}: {each:?}");
+                        each[0].to_owned()
+                    }
+                    None => v["outcome"].as_str().unwrap_or("?").to_owned(),
+                }
+            }
+            false => {
+                let err = stderr(&o);
+                let code = err
+                    .split("error: ")
+                    .nth(1)
+                    .and_then(|e| e.split(':').next())
+                    .unwrap_or("?");
+                format!("error:{code}")
+            }
+        };
+        assert_eq!(got, want, "{file} ({}): {}", entry["why"], stderr(&o));
+    }
+}

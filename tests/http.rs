@@ -1305,3 +1305,45 @@ async fn real_senders_shapes_are_accepted() {
     );
     app.stop().await;
 }
+
+/// The same real payloads through the server, delivered as the worker daemon delivers them:
+/// each gets the outcome the manifest expects (and `process` gives, `tests/cli.rs`).
+#[tokio::test]
+async fn real_payloads_get_their_expected_outcome_from_the_server() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
+    let manifest: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    for (i, entry) in manifest.iter().enumerate() {
+        let file = entry["file"].as_str().expect("file");
+        let want = entry["expect"].as_str().expect("expect");
+        let dir = tempdir();
+        let app = TestApp::spawn_with(
+            dir.path(),
+            Options {
+                verify_sqs_envelopes: false,
+                ..Default::default()
+            },
+        )
+        .await;
+        let body = std::fs::read(root.join(file)).expect("payload");
+        let (status, v) = app
+            .post_with(body, &[("x-aws-sqsd-msgid", &format!("real-{i}"))])
+            .await;
+        let got = match (status, v["alarms"].as_array()) {
+            (200, Some(all)) => {
+                let each: Vec<&str> = all
+                    .iter()
+                    .map(|a| a["outcome"].as_str().unwrap_or("?"))
+                    .collect();
+                assert!(each.iter().all(|o| *o == each[0]), "{file}: {each:?}");
+                each[0].to_owned()
+            }
+            (200, None) => v["outcome"].as_str().unwrap_or("?").to_owned(),
+            (_, _) => format!("error:{}", v["error"].as_str().unwrap_or("?")),
+        };
+        assert_eq!(got, want, "{file} ({}): {status} {v}", entry["why"]);
+        app.stop().await;
+    }
+}

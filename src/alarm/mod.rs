@@ -139,6 +139,8 @@ pub enum AlarmKind {
     Health,
     /// A Trusted Advisor check item's refresh, from EventBridge.
     TrustedAdvisor,
+    /// One alert of a Prometheus Alertmanager or Grafana alerting webhook.
+    Alertmanager,
 }
 
 /// When the alarm changed state, kept verbatim (it is part of the event's identity and must
@@ -222,12 +224,16 @@ impl Alarm {
         if obj.contains_key("alarmData") {
             return eventbridge::parse_lambda_action(obj, &value);
         }
+        if alertmanager::is_legacy_grafana(obj) {
+            return alertmanager::parse_legacy_grafana(obj, &value);
+        }
         if obj.contains_key("AlarmName") {
             return parse_cloudwatch(obj, &value);
         }
         Err(PayloadError::UnknownShape(
-            "expected a CloudWatch alarm (AlarmName), an EventBridge event (detail-type) \
-             or the minimal format (AlarmName, AlarmDescription, StateChangeTime)"
+            "expected a CloudWatch alarm (AlarmName), an EventBridge event (detail-type), \
+             CloudWatch's Lambda action payload (alarmData), an Alertmanager or Grafana webhook \
+             (alerts), or the minimal format (AlarmName, AlarmDescription, StateChangeTime)"
                 .into(),
         ))
     }
@@ -437,7 +443,8 @@ fn text(v: Option<&Value>) -> Option<String> {
 /// Reads an alarm ARN, `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, into its parts:
 /// at most [`MAX_ARN_CHARS`], a region code and a 12-digit account.
 fn arn_parts(arn: &str) -> Option<(String, String)> {
-    if arn.len() > MAX_ARN_CHARS || arn.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    // Alarm names (the ARN's last part) may hold spaces, never control characters.
+    if arn.len() > MAX_ARN_CHARS || arn.chars().any(char::is_control) {
         return None;
     }
     let mut parts = arn.splitn(7, ':');
@@ -669,6 +676,7 @@ fn composite_summary(rule: &str, children: Option<&Value>) -> String {
     s
 }
 
+pub mod alertmanager;
 mod eventbridge;
 pub use eventbridge::ignorable;
 mod regions;

@@ -18,6 +18,7 @@ mod opening;
 mod periodic;
 pub mod plan;
 mod policy;
+mod preview;
 mod recent;
 mod records;
 mod support_event;
@@ -228,6 +229,17 @@ impl CaseService {
         self
     }
 
+    /// Why an alarm may open nothing at all: it comes from an account this service does not
+    /// serve.
+    fn refusal(&self, alarm: &Alarm) -> Option<CaseError> {
+        alarm
+            .identity
+            .account
+            .as_deref()
+            .filter(|a| !self.policy.serves(a))
+            .map(|a| CaseError::AccountNotServed(a.to_owned()))
+    }
+
     /// Tells people an alarm could not become a case, once per event.
     fn tell_failed(&self, alarm: &Alarm, reason: String) {
         let mut told = self.told_failed.lock().unwrap_or_else(|p| p.into_inner());
@@ -332,14 +344,8 @@ impl CaseService {
         if let Some(earlier) = self.recent.find(&keys) {
             return Ok(self.duplicate(delivery, alarm, &earlier).await);
         }
-        if let Some(account) = alarm
-            .identity
-            .account
-            .as_deref()
-            .filter(|a| !self.policy.serves(a))
-        {
-            let refused = CaseError::AccountNotServed(account.to_owned());
-            tracing::warn!(alarm = %alarm.name, account, "an alarm from an account this service does not serve; nothing opened");
+        if let Some(refused) = self.refusal(alarm) {
+            tracing::warn!(alarm = %alarm.name, error = %refused, "an alarm from an account this service does not serve; nothing opened");
             self.tell_failed(alarm, refused.to_string());
             return Err(refused);
         }
@@ -440,6 +446,26 @@ impl CaseService {
             alarm,
             reason: Some(reason),
         }
+    }
+
+    /// A group of alerts delivered together (an Alertmanager or Grafana webhook): each is
+    /// handled as an alarm of its own, one after another. The delivery's own ids are not
+    /// theirs (one message carries them all), so each is known by its own event key. The
+    /// first failure answers for the group: its sender retries it, and what was done is
+    /// then a duplicate.
+    pub async fn handle_all(
+        &self,
+        delivery: &Delivery,
+        alarms: &[Alarm],
+    ) -> Result<Vec<Handled>, CaseError> {
+        let mut each = delivery.clone();
+        each.sqsd_message_id = None;
+        each.sns_message_id = None;
+        let mut handled = Vec::with_capacity(alarms.len());
+        for alarm in alarms {
+            handled.push(self.handle(&each, alarm).await?);
+        }
+        Ok(handled)
     }
 
     /// A delivery that is news to no case (an alarm's configuration changed): recorded as

@@ -13,6 +13,24 @@ use crate::outcome::Outcome;
 use super::records::fresh_open_case;
 use super::{CaseError, CaseService, Handled, STORM_KEY};
 
+/// What an AWS Support event would do.
+pub(super) enum Assessment {
+    /// Recorded before (this case, if it named one).
+    Duplicate {
+        case_id: Option<String>,
+    },
+    Act(Assessed),
+}
+
+/// The outcome of an event not seen before, and what it changes.
+pub(super) struct Assessed {
+    pub outcome: Outcome,
+    pub note: String,
+    /// The alarm whose case it is (key and name), when this service opened it.
+    pub owner: Option<(String, String)>,
+    pub open_cases: Vec<OpenCaseChange>,
+}
+
 impl CaseService {
     /// An AWS Support event about a case: recorded on the case's timeline; a resolved case
     /// is let go at once (every open-case record pointing at it, folded alarms included);
@@ -31,80 +49,24 @@ impl CaseService {
         let mut keys = delivery.dedupe_keys();
         keys.push(update.dedupe_key());
         let label = update.label();
-        let earlier = match self.recent.find(&keys) {
-            Some(e) => Some(e.case_id.clone()),
-            None => self.ledger.find_handled(&keys).await?.map(|d| d.case_id),
-        };
-        if let Some(case_id) = earlier {
-            return Ok(Handled {
-                outcome: Outcome::Duplicate,
-                case_id,
-                alarm: label,
-                reason: Some("this AWS Support event was recorded before".into()),
-            });
-        }
-        let holding: Vec<OpenCase> = match &update.case_id {
-            Some(id) => self
-                .ledger
-                .open_cases()
-                .await?
-                .into_iter()
-                .filter(|o| &o.case_id == id)
-                .collect(),
-            None => Vec::new(),
-        };
-        // Whose case it is, for the record: the alarm holding it open, else the alarm of
-        // the last decision about it.
-        let owner = match holding
-            .iter()
-            .find(|o| o.alarm_key != STORM_KEY)
-            .or(holding.first())
-        {
-            Some(o) => Some((o.alarm_key.clone(), o.alarm_name.clone())),
-            None => match &update.case_id {
-                Some(id) => self
-                    .ledger
-                    .decisions(&DecisionFilter {
-                        case_id: Some(id.clone()),
-                        limit: 1,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_iter()
-                    .next()
-                    .map(|d| (d.alarm_key, d.alarm_name)),
-                None => None,
-            },
-        };
-        let mut open_cases = Vec::new();
-        let shown = update
-            .display_id
-            .as_deref()
-            .or(update.case_id.as_deref())
-            .unwrap_or("-");
-        // Only about a case this service opened, in the account the event names: anything
-        // else is recorded as ignored, and nothing is asked of AWS, nobody told.
-        let foreign = match (
-            update.account.as_deref(),
-            update.case_id.as_deref().and_then(account_of_case),
-        ) {
-            (Some(event), Some(case)) if event != case => Some(format!(
-                "ignored: the event names account {event}, the case belongs to account {case}"
-            )),
-            _ => None,
-        };
-        let unknown = owner
-            .is_none()
-            .then(|| format!("ignored: case {shown} is not one this service opened"));
-        let (outcome, note) = match foreign.or(unknown) {
-            Some(why) => (Outcome::Ignored, why),
-            None => {
-                self.case_event_outcome(update, &holding, &owner, shown, now, &mut open_cases)
-                    .await?
+        let Assessed {
+            outcome,
+            note,
+            owner,
+            open_cases,
+        } = match self.assess_case_update(update, &keys, now).await? {
+            Assessment::Duplicate { case_id } => {
+                return Ok(Handled {
+                    outcome: Outcome::Duplicate,
+                    case_id,
+                    alarm: label,
+                    reason: Some("this AWS Support event was recorded before".into()),
+                });
             }
+            Assessment::Act(a) => a,
         };
         let (alarm_key, alarm_name) =
-            owner.unwrap_or_else(|| (format!("support:{shown}"), label.clone()));
+            owner.unwrap_or_else(|| (format!("support:{}", update.shown_id()), label.clone()));
         let told = alarm_name.clone();
         let mut decision = Decision::new(delivery, alarm_key, alarm_name, outcome, now)
             .on_case(update.case_id.clone())
@@ -160,6 +122,85 @@ impl CaseService {
             alarm: label,
             reason: Some(note),
         })
+    }
+
+    /// What an AWS Support event would do, read from the ledger and decided, with nothing
+    /// changed: for `case_update`, and for `process` and `redrive --dry-run`.
+    pub(super) async fn assess_case_update(
+        &self,
+        update: &CaseUpdate,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Assessment, CaseError> {
+        let earlier = match self.recent.find(keys) {
+            Some(e) => Some(e.case_id.clone()),
+            None => self.ledger.find_handled(keys).await?.map(|d| d.case_id),
+        };
+        if let Some(case_id) = earlier {
+            return Ok(Assessment::Duplicate { case_id });
+        }
+        let holding: Vec<OpenCase> = match &update.case_id {
+            Some(id) => self
+                .ledger
+                .open_cases()
+                .await?
+                .into_iter()
+                .filter(|o| &o.case_id == id)
+                .collect(),
+            None => Vec::new(),
+        };
+        // Whose case it is, for the record: the alarm holding it open, else the alarm of
+        // the last decision about it.
+        let owner = match holding
+            .iter()
+            .find(|o| o.alarm_key != STORM_KEY)
+            .or(holding.first())
+        {
+            Some(o) => Some((o.alarm_key.clone(), o.alarm_name.clone())),
+            None => match &update.case_id {
+                Some(id) => self
+                    .ledger
+                    .decisions(&DecisionFilter {
+                        case_id: Some(id.clone()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|d| (d.alarm_key, d.alarm_name)),
+                None => None,
+            },
+        };
+        let mut open_cases = Vec::new();
+        let shown = update.shown_id();
+        // Only about a case this service opened, in the account the event names: anything
+        // else is recorded as ignored, and nothing is asked of AWS, nobody told.
+        let foreign = match (
+            update.account.as_deref(),
+            update.case_id.as_deref().and_then(account_of_case),
+        ) {
+            (Some(event), Some(case)) if event != case => Some(format!(
+                "ignored: the event names account {event}, the case belongs to account {case}"
+            )),
+            _ => None,
+        };
+        let unknown = owner
+            .is_none()
+            .then(|| format!("ignored: case {shown} is not one this service opened"));
+        let (outcome, note) = match foreign.or(unknown) {
+            Some(why) => (Outcome::Ignored, why),
+            None => {
+                self.case_event_outcome(update, &holding, &owner, shown, now, &mut open_cases)
+                    .await?
+            }
+        };
+        Ok(Assessment::Act(Assessed {
+            outcome,
+            note,
+            owner,
+            open_cases,
+        }))
     }
 
     /// What an AWS Support event about one of this service's cases does: the outcome, the

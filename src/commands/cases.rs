@@ -206,24 +206,15 @@ pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> anyhow
     };
     let received = delivery::receive(&HeaderMap::new(), &body)
         .map_err(|e| Usage(format!("{}: {e}", e.code())))?;
-    let (delivery, alarm) = received
-        .into_alarm()
+    let (delivery, message) = received
+        .into_message()
         .map_err(|e| Usage(format!("{}: {e}", e.code())))?;
-    let plan = crate::startup::build(config)
+    let report = crate::startup::build(config)
         .await?
         .cases
-        .plan(&delivery, &alarm)
+        .preview(&delivery, &message)
         .await
         .map_err(anyhow::Error::msg)?;
-    let report = json!({
-        "outcome": plan.outcome,
-        "alarm": alarm.name,
-        "alarmKey": alarm.key(),
-        "state": alarm.state,
-        "trigger": alarm.trigger,
-        "caseId": plan.case_id(),
-        "plan": plan,
-    });
     write_out(out, &pretty(&report)?)
 }
 

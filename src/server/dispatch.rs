@@ -94,13 +94,21 @@ pub(super) async fn dispatch(
     let cases = state.cases.clone();
     let handled = tracked(state, async move {
         match message {
-            Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await,
-            Message::CaseUpdate(update) => cases.case_update(&delivery, &update).await,
-            Message::Ignored { about, why } => cases.ignore(&delivery, &about, why).await,
+            Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await.map(|h| vec![h]),
+            Message::CaseUpdate(update) => {
+                cases.case_update(&delivery, &update).await.map(|h| vec![h])
+            }
+            Message::Ignored { about, why } => {
+                cases.ignore(&delivery, &about, why).await.map(|h| vec![h])
+            }
+            Message::Alarms(alarms) => cases.handle_all(&delivery, &alarms).await,
         }
     })
     .await?;
-    Ok(Reply::Case(handled))
+    Ok(match handled.len() {
+        1 => Reply::Case(handled.into_iter().next().expect("one")),
+        _ => Reply::Batch(handled),
+    })
 }
 
 /// Runs case work as a tracked task, waiting for it up to the request timeout: past that

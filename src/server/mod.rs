@@ -142,6 +142,8 @@ async fn healthz() -> impl IntoResponse {
 /// What a handled request answers.
 enum Reply {
     Case(crate::case::Handled),
+    /// A group of alerts in one body: each one's answer.
+    Batch(Vec<crate::case::Handled>),
     Confirmed {
         topic: String,
         subscription_arn: String,
@@ -204,8 +206,19 @@ fn finish(
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
-    if let Some(event) = event_of(&result) {
-        state.metrics.record(event);
+    match &result {
+        Ok(Reply::Batch(all)) => {
+            for h in all {
+                if let Some(event) = event_of(&Ok(Reply::Case(h.clone()))) {
+                    state.metrics.record(event);
+                }
+            }
+        }
+        _ => {
+            if let Some(event) = event_of(&result) {
+                state.metrics.record(event);
+            }
+        }
     }
     match result {
         Ok(Reply::Case(handled)) => {
@@ -220,6 +233,18 @@ fn finish(
                 "delivery handled"
             );
             (StatusCode::OK, Json(handled)).into_response()
+        }
+        Ok(Reply::Batch(all)) => {
+            info!(
+                kind,
+                delivery_id,
+                alarms = all.len(),
+                created = all.iter().filter(|h| h.outcome == Outcome::Created).count(),
+                latency_ms,
+                "alerts handled"
+            );
+            let body = json!({"outcome": "batch", "alarms": all});
+            (StatusCode::OK, Json(body)).into_response()
         }
         Ok(Reply::Confirmed {
             topic,
