@@ -233,3 +233,76 @@ fn parse_alert(
         raw: alert.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn webhook(alerts: Vec<Value>) -> Map<String, Value> {
+        json!({"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "cw",
+               "externalURL": "http://alertmanager:9093", "alerts": alerts})
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    fn alert(status: &str, fingerprint: &str) -> Value {
+        json!({"status": status, "labels": {"alertname": "HighLatency", "service": "api"},
+               "annotations": {"summary": "p99 above 2 s", "description": "p99 is 3.1 s"},
+               "startsAt": "2026-11-20T03:12:45Z", "endsAt": "2026-11-20T03:30:00Z",
+               "generatorURL": "http://prometheus:9090/graph", "fingerprint": fingerprint})
+    }
+
+    #[test]
+    fn each_alert_is_an_alarm_known_by_its_fingerprint() {
+        let alarms = parse(&webhook(vec![
+            alert("firing", "a1"),
+            alert("resolved", "b2"),
+        ]))
+        .expect("parses");
+        assert_eq!(alarms.len(), 2);
+        assert_eq!(alarms[0].name, "HighLatency");
+        assert_eq!(
+            (alarms[0].state, alarms[1].state),
+            (AlarmState::Alarm, AlarmState::Ok)
+        );
+        assert_eq!(alarms[0].key(), "alertmanager:a1");
+        assert_eq!(alarms[0].description.as_deref(), Some("p99 above 2 s"));
+        assert_eq!(alarms[0].reason.as_deref(), Some("p99 is 3.1 s"));
+        assert!(
+            alarms[0].trigger.contains("service=api"),
+            "{}",
+            alarms[0].trigger
+        );
+        // Firing is known by when it started, resolved by when it ended.
+        assert_eq!(alarms[0].state_change_time.raw, "2026-11-20T03:12:45Z");
+        assert_eq!(alarms[1].state_change_time.raw, "2026-11-20T03:30:00Z");
+        // Alertmanager repeats a firing alert with the same start: the same event.
+        let again = parse(&webhook(vec![alert("firing", "a1")])).expect("parses");
+        assert_eq!(again[0].event_key(), alarms[0].event_key());
+    }
+
+    #[test]
+    fn bad_webhooks_are_refused_by_field() {
+        let many = (0..=MAX_ALERTS)
+            .map(|i| alert("firing", &i.to_string()))
+            .collect();
+        let e = parse(&webhook(many)).expect_err("too many");
+        assert!(matches!(e, PayloadError::InvalidField { ref field, .. } if field == "alerts"));
+        assert!(parse(&webhook(Vec::new())).is_err());
+        let mut odd = alert("silenced", "x");
+        odd["status"] = json!("silenced");
+        let e = parse(&webhook(vec![odd])).expect_err("unknown status");
+        assert!(
+            matches!(e, PayloadError::InvalidField { ref field, .. } if field == "alerts[0].status")
+        );
+        // No status on the alert: the group's.
+        let mut bare = alert("firing", "y");
+        bare.as_object_mut().expect("object").remove("status");
+        assert_eq!(
+            parse(&webhook(vec![bare])).expect("parses")[0].state,
+            AlarmState::Alarm
+        );
+    }
+}
