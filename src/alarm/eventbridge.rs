@@ -169,18 +169,47 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         )?,
         None => None,
     };
+    // What CloudWatch measured, as JSON in a string: the threshold, the triggering alarms.
+    let reason_data: Value = state_obj
+        .get("reasonData")
+        .and_then(Value::as_str)
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null);
     let (kind, trigger) = match config {
-        Some(c) if c.get("alarmRule").is_some() => (
-            AlarmKind::Composite,
-            format!(
+        Some(c) if c.get("alarmRule").is_some() => {
+            let mut t = format!(
                 "rule: {}",
                 text(c.get("alarmRule")).unwrap_or_else(|| "?".into())
-            ),
-        ),
-        Some(c) => match c.get("metrics") {
-            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => {
-                (AlarmKind::Metric, math_metric_summary(&m[0]))
+            );
+            if let Some(Value::Array(alarms)) = reason_data.get("triggeringAlarms") {
+                let list: Vec<String> = alarms
+                    .iter()
+                    .take(20)
+                    .filter_map(|a| {
+                        let arn = text(a.get("arn"))?;
+                        Some(match a.get("state").and_then(|s| text(s.get("value"))) {
+                            Some(st) => format!("{arn} ({st})"),
+                            None => arn,
+                        })
+                    })
+                    .collect();
+                if !list.is_empty() {
+                    t.push_str(&format!("; triggered by: {}", list.join(", ")));
+                }
             }
+            if let Some(by) = text(state_obj.get("actionsSuppressedBy")) {
+                let suppressor = text(c.get("actionsSuppressor"))
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default();
+                t.push_str(&format!("; actions suppressed by {by}{suppressor}"));
+            }
+            (AlarmKind::Composite, t)
+        }
+        Some(c) => match c.get("metrics") {
+            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => (
+                AlarmKind::Metric,
+                single_metric_summary(&m[0], &reason_data),
+            ),
             Some(Value::Array(m)) => (
                 AlarmKind::MetricMath,
                 format!(
@@ -216,6 +245,33 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         trigger,
         raw: raw.clone(),
     })
+}
+
+/// One metric as EventBridge describes it, as the SNS form's trigger reads: the metric, its
+/// statistic and period, and the threshold from the state's reason data (EventBridge's
+/// metric id is a generated one, which tells a reader nothing).
+fn single_metric_summary(m: &Value, reason_data: &Value) -> String {
+    let stat = m.get("metricStat");
+    let metric = stat.and_then(|s| s.get("metric"));
+    let name = metric
+        .and_then(|x| text(x.get("name")))
+        .unwrap_or_else(|| "unknown metric".into());
+    let namespace = metric
+        .and_then(|x| text(x.get("namespace")))
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let dims = dimension_list(metric.and_then(|x| x.get("dimensions")));
+    let mut s = format!("{name}{namespace}{dims}");
+    if let Some(st) = stat.and_then(|s| text(s.get("stat"))) {
+        s.push_str(&format!(", {st}"));
+        if let Some(p) = stat.and_then(|s| text(s.get("period"))) {
+            s.push_str(&format!(" over {p} s"));
+        }
+    }
+    if let Some(t) = text(reason_data.get("threshold")) {
+        s.push_str(&format!(", threshold {t}"));
+    }
+    s
 }
 
 /// AWS Health events become alarms named after their event type code, so that per-alarm

@@ -516,3 +516,36 @@ fn configuration_and_contributor_events_are_ignorable_with_a_reason() {
     let v = json!({"detail-type": "CloudWatch Alarm State Change"});
     assert_eq!(ignorable(v.as_object().expect("object")), None);
 }
+
+fn real(name: &str) -> Value {
+    let path = format!("{}/tests/data/real/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("real payload")).expect("json")
+}
+
+#[test]
+fn eventbridge_triggers_read_like_the_sns_forms() {
+    // A metric alarm: the metric and its threshold, not EventBridge's generated metric id.
+    let a = Alarm::parse(real("11-eventbridge-metric-alarm-state-change.json")).expect("parses");
+    assert_eq!(
+        a.trigger,
+        "CPUUtilization (AWS/EC2) [InstanceId=i-12345678901234567], Average over 300 s, threshold 50.0"
+    );
+    // A composite names the alarms that triggered it, and what suppressed its actions.
+    let a = Alarm::parse(real(
+        "14-eventbridge-composite-suppressed-state-change.json",
+    ))
+    .expect("parses");
+    assert!(
+        a.trigger.contains(
+            "triggered by: arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh (ALARM)"
+        ),
+        "{}",
+        a.trigger
+    );
+    assert!(
+        a.trigger
+            .contains("actions suppressed by WaitPeriod (ServiceMaintenanceAlarm)"),
+        "{}",
+        a.trigger
+    );
+}
