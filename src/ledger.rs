@@ -154,6 +154,8 @@ pub struct Commit {
     /// the claim is no longer ours.
     pub claim: Option<Claim>,
     pub hold: Option<HoldChange>,
+    /// Notices to send about it, queued in the outbox with it (`notify`).
+    pub notices: Vec<crate::notify::Notice>,
 }
 
 impl Commit {
@@ -165,7 +167,14 @@ impl Commit {
             open_cases: Vec::new(),
             claim: None,
             hold: None,
+            notices: Vec::new(),
         }
+    }
+
+    /// With these notices queued in the same transaction.
+    pub fn telling(mut self, notices: Vec<crate::notify::Notice>) -> Self {
+        self.notices = notices;
+        self
     }
 }
 

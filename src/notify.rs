@@ -2,25 +2,30 @@
 //! Support's cc list. A case opened, AWS replied, a case resolved, an alarm that could not
 //! become a case, an alarm folded into the storm case.
 //!
-//! Sent off the request path: the case logic hands a [`Notice`] to the [`Notifier`], which
-//! queues it (bounded) and returns at once; a background task sends it to every sink, retrying
-//! with backoff. A notice that cannot be sent is logged and counted (`Notify/Failed`), and
-//! never blocks or fails a delivery. Sinks: an SNS topic (`NOTIFY_TOPIC_ARN`), a
-//! Slack-compatible incoming webhook (`NOTIFY_WEBHOOK_URL`), and on the embedded default the
-//! local ledger itself (`cases show` lists what would have been sent).
+//! Nothing is lost: a [`Notice`] is written to the ledger's outbox in the same transaction as
+//! the decision it reports (or on its own, durably, when there is no decision), before the
+//! delivery is answered. [`Notifier::deliver_until`] (run by `serve` and `consume`) takes what
+//! is due from the outbox, leased so that one instance of a fleet sends it, sends it to every
+//! sink at once, and records the outcome: delivered, tried again later (`NOTIFY_RETRY`,
+//! doubled, three attempts per sink), or failed (counted as `Notify/Failed` and visible in
+//! `cases show`). What was queued when a process stopped is sent after the restart, or by
+//! another instance. Sinks: an SNS topic (`NOTIFY_TOPIC_ARN`), a Slack-compatible incoming
+//! webhook (`NOTIFY_WEBHOOK_URL`), and on the embedded default the local notice log itself
+//! (`cases show` lists what would have been sent).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
-use tokio::sync::mpsc;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::ledger::LedgerError;
 use crate::metrics::{Event, MetricsSink};
 
 /// One thing to tell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Notice {
     Opened {
@@ -236,76 +241,277 @@ impl NoticeSink for WebhookSink {
     }
 }
 
-/// How many notices may wait to be sent before new ones are dropped (and counted).
-const QUEUE: usize = 1024;
+/// A notice in the outbox, leased to whoever took it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub id: String,
+    pub notice: Notice,
+    /// Attempts made so far (per notice: each round tries every sink still pending).
+    pub attempts: u32,
+    /// The sinks still to be told; `None`: every sink (no attempt yet).
+    pub pending: Option<Vec<String>>,
+}
 
-/// Hands notices to a background sender; `notify` never waits.
+/// What the outbox says about one notice, for `cases show`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxState {
+    pub notice: Notice,
+    pub queued_at: DateTime<Utc>,
+    /// `pending` (to be sent, or tried again at `next_at`) or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    pub pending: Option<Vec<String>>,
+    pub error: Option<String>,
+}
+
+/// Where notices wait until they are delivered: the ledger's own store, so that a notice is
+/// written in the same transaction as the decision it reports.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Queues notices that no decision carries (they are durable when this returns).
+    async fn enqueue(&self, notices: Vec<Notice>) -> Result<(), LedgerError>;
+    /// Up to `limit` notices due at `now` (not failed, their next attempt due, no live
+    /// lease), each leased to the caller until `until`: whoever takes one sends it.
+    async fn take_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Queued>, LedgerError>;
+    /// Told every sink: out of the queue.
+    async fn delivered(&self, id: &str) -> Result<(), LedgerError>;
+    /// Some sinks failed: try those again at `next` (`attempts` made so far).
+    async fn retry(
+        &self,
+        id: &str,
+        pending: Vec<String>,
+        attempts: u32,
+        next: DateTime<Utc>,
+        error: String,
+    ) -> Result<(), LedgerError>;
+    /// Given up: kept, marked failed, with the sinks not told and why.
+    async fn failed(
+        &self,
+        id: &str,
+        pending: Vec<String>,
+        error: String,
+    ) -> Result<(), LedgerError>;
+    /// What is queued or failed about a case (delivered notices leave the queue).
+    async fn about_case(&self, case_id: &str) -> Result<Vec<OutboxState>, LedgerError>;
+}
+
+/// Attempts per notice before it is given up as failed.
+const ATTEMPTS: u32 = 3;
+/// How long a notice taken from the outbox is this instance's to send.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+/// How often the outbox is looked at when nothing wakes the sender.
+const POLL: Duration = Duration::from_millis(500);
+/// Notices sent at once.
+const AT_ONCE: usize = 32;
+
+/// Queues notices in the outbox and, where the process sends them (`serve`, `consume`),
+/// delivers them.
 #[derive(Clone)]
 pub struct Notifier {
-    tx: Option<mpsc::Sender<Notice>>,
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    outbox: Arc<dyn Outbox>,
+    sinks: Vec<Arc<dyn NoticeSink>>,
     metrics: Arc<dyn MetricsSink>,
+    retry: Duration,
+    /// Reads AWS's reply for a `Replied` notice, off the request path.
+    replies: Option<Arc<dyn crate::desk::SupportDesk>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Notifier {
     /// Tells nobody.
     pub fn none() -> Self {
-        Self {
-            tx: None,
-            metrics: Arc::new(crate::metrics::NoMetrics),
-        }
+        Self { inner: None }
     }
 
-    /// Starts the sender for these sinks; `retry` is the first pause between attempts
-    /// (doubled, three attempts in all).
-    pub fn start(
+    /// Notices queued in `outbox` for these sinks; `retry` is the first pause between
+    /// attempts (doubled, three attempts in all). Nothing is sent until
+    /// [`Notifier::deliver_until`] runs.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
         sinks: Vec<Arc<dyn NoticeSink>>,
         metrics: Arc<dyn MetricsSink>,
         retry: Duration,
+        replies: Option<Arc<dyn crate::desk::SupportDesk>>,
     ) -> Self {
         if sinks.is_empty() {
-            return Self { tx: None, metrics };
+            return Self::none();
         }
-        let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
-        let counted = metrics.clone();
-        tokio::spawn(async move {
-            while let Some(notice) = rx.recv().await {
-                for sink in &sinks {
-                    let mut pause = retry;
-                    let mut attempt = 1;
-                    loop {
-                        match sink.send(&notice).await {
-                            Ok(()) => break,
-                            Err(e) if attempt < 3 => {
-                                warn!(sink = sink.name(), attempt, error = %e, "notice not sent; retrying");
-                                tokio::time::sleep(pause).await;
-                                pause *= 2;
-                                attempt += 1;
-                            }
-                            Err(e) => {
-                                warn!(sink = sink.name(), error = %e, notice = ?notice, "notice could not be sent");
-                                counted.record(Event::NotifyFailed);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        });
         Self {
-            tx: Some(tx),
-            metrics,
+            inner: Some(Arc::new(Inner {
+                outbox,
+                sinks,
+                metrics,
+                retry,
+                replies,
+                wake: tokio::sync::Notify::new(),
+            })),
         }
     }
 
-    pub fn notify(&self, notice: Notice) {
-        let Some(tx) = &self.tx else {
-            return;
+    /// Whether anyone is told at all (no sinks: notices are not even queued).
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Queues notices no decision carries, durably; the sender is woken.
+    pub async fn enqueue(&self, notices: Vec<Notice>) -> Result<(), LedgerError> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
         };
-        if let Err(e) = tx.try_send(notice) {
-            warn!(error = %crate::errors::Chain(&e), "too many notices waiting; one was dropped");
-            self.metrics.record(Event::NotifyFailed);
+        inner.outbox.enqueue(notices).await?;
+        inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Something was queued (with a decision): look now rather than at the next poll.
+    pub fn wake(&self) {
+        if let Some(inner) = &self.inner {
+            inner.wake.notify_one();
         }
     }
+
+    /// Sends what the outbox holds, until `stop`: notices being sent then are finished, the
+    /// rest stay queued for the next start (or another instance).
+    pub async fn deliver_until(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(inner) = self.inner.clone() else {
+            return;
+        };
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = Utc::now();
+            let due = match inner.outbox.take_due(now, now + LEASE, AT_ONCE).await {
+                Ok(due) => due,
+                Err(e) => {
+                    warn!(error = %crate::errors::Chain(&e), "could not read the notice outbox");
+                    Vec::new()
+                }
+            };
+            let busy = !due.is_empty();
+            let mut sending = tokio::task::JoinSet::new();
+            for queued in due {
+                let inner = inner.clone();
+                sending.spawn(async move { inner.deliver(queued).await });
+            }
+            while sending.join_next().await.is_some() {}
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = inner.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// One round for one notice: every sink still pending at once, then the outcome recorded.
+    async fn deliver(&self, mut queued: Queued) {
+        if let Notice::Replied {
+            case_id,
+            excerpt: excerpt @ None,
+            ..
+        } = &mut queued.notice
+            && let Some(desk) = &self.replies
+        {
+            match desk.latest_reply(case_id).await {
+                Ok(body) => *excerpt = body.as_deref().map(self::excerpt),
+                Err(e) => warn!(error = %crate::errors::Chain(&e), "could not read AWS's reply"),
+            }
+        }
+        let pending: Vec<&Arc<dyn NoticeSink>> = match &queued.pending {
+            Some(names) => self
+                .sinks
+                .iter()
+                .filter(|s| names.iter().any(|n| n == s.name()))
+                .collect(),
+            None => self.sinks.iter().collect(),
+        };
+        let tries = pending.iter().map(|sink| {
+            let notice = &queued.notice;
+            async move {
+                let sent = tokio::time::timeout(Duration::from_secs(15), sink.send(notice))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 15 s".into()));
+                (sink.name(), sent)
+            }
+        });
+        let results = futures_join_all(tries).await;
+        let failed: Vec<(&str, String)> = results
+            .into_iter()
+            .filter_map(|(name, r)| r.err().map(|e| (name, e)))
+            .collect();
+        let outcome = if failed.is_empty() {
+            self.outbox.delivered(&queued.id).await
+        } else {
+            let attempts = queued.attempts + 1;
+            let names: Vec<String> = failed.iter().map(|(n, _)| (*n).to_owned()).collect();
+            let error = failed
+                .iter()
+                .map(|(n, e)| format!("{n}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if attempts >= ATTEMPTS {
+                warn!(notice = ?queued.notice, error = %error, "a notice could not be sent; recorded as failed");
+                for _ in &failed {
+                    self.metrics.record(Event::NotifyFailed);
+                }
+                self.outbox.failed(&queued.id, names, error).await
+            } else {
+                warn!(attempt = attempts, error = %error, "notice not sent; trying again");
+                let pause = self.retry.saturating_mul(1 << (attempts - 1));
+                let next =
+                    Utc::now() + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX);
+                self.outbox
+                    .retry(&queued.id, names, attempts, next, error)
+                    .await
+            }
+        };
+        if let Err(e) = outcome {
+            // The lease lapses and the notice is taken again: sent twice rather than lost.
+            warn!(error = %crate::errors::Chain(&e), "could not record a notice's delivery");
+        }
+    }
+}
+
+/// Runs the futures together and keeps their results in order (the sinks of one notice are
+/// told at once, so one slow sink does not hold the others back).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

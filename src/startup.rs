@@ -155,7 +155,13 @@ async fn notifier(
         })?;
         sinks.push(Arc::new(sink));
     }
-    Ok(Notifier::start(sinks, metrics, config.notify_retry))
+    Ok(Notifier::new(
+        backend.outbox.clone(),
+        sinks,
+        metrics,
+        config.notify_retry,
+        Some(backend.desk.clone()),
+    ))
 }
 
 /// A webhook URL must be https, or http to this host only (a local relay): checked at

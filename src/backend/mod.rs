@@ -48,6 +48,8 @@ pub struct BackendSettings {
 pub struct Backend {
     pub config: Arc<dyn AlarmConfigStore>,
     pub ledger: Arc<dyn CaseLedger>,
+    /// The notices waiting to be sent, in the ledger's own store.
+    pub outbox: Arc<dyn crate::notify::Outbox>,
     pub desk: Arc<dyn SupportDesk>,
     pub origin: Origin,
 }
@@ -77,6 +79,7 @@ impl From<local::LocalBackend> for Backend {
         Self {
             config: local.config.clone(),
             ledger: local.ledger.clone(),
+            outbox: local.ledger.clone(),
             desk: local.desk.clone(),
             origin: Origin::Local(local),
         }
@@ -113,10 +116,11 @@ impl Backend {
             settings.config_cache_ttl,
         )
         .await?;
-        let ledger = aws::dynamo::DynamoLedger::on(&clients, settings);
+        let ledger = Arc::new(aws::dynamo::DynamoLedger::on(&clients, settings));
         Ok(Self {
             config: Arc::new(store),
-            ledger: Arc::new(ledger),
+            ledger: ledger.clone(),
+            outbox: ledger,
             desk: Arc::new(aws::support::AwsSupportDesk::new(
                 clients.support.clone(),
                 clients.support_wire.clone(),

@@ -243,6 +243,20 @@ impl CaseService {
             .on_case(case_id.clone())
             .noted(note.clone());
         let mut about = (!keys.is_empty()).then(|| decision.clone());
+        // Who is told, queued with the decision: a notice is never lost between the two.
+        let notices: Vec<Notice> = match (outcome, &case_id) {
+            (Outcome::Created, Some(id)) => vec![Notice::Opened {
+                case_id: id.clone(),
+                subject: headline,
+                severity: plan.severity.as_str().to_owned(),
+                alarm: alarm.name.clone(),
+            }],
+            (Outcome::Folded, Some(id)) => vec![Notice::Folded {
+                case_id: id.clone(),
+                alarm: alarm.name.clone(),
+            }],
+            _ => Vec::new(),
+        };
         let seq = self
             .commit_retrying(Commit {
                 handled_keys: keys.clone(),
@@ -250,8 +264,10 @@ impl CaseService {
                 open_cases,
                 claim,
                 hold,
+                notices: self.told(notices),
             })
             .await?;
+        self.notifier.wake();
         if let Some(d) = about.as_mut() {
             d.seq = seq;
         }
@@ -262,19 +278,6 @@ impl CaseService {
             about: about.map(std::sync::Arc::new),
         };
         self.recent.remember(&keys, earlier);
-        match (outcome, &case_id) {
-            (Outcome::Created, Some(id)) => self.notifier.notify(Notice::Opened {
-                case_id: id.clone(),
-                subject: headline,
-                severity: plan.severity.as_str().to_owned(),
-                alarm: alarm.name.clone(),
-            }),
-            (Outcome::Folded, Some(id)) => self.notifier.notify(Notice::Folded {
-                case_id: id.clone(),
-                alarm: alarm.name.clone(),
-            }),
-            _ => {}
-        }
         Ok(Handled {
             outcome,
             case_id,

@@ -240,17 +240,27 @@ impl CaseService {
             .map(|a| CaseError::AccountNotServed(a.to_owned()))
     }
 
-    /// Tells people an alarm could not become a case, once per event.
-    fn tell_failed(&self, alarm: &Alarm, reason: String) {
+    /// The notices to queue with a decision: none when nobody is told.
+    fn told(&self, notices: Vec<crate::notify::Notice>) -> Vec<crate::notify::Notice> {
+        match self.notifier.is_on() {
+            true => notices,
+            false => Vec::new(),
+        }
+    }
+
+    /// The notice that an alarm could not become a case, once per event in this process
+    /// (a message refused on every redelivery until the dead-letter queue is told once).
+    fn failed_notice(&self, alarm: &Alarm, reason: String) -> Vec<crate::notify::Notice> {
         let mut told = self.told_failed.lock().unwrap_or_else(|p| p.into_inner());
         if told.len() >= 4096 {
             told.clear();
         }
-        if told.insert(alarm.event_key()) {
-            self.notifier.notify(crate::notify::Notice::Failed {
+        match told.insert(alarm.event_key()) {
+            true => self.told(vec![crate::notify::Notice::Failed {
                 alarm: alarm.name.clone(),
                 reason,
-            });
+            }]),
+            false => Vec::new(),
         }
     }
 
@@ -287,6 +297,11 @@ impl CaseService {
 
     pub fn ledger(&self) -> &Arc<dyn CaseLedger> {
         &self.ledger
+    }
+
+    /// Who is told: `serve` and `consume` run its sender.
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        &self.notifier
     }
 
     /// For a shutdown whose grace ran out with work still running (its deliveries are
@@ -346,7 +361,11 @@ impl CaseService {
         }
         if let Some(refused) = self.refusal(alarm) {
             tracing::warn!(alarm = %alarm.name, error = %refused, "an alarm from an account this service does not serve; nothing opened");
-            self.tell_failed(alarm, refused.to_string());
+            // No decision is recorded (the message goes back to its queue): the notice is
+            // queued on its own, before the answer.
+            self.notifier
+                .enqueue(self.failed_notice(alarm, refused.to_string()))
+                .await?;
             return Err(refused);
         }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
@@ -511,7 +530,7 @@ impl CaseService {
     /// event is not marked handled, so a redelivery tries again after a fix).
     async fn record_failure(&self, delivery: &Delivery, alarm: &Alarm, reason: &str) {
         tracing::error!(alarm = %alarm.name, reason, "the support desk refused the case, with the default codes too");
-        self.tell_failed(
+        let notices = self.failed_notice(
             alarm,
             format!(
                 "AWS Support refused it ({})",
@@ -520,12 +539,15 @@ impl CaseService {
         );
         let decision = Decision::about(delivery, alarm, Outcome::Failed, (self.clock)())
             .noted(reason.chars().take(500).collect::<String>());
-        if let Err(e) = self
+        match self
             .ledger
-            .commit(Commit::record(Vec::new(), decision))
+            .commit(Commit::record(Vec::new(), decision).telling(notices))
             .await
         {
-            tracing::warn!(error = %crate::errors::Chain(&e), "could not record a failed decision");
+            Ok(_) => self.notifier.wake(),
+            Err(e) => {
+                tracing::warn!(error = %crate::errors::Chain(&e), "could not record a failed decision")
+            }
         }
     }
 

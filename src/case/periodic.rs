@@ -58,6 +58,7 @@ impl CaseService {
                     decision.state_change_time = "-".into();
                     let open = fresh_open_case(&claim.alarm_key, &claim.alarm_name, case_id, now);
                     let commit = Commit {
+                        notices: Vec::new(),
                         handled_keys: claim.handled_keys.clone(),
                         decision,
                         open_cases: vec![OpenCaseChange::Put(open)],
@@ -100,12 +101,14 @@ impl CaseService {
                 Some(info) => info.status,
                 None => "unknown to the support desk".into(),
             };
-            let commit = let_go(delivery, &open, (self.clock)(), format!("case {status}"));
+            let commit = let_go(delivery, &open, (self.clock)(), format!("case {status}")).telling(
+                self.told(vec![Notice::Resolved {
+                    case_id: open.case_id.clone(),
+                    alarm: open.alarm_name.clone(),
+                }]),
+            );
             self.ledger.commit(commit).await?;
-            self.notifier.notify(Notice::Resolved {
-                case_id: open.case_id.clone(),
-                alarm: open.alarm_name.clone(),
-            });
+            self.notifier.wake();
             report.closed.push(open.case_id);
         }
 

@@ -72,6 +72,20 @@ impl CaseService {
             .on_case(update.case_id.clone())
             .noted(note.clone());
         decision.state_change_time = update.time.clone();
+        // Who is told, queued with the decision. AWS's reply is read when the notice is sent
+        // (the event does not carry its text).
+        let notices = match (&update.case_id, outcome) {
+            (Some(case_id), Outcome::Closed) => vec![Notice::Resolved {
+                case_id: case_id.clone(),
+                alarm: told,
+            }],
+            (Some(case_id), Outcome::Replied) => vec![Notice::Replied {
+                case_id: case_id.clone(),
+                display_id: update.display_id.clone(),
+                excerpt: None,
+            }],
+            _ => Vec::new(),
+        };
         let seq = self
             .commit_retrying(Commit {
                 handled_keys: keys.clone(),
@@ -79,8 +93,10 @@ impl CaseService {
                 open_cases,
                 claim: None,
                 hold: None,
+                notices: self.told(notices),
             })
             .await?;
+        self.notifier.wake();
         let earlier = super::recent::Earlier {
             seq,
             outcome,
@@ -88,34 +104,6 @@ impl CaseService {
             about: None,
         };
         self.recent.remember(&keys, earlier);
-        if let Some(case_id) = update.case_id.clone() {
-            match outcome {
-                Outcome::Closed => self.notifier.notify(Notice::Resolved {
-                    case_id,
-                    alarm: told,
-                }),
-                Outcome::Replied => {
-                    // The event does not carry the text: it is read off the request path.
-                    let (desk, notifier) = (self.desk.clone(), self.notifier.clone());
-                    let display_id = update.display_id.clone();
-                    tokio::spawn(async move {
-                        let excerpt = match desk.latest_reply(&case_id).await {
-                            Ok(body) => body.as_deref().map(crate::notify::excerpt),
-                            Err(e) => {
-                                tracing::warn!(error = %crate::errors::Chain(&e), "could not read AWS's reply");
-                                None
-                            }
-                        };
-                        notifier.notify(Notice::Replied {
-                            case_id,
-                            display_id,
-                            excerpt,
-                        });
-                    });
-                }
-                _ => {}
-            }
-        }
         Ok(Handled {
             outcome,
             case_id: update.case_id.clone(),

@@ -131,6 +131,12 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
             }
         })
     });
+    // The notices the outbox holds (and those queued from now on) are sent by this process,
+    // until the signal; what is left is sent after the next start, or by another instance.
+    let sender = {
+        let (notifier, rx) = (state.cases.notifier().clone(), stopped.clone());
+        tokio::spawn(async move { notifier.deliver_until(rx).await })
+    };
     let ledger = state.cases.ledger().clone();
     // Duplicates the ledger counts in memory are written at least this often, so another
     // process (`cases list`) sees them within seconds.
@@ -152,6 +158,7 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
     };
     let served = server::serve(listener, state, wait(stopped)).await;
     let _ = flusher.await;
+    let _ = sender.await;
     if let Some(r) = reconciler {
         let _ = r.await;
     }

@@ -124,6 +124,19 @@ impl Db {
              CREATE TABLE IF NOT EXISTS held (
                  alarm_key TEXT PRIMARY KEY,
                  record TEXT NOT NULL);
+             -- Notices waiting to be sent (written with their decision); failed ones stay.
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 notice TEXT NOT NULL,
+                 case_id TEXT,
+                 queued_at TEXT NOT NULL,
+                 next_at TEXT NOT NULL,
+                 lease_until TEXT NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 pending TEXT,
+                 state TEXT NOT NULL DEFAULT 'pending',
+                 error TEXT);
+             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
              -- What the notifier would have told people (the embedded default's sink).
              CREATE TABLE IF NOT EXISTS notices (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -91,6 +91,7 @@ async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
         };
         ledger
             .commit(Commit {
+                notices: Vec::new(),
                 handled_keys: keys,
                 decision,
                 open_cases: vec![OpenCaseChange::Put(fresh_open_case("k", "n", id, now))],

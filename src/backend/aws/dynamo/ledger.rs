@@ -34,11 +34,11 @@ use crate::ledger::{
 };
 
 pub struct DynamoLedger {
-    client: Client,
+    pub(super) client: Client,
     /// The claim's and the commit's TransactWriteItems, the two ledger calls of every new
     /// alarm, are sent by `aws::wire`, not the SDK (issue 16: under half the CPU per call).
     wire: Service,
-    table: String,
+    pub(super) table: String,
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
     /// most, so a redelivery cannot come later than that).
     handled_ttl: Duration,
@@ -708,6 +708,9 @@ impl CaseLedger for DynamoLedger {
                     items.push(self.delete(format!("alarm#{alarm_key}"), OPEN_SK)?);
                 }
             }
+        }
+        for notice in &commit.notices {
+            items.push(self.put(super::outbox::notice_item(notice, Utc::now())?, None)?);
         }
         match &commit.hold {
             None => {}

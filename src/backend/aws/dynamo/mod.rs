@@ -7,6 +7,7 @@
 
 mod json;
 mod ledger;
+mod outbox;
 mod settings;
 mod tables;
 
