@@ -2399,3 +2399,62 @@ async fn support_events_are_believed_only_from_aws_and_about_our_own_cases() {
     assert_eq!(body["outcome"], "replied", "{body}");
     assert!(server.terminate().success());
 }
+
+/// The notice outbox on DynamoDB: what is queued is taken once across a fleet (two takers
+/// at once share the notices, none twice), delivered ones leave, failed ones stay visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_on_dynamodb_hands_each_notice_to_one_sender() {
+    use cw_support_api::notify::{Notice, Outbox};
+    let standin = SupportStandin::start().await;
+    let c = clients(&standin.endpoint());
+    let s = tables(&c).await;
+    let (a, b) = (DynamoLedger::on(&c, &s), DynamoLedger::on(&c, &s));
+    let notices: Vec<Notice> = (0..10)
+        .map(|i| Notice::Opened {
+            case_id: format!("case-{i}"),
+            subject: "s".into(),
+            severity: "low".into(),
+            alarm: format!("alarm-{i}"),
+        })
+        .collect();
+    a.enqueue(notices).await.expect("enqueue");
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(60);
+    let (mine, theirs) = tokio::join!(a.take_due(now, until, 100), b.take_due(now, until, 100));
+    let (mine, theirs) = (mine.expect("take"), theirs.expect("take"));
+    assert_eq!(
+        mine.len() + theirs.len(),
+        10,
+        "{} + {}",
+        mine.len(),
+        theirs.len()
+    );
+    let mut ids: Vec<&str> = mine.iter().chain(&theirs).map(|q| q.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "none taken twice");
+    // Leased: nothing is due again until the lease lapses.
+    assert!(a.take_due(now, until, 100).await.expect("take").is_empty());
+    for q in mine.iter().chain(&theirs).skip(1) {
+        a.delivered(&q.id).await.expect("delivered");
+    }
+    let first = mine.iter().chain(&theirs).next().expect("one");
+    a.failed(&first.id, vec!["webhook".into()], "HTTP 500".into())
+        .await
+        .expect("failed");
+    let case_id = first.notice.case_id().expect("case").to_owned();
+    let shown = a.about_case(&case_id).await.expect("about");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(
+        (shown[0].state.as_str(), shown[0].error.as_deref()),
+        ("failed", Some("HTTP 500"))
+    );
+    let later = now + chrono::Duration::seconds(120);
+    assert!(
+        a.take_due(later, later, 100)
+            .await
+            .expect("take")
+            .is_empty(),
+        "delivered ones are gone, failed ones are not tried again"
+    );
+}

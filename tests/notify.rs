@@ -23,10 +23,15 @@ struct Receiver {
     bodies: Arc<Mutex<Vec<Value>>>,
     calls: Arc<AtomicUsize>,
     fail_first: usize,
+    /// Each answer takes this long (a slow chat service).
+    slow: Duration,
 }
 
 async fn hook(State(r): State<Receiver>, body: String) -> StatusCode {
     let n = r.calls.fetch_add(1, Ordering::SeqCst);
+    if !r.slow.is_zero() {
+        tokio::time::sleep(r.slow).await;
+    }
     if n < r.fail_first {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
@@ -38,16 +43,20 @@ async fn hook(State(r): State<Receiver>, body: String) -> StatusCode {
 }
 
 async fn receiver(fail_first: usize) -> (String, Receiver) {
+    receiver_on(fail_first, Duration::ZERO, "127.0.0.1:0").await
+}
+
+/// A webhook receiver on `addr` (a port the server was told of before it listened).
+async fn receiver_on(fail_first: usize, slow: Duration, addr: &str) -> (String, Receiver) {
     let r = Receiver {
         fail_first,
+        slow,
         ..Default::default()
     };
     let app = Router::new()
         .route("/hook", post(hook))
         .with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hook"), r)
@@ -387,4 +396,173 @@ async fn a_foreign_accounts_alarm_opens_nothing_and_the_team_is_told_once() {
         "{bodies:?}"
     );
     assert_eq!(standin.cases().len(), 1, "only the own account's case");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Notices are durable: queued with the decision, they outlive the process. The webhook is
+/// down while an alarm opens its case; the server is stopped (SIGTERM once, SIGKILL the
+/// next time) with the notice still queued; the next start delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_notices_survive_sigterm_and_sigkill_and_are_sent_after_a_restart() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let env = [
+        ("DATA_DIR", d),
+        ("NOTIFY_WEBHOOK_URL", url.as_str()),
+        ("NOTIFY_RETRY", "5s"),
+    ];
+    // Nothing listens on the webhook's port: the first attempt fails, the next is 5 s away.
+    let mut first = ServerProcess::start(&env);
+    assert_eq!(post_alarm(&first).await["outcome"], "created");
+    first.wait_for_log("notice not sent; trying again", Duration::from_secs(10));
+    assert!(first.terminate().success(), "SIGTERM");
+    let mut second = ServerProcess::start(&env);
+    let mut other: Value = serde_json::from_slice(
+        &std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"),
+    )
+    .expect("json");
+    other["AlarmName"] = Value::String("db-replica-lag".into());
+    other["AlarmArn"] =
+        Value::String("arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-replica-lag".into());
+    let resp = reqwest::Client::new()
+        .post(second.url("/serviceme"))
+        .body(other.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    // Killed outright: nothing of it runs on.
+    second.child.kill().expect("SIGKILL");
+    let _ = second.child.wait();
+
+    // The webhook is back; so is the service: both notices arrive.
+    let (_, hooked) = receiver_on(0, Duration::ZERO, &format!("127.0.0.1:{port}")).await;
+    let mut third = ServerProcess::start(&env);
+    wait_for("both notices", || {
+        hooked.bodies.lock().expect("lock").len() >= 2
+    })
+    .await;
+    let texts: Vec<String> = hooked
+        .bodies
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|b| b["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("alarm prod-api-5xx-rate")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("alarm db-replica-lag")),
+        "{texts:?}"
+    );
+    assert!(third.terminate().success());
+}
+
+/// A flood with a slow webhook loses no notice: 5,000 new alarms, a webhook that takes 20 ms
+/// an answer; every case's notice arrives, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_alarms_with_a_slow_webhook_lose_no_notice() {
+    const N: usize = 5000;
+    let (url, hooked) = receiver_on(0, Duration::from_millis(20), "127.0.0.1:0").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&[
+        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
+        ("NOTIFY_WEBHOOK_URL", url.as_str()),
+        ("STORM_CAP", "100000"),
+    ]);
+    let client = reqwest::Client::new();
+    let url = server.url("/serviceme");
+    let mut posts = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let (client, url) = (client.clone(), url.clone());
+        posts.spawn(async move {
+            for i in (worker..N).step_by(16) {
+                let body = serde_json::json!({
+                    "AlarmName": format!("flood-{i}"), "AlarmDescription": "flood",
+                    "StateChangeTime": "2026-11-20T03:12:45Z"
+                });
+                let resp = client
+                    .post(&url)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(resp.status(), 200);
+            }
+        });
+    }
+    while let Some(done) = posts.join_next().await {
+        done.expect("poster");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while hooked.bodies.lock().expect("lock").len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} notices after 2 minutes",
+            hooked.bodies.lock().expect("lock").len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies = hooked.bodies.lock().expect("lock").clone();
+    let mut alarms: Vec<String> = bodies
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .filter_map(|t| {
+            t.split("alarm ")
+                .nth(1)?
+                .split(':')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    alarms.sort();
+    alarms.dedup();
+    assert_eq!(alarms.len(), N, "every case's notice, once");
+    assert_eq!(bodies.len(), N, "none twice");
+    assert!(server.terminate().success());
+}
+
+/// A sink that never answers well: the notice is tried three times, then recorded as failed,
+/// counted, and shown with the case; it is not lost, nor tried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_no_sink_takes_is_recorded_as_failed_and_shown() {
+    let (url, hooked) = receiver(usize::MAX).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&[
+        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
+        ("NOTIFY_WEBHOOK_URL", url.as_str()),
+        ("NOTIFY_RETRY", "50ms"),
+    ]);
+    assert_eq!(post_alarm(&server).await["outcome"], "created");
+    server.wait_for_log("recorded as failed", Duration::from_secs(15));
+    assert_eq!(hooked.calls.load(Ordering::SeqCst), 3, "three attempts");
+    assert!(server.terminate().success());
+    let show = std::process::Command::new(BIN)
+        .args(["cases", "show", "dry-run-1", "--json"])
+        .env("DATA_DIR", dir.path())
+        .output()
+        .expect("cases show");
+    let v: Value = serde_json::from_slice(&show.stdout).expect("json");
+    let failed = &v["outbox"][0];
+    assert_eq!(failed["state"], "failed", "{v}");
+    assert_eq!(failed["pending"], serde_json::json!(["webhook"]), "{v}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 500")),
+        "{v}"
+    );
+    // The local notice log took it: only the webhook failed.
+    assert_eq!(v["notices"].as_array().map(Vec::len), Some(1), "{v}");
 }

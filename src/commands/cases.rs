@@ -70,6 +70,9 @@ pub(super) async fn cases(
                 Some(local) => local.notices.for_case(&id)?,
                 None => Vec::new(),
             };
+            // Notices still queued, or given up, about the case (delivered ones leave the
+            // outbox; on the embedded default they are listed below as told).
+            let queued = backend.outbox.about_case(&id).await?;
             if recorded.is_none() && info.is_none() && decisions.is_empty() {
                 return Err(anyhow::Error::msg(format!("no case {id:?} in the ledger")));
             }
@@ -84,7 +87,9 @@ pub(super) async fn cases(
                     .collect();
                 return write_out(
                     out,
-                    &pretty(&json!({"case": case, "decisions": decisions, "notices": told}))?,
+                    &pretty(&json!({
+                        "case": case, "decisions": decisions, "notices": told, "outbox": queued,
+                    }))?,
                 );
             }
             let mut text = String::new();
@@ -140,6 +145,23 @@ pub(super) async fn cases(
                         "\n  {}  {}",
                         at.format("%Y-%m-%d %H:%M:%S"),
                         n["text"].as_str().unwrap_or_default()
+                    ));
+                }
+                text.push('\n');
+            }
+            if !queued.is_empty() {
+                text.push_str("\nNotices not delivered:");
+                for q in &queued {
+                    text.push_str(&format!(
+                        "\n  {}  {} after {} attempt(s){}: {}",
+                        q.queued_at.format("%Y-%m-%d %H:%M:%S"),
+                        q.state,
+                        q.attempts,
+                        q.pending
+                            .as_ref()
+                            .map(|p| format!(" (to {})", p.join(", ")))
+                            .unwrap_or_default(),
+                        q.error.as_deref().unwrap_or("not tried yet")
                     ));
                 }
                 text.push('\n');
