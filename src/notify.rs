@@ -303,8 +303,10 @@ pub trait Outbox: Send + Sync {
 
 /// Attempts per notice before it is given up as failed.
 const ATTEMPTS: u32 = 3;
-/// How long a notice taken from the outbox is this instance's to send.
-const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a notice taken from the outbox is this instance's to send: the sinks' bound
+/// (15 s) and reading AWS's reply fit in it; if the instance dies meanwhile, another sends
+/// the notice once it lapses.
+const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 /// How often the outbox is looked at when nothing wakes the sender.
 const POLL: Duration = Duration::from_millis(500);
 /// Notices sent at once.

@@ -439,7 +439,9 @@ async fn queued_notices_survive_sigterm_and_sigkill_and_are_sent_after_a_restart
         .await
         .expect("post");
     assert_eq!(resp.status(), 200);
-    // Killed outright: nothing of it runs on.
+    // Killed outright once its notice was tried (killed while sending, a notice would wait
+    // for its lease to lapse, 30 s, and then go out all the same).
+    second.wait_for_log("notice not sent; trying again", Duration::from_secs(10));
     second.child.kill().expect("SIGKILL");
     let _ = second.child.wait();
 
