@@ -201,6 +201,8 @@ impl Grapher for LocalGrapher {
 /// datapoints are drawn instead, and the reason is kept in the file name's note.
 pub struct CloudWatchGrapher {
     pub client: aws_sdk_cloudwatch::Client,
+    /// The mapped accounts' credentials: an alarm's graph is drawn in its own account.
+    pub accounts: crate::backend::aws::AccountCredentials,
 }
 
 /// The widget rows of a metric-math or anomaly alarm: every metric and expression it
@@ -321,12 +323,21 @@ pub fn widget(alarm: &Alarm) -> Result<Value, String> {
 impl Grapher for CloudWatchGrapher {
     async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String> {
         let widget = widget(alarm)?;
-        let asked = self
+        let mut call = self
             .client
             .get_metric_widget_image()
             .metric_widget(widget.to_string())
             .output_format("png")
-            .send();
+            .customize();
+        // Drawn where the alarm lives: its region, its account's credentials.
+        if let Some(o) = crate::backend::aws::cloudwatch_override(
+            &self.accounts,
+            alarm.identity.region.as_deref(),
+            alarm.identity.account.as_deref(),
+        ) {
+            call = call.config_override(o);
+        }
+        let asked = call.send();
         let why = match tokio::time::timeout(std::time::Duration::from_secs(5), asked).await {
             Ok(Ok(out)) => match out.metric_widget_image() {
                 Some(png) if !png.as_ref().is_empty() => {

@@ -68,6 +68,7 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => {
             Arc::new(crate::graph::CloudWatchGrapher {
                 client: clients.cloudwatch.clone(),
+                accounts: clients.accounts.clone(),
             })
         }
         _ => Arc::new(crate::graph::LocalGrapher),
@@ -84,6 +85,7 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         cases = cases.with_tags(Arc::new(crate::tags::CloudWatchTags::new(
             clients.cloudwatch.clone(),
             config.config_cache_ttl,
+            clients.accounts.clone(),
         )));
     }
     Ok(App {

@@ -41,17 +41,32 @@ impl TagSource for NoTags {
 pub struct CloudWatchTags {
     pub client: aws_sdk_cloudwatch::Client,
     pub ttl: Duration,
+    /// The mapped accounts' credentials: an alarm's tags are read in its own account.
+    pub accounts: crate::backend::aws::AccountCredentials,
     cache: Mutex<HashMap<String, (Instant, TagsRead)>>,
 }
 
 impl CloudWatchTags {
-    pub fn new(client: aws_sdk_cloudwatch::Client, ttl: Duration) -> Self {
+    pub fn new(
+        client: aws_sdk_cloudwatch::Client,
+        ttl: Duration,
+        accounts: crate::backend::aws::AccountCredentials,
+    ) -> Self {
         Self {
             client,
             ttl,
+            accounts,
             cache: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// An alarm ARN's region and account: `arn:<partition>:cloudwatch:<region>:<account>:alarm:...`.
+fn region_and_account(arn: &str) -> (Option<&str>, Option<&str>) {
+    let mut parts = arn.split(':').skip(3);
+    let region = parts.next().filter(|r| !r.is_empty());
+    let account = parts.next().filter(|a| !a.is_empty());
+    (region, account)
 }
 
 impl CloudWatchTags {
@@ -86,11 +101,17 @@ impl TagSource for CloudWatchTags {
         {
             return cached.clone();
         }
-        let asked = self
+        // Read where the alarm lives: its region, its account's credentials.
+        let (region, account) = region_and_account(alarm_arn);
+        let mut call = self
             .client
             .list_tags_for_resource()
             .resource_arn(alarm_arn)
-            .send();
+            .customize();
+        if let Some(o) = crate::backend::aws::cloudwatch_override(&self.accounts, region, account) {
+            call = call.config_override(o);
+        }
+        let asked = call.send();
         let result = match tokio::time::timeout(Duration::from_secs(3), asked).await {
             Ok(Ok(out)) => Ok(out
                 .tags()

@@ -93,6 +93,7 @@ fn clients_with(support_endpoint: &str, support_timeout: Duration) -> AwsClients
         )
         .expect("the stand-in's endpoint"),
         sdk,
+        accounts: Default::default(),
     }
 }
 
@@ -2457,4 +2458,63 @@ async fn the_outbox_on_dynamodb_hands_each_notice_to_one_sender() {
             .is_empty(),
         "delivered ones are gone, failed ones are not tried again"
     );
+}
+
+/// Every call about an alarm of a mapped account is made there: its graph and its tags too
+/// are read with the assumed role's credentials, in the alarm's own region; the service's
+/// own alarms with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_accounts_graph_and_tags_are_read_with_its_role_in_its_region() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let mut env = aws_env(&endpoint, &s);
+    env.retain(|(k, _)| !matches!(*k, "TAGS" | "GRAPHS"));
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.as_str()));
+    env.push((
+        "ACCOUNT_ROLES",
+        "444455556666=arn:aws:iam::444455556666:role/cw-support",
+    ));
+    let mut server = common::process::ServerProcess::start(&env);
+    for (account, region, name) in [
+        ("444455556666", "eu-west-1", "theirs"),
+        ("123456789012", "us-east-1", "ours"),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(common::payload_path("metric-alarm.json")).expect("fixture"),
+        )
+        .expect("json");
+        v["AWSAccountId"] = json!(account);
+        v["AlarmName"] = json!(name);
+        v["AlarmArn"] = json!(format!(
+            "arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+        ));
+        let resp = reqwest::Client::new()
+            .post(server.url("/serviceme"))
+            .body(v.to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(server.terminate().success());
+    for op in ["GetMetricWidgetImage", "ListTagsForResource"] {
+        let signers = recorded.signers(op);
+        assert_eq!(signers.len(), 2, "{op}: {signers:?}");
+        assert_ne!(
+            signers[0].0, "AKIDTEST",
+            "{op}: the role's credentials: {signers:?}"
+        );
+        assert_eq!(
+            signers[0].1, "eu-west-1",
+            "{op}: the alarm's region: {signers:?}"
+        );
+        assert_eq!(
+            signers[1],
+            ("AKIDTEST".to_owned(), "us-east-1".to_owned()),
+            "{op}: the service's own"
+        );
+    }
 }

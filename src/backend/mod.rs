@@ -152,10 +152,11 @@ impl Backend {
         roles: &BTreeMap<String, String>,
         settings: &aws::AwsSettings,
     ) {
-        let Some(clients) = self.aws() else {
+        let Origin::Aws(clients) = &mut self.origin else {
             return;
         };
         let mut by_account = BTreeMap::new();
+        let mut credentials = BTreeMap::new();
         for (account, role) in roles {
             let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
                 .session_name("cw-support-api")
@@ -164,12 +165,15 @@ impl Backend {
                 .await;
             let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
             let support = aws::support_client(&clients.sdk, settings, Some(provider.clone()));
-            let wire = clients.support_wire.with_credentials(provider);
+            let wire = clients.support_wire.with_credentials(provider.clone());
             by_account.insert(
                 account.clone(),
                 Arc::new(aws::support::AwsSupportDesk::new(support, wire)),
             );
+            credentials.insert(account.clone(), provider);
         }
+        // The alarm's graph and tags are read with the same account's credentials.
+        clients.accounts = Arc::new(credentials);
         self.desk = Arc::new(aws::support::AccountDesks {
             own: Arc::new(aws::support::AwsSupportDesk::new(
                 clients.support.clone(),

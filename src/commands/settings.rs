@@ -47,6 +47,7 @@ pub async fn alarms(
                     let source = crate::tags::CloudWatchTags::new(
                         clients.cloudwatch.clone(),
                         config.config_cache_ttl,
+                        clients.accounts.clone(),
                     );
                     let arn = match arn {
                         Some(arn) => Some(arn),

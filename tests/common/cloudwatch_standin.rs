@@ -18,7 +18,11 @@ use axum::routing::post;
 type Request = (String, Vec<u8>);
 
 #[derive(Clone, Default)]
-pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms);
+pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms, Signers);
+
+/// Who signed each call, and for which region: (operation, access key, region), from the
+/// SigV4 `Credential=<key>/<date>/<region>/monitoring/aws4_request`.
+type Signers = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// The tags ListTagsForResource answers, per alarm ARN.
 type Tags = Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>;
@@ -54,6 +58,17 @@ impl Recorded {
             .lock()
             .expect("lock")
             .insert(name.to_owned(), (arn.to_owned(), composite));
+    }
+
+    /// The access key and region each call of `op` was signed with, in order.
+    pub fn signers(&self, op: &str) -> Vec<(String, String)> {
+        self.3
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(o, _, _)| o == op)
+            .map(|(_, k, r)| (k.clone(), r.clone()))
+            .collect()
     }
 
     /// How many ListTagsForResource calls were made.
@@ -242,6 +257,19 @@ async fn operation(
         // An empty CBOR map: PutMetricData has no output members.
         _ => vec![0xa0],
     };
+    let scope: Vec<String> = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .map(|c| c.split(['/', ',']).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let [key, _date, region, ..] = scope.as_slice() {
+        recorded
+            .3
+            .lock()
+            .expect("lock")
+            .push((op.clone(), key.clone(), region.clone()));
+    }
     recorded.0.lock().expect("lock").push((op, body.to_vec()));
     (
         StatusCode::OK,

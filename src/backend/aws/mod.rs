@@ -45,6 +45,32 @@ pub fn support_client(
     aws_sdk_support::Client::from_conf(conf.build())
 }
 
+/// The credentials of the accounts `ACCOUNT_ROLES` maps (each an AssumeRole provider): every
+/// call about such an alarm (its case, its graph, its tags) is signed with its account's.
+pub type AccountCredentials =
+    std::sync::Arc<std::collections::BTreeMap<String, SharedCredentialsProvider>>;
+
+/// The CloudWatch call about an alarm where the alarm lives: in its region, and with its
+/// account's credentials when `ACCOUNT_ROLES` maps it. `None`: the client's own will do.
+pub fn cloudwatch_override(
+    accounts: &AccountCredentials,
+    region: Option<&str>,
+    account: Option<&str>,
+) -> Option<aws_sdk_cloudwatch::config::Builder> {
+    let credentials = account.and_then(|a| accounts.get(a)).cloned();
+    if region.is_none() && credentials.is_none() {
+        return None;
+    }
+    let mut b = aws_sdk_cloudwatch::config::Builder::default();
+    if let Some(r) = region {
+        b = b.region(Region::new(r.to_owned()));
+    }
+    if let Some(c) = credentials {
+        b = b.credentials_provider(c);
+    }
+    Some(b)
+}
+
 /// What the AWS backend needs to know.
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
@@ -73,6 +99,8 @@ pub struct AwsClients {
     pub dynamodb_wire: wire::Service,
     /// CreateCase.
     pub support_wire: wire::Service,
+    /// The mapped accounts' credentials (`ACCOUNT_ROLES`), for the calls about their alarms.
+    pub accounts: AccountCredentials,
 }
 
 /// DynamoDB's bounds: 3 s an attempt, 10 s in all, the SDK's standard 3 attempts.
@@ -200,6 +228,7 @@ impl AwsClients {
             sdk,
             dynamodb_wire,
             support_wire,
+            accounts: Default::default(),
         })
     }
 }
