@@ -611,6 +611,8 @@ fn huge_durations_are_refused_and_bad_stored_windows_left_out() {
         );
         assert_eq!(o.status.code(), Some(2), "{huge}: {}", stderr(&o));
         assert!(stderr(&o).contains("--for"), "{}", stderr(&o));
+        // The range of --for itself, not some wider limit of durations in general.
+        assert!(stderr(&o).contains("1m to 366d"), "{}", stderr(&o));
         assert!(!dir.path().join("maintenance.json").exists());
     }
     std::fs::write(

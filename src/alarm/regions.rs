@@ -43,6 +43,16 @@ const NAMES: &[(&str, &str)] = &[
     ("AWS GovCloud (US-East)", "us-gov-east-1"),
     ("China (Beijing)", "cn-north-1"),
     ("China (Ningxia)", "cn-northwest-1"),
+    // The older spelling, still in AWS's own example notification ("US - N. Virginia"),
+    // for the regions that existed when it was used.
+    ("US - N. Virginia", "us-east-1"),
+    ("US - N. California", "us-west-1"),
+    ("US - Oregon", "us-west-2"),
+    ("EU - Ireland", "eu-west-1"),
+    ("Asia Pacific - Singapore", "ap-southeast-1"),
+    ("Asia Pacific - Sydney", "ap-southeast-2"),
+    ("Asia Pacific - Tokyo", "ap-northeast-1"),
+    ("South America - Sao Paulo", "sa-east-1"),
 ];
 
 /// The region code for CloudWatch's `Region` field: a display name ("EU (Ireland)", or
@@ -70,6 +80,7 @@ mod tests {
         assert_eq!(region_code("Europe (Ireland)"), Some("eu-west-1"));
         assert_eq!(region_code("US East (N. Virginia)"), Some("us-east-1"));
         assert_eq!(region_code("us east (ohio)"), Some("us-east-2"));
+        assert_eq!(region_code("US - N. Virginia"), Some("us-east-1"));
         assert_eq!(region_code("ap-southeast-2"), Some("ap-southeast-2"));
         assert_eq!(region_code("Atlantis (Central)"), None);
         assert_eq!(region_code(""), None);

@@ -622,12 +622,24 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
 /// Reads `90`, `90s`, `10m`, `2h`, `1d` or `250ms`, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    read_duration(s)?
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| {
+            format!(
+                "{:?} is longer than the longest duration accepted, 3650d",
+                s.trim()
+            )
+        })
+}
+
+/// The duration written, or `None` when it is well formed but too long to count.
+fn read_duration(s: &str) -> Result<Option<Duration>, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 90s, 10m or 2h"))?;
+    if digits.is_empty() {
+        return Err(format!("{s:?} is not a duration such as 90s, 10m or 2h"));
+    }
     let ms_per_unit: u64 = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -636,26 +648,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86_400_000,
         _ => return Err(format!("{s:?}: unknown unit (use ms, s, m, h or d)")),
     };
-    n.checked_mul(ms_per_unit)
-        .map(Duration::from_millis)
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(|| format!("{s:?} is longer than the longest duration accepted, 3650d"))
+    // Only digits are left, so a failed parse is a number past u64: too long, like an overflow.
+    Ok(digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(ms_per_unit))
+        .map(Duration::from_millis))
 }
 
 /// A duration between `MIN_MS` milliseconds and `MAX_S` seconds: each option's own range, so
 /// that an absurd value stops the start with a clear error instead of failing the first
-/// alarm.
+/// alarm. The error names this range, however far past it the value is.
 pub fn duration_in<const MIN_MS: u64, const MAX_S: u64>(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
     let (min, max) = (Duration::from_millis(MIN_MS), Duration::from_secs(MAX_S));
-    if d < min || d > max {
-        return Err(format!(
-            "{s:?} is outside {} to {}",
+    match read_duration(s)? {
+        Some(d) if d >= min && d <= max => Ok(d),
+        _ => Err(format!(
+            "{:?} is outside {} to {}",
+            s.trim(),
             crate::case::text::humantime(min),
             crate::case::text::humantime(max)
-        ));
+        )),
     }
-    Ok(d)
 }
 
 #[cfg(test)]

@@ -35,15 +35,14 @@ fn every_duration_option_has_a_range() {
         ("--idempotency-ttl", "400d", "15d"),
         ("--retry-visibility", "13h", "12h"),
         ("--flap-window", "30s", "1m"),
+        ("--flap-window", "99999999999999999999s", "1m"),
     ] {
         let e = parse(&[flag, bad])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(
-            e.contains("is outside") || e.contains("longest"),
-            "{flag} {bad}: {e}"
-        );
+        // However far out, the error names the option's own range.
+        assert!(e.contains("is outside"), "{flag} {bad}: {e}");
         assert!(parse(&[flag, good]).is_ok(), "{flag} {good}");
     }
 }
