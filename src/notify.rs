@@ -52,7 +52,20 @@ pub enum Notice {
         case_id: String,
         alarm: String,
     },
+    /// Several `Folded` notices about one storm case, told as one message: made when they are
+    /// sent together, never queued. A storm of thousands of alarms is a few messages, not
+    /// thousands (a Slack webhook takes about one a second).
+    Storm {
+        case_id: String,
+        /// The first [`STORM_NAMES`] alarms, in the order they were folded.
+        alarms: Vec<String>,
+        /// How many more were folded in the same message.
+        more: usize,
+    },
 }
+
+/// Alarm names a storm message lists before "and N more".
+pub const STORM_NAMES: usize = 20;
 
 /// Where a case is seen in the AWS Support Center.
 pub fn case_link(case_id: &str, display_id: Option<&str>) -> String {
@@ -73,7 +86,8 @@ impl Notice {
             Self::Opened { case_id, .. }
             | Self::Replied { case_id, .. }
             | Self::Resolved { case_id, .. }
-            | Self::Folded { case_id, .. } => Some(case_id),
+            | Self::Folded { case_id, .. }
+            | Self::Storm { case_id, .. } => Some(case_id),
             Self::Failed { .. } => None,
         }
     }
@@ -141,6 +155,25 @@ impl Notice {
                 esc(case_id),
                 link(case_id, None)
             ),
+            Self::Storm {
+                case_id,
+                alarms,
+                more,
+            } => {
+                let names: Vec<String> = alarms.iter().map(|a| esc(a)).collect();
+                let tail = match more {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(
+                    "Alarm storm: {} alarms were added to the storm case {} instead of opening \
+                     their own: {}{tail}. {}",
+                    alarms.len() + more,
+                    esc(case_id),
+                    names.join(", "),
+                    link(case_id, None)
+                )
+            }
         }
     }
 }
@@ -185,7 +218,7 @@ impl NoticeSink for SnsSink {
             Notice::Replied { .. } => "AWS Support replied",
             Notice::Resolved { .. } => "AWS Support case resolved",
             Notice::Failed { .. } => "Alarm could not become a case",
-            Notice::Folded { .. } => "Alarm storm",
+            Notice::Folded { .. } | Notice::Storm { .. } => "Alarm storm",
         };
         self.client
             .publish()
@@ -311,6 +344,9 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 const POLL: Duration = Duration::from_millis(500);
 /// Notices sent at once.
 const AT_ONCE: usize = 32;
+/// Notices taken from the outbox in one round: more than are sent at once, so that a storm's
+/// notices due together are told as one message.
+const TAKE: usize = 256;
 
 /// Queues notices in the outbox and, where the process sends them (`serve`, `consume`),
 /// delivers them.
@@ -393,7 +429,7 @@ impl Notifier {
                 return;
             }
             let now = Utc::now();
-            let due = match inner.outbox.take_due(now, now + LEASE, AT_ONCE).await {
+            let due = match inner.outbox.take_due(now, now + LEASE, TAKE).await {
                 Ok(due) => due,
                 Err(e) => {
                     warn!(error = %crate::errors::Chain(&e), "could not read the notice outbox");
@@ -402,9 +438,12 @@ impl Notifier {
             };
             let busy = !due.is_empty();
             let mut sending = tokio::task::JoinSet::new();
-            for queued in due {
+            for batch in batches(due) {
+                while sending.len() >= AT_ONCE {
+                    sending.join_next().await;
+                }
                 let inner = inner.clone();
-                sending.spawn(async move { inner.deliver(queued).await });
+                sending.spawn(async move { inner.deliver(batch).await });
             }
             while sending.join_next().await.is_some() {}
             if busy {
@@ -419,14 +458,63 @@ impl Notifier {
     }
 }
 
+/// What one message tells: one notice, or several `Folded` ones about the same storm case
+/// (with the same sinks still to be told) as one [`Notice::Storm`]. Each member's outcome is
+/// recorded as its own.
+#[derive(Debug)]
+struct Batch {
+    notice: Notice,
+    members: Vec<Queued>,
+}
+
+/// The notices taken together, as messages: each storm case's folded alarms in one, every
+/// other notice alone, in the order taken.
+fn batches(due: Vec<Queued>) -> Vec<Batch> {
+    let mut out: Vec<Batch> = Vec::new();
+    for queued in due {
+        if let Notice::Folded { case_id, .. } = &queued.notice {
+            let same = out.iter_mut().find(|b| {
+                b.members[0].pending == queued.pending
+                    && matches!(&b.members[0].notice,
+                        Notice::Folded { case_id: other, .. } if other == case_id)
+            });
+            if let Some(batch) = same {
+                batch.members.push(queued);
+                continue;
+            }
+        }
+        out.push(Batch {
+            notice: queued.notice.clone(),
+            members: vec![queued],
+        });
+    }
+    for batch in &mut out {
+        if batch.members.len() > 1
+            && let Notice::Folded { case_id, .. } = &batch.notice
+        {
+            let names = batch.members.iter().filter_map(|m| match &m.notice {
+                Notice::Folded { alarm, .. } => Some(alarm.clone()),
+                _ => None,
+            });
+            batch.notice = Notice::Storm {
+                case_id: case_id.clone(),
+                alarms: names.take(STORM_NAMES).collect(),
+                more: batch.members.len().saturating_sub(STORM_NAMES),
+            };
+        }
+    }
+    out
+}
+
 impl Inner {
-    /// One round for one notice: every sink still pending at once, then the outcome recorded.
-    async fn deliver(&self, mut queued: Queued) {
+    /// One round for one message: every sink still pending at once, then the outcome
+    /// recorded for each notice it tells.
+    async fn deliver(&self, mut batch: Batch) {
         if let Notice::Replied {
             case_id,
             excerpt: excerpt @ None,
             ..
-        } = &mut queued.notice
+        } = &mut batch.notice
             && let Some(desk) = &self.replies
         {
             match desk.latest_reply(case_id).await {
@@ -434,7 +522,8 @@ impl Inner {
                 Err(e) => warn!(error = %crate::errors::Chain(&e), "could not read AWS's reply"),
             }
         }
-        let pending: Vec<&Arc<dyn NoticeSink>> = match &queued.pending {
+        // Members of a batch share their pending sinks (see `batches`).
+        let pending: Vec<&Arc<dyn NoticeSink>> = match &batch.members[0].pending {
             Some(names) => self
                 .sinks
                 .iter()
@@ -443,7 +532,7 @@ impl Inner {
             None => self.sinks.iter().collect(),
         };
         let tries = pending.iter().map(|sink| {
-            let notice = &queued.notice;
+            let notice = &batch.notice;
             async move {
                 let sent = tokio::time::timeout(Duration::from_secs(15), sink.send(notice))
                     .await
@@ -456,6 +545,13 @@ impl Inner {
             .into_iter()
             .filter_map(|(name, r)| r.err().map(|e| (name, e)))
             .collect();
+        for queued in &batch.members {
+            self.record(queued, &failed).await;
+        }
+    }
+
+    /// The outcome of one notice's round: delivered, tried again later, or failed.
+    async fn record(&self, queued: &Queued, failed: &[(&str, String)]) {
         let outcome = if failed.is_empty() {
             self.outbox.delivered(&queued.id).await
         } else {
@@ -468,7 +564,7 @@ impl Inner {
                 .join("; ");
             if attempts >= ATTEMPTS {
                 warn!(notice = ?queued.notice, error = %error, "a notice could not be sent; recorded as failed");
-                for _ in &failed {
+                for _ in failed {
                     self.metrics.record(Event::NotifyFailed);
                 }
                 self.outbox.failed(&queued.id, names, error).await
@@ -544,6 +640,73 @@ mod tests {
                 .ends_with("> Hello,\n> we are looking into it.\n> line 3"),
             "{}",
             r.text()
+        );
+    }
+
+    fn queued(id: &str, notice: Notice, pending: Option<Vec<String>>) -> Queued {
+        Queued {
+            id: id.into(),
+            notice,
+            attempts: 0,
+            pending,
+        }
+    }
+
+    fn folded(case_id: &str, alarm: &str) -> Notice {
+        Notice::Folded {
+            case_id: case_id.into(),
+            alarm: alarm.into(),
+        }
+    }
+
+    #[test]
+    fn a_storms_folded_alarms_are_told_in_one_message() {
+        let mut due = vec![queued(
+            "o",
+            Notice::Failed {
+                alarm: "x".into(),
+                reason: "r".into(),
+            },
+            None,
+        )];
+        for i in 0..25 {
+            due.push(queued(
+                &format!("s{i}"),
+                folded("storm-1", &format!("a{i}")),
+                None,
+            ));
+        }
+        due.push(queued("t", folded("storm-2", "b"), None));
+        // Retried for one sink only: not merged with notices every sink is still to hear.
+        due.push(queued(
+            "w",
+            folded("storm-1", "late"),
+            Some(vec!["webhook".into()]),
+        ));
+        let out = batches(due);
+        let ids: Vec<Vec<&str>> = out
+            .iter()
+            .map(|b| b.members.iter().map(|m| m.id.as_str()).collect())
+            .collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(ids[0], ["o"]);
+        assert_eq!(ids[1].len(), 25);
+        assert_eq!((ids[2].clone(), ids[3].clone()), (vec!["t"], vec!["w"]));
+        assert!(
+            matches!(out[2].notice, Notice::Folded { .. }),
+            "one alone stays as it is"
+        );
+        let Notice::Storm { alarms, more, .. } = &out[1].notice else {
+            panic!("{:?}", out[1].notice)
+        };
+        assert_eq!((alarms.len(), *more), (STORM_NAMES, 5));
+        assert_eq!(alarms[0], "a0");
+        let text = out[1].notice.slack_text();
+        assert!(
+            text.starts_with("Alarm storm: 25 alarms were added to the storm case storm-1")
+                && text.contains("a0, a1, a2")
+                && text.contains("a19 and 5 more."),
+            "{text}"
         );
     }
 }

@@ -570,3 +570,85 @@ async fn a_notice_no_sink_takes_is_recorded_as_failed_and_shown() {
     // The local notice log took it: only the webhook failed.
     assert_eq!(v["notices"].as_array().map(Vec::len), Some(1), "{v}");
 }
+
+/// A storm's folded alarms are told together: a few messages for hundreds of alarms (a
+/// Slack webhook takes about one a second), and every alarm is still accounted for, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_is_told_in_a_few_messages_that_name_every_alarm_once() {
+    const N: usize = 300;
+    let (url, hooked) = receiver_on(0, Duration::from_millis(200), "127.0.0.1:0").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(&[
+        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
+        ("NOTIFY_WEBHOOK_URL", url.as_str()),
+        ("STORM_CAP", "3"),
+    ]);
+    let client = reqwest::Client::new();
+    let url = server.url("/serviceme");
+    let mut posts = tokio::task::JoinSet::new();
+    for worker in 0..16 {
+        let (client, url) = (client.clone(), url.clone());
+        posts.spawn(async move {
+            for i in (worker..N).step_by(16) {
+                let body = serde_json::json!({
+                    "AlarmName": format!("storm-{i}"), "AlarmDescription": "storm",
+                    "StateChangeTime": "2026-11-20T03:12:45Z"
+                });
+                let resp = client.post(&url).body(body.to_string()).send().await;
+                assert_eq!(resp.expect("post").status(), 200);
+            }
+        });
+    }
+    while let Some(done) = posts.join_next().await {
+        done.expect("poster");
+    }
+    // Each message accounts for its alarms: one opened, one folded, or "N alarms were added".
+    let counted = |bodies: &[Value]| -> usize {
+        bodies
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .map(|t| {
+                t.strip_prefix("Alarm storm: ")
+                    .and_then(|rest| rest.split(" alarms were added").next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(1)
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counted(&hooked.bodies.lock().expect("lock")) < N {
+        assert!(
+            Instant::now() < deadline,
+            "not every alarm told within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let bodies = hooked.bodies.lock().expect("lock").clone();
+    assert_eq!(counted(&bodies), N, "every alarm once: {bodies:?}");
+    let opened = bodies
+        .iter()
+        .filter(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("AWS Support case opened"))
+        })
+        .count();
+    // STORM_CAP cases, then the storm case (opened for the first alarm past the cap).
+    assert_eq!(opened, 4, "{bodies:#?}");
+    let merged = bodies
+        .iter()
+        .filter(|b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains(" alarms were added"))
+        })
+        .count();
+    assert!(merged >= 1, "{bodies:?}");
+    assert!(
+        bodies.len() <= 40,
+        "{} messages for {N} alarms: not merged",
+        bodies.len()
+    );
+    assert!(server.terminate().success());
+}
