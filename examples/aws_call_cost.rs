@@ -1,7 +1,6 @@
-//! What one AWS call costs this process in CPU (issue 16): the SDK's TransactWriteItems,
-//! and the same request through this service's own client for its hot calls
-//! (`backend::aws::wire`: SigV4 with ring, the signing key kept for the day, hyper's pooled
-//! client), one after the other on one thread, against a canned endpoint.
+//! What one AWS call costs this process in CPU: the SDK's TransactWriteItems of a commit's
+//! six items, one call at a time on one thread, against a canned endpoint. (Issue 16 also
+//! measured a hand-written client here; issue 25 went back to the SDK for every call.)
 //!
 //!   AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
 //!     cargo run --release --example aws_call_cost -- [CALLS]
@@ -90,52 +89,6 @@ async fn with_sdk(calls: usize) -> f64 {
     cpu_per_call(calls, send).await
 }
 
-/// The same items through this service's own client (`backend::aws::wire`), as the
-/// ledger sends its claim and commit.
-async fn with_wire(calls: usize) -> f64 {
-    use aws_credential_types::Credentials;
-    use aws_credential_types::provider::SharedCredentialsProvider;
-    use cw_support_api::backend::aws::{DYNAMODB_TIMEOUTS, wire};
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let credentials = Credentials::new(
-        std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
-        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
-        None,
-        None,
-        "environment",
-    );
-    let client = wire::Service::new(
-        wire::Http::new(),
-        wire::DYNAMODB,
-        &endpoint,
-        REGION,
-        SharedCredentialsProvider::new(credentials),
-        DYNAMODB_TIMEOUTS,
-    )
-    .expect("an http endpoint");
-    let send = |i: usize| {
-        let client = &client;
-        async move {
-            let transact: Vec<serde_json::Value> = items(i)
-                .into_iter()
-                .map(|(pk, json)| {
-                    serde_json::json!({"Put": {"TableName": TABLE, "Item": {
-                        "pk": {"S": pk}, "sk": {"S": "-"}, "decision": {"S": json}}}})
-                })
-                .collect();
-            let body = serde_json::to_vec(&serde_json::json!({
-                "TransactItems": transact, "ClientRequestToken": wire::request_token()
-            }))
-            .expect("json");
-            client
-                .call("TransactWriteItems", body, wire::Attempts::Retried)
-                .await
-                .expect("answered");
-        }
-    };
-    cpu_per_call(calls, send).await
-}
-
 fn main() {
     let calls: usize = std::env::args()
         .nth(1)
@@ -147,11 +100,9 @@ fn main() {
         .expect("runtime");
     let started = Instant::now();
     let sdk = rt.block_on(with_sdk(calls));
-    let wire = rt.block_on(with_wire(calls));
     println!(
-        "{{\"calls\": {calls}, \"sdk_cpu_us_per_call\": {:.1}, \"wire_cpu_us_per_call\": {:.1}, \"seconds\": {:.1}}}",
+        "{{\"calls\": {calls}, \"sdk_cpu_us_per_call\": {:.1}, \"seconds\": {:.1}}}",
         sdk * 1e6,
-        wire * 1e6,
         started.elapsed().as_secs_f64()
     );
 }

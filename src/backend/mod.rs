@@ -91,9 +91,7 @@ impl Backend {
         match settings.kind {
             BackendKind::Local => Ok(local::LocalBackend::open(&settings.data_dir)?.into()),
             BackendKind::Aws => {
-                let clients = aws::AwsClients::load(&settings.aws)
-                    .await
-                    .map_err(BackendError::Aws)?;
+                let clients = aws::AwsClients::load(&settings.aws).await;
                 let mut backend = Self::on_aws(clients, &settings.aws).await?;
                 if !settings.account_roles.is_empty() {
                     backend
@@ -121,10 +119,7 @@ impl Backend {
             config: Arc::new(store),
             ledger: ledger.clone(),
             outbox: ledger,
-            desk: Arc::new(aws::support::AwsSupportDesk::new(
-                clients.support.clone(),
-                clients.support_wire.clone(),
-            )),
+            desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
             origin: Origin::Aws(Box::new(clients)),
         })
     }
@@ -165,20 +160,16 @@ impl Backend {
                 .await;
             let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
             let support = aws::support_client(&clients.sdk, settings, Some(provider.clone()));
-            let wire = clients.support_wire.with_credentials(provider.clone());
             by_account.insert(
                 account.clone(),
-                Arc::new(aws::support::AwsSupportDesk::new(support, wire)),
+                Arc::new(aws::support::AwsSupportDesk::new(support)),
             );
             credentials.insert(account.clone(), provider);
         }
         // The alarm's graph and tags are read with the same account's credentials.
         clients.accounts = Arc::new(credentials);
         self.desk = Arc::new(aws::support::AccountDesks {
-            own: Arc::new(aws::support::AwsSupportDesk::new(
-                clients.support.clone(),
-                clients.support_wire.clone(),
-            )),
+            own: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
             by_account,
         });
     }

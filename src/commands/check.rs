@@ -4,7 +4,6 @@ use std::io::Write;
 
 use crate::alarm_config::AlarmConfigRecord;
 use crate::backend::Backend;
-use crate::backend::aws::wire::Attempts;
 use crate::backend::aws::{AwsClients, dynamo};
 use crate::cli::{BackendKind, Config};
 
@@ -14,9 +13,7 @@ use super::write_out;
 
 pub(super) async fn tables_create(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = config.aws();
-    let clients = AwsClients::load(&settings)
-        .await
-        .map_err(|e| anyhow::anyhow!("AWS configuration: {e}"))?;
+    let clients = AwsClients::load(&settings).await;
     let done = dynamo::create_tables(
         &clients.dynamodb,
         &settings.config_table,
@@ -111,9 +108,7 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
     }
     use aws_credential_types::provider::ProvideCredentials;
     let settings = config.aws();
-    let clients = AwsClients::load(&settings)
-        .await
-        .map_err(|e| anyhow::anyhow!("AWS configuration: {e}"))?;
+    let clients = AwsClients::load(&settings).await;
     let mut failures = 0;
     let mut report = |ok: bool, what: String, out: &mut dyn Write| {
         if !ok {
@@ -172,46 +167,13 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
         )?,
         Err(e) => report(false, format!("ledger table: {e}"), out)?,
     }
-    // The hot calls have their own client (`backend::aws::wire`): one transaction that
-    // writes nothing (a condition on a key never written) shows it reaches DynamoDB with
-    // valid signatures and the ledger's permissions.
-    let probe = serde_json::json!({"TransactItems": [{"ConditionCheck": {
-        "TableName": settings.ledger_table,
-        "Key": {"pk": {"S": "check#wire"}, "sk": {"S": "-"}},
-        "ConditionExpression": "attribute_not_exists(pk)"}}]});
-    let probes = [
-        (
-            &clients.dynamodb_wire,
-            "TransactWriteItems",
-            probe.to_string(),
-            "ledger transactions reach DynamoDB",
-            "ledger transactions (own client)",
-        ),
-        (
-            &clients.support_wire,
-            "DescribeSeverityLevels",
-            "{}".to_owned(),
-            "CreateCase's client reaches AWS Support",
-            "AWS Support (own client)",
-        ),
-    ];
-    for (wire, operation, body, reached, what) in probes {
-        match wire
-            .call(operation, body.into_bytes(), Attempts::Once)
-            .await
-        {
-            Ok(_) => report(
-                true,
-                format!("{reached} (the service's own signed client)"),
-                out,
-            )?,
-            Err(e) => report(false, format!("{what}: {e}"), out)?,
-        }
+    // One transaction that writes nothing: the ledger's writes are allowed, not only reads.
+    let ledger = crate::backend::aws::dynamo::DynamoLedger::on(&clients, &settings);
+    match ledger.probe_transactions().await {
+        Ok(()) => report(true, "ledger transactions reach DynamoDB".into(), out)?,
+        Err(e) => report(false, format!("ledger transactions: {e}"), out)?,
     }
-    let desk = crate::backend::aws::support::AwsSupportDesk::new(
-        clients.support.clone(),
-        clients.support_wire.clone(),
-    );
+    let desk = crate::backend::aws::support::AwsSupportDesk::new(clients.support.clone());
     match desk.allowed_severities().await {
         Ok(levels) => {
             let codes: Vec<&str> = levels.iter().map(|s| s.as_str()).collect();

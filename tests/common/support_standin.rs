@@ -143,6 +143,9 @@ pub enum Fault {
     CaseIdNotFound,
     /// Sleep this long, then answer normally.
     Delay(Duration),
+    /// Carry the request out, then answer 200 with a body that is not JSON (a proxy's page, a
+    /// cut connection): the caller cannot tell whether it was done.
+    Garbled,
 }
 
 impl Fault {
@@ -155,6 +158,7 @@ impl Fault {
                 "CaseCreationLimitExceeded" => Ok(Fault::CaseCreationLimitExceeded),
                 "SubscriptionRequired" => Ok(Fault::SubscriptionRequired),
                 "CaseIdNotFound" => Ok(Fault::CaseIdNotFound),
+                "Garbled" => Ok(Fault::Garbled),
                 other => Err(format!("unknown fault {other:?}")),
             },
             Value::Object(map) => match map.get("DelayMs").and_then(Value::as_u64) {
@@ -173,6 +177,7 @@ impl Fault {
             Fault::CaseCreationLimitExceeded => json!("CaseCreationLimitExceeded"),
             Fault::SubscriptionRequired => json!("SubscriptionRequired"),
             Fault::CaseIdNotFound => json!("CaseIdNotFound"),
+            Fault::Garbled => json!("Garbled"),
             Fault::Delay(d) => json!({ "DelayMs": d.as_millis() as u64 }),
         }
     }
@@ -196,7 +201,7 @@ impl Fault {
             Fault::CaseIdNotFound => {
                 ApiError::new("CaseIdNotFound", "Invalid case ID (injected fault).")
             }
-            Fault::Delay(_) => return None,
+            Fault::Delay(_) | Fault::Garbled => return None,
         })
     }
 }
@@ -687,6 +692,10 @@ async fn support(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
             return done
                 .await
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+        Some(Fault::Garbled) => {
+            let _carried_out = answer(&shared, &op, &body, &request_id);
+            return (StatusCode::OK, "<html>502 Bad Gateway</html>").into_response();
         }
         Some(fault) => {
             if let Some(err) = fault.error() {

@@ -14,7 +14,6 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::alarm_config::Severity;
-use crate::backend::aws::wire::{Attempts, Service, WireError};
 use crate::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
@@ -23,8 +22,6 @@ use std::sync::Arc;
 
 pub struct AwsSupportDesk {
     client: Client,
-    /// CreateCase, once per new alarm, is sent by `aws::wire` (issue 16); the rest by the SDK.
-    wire: Service,
     /// The severity codes this account's plan allows, learnt on first use.
     severities: OnceCell<Vec<Severity>>,
     /// The service and category codes (DescribeServices), learnt on first use.
@@ -38,21 +35,17 @@ fn desk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> DeskError {
     let text = format!("{op}: {}", describe(&e));
     match &e {
+        // A 2xx the SDK could not read (a proxy's page, a cut body) is an "error" to it, but
+        // the request was carried out as far as anyone knows.
+        SdkError::ServiceError(service) if service.raw().status().is_success() => {
+            DeskError::Uncertain(text)
+        }
         SdkError::ServiceError(service) => {
             answered(e.code(), service.raw().status().is_server_error(), text)
         }
         // Timeouts, lost connections, unreadable answers: worth a retry, but the request
         // may have been carried out.
         _ => DeskError::Uncertain(text),
-    }
-}
-
-/// The same for a call sent by `wire`.
-fn wire_desk_error(op: &str, e: WireError) -> DeskError {
-    let text = format!("{op}: {e}");
-    match e.code() {
-        Some(code) => answered(Some(code), e.is_server_error(), text),
-        None => DeskError::Uncertain(text),
     }
 }
 
@@ -74,43 +67,10 @@ fn answered(code: Option<&str>, server_error: bool, text: String) -> DeskError {
     }
 }
 
-/// The case id of CreateCase's 2xx answer. A body that says nothing readable leaves it
-/// uncertain whether the case exists (the case logic then looks for it by its reference).
-fn case_id_of(answer: &[u8]) -> Result<String, DeskError> {
-    #[derive(serde::Deserialize)]
-    struct Created {
-        #[serde(rename = "caseId")]
-        case_id: Option<String>,
-    }
-    let created: Created = serde_json::from_slice(answer)
-        .map_err(|e| DeskError::Uncertain(format!("CreateCase: an unreadable answer: {e}")))?;
-    created
-        .case_id
-        .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
-}
-
-/// CreateCase's request, with the API's member names.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateCaseRequest<'a> {
-    subject: &'a str,
-    service_code: &'a str,
-    severity_code: &'a str,
-    category_code: &'a str,
-    communication_body: &'a str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    cc_email_addresses: Vec<&'a str>,
-    language: &'a str,
-    issue_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attachment_set_id: Option<String>,
-}
-
 impl AwsSupportDesk {
-    pub fn new(client: Client, wire: Service) -> Self {
+    pub fn new(client: Client) -> Self {
         Self {
             client,
-            wire,
             severities: OnceCell::new(),
             services: OnceCell::new(),
         }
@@ -322,27 +282,34 @@ impl SupportDesk for AwsSupportDesk {
                 }
             }
         }
-        let request = CreateCaseRequest {
-            subject: &case.subject,
-            service_code: &case.service_code,
-            severity_code: severity.as_str(),
-            category_code: &case.category_code,
-            communication_body: body.as_str(),
-            cc_email_addresses: case.cc_email_addresses.iter().map(|e| e.as_str()).collect(),
-            language: &case.language,
-            issue_type: &case.issue_type,
-            attachment_set_id: attachment_set,
-        };
-        let request = serde_json::to_vec(&request)
-            .map_err(|e| DeskError::Rejected(format!("CreateCase: {e}")))?;
         // Never sent twice blindly: an uncertain outcome is settled by looking the case up
         // by its reference (the case logic does) before anything is sent again.
-        let answer = self
-            .wire
-            .call("CreateCase", request, Attempts::Once)
+        let created = self
+            .client
+            .create_case()
+            .subject(&case.subject)
+            .service_code(&case.service_code)
+            .severity_code(severity.as_str())
+            .category_code(&case.category_code)
+            .communication_body(body.as_str())
+            .set_cc_email_addresses((!case.cc_email_addresses.is_empty()).then(|| {
+                case.cc_email_addresses
+                    .iter()
+                    .map(|e| e.as_str().to_owned())
+                    .collect()
+            }))
+            .language(&case.language)
+            .issue_type(&case.issue_type)
+            .set_attachment_set_id(attachment_set)
+            .customize()
+            .config_override(once())
+            .send()
             .await
-            .map_err(|e| wire_desk_error("CreateCase", e))?;
-        case_id_of(&answer)
+            .map_err(|e| desk_error("CreateCase", e))?;
+        created
+            .case_id()
+            .map(str::to_owned)
+            .ok_or_else(|| DeskError::Unavailable("CreateCase answered without a caseId".into()))
     }
 
     async fn add_communication(
@@ -498,21 +465,6 @@ impl SupportDesk for AccountDesks {
 mod tests {
     use super::*;
     use Severity::*;
-
-    #[test]
-    fn create_cases_answer_gives_the_case_id_or_says_what_it_lacked() {
-        assert_eq!(
-            case_id_of(br#"{"caseId":"case-123456789012-muen-2026-abc"}"#).unwrap(),
-            "case-123456789012-muen-2026-abc"
-        );
-        for unreadable in [&b"<html>"[..], b"", br#"{"caseId": 7}"#] {
-            let e = case_id_of(unreadable).unwrap_err();
-            assert!(matches!(e, DeskError::Uncertain(_)), "{e:?}");
-            assert!(e.to_string().contains("unreadable answer"), "{e}");
-        }
-        let e = case_id_of(b"{}").unwrap_err();
-        assert!(matches!(e, DeskError::Unavailable(_)), "{e:?}");
-    }
 
     #[test]
     fn a_case_id_names_its_account() {

@@ -19,13 +19,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     CancellationReason, Delete, KeysAndAttributes, Put, TransactWriteItem,
 };
 use chrono::{DateTime, Utc};
 
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
-use crate::backend::aws::wire::{self, Attempts, Service, WireError};
 use crate::errors::describe;
 use crate::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter,
@@ -35,9 +35,6 @@ use crate::ledger::{
 
 pub struct DynamoLedger {
     pub(super) client: Client,
-    /// The claim's and the commit's TransactWriteItems, the two ledger calls of every new
-    /// alarm, are sent by `aws::wire`, not the SDK (issue 16: under half the CPU per call).
-    wire: Service,
     pub(super) table: String,
     /// How long a handled delivery or event is remembered (SQS keeps a message 14 days at
     /// most, so a redelivery cannot come later than that).
@@ -98,23 +95,21 @@ impl DynamoLedger {
     ) -> Self {
         Self::new(
             clients.dynamodb.clone(),
-            clients.dynamodb_wire.clone(),
             &settings.ledger_table,
             settings.handled_ttl,
         )
     }
 
-    pub fn new(client: Client, wire: Service, table: &str, handled_ttl: Duration) -> Self {
+    pub fn new(client: Client, table: &str, handled_ttl: Duration) -> Self {
         Self {
             client,
-            wire,
             table: table.to_owned(),
             handled_ttl,
             notes: DuplicateTally::default(),
         }
     }
 
-    /// One TransactWriteItems through `wire`, retried with a ClientRequestToken (so a retry
+    /// One TransactWriteItems, retried by the SDK with one ClientRequestToken (so a retry
     /// after a lost answer is the same write, not a second one): done, or refused with the
     /// reasons, one per item.
     async fn transact(
@@ -122,25 +117,54 @@ impl DynamoLedger {
         what: &str,
         items: &[TransactWriteItem],
     ) -> Result<Transacted, LedgerError> {
-        let body = super::json::transact_write_body(items, &wire::request_token())
-            .map_err(|e| LedgerError::storage("writing a TransactWriteItems", e))?;
+        // ClientRequestToken is an idempotency token in DynamoDB's API model: left unset, the
+        // SDK makes one per call and its retries resend the same request, token included.
         match self
-            .wire
-            .call("TransactWriteItems", body, Attempts::Retried)
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.to_vec()))
+            .send()
             .await
         {
             Ok(_) => Ok(Transacted::Done),
-            Err(WireError::Service { code, body, .. })
-                if code == "TransactionCanceledException" =>
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
             {
-                super::json::cancellation_reasons(&body)
-                    .map(Transacted::Cancelled)
-                    .map_err(|e| {
-                        LedgerError::storage_said(format!("TransactWriteItems ({what}): {e}"))
-                    })
+                let TransactWriteItemsError::TransactionCanceledException(c) = e.into_err() else {
+                    unreachable!("matched above")
+                };
+                Ok(Transacted::Cancelled(
+                    c.cancellation_reasons.unwrap_or_default(),
+                ))
             }
-            Err(e) => Err(LedgerError::storage_said(format!(
-                "TransactWriteItems ({what}): {e}"
+            Err(e) => Err(ledger_error(&format!("TransactWriteItems ({what})"), e)),
+        }
+    }
+
+    /// For `check`: one transaction that writes nothing (a condition on a key never
+    /// written) shows that the ledger's transactions reach DynamoDB, signed and allowed.
+    pub async fn probe_transactions(&self) -> Result<(), LedgerError> {
+        use aws_sdk_dynamodb::types::ConditionCheck;
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s("check#probe"))
+            .key("sk", s("-"))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let item = TransactWriteItem::builder().condition_check(check).build();
+        match self.transact("check", &[item]).await? {
+            Transacted::Done => Ok(()),
+            Transacted::Cancelled(reasons) => Err(LedgerError::storage_said(format!(
+                "TransactWriteItems (check) cancelled: {}",
+                reasons
+                    .iter()
+                    .map(|r| r.code().unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }

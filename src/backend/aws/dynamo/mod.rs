@@ -5,7 +5,6 @@
 //! This file holds what they share: the attribute helpers, the ledger table's TTL
 //! attribute.
 
-mod json;
 mod ledger;
 mod outbox;
 mod settings;
