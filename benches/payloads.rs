@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use axum::http::{HeaderMap, HeaderValue};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use cw_support_api::delivery;
+use cw_support_api::inbound::delivery;
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/payloads");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use criterion::{Criterion, criterion_group, criterion_main};
-use cw_support_api::sns::{
+use cw_support_api::inbound::sns::{
     CertFetcher, SignatureAlgorithm, SigningCert, SnsError, SnsMessage, Verifier, VerifierConfig,
 };
 use rsa::pkcs8::DecodePrivateKey;

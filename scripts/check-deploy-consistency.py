@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that the deployment files agree with each other and with the binary.
 
-The service's path, port and request timeout are declared in the Rust code (src/server/mod.rs,
+The service's path, port and request timeout are declared in the Rust code (src/inbound/http/mod.rs,
 src/cli/mod.rs) and repeated in the Procfile, .ebextensions, the nginx extension, the Dockerfile
 and cron.yaml. A mismatch does not fail any build; it shows up in production as retries,
 duplicates or a dead-letter queue. This script reads every copy and fails on any mismatch.
@@ -84,15 +84,15 @@ class Checker:
     # ---- what the binary declares -------------------------------------------------------
 
     def binary(self):
-        server = read(self.root, "src/server/mod.rs")
+        server = read(self.root, "src/inbound/http/mod.rs")
         routes = re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*post\(', server)
         if len(routes) != 1:
-            raise Failure(f"src/server/mod.rs: expected one POST route, found {routes}")
+            raise Failure(f"src/inbound/http/mod.rs: expected one POST route, found {routes}")
         self.path = routes[0]
 
         m = re.search(r"MAX_BODY_BYTES\s*:\s*usize\s*=\s*([0-9_\s*]+);", server)
         if not m:
-            raise Failure("src/server/mod.rs: MAX_BODY_BYTES not found")
+            raise Failure("src/inbound/http/mod.rs: MAX_BODY_BYTES not found")
         self.max_body = 1
         for factor in m.group(1).split("*"):
             self.max_body *= int(factor.strip().replace("_", ""))
@@ -160,7 +160,7 @@ class Checker:
     def sqsd_path(self):
         path = self.opt(SQSD, "HttpPath")
         if path != self.path:
-            raise Failure(f".ebextensions HttpPath {path!r} != route {self.path!r} in src/server/mod.rs")
+            raise Failure(f".ebextensions HttpPath {path!r} != route {self.path!r} in src/inbound/http/mod.rs")
         mime = self.options.get((SQSD, "MimeType"), "application/json")
         if mime != "application/json":
             raise Failure(f".ebextensions MimeType {mime!r}: the service expects application/json")
@@ -266,7 +266,7 @@ class Checker:
             raise Failure(f"{rel}: client_max_body_size {size} bytes is below the largest SQS message")
         if size != self.max_body:
             raise Failure(f"{rel}: client_max_body_size {size} bytes != the service's limit "
-                          f"{self.max_body} (MAX_BODY_BYTES in src/server/mod.rs)")
+                          f"{self.max_body} (MAX_BODY_BYTES in src/inbound/http/mod.rs)")
         # No location of our own: the Docker platform's nginx.conf has `location /` in the
         # server block that includes conf.d/elasticbeanstalk/*.conf, so another one there
         # stops nginx (duplicate location "/"); and a replaced nginx.conf would lose the
@@ -343,7 +343,7 @@ class Checker:
 
     def run(self):
         # The binary's declarations come first: every other check compares against them.
-        if not self.check("binary (src/server/mod.rs, src/cli/mod.rs)", self.binary):
+        if not self.check("binary (src/inbound/http/mod.rs, src/cli/mod.rs)", self.binary):
             return
         self.check("Procfile", self.procfile)
         if self.check(".ebextensions", self.ebextensions):

@@ -1,32 +1,19 @@
 //! cw-support-api: turns CloudWatch alarms into AWS Support cases, exactly once per problem.
 //!
-//! A request travels `server` (HTTP edge) → `delivery` (who sent what) → `sns` (signatures)
-//! → `alarm` (one validated model) → `case` (the decision) → the backends behind
-//! `alarm_config`, `ledger` and `desk`. See docs/architecture.md.
+//! The folders are the architecture (docs/architecture.md): a request comes in through
+//! `inbound` (HTTP, the queue consumer, who sent what, SNS signatures), is parsed into the
+//! `domain`'s validated types, is decided and carried out by `case`, through the traits of
+//! `ports`, which `backend::local` (the embedded default) and `backend::aws` implement;
+//! `paging` tells people what happened; `cli` is the command line and the wiring.
 
-pub mod alarm;
-pub mod alarm_config;
 pub mod backend;
 pub mod case;
-pub mod case_event;
 pub mod cli;
-pub mod commands;
-pub mod consumer;
-pub mod delivery;
-pub mod desk;
+pub mod domain;
 pub mod errors;
 pub mod escape;
-pub mod gate;
-pub mod graph;
-pub mod ledger;
-pub mod maintenance;
-pub mod metrics;
-pub mod notify;
-pub mod outcome;
-pub mod server;
-pub mod sns;
-pub mod startup;
-pub mod tags;
-pub mod telemetry;
+pub mod inbound;
+pub mod paging;
+pub mod ports;
 
-pub use server::{AppState, app};
+pub use inbound::http::{AppState, app};

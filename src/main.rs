@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cw_support_api::{cli::Cli, commands, telemetry};
+use cw_support_api::cli::{Cli, commands, telemetry};
 
 /// mimalloc's per-thread heaps: glibc's malloc spent a fifth of a busy server's CPU in its
 /// own locks and free lists (perf, issue 16).

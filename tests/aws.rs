@@ -18,17 +18,17 @@ use aws_sdk_dynamodb::types::{
 use chrono::Utc;
 use common::moto::{moto, unique};
 use common::support_standin::{Fault, SupportStandin};
-use cw_support_api::alarm::Alarm;
-use cw_support_api::alarm_config::{
-    AlarmConfigRecord, AlarmConfigStore, AlarmSettings, CcField, Severity,
-};
 use cw_support_api::backend::Backend;
 use cw_support_api::backend::aws::dynamo::{self, DynamoConfigStore, DynamoLedger, TableOutcome};
 use cw_support_api::backend::aws::{AwsClients, AwsSettings};
 use cw_support_api::case::{CaseError, CasePolicy, CaseService, Outcome};
-use cw_support_api::delivery::{Delivery, DeliveryKind};
-use cw_support_api::desk::DeskError;
-use cw_support_api::ledger::{
+use cw_support_api::domain::alarm::Alarm;
+use cw_support_api::domain::settings::{
+    AlarmConfigRecord, AlarmConfigStore, AlarmSettings, CcField, Severity,
+};
+use cw_support_api::inbound::delivery::{Delivery, DeliveryKind};
+use cw_support_api::ports::desk::DeskError;
+use cw_support_api::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCase, OpenCaseChange,
 };
 use serde_json::json;
@@ -322,8 +322,8 @@ fn decision(alarm: &str, case: Option<&str>) -> Decision {
         delivery_id: Some("m-1".into()),
         alarm_key: alarm.into(),
         alarm_name: alarm.into(),
-        state: cw_support_api::outcome::DecisionState::Alarm(
-            cw_support_api::alarm::AlarmState::Alarm,
+        state: cw_support_api::domain::outcome::DecisionState::Alarm(
+            cw_support_api::domain::alarm::AlarmState::Alarm,
         ),
         state_change_time: "t1".into(),
         outcome: Outcome::Created,
@@ -351,7 +351,7 @@ fn open(alarm: &str, case: &str) -> OpenCase {
 
 #[tokio::test]
 async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
-    use cw_support_api::ledger::CountedClaim;
+    use cw_support_api::ports::ledger::CountedClaim;
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
     let ledger = DynamoLedger::on(&c, &s);
@@ -416,7 +416,7 @@ async fn a_counted_claim_takes_the_slot_and_the_claim_together_or_neither() {
 /// neither case is a slot or a claim taken.
 #[tokio::test]
 async fn a_counted_claim_checks_the_handled_keys_and_the_alarms_open_case() {
-    use cw_support_api::ledger::{CountedClaim, OpenCaseChange};
+    use cw_support_api::ports::ledger::{CountedClaim, OpenCaseChange};
     let c = clients("http://127.0.0.1:9");
     let s = tables(&c).await;
     let ledger = DynamoLedger::on(&c, &s);
@@ -602,8 +602,11 @@ fn counts(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
 struct CountingGrapher(std::sync::atomic::AtomicUsize);
 
 #[async_trait::async_trait]
-impl cw_support_api::graph::Grapher for CountingGrapher {
-    async fn graph(&self, _alarm: &Alarm) -> Result<cw_support_api::graph::Attachment, String> {
+impl cw_support_api::ports::graph::Grapher for CountingGrapher {
+    async fn graph(
+        &self,
+        _alarm: &Alarm,
+    ) -> Result<cw_support_api::ports::graph::Attachment, String> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Err("counted, not drawn".into())
     }
@@ -873,7 +876,7 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
             .expect("a new hour")
     );
     let by_case = ledger
-        .decisions(&cw_support_api::ledger::DecisionFilter {
+        .decisions(&cw_support_api::ports::ledger::DecisionFilter {
             case_id: Some("case-1".into()),
             ..Default::default()
         })
@@ -881,7 +884,7 @@ async fn ledger_claims_commits_and_idempotency_records_are_conditional() {
         .expect("by case");
     assert_eq!(by_case.len(), 1);
     let by_alarm = ledger
-        .decisions(&cw_support_api::ledger::DecisionFilter {
+        .decisions(&cw_support_api::ports::ledger::DecisionFilter {
             alarm_key: Some("alarm-a".into()),
             ..Default::default()
         })
@@ -1697,7 +1700,7 @@ async fn maintenance_windows_are_kept_in_the_settings_table() {
     .expect("open");
     assert!(store.windows().await.expect("windows").is_empty());
     let now = Utc::now();
-    let w = cw_support_api::maintenance::MaintenanceWindow {
+    let w = cw_support_api::domain::maintenance::MaintenanceWindow {
         id: "mw-1".into(),
         reason: "failover test".into(),
         alarm_pattern: Some("prod-*".into()),
@@ -1705,8 +1708,12 @@ async fn maintenance_windows_are_kept_in_the_settings_table() {
         ends_at: now + chrono::Duration::hours(2),
         // A weekly rule is kept in the settings table too.
         every: Some(
-            cw_support_api::maintenance::Recurrence::parse("sat,sun 02:00", "Europe/Berlin", 120)
-                .expect("rule"),
+            cw_support_api::domain::maintenance::Recurrence::parse(
+                "sat,sun 02:00",
+                "Europe/Berlin",
+                120,
+            )
+            .expect("rule"),
         ),
     };
     store
@@ -2027,7 +2034,7 @@ async fn a_new_window_reaches_another_instance_within_seconds() {
     let (mine, theirs) = (open().await.expect("open"), open().await.expect("open"));
     assert!(theirs.windows().await.expect("windows").is_empty());
     let now = Utc::now();
-    let w = cw_support_api::maintenance::MaintenanceWindow {
+    let w = cw_support_api::domain::maintenance::MaintenanceWindow {
         id: "mw-now".into(),
         reason: "fixing it".into(),
         alarm_pattern: None,
@@ -2391,7 +2398,7 @@ async fn support_events_are_believed_only_from_aws_and_about_our_own_cases() {
 /// at once share the notices, none twice), delivered ones leave, failed ones stay visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_on_dynamodb_hands_each_notice_to_one_sender() {
-    use cw_support_api::notify::{Notice, Outbox};
+    use cw_support_api::paging::notices::{Notice, Outbox};
     let standin = SupportStandin::start().await;
     let c = clients(&standin.endpoint());
     let s = tables(&c).await;

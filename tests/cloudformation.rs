@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::moto::moto;
 use common::process::{BIN, ServerProcess};
 use common::support_standin::SupportStandin;
-use cw_support_api::metrics::Event;
+use cw_support_api::ports::metrics::Event;
 use serde_json::Value;
 
 fn read(rel: &str) -> String {

@@ -48,7 +48,7 @@ fn start(dir: &std::path::Path) -> ServerProcess {
         // The default lease (15 s): nothing here may wait for one to lapse.
         // Storm control would fold the burst into one case: not what is tested here.
         ("STORM_CAP", "1000"),
-        ("RUST_LOG", "warn,cw_support_api::commands=info"),
+        ("RUST_LOG", "warn,cw_support_api::cli::commands=info"),
     ])
 }
 

@@ -10,15 +10,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{HeaderMap, HeaderValue};
 use chrono::{TimeZone, Utc};
-use cw_support_api::alarm::Alarm;
 use cw_support_api::backend::local::LocalBackend;
 use cw_support_api::case::{Action, CasePolicy, CaseService};
-use cw_support_api::delivery::{Body, Delivery, DeliveryKind, receive};
-use cw_support_api::desk::MAX_BODY_CHARS;
-use cw_support_api::sns::{
+use cw_support_api::domain::alarm::Alarm;
+use cw_support_api::inbound::delivery::{Body, Delivery, DeliveryKind, receive};
+use cw_support_api::inbound::sns::{
     CertFetcher, SnsError, SnsMessage, TopicArn, Verifier, VerifierConfig, check_signing_cert_url,
     check_subscribe_url,
 };
+use cw_support_api::ports::desk::MAX_BODY_CHARS;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -211,7 +211,7 @@ fn huge_descriptions_reasons_and_times_are_refused() {
             .and_then(|r| r.into_alarm())
             .expect_err("refused");
         assert!(
-            matches!(&e, cw_support_api::alarm::PayloadError::InvalidField { field: f, .. } if f == field),
+            matches!(&e, cw_support_api::domain::alarm::PayloadError::InvalidField { field: f, .. } if f == field),
             "{field}: {e:?}"
         );
     }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Options, TestApp, payload, payload_json};
-use cw_support_api::alarm_config::{AlarmConfigRecord, AlarmConfigStore};
-use cw_support_api::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
-use cw_support_api::ledger::CaseLedger;
+use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
+use cw_support_api::ports::desk::{CaseInfo, Communication, DeskError, NewCase, SupportDesk};
+use cw_support_api::ports::ledger::CaseLedger;
 use serde_json::{Value, json};
 
 fn tempdir() -> tempfile::TempDir {
@@ -899,7 +899,7 @@ async fn support_case_events_make_the_timeline_and_a_resolved_case_is_let_go_at_
     let timeline = app
         .backend
         .ledger
-        .decisions(&cw_support_api::ledger::DecisionFilter {
+        .decisions(&cw_support_api::ports::ledger::DecisionFilter {
             case_id: Some("dry-run-1".into()),
             ..Default::default()
         })
@@ -1214,7 +1214,7 @@ async fn a_group_shares_one_case_through_the_server() {
     let recorded = app
         .backend
         .ledger
-        .decisions(&cw_support_api::ledger::DecisionFilter::default())
+        .decisions(&cw_support_api::ports::ledger::DecisionFilter::default())
         .await
         .expect("decisions");
     assert_eq!(

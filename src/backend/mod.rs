@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::alarm_config::{AlarmConfigStore, StoreError};
-use crate::desk::SupportDesk;
-use crate::ledger::{CaseLedger, LedgerError};
+use crate::domain::settings::{AlarmConfigStore, StoreError};
+use crate::ports::desk::SupportDesk;
+use crate::ports::ledger::{CaseLedger, LedgerError};
 
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,7 +49,7 @@ pub struct Backend {
     pub config: Arc<dyn AlarmConfigStore>,
     pub ledger: Arc<dyn CaseLedger>,
     /// The notices waiting to be sent, in the ledger's own store.
-    pub outbox: Arc<dyn crate::notify::Outbox>,
+    pub outbox: Arc<dyn crate::paging::notices::Outbox>,
     pub desk: Arc<dyn SupportDesk>,
     pub origin: Origin,
 }

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::alarm::Alarm;
-use crate::delivery::Delivery;
-use crate::desk::{Communication, DeskError, NewCase};
+use crate::domain::alarm::Alarm;
+use crate::domain::outcome::Outcome;
 use crate::errors::Chain;
-use crate::ledger::{Claim, Commit, CountedClaim, Decision, LedgerError, OpenCase, OpenCaseChange};
-use crate::notify::Notice;
-use crate::outcome::Outcome;
+use crate::inbound::delivery::Delivery;
+use crate::paging::notices::Notice;
+use crate::ports::desk::{Communication, DeskError, NewCase};
+use crate::ports::ledger::{
+    Claim, Commit, CountedClaim, Decision, LedgerError, OpenCase, OpenCaseChange,
+};
 
 use super::held::Work;
 use super::opening::Opened;
@@ -301,8 +303,8 @@ impl CaseService {
     async fn with_evidence(&self, alarm: &Alarm, mut case: NewCase) -> NewCase {
         match self.grapher.graph(alarm).await {
             Ok(graph) => {
-                let what =
-                    crate::graph::metric_label(&alarm.raw).unwrap_or_else(|| "the metric".into());
+                let what = crate::ports::graph::metric_label(&alarm.raw)
+                    .unwrap_or_else(|| "the metric".into());
                 case.communication_body = text::with_graph_line(
                     &case.communication_body,
                     &format!(
@@ -450,7 +452,7 @@ impl CaseService {
             CountedClaim::Refused => return Err(CaseError::Busy),
             // Deciding again with the open case the claim found: an update, usually.
             CountedClaim::Changed(Some(open)) => {
-                return Err(CaseError::Changed(Box::new(crate::ledger::Lookup {
+                return Err(CaseError::Changed(Box::new(crate::ports::ledger::Lookup {
                     earlier: None,
                     open: Some(*open),
                     slots_taken: 0,

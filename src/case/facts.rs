@@ -5,12 +5,12 @@
 //!
 //! [`decide`]: super::plan::decide
 
-use crate::alarm::{Alarm, AlarmState};
-use crate::alarm_config::{AlarmSettings, StoreError};
-use crate::delivery::Delivery;
-use crate::desk::CodeProblem;
-use crate::ledger::Lookup;
-use crate::maintenance;
+use crate::domain::alarm::{Alarm, AlarmState};
+use crate::domain::maintenance;
+use crate::domain::settings::{AlarmSettings, StoreError};
+use crate::inbound::delivery::Delivery;
+use crate::ports::desk::CodeProblem;
+use crate::ports::ledger::Lookup;
 
 use super::plan::Facts;
 use super::records::handled_keys;
@@ -125,10 +125,16 @@ impl CaseService {
             .identity
             .arn
             .as_deref()
-            .filter(|a| crate::tags::is_alarm_arn(a))
+            .filter(|a| crate::domain::tags::is_alarm_arn(a))
         {
             Some(arn) => match self.tags.tags(arn).await {
-                Ok(tags) => crate::tags::merge(&record, &crate::tags::record_from_tags(&tags)).0,
+                Ok(tags) => {
+                    crate::domain::tags::merge(
+                        &record,
+                        &crate::domain::tags::record_from_tags(&tags),
+                    )
+                    .0
+                }
                 Err(e) => {
                     tracing::warn!(alarm = %alarm.name, error = %e, "alarm tags not read; stored settings and defaults used");
                     tag_notes.push(format!("the alarm's tags could not be read ({e})"));

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::ledger::Claim;
+use crate::ports::ledger::Claim;
 
 /// What runs under a claim, for [`HeldClaims::stop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

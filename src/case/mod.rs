@@ -36,13 +36,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::alarm::Alarm;
-use crate::alarm_config::{AlarmConfigStore, StoreError};
-use crate::delivery::Delivery;
-use crate::desk::{DeskError, SupportDesk};
-use crate::ledger::{CaseLedger, Commit, Decision, LedgerError};
-use crate::outcome::DecisionState;
-pub use crate::outcome::Outcome;
+use crate::domain::alarm::Alarm;
+use crate::domain::outcome::DecisionState;
+pub use crate::domain::outcome::Outcome;
+use crate::domain::settings::{AlarmConfigStore, StoreError};
+use crate::inbound::delivery::Delivery;
+use crate::ports::desk::{DeskError, SupportDesk};
+use crate::ports::ledger::{CaseLedger, Commit, Decision, LedgerError};
 
 pub use periodic::RecoveredClaims;
 pub use plan::{Action, Facts, IfGone, Plan, Storm, decide};
@@ -107,7 +107,7 @@ pub enum CaseError {
     /// The claim found a case open for the alarm, which the decision did not know of:
     /// `handle` decides again with what it found.
     #[error("a case was opened for this alarm since the decision")]
-    Changed(Box<crate::ledger::Lookup>),
+    Changed(Box<crate::ports::ledger::Lookup>),
     /// This process is stopping and gave up on the work before it reached the desk (its
     /// shutdown grace ran out): the delivery is handed back, for another instance.
     #[error("the service is shutting down")]
@@ -153,11 +153,11 @@ pub struct CaseService {
     locks: AlarmLocks,
     clock: Clock,
     /// Tells people what happened (off the request path).
-    notifier: crate::notify::Notifier,
+    notifier: crate::paging::notices::Notifier,
     /// Draws the graph attached to a metric alarm's new case.
-    grapher: Arc<dyn crate::graph::Grapher>,
+    grapher: Arc<dyn crate::ports::graph::Grapher>,
     /// The alarm's own `cw-support:` tags, between its stored settings and the defaults.
-    tags: Arc<dyn crate::tags::TagSource>,
+    tags: Arc<dyn crate::domain::tags::TagSource>,
     /// Handled keys known to be durable: a redelivery is answered from here.
     recent: recent::RecentKeys,
     /// The claims work is running under, for a shutdown that gives up on that work.
@@ -179,7 +179,7 @@ enum Reading {
     /// one whose claim finds the assumption wrong.
     Assume,
     /// What a failed claim found (the alarm's open case): as good as a read.
-    Found(Box<crate::ledger::Lookup>),
+    Found(Box<crate::ports::ledger::Lookup>),
 }
 
 /// The note of a duplicate: which decision it repeats.
@@ -212,9 +212,9 @@ impl CaseService {
             desk,
             locks: AlarmLocks::new(64),
             clock: Arc::new(Utc::now),
-            notifier: crate::notify::Notifier::none(),
-            grapher: Arc::new(crate::graph::LocalGrapher),
-            tags: Arc::new(crate::tags::NoTags),
+            notifier: crate::paging::notices::Notifier::none(),
+            grapher: Arc::new(crate::ports::graph::LocalGrapher),
+            tags: Arc::new(crate::domain::tags::NoTags),
             recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
             held: held::HeldClaims::default(),
             told_failed: Default::default(),
@@ -241,7 +241,10 @@ impl CaseService {
     }
 
     /// The notices to queue with a decision: none when nobody is told.
-    fn told(&self, notices: Vec<crate::notify::Notice>) -> Vec<crate::notify::Notice> {
+    fn told(
+        &self,
+        notices: Vec<crate::paging::notices::Notice>,
+    ) -> Vec<crate::paging::notices::Notice> {
         match self.notifier.is_on() {
             true => notices,
             false => Vec::new(),
@@ -250,13 +253,13 @@ impl CaseService {
 
     /// The notice that an alarm could not become a case, once per event in this process
     /// (a message refused on every redelivery until the dead-letter queue is told once).
-    fn failed_notice(&self, alarm: &Alarm, reason: String) -> Vec<crate::notify::Notice> {
+    fn failed_notice(&self, alarm: &Alarm, reason: String) -> Vec<crate::paging::notices::Notice> {
         let mut told = self.told_failed.lock().unwrap_or_else(|p| p.into_inner());
         if told.len() >= 4096 {
             told.clear();
         }
         match told.insert(alarm.event_key()) {
-            true => self.told(vec![crate::notify::Notice::Failed {
+            true => self.told(vec![crate::paging::notices::Notice::Failed {
                 alarm: alarm.name.clone(),
                 reason,
             }]),
@@ -265,13 +268,13 @@ impl CaseService {
     }
 
     /// Where alarm tags are read (CloudWatch on the aws backend).
-    pub fn with_tags(mut self, tags: Arc<dyn crate::tags::TagSource>) -> Self {
+    pub fn with_tags(mut self, tags: Arc<dyn crate::domain::tags::TagSource>) -> Self {
         self.tags = tags;
         self
     }
 
     /// Who draws the graphs (CloudWatch on the aws backend).
-    pub fn with_grapher(mut self, grapher: Arc<dyn crate::graph::Grapher>) -> Self {
+    pub fn with_grapher(mut self, grapher: Arc<dyn crate::ports::graph::Grapher>) -> Self {
         self.grapher = grapher;
         self
     }
@@ -284,7 +287,7 @@ impl CaseService {
     }
 
     /// Who is told what happened.
-    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+    pub fn with_notifier(mut self, notifier: crate::paging::notices::Notifier) -> Self {
         self.notifier = notifier;
         self
     }
@@ -300,7 +303,7 @@ impl CaseService {
     }
 
     /// Who is told: `serve` and `consume` run its sender.
-    pub fn notifier(&self) -> &crate::notify::Notifier {
+    pub fn notifier(&self) -> &crate::paging::notices::Notifier {
         &self.notifier
     }
 
@@ -425,7 +428,7 @@ impl CaseService {
     /// id with the same body, so the id says which event it is (the daemon is trusted for
     /// its headers at admission). `None`: not known here; handle it as usual.
     pub async fn redelivered(&self, delivery: &Delivery) -> Option<Handled> {
-        if delivery.kind != crate::delivery::DeliveryKind::Sqsd {
+        if delivery.kind != crate::inbound::delivery::DeliveryKind::Sqsd {
             return None;
         }
         let id = delivery.sqsd_message_id.as_deref()?;
@@ -557,7 +560,7 @@ impl CaseService {
         &self,
         delivery: &Delivery,
         topic_arn: &str,
-        kind: crate::sns::MessageKind,
+        kind: crate::inbound::sns::MessageKind,
         timestamp: &str,
         outcome: Outcome,
         note: Option<String>,

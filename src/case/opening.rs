@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::alarm::Alarm;
-use crate::desk::{DeskError, NewCase};
-use crate::ledger::{Claim, ClaimOutcome, StaleClaim};
+use crate::domain::alarm::Alarm;
+use crate::ports::desk::{DeskError, NewCase};
+use crate::ports::ledger::{Claim, ClaimOutcome, StaleClaim};
 
 use super::held::Work;
 use super::{CaseError, CaseService, text};

@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 
-use crate::alarm::{Alarm, AlarmState};
-use crate::delivery::{Delivery, DeliveryKind};
-use crate::ledger::{Commit, Decision, HeldAlarm, HoldChange, OpenCaseChange};
-use crate::maintenance;
-use crate::notify::Notice;
-use crate::outcome::{DecisionState, Outcome};
+use crate::domain::alarm::{Alarm, AlarmState};
+use crate::domain::maintenance;
+use crate::domain::outcome::{DecisionState, Outcome};
+use crate::inbound::delivery::{Delivery, DeliveryKind};
+use crate::paging::notices::Notice;
+use crate::ports::ledger::{Commit, Decision, HeldAlarm, HoldChange, OpenCaseChange};
 
 use super::records::{fresh_open_case, let_go};
 use super::{CaseError, CaseService, Dedupe, Reading, Reconciled};

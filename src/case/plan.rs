@@ -6,12 +6,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::alarm::{Alarm, AlarmKind, AlarmState};
-use crate::alarm_config::{AlarmSettings, Severity};
-use crate::desk::{Communication, NewCase};
-use crate::ledger::{Decision, HeldAlarm, HoldChange, OpenCase};
-use crate::maintenance::{self, MaintenanceWindow};
-use crate::outcome::Outcome;
+use crate::domain::alarm::{Alarm, AlarmKind, AlarmState};
+use crate::domain::maintenance::{self, MaintenanceWindow};
+use crate::domain::outcome::Outcome;
+use crate::domain::settings::{AlarmSettings, Severity};
+use crate::ports::desk::{Communication, NewCase};
+use crate::ports::ledger::{Decision, HeldAlarm, HoldChange, OpenCase};
 
 use super::records::health_digest;
 use super::{CasePolicy, STORM_KEY, text};

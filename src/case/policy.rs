@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::alarm::Alarm;
+use crate::domain::alarm::Alarm;
 
 /// The service-wide rules the case logic follows.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::alarm::Alarm;
-use crate::delivery::{Delivery, Message};
+use crate::domain::alarm::Alarm;
+use crate::inbound::delivery::{Delivery, Message};
 
 use super::support_event::Assessment;
 use super::{CaseError, CaseService, Dedupe, Reading};

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::outcome::Outcome;
+use crate::domain::outcome::Outcome;
 
 /// Keys per generation: at most twice this many are held (a few MiB).
 pub const PER_GENERATION: usize = 16_384;
@@ -22,11 +22,11 @@ pub struct Earlier {
     pub case_id: Option<String>,
     /// The alarm decision itself (not kept for AWS Support events), so that a worker-daemon
     /// redelivery can be answered and noted from its message id alone.
-    pub about: Option<Arc<crate::ledger::Decision>>,
+    pub about: Option<Arc<crate::ports::ledger::Decision>>,
 }
 
 impl Earlier {
-    pub fn of(d: &crate::ledger::Decision) -> Self {
+    pub fn of(d: &crate::ports::ledger::Decision) -> Self {
         Self {
             seq: d.seq,
             outcome: d.outcome,

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::alarm::{Alarm, AlarmKind};
-use crate::delivery::Delivery;
-use crate::ledger::{Commit, Decision, OpenCase, OpenCaseChange};
-use crate::outcome::Outcome;
+use crate::domain::alarm::{Alarm, AlarmKind};
+use crate::domain::outcome::Outcome;
+use crate::inbound::delivery::Delivery;
+use crate::ports::ledger::{Commit, Decision, OpenCase, OpenCaseChange};
 
 use super::STORM_KEY;
 

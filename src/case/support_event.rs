@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::case_event::{CaseEventKind, CaseUpdate, account_of_case};
-use crate::delivery::Delivery;
-use crate::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
-use crate::notify::Notice;
-use crate::outcome::Outcome;
+use crate::domain::case_event::{CaseEventKind, CaseUpdate, account_of_case};
+use crate::domain::outcome::Outcome;
+use crate::inbound::delivery::Delivery;
+use crate::paging::notices::Notice;
+use crate::ports::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
 
 use super::records::fresh_open_case;
 use super::{CaseError, CaseService, Handled, STORM_KEY};

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use crate::alarm::Alarm;
-use crate::alarm_config::AlarmSettings;
-use crate::desk::{CaseBody, Communication, NewCase};
-use crate::ledger::OpenCase;
+use crate::domain::alarm::Alarm;
+use crate::domain::settings::AlarmSettings;
+use crate::ports::desk::{CaseBody, Communication, NewCase};
+use crate::ports::ledger::OpenCase;
 
 use super::CasePolicy;
 

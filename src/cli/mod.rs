@@ -3,6 +3,10 @@
 //! README's table); options that shape the service are global, so they work before or after
 //! the subcommand and with no subcommand at all.
 
+pub mod commands;
+pub mod startup;
+pub mod telemetry;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,8 +17,8 @@ pub use crate::backend::BackendKind;
 use crate::backend::BackendSettings;
 use crate::backend::aws::AwsSettings;
 use crate::case::CasePolicy;
-use crate::gate::{ApiTokens, CidrList};
-use crate::sns::TopicAllowList;
+use crate::inbound::gate::{ApiTokens, CidrList};
+use crate::inbound::sns::TopicAllowList;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -17,13 +17,13 @@ use std::time::Duration;
 use cw_support_api::backend::Backend;
 use cw_support_api::backend::local::LocalBackend;
 use cw_support_api::case::CasePolicy;
-use cw_support_api::desk::SupportDesk;
-use cw_support_api::gate::Gate;
-use cw_support_api::server::{self, AppState};
-use cw_support_api::sns::{
+use cw_support_api::cli::startup;
+use cw_support_api::inbound::gate::Gate;
+use cw_support_api::inbound::http::{self, AppState};
+use cw_support_api::inbound::sns::{
     CertFetcher, SnsError, SubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
 };
-use cw_support_api::startup;
+use cw_support_api::ports::desk::SupportDesk;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -63,7 +63,7 @@ pub struct Options {
 
 /// Serves something that is not a certificate for every URL, so a message signed by
 /// anyone but AWS is refused as it would be in production (these tests have no SNS keys;
-/// the signed paths are tested in `server::tests`).
+/// the signed paths are tested in `http::tests`).
 struct NoCertificates;
 
 #[async_trait::async_trait]
@@ -136,7 +136,7 @@ impl TestApp {
         let state = AppState::new(cases, gate(opts.verify_sqs_envelopes), opts.request_timeout)
             .with_limits(
                 opts.max_concurrency
-                    .unwrap_or(server::DEFAULT_MAX_CONCURRENCY),
+                    .unwrap_or(http::DEFAULT_MAX_CONCURRENCY),
                 opts.shutdown_grace.unwrap_or(Duration::from_secs(30)),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -144,7 +144,7 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server::serve(listener, state, async {
+        let handle = tokio::spawn(http::serve(listener, state, async {
             let _ = stopped.await;
         }));
         Self {

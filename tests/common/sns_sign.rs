@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
-use cw_support_api::sns::SnsMessage;
+use cw_support_api::inbound::sns::SnsMessage;
 use serde_json::{Value, json};
 
 pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alarms";

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::errors::describe;
-use crate::metrics::{Event, MetricsSink};
+use crate::ports::metrics::{Event, MetricsSink};
 
 /// The original service's namespace.
 pub const NAMESPACE: &str = "Support";

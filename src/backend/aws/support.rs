@@ -5,7 +5,7 @@
 //! a new case is opened instead), and it lowers a severity the account's plan does not allow
 //! (DescribeSeverityLevels, asked once) rather than have the whole case refused.
 
-use crate::case_event::account_of_case;
+use crate::domain::case_event::account_of_case;
 use async_trait::async_trait;
 use aws_sdk_support::Client;
 use aws_sdk_support::config::http::HttpResponse;
@@ -13,11 +13,11 @@ use aws_sdk_support::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::alarm_config::Severity;
-use crate::desk::{
+use crate::domain::settings::Severity;
+use crate::errors::describe;
+use crate::ports::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
-use crate::errors::describe;
 use std::sync::Arc;
 
 pub struct AwsSupportDesk {
@@ -100,7 +100,10 @@ impl AwsSupportDesk {
     }
 
     /// AddAttachmentsToSet: the id of a new set holding these files.
-    async fn attachment_set(&self, files: &[crate::graph::Attachment]) -> Result<String, String> {
+    async fn attachment_set(
+        &self,
+        files: &[crate::ports::graph::Attachment],
+    ) -> Result<String, String> {
         let attachments = files
             .iter()
             .take(3)
@@ -320,7 +323,7 @@ impl SupportDesk for AwsSupportDesk {
         // A case support already resolved cannot take the news: the caller opens a new one.
         // The same call says whether an earlier attempt whose answer was lost already added
         // this communication (its reference line): then it is not added twice.
-        let reference = crate::desk::communication_reference(&comm.communication_body);
+        let reference = crate::ports::desk::communication_reference(&comm.communication_body);
         match self.describe_with(case_id, reference).await? {
             Some((_, true)) => return Ok(()),
             Some((info, false)) if !info.resolved => {}

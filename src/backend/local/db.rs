@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, Savepoint};
 
-use crate::ledger::LedgerError;
+use crate::ports::ledger::LedgerError;
 
 /// At most this many writes share one transaction.
 const MAX_BATCH: usize = 512;

@@ -12,8 +12,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Db, from_json, parse_time};
-use crate::desk::{CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk};
-use crate::ledger::LedgerError;
+use crate::ports::desk::{
+    CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
+};
+use crate::ports::ledger::LedgerError;
 
 /// The service list the dry-run desk checks against (`support_services.txt`).
 pub fn bundled_services() -> Arc<ServiceCatalog> {
@@ -182,7 +184,7 @@ impl SupportDesk for DryRunDesk {
         let n =
             dry_run_number(case_id).ok_or_else(|| DeskError::CaseNotFound(case_id.to_owned()))?;
         let record = serde_json::to_string(comm).map_err(|e| DeskError::Rejected(e.to_string()))?;
-        let reference = crate::desk::communication_reference(&comm.communication_body)
+        let reference = crate::ports::desk::communication_reference(&comm.communication_body)
             .map(|r| format!("%{r}%"));
         let found = self
             .db

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, from_json, parse_time, to_json};
-use crate::ledger::{
+use crate::domain::outcome::{DecisionState, Outcome};
+use crate::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, DuplicateTally, HeldAlarm,
     HoldChange, LedgerError, OpenCase, OpenCaseChange, StaleClaim, slot_hour,
 };
-use crate::outcome::{DecisionState, Outcome};
 
 pub struct SqliteLedger {
     pub(super) db: Arc<Db>,
@@ -449,7 +449,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 /// Queues notices in the outbox, in the caller's transaction.
 fn insert_notices(
     tx: &rusqlite::Connection,
-    notices: &[crate::notify::Notice],
+    notices: &[crate::paging::notices::Notice],
 ) -> rusqlite::Result<()> {
     let now = stamp(Utc::now());
     for notice in notices {
@@ -463,8 +463,11 @@ fn insert_notices(
 }
 
 #[async_trait]
-impl crate::notify::Outbox for SqliteLedger {
-    async fn enqueue(&self, notices: Vec<crate::notify::Notice>) -> Result<(), LedgerError> {
+impl crate::paging::notices::Outbox for SqliteLedger {
+    async fn enqueue(
+        &self,
+        notices: Vec<crate::paging::notices::Notice>,
+    ) -> Result<(), LedgerError> {
         if notices.is_empty() {
             return Ok(());
         }
@@ -482,13 +485,13 @@ impl crate::notify::Outbox for SqliteLedger {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<crate::notify::Queued>, LedgerError> {
+    ) -> Result<Vec<crate::paging::notices::Queued>, LedgerError> {
         let (now, until) = (stamp(now), stamp(until));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .write(true, move |c| {
                 let tx = c.savepoint()?;
-                let due: Vec<crate::notify::Queued> = {
+                let due: Vec<crate::paging::notices::Queued> = {
                     let mut stmt = tx.prepare(
                         "SELECT id, notice, attempts, pending FROM outbox \
                          WHERE state = 'pending' AND next_at <= ?1 AND lease_until <= ?1 \
@@ -499,7 +502,7 @@ impl crate::notify::Outbox for SqliteLedger {
                         let notice: String = r.get(1)?;
                         let attempts: u32 = r.get(2)?;
                         let pending: Option<String> = r.get(3)?;
-                        Ok(crate::notify::Queued {
+                        Ok(crate::paging::notices::Queued {
                             id: id.to_string(),
                             notice: from_json(&notice)?,
                             attempts,
@@ -573,7 +576,7 @@ impl crate::notify::Outbox for SqliteLedger {
     async fn about_case(
         &self,
         case_id: &str,
-    ) -> Result<Vec<crate::notify::OutboxState>, LedgerError> {
+    ) -> Result<Vec<crate::paging::notices::OutboxState>, LedgerError> {
         let case_id = case_id.to_owned();
         self.db.read(move |c| {
             let mut stmt = c.prepare(
@@ -584,7 +587,7 @@ impl crate::notify::Outbox for SqliteLedger {
                 let notice: String = r.get(0)?;
                 let queued: String = r.get(1)?;
                 let pending: Option<String> = r.get(4)?;
-                Ok(crate::notify::OutboxState {
+                Ok(crate::paging::notices::OutboxState {
                     notice: from_json(&notice)?,
                     queued_at: parse_time(&queued)?,
                     state: r.get(2)?,
@@ -611,7 +614,7 @@ mod tests {
             delivery_id: Some(delivery.into()),
             alarm_key: alarm.into(),
             alarm_name: alarm.into(),
-            state: DecisionState::Alarm(crate::alarm::AlarmState::Alarm),
+            state: DecisionState::Alarm(crate::domain::alarm::AlarmState::Alarm),
             state_change_time: "t1".into(),
             outcome: Outcome::Duplicate,
             case_id: Some("dry-run-1".into()),
@@ -716,7 +719,7 @@ mod tests {
             delivery_id: None,
             alarm_key: "alarm-a".into(),
             alarm_name: "alarm-a".into(),
-            state: DecisionState::Alarm(crate::alarm::AlarmState::Alarm),
+            state: DecisionState::Alarm(crate::domain::alarm::AlarmState::Alarm),
             state_change_time: "t".into(),
             outcome: Outcome::Created,
             case_id: Some("dry-run-1".into()),

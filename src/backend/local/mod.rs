@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ledger::LedgerError;
+use crate::ports::ledger::LedgerError;
 
 use db::Db;
 

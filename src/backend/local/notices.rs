@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::{Db, from_json, parse_time};
-use crate::ledger::LedgerError;
+use crate::ports::ledger::LedgerError;
 
 /// The embedded default's notice sink: what would have been sent, kept beside the case
 /// (`cases show` lists it).
@@ -38,12 +38,12 @@ impl NoticeLog {
 }
 
 #[async_trait]
-impl crate::notify::NoticeSink for NoticeLog {
+impl crate::paging::notices::NoticeSink for NoticeLog {
     fn name(&self) -> &'static str {
         "ledger"
     }
 
-    async fn send(&self, notice: &crate::notify::Notice) -> Result<(), String> {
+    async fn send(&self, notice: &crate::paging::notices::Notice) -> Result<(), String> {
         let mut record = serde_json::to_value(notice).map_err(|e| e.to_string())?;
         record["text"] = serde_json::Value::String(notice.text());
         let record = record.to_string();

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::WINDOWS_FILE;
-use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, StoreError};
-use crate::maintenance::MaintenanceWindow;
+use crate::domain::maintenance::MaintenanceWindow;
+use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 
 type ConfigMap = BTreeMap<String, AlarmConfigRecord>;
 
@@ -109,7 +109,7 @@ impl AlarmConfigStore for LocalConfigFile {
         match std::fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => Ok(Vec::new()),
             Ok(text) => serde_json::from_str(&text)
-                .map(crate::maintenance::usable)
+                .map(crate::domain::maintenance::usable)
                 .map_err(|source| StoreError::Corrupt {
                     path: path.display().to_string(),
                     source,

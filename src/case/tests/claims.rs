@@ -83,7 +83,7 @@ async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
             delivery_id: None,
             alarm_key: "k".into(),
             alarm_name: "n".into(),
-            state: DecisionState::Alarm(crate::alarm::AlarmState::Alarm),
+            state: DecisionState::Alarm(crate::domain::alarm::AlarmState::Alarm),
             state_change_time: "t1".into(),
             outcome: Outcome::Created,
             case_id: Some(id.clone()),
@@ -131,8 +131,8 @@ struct SlowGraph {
 }
 
 #[async_trait::async_trait]
-impl crate::graph::Grapher for SlowGraph {
-    async fn graph(&self, _alarm: &Alarm) -> Result<crate::graph::Attachment, String> {
+impl crate::ports::graph::Grapher for SlowGraph {
+    async fn graph(&self, _alarm: &Alarm) -> Result<crate::ports::graph::Attachment, String> {
         self.drawing.notify_one();
         self.finish.notified().await;
         Err("no graph in this test".into())

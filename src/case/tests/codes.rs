@@ -143,7 +143,7 @@ impl CaseLedger for FlakyCommits {
     }
     async fn decisions(
         &self,
-        f: &crate::ledger::DecisionFilter,
+        f: &crate::ports::ledger::DecisionFilter,
     ) -> Result<Vec<Decision>, LedgerError> {
         self.inner.decisions(f).await
     }
@@ -156,7 +156,7 @@ impl CaseLedger for FlakyCommits {
     async fn return_case_slot(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
         self.inner.return_case_slot(now).await
     }
-    async fn held(&self) -> Result<Vec<crate::ledger::HeldAlarm>, LedgerError> {
+    async fn held(&self) -> Result<Vec<crate::ports::ledger::HeldAlarm>, LedgerError> {
         self.inner.held().await
     }
 }

@@ -1,17 +1,17 @@
 //! The case logic's behaviour, against the local backends (a temporary directory, no
 //! network): the decision table here, the rest by theme in the sibling files.
 use super::*;
-use crate::alarm_config::{AlarmConfigRecord, CcField};
 use crate::backend::local::LocalBackend;
-use crate::delivery::DeliveryKind;
-use crate::outcome::DecisionState;
+use crate::domain::outcome::DecisionState;
+use crate::domain::settings::{AlarmConfigRecord, CcField};
+use crate::inbound::delivery::DeliveryKind;
 use serde_json::json;
 use std::sync::Mutex as StdMutex;
 
 use super::records::{fresh_open_case, handled_keys};
-use crate::alarm_config::AlarmSettings;
-use crate::desk::DeskError;
-use crate::ledger::{Claim, ClaimOutcome, Commit, OpenCase, OpenCaseChange};
+use crate::domain::settings::AlarmSettings;
+use crate::ports::desk::DeskError;
+use crate::ports::ledger::{Claim, ClaimOutcome, Commit, OpenCase, OpenCaseChange};
 
 mod claims;
 mod codes;
@@ -91,7 +91,7 @@ async fn window(f: &Fixture, pattern: Option<&str>, minutes: i64) {
     let now = *f.now.lock().expect("clock");
     f.backend
         .config
-        .save_windows(&[crate::maintenance::MaintenanceWindow {
+        .save_windows(&[crate::domain::maintenance::MaintenanceWindow {
             id: "mw-1".into(),
             reason: "database upgrade".into(),
             alarm_pattern: pattern.map(str::to_owned),
@@ -241,7 +241,7 @@ async fn recovery_note_can_be_off_and_close_on_recovery_resolves() {
     let recorded = f
         .backend
         .ledger
-        .decisions(&crate::ledger::DecisionFilter::default())
+        .decisions(&crate::ports::ledger::DecisionFilter::default())
         .await
         .expect("decisions");
     assert_eq!(recorded[0].note, ok.reason);
@@ -421,7 +421,7 @@ async fn huge_alarms_are_truncated_to_what_support_accepts() {
         .case("dry-run-1")
         .expect("read")
         .expect("case");
-    assert!(case.case.communication_body.chars().count() <= crate::desk::MAX_BODY_CHARS);
+    assert!(case.case.communication_body.chars().count() <= crate::ports::desk::MAX_BODY_CHARS);
     assert!(case.case.communication_body.contains("characters omitted]"));
 }
 

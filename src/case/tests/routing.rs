@@ -152,7 +152,7 @@ async fn a_weekly_window_holds_alarms_during_each_occurrence() {
     let f = fixture();
     let now = *f.now.lock().expect("clock");
     let began = now - chrono::Duration::minutes(1);
-    let rule = crate::maintenance::Recurrence::parse(
+    let rule = crate::domain::maintenance::Recurrence::parse(
         &format!("daily {}", began.format("%H:%M")),
         "UTC",
         30,
@@ -160,12 +160,12 @@ async fn a_weekly_window_holds_alarms_during_each_occurrence() {
     .expect("rule");
     f.backend
         .config
-        .save_windows(&[crate::maintenance::MaintenanceWindow {
+        .save_windows(&[crate::domain::maintenance::MaintenanceWindow {
             id: "mw-weekly".into(),
             reason: "nightly backups".into(),
             alarm_pattern: None,
             starts_at: now - chrono::Duration::days(2),
-            ends_at: crate::maintenance::forever(),
+            ends_at: crate::domain::maintenance::forever(),
             every: Some(rule),
         }])
         .await

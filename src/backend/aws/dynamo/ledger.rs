@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
 use crate::errors::describe;
-use crate::ledger::{
+use crate::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter,
     DuplicateTally, HeldAlarm, HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange,
     StaleClaim, slot_hour,
@@ -580,7 +580,7 @@ impl CaseLedger for DynamoLedger {
                         .and_then(|h| get_n(h, "claim_expires"))
                         .is_some_and(|t| t < now.timestamp()) =>
                 {
-                    crate::ledger::claim_counted_in_steps(self, claim, cap, now).await
+                    crate::ports::ledger::claim_counted_in_steps(self, claim, cap, now).await
                 }
                 _ => Ok(CountedClaim::Refused),
             };

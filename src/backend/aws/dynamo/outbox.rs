@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::ledger::DynamoLedger;
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
-use crate::ledger::LedgerError;
-use crate::notify::{Notice, OutboxState, Queued};
+use crate::paging::notices::{Notice, OutboxState, Queued};
+use crate::ports::ledger::LedgerError;
 
 const PK: &str = "outbox";
 const PENDING: &str = "pending";
@@ -106,7 +106,7 @@ impl DynamoLedger {
 }
 
 #[async_trait]
-impl crate::notify::Outbox for DynamoLedger {
+impl crate::paging::notices::Outbox for DynamoLedger {
     async fn enqueue(&self, notices: Vec<Notice>) -> Result<(), LedgerError> {
         let now = Utc::now();
         for notice in &notices {

@@ -15,9 +15,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, get_s, hash_key_of, s};
-use crate::alarm_config::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
+use crate::domain::maintenance::MaintenanceWindow;
+use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
 use crate::errors::describe;
-use crate::maintenance::MaintenanceWindow;
 
 /// How long maintenance windows read from the settings table are reused.
 pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -331,7 +331,7 @@ impl AlarmConfigStore for DynamoConfigStore {
             })?,
             None => Vec::new(),
         };
-        let windows = crate::maintenance::usable(windows);
+        let windows = crate::domain::maintenance::usable(windows);
         *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), windows.clone()));
         Ok(windows)

@@ -1,0 +1,280 @@
+//! Wiring: the one place the application is assembled from its configuration. [`build`]
+//! opens the backend and puts the case logic together over it (graphs, tags, who is told,
+//! where counters go); [`App::into_state`] adds the edge (SNS verification, the topic allow
+//! list, tokens) and the HTTP limits. `serve`, `consume`, every other command and the tests
+//! all start here, so what runs in production is what the tests run.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::backend::aws::metrics::CloudWatchMetrics;
+use crate::backend::{Backend, BackendError};
+use crate::case::CaseService;
+use crate::cli::{Config, Graphs, Switch};
+use crate::inbound::gate::Gate;
+use crate::inbound::http::AppState;
+use crate::inbound::sns::{
+    HttpsCertFetcher, HttpsSubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
+};
+use crate::paging::notices::{NoticeSink, Notifier, SnsSink, WebhookSink};
+use crate::ports::metrics::{MetricsSink, NoMetrics};
+
+/// The application: its backend and the case logic over it.
+pub struct App {
+    pub backend: Backend,
+    pub cases: CaseService,
+    pub metrics: Arc<dyn MetricsSink>,
+    /// The CloudWatch publisher, when counters go there: closed after the server stops.
+    pub publisher: Option<Arc<CloudWatchMetrics>>,
+}
+
+/// Why the application could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The configuration itself is wrong (exit status 2).
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{what}")]
+    Client {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Opens the configured backend and assembles the application on it.
+pub async fn build(config: &Config) -> Result<App, StartupError> {
+    let settings = config.backend_settings().map_err(StartupError::Config)?;
+    build_on(config, Backend::open(&settings).await?).await
+}
+
+/// The application on a backend already open (the tests give theirs stand-in stores).
+pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupError> {
+    let (metrics, publisher) = match (backend.aws(), config.metrics) {
+        (Some(clients), Switch::On) => {
+            let publisher = Arc::new(CloudWatchMetrics::start(
+                clients.cloudwatch.clone(),
+                config.metrics_interval,
+            ));
+            (publisher.clone() as Arc<dyn MetricsSink>, Some(publisher))
+        }
+        _ => (Arc::new(NoMetrics) as Arc<dyn MetricsSink>, None),
+    };
+    let grapher: Arc<dyn crate::ports::graph::Grapher> = match (config.graphs, backend.aws()) {
+        (Graphs::Off, _) => Arc::new(crate::ports::graph::NoGrapher),
+        (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => {
+            Arc::new(crate::ports::graph::CloudWatchGrapher {
+                client: clients.cloudwatch.clone(),
+                accounts: clients.accounts.clone(),
+            })
+        }
+        _ => Arc::new(crate::ports::graph::LocalGrapher),
+    };
+    let mut cases = CaseService::new(
+        backend.config.clone(),
+        backend.ledger.clone(),
+        backend.desk.clone(),
+        config.policy(),
+    )
+    .with_grapher(grapher)
+    .with_notifier(notifier(config, &backend, metrics.clone()).await?);
+    if let (Switch::On, Some(clients)) = (config.tags, backend.aws()) {
+        cases = cases.with_tags(Arc::new(crate::domain::tags::CloudWatchTags::new(
+            clients.cloudwatch.clone(),
+            config.config_cache_ttl,
+            clients.accounts.clone(),
+        )));
+    }
+    Ok(App {
+        backend,
+        cases,
+        metrics,
+        publisher,
+    })
+}
+
+impl App {
+    /// The HTTP edge over this application: the gate as configured, with the service's own
+    /// account when SNS topics default to it, and the configured limits.
+    pub async fn into_state(self, config: &Config) -> Result<AppState, StartupError> {
+        // The service's own account, asked once: alarms from accounts it does not serve are
+        // refused, and with no SNS_TOPIC_ARNS only its topics are served.
+        let own = match self.backend.aws() {
+            Some(clients) => match clients.own_account().await {
+                Ok(account) => Some(account),
+                Err(e) => {
+                    warn!(error = %e, "the service's own AWS account is unknown (STS GetCallerIdentity failed): alarms from any account are served with its own credentials unless ACCOUNT_ROLES maps them");
+                    None
+                }
+            },
+            None => None,
+        };
+        let cases = self.cases.with_own_account(own.clone());
+        let own_account = own_account(config, own);
+        Ok(
+            AppState::new(cases, gate(config, own_account)?, config.request_timeout)
+                .with_metrics(self.metrics)
+                .with_limits(config.max_concurrency, config.shutdown_grace)
+                .with_read_timeout(config.read_timeout),
+        )
+    }
+}
+
+/// Who is told what happened to cases: the local ledger on the embedded default, and the
+/// SNS topic and webhook when configured.
+async fn notifier(
+    config: &Config,
+    backend: &Backend,
+    metrics: Arc<dyn MetricsSink>,
+) -> Result<Notifier, StartupError> {
+    let mut sinks: Vec<Arc<dyn NoticeSink>> = Vec::new();
+    if let Some(local) = backend.local() {
+        sinks.push(local.notices.clone());
+    }
+    if let Some(topic) = &config.notify_topic_arn {
+        crate::inbound::sns::TopicArn::parse(topic).map_err(|_| {
+            StartupError::Config(format!(
+                "NOTIFY_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
+            ))
+        })?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.dbregion.clone()))
+            .load()
+            .await;
+        sinks.push(Arc::new(SnsSink {
+            client: aws_sdk_sns::Client::new(&sdk),
+            topic_arn: topic.clone(),
+        }));
+    }
+    if let Some(url) = &config.notify_webhook_url {
+        check_webhook_url(url).map_err(StartupError::Config)?;
+        let sink = WebhookSink::new(url.clone()).map_err(|e| StartupError::Client {
+            what: "the webhook client (NOTIFY_WEBHOOK_URL)",
+            source: e.into(),
+        })?;
+        sinks.push(Arc::new(sink));
+    }
+    Ok(Notifier::new(
+        backend.outbox.clone(),
+        sinks,
+        metrics,
+        config.notify_retry,
+        Some(backend.desk.clone()),
+    ))
+}
+
+/// A webhook URL must be https, or http to this host only (a local relay): checked at
+/// start, so a typo fails now and not at 3 a.m. The URL is a secret: never in the error.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("NOTIFY_WEBHOOK_URL (value not shown): {why}"));
+    let Ok(parsed) = url::Url::parse(url) else {
+        return bad("not a URL (https://...)");
+    };
+    let local = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return bad("has no host"),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        "http" => bad("http is allowed only to this host (127.0.0.1, ::1, localhost); use https"),
+        _ => bad("must be an https URL"),
+    }
+}
+
+/// With no `SNS_TOPIC_ARNS`, the account whose topics are served: the aws backend asks STS
+/// once; where it cannot be known, SNS messages are refused and the log says what to set.
+fn own_account(config: &Config, own: Option<String>) -> Option<String> {
+    const HOW: &str = "set SNS_TOPIC_ARNS to the alarm topics' ARNs (or `*` to accept any \
+                       topic of any AWS account, not recommended)";
+    match (&config.sns_topic_arns, own) {
+        (TopicAllowList::Any, _) => {
+            warn!(
+                "SNS_TOPIC_ARNS=*: messages from ANY SNS topic of ANY AWS account with a valid \
+                 signature are accepted; anyone can subscribe this endpoint to their own topic"
+            );
+            None
+        }
+        (TopicAllowList::Listed(p), _) => {
+            info!(
+                topics = p.len(),
+                "SNS: serving the topics in SNS_TOPIC_ARNS only"
+            );
+            None
+        }
+        (TopicAllowList::OwnAccount, Some(account)) => {
+            info!(%account, "SNS: SNS_TOPIC_ARNS is empty, serving this account's topics only");
+            Some(account)
+        }
+        (TopicAllowList::OwnAccount, None) => {
+            warn!(
+                "SNS: SNS_TOPIC_ARNS is empty and the service's own AWS account is unknown \
+                 (the local backend knows none; on aws, STS failed), so every SNS message is \
+                 refused with 403 topic_not_allowed; {HOW}"
+            );
+            None
+        }
+    }
+}
+
+/// The edge checks as configured: SNS verification with the system's trusted roots (or
+/// pinned certificates), the topic allow list, tokens and trusted worker-daemon peers.
+pub fn gate(config: &Config, own_account: Option<String>) -> Result<Gate, StartupError> {
+    let client = |what, e: Box<dyn std::error::Error + Send + Sync>| StartupError::Client {
+        what,
+        source: e,
+    };
+    let fetcher =
+        HttpsCertFetcher::new().map_err(|e| client("the certificate client", e.into()))?;
+    let confirmer = HttpsSubscriptionConfirmer::new()
+        .map_err(|e| client("the subscription confirmation client", e.into()))?;
+    let verifier = Verifier::new(
+        VerifierConfig {
+            cert_dir: config.sns_cert_dir.clone(),
+            ..VerifierConfig::default()
+        },
+        Arc::new(fetcher),
+    );
+    Ok(Gate {
+        verifier,
+        topics: config.sns_topic_arns.clone(),
+        own_account,
+        confirmer: Arc::new(confirmer),
+        tokens: config.api_tokens().map_err(StartupError::Config)?,
+        trust_sqsd_from: config.trust_sqsd_from.clone(),
+        verify_sqs_envelopes: config.verify_sqs_envelopes,
+        max_message_age: config.sns_max_age,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_url_is_https_or_local_and_never_echoed() {
+        for ok in [
+            "https://hooks.slack.com/services/T0/B0/secret",
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]:9/hook",
+        ] {
+            assert_eq!(check_webhook_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "hooks.slack.com/services/T0/B0/secret",
+            "http://hooks.example.com/secret",
+            "ftp://example.com/secret",
+            "https://",
+        ] {
+            let e = check_webhook_url(bad).expect_err(bad);
+            assert!(e.starts_with("NOTIFY_WEBHOOK_URL (value not shown)"), "{e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+}

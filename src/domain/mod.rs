@@ -1,0 +1,9 @@
+//! The validated model: alarms from every sender, AWS Support case events, per-alarm
+//! settings and their tags, maintenance windows, the outcomes of a delivery.
+
+pub mod alarm;
+pub mod case_event;
+pub mod maintenance;
+pub mod outcome;
+pub mod settings;
+pub mod tags;

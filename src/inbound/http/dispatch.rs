@@ -1,0 +1,126 @@
+//! Dispatch: what an admitted delivery is for, and the case logic's answer. The periodic
+//! task, SNS subscription events, and alarms and AWS Support events each go their own way;
+//! case work runs as tracked tasks ([`tracked`]), so a caller that hangs up or times out
+//! never cancels a case half-opened, and shutdown waits for it.
+
+use std::future::Future;
+
+use crate::case::{CaseError, Outcome};
+use crate::domain::alarm::PayloadError;
+use crate::inbound::delivery::{Body, Message};
+use crate::inbound::gate::GateError;
+use crate::inbound::sns::{MessageKind, SnsError};
+
+use super::{ApiError, AppState, RECONCILE_TASK, Reply, VerifiedDelivery};
+
+pub(super) async fn dispatch(
+    state: &AppState,
+    admitted: VerifiedDelivery,
+) -> Result<Reply, ApiError> {
+    let VerifiedDelivery {
+        received,
+        verified,
+        from_aws,
+        ..
+    } = admitted;
+    match &received.body {
+        Body::Periodic(name) if name == RECONCILE_TASK => {
+            let (cases, delivery) = (state.cases.clone(), received.delivery.clone());
+            let report = tracked(state, async move { cases.reconcile(&delivery).await }).await?;
+            return Ok(Reply::Task {
+                name: name.clone(),
+                report,
+            });
+        }
+        Body::Periodic(name) => {
+            return Err(PayloadError::UnsupportedEvent(format!(
+                "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
+            ))
+            .into());
+        }
+        Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
+            // Only a verified confirmation is ever visited: an unverified one could name
+            // any topic's subscription.
+            if !verified {
+                return Err(GateError::Sns(SnsError::UnverifiedConfirmation).into());
+            }
+            let subscription_arn = state.gate.confirm(msg).await?;
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind,
+                    &msg.timestamp,
+                    Outcome::Confirmed,
+                    Some(subscription_arn.clone()),
+                )
+                .await?;
+            return Ok(Reply::Confirmed {
+                topic,
+                subscription_arn,
+            });
+        }
+        // Its SubscribeURL would subscribe the endpoint again: never visited.
+        Body::Sns(msg) if msg.kind == MessageKind::UnsubscribeConfirmation => {
+            let topic = msg.topic_arn.as_str().to_owned();
+            state
+                .cases
+                .record_subscription(
+                    &received.delivery,
+                    &topic,
+                    msg.kind,
+                    &msg.timestamp,
+                    Outcome::Unsubscribed,
+                    None,
+                )
+                .await?;
+            return Ok(Reply::Unsubscribed { topic });
+        }
+        Body::Sns(_) | Body::Bare(_) => {}
+    }
+    // A worker-daemon redelivery this process recorded: answered from its message id, before
+    // the body is parsed (the parse is most of what a duplicate costs).
+    if let Some(handled) = state.cases.redelivered(&received.delivery).await {
+        return Ok(Reply::Case(handled));
+    }
+    let (delivery, message) = received.into_message()?;
+    // Only AWS can say what AWS Support did: an event that did not come the way only AWS
+    // sends is refused before it touches anything (no record, no AWS call, no notice).
+    if matches!(message, Message::CaseUpdate(_)) && !from_aws {
+        return Err(GateError::UnprovenSupportEvent.into());
+    }
+    let cases = state.cases.clone();
+    let handled = tracked(state, async move {
+        match message {
+            Message::Alarm(alarm) => cases.handle(&delivery, &alarm).await.map(|h| vec![h]),
+            Message::CaseUpdate(update) => {
+                cases.case_update(&delivery, &update).await.map(|h| vec![h])
+            }
+            Message::Ignored { about, why } => {
+                cases.ignore(&delivery, &about, why).await.map(|h| vec![h])
+            }
+            Message::Alarms(alarms) => cases.handle_all(&delivery, &alarms).await,
+        }
+    })
+    .await?;
+    Ok(match handled.len() {
+        1 => Reply::Case(handled.into_iter().next().expect("one")),
+        _ => Reply::Batch(handled),
+    })
+}
+
+/// Runs case work as a tracked task, waiting for it up to the request timeout: past that
+/// the caller is answered 503 while the work carries on (its sender retries, and then
+/// finds what it did).
+async fn tracked<T: Send + 'static>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, CaseError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let job = state.tasks.spawn(work);
+    match tokio::time::timeout(state.request_timeout, job).await {
+        Err(_) => Err(ApiError::Timeout(state.request_timeout)),
+        Ok(joined) => Ok(joined??),
+    }
+}
