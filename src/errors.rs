@@ -1,34 +1,6 @@
 //! How errors are written down. [`Chain`]: any error followed by its causes (`#[source]`),
 //! which is how the log and the command line show them; errors keep their causes as
-//! sources rather than pasting them into their own message. [`describe`]: one line naming
-//! an AWS SDK error (its code and message, or, when the call never reached the service, its
-//! kind and every cause), used by every AWS client in the crate, so it belongs to none.
-
-// The smithy runtime's types, which every SDK crate shares; any crate's re-export names them.
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-
-/// One line naming an SDK error: its code and message, or its kind when it never reached
-/// the service (timeout, connection refused).
-pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
-) -> String {
-    match e {
-        SdkError::ServiceError(_) => format!(
-            "{}: {}",
-            e.code().unwrap_or("unknown error"),
-            e.message().unwrap_or("")
-        ),
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    }
-}
+//! sources rather than pasting them into their own message.
 
 /// A cause kept by an error of this crate.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1916,7 +1916,11 @@ async fn a_permanent_refusal_is_failed_in_the_ledger_and_the_metric() {
 
 #[tokio::test]
 async fn the_graph_is_attached_through_an_attachment_set() {
-    let st = stack(CasePolicy::default()).await;
+    let mut st = stack(CasePolicy::default()).await;
+    // The alarm's own datapoints, drawn here (what GRAPHS=auto falls back to).
+    st.service = st.service.with_grapher(Arc::new(
+        cw_support_api::backend::local::graph::LocalGrapher,
+    ));
     let text = std::fs::read_to_string(common::payload_path("metric-alarm.json")).expect("fixture");
     let a = Alarm::parse(serde_json::from_str(&text).expect("json")).expect("alarm");
     let h = st.service.handle(&sqs("g-1"), &a).await.expect("handled");
@@ -2398,7 +2402,8 @@ async fn support_events_are_believed_only_from_aws_and_about_our_own_cases() {
 /// at once share the notices, none twice), delivered ones leave, failed ones stay visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_on_dynamodb_hands_each_notice_to_one_sender() {
-    use cw_support_api::paging::notices::{Notice, Outbox};
+    use cw_support_api::domain::notice::Notice;
+    use cw_support_api::ports::notify::Outbox;
     let standin = SupportStandin::start().await;
     let c = clients(&standin.endpoint());
     let s = tables(&c).await;

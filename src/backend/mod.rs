@@ -49,7 +49,7 @@ pub struct Backend {
     pub config: Arc<dyn AlarmConfigStore>,
     pub ledger: Arc<dyn CaseLedger>,
     /// The notices waiting to be sent, in the ledger's own store.
-    pub outbox: Arc<dyn crate::paging::notices::Outbox>,
+    pub outbox: Arc<dyn crate::ports::notify::Outbox>,
     pub desk: Arc<dyn SupportDesk>,
     pub origin: Origin,
 }

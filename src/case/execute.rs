@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::alarm::Alarm;
+use crate::domain::notice::Notice;
 use crate::domain::outcome::Outcome;
 use crate::errors::Chain;
 use crate::inbound::delivery::Delivery;
-use crate::paging::notices::Notice;
 use crate::ports::desk::{Communication, DeskError, NewCase};
 use crate::ports::ledger::{
     Claim, Commit, CountedClaim, Decision, LedgerError, OpenCase, OpenCaseChange,
@@ -303,8 +303,7 @@ impl CaseService {
     async fn with_evidence(&self, alarm: &Alarm, mut case: NewCase) -> NewCase {
         match self.grapher.graph(alarm).await {
             Ok(graph) => {
-                let what = crate::ports::graph::metric_label(&alarm.raw)
-                    .unwrap_or_else(|| "the metric".into());
+                let what = alarm.metric_label().unwrap_or_else(|| "the metric".into());
                 case.communication_body = text::with_graph_line(
                     &case.communication_body,
                     &format!(

@@ -157,7 +157,7 @@ pub struct CaseService {
     /// Draws the graph attached to a metric alarm's new case.
     grapher: Arc<dyn crate::ports::graph::Grapher>,
     /// The alarm's own `cw-support:` tags, between its stored settings and the defaults.
-    tags: Arc<dyn crate::domain::tags::TagSource>,
+    tags: Arc<dyn crate::ports::tags::TagSource>,
     /// Handled keys known to be durable: a redelivery is answered from here.
     recent: recent::RecentKeys,
     /// The claims work is running under, for a shutdown that gives up on that work.
@@ -213,8 +213,8 @@ impl CaseService {
             locks: AlarmLocks::new(64),
             clock: Arc::new(Utc::now),
             notifier: crate::paging::notices::Notifier::none(),
-            grapher: Arc::new(crate::ports::graph::LocalGrapher),
-            tags: Arc::new(crate::domain::tags::NoTags),
+            grapher: Arc::new(crate::ports::graph::NoGrapher),
+            tags: Arc::new(crate::ports::tags::NoTags),
             recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
             held: held::HeldClaims::default(),
             told_failed: Default::default(),
@@ -243,8 +243,8 @@ impl CaseService {
     /// The notices to queue with a decision: none when nobody is told.
     fn told(
         &self,
-        notices: Vec<crate::paging::notices::Notice>,
-    ) -> Vec<crate::paging::notices::Notice> {
+        notices: Vec<crate::domain::notice::Notice>,
+    ) -> Vec<crate::domain::notice::Notice> {
         match self.notifier.is_on() {
             true => notices,
             false => Vec::new(),
@@ -253,13 +253,13 @@ impl CaseService {
 
     /// The notice that an alarm could not become a case, once per event in this process
     /// (a message refused on every redelivery until the dead-letter queue is told once).
-    fn failed_notice(&self, alarm: &Alarm, reason: String) -> Vec<crate::paging::notices::Notice> {
+    fn failed_notice(&self, alarm: &Alarm, reason: String) -> Vec<crate::domain::notice::Notice> {
         let mut told = self.told_failed.lock().unwrap_or_else(|p| p.into_inner());
         if told.len() >= 4096 {
             told.clear();
         }
         match told.insert(alarm.event_key()) {
-            true => self.told(vec![crate::paging::notices::Notice::Failed {
+            true => self.told(vec![crate::domain::notice::Notice::Failed {
                 alarm: alarm.name.clone(),
                 reason,
             }]),
@@ -268,7 +268,7 @@ impl CaseService {
     }
 
     /// Where alarm tags are read (CloudWatch on the aws backend).
-    pub fn with_tags(mut self, tags: Arc<dyn crate::domain::tags::TagSource>) -> Self {
+    pub fn with_tags(mut self, tags: Arc<dyn crate::ports::tags::TagSource>) -> Self {
         self.tags = tags;
         self
     }

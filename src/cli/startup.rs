@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::backend::aws::metrics::CloudWatchMetrics;
+use crate::backend::aws::sns::SnsSink;
 use crate::backend::{Backend, BackendError};
 use crate::case::CaseService;
 use crate::cli::{Config, Graphs, Switch};
@@ -17,8 +18,10 @@ use crate::inbound::http::AppState;
 use crate::inbound::sns::{
     HttpsCertFetcher, HttpsSubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
 };
-use crate::paging::notices::{NoticeSink, Notifier, SnsSink, WebhookSink};
+use crate::paging::notices::Notifier;
+use crate::paging::webhook::WebhookSink;
 use crate::ports::metrics::{MetricsSink, NoMetrics};
+use crate::ports::notify::NoticeSink;
 
 /// The application: its backend and the case logic over it.
 pub struct App {
@@ -65,13 +68,8 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
     };
     let grapher: Arc<dyn crate::ports::graph::Grapher> = match (config.graphs, backend.aws()) {
         (Graphs::Off, _) => Arc::new(crate::ports::graph::NoGrapher),
-        (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => {
-            Arc::new(crate::ports::graph::CloudWatchGrapher {
-                client: clients.cloudwatch.clone(),
-                accounts: clients.accounts.clone(),
-            })
-        }
-        _ => Arc::new(crate::ports::graph::LocalGrapher),
+        (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => clients.grapher(),
+        _ => Arc::new(crate::backend::local::graph::LocalGrapher),
     };
     let mut cases = CaseService::new(
         backend.config.clone(),
@@ -82,11 +80,7 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
     .with_grapher(grapher)
     .with_notifier(notifier(config, &backend, metrics.clone()).await?);
     if let (Switch::On, Some(clients)) = (config.tags, backend.aws()) {
-        cases = cases.with_tags(Arc::new(crate::domain::tags::CloudWatchTags::new(
-            clients.cloudwatch.clone(),
-            config.config_cache_ttl,
-            clients.accounts.clone(),
-        )));
+        cases = cases.with_tags(Arc::new(clients.tags(config.config_cache_ttl)));
     }
     Ok(App {
         backend,

@@ -210,11 +210,11 @@ impl Consumer {
                     out.messages.unwrap_or_default()
                 }
                 Err(e) if stopping => {
-                    warn!(error = %crate::errors::describe(&e), "the last ReceiveMessage failed while stopping");
+                    warn!(error = %crate::backend::aws::describe(&e), "the last ReceiveMessage failed while stopping");
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %crate::errors::describe(&e), "ReceiveMessage failed; trying again");
+                    warn!(error = %crate::backend::aws::describe(&e), "ReceiveMessage failed; trying again");
                     drop(first);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(20));
@@ -351,7 +351,7 @@ impl Consumer {
                     returned += out.successful().len();
                 }
                 Err(e) => {
-                    warn!(error = %crate::errors::describe(&e), messages = chunk.len(), "messages could not be handed back; they return after the queue's visibility timeout")
+                    warn!(error = %crate::backend::aws::describe(&e), messages = chunk.len(), "messages could not be handed back; they return after the queue's visibility timeout")
                 }
             }
         }
@@ -381,7 +381,7 @@ async fn handle_message(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::errors::describe(&e)),
+            .map_err(|e| crate::backend::aws::describe(&e)),
         Disposition::Retry(d) | Disposition::Poison(d) => sqs
             .change_message_visibility()
             .queue_url(url)
@@ -390,7 +390,7 @@ async fn handle_message(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::errors::describe(&e)),
+            .map_err(|e| crate::backend::aws::describe(&e)),
     };
     if let Err(e) = result {
         // Deleting failed: the redelivery is recognised as a duplicate. Hiding failed: the
@@ -441,7 +441,7 @@ pub async fn redrive(
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| format!("ReceiveMessage: {}", crate::errors::describe(&e)))?;
+            .map_err(|e| format!("ReceiveMessage: {}", crate::backend::aws::describe(&e)))?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;
@@ -473,7 +473,7 @@ pub async fn redrive(
                         .receipt_handle(&receipt)
                         .send()
                         .await
-                        .map_err(|e| sdk(&crate::errors::describe(&e)))?;
+                        .map_err(|e| sdk(&crate::backend::aws::describe(&e)))?;
                     match v["outcome"].as_str() {
                         Some("duplicate") => report.duplicate += 1,
                         _ => report.handled += 1,

@@ -2,3 +2,4 @@
 //! webhook), sent from a durable outbox.
 
 pub mod notices;
+pub mod webhook;

@@ -155,7 +155,7 @@ pub struct Commit {
     pub claim: Option<Claim>,
     pub hold: Option<HoldChange>,
     /// Notices to send about it, queued in the outbox with it (`notify`).
-    pub notices: Vec<crate::paging::notices::Notice>,
+    pub notices: Vec<crate::domain::notice::Notice>,
 }
 
 impl Commit {
@@ -172,7 +172,7 @@ impl Commit {
     }
 
     /// With these notices queued in the same transaction.
-    pub fn telling(mut self, notices: Vec<crate::paging::notices::Notice>) -> Self {
+    pub fn telling(mut self, notices: Vec<crate::domain::notice::Notice>) -> Self {
         self.notices = notices;
         self
     }

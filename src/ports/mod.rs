@@ -6,3 +6,5 @@ pub mod desk;
 pub mod graph;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
+pub mod tags;

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::errors::describe;
+use crate::backend::aws::describe;
 use crate::ports::metrics::{Event, MetricsSink};
 
 /// The original service's namespace.

@@ -5,8 +5,11 @@
 //! users expect.
 
 pub mod dynamo;
+pub mod graph;
 pub mod metrics;
+pub mod sns;
 pub mod support;
+pub mod tags;
 
 use std::time::Duration;
 
@@ -14,6 +17,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
+// The smithy runtime's error types, which every SDK crate shares.
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -70,6 +75,30 @@ pub fn cloudwatch_override(
     Some(b)
 }
 
+/// One line naming an SDK error (every SDK crate shares the smithy runtime's error types,
+/// so any crate's re-export names them): its code and message, or its kind when it never reached
+/// the service (timeout, connection refused).
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    match e {
+        SdkError::ServiceError(_) => format!(
+            "{}: {}",
+            e.code().unwrap_or("unknown error"),
+            e.message().unwrap_or("")
+        ),
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
 /// What the AWS backend needs to know.
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
@@ -114,7 +143,7 @@ impl AwsClients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| crate::errors::describe(&e))?;
+            .map_err(|e| crate::backend::aws::describe(&e))?;
         identity
             .account()
             .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
@@ -155,5 +184,19 @@ impl AwsClients {
             sdk,
             accounts: Default::default(),
         }
+    }
+
+    /// CloudWatch's picture of an alarm's metric, drawn in the alarm's account and region
+    /// (the alarm's own datapoints when CloudWatch cannot draw it).
+    pub fn grapher(&self) -> std::sync::Arc<dyn crate::ports::graph::Grapher> {
+        std::sync::Arc::new(graph::CloudWatchGrapher {
+            client: self.cloudwatch.clone(),
+            accounts: self.accounts.clone(),
+        })
+    }
+
+    /// An alarm's tags from CloudWatch, cached for `ttl`.
+    pub fn tags(&self, ttl: Duration) -> tags::CloudWatchTags {
+        tags::CloudWatchTags::new(self.cloudwatch.clone(), ttl, self.accounts.clone())
     }
 }

@@ -13,8 +13,8 @@ use aws_sdk_support::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
+use crate::backend::aws::describe;
 use crate::domain::settings::Severity;
-use crate::errors::describe;
 use crate::ports::desk::{
     CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };

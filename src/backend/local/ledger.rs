@@ -449,7 +449,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 /// Queues notices in the outbox, in the caller's transaction.
 fn insert_notices(
     tx: &rusqlite::Connection,
-    notices: &[crate::paging::notices::Notice],
+    notices: &[crate::domain::notice::Notice],
 ) -> rusqlite::Result<()> {
     let now = stamp(Utc::now());
     for notice in notices {
@@ -463,10 +463,10 @@ fn insert_notices(
 }
 
 #[async_trait]
-impl crate::paging::notices::Outbox for SqliteLedger {
+impl crate::ports::notify::Outbox for SqliteLedger {
     async fn enqueue(
         &self,
-        notices: Vec<crate::paging::notices::Notice>,
+        notices: Vec<crate::domain::notice::Notice>,
     ) -> Result<(), LedgerError> {
         if notices.is_empty() {
             return Ok(());
@@ -485,13 +485,13 @@ impl crate::paging::notices::Outbox for SqliteLedger {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<crate::paging::notices::Queued>, LedgerError> {
+    ) -> Result<Vec<crate::ports::notify::Queued>, LedgerError> {
         let (now, until) = (stamp(now), stamp(until));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .write(true, move |c| {
                 let tx = c.savepoint()?;
-                let due: Vec<crate::paging::notices::Queued> = {
+                let due: Vec<crate::ports::notify::Queued> = {
                     let mut stmt = tx.prepare(
                         "SELECT id, notice, attempts, pending FROM outbox \
                          WHERE state = 'pending' AND next_at <= ?1 AND lease_until <= ?1 \
@@ -502,7 +502,7 @@ impl crate::paging::notices::Outbox for SqliteLedger {
                         let notice: String = r.get(1)?;
                         let attempts: u32 = r.get(2)?;
                         let pending: Option<String> = r.get(3)?;
-                        Ok(crate::paging::notices::Queued {
+                        Ok(crate::ports::notify::Queued {
                             id: id.to_string(),
                             notice: from_json(&notice)?,
                             attempts,
@@ -576,7 +576,7 @@ impl crate::paging::notices::Outbox for SqliteLedger {
     async fn about_case(
         &self,
         case_id: &str,
-    ) -> Result<Vec<crate::paging::notices::OutboxState>, LedgerError> {
+    ) -> Result<Vec<crate::ports::notify::OutboxState>, LedgerError> {
         let case_id = case_id.to_owned();
         self.db.read(move |c| {
             let mut stmt = c.prepare(
@@ -587,7 +587,7 @@ impl crate::paging::notices::Outbox for SqliteLedger {
                 let notice: String = r.get(0)?;
                 let queued: String = r.get(1)?;
                 let pending: Option<String> = r.get(4)?;
-                Ok(crate::paging::notices::OutboxState {
+                Ok(crate::ports::notify::OutboxState {
                     notice: from_json(&notice)?,
                     queued_at: parse_time(&queued)?,
                     state: r.get(2)?,

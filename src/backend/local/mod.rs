@@ -14,6 +14,7 @@
 
 mod db;
 mod desk;
+pub mod graph;
 mod ledger;
 mod notices;
 mod settings;

@@ -38,12 +38,12 @@ impl NoticeLog {
 }
 
 #[async_trait]
-impl crate::paging::notices::NoticeSink for NoticeLog {
+impl crate::ports::notify::NoticeSink for NoticeLog {
     fn name(&self) -> &'static str {
         "ledger"
     }
 
-    async fn send(&self, notice: &crate::paging::notices::Notice) -> Result<(), String> {
+    async fn send(&self, notice: &crate::domain::notice::Notice) -> Result<(), String> {
         let mut record = serde_json::to_value(notice).map_err(|e| e.to_string())?;
         record["text"] = serde_json::Value::String(notice.text());
         let record = record.to_string();

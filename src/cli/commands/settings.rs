@@ -43,12 +43,8 @@ pub async fn alarms(
             // would use.
             let (arn, tags, note) = match (backend.aws(), config.tags) {
                 (Some(clients), crate::cli::Switch::On) => {
-                    use crate::domain::tags::TagSource;
-                    let source = crate::domain::tags::CloudWatchTags::new(
-                        clients.cloudwatch.clone(),
-                        config.config_cache_ttl,
-                        clients.accounts.clone(),
-                    );
+                    use crate::ports::tags::TagSource;
+                    let source = clients.tags(config.config_cache_ttl);
                     let arn = match arn {
                         Some(arn) => Some(arn),
                         None => source.alarm_arn(&name).await.map_err(anyhow::Error::msg)?,

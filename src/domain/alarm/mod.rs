@@ -679,6 +679,7 @@ fn composite_summary(rule: &str, children: Option<&Value>) -> String {
 pub mod alertmanager;
 mod eventbridge;
 pub use eventbridge::ignorable;
+mod metric;
 mod regions;
 
 #[cfg(test)]

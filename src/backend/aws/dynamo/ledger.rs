@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
-use crate::errors::describe;
+use crate::backend::aws::describe;
 use crate::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, CountedClaim, Decision, DecisionFilter,
     DuplicateTally, HeldAlarm, HoldChange, LedgerError, Lookup, OpenCase, OpenCaseChange,

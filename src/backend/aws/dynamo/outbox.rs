@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::ledger::DynamoLedger;
 use super::{Item, TTL_ATTRIBUTE, get_n, get_s, n, s};
-use crate::paging::notices::{Notice, OutboxState, Queued};
+use crate::domain::notice::Notice;
 use crate::ports::ledger::LedgerError;
+use crate::ports::notify::{OutboxState, Queued};
 
 const PK: &str = "outbox";
 const PENDING: &str = "pending";
@@ -94,7 +95,7 @@ impl DynamoLedger {
             let out = q
                 .send()
                 .await
-                .map_err(|e| storage("Query (outbox)", crate::errors::describe(&e)))?;
+                .map_err(|e| storage("Query (outbox)", crate::backend::aws::describe(&e)))?;
             items.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(k) => start = Some(k.clone()),
@@ -106,7 +107,7 @@ impl DynamoLedger {
 }
 
 #[async_trait]
-impl crate::paging::notices::Outbox for DynamoLedger {
+impl crate::ports::notify::Outbox for DynamoLedger {
     async fn enqueue(&self, notices: Vec<Notice>) -> Result<(), LedgerError> {
         let now = Utc::now();
         for notice in &notices {
@@ -116,7 +117,7 @@ impl crate::paging::notices::Outbox for DynamoLedger {
                 .set_item(Some(notice_item(notice, now)?))
                 .send()
                 .await
-                .map_err(|e| storage("PutItem (outbox)", crate::errors::describe(&e)))?;
+                .map_err(|e| storage("PutItem (outbox)", crate::backend::aws::describe(&e)))?;
         }
         Ok(())
     }
@@ -165,7 +166,7 @@ impl crate::paging::notices::Outbox for DynamoLedger {
                 Err(e) => {
                     return Err(storage(
                         "UpdateItem (outbox lease)",
-                        crate::errors::describe(&e),
+                        crate::backend::aws::describe(&e),
                     ));
                 }
             }
@@ -182,7 +183,7 @@ impl crate::paging::notices::Outbox for DynamoLedger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| storage("DeleteItem (outbox)", crate::errors::describe(&e)))
+            .map_err(|e| storage("DeleteItem (outbox)", crate::backend::aws::describe(&e)))
     }
 
     async fn retry(
@@ -212,7 +213,12 @@ impl crate::paging::notices::Outbox for DynamoLedger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| storage("UpdateItem (outbox retry)", crate::errors::describe(&e)))
+            .map_err(|e| {
+                storage(
+                    "UpdateItem (outbox retry)",
+                    crate::backend::aws::describe(&e),
+                )
+            })
     }
 
     async fn failed(
@@ -244,7 +250,12 @@ impl crate::paging::notices::Outbox for DynamoLedger {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| storage("UpdateItem (outbox failed)", crate::errors::describe(&e)))
+            .map_err(|e| {
+                storage(
+                    "UpdateItem (outbox failed)",
+                    crate::backend::aws::describe(&e),
+                )
+            })
     }
 
     async fn about_case(&self, case_id: &str) -> Result<Vec<OutboxState>, LedgerError> {

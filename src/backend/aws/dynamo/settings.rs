@@ -15,9 +15,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, get_s, hash_key_of, s};
+use crate::backend::aws::describe;
 use crate::domain::maintenance::MaintenanceWindow;
 use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
-use crate::errors::describe;
 
 /// How long maintenance windows read from the settings table are reused.
 pub const WINDOWS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::TTL_ATTRIBUTE;
-use crate::errors::describe;
+use crate::backend::aws::describe;
 
 /// The hash key attribute name of a table.
 pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String> {

@@ -1,0 +1,50 @@
+//! A Slack-compatible incoming webhook (`NOTIFY_WEBHOOK_URL`): `{"text": ...}`, the text
+//! escaped for Slack's mrkdwn.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::notice::Notice;
+use crate::ports::notify::NoticeSink;
+
+/// A Slack-compatible incoming webhook: `{"text": ...}`.
+pub struct WebhookSink {
+    pub client: reqwest::Client,
+    pub url: String,
+}
+
+impl WebhookSink {
+    pub fn new(url: String) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client, url })
+    }
+}
+
+#[async_trait]
+impl NoticeSink for WebhookSink {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, notice: &Notice) -> Result<(), String> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            // mrkdwn: payload text never becomes a mention or a disguised link.
+            .body(serde_json::json!({ "text": notice.slack_text() }).to_string())
+            .send()
+            .await
+            // The URL is a secret (it is the webhook's credential): never in the error.
+            .map_err(|e| format!("webhook request failed: {}", e.without_url()))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(format!("webhook answered HTTP {}", s.as_u16())),
+        }
+    }
+}
