@@ -150,27 +150,6 @@ impl Backend {
         let Origin::Aws(clients) = &mut self.origin else {
             return;
         };
-        let mut by_account = BTreeMap::new();
-        let mut credentials = BTreeMap::new();
-        for (account, role) in roles {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-                .session_name("cw-support-api")
-                .configure(&clients.sdk)
-                .build()
-                .await;
-            let provider = aws_credential_types::provider::SharedCredentialsProvider::new(provider);
-            let support = aws::support_client(&clients.sdk, settings, Some(provider.clone()));
-            by_account.insert(
-                account.clone(),
-                Arc::new(aws::support::AwsSupportDesk::new(support)),
-            );
-            credentials.insert(account.clone(), provider);
-        }
-        // The alarm's graph and tags are read with the same account's credentials.
-        clients.accounts = Arc::new(credentials);
-        self.desk = Arc::new(aws::support::AccountDesks {
-            own: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
-            by_account,
-        });
+        self.desk = Arc::new(clients.route_accounts(roles, settings).await);
     }
 }

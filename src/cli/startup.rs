@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use crate::backend::aws::AwsConfig;
 use crate::backend::aws::metrics::CloudWatchMetrics;
-use crate::backend::aws::sns::SnsSink;
 use crate::backend::{Backend, BackendError};
 use crate::case::CaseService;
 use crate::cli::{Config, Graphs, Switch};
@@ -30,6 +30,9 @@ pub struct App {
     pub metrics: Arc<dyn MetricsSink>,
     /// The CloudWatch publisher, when counters go there: closed after the server stops.
     pub publisher: Option<Arc<CloudWatchMetrics>>,
+    /// The AWS configuration, loaded once: the aws backend's, or the one the SNS topic
+    /// needed; `None` until something needs it.
+    aws: Option<AwsConfig>,
 }
 
 /// Why the application could not be assembled.
@@ -56,6 +59,7 @@ pub async fn build(config: &Config) -> Result<App, StartupError> {
 
 /// The application on a backend already open (the tests give theirs stand-in stores).
 pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupError> {
+    let mut aws = backend.aws().map(|clients| clients.config());
     let (metrics, publisher) = match (backend.aws(), config.metrics) {
         (Some(clients), Switch::On) => {
             let publisher = Arc::new(CloudWatchMetrics::start(
@@ -78,7 +82,7 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         config.policy(),
     )
     .with_grapher(grapher)
-    .with_notifier(notifier(config, &backend, metrics.clone()).await?);
+    .with_notifier(notifier(config, &backend, &mut aws, metrics.clone()).await?);
     if let (Switch::On, Some(clients)) = (config.tags, backend.aws()) {
         cases = cases.with_tags(Arc::new(clients.tags(config.config_cache_ttl)));
     }
@@ -87,10 +91,30 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         cases,
         metrics,
         publisher,
+        aws,
     })
 }
 
+/// The AWS configuration already loaded, or loaded now (in DBREGION) and kept.
+async fn load_aws_once(loaded: &mut Option<AwsConfig>, region: &str) -> AwsConfig {
+    match loaded {
+        Some(c) => c.clone(),
+        None => loaded.insert(AwsConfig::load(region).await).clone(),
+    }
+}
+
 impl App {
+    /// The SQS queue at `url` (`consume`, `redrive`), on the configuration loaded once.
+    pub async fn work_queue(
+        &mut self,
+        config: &Config,
+        url: &str,
+    ) -> Arc<dyn crate::ports::queue::WorkQueue> {
+        load_aws_once(&mut self.aws, &config.dbregion)
+            .await
+            .work_queue(url)
+    }
+
     /// The HTTP edge over this application: the gate as configured, with the service's own
     /// account when SNS topics default to it, and the configured limits.
     pub async fn into_state(self, config: &Config) -> Result<AppState, StartupError> {
@@ -122,6 +146,7 @@ impl App {
 async fn notifier(
     config: &Config,
     backend: &Backend,
+    aws: &mut Option<AwsConfig>,
     metrics: Arc<dyn MetricsSink>,
 ) -> Result<Notifier, StartupError> {
     let mut sinks: Vec<Arc<dyn NoticeSink>> = Vec::new();
@@ -134,14 +159,11 @@ async fn notifier(
                 "NOTIFY_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
             ))
         })?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(config.dbregion.clone()))
-            .load()
-            .await;
-        sinks.push(Arc::new(SnsSink {
-            client: aws_sdk_sns::Client::new(&sdk),
-            topic_arn: topic.clone(),
-        }));
+        sinks.push(
+            load_aws_once(aws, &config.dbregion)
+                .await
+                .notice_sink(topic),
+        );
     }
     if let Some(url) = &config.notify_webhook_url {
         check_webhook_url(url).map_err(StartupError::Config)?;

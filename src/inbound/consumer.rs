@@ -17,8 +17,6 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::sync::Semaphore;
@@ -26,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::inbound::http::{self, AppState, Origin};
+use crate::ports::queue::{QueueMessage, WorkQueue};
 
 /// SQS keeps a message hidden for 12 hours at most; retries back off to 15 minutes.
 const MAX_RETRY_VISIBILITY: Duration = Duration::from_secs(15 * 60);
@@ -33,7 +32,7 @@ const MAX_RETRY_VISIBILITY: Duration = Duration::from_secs(15 * 60);
 /// when the process is told to stop cannot be called off (SQS may already have hidden
 /// messages for it), so it is waited for: 5 s rather than SQS's longest 20 keeps a stop quick,
 /// for about 12 empty receives a minute (some 0.5 million a month, $0.20).
-const WAIT_SECONDS: i32 = 5;
+const POLL_WAIT: Duration = Duration::from_secs(5);
 
 /// What to do with a message, from the answer its delivery got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +64,7 @@ pub fn disposition(status: StatusCode, base: Duration, receive_count: u32) -> Di
 }
 
 /// The headers the worker daemon would have sent with this message.
-pub fn sqsd_headers(msg: &Message, queue: &str) -> HeaderMap {
+pub fn sqsd_headers(msg: &QueueMessage, queue: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
@@ -76,42 +75,21 @@ pub fn sqsd_headers(msg: &Message, queue: &str) -> HeaderMap {
         }
     };
     put("user-agent", "cw-support-api-consume");
-    if let Some(id) = msg.message_id() {
-        put("x-aws-sqsd-msgid", id);
-    }
+    put("x-aws-sqsd-msgid", &msg.id);
     put("x-aws-sqsd-queue", queue);
-    let attrs = msg.attributes();
-    let attr = |a: MessageSystemAttributeName| attrs.and_then(|m| m.get(&a)).map(String::as_str);
-    if let Some(n) = attr(MessageSystemAttributeName::ApproximateReceiveCount) {
-        put("x-aws-sqsd-receive-count", n);
-    }
-    if let Some(s) = attr(MessageSystemAttributeName::SenderId) {
+    put("x-aws-sqsd-receive-count", &msg.receive_count.to_string());
+    if let Some(s) = &msg.sender_id {
         put("x-aws-sqsd-sender-id", s);
     }
-    for (name, value) in msg.message_attributes().into_iter().flatten() {
-        if let Some(v) = value.string_value() {
-            put(&format!("x-aws-sqsd-attr-{name}"), v);
-        }
+    for (name, value) in &msg.attributes {
+        put(&format!("x-aws-sqsd-attr-{name}"), value);
     }
     h
 }
 
-fn receive_count(msg: &Message) -> u32 {
-    msg.attributes()
-        .and_then(|m| m.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
-}
-
-/// The queue's name, for the `X-Aws-Sqsd-Queue` header and the log.
-fn queue_name(url: &str) -> &str {
-    url.rsplit('/').next().unwrap_or(url)
-}
-
 /// Reads one queue and handles its messages until shut down.
 pub struct Consumer {
-    pub sqs: Client,
-    pub queue_url: String,
+    pub queue: Arc<dyn WorkQueue>,
     /// Messages handled at once.
     pub concurrency: usize,
     /// First retry delay (doubled per receive).
@@ -151,9 +129,8 @@ impl InFlight {
 impl Consumer {
     /// The long poll's wait: at most the shutdown grace, so that a poll under way when the
     /// signal comes can be waited for within it.
-    fn poll_wait(&self) -> i32 {
-        let grace = i32::try_from(self.shutdown_grace.as_secs()).unwrap_or(i32::MAX);
-        WAIT_SECONDS.min(grace.max(1))
+    fn poll_wait(&self) -> Duration {
+        POLL_WAIT.min(self.shutdown_grace.max(Duration::from_secs(1)))
     }
 
     pub async fn run(
@@ -161,7 +138,7 @@ impl Consumer {
         state: AppState,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Consumed {
-        let queue = queue_name(&self.queue_url).to_owned();
+        let queue = self.queue.name().to_owned();
         info!(queue = %queue, concurrency = self.concurrency, "consuming the SQS queue");
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let tasks = TaskTracker::new();
@@ -182,15 +159,7 @@ impl Consumer {
                 },
             };
             let wanted = (permits.available_permits() + 1).min(10);
-            let receive = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
-                .wait_time_seconds(self.poll_wait())
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send();
+            let receive = self.queue.receive(wanted, self.poll_wait(), None);
             tokio::pin!(receive);
             // A poll cannot be taken back: SQS may already have hidden messages for it. Once
             // the signal comes, it is waited for (it ends within the grace) and what it
@@ -205,16 +174,16 @@ impl Consumer {
                 }
             };
             let messages = match received {
-                Ok(out) => {
+                Ok(messages) => {
                     pause = Duration::from_millis(200);
-                    out.messages.unwrap_or_default()
+                    messages
                 }
                 Err(e) if stopping => {
-                    warn!(error = %crate::backend::aws::describe(&e), "the last ReceiveMessage failed while stopping");
+                    warn!(error = %e, "the last receive failed while stopping");
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %crate::backend::aws::describe(&e), "ReceiveMessage failed; trying again");
+                    warn!(error = %e, "receiving failed; trying again");
                     drop(first);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(20));
@@ -223,10 +192,7 @@ impl Consumer {
             };
             report.lock().unwrap_or_else(|p| p.into_inner()).received += messages.len();
             if stopping {
-                let receipts: Vec<String> = messages
-                    .iter()
-                    .filter_map(|m| m.receipt_handle().map(str::to_owned))
-                    .collect();
+                let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
                 let (back, not) = self.hand_back(&receipts).await;
                 let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                 r.returned += back;
@@ -242,28 +208,15 @@ impl Consumer {
                         Err(_) => break,
                     },
                 };
-                let (Some(id), Some(receipt)) = (msg.message_id(), msg.receipt_handle()) else {
-                    warn!(
-                        "SQS answered a message without an id or receipt handle; left to the queue"
-                    );
-                    report.lock().unwrap_or_else(|p| p.into_inner()).received -= 1;
-                    continue;
-                };
-                in_flight.lock().insert(id.to_owned(), receipt.to_owned());
-                let (state, sqs, url, queue) = (
-                    state.clone(),
-                    self.sqs.clone(),
-                    self.queue_url.clone(),
-                    queue.clone(),
-                );
+                in_flight.lock().insert(msg.id.clone(), msg.receipt.clone());
+                let (state, work_queue, queue) = (state.clone(), self.queue.clone(), queue.clone());
                 let (report, in_flight, base) =
                     (report.clone(), in_flight.clone(), self.retry_visibility);
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let done = handle_message(&state, &sqs, &url, &queue, &msg, base).await;
+                    let done = handle_message(&state, &*work_queue, &queue, &msg, base).await;
                     // Handed back at shutdown meanwhile: counted there.
-                    let id = msg.message_id().unwrap_or_default();
-                    if in_flight.lock().remove(id).is_some() {
+                    if in_flight.lock().remove(&msg.id).is_some() {
                         let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
                         match done {
                             Disposition::Delete => r.deleted += 1,
@@ -313,89 +266,34 @@ impl Consumer {
         r
     }
 
-    /// Makes messages visible again at once (ChangeMessageVisibilityBatch, ten at a time).
-    /// Answers how many were handed back, and how many SQS refused (those come back after
-    /// the queue's visibility timeout).
+    /// Makes messages visible again at once: how many were handed back, and how many the
+    /// queue refused (those come back after its visibility timeout).
     async fn hand_back(&self, receipts: &[String]) -> (usize, usize) {
-        use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
-        let mut returned = 0;
-        for chunk in receipts.chunks(10) {
-            let entries: Vec<Entry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, receipt)| {
-                    Entry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(0)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            match self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    for f in out.failed() {
-                        warn!(
-                            code = f.code(),
-                            message = f.message().unwrap_or("-"),
-                            "a message could not be handed back; it returns after the queue's visibility timeout"
-                        );
-                    }
-                    returned += out.successful().len();
-                }
-                Err(e) => {
-                    warn!(error = %crate::backend::aws::describe(&e), messages = chunk.len(), "messages could not be handed back; they return after the queue's visibility timeout")
-                }
-            }
-        }
-        (returned, receipts.len() - returned)
+        let returned = self.queue.hand_back(receipts).await;
+        (returned, receipts.len().saturating_sub(returned))
     }
 }
 
 /// One message through the worker-daemon path, then deleted or hidden for a retry.
 async fn handle_message(
     state: &AppState,
-    sqs: &Client,
-    url: &str,
+    work_queue: &dyn WorkQueue,
     queue: &str,
-    msg: &Message,
+    msg: &QueueMessage,
     base: Duration,
 ) -> Disposition {
     let headers = sqsd_headers(msg, queue);
-    let body = Bytes::from(msg.body().unwrap_or_default().to_owned());
+    let body = Bytes::from(msg.body.clone());
     let answer = http::deliver(state, Origin::Queue, &headers, body).await;
-    let disposition = disposition(answer.status(), base, receive_count(msg));
-    let receipt = msg.receipt_handle().unwrap_or_default();
+    let disposition = disposition(answer.status(), base, msg.receive_count);
     let result = match disposition {
-        Disposition::Delete => sqs
-            .delete_message()
-            .queue_url(url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| crate::backend::aws::describe(&e)),
-        Disposition::Retry(d) | Disposition::Poison(d) => sqs
-            .change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(receipt)
-            .visibility_timeout(i32::try_from(d.as_secs()).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| crate::backend::aws::describe(&e)),
+        Disposition::Delete => work_queue.delete(&msg.receipt).await,
+        Disposition::Retry(d) | Disposition::Poison(d) => work_queue.hide(&msg.receipt, d).await,
     };
     if let Err(e) = result {
         // Deleting failed: the redelivery is recognised as a duplicate. Hiding failed: the
         // message comes back after the queue's own visibility timeout.
-        warn!(message_id = msg.message_id().unwrap_or("-"), error = %e, ?disposition, "could not settle a message");
+        warn!(message_id = %msg.id, error = %e, ?disposition, "could not settle a message");
     }
     disposition
 }
@@ -418,44 +316,34 @@ pub struct Redriven {
 /// the run ends, then what stays is made visible again.
 pub async fn redrive(
     state: &AppState,
-    sqs: &Client,
-    dlq_url: &str,
+    dlq: &dyn WorkQueue,
     dry_run: bool,
     limit: usize,
     out: &mut dyn std::io::Write,
 ) -> Result<Redriven, String> {
-    let queue = queue_name(dlq_url).to_owned();
+    let queue = dlq.name().to_owned();
     let mut report = Redriven::default();
     let mut kept: Vec<String> = Vec::new();
     let mut seen = 0usize;
     let terminal = std::io::stderr().is_terminal();
-    let sdk = |e: &dyn std::fmt::Display| e.to_string();
     'receive: while limit == 0 || seen < limit {
-        let received = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .visibility_timeout(600)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
+        let messages = dlq
+            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(600)))
             .await
-            .map_err(|e| format!("ReceiveMessage: {}", crate::backend::aws::describe(&e)))?;
-        let messages = received.messages.unwrap_or_default();
+            .map_err(|e| e.to_string())?;
         if messages.is_empty() {
             break;
         }
         for msg in messages {
-            let receipt = msg.receipt_handle().unwrap_or_default().to_owned();
+            let receipt = msg.receipt.clone();
             if limit > 0 && seen >= limit {
                 kept.push(receipt);
                 break 'receive;
             }
             seen += 1;
             let headers = sqsd_headers(&msg, &queue);
-            let body = msg.body().unwrap_or_default().as_bytes().to_vec();
-            let id = msg.message_id().unwrap_or("-").to_owned();
+            let body = msg.body.as_bytes().to_vec();
+            let id = msg.id.clone();
             let line = if dry_run {
                 kept.push(receipt);
                 let preview = preview(&state.cases, &headers, &body).await;
@@ -468,12 +356,7 @@ pub async fn redrive(
                     .unwrap_or_default();
                 let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 if status == StatusCode::OK {
-                    sqs.delete_message()
-                        .queue_url(dlq_url)
-                        .receipt_handle(&receipt)
-                        .send()
-                        .await
-                        .map_err(|e| sdk(&crate::backend::aws::describe(&e)))?;
+                    dlq.delete(&receipt).await.map_err(|e| e.to_string())?;
                     match v["outcome"].as_str() {
                         Some("duplicate") => report.duplicate += 1,
                         _ => report.handled += 1,
@@ -505,15 +388,7 @@ pub async fn redrive(
     if terminal {
         eprintln!();
     }
-    for receipt in kept {
-        let _ = sqs
-            .change_message_visibility()
-            .queue_url(dlq_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await;
-    }
+    dlq.hand_back(&kept).await;
     Ok(report)
 }
 
@@ -577,29 +452,19 @@ mod tests {
 
     #[test]
     fn a_message_gets_the_worker_daemons_headers() {
-        let msg = Message::builder()
-            .message_id("m-1")
-            .receipt_handle("r")
-            .body("{}")
-            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
-            .message_attributes(
-                "team",
-                aws_sdk_sqs::types::MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value("db")
-                    .build()
-                    .expect("attr"),
-            )
-            .build();
+        let msg = QueueMessage {
+            id: "m-1".into(),
+            receipt: "r".into(),
+            body: "{}".into(),
+            receive_count: 3,
+            sender_id: Some("AIDAEXAMPLE".into()),
+            attributes: vec![("team".into(), "db".into())],
+        };
         let h = sqsd_headers(&msg, "worker-queue");
         assert_eq!(h["x-aws-sqsd-msgid"], "m-1");
         assert_eq!(h["x-aws-sqsd-queue"], "worker-queue");
         assert_eq!(h["x-aws-sqsd-receive-count"], "3");
+        assert_eq!(h["x-aws-sqsd-sender-id"], "AIDAEXAMPLE");
         assert_eq!(h["x-aws-sqsd-attr-team"], "db");
-        assert_eq!(receive_count(&msg), 3);
-        assert_eq!(
-            queue_name("https://sqs.us-east-1.amazonaws.com/123456789012/alarms"),
-            "alarms"
-        );
     }
 }

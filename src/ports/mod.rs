@@ -7,4 +7,5 @@ pub mod graph;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod queue;
 pub mod tags;

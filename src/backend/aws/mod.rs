@@ -8,6 +8,7 @@ pub mod dynamo;
 pub mod graph;
 pub mod metrics;
 pub mod sns;
+pub mod sqs;
 pub mod support;
 pub mod tags;
 
@@ -99,6 +100,40 @@ pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     }
 }
 
+/// One loaded AWS configuration (the standard chain: environment, profile, instance role;
+/// `AWS_ENDPOINT_URL*`; retries), shared by every client the process makes, whatever the
+/// backend: the embedded default can read an SQS queue or tell an SNS topic too.
+#[derive(Clone, Debug)]
+pub struct AwsConfig(SdkConfig);
+
+impl AwsConfig {
+    /// Loads the chain once, in `region` (DBREGION).
+    pub async fn load(region: &str) -> Self {
+        Self(
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(region.to_owned()))
+                .load()
+                .await,
+        )
+    }
+
+    /// The SQS queue at `url`, for `consume` and `redrive`.
+    pub fn work_queue(&self, url: &str) -> std::sync::Arc<dyn crate::ports::queue::WorkQueue> {
+        std::sync::Arc::new(sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&self.0), url))
+    }
+
+    /// The SNS topic told what happens to cases (`NOTIFY_TOPIC_ARN`).
+    pub fn notice_sink(
+        &self,
+        topic_arn: &str,
+    ) -> std::sync::Arc<dyn crate::ports::notify::NoticeSink> {
+        std::sync::Arc::new(sns::SnsSink {
+            client: aws_sdk_sns::Client::new(&self.0),
+            topic_arn: topic_arn.to_owned(),
+        })
+    }
+}
+
 /// What the AWS backend needs to know.
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
@@ -154,11 +189,12 @@ impl AwsClients {
     /// Loads credentials and endpoints from the standard chain (environment, profile,
     /// instance role) with the tables' region.
     pub async fn load(settings: &AwsSettings) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .load()
-            .await;
-        Self::from_sdk(sdk, settings)
+        Self::from_sdk(AwsConfig::load(&settings.region).await.0, settings)
+    }
+
+    /// The configuration these clients were made from.
+    pub fn config(&self) -> AwsConfig {
+        AwsConfig(self.sdk.clone())
     }
 
     /// The clients of one loaded configuration, each with its service's bounds.
@@ -198,5 +234,50 @@ impl AwsClients {
     /// An alarm's tags from CloudWatch, cached for `ttl`.
     pub fn tags(&self, ttl: Duration) -> tags::CloudWatchTags {
         tags::CloudWatchTags::new(self.cloudwatch.clone(), ttl, self.accounts.clone())
+    }
+
+    /// The desks of the accounts `roles` maps (each through its role, STS AssumeRole, with
+    /// credentials the SDK caches until they expire) beside the service's own; the same
+    /// credentials read those accounts' alarm graphs and tags.
+    pub async fn route_accounts(
+        &mut self,
+        roles: &std::collections::BTreeMap<String, String>,
+        settings: &AwsSettings,
+    ) -> support::AccountDesks {
+        let mut by_account = std::collections::BTreeMap::new();
+        let mut credentials = std::collections::BTreeMap::new();
+        for (account, role) in roles {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .session_name("cw-support-api")
+                .configure(&self.sdk)
+                .build()
+                .await;
+            let provider = SharedCredentialsProvider::new(provider);
+            let client = support_client(&self.sdk, settings, Some(provider.clone()));
+            by_account.insert(
+                account.clone(),
+                std::sync::Arc::new(support::AwsSupportDesk::new(client)),
+            );
+            credentials.insert(account.clone(), provider);
+        }
+        self.accounts = std::sync::Arc::new(credentials);
+        support::AccountDesks {
+            own: std::sync::Arc::new(support::AwsSupportDesk::new(self.support.clone())),
+            by_account,
+        }
+    }
+
+    /// The first four characters of the access key the chain provides (never more: the
+    /// rest is not for a terminal), or why there is none.
+    pub async fn access_key_prefix(&self) -> Result<String, String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        match self.sdk.credentials_provider() {
+            Some(p) => p
+                .provide_credentials()
+                .await
+                .map(|c| c.access_key_id().chars().take(4).collect())
+                .map_err(|e| e.to_string()),
+            None => Err("no credentials provider configured".into()),
+        }
     }
 }

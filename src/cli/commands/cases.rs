@@ -12,7 +12,7 @@ use crate::ports::ledger::DecisionFilter;
 
 use anyhow::Context;
 
-use super::{Usage, pretty, sqs_client, write_out};
+use super::{Usage, pretty, write_out};
 
 pub(super) async fn cases(
     config: &Config,
@@ -192,15 +192,12 @@ pub(super) async fn redrive(
     args: crate::cli::RedriveArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let state = crate::cli::startup::build(config)
-        .await?
-        .into_state(config)
-        .await?;
-    let sqs = sqs_client(config).await;
-    let report =
-        crate::inbound::consumer::redrive(&state, &sqs, &args.from, args.dry_run, args.limit, out)
-            .await
-            .map_err(anyhow::Error::msg)?;
+    let mut app = crate::cli::startup::build(config).await?;
+    let dlq = app.work_queue(config, &args.from).await;
+    let state = app.into_state(config).await?;
+    let report = crate::inbound::consumer::redrive(&state, &*dlq, args.dry_run, args.limit, out)
+        .await
+        .map_err(anyhow::Error::msg)?;
     write_out(
         out,
         &format!(

@@ -106,7 +106,6 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
     if config.backend == BackendKind::Local {
         return check_local(config, out).await;
     }
-    use aws_credential_types::provider::ProvideCredentials;
     let settings = config.aws();
     let clients = AwsClients::load(&settings).await;
     let mut failures = 0;
@@ -120,17 +119,10 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
         )
     };
 
-    let creds = match clients.sdk.credentials_provider() {
-        Some(p) => p.provide_credentials().await.map_err(|e| e.to_string()),
-        None => Err("no credentials provider configured".into()),
-    };
-    match creds {
-        Ok(c) => report(
+    match clients.access_key_prefix().await {
+        Ok(prefix) => report(
             true,
-            format!(
-                "credentials found (access key {}…)",
-                c.access_key_id().chars().take(4).collect::<String>()
-            ),
+            format!("credentials found (access key {prefix}…)"),
             out,
         )?,
         Err(e) => report(false, format!("credentials: {e}"), out)?,

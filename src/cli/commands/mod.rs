@@ -13,7 +13,7 @@ use std::io::Write;
 use anyhow::Context;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, Config, TablesCommand};
+use crate::cli::{Cli, Command, TablesCommand};
 
 pub use cases::process;
 pub use settings::{alarms, maintenance};
@@ -70,16 +70,6 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
-}
-
-/// An SQS client for QUEUE_URL (region DBREGION, endpoint from the SDK's chain), whatever
-/// the backend: the local backend can consume a queue too.
-async fn sqs_client(config: &Config) -> aws_sdk_sqs::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.dbregion.clone()))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&sdk)
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use crate::inbound::http;
 
 use anyhow::Context;
 
-use super::{Usage, sqs_client};
+use super::Usage;
 
 /// What `serve` runs: the HTTP endpoint (`/serviceme`; off: only `/healthz`), the SQS
 /// consumer, or both.
@@ -42,7 +42,7 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
         )?),
         BackendKind::Aws => None,
     };
-    let app = crate::cli::startup::build(config).await?;
+    let mut app = crate::cli::startup::build(config).await?;
     if _lock.is_some() {
         match app.cases.recover_claims().await {
             Ok(r) if r == Default::default() => {}
@@ -58,6 +58,10 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
         }
     }
     let publisher = app.publisher.clone();
+    let queue = match &queue_url {
+        Some(url) => Some(app.work_queue(config, url).await),
+        None => None,
+    };
     let state = app.into_state(config).await?.with_health_only(!mode.http);
     // Before anything says "listening": a SIGTERM from then on is a clean shutdown.
     let shutdown = http::shutdown_signal();
@@ -87,7 +91,7 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
         shutdown.await;
         let _ = stop.send(true);
     });
-    let consumer = queue_url.map(|queue_url| {
+    let consumer = queue.map(|queue| {
         let state = state.clone();
         let rx = stopped.clone();
         let (concurrency, retry_visibility, grace) = (
@@ -95,11 +99,9 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
             config.retry_visibility,
             config.shutdown_grace,
         );
-        let config = config.clone();
         tokio::spawn(async move {
             let consumer = crate::inbound::consumer::Consumer {
-                sqs: sqs_client(&config).await,
-                queue_url,
+                queue,
                 concurrency,
                 retry_visibility,
                 shutdown_grace: grace,
