@@ -20,7 +20,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use cw_support_api::backend::local::LocalBackend;
 use cw_support_api::case::{CasePolicy, CaseService, Outcome};
 use cw_support_api::domain::alarm::Alarm;
-use cw_support_api::inbound::delivery::{self, Delivery};
+use cw_support_api::domain::delivery::Delivery;
+use cw_support_api::inbound::delivery;
 use serde_json::json;
 
 /// Decisions in the ledger for the "after a storm of redeliveries" benchmarks.

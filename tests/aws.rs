@@ -23,10 +23,10 @@ use cw_support_api::backend::aws::dynamo::{self, DynamoConfigStore, DynamoLedger
 use cw_support_api::backend::aws::{AwsClients, AwsSettings};
 use cw_support_api::case::{CaseError, CasePolicy, CaseService, Outcome};
 use cw_support_api::domain::alarm::Alarm;
+use cw_support_api::domain::delivery::{Delivery, DeliveryKind};
 use cw_support_api::domain::settings::{
     AlarmConfigRecord, AlarmConfigStore, AlarmSettings, CcField, Severity,
 };
-use cw_support_api::inbound::delivery::{Delivery, DeliveryKind};
 use cw_support_api::ports::desk::DeskError;
 use cw_support_api::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, LedgerError, OpenCase, OpenCaseChange,

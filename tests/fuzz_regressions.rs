@@ -13,7 +13,8 @@ use chrono::{TimeZone, Utc};
 use cw_support_api::backend::local::LocalBackend;
 use cw_support_api::case::{Action, CasePolicy, CaseService};
 use cw_support_api::domain::alarm::Alarm;
-use cw_support_api::inbound::delivery::{Body, Delivery, DeliveryKind, receive};
+use cw_support_api::domain::delivery::{Delivery, DeliveryKind};
+use cw_support_api::inbound::delivery::{Body, receive};
 use cw_support_api::inbound::sns::{
     CertFetcher, SnsError, SnsMessage, TopicArn, Verifier, VerifierConfig, check_signing_cert_url,
     check_subscribe_url,

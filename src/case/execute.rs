@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::alarm::Alarm;
+use crate::domain::delivery::Delivery;
 use crate::domain::notice::Notice;
 use crate::domain::outcome::Outcome;
 use crate::errors::Chain;
-use crate::inbound::delivery::Delivery;
 use crate::ports::desk::{Communication, DeskError, NewCase};
 use crate::ports::ledger::{
     Claim, Commit, CountedClaim, Decision, LedgerError, OpenCase, OpenCaseChange,

@@ -6,9 +6,9 @@
 //! [`decide`]: super::plan::decide
 
 use crate::domain::alarm::{Alarm, AlarmState};
+use crate::domain::delivery::Delivery;
 use crate::domain::maintenance;
 use crate::domain::settings::{AlarmSettings, StoreError};
-use crate::inbound::delivery::Delivery;
 use crate::ports::desk::CodeProblem;
 use crate::ports::ledger::Lookup;
 

@@ -37,10 +37,10 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::domain::alarm::Alarm;
+use crate::domain::delivery::Delivery;
 use crate::domain::outcome::DecisionState;
 pub use crate::domain::outcome::Outcome;
 use crate::domain::settings::{AlarmConfigStore, StoreError};
-use crate::inbound::delivery::Delivery;
 use crate::ports::desk::{DeskError, SupportDesk};
 use crate::ports::ledger::{CaseLedger, Commit, Decision, LedgerError};
 
@@ -428,7 +428,7 @@ impl CaseService {
     /// id with the same body, so the id says which event it is (the daemon is trusted for
     /// its headers at admission). `None`: not known here; handle it as usual.
     pub async fn redelivered(&self, delivery: &Delivery) -> Option<Handled> {
-        if delivery.kind != crate::inbound::delivery::DeliveryKind::Sqsd {
+        if delivery.kind != crate::domain::delivery::DeliveryKind::Sqsd {
             return None;
         }
         let id = delivery.sqsd_message_id.as_deref()?;
@@ -560,7 +560,7 @@ impl CaseService {
         &self,
         delivery: &Delivery,
         topic_arn: &str,
-        kind: crate::inbound::sns::MessageKind,
+        kind: crate::domain::delivery::MessageKind,
         timestamp: &str,
         outcome: Outcome,
         note: Option<String>,

@@ -5,10 +5,10 @@
 use serde::Serialize;
 
 use crate::domain::alarm::{Alarm, AlarmState};
+use crate::domain::delivery::{Delivery, DeliveryKind};
 use crate::domain::maintenance;
 use crate::domain::notice::Notice;
 use crate::domain::outcome::{DecisionState, Outcome};
-use crate::inbound::delivery::{Delivery, DeliveryKind};
 use crate::ports::ledger::{Commit, Decision, HeldAlarm, HoldChange, OpenCaseChange};
 
 use super::records::{fresh_open_case, let_go};

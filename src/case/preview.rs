@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::domain::alarm::Alarm;
-use crate::inbound::delivery::{Delivery, Message};
+use crate::domain::delivery::{Delivery, Message};
 
 use super::support_event::Assessment;
 use super::{CaseError, CaseService, Dedupe, Reading};

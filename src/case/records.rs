@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::alarm::{Alarm, AlarmKind};
+use crate::domain::delivery::Delivery;
 use crate::domain::outcome::Outcome;
-use crate::inbound::delivery::Delivery;
 use crate::ports::ledger::{Commit, Decision, OpenCase, OpenCaseChange};
 
 use super::STORM_KEY;

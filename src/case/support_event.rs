@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::case_event::{CaseEventKind, CaseUpdate, account_of_case};
+use crate::domain::delivery::Delivery;
 use crate::domain::notice::Notice;
 use crate::domain::outcome::Outcome;
-use crate::inbound::delivery::Delivery;
 use crate::ports::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
 
 use super::records::fresh_open_case;

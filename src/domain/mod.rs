@@ -3,6 +3,7 @@
 
 pub mod alarm;
 pub mod case_event;
+pub mod delivery;
 pub mod maintenance;
 pub mod notice;
 pub mod outcome;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::alarm::AlarmState;
-use crate::inbound::sns::MessageKind;
+use crate::domain::delivery::MessageKind;
 
 /// What the service did with one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

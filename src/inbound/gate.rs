@@ -21,7 +21,8 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::inbound::delivery::{DeliveryKind, Received};
+use crate::domain::delivery::DeliveryKind;
+use crate::inbound::delivery::Received;
 use crate::inbound::sns::{
     SnsError, SnsMessage, SubscriptionConfirmer, TopicAllowList, Verifier, check_subscribe_token,
     check_subscribe_url,

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::alarm::Alarm;
+use crate::domain::delivery::Delivery;
 use crate::domain::outcome::{DecisionState, Outcome};
 use crate::errors::BoxError;
-use crate::inbound::delivery::Delivery;
 
 /// The storm-control bucket of an instant: its UTC clock hour.
 pub fn slot_hour(now: DateTime<Utc>) -> String {

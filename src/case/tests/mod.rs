@@ -2,9 +2,9 @@
 //! network): the decision table here, the rest by theme in the sibling files.
 use super::*;
 use crate::backend::local::LocalBackend;
+use crate::domain::delivery::DeliveryKind;
 use crate::domain::outcome::DecisionState;
 use crate::domain::settings::{AlarmConfigRecord, CcField};
-use crate::inbound::delivery::DeliveryKind;
 use serde_json::json;
 use std::sync::Mutex as StdMutex;
 

@@ -18,7 +18,8 @@ use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::warn;
 
-use crate::inbound::delivery::{self, Body, Delivery, DeliveryKind, Received};
+use crate::domain::delivery::{Delivery, DeliveryKind};
+use crate::inbound::delivery::{self, Body, Received};
 
 use super::{ApiError, AppState, MAX_BODY_BYTES, Origin};
 

@@ -7,7 +7,8 @@ use std::future::Future;
 
 use crate::case::{CaseError, Outcome};
 use crate::domain::alarm::PayloadError;
-use crate::inbound::delivery::{Body, Message};
+use crate::domain::delivery::Message;
+use crate::inbound::delivery::Body;
 use crate::inbound::gate::GateError;
 use crate::inbound::sns::{MessageKind, SnsError};
 

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::case::{CaseService, Outcome, Reconciled};
-use crate::inbound::delivery::Delivery;
+use crate::domain::delivery::Delivery;
 use crate::inbound::gate::Gate;
 use crate::ports::metrics::{Event, MetricsSink, NoMetrics};
 

@@ -1,38 +1,15 @@
 //! The SNS HTTP(S) message envelope: strict parsing of the JSON body into typed fields and
 //! the canonical "string to sign" the signature covers.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+pub use crate::domain::delivery::MessageKind;
+
 use super::error::SnsError;
 use super::topic::TopicArn;
-
-/// The `Type` of an SNS message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    Notification,
-    SubscriptionConfirmation,
-    UnsubscribeConfirmation,
-}
-
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Notification => "Notification",
-            MessageKind::SubscriptionConfirmation => "SubscriptionConfirmation",
-            MessageKind::UnsubscribeConfirmation => "UnsubscribeConfirmation",
-        }
-    }
-}
-
-impl fmt::Display for MessageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl FromStr for MessageKind {
     type Err = SnsError;
