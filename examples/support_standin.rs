@@ -9,7 +9,7 @@
 //!
 //! Prints `listening on http://127.0.0.1:PORT` (flushed) once it accepts connections, and
 //! runs until SIGTERM or Ctrl-C.
-#[path = "../tests/common/support_standin.rs"]
+#[path = "../tests/it/common/support_standin.rs"]
 mod support_standin;
 
 use std::io::Write;

@@ -272,7 +272,7 @@ class Checker:
         # stops nginx (duplicate location "/"); and a replaced nginx.conf would lose the
         # platform's upstream. Both platforms' own locations append the client's address to
         # X-Forwarded-For, which keeps outsiders from passing as the worker daemon
-        # (tests/nginx.rs starts nginx with each layout, scripts/eb-nginx.sh).
+        # (tests/it/nginx.rs starts nginx with each layout, scripts/eb-nginx.sh).
         if (self.root / ".platform/nginx/nginx.conf").exists():
             raise Failure(".platform/nginx/nginx.conf replaces the platform's nginx.conf "
                           "(and the Docker platform's upstream): extend conf.d instead")

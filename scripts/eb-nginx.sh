@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lays out nginx as Elastic Beanstalk does on one platform, with this project's .platform/nginx
 # files placed where the platform places them, so that the real nginx can be started with it
-# (tests/nginx.rs and .ci/deploy-checks do). The platforms' own files are in
+# (tests/it/nginx.rs and .ci/deploy-checks do). The platforms' own files are in
 # tests/data/eb-nginx/ (see its README).
 #
 #   scripts/eb-nginx.sh LAYOUT DIR LISTEN_PORT UPSTREAM [BRIDGE]

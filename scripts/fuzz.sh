@@ -7,7 +7,7 @@
 # each target with -max_total_time and -rss_limit_mb=2048, and exits non-zero if any target
 # found a crash, printing where its artifact is. Reproduce one with
 #   cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET artifacts/TARGET/crash-...
-# then add it to tests/fuzz_regressions.rs.
+# then add it to tests/it/fuzz_regressions.rs.
 #
 # The toolchain is stable: cargo-fuzz's nightly flags (-Zsanitizer=address, ...) are enabled
 # with RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER=none builds without AddressSanitizer (faster;

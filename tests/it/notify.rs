@@ -3,7 +3,7 @@
 //! subscribed to it, and the local ledger (`cases show`). The exact messages, a retry after a
 //! 500, nothing sent for duplicates, AWS's reply quoted from the Support stand-in.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

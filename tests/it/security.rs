@@ -5,7 +5,7 @@
 //! (`HTTPS_PROXY`), so "nothing was fetched" is observed, not assumed; SNS messages are
 //! signed with a key generated here, its certificate pinned with `SNS_CERT_DIR`.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::TcpStream;

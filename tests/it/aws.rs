@@ -2,7 +2,7 @@
 //! CloudWatch, and the project's own AWS Support stand-in. The official SDK clients are
 //! used unchanged; only their endpoints point at loopback.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

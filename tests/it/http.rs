@@ -2,7 +2,7 @@
 //! test: every payload shape, every outcome, every class of bad input, restarts, timeouts,
 //! desk failures and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1307,7 +1307,7 @@ async fn real_senders_shapes_are_accepted() {
 }
 
 /// The same real payloads through the server, delivered as the worker daemon delivers them:
-/// each gets the outcome the manifest expects (and `process` gives, `tests/cli.rs`).
+/// each gets the outcome the manifest expects (and `process` gives, `tests/it/cli.rs`).
 #[tokio::test]
 async fn real_payloads_get_their_expected_outcome_from_the_server() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");

@@ -1,7 +1,7 @@
 //! The binary as a user runs it: `alarms`, `process`, `cases`, and `serve` stopped by
 //! SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;
@@ -752,7 +752,7 @@ fn alarms_get_says_where_each_field_comes_from() {
 }
 
 /// Payloads real senders publish (`tests/data/real/`, each with its source): `process`
-/// gives each the outcome the manifest expects, as the server does (`tests/http.rs`).
+/// gives each the outcome the manifest expects, as the server does (`tests/it/http.rs`).
 #[test]
 fn real_payloads_get_their_expected_outcome_from_process() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");

@@ -11,7 +11,7 @@
 //! Skipped (loudly) when nginx is not installed, unless `CW_REQUIRE_NGINX=1` (`.ci/run`
 //! installs nginx and sets it), where a missing nginx fails the test.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

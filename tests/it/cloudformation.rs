@@ -4,7 +4,7 @@
 //! tables, role, alarms), after which an alarm published to its topic runs through
 //! `consume` into one case. `.ebextensions` carries the same health alarms.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! binary runs with the local backend, or the aws backend on moto's DynamoDB and the
 //! project's Support stand-in where the desk must be slow or failing.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

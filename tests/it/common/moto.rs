@@ -15,7 +15,7 @@ pub struct Moto {
 
 /// moto, one request at a time (as DynamoDB applies each request atomically), with faults
 /// on request: `scripts/moto-standin.py`.
-const SCRIPT: &str = include_str!("../../scripts/moto-standin.py");
+const SCRIPT: &str = include_str!("../../../scripts/moto-standin.py");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -24,8 +24,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Installs moto's server with pip when it is missing, so `cargo test` works on a fresh
-/// machine that has Python.
+/// Fails with the hint when moto's server is missing: the tests install nothing themselves
+/// (`scripts/test.sh` and `.ci/run` do).
 fn ensure_installed() {
     let present = Command::new("python3")
         .args(["-c", "import moto.server, flask, flask_cors"])
@@ -33,20 +33,14 @@ fn ensure_installed() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !present {
-        eprintln!("installing moto[server] with pip for the AWS tests");
-        let ok = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "moto[server]"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install moto: run `pip install 'moto[server]'`"
-        );
-    }
+    assert!(
+        present,
+        "moto's server is not installed: run `scripts/test.sh` (it installs it) or \
+         `pip install 'moto[server]'`"
+    );
 }
 
-/// The shared moto server; panics with a hint when moto cannot be installed.
+/// The shared moto server; panics with a hint when moto is not installed.
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {

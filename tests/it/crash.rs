@@ -5,7 +5,7 @@
 //! answered 200 the first time, within the default lease, and every alarm has exactly one
 //! case.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

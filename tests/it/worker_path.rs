@@ -7,7 +7,7 @@
 //! moto signs SNS envelopes with a placeholder signature, so the service runs with
 //! `VERIFY_SQS_ENVELOPES=false`: the setting for a queue only trusted producers can write.
 
-mod common;
+use crate::common;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;

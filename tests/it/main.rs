@@ -1,0 +1,17 @@
+//! The integration tests, in one binary: linked once instead of once per file, and run
+//! side by side by one test harness (issue 25). Each module is what was one `tests/*.rs`
+//! file; `common` holds the stand-ins they share (one moto server for all).
+
+mod common;
+
+mod aws;
+mod cli;
+mod cloudformation;
+mod consume;
+mod crash;
+mod fuzz_regressions;
+mod http;
+mod nginx;
+mod notify;
+mod security;
+mod worker_path;
