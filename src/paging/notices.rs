@@ -233,7 +233,7 @@ impl Inner {
         let results = futures_join_all(tries).await;
         let failed: Vec<(&str, String)> = results
             .into_iter()
-            .filter_map(|(name, r)| r.err().map(|e| (name, e)))
+            .filter_map(|(name, r)| r.err().map(|e| (name, e.to_string())))
             .collect();
         for queued in &batch.members {
             self.record(queued, &failed).await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::notice::Notice;
+use crate::ports::PortError;
 use crate::ports::notify::NoticeSink;
 
 /// A Slack-compatible incoming webhook: `{"text": ...}`.
@@ -15,12 +16,11 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub fn new(url: String) -> Result<Self, String> {
+    pub fn new(url: String) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self { client, url })
     }
 }
@@ -31,7 +31,7 @@ impl NoticeSink for WebhookSink {
         "webhook"
     }
 
-    async fn send(&self, notice: &Notice) -> Result<(), String> {
+    async fn send(&self, notice: &Notice) -> Result<(), PortError> {
         let resp = self
             .client
             .post(&self.url)
@@ -41,10 +41,13 @@ impl NoticeSink for WebhookSink {
             .send()
             .await
             // The URL is a secret (it is the webhook's credential): never in the error.
-            .map_err(|e| format!("webhook request failed: {}", e.without_url()))?;
+            .map_err(|e| {
+                let e = e.without_url();
+                PortError::caused(format!("webhook request failed: {e}"), e)
+            })?;
         match resp.status() {
             s if s.is_success() => Ok(()),
-            s => Err(format!("webhook answered HTTP {}", s.as_u16())),
+            s => Err(format!("webhook answered HTTP {}", s.as_u16()).into()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! other alarm the reason there is no graph is said instead (and written into the case).
 
 use crate::domain::alarm::Alarm;
+use crate::ports::PortError;
 
 /// A file to attach to a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct Attachment {
 pub trait Grapher: Send + Sync {
     /// The graph, or why there is none. Never blocks a case: the caller writes the reason
     /// into the case instead.
-    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String>;
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, PortError>;
 }
 
 /// Draws nothing (`GRAPHS=off`).
@@ -27,7 +28,7 @@ pub struct NoGrapher;
 
 #[async_trait::async_trait]
 impl Grapher for NoGrapher {
-    async fn graph(&self, _alarm: &Alarm) -> Result<Attachment, String> {
+    async fn graph(&self, _alarm: &Alarm) -> Result<Attachment, PortError> {
         Err("graphs are off (GRAPHS=off)".into())
     }
 }

@@ -9,3 +9,47 @@ pub mod metrics;
 pub mod notify;
 pub mod queue;
 pub mod tags;
+
+use std::borrow::Cow;
+
+use crate::errors::BoxError;
+
+/// Why a port could not do what was asked (a graph, an alarm's tags, a notice): said as the
+/// service writes it where it goes (a case's text, the ledger, the log), with the error
+/// behind it, when there is one, kept as its source for the log's chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct PortError {
+    reason: Cow<'static, str>,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl PortError {
+    /// A reason with the error behind it (whose text the reason already says, so the
+    /// chain does not repeat it).
+    pub fn caused(reason: impl Into<Cow<'static, str>>, source: impl Into<BoxError>) -> Self {
+        Self {
+            reason: reason.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl From<&'static str> for PortError {
+    fn from(reason: &'static str) -> Self {
+        Self {
+            reason: Cow::Borrowed(reason),
+            source: None,
+        }
+    }
+}
+
+impl From<String> for PortError {
+    fn from(reason: String) -> Self {
+        Self {
+            reason: Cow::Owned(reason),
+            source: None,
+        }
+    }
+}

@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::notice::Notice;
+use crate::ports::PortError;
 use crate::ports::ledger::LedgerError;
 
 /// One destination for notices.
 #[async_trait]
 pub trait NoticeSink: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn send(&self, notice: &Notice) -> Result<(), String>;
+    async fn send(&self, notice: &Notice) -> Result<(), PortError>;
 }
 
 /// A notice in the outbox, leased to whoever took it.

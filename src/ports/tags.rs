@@ -2,11 +2,13 @@
 
 use async_trait::async_trait;
 
+use crate::ports::PortError;
+
 /// Where tags come from.
 #[async_trait]
 pub trait TagSource: Send + Sync {
     /// The alarm's tags (all of them; the caller keeps the `cw-support:` ones).
-    async fn tags(&self, alarm_arn: &str) -> Result<Vec<(String, String)>, String>;
+    async fn tags(&self, alarm_arn: &str) -> Result<Vec<(String, String)>, PortError>;
 }
 
 /// No tags (the embedded default, or `TAGS=off`).
@@ -14,7 +16,7 @@ pub struct NoTags;
 
 #[async_trait]
 impl TagSource for NoTags {
-    async fn tags(&self, _alarm_arn: &str) -> Result<Vec<(String, String)>, String> {
+    async fn tags(&self, _alarm_arn: &str) -> Result<Vec<(String, String)>, PortError> {
         Ok(Vec::new())
     }
 }

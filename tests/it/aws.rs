@@ -606,7 +606,7 @@ impl cw_support_api::ports::graph::Grapher for CountingGrapher {
     async fn graph(
         &self,
         _alarm: &Alarm,
-    ) -> Result<cw_support_api::ports::graph::Attachment, String> {
+    ) -> Result<cw_support_api::ports::graph::Attachment, cw_support_api::ports::PortError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Err("counted, not drawn".into())
     }

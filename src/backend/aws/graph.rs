@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::backend::local::graph::{HEIGHT, WIDTH, no_single_metric, render, sanitize};
 use crate::domain::alarm::{Alarm, AlarmKind};
+use crate::ports::PortError;
 use crate::ports::graph::{Attachment, Grapher};
 
 /// CloudWatch's own picture (GetMetricWidgetImage): the last three hours of the alarm's
@@ -54,7 +55,7 @@ fn math_rows(t: &Value) -> Option<Vec<Value>> {
 }
 
 /// The widget GetMetricWidgetImage is asked for, or why the alarm has none.
-pub fn widget(alarm: &Alarm) -> Result<Value, String> {
+pub fn widget(alarm: &Alarm) -> Result<Value, PortError> {
     if matches!(alarm.kind, AlarmKind::MetricMath | AlarmKind::Anomaly) {
         let t = &alarm.raw["Trigger"];
         let rows = math_rows(t).ok_or("the alarm's metrics cannot be read")?;
@@ -76,7 +77,7 @@ pub fn widget(alarm: &Alarm) -> Result<Value, String> {
         return Ok(w);
     }
     if alarm.kind != AlarmKind::Metric {
-        return Err(no_single_metric(alarm.kind));
+        return Err(no_single_metric(alarm.kind).into());
     }
     let t = &alarm.raw["Trigger"];
     let (Some(ns), Some(metric)) = (t["Namespace"].as_str(), t["MetricName"].as_str()) else {
@@ -133,7 +134,7 @@ pub fn widget(alarm: &Alarm) -> Result<Value, String> {
 
 #[async_trait::async_trait]
 impl Grapher for CloudWatchGrapher {
-    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String> {
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, PortError> {
         let widget = widget(alarm)?;
         let mut call = self
             .client
@@ -167,7 +168,7 @@ impl Grapher for CloudWatchGrapher {
             Err(_) => "GetMetricWidgetImage took longer than 5 s".to_owned(),
         };
         tracing::warn!(alarm = %alarm.name, reason = %why, "CloudWatch could not draw the graph; drawing the alarm's own datapoints");
-        render(alarm).map_err(|local| format!("{why}; and {local}"))
+        render(alarm).map_err(|local| PortError::from(format!("{why}; and {local}")))
     }
 }
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::notice::Notice;
+use crate::ports::PortError;
 use crate::ports::notify::NoticeSink;
 
 /// An SNS topic: the message is the notice's text, the subject its kind.
@@ -18,7 +19,7 @@ impl NoticeSink for SnsSink {
         "sns"
     }
 
-    async fn send(&self, notice: &Notice) -> Result<(), String> {
+    async fn send(&self, notice: &Notice) -> Result<(), PortError> {
         let subject = match notice {
             Notice::Opened { .. } => "AWS Support case opened",
             Notice::Replied { .. } => "AWS Support replied",
@@ -35,6 +36,6 @@ impl NoticeSink for SnsSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| super::describe(&e))
+            .map_err(|e| PortError::caused(super::describe(&e), e))
     }
 }

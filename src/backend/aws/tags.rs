@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::ports::PortError;
 use crate::ports::tags::TagSource;
 
-/// An alarm's tags as read, or why they could not be.
+/// An alarm's tags as read, or why they could not be (the reason, kept in the cache).
 type TagsRead = Result<Vec<(String, String)>, String>;
 
 /// CloudWatch ListTagsForResource, cached per ARN (failures too, so a storm of one alarm
@@ -66,7 +67,7 @@ impl CloudWatchTags {
 
 #[async_trait]
 impl TagSource for CloudWatchTags {
-    async fn tags(&self, alarm_arn: &str) -> Result<Vec<(String, String)>, String> {
+    async fn tags(&self, alarm_arn: &str) -> Result<Vec<(String, String)>, PortError> {
         if let Some((at, cached)) = self
             .cache
             .lock()
@@ -74,7 +75,7 @@ impl TagSource for CloudWatchTags {
             .get(alarm_arn)
             && at.elapsed() < self.ttl
         {
-            return cached.clone();
+            return cached.clone().map_err(PortError::from);
         }
         // Read where the alarm lives: its region, its account's credentials.
         let (region, account) = region_and_account(alarm_arn);
@@ -101,6 +102,6 @@ impl TagSource for CloudWatchTags {
             cache.clear();
         }
         cache.insert(alarm_arn.to_owned(), (Instant::now(), result.clone()));
-        result
+        result.map_err(PortError::from)
     }
 }

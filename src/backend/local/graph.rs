@@ -7,6 +7,8 @@ use chrono::NaiveDateTime;
 use plotters::prelude::*;
 
 use crate::domain::alarm::{Alarm, AlarmKind};
+use crate::errors::BoxError;
+use crate::ports::PortError;
 use crate::ports::graph::{Attachment, Grapher};
 
 /// The picture's size, the same as CloudWatch's widget.
@@ -53,9 +55,9 @@ pub(crate) fn no_single_metric(kind: AlarmKind) -> String {
 }
 
 /// The graph of a metric alarm, or why there is none.
-pub fn render(alarm: &Alarm) -> Result<Attachment, String> {
+pub fn render(alarm: &Alarm) -> Result<Attachment, PortError> {
     if alarm.kind != AlarmKind::Metric {
-        return Err(no_single_metric(alarm.kind));
+        return Err(no_single_metric(alarm.kind).into());
     }
     let raw = &alarm.raw;
     let threshold = raw["Trigger"]["Threshold"].as_f64();
@@ -64,7 +66,8 @@ pub fn render(alarm: &Alarm) -> Result<Attachment, String> {
     if points.is_empty() {
         return Err("the state reason lists no datapoints to draw".into());
     }
-    let png = draw(&points, threshold).map_err(|e| format!("drawing failed: {e}"))?;
+    let png = draw(&points, threshold)
+        .map_err(|e| PortError::caused(format!("drawing failed: {e}"), e))?;
     let metric = raw["Trigger"]["MetricName"].as_str().unwrap_or("metric");
     Ok(Attachment {
         file_name: format!("{}-{metric}.png", sanitize(&alarm.name)),
@@ -85,7 +88,7 @@ pub(crate) fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn draw(points: &[(NaiveDateTime, f64)], threshold: Option<f64>) -> Result<Vec<u8>, String> {
+fn draw(points: &[(NaiveDateTime, f64)], threshold: Option<f64>) -> Result<Vec<u8>, BoxError> {
     let t0 = points[0].0;
     let secs = |t: &NaiveDateTime| (*t - t0).num_seconds() as f64;
     let x_max = secs(&points[points.len() - 1].0).max(60.0);
@@ -97,62 +100,49 @@ fn draw(points: &[(NaiveDateTime, f64)], threshold: Option<f64>) -> Result<Vec<u
     let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(24)
-            .build_cartesian_2d(-x_max * 0.05..x_max * 1.05, y0..y1)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(-x_max * 0.05..x_max * 1.05, y0..y1)?;
         // Axes, drawn as lines: no fonts are needed (and none are bundled).
         let axis = BLACK.mix(0.6);
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(-x_max * 0.05, y0), (x_max * 1.05, y0)],
-                axis,
-            )))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(-x_max * 0.05, y0), (-x_max * 0.05, y1)],
-                axis,
-            )))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(-x_max * 0.05, y0), (x_max * 1.05, y0)],
+            axis,
+        )))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(-x_max * 0.05, y0), (-x_max * 0.05, y1)],
+            axis,
+        )))?;
         if let Some(t) = threshold {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(-x_max * 0.05, t), (x_max * 1.05, t)],
-                    RED.stroke_width(2),
-                )))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(-x_max * 0.05, t), (x_max * 1.05, t)],
+                RED.stroke_width(2),
+            )))?;
         }
         // The moment it fired: the newest datapoint, which crossed the threshold.
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(x_max, y0), (x_max, y1)],
-                RGBColor(255, 140, 0).stroke_width(2),
-            )))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|(t, v)| (secs(t), *v)),
-                BLUE.stroke_width(3),
-            ))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(
-                points
-                    .iter()
-                    .map(|(t, v)| Circle::new((secs(t), *v), 4, BLUE.filled())),
-            )
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x_max, y0), (x_max, y1)],
+            RGBColor(255, 140, 0).stroke_width(2),
+        )))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().map(|(t, v)| (secs(t), *v)),
+            BLUE.stroke_width(3),
+        ))?;
+        chart.draw_series(
+            points
+                .iter()
+                .map(|(t, v)| Circle::new((secs(t), *v), 4, BLUE.filled())),
+        )?;
+        root.present()?;
     }
     let mut png = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut png, WIDTH, HEIGHT);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&buf).map_err(|e| e.to_string())?;
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&buf)?;
     }
     Ok(png)
 }
@@ -162,7 +152,7 @@ pub struct LocalGrapher;
 
 #[async_trait::async_trait]
 impl Grapher for LocalGrapher {
-    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, String> {
+    async fn graph(&self, alarm: &Alarm) -> Result<Attachment, PortError> {
         render(alarm)
     }
 }
@@ -219,8 +209,14 @@ mod tests {
     #[test]
     fn other_alarms_say_why_there_is_no_graph() {
         let e = render(&fixture("composite-alarm.json")).expect_err("no graph");
-        assert_eq!(e, "a composite alarm has no single metric to draw");
+        assert_eq!(
+            e.to_string(),
+            "a composite alarm has no single metric to draw"
+        );
         let e = render(&fixture("minimal.json")).expect_err("no graph");
-        assert_eq!(e, "a three-key alarm has no single metric to draw");
+        assert_eq!(
+            e.to_string(),
+            "a three-key alarm has no single metric to draw"
+        );
     }
 }

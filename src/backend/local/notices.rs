@@ -43,8 +43,13 @@ impl crate::ports::notify::NoticeSink for NoticeLog {
         "ledger"
     }
 
-    async fn send(&self, notice: &crate::domain::notice::Notice) -> Result<(), String> {
-        let mut record = serde_json::to_value(notice).map_err(|e| e.to_string())?;
+    async fn send(
+        &self,
+        notice: &crate::domain::notice::Notice,
+    ) -> Result<(), crate::ports::PortError> {
+        use crate::ports::PortError;
+        let mut record =
+            serde_json::to_value(notice).map_err(|e| PortError::caused(e.to_string(), e))?;
         record["text"] = serde_json::Value::String(notice.text());
         let record = record.to_string();
         let case_id = notice.case_id().map(str::to_owned);
@@ -57,6 +62,6 @@ impl crate::ports::notify::NoticeSink for NoticeLog {
                 .map(|_| ())
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| PortError::caused(e.to_string(), e))
     }
 }

@@ -132,7 +132,10 @@ struct SlowGraph {
 
 #[async_trait::async_trait]
 impl crate::ports::graph::Grapher for SlowGraph {
-    async fn graph(&self, _alarm: &Alarm) -> Result<crate::ports::graph::Attachment, String> {
+    async fn graph(
+        &self,
+        _alarm: &Alarm,
+    ) -> Result<crate::ports::graph::Attachment, crate::ports::PortError> {
         self.drawing.notify_one();
         self.finish.notified().await;
         Err("no graph in this test".into())
