@@ -6,3 +6,6 @@ pub mod delivery;
 pub mod gate;
 pub mod http;
 pub mod sns;
+
+#[cfg(test)]
+pub(crate) mod shared_fixtures;

@@ -269,18 +269,20 @@ impl CertFetcher for PanicFetcher {
     }
 }
 
-/// The real AWS-signed vectors, when the shared fixtures are around. `SNS_FIXTURES_DIR`
-/// overrides; otherwise `../shared` (crate at /work/main) then `../../shared` (scratch crate).
+/// The real AWS-signed vectors: `SNS_FIXTURES_DIR` when set, otherwise
+/// `../shared/fixtures/sns-aws-signed`; a missing set fails the test unless opted out
+/// ([`crate::inbound::shared_fixtures`]).
 pub fn fixtures_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SNS_FIXTURES_DIR") {
         let dir = PathBuf::from(dir);
-        return dir.is_dir().then_some(dir);
+        assert!(
+            dir.is_dir(),
+            "SNS_FIXTURES_DIR {} is not a directory",
+            dir.display()
+        );
+        return Some(dir);
     }
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["../shared", "../../shared"]
-        .iter()
-        .map(|up| base.join(up).join("fixtures/sns-aws-signed"))
-        .find(|p| p.join("MANIFEST.json").is_file())
+    crate::inbound::shared_fixtures::dir("fixtures/sns-aws-signed")
 }
 
 /// A loopback HTTPS server (`openssl s_server -HTTP`): each file under its root is sent

@@ -354,17 +354,13 @@ async fn five_hundreds_carry_no_internal_detail() {
 
 /// The real AWS-signed messages verify end to end through pinned certificates
 /// (SNS_CERT_DIR), with the clock at each message's own time since the certificates
-/// have expired. Skipped when ../shared is absent.
+/// have expired. Fails when ../shared is absent, unless opted out.
 #[tokio::test]
 async fn real_aws_vectors_pass_the_edge_through_pinned_certificates() {
-    let dir = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/sns-aws-signed"
-    ));
-    let Ok(entries) = std::fs::read_dir(dir.join("messages")) else {
-        eprintln!("skipped: {} is absent", dir.display());
+    let Some(dir) = crate::inbound::shared_fixtures::dir("fixtures/sns-aws-signed") else {
         return;
     };
+    let entries = std::fs::read_dir(dir.join("messages")).expect("the signed messages");
     let mut checked = 0;
     for entry in entries.flatten() {
         let text = std::fs::read_to_string(entry.path()).expect("read");

@@ -39,7 +39,6 @@ fn at_own_timestamp(msg: &SnsMessage, cert_dir: &Path) -> Verifier {
 #[tokio::test]
 async fn real_aws_vectors_verify() {
     let Some(dir) = fixtures_dir() else {
-        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
         return;
     };
     let manifest: Value =
@@ -76,7 +75,6 @@ async fn real_aws_vectors_verify() {
 #[tokio::test]
 async fn real_aws_vectors_fail_when_tampered_or_expired() {
     let Some(dir) = fixtures_dir() else {
-        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
         return;
     };
     let certs = dir.join("certs");
@@ -113,7 +111,6 @@ async fn real_aws_vectors_fail_when_tampered_or_expired() {
 #[test]
 fn real_subscribe_urls_pass_the_check() {
     let Some(dir) = fixtures_dir() else {
-        eprintln!("skipping: shared/fixtures/sns-aws-signed not found");
         return;
     };
     let mut seen = 0;
