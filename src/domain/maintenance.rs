@@ -8,17 +8,70 @@ use chrono::{
 };
 use serde::{Deserialize, Serialize};
 
-/// A weekly rule: on these days, at this local time in this time zone, for this long.
+/// Why a weekly rule or a `--at` time cannot be read: what `maintenance start` tells the
+/// person typing it, and what the warning says of a stored window that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("--every {0:?}: expected `<days> HH:MM`, e.g. `sat,sun 03:00`")]
+    Shape(String),
+    #[error("--every: {0:?} is not a day (mon … sun, daily, weekdays)")]
+    Day(String),
+    #[error("--every: {0:?} is not a time of day (HH:MM)")]
+    TimeOfDay(String),
+    #[error("--tz {0:?} is not a time zone (e.g. UTC, Europe/Berlin)")]
+    Zone(String),
+    #[error("each occurrence lasts {0} minutes (1 to {MAX_OCCURRENCE_MINUTES})")]
+    Length(i64),
+    #[error(
+        "--at {0:?} is not a date and time: write 2026-12-05T02:00 (in --tz) or \
+         2026-12-05T02:00:00Z (with its offset)"
+    )]
+    At(String),
+    #[error("--at {0:?} does not exist in {1}")]
+    AtMissing(String, chrono_tz::Tz),
+}
+
+/// A weekly rule: on these days, at this local time in this time zone, for this long. Read
+/// once (from `--every` or from the store) into types, so nothing is parsed again when the
+/// rule is asked about; stored as it always was (`days`, `at`, `tz`, `minutes` strings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "StoredRecurrence", into = "StoredRecurrence")]
 pub struct Recurrence {
+    days: Vec<Weekday>,
+    at: NaiveTime,
+    tz: chrono_tz::Tz,
+    minutes: i64,
+}
+
+/// A rule as the store keeps it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredRecurrence {
     /// `mon` … `sun`.
-    pub days: Vec<String>,
+    days: Vec<String>,
     /// Local time, `HH:MM`.
-    pub at: String,
+    at: String,
     /// An IANA time zone, e.g. `Europe/Berlin` (daylight saving time followed).
-    pub tz: String,
-    pub minutes: i64,
+    tz: String,
+    minutes: i64,
+}
+
+impl TryFrom<StoredRecurrence> for Recurrence {
+    type Error = RuleError;
+    fn try_from(s: StoredRecurrence) -> Result<Self, RuleError> {
+        Recurrence::parse(&format!("{} {}", s.days.join(","), s.at), &s.tz, s.minutes)
+    }
+}
+
+impl From<Recurrence> for StoredRecurrence {
+    fn from(r: Recurrence) -> Self {
+        Self {
+            days: r.days.iter().map(|d| day_name(*d).to_owned()).collect(),
+            at: r.at.format("%H:%M").to_string(),
+            tz: r.tz.name().to_owned(),
+            minutes: r.minutes,
+        }
+    }
 }
 
 fn weekday(s: &str) -> Option<Weekday> {
@@ -34,69 +87,93 @@ fn weekday(s: &str) -> Option<Weekday> {
     })
 }
 
+fn day_name(d: Weekday) -> &'static str {
+    match d {
+        Weekday::Mon => "mon",
+        Weekday::Tue => "tue",
+        Weekday::Wed => "wed",
+        Weekday::Thu => "thu",
+        Weekday::Fri => "fri",
+        Weekday::Sat => "sat",
+        Weekday::Sun => "sun",
+    }
+}
+
 impl Recurrence {
-    /// Reads `--every`: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00`, `mon 01:15`.
-    pub fn parse(every: &str, tz: &str, minutes: i64) -> Result<Self, String> {
-        let expected =
-            || format!("--every {every:?}: expected `<days> HH:MM`, e.g. `sat,sun 03:00`");
+    /// Reads `--every`: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00`, `mon 01:15`; each
+    /// occurrence lasts `minutes` (1 minute to a week).
+    pub fn parse(every: &str, tz: &str, minutes: i64) -> Result<Self, RuleError> {
+        let shape = || RuleError::Shape(every.to_owned());
         // `<days> HH:MM`; the days may be written with spaces after their commas.
         let mut words: Vec<&str> = every.split_whitespace().collect();
-        let at = words.pop().ok_or_else(expected)?;
+        let at = words.pop().ok_or_else(shape)?;
         if words.is_empty() || words.iter().any(|w| w.contains(':')) {
-            return Err(expected());
+            return Err(shape());
         }
-        let days = words.concat();
-        let days: Vec<String> = match days.trim().to_lowercase().as_str() {
-            "daily" => ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-                .map(String::from)
-                .to_vec(),
-            "weekdays" => ["mon", "tue", "wed", "thu", "fri"]
-                .map(String::from)
-                .to_vec(),
+        let days: Vec<Weekday> = match words.concat().trim().to_lowercase().as_str() {
+            "daily" => vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ],
+            "weekdays" => vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
             list => list
                 .split(',')
                 .map(|d| {
                     let d = d.trim();
                     let short: String = d.chars().take(3).collect();
-                    weekday(&short).map(|_| short).ok_or_else(|| {
-                        format!("--every: {d:?} is not a day (mon … sun, daily, weekdays)")
-                    })
+                    weekday(&short).ok_or_else(|| RuleError::Day(d.to_owned()))
                 })
                 .collect::<Result<_, _>>()?,
         };
-        NaiveTime::parse_from_str(at.trim(), "%H:%M")
-            .map_err(|_| format!("--every: {at:?} is not a time of day (HH:MM)"))?;
-        tz.parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("--tz {tz:?} is not a time zone (e.g. UTC, Europe/Berlin)"))?;
+        let at = NaiveTime::parse_from_str(at.trim(), "%H:%M")
+            .map_err(|_| RuleError::TimeOfDay(at.to_owned()))?;
+        let tz = tz
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| RuleError::Zone(tz.to_owned()))?;
+        if !(1..=MAX_OCCURRENCE_MINUTES).contains(&minutes) {
+            return Err(RuleError::Length(minutes));
+        }
         Ok(Self {
             days,
-            at: at.trim().to_owned(),
-            tz: tz.to_owned(),
+            at,
+            tz,
             minutes,
         })
     }
 
+    /// How long each occurrence lasts.
+    pub fn length(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.minutes)
+    }
+
+    /// The rule as `maintenance list` shows it: `sat,sun 02:00 Europe/Berlin`.
+    pub fn describe(&self) -> String {
+        let days: Vec<&str> = self.days.iter().map(|d| day_name(*d)).collect();
+        format!("{} {} {}", days.join(","), self.at.format("%H:%M"), self.tz)
+    }
+
     /// The starts of occurrences on the local dates from `first` on, `n` days.
     fn starts(&self, first: NaiveDate, n: i64) -> Vec<DateTime<Utc>> {
-        let (Ok(tz), Ok(at)) = (
-            self.tz.parse::<chrono_tz::Tz>(),
-            NaiveTime::parse_from_str(&self.at, "%H:%M"),
-        ) else {
-            return Vec::new();
-        };
-        let days: Vec<Weekday> = self.days.iter().filter_map(|d| weekday(d)).collect();
         (0..n)
             .filter_map(|i| first.checked_add_signed(chrono::Duration::days(i)))
-            .filter(|d| days.contains(&d.weekday()))
-            .filter_map(|d| local_instant(&tz, d.and_time(at)))
+            .filter(|d| self.days.contains(&d.weekday()))
+            .filter_map(|d| local_instant(&self.tz, d.and_time(self.at)))
             .collect()
     }
 
     fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
-        match self.tz.parse::<chrono_tz::Tz>() {
-            Ok(tz) => t.with_timezone(&tz).date_naive(),
-            Err(_) => t.date_naive(),
-        }
+        t.with_timezone(&self.tz).date_naive()
     }
 }
 
@@ -122,7 +199,7 @@ pub fn local_instant<Z: TimeZone>(tz: &Z, local: NaiveDateTime) -> Option<DateTi
 /// Reads `--at`: an instant with its offset (RFC 3339, as `date -Iseconds` and most tools
 /// print it: `2026-12-06T18:44:32Z`, `2026-12-06T19:44:32+01:00`), or a local date and time
 /// in `tz` (`2026-12-06T18:44`, `2026-12-06 18:44`, seconds optional).
-pub fn parse_at(text: &str, tz: &chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
+pub fn parse_at(text: &str, tz: &chrono_tz::Tz) -> Result<DateTime<Utc>, RuleError> {
     let t = text.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(t) {
         return Ok(instant.with_timezone(&Utc));
@@ -146,13 +223,8 @@ pub fn parse_at(text: &str, tz: &chrono_tz::Tz) -> Result<DateTime<Utc>, String>
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
-    .ok_or_else(|| {
-        format!(
-            "--at {text:?} is not a date and time: write 2026-12-05T02:00 (in --tz) or \
-                 2026-12-05T02:00:00Z (with its offset)"
-        )
-    })?;
-    local_instant(tz, local).ok_or_else(|| format!("--at {text:?} does not exist in {tz}"))
+    .ok_or_else(|| RuleError::At(text.to_owned()))?;
+    local_instant(tz, local).ok_or_else(|| RuleError::AtMissing(text.to_owned(), *tz))
 }
 
 /// The end of a window that repeats until it is stopped: the last second of year 9999
@@ -186,7 +258,7 @@ impl MaintenanceWindow {
         let Some(rule) = &self.every else {
             return Some(self.ends_at);
         };
-        let length = chrono::Duration::minutes(rule.minutes);
+        let length = rule.length();
         let back = (rule.minutes / (24 * 60)) + 2;
         let first = rule.local_date(now) - chrono::Duration::days(back);
         // An occurrence under way when the window was entered counts (from then on): "every
@@ -243,40 +315,35 @@ pub const MAX_OCCURRENCE_MINUTES: i64 = 7 * 24 * 60;
 impl MaintenanceWindow {
     /// Whether this window, as stored, can be used: what `maintenance start` would have
     /// saved. A window written by hand or by another version may hold anything.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), &'static str> {
         if self.starts_at >= self.ends_at {
-            return Err("it ends before it starts".into());
+            return Err("it ends before it starts");
         }
         if self.ends_at > forever() {
-            return Err("it ends after year 9999".into());
+            return Err("it ends after year 9999");
         }
-        if let Some(rule) = &self.every {
-            if !(1..=MAX_OCCURRENCE_MINUTES).contains(&rule.minutes) {
-                return Err(format!(
-                    "each occurrence lasts {} minutes (1 to {MAX_OCCURRENCE_MINUTES})",
-                    rule.minutes
-                ));
-            }
-            Recurrence::parse(
-                &format!("{} {}", rule.days.join(","), rule.at),
-                &rule.tz,
-                rule.minutes,
-            )?;
-        }
+        // A rule was checked as it was read ([`Recurrence`]).
         Ok(())
     }
 }
 
 /// The windows that can be used; each one that cannot is left out with a warning, so a bad
 /// window never stops alarms from being handled (nor `maintenance list`).
-pub fn usable(windows: Vec<MaintenanceWindow>) -> Vec<MaintenanceWindow> {
-    windows
+/// Each is read on its own, so that one window written by hand cannot hide the others.
+pub fn usable(stored: Vec<serde_json::Value>) -> Vec<MaintenanceWindow> {
+    stored
         .into_iter()
-        .filter(|w| match w.check() {
-            Ok(()) => true,
-            Err(why) => {
-                tracing::warn!(window = %w.id, problem = %why, "a stored maintenance window cannot be used; left out");
-                false
+        .filter_map(|value| {
+            let read = MaintenanceWindow::deserialize(&value)
+                .map_err(|e| e.to_string())
+                .and_then(|w| w.check().map(|()| w).map_err(str::to_owned));
+            match read {
+                Ok(w) => Some(w),
+                Err(why) => {
+                    let id = value["id"].as_str().unwrap_or("(no id)");
+                    tracing::warn!(window = %crate::escape::printable(id), problem = %why, "a stored maintenance window cannot be used; left out");
+                    None
+                }
             }
         })
         .collect()
@@ -483,7 +550,10 @@ mod tests {
             "2026-12-06T25:00Z",
         ] {
             let e = parse_at(bad, &utc).expect_err(bad);
-            assert!(e.contains("is not a date and time"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("is not a date and time"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -498,10 +568,74 @@ mod tests {
             ("sat 02:00", "Mars/Olympus", "time zone"),
         ] {
             let e = Recurrence::parse(every, tz, 60).expect_err(every);
-            assert!(e.contains(want), "{every} {tz}: {e}");
+            assert!(e.to_string().contains(want), "{every} {tz}: {e}");
         }
         assert!(Recurrence::parse("Weekdays 22:30", "America/New_York", 30).is_ok());
         let spaced = Recurrence::parse("sat, sun 03:00", "UTC", 30).expect("spaces after commas");
-        assert_eq!(spaced.days, ["sat", "sun"]);
+        assert_eq!(spaced.describe(), "sat,sun 03:00 UTC");
+    }
+
+    #[test]
+    fn a_rule_is_stored_as_it_always_was() {
+        let stored = serde_json::json!({
+            "id": "weekly", "reason": "backups",
+            "startsAt": "2026-11-01T00:00:00Z", "endsAt": "9999-12-31T23:59:59Z",
+            "every": {"days": ["sat", "sun"], "at": "02:00", "tz": "Europe/Berlin", "minutes": 120}
+        });
+        let w: MaintenanceWindow = serde_json::from_value(stored.clone()).expect("reads");
+        let rule = w.every.as_ref().expect("a rule");
+        assert_eq!(rule.describe(), "sat,sun 02:00 Europe/Berlin");
+        assert_eq!(rule.length(), chrono::Duration::hours(2));
+        assert_eq!(serde_json::to_value(&w).expect("writes"), stored);
+    }
+
+    #[test]
+    fn one_bad_stored_window_does_not_hide_the_others() {
+        let window = |id: &str, every: serde_json::Value, ends: &str| {
+            serde_json::json!({
+                "id": id, "reason": "r", "startsAt": "2026-11-01T00:00:00Z",
+                "endsAt": ends, "every": every,
+            })
+        };
+        let rule = |days: &str, tz: &str, minutes: i64| serde_json::json!({"days": [days], "at": "02:00", "tz": tz, "minutes": minutes});
+        let far = "2027-01-01T00:00:00Z";
+        let kept = usable(vec![
+            window("good", rule("sat", "UTC", 60), far),
+            window("mars", rule("sat", "Mars/Olympus", 60), far),
+            window("someday", rule("someday", "UTC", 60), far),
+            window(
+                "too-long",
+                rule("sat", "UTC", MAX_OCCURRENCE_MINUTES + 1),
+                far,
+            ),
+            window("backwards", serde_json::Value::Null, "2026-10-01T00:00:00Z"),
+            serde_json::json!({"id": 7}),
+        ]);
+        let ids: Vec<&str> = kept.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["good"]);
+    }
+
+    #[test]
+    fn an_occurrence_in_a_fall_back_overlap_runs_once() {
+        // Berlin, 2026-10-25: 02:30 happens twice; the window opens once, at the first.
+        let w = MaintenanceWindow {
+            id: "night".into(),
+            reason: "backups".into(),
+            alarm_pattern: None,
+            starts_at: at("2026-10-01T00:00:00Z"),
+            ends_at: forever(),
+            every: Some(Recurrence::parse("sun 02:30", "Europe/Berlin", 30).expect("rule")),
+        };
+        assert_eq!(
+            w.next_start(at("2026-10-24T12:00:00Z")),
+            Some(at("2026-10-25T00:30:00Z"))
+        );
+        assert!(w.active_at(at("2026-10-25T00:45:00Z")));
+        // The second 02:30 (01:30 UTC) is not a second occurrence.
+        assert!(!w.active_at(at("2026-10-25T01:45:00Z")));
+        assert_eq!(
+            w.next_start(at("2026-10-25T01:00:00Z")),
+            Some(at("2026-11-01T01:30:00Z"))
+        );
     }
 }

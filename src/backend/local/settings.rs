@@ -108,7 +108,7 @@ impl AlarmConfigStore for LocalConfigFile {
         let path = self.windows_path();
         match std::fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => Ok(Vec::new()),
-            Ok(text) => serde_json::from_str(&text)
+            Ok(text) => serde_json::from_str::<Vec<serde_json::Value>>(&text)
                 .map(crate::domain::maintenance::usable)
                 .map_err(|source| StoreError::Corrupt {
                     path: path.display().to_string(),

@@ -165,7 +165,7 @@ pub async fn maintenance(
             })?;
             let starts_at = match &at {
                 None => now,
-                Some(text) => crate::domain::maintenance::parse_at(text, &zone).map_err(Usage)?,
+                Some(text) => crate::domain::maintenance::parse_at(text, &zone).map_err(usage)?,
             };
             // A weekly occurrence longer than a week would run into the next one.
             if every.is_some() && length > chrono::Duration::days(7) {
@@ -176,7 +176,7 @@ pub async fn maintenance(
             let recurrence = match &every {
                 Some(rule) => Some(
                     crate::domain::maintenance::Recurrence::parse(rule, &tz, length.num_minutes())
-                        .map_err(Usage)?,
+                        .map_err(usage)?,
                 ),
                 None => None,
             };
@@ -243,13 +243,11 @@ pub async fn maintenance(
                 // What `list` shows as STARTS: the next occurrence for a weekly window.
                 let (starts, ends) = match (&w.every, w.active_until(now), w.next_start(now)) {
                     (Some(_), Some(end), _) => (w.starts_at.max(now), end),
-                    (Some(r), None, Some(next)) => {
-                        (next, next + chrono::Duration::minutes(r.minutes))
-                    }
+                    (Some(r), None, Some(next)) => (next, next + r.length()),
                     _ => (w.starts_at, w.ends_at),
                 };
                 let repeats = match &w.every {
-                    Some(r) => format!("{} {} {}", r.days.join(","), r.at, r.tz),
+                    Some(r) => r.describe(),
                     None => "-".into(),
                 };
                 text.push_str(&format!(
@@ -328,4 +326,9 @@ fn merge(mut r: AlarmConfigRecord, put: AlarmPut) -> AlarmConfigRecord {
         r.inhibited_by = (!list.is_empty()).then(|| list.join(","));
     }
     r
+}
+
+/// A maintenance rule or time that cannot be read is bad input (exit status 2).
+fn usage(e: crate::domain::maintenance::RuleError) -> Usage {
+    Usage(e.to_string())
 }

@@ -323,7 +323,7 @@ impl AlarmConfigStore for DynamoConfigStore {
             return Ok(w);
         }
         let item = self.item(WINDOWS_ITEM).await?;
-        let windows: Vec<MaintenanceWindow> = match item.as_ref().and_then(|i| get_s(i, "windows"))
+        let windows: Vec<serde_json::Value> = match item.as_ref().and_then(|i| get_s(i, "windows"))
         {
             Some(json) => serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
                 path: format!("{}/{WINDOWS_ITEM}", self.table),
