@@ -48,113 +48,9 @@ fn writer_gone() -> LedgerError {
 impl Db {
     pub(super) fn open(path: &Path) -> Result<Self, LedgerError> {
         let conn = Connection::open(path).map_err(storage)?;
-        // Claims are transient (minutes): a ledger written before claims carried a
-        // reference simply starts with no claims.
-        let has_reference: bool = conn
-            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(true);
-        if !has_reference {
-            conn.execute_batch("DROP TABLE IF EXISTS claims")
-                .map_err(storage)?;
-        }
-        // Claims that name their owner and their delivery (for recovery at start): older
-        // ones get the columns, empty, and are recovered by reference all the same.
-        let has_owner: bool = conn
-            .prepare("SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'owner'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(true);
-        let has_claims: bool = conn
-            .prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'claims'")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| n > 0)
-            .unwrap_or(false);
-        if has_claims && !has_owner {
-            conn.execute_batch(
-                "ALTER TABLE claims ADD COLUMN owner TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE claims ADD COLUMN alarm_name TEXT NOT NULL DEFAULT '';
-                 ALTER TABLE claims ADD COLUMN handled_keys TEXT NOT NULL DEFAULT '[]';
-                 ALTER TABLE claims ADD COLUMN replaces TEXT;",
-            )
-            .map_err(storage)?;
-        }
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS decisions (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 at TEXT NOT NULL,
-                 delivery_kind TEXT NOT NULL,
-                 delivery_id TEXT,
-                 alarm_key TEXT NOT NULL,
-                 alarm_name TEXT NOT NULL,
-                 state TEXT NOT NULL,
-                 state_change_time TEXT NOT NULL,
-                 outcome TEXT NOT NULL,
-                 case_id TEXT,
-                 note TEXT);
-             CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
-             CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
-             -- Storm control counts the cases opened in the last hour on every new alarm;
-             -- keyed by outcome first so a storm of duplicates is not read too.
-             CREATE INDEX IF NOT EXISTS decisions_created ON decisions (outcome, at);
-             CREATE TABLE IF NOT EXISTS handled (
-                 key TEXT PRIMARY KEY,
-                 seq INTEGER NOT NULL REFERENCES decisions (seq));
-             CREATE TABLE IF NOT EXISTS open_cases (
-                 alarm_key TEXT PRIMARY KEY,
-                 record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS claims (
-                 alarm_key TEXT PRIMARY KEY,
-                 token TEXT NOT NULL,
-                 reference TEXT NOT NULL,
-                 claimed_at TEXT NOT NULL,
-                 expires_at TEXT NOT NULL,
-                 owner TEXT NOT NULL DEFAULT '',
-                 alarm_name TEXT NOT NULL DEFAULT '',
-                 handled_keys TEXT NOT NULL DEFAULT '[]',
-                 replaces TEXT);
-             -- Storm control: new cases per clock hour, counted as they are opened.
-             CREATE TABLE IF NOT EXISTS case_slots (
-                 hour TEXT PRIMARY KEY,
-                 n INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS held (
-                 alarm_key TEXT PRIMARY KEY,
-                 record TEXT NOT NULL);
-             -- Notices waiting to be sent (written with their decision); failed ones stay.
-             CREATE TABLE IF NOT EXISTS outbox (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 notice TEXT NOT NULL,
-                 case_id TEXT,
-                 queued_at TEXT NOT NULL,
-                 next_at TEXT NOT NULL,
-                 lease_until TEXT NOT NULL,
-                 attempts INTEGER NOT NULL DEFAULT 0,
-                 pending TEXT,
-                 state TEXT NOT NULL DEFAULT 'pending',
-                 error TEXT);
-             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
-             -- What the notifier would have told people (the embedded default's sink).
-             CREATE TABLE IF NOT EXISTS notices (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 at TEXT NOT NULL,
-                 case_id TEXT,
-                 record TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS dry_run_cases (
-                 n INTEGER PRIMARY KEY AUTOINCREMENT,
-                 created_at TEXT NOT NULL,
-                 record TEXT NOT NULL,
-                 resolved_at TEXT);
-             CREATE TABLE IF NOT EXISTS dry_run_communications (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 n INTEGER NOT NULL REFERENCES dry_run_cases (n),
-                 at TEXT NOT NULL,
-                 record TEXT NOT NULL);",
-        )
-        .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
+        migrate_claims(&conn)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
         let reader = Connection::open(path).map_err(storage)?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
@@ -254,6 +150,127 @@ impl Db {
             .map_err(|_| writer_gone())
     }
 }
+
+/// Brings the claims table of a ledger written by an earlier version up to date, before
+/// [`SCHEMA`] creates whatever is missing.
+fn migrate_claims(conn: &Connection) -> Result<(), LedgerError> {
+    // Claims are transient (minutes): a ledger written before claims carried a
+    // reference simply starts with no claims.
+    let has_reference = any_row(
+        conn,
+        "SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'reference'",
+    )
+    .unwrap_or(true);
+    if !has_reference {
+        conn.execute_batch("DROP TABLE IF EXISTS claims")
+            .map_err(storage)?;
+    }
+    // Claims that name their owner and their delivery (for recovery at start): older
+    // ones get the columns, empty, and are recovered by reference all the same.
+    let has_owner = any_row(
+        conn,
+        "SELECT COUNT(*) FROM pragma_table_info('claims') WHERE name = 'owner'",
+    )
+    .unwrap_or(true);
+    let has_claims = any_row(
+        conn,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'claims'",
+    )
+    .unwrap_or(false);
+    if has_claims && !has_owner {
+        conn.execute_batch(
+            "ALTER TABLE claims ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+             ALTER TABLE claims ADD COLUMN alarm_name TEXT NOT NULL DEFAULT '';
+             ALTER TABLE claims ADD COLUMN handled_keys TEXT NOT NULL DEFAULT '[]';
+             ALTER TABLE claims ADD COLUMN replaces TEXT;",
+        )
+        .map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// Whether a `SELECT COUNT(*)` counts more than nothing.
+fn any_row(conn: &Connection, count: &str) -> rusqlite::Result<bool> {
+    conn.prepare(count)
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .map(|n| n > 0)
+}
+
+/// The connection's settings (WAL, so reads never wait for the writer; synchronous=FULL, so
+/// an answered decision survives a crash) and every table, created when missing.
+const SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = FULL;
+    PRAGMA busy_timeout = 5000;
+    CREATE TABLE IF NOT EXISTS decisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        delivery_kind TEXT NOT NULL,
+        delivery_id TEXT,
+        alarm_key TEXT NOT NULL,
+        alarm_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_change_time TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        case_id TEXT,
+        note TEXT);
+    CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
+    CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
+    -- Storm control counts the cases opened in the last hour on every new alarm;
+    -- keyed by outcome first so a storm of duplicates is not read too.
+    CREATE INDEX IF NOT EXISTS decisions_created ON decisions (outcome, at);
+    CREATE TABLE IF NOT EXISTS handled (
+        key TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL REFERENCES decisions (seq));
+    CREATE TABLE IF NOT EXISTS open_cases (
+        alarm_key TEXT PRIMARY KEY,
+        record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS claims (
+        alarm_key TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        alarm_name TEXT NOT NULL DEFAULT '',
+        handled_keys TEXT NOT NULL DEFAULT '[]',
+        replaces TEXT);
+    -- Storm control: new cases per clock hour, counted as they are opened.
+    CREATE TABLE IF NOT EXISTS case_slots (
+        hour TEXT PRIMARY KEY,
+        n INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS held (
+        alarm_key TEXT PRIMARY KEY,
+        record TEXT NOT NULL);
+    -- Notices waiting to be sent (written with their decision); failed ones stay.
+    CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        notice TEXT NOT NULL,
+        case_id TEXT,
+        queued_at TEXT NOT NULL,
+        next_at TEXT NOT NULL,
+        lease_until TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        pending TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        error TEXT);
+    CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+    -- What the notifier would have told people (the embedded default's sink).
+    CREATE TABLE IF NOT EXISTS notices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        case_id TEXT,
+        record TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS dry_run_cases (
+        n INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        record TEXT NOT NULL,
+        resolved_at TEXT);
+    CREATE TABLE IF NOT EXISTS dry_run_communications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        n INTEGER NOT NULL REFERENCES dry_run_cases (n),
+        at TEXT NOT NULL,
+        record TEXT NOT NULL);";
 
 /// The writer: takes every write waiting, runs each in its own savepoint of one
 /// transaction, commits once, then answers them all.

@@ -167,18 +167,55 @@ fn parse_alert(
         req_str(obj, time_field, &path(time_field))?,
         &path(time_field),
     )?;
-    // The fingerprint identifies an alert across notifications; without one, its labels do.
-    let fingerprint = match opt_str(obj, "fingerprint", &path("fingerprint"))? {
-        Some(f) => bounded(Some(f), 128, &path("fingerprint"))?
-            .unwrap_or_default()
-            .to_owned(),
+    let fingerprint = fingerprint(obj, &labels, &path("fingerprint"))?;
+    let (description, reason) = described(obj, &annotations, &path)?;
+    let source = opt_str(obj, "generatorURL", &path("generatorURL"))?.or(external);
+    let trigger = alert_trigger(sender, &name, &labels, obj, source);
+    Ok(Alarm {
+        identity: AlarmIdentity {
+            arn: Some(format!("{}:{fingerprint}", sender.to_lowercase())),
+            account: labels
+                .get("account_id")
+                .and_then(|a| check_account(Some(a), "").ok()?.map(str::to_owned)),
+            region: labels
+                .get("region")
+                .and_then(|r| check_region(Some(r), "").ok()?.map(str::to_owned)),
+        },
+        name,
+        kind: AlarmKind::Alertmanager,
+        description: description.map(str::to_owned),
+        state,
+        previous_state: None,
+        state_change_time: StateChangeTime::new(time),
+        reason: reason.map(str::to_owned),
+        trigger,
+        raw: alert.clone(),
+    })
+}
+
+/// The fingerprint identifies an alert across notifications; without one, its labels do.
+fn fingerprint(
+    obj: &Map<String, Value>,
+    labels: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<String, PayloadError> {
+    Ok(match opt_str(obj, "fingerprint", path)? {
+        Some(f) => bounded(Some(f), 128, path)?.unwrap_or_default().to_owned(),
         None => {
             use sha2::{Digest, Sha256};
             let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let digest = Sha256::digest(text.join("\u{1f}").as_bytes());
             digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
         }
-    };
+    })
+}
+
+/// The alert's description and the reason it fired, from its annotations.
+fn described<'a>(
+    obj: &'a Map<String, Value>,
+    annotations: &'a BTreeMap<String, String>,
+    path: &impl Fn(&str) -> String,
+) -> Result<(Option<&'a str>, Option<&'a str>), PayloadError> {
     let description = bounded(
         annotations
             .get("summary")
@@ -195,6 +232,18 @@ fn parse_alert(
     }
     .or_else(|| obj.get("valueString").and_then(Value::as_str));
     let reason = bounded(why, MAX_REASON_CHARS, &path("annotations.description"))?;
+    Ok((description, reason))
+}
+
+/// The alert for a reader: who sent it, its labels (but its name), its value and where it
+/// came from.
+fn alert_trigger(
+    sender: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    obj: &Map<String, Value>,
+    source: Option<&str>,
+) -> String {
     let shown: Vec<String> = labels
         .iter()
         .filter(|(k, _)| k.as_str() != "alertname")
@@ -207,31 +256,10 @@ fn parse_alert(
     if let Some(v) = obj.get("valueString").and_then(Value::as_str) {
         trigger.push_str(&format!("; {v}"));
     }
-    if let Some(url) = opt_str(obj, "generatorURL", &path("generatorURL"))?.or(external) {
+    if let Some(url) = source {
         trigger.push_str(&format!("; source: {url}"));
     }
-    let region = labels
-        .get("region")
-        .and_then(|r| check_region(Some(r), "").ok()?.map(str::to_owned));
-    let account = labels
-        .get("account_id")
-        .and_then(|a| check_account(Some(a), "").ok()?.map(str::to_owned));
-    Ok(Alarm {
-        identity: AlarmIdentity {
-            arn: Some(format!("{}:{fingerprint}", sender.to_lowercase())),
-            account,
-            region,
-        },
-        name,
-        kind: AlarmKind::Alertmanager,
-        description: description.map(str::to_owned),
-        state,
-        previous_state: None,
-        state_change_time: StateChangeTime::new(time),
-        reason: reason.map(str::to_owned),
-        trigger,
-        raw: alert.clone(),
-    })
+    trigger
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cloudwatch::{dimension_list, math_metric_summary};
 use super::*;
 
 // ---- EventBridge events ---------------------------------------------------------------------
@@ -169,61 +170,7 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         )?,
         None => None,
     };
-    // What CloudWatch measured, as JSON in a string: the threshold, the triggering alarms.
-    let reason_data: Value = state_obj
-        .get("reasonData")
-        .and_then(Value::as_str)
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(Value::Null);
-    let (kind, trigger) = match config {
-        Some(c) if c.get("alarmRule").is_some() => {
-            let mut t = format!(
-                "rule: {}",
-                text(c.get("alarmRule")).unwrap_or_else(|| "?".into())
-            );
-            if let Some(Value::Array(alarms)) = reason_data.get("triggeringAlarms") {
-                let list: Vec<String> = alarms
-                    .iter()
-                    .take(20)
-                    .filter_map(|a| {
-                        let arn = text(a.get("arn"))?;
-                        Some(match a.get("state").and_then(|s| text(s.get("value"))) {
-                            Some(st) => format!("{arn} ({st})"),
-                            None => arn,
-                        })
-                    })
-                    .collect();
-                if !list.is_empty() {
-                    t.push_str(&format!("; triggered by: {}", list.join(", ")));
-                }
-            }
-            if let Some(by) = text(state_obj.get("actionsSuppressedBy")) {
-                let suppressor = text(c.get("actionsSuppressor"))
-                    .map(|a| format!(" ({a})"))
-                    .unwrap_or_default();
-                t.push_str(&format!("; actions suppressed by {by}{suppressor}"));
-            }
-            (AlarmKind::Composite, t)
-        }
-        Some(c) => match c.get("metrics") {
-            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => (
-                AlarmKind::Metric,
-                single_metric_summary(&m[0], &reason_data),
-            ),
-            Some(Value::Array(m)) => (
-                AlarmKind::MetricMath,
-                format!(
-                    "metrics: {}",
-                    m.iter()
-                        .map(math_metric_summary)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            ),
-            _ => (AlarmKind::Alarm, "no trigger details in the event".into()),
-        },
-        None => (AlarmKind::Alarm, "no trigger details in the event".into()),
-    };
+    let (kind, trigger) = event_trigger(config, state_obj);
     Ok(Alarm {
         identity: identity(
             arn,
@@ -245,6 +192,80 @@ fn parse_alarm_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pay
         trigger,
         raw: raw.clone(),
     })
+}
+
+/// What kind of alarm the event is about, and its trigger summarised from the alarm's
+/// configuration and the state's reason data; a surprise there is never fatal.
+fn event_trigger(
+    config: Option<&Map<String, Value>>,
+    state_obj: &Map<String, Value>,
+) -> (AlarmKind, String) {
+    // What CloudWatch measured, as JSON in a string: the threshold, the triggering alarms.
+    let reason_data: Value = state_obj
+        .get("reasonData")
+        .and_then(Value::as_str)
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null);
+    match config {
+        Some(c) if c.get("alarmRule").is_some() => (
+            AlarmKind::Composite,
+            composite_event_summary(c, state_obj, &reason_data),
+        ),
+        Some(c) => match c.get("metrics") {
+            Some(Value::Array(m)) if m.len() == 1 && m[0].get("expression").is_none() => (
+                AlarmKind::Metric,
+                single_metric_summary(&m[0], &reason_data),
+            ),
+            Some(Value::Array(m)) => (
+                AlarmKind::MetricMath,
+                format!(
+                    "metrics: {}",
+                    m.iter()
+                        .map(math_metric_summary)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
+            _ => (AlarmKind::Alarm, "no trigger details in the event".into()),
+        },
+        None => (AlarmKind::Alarm, "no trigger details in the event".into()),
+    }
+}
+
+/// A composite alarm's rule, the alarms that triggered it (twenty at most) and what
+/// suppressed its actions.
+fn composite_event_summary(
+    config: &Map<String, Value>,
+    state_obj: &Map<String, Value>,
+    reason_data: &Value,
+) -> String {
+    let mut t = format!(
+        "rule: {}",
+        text(config.get("alarmRule")).unwrap_or_else(|| "?".into())
+    );
+    if let Some(Value::Array(alarms)) = reason_data.get("triggeringAlarms") {
+        let list: Vec<String> = alarms
+            .iter()
+            .take(20)
+            .filter_map(|a| {
+                let arn = text(a.get("arn"))?;
+                Some(match a.get("state").and_then(|s| text(s.get("value"))) {
+                    Some(st) => format!("{arn} ({st})"),
+                    None => arn,
+                })
+            })
+            .collect();
+        if !list.is_empty() {
+            t.push_str(&format!("; triggered by: {}", list.join(", ")));
+        }
+    }
+    if let Some(by) = text(state_obj.get("actionsSuppressedBy")) {
+        let suppressor = text(config.get("actionsSuppressor"))
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        t.push_str(&format!("; actions suppressed by {by}{suppressor}"));
+    }
+    t
 }
 
 /// One metric as EventBridge describes it, as the SNS form's trigger reads: the metric, its
@@ -285,24 +306,7 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
         req_str(detail, "eventTypeCode", "detail.eventTypeCode")?,
         "detail.eventTypeCode",
     )?;
-    // AWS's own published samples leave `statusCode` out in places: an event with an end
-    // time is over, one without is under way.
-    let status = match opt_str(detail, "statusCode", "detail.statusCode")? {
-        Some(s) => s,
-        None if opt_str(detail, "endTime", "detail.endTime")?.is_some() => "closed",
-        None => "open",
-    };
-    let state = match status {
-        "open" => AlarmState::Alarm,
-        "closed" => AlarmState::Ok,
-        "upcoming" => AlarmState::InsufficientData,
-        other => {
-            return Err(PayloadError::invalid(
-                "detail.statusCode",
-                format!("expected open, closed or upcoming, got {other:?}"),
-            ));
-        }
-    };
+    let (status, state) = health_status(detail)?;
     let time = match opt_str(detail, "lastUpdatedTime", "detail.lastUpdatedTime")? {
         Some(t) => check_time(t, "detail.lastUpdatedTime")?,
         None => check_time(
@@ -310,40 +314,13 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
             "detail.startTime",
         )?,
     };
-    let description = match detail.get("eventDescription") {
-        Some(Value::Array(d)) => d
-            .iter()
-            .find(|x| text(x.get("language")).is_some_and(|l| l.starts_with("en")))
-            .or_else(|| d.first())
-            .and_then(|x| text(x.get("latestDescription"))),
-        _ => None,
-    };
-    bounded(
-        description.as_deref(),
-        MAX_HEALTH_DESCRIPTION_CHARS,
-        "detail.eventDescription.latestDescription",
-    )?;
-    let entities: Vec<String> = match detail.get("affectedEntities") {
-        Some(Value::Array(e)) => e
-            .iter()
-            .filter_map(|x| text(x.get("entityValue")))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let service = text(detail.get("service")).unwrap_or_else(|| "?".into());
-    let category = text(detail.get("eventTypeCategory")).unwrap_or_else(|| "?".into());
+    let description = health_description(detail)?;
     let region = check_region(
         opt_str(detail, "eventRegion", "detail.eventRegion")?,
         "detail.eventRegion",
     )?
     .or(check_region(opt_str(obj, "region", "region")?, "region")?);
-    let mut trigger = format!("AWS Health {category} event for {service}");
-    if let Some(r) = region {
-        trigger.push_str(&format!(" in {r}"));
-    }
-    if !entities.is_empty() {
-        trigger.push_str(&format!("; affected: {}", entities.join(", ")));
-    }
+    let trigger = health_trigger(detail, region);
     let account = check_account(
         opt_str(detail, "affectedAccount", "detail.affectedAccount")?,
         "detail.affectedAccount",
@@ -373,4 +350,66 @@ fn parse_health_event(obj: &Map<String, Value>, raw: &Value) -> Result<Alarm, Pa
         trigger,
         raw: raw.clone(),
     })
+}
+
+/// The event's status and the state it stands for.
+fn health_status(detail: &Map<String, Value>) -> Result<(&str, AlarmState), PayloadError> {
+    // AWS's own published samples leave `statusCode` out in places: an event with an end
+    // time is over, one without is under way.
+    let status = match opt_str(detail, "statusCode", "detail.statusCode")? {
+        Some(s) => s,
+        None if opt_str(detail, "endTime", "detail.endTime")?.is_some() => "closed",
+        None => "open",
+    };
+    let state = match status {
+        "open" => AlarmState::Alarm,
+        "closed" => AlarmState::Ok,
+        "upcoming" => AlarmState::InsufficientData,
+        other => {
+            return Err(PayloadError::invalid(
+                "detail.statusCode",
+                format!("expected open, closed or upcoming, got {other:?}"),
+            ));
+        }
+    };
+    Ok((status, state))
+}
+
+/// The event's latest description, in English when AWS gives one.
+fn health_description(detail: &Map<String, Value>) -> Result<Option<String>, PayloadError> {
+    let description = match detail.get("eventDescription") {
+        Some(Value::Array(d)) => d
+            .iter()
+            .find(|x| text(x.get("language")).is_some_and(|l| l.starts_with("en")))
+            .or_else(|| d.first())
+            .and_then(|x| text(x.get("latestDescription"))),
+        _ => None,
+    };
+    bounded(
+        description.as_deref(),
+        MAX_HEALTH_DESCRIPTION_CHARS,
+        "detail.eventDescription.latestDescription",
+    )?;
+    Ok(description)
+}
+
+/// What the event is about: its category, service, region and the entities it affects.
+fn health_trigger(detail: &Map<String, Value>, region: Option<&str>) -> String {
+    let entities: Vec<String> = match detail.get("affectedEntities") {
+        Some(Value::Array(e)) => e
+            .iter()
+            .filter_map(|x| text(x.get("entityValue")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let service = text(detail.get("service")).unwrap_or_else(|| "?".into());
+    let category = text(detail.get("eventTypeCategory")).unwrap_or_else(|| "?".into());
+    let mut trigger = format!("AWS Health {category} event for {service}");
+    if let Some(r) = region {
+        trigger.push_str(&format!(" in {r}"));
+    }
+    if !entities.is_empty() {
+        trigger.push_str(&format!("; affected: {}", entities.join(", ")));
+    }
+    trigger
 }

@@ -268,32 +268,37 @@ fn trigger_surprises_are_never_fatal() {
     assert_eq!(a.kind, AlarmKind::Metric);
 }
 
+/// A CloudWatch alarm whose every field is within its bounds.
+fn bounded_alarm() -> Value {
+    json!({
+        "AlarmName": "db-cpu",
+        "AlarmDescription": "CPU high",
+        "NewStateValue": "ALARM",
+        "StateChangeTime": "2026-11-20T03:12:45.118+0000",
+        "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu",
+        "AWSAccountId": "123456789012",
+    })
+}
+
+/// [`bounded_alarm`] with `field` set to `value` is refused, naming `field`, with a problem
+/// that says `want`.
+fn refused(field: &str, value: Value, want: &str) {
+    let mut v = bounded_alarm();
+    v[field] = value;
+    match Alarm::parse(v) {
+        Err(PayloadError::InvalidField { field: f, problem }) => {
+            assert_eq!(f, field, "{problem}");
+            assert!(problem.contains(want), "{field}: {problem}");
+        }
+        other => panic!("{field}: {other:?}"),
+    }
+}
+
 /// Every string an alarm brings is bounded by what its sender allows, and refused beyond it
 /// with the field's name: nothing of hundreds of kilobytes becomes a key, a record or a time.
 #[test]
 fn every_field_is_bounded_and_named_when_over() {
-    let base = || {
-        json!({
-            "AlarmName": "db-cpu",
-            "AlarmDescription": "CPU high",
-            "NewStateValue": "ALARM",
-            "StateChangeTime": "2026-11-20T03:12:45.118+0000",
-            "AlarmArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:db-cpu",
-            "AWSAccountId": "123456789012",
-        })
-    };
-    let refused = |field: &str, value: Value, want: &str| {
-        let mut v = base();
-        v[field] = value;
-        match Alarm::parse(v) {
-            Err(PayloadError::InvalidField { field: f, problem }) => {
-                assert_eq!(f, field, "{problem}");
-                assert!(problem.contains(want), "{field}: {problem}");
-            }
-            other => panic!("{field}: {other:?}"),
-        }
-    };
-    assert!(Alarm::parse(base()).is_ok());
+    assert!(Alarm::parse(bounded_alarm()).is_ok());
     refused(
         "AlarmDescription",
         json!("d".repeat(1025)),
@@ -314,6 +319,16 @@ fn every_field_is_bounded_and_named_when_over() {
         json!(format!("2026-11-20{}", "9".repeat(300_000))),
         "longer than 10240",
     );
+    // Exactly at the bounds is fine.
+    let mut v = bounded_alarm();
+    v["AlarmDescription"] = json!("d".repeat(1024));
+    v["NewStateReason"] = json!("r".repeat(1023));
+    assert!(Alarm::parse(v).is_ok());
+}
+
+/// The ARN and the account become keys: bounded, and of their one form.
+#[test]
+fn the_arn_and_the_account_are_bounded_and_checked() {
     refused(
         "AlarmArn",
         json!(format!(
@@ -328,8 +343,12 @@ fn every_field_is_bounded_and_named_when_over() {
         "12-digit",
     );
     refused("AWSAccountId", json!("12345"), "12-digit");
-    // Anywhere else in the payload: the path says where.
-    let mut v = base();
+}
+
+/// Anywhere else in the payload, strings and keys are bounded too: the path says where.
+#[test]
+fn strings_elsewhere_are_bounded_and_their_path_named() {
+    let mut v = bounded_alarm();
     v["Trigger"] =
         json!({"MetricName": "CPU", "Dimensions": [{"name": "x", "value": "v".repeat(20_000)}]});
     let e = Alarm::parse(v).expect_err("refused");
@@ -340,18 +359,13 @@ fn every_field_is_bounded_and_named_when_over() {
             problem: "longer than 10240 characters".into()
         }
     );
-    let mut v = base();
+    let mut v = bounded_alarm();
     v["k".repeat(20_000)] = json!(1);
     let e = Alarm::parse(v).expect_err("refused");
     assert!(
         matches!(&e, PayloadError::InvalidField { field, .. } if field.ends_with("(a key)")),
         "{e:?}"
     );
-    // Exactly at the bounds is fine.
-    let mut v = base();
-    v["AlarmDescription"] = json!("d".repeat(1024));
-    v["NewStateReason"] = json!("r".repeat(1023));
-    assert!(Alarm::parse(v).is_ok());
 }
 
 #[test]
