@@ -51,8 +51,8 @@ impl Deciding<'_> {
         }
     }
 
-    /// Nothing is done on purpose (muted, maintenance, inhibited): why is both the action's
-    /// and the record's.
+    /// Nothing is done on purpose (the alarm is muted, or in a maintenance window): why is
+    /// both the action's and the record's.
     pub(super) fn suppressed(&self, why: String, hold: Option<HoldChange>) -> Plan {
         let note = Some(why.clone());
         self.plan(Outcome::Suppressed, Action::Suppressed { why }, hold, note)
