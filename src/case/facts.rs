@@ -7,7 +7,7 @@
 
 use crate::domain::alarm::{Alarm, AlarmState};
 use crate::domain::delivery::Delivery;
-use crate::domain::maintenance;
+use crate::domain::maintenance::{self, MaintenanceWindow};
 use crate::domain::settings::{AlarmSettings, StoreError};
 use crate::ports::desk::CodeProblem;
 use crate::ports::ledger::Lookup;
@@ -72,14 +72,7 @@ impl CaseService {
         if facts.settled_early(alarm, &self.policy) {
             return Ok((facts, reading));
         }
-        let windows = match self.config.windows().await {
-            Ok(w) => w,
-            Err(e @ StoreError::Corrupt { .. }) => {
-                tracing::error!(error = %crate::errors::Chain(&e), "maintenance windows unreadable; none applied");
-                Vec::new()
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let windows = self.windows().await?;
         facts.window = maintenance::covering(&windows, &alarm.name, now)
             .map(|(window, until)| (window.clone(), until));
         if facts.window.is_some() {
@@ -98,6 +91,19 @@ impl CaseService {
             }
         }
         Ok((facts, reading))
+    }
+
+    /// The maintenance windows: a store that cannot be read at all (a hand-edited file
+    /// with a typo) applies none, since a case during maintenance beats no case at all.
+    async fn windows(&self) -> Result<Vec<MaintenanceWindow>, CaseError> {
+        match self.config.windows().await {
+            Ok(w) => Ok(w),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %crate::errors::Chain(&e), "maintenance windows unreadable; none applied");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The settings to use: a store that cannot be read at all (a hand-edited file with a

@@ -75,32 +75,15 @@ impl CaseService {
         stale: Option<StaleClaim>,
         case: &NewCase,
     ) -> Result<Opened, CaseError> {
-        if let Some(stale) = stale {
-            match self
-                .leased(
-                    &claim,
-                    Work::Acting,
-                    self.desk.find_case(&stale.reference, stale.claimed_at),
-                )
-                .await?
-            {
-                Ok(Some(case_id)) => {
-                    tracing::warn!(key, case_id = %case_id, reference = %stale.reference, "found a case opened by an instance that stopped before recording it");
-                    return Ok(Opened {
-                        case_id,
-                        claim,
-                        note: Some(format!(
-                            "recovered case {} opened before a crash",
-                            stale.reference
-                        )),
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.give_back(&claim).await;
-                    return Err(e.into());
-                }
-            }
+        if let Some(stale) = stale
+            && let Some(case_id) = self.opened_before_stop(key, &claim, &stale).await?
+        {
+            let note = format!("recovered case {} opened before a crash", stale.reference);
+            return Ok(Opened {
+                case_id,
+                claim,
+                note: Some(note),
+            });
         }
         let mut case = case.clone();
         case.communication_body = text::claimed(&claim.reference, &case);
@@ -125,34 +108,69 @@ impl CaseService {
             // idempotency token, so it is never sent again blindly. Look for the case by its
             // reference a few times; if it is not found yet, keep the claim: whoever takes
             // it over once its lease lapses looks again before any new CreateCase.
-            Err(e @ DeskError::Uncertain(_)) => {
-                for fifteenths in SETTLE_PAUSES {
-                    let pause = self.policy.claim_ttl * fifteenths / 15;
-                    let settle = async {
-                        tokio::time::sleep(pause).await;
-                        self.desk
-                            .find_case(&claim.reference, claim.claimed_at)
-                            .await
-                    };
-                    // Stopping: the claim stays, to lapse; its next owner looks again.
-                    if let Ok(Some(case_id)) = self.leased(&claim, Work::Acting, settle).await? {
-                        tracing::warn!(key, case_id = %case_id, reference = %claim.reference, "an uncertain CreateCase did open the case: found by its reference");
-                        return Ok(Opened {
-                            case_id,
-                            claim,
-                            note: Some(
-                                "found by its reference after an uncertain CreateCase".into(),
-                            ),
-                        });
-                    }
-                }
-                Err(e.into())
-            }
+            Err(e @ DeskError::Uncertain(_)) => match self.settled(key, &claim).await? {
+                Some(case_id) => Ok(Opened {
+                    case_id,
+                    claim,
+                    note: Some("found by its reference after an uncertain CreateCase".into()),
+                }),
+                None => Err(e.into()),
+            },
             Err(e) => {
                 self.give_back(&claim).await;
                 Err(e.into())
             }
         }
+    }
+
+    /// The case the stopped owner of a taken-over claim opened before it could record it,
+    /// looked for by the claim's reference. A desk that cannot say gets the claim given
+    /// back: the delivery is retried.
+    async fn opened_before_stop(
+        &self,
+        key: &str,
+        claim: &Claim,
+        stale: &StaleClaim,
+    ) -> Result<Option<String>, CaseError> {
+        let found = self
+            .leased(
+                claim,
+                Work::Acting,
+                self.desk.find_case(&stale.reference, stale.claimed_at),
+            )
+            .await?;
+        match found {
+            Ok(Some(case_id)) => {
+                tracing::warn!(key, case_id = %case_id, reference = %stale.reference, "found a case opened by an instance that stopped before recording it");
+                Ok(Some(case_id))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.give_back(claim).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The case an uncertain CreateCase may have opened, looked for by the claim's
+    /// reference after each of the `SETTLE_PAUSES`. `None`: not found yet, and the claim is
+    /// kept.
+    async fn settled(&self, key: &str, claim: &Claim) -> Result<Option<String>, CaseError> {
+        for fifteenths in SETTLE_PAUSES {
+            let pause = self.policy.claim_ttl * fifteenths / 15;
+            let settle = async {
+                tokio::time::sleep(pause).await;
+                self.desk
+                    .find_case(&claim.reference, claim.claimed_at)
+                    .await
+            };
+            // Stopping: the claim stays, to lapse; its next owner looks again.
+            if let Ok(Some(case_id)) = self.leased(claim, Work::Acting, settle).await? {
+                tracing::warn!(key, case_id = %case_id, reference = %claim.reference, "an uncertain CreateCase did open the case: found by its reference");
+                return Ok(Some(case_id));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs `work` while renewing the claim's lease every third of it, so the claim stays

@@ -7,14 +7,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::alarm::{Alarm, AlarmKind, AlarmState};
-use crate::domain::maintenance::{self, MaintenanceWindow};
+use crate::domain::maintenance::MaintenanceWindow;
 use crate::domain::outcome::Outcome;
 use crate::domain::settings::{AlarmSettings, Severity};
 use crate::ports::desk::{Communication, NewCase};
-use crate::ports::ledger::{Decision, HeldAlarm, HoldChange, OpenCase};
+use crate::ports::ledger::{Decision, HoldChange, OpenCase};
 
-use super::records::health_digest;
-use super::{CasePolicy, STORM_KEY, text};
+use super::CasePolicy;
+
+mod deciding;
+
+use deciding::Deciding;
 
 /// What the case logic knows when it decides. Read by [`super::CaseService`] in the order
 /// [`decide`] looks at them, and only as far as it will look: a duplicate needs no open
@@ -186,28 +189,11 @@ impl Plan {
     }
 }
 
-/// Why a flapping alarm's cycle adds nothing to its case.
-fn flapping_reason(cycles: usize, policy: &CasePolicy) -> String {
-    format!(
-        "counted, no note: the alarm is flapping ({cycles} ALARM cycles within FLAP_WINDOW {})",
-        text::humantime(policy.flap_window)
-    )
-}
-
-/// An alarm that was flapping still is while more than `FLAP_LIMIT` of its cycles fall
-/// within `FLAP_WINDOW` of now: then the number of those cycles. Once it has settled, its
-/// recovery is news again.
-fn still_flapping(open: &OpenCase, now: DateTime<Utc>, policy: &CasePolicy) -> Option<usize> {
-    let window = chrono::Duration::from_std(policy.flap_window).unwrap_or(chrono::Duration::MAX);
-    let recent = open
-        .cycles
-        .iter()
-        .filter(|t| now.signed_duration_since(**t) < window)
-        .count();
-    (open.flapping && recent > policy.flap_limit).then_some(recent)
-}
-
 /// Decides what to do with one alarm event. Pure: the same facts give the same plan.
+///
+/// Reads as the order the facts are looked at: what settles the event before any case
+/// (handled already, muted, a filtered AWS Health event, a maintenance window), then the
+/// alarm's state against its open case. Each branch is a method of `Deciding`.
 pub fn decide(alarm: &Alarm, facts: Facts, policy: &CasePolicy) -> Plan {
     let Facts {
         now,
@@ -220,259 +206,47 @@ pub fn decide(alarm: &Alarm, facts: Facts, policy: &CasePolicy) -> Plan {
         slots_taken,
         storm,
     } = facts;
-    let headline = settings
-        .subject
-        .clone()
-        .unwrap_or_else(|| alarm.name.clone());
-    let plan = |outcome, action, hold, note: Option<String>| Plan {
-        outcome,
-        action,
-        config_notes: notes.clone(),
-        note,
-        hold,
-        group: settings.group.clone(),
-        headline: headline.clone(),
-        severity: settings.priority,
+    let d = Deciding {
+        alarm,
+        settings: &settings,
+        notes: &notes,
+        policy,
+        now,
+        headline: settings
+            .subject
+            .clone()
+            .unwrap_or_else(|| alarm.name.clone()),
     };
-    let say = |body: String| text::communication(alarm, &settings, body);
 
     if let Some(earlier) = earlier {
-        let note = format!(
-            "first handled as #{} ({})",
-            earlier.seq,
-            earlier.outcome.as_str()
-        );
-        return plan(
-            Outcome::Duplicate,
-            Action::Duplicate { earlier },
-            None,
-            Some(note),
-        );
+        return d.duplicate(earlier);
     }
     if !settings.enabled {
-        let why = "alarm is muted (enabled = false)".to_owned();
-        let note = Some(why.clone());
-        return plan(Outcome::Suppressed, Action::Suppressed { why }, None, note);
+        return d.suppressed("alarm is muted (enabled = false)".to_owned(), None);
     }
     if alarm.kind == AlarmKind::Health
         && let Some(why) = policy.health.refuses(alarm)
     {
-        let note = Some(why.clone());
-        return plan(Outcome::Ignored, Action::Ignored { why }, None, note);
+        return d.ignored(why, None);
     }
     if let Some((window, until)) = window {
-        // Remember the latest state: still ALARM when the window ends means a case then.
-        let hold = match alarm.state {
-            AlarmState::Alarm => Some(HoldChange::Put(HeldAlarm {
-                alarm_key: alarm.key().to_owned(),
-                alarm_name: alarm.name.clone(),
-                window_id: window.id.clone(),
-                // The end of this occurrence (a recurring window's next one is later).
-                window_ends_at: until,
-                held_at: now,
-                raw: alarm.raw.clone(),
-            })),
-            AlarmState::Ok => Some(HoldChange::Remove {
-                alarm_key: alarm.key().to_owned(),
-            }),
-            AlarmState::InsufficientData => None,
-        };
-        let why = window.describe_until(until);
-        let note = Some(why.clone());
-        return plan(Outcome::Suppressed, Action::Suppressed { why }, hold, note);
+        return d.in_window(&window, until);
     }
     // Outside any window, the alarm's own state is what counts from now on.
     let hold = (alarm.state != AlarmState::InsufficientData).then(|| HoldChange::Remove {
         alarm_key: alarm.key().to_owned(),
     });
 
-    // Another alarm's open case may take this one's news (inhibition, groups).
-    if alarm.state == AlarmState::Alarm && open.is_none() {
-        let parent = others.iter().find(|o| {
-            o.alarm_key != STORM_KEY
-                && o.alarm_key != alarm.key()
-                && settings
-                    .inhibited_by
-                    .iter()
-                    .any(|p| maintenance::glob_match(p, &o.alarm_name))
-        });
-        if let Some(parent) = parent.cloned() {
-            let communication = say(text::inhibited_body(alarm, &parent));
-            let why = format!("inhibited by {}", parent.alarm_name);
-            let action = Action::Join {
-                parent,
-                communication,
-                why,
-                if_gone: IfGone::LetGoAndDecideAgain,
-            };
-            return plan(Outcome::Suppressed, action, hold, None);
-        }
-        // A group shares one case: a member with none of its own joins the group's.
-        if let Some(group) = &settings.group
-            && let Some(parent) = others
-                .iter()
-                .find(|o| o.group.as_ref() == Some(group) && o.alarm_key != alarm.key())
-                .cloned()
-        {
-            let action = Action::Join {
-                parent,
-                communication: say(text::group_body(alarm, group)),
-                why: format!("group {group}"),
-                if_gone: IfGone::LetGoAndDecideAgain,
-            };
-            return plan(Outcome::Updated, action, hold, None);
-        }
-    }
-    let to_storm = || Storm {
-        communication: say(text::storm_body(alarm, &settings, policy.storm_cap, false)),
-        case: Box::new(text::storm_case(alarm, &settings, policy)),
-    };
     match (alarm.state, open) {
-        // The slot itself is taken atomically when the case is opened: `if_full` is for a
-        // storm that starts between this count and then.
-        (AlarmState::Alarm, None) if slots_taken < policy.storm_cap => {
-            let case = text::new_case(alarm, &settings, &notes, policy);
-            let action = Action::Create {
-                case,
-                if_full: to_storm(),
-            };
-            plan(Outcome::Created, action, hold, None)
-        }
-        (AlarmState::Alarm, None) => match storm {
-            Some(storm) => {
-                let action = Action::Fold {
-                    communication: say(text::storm_body(alarm, &settings, policy.storm_cap, false)),
-                    storm,
-                    if_gone: IfGone::OpenStorm {
-                        case: Box::new(text::storm_case(alarm, &settings, policy)),
-                    },
-                };
-                plan(Outcome::Folded, action, hold, None)
-            }
-            None => {
-                let case = text::storm_case(alarm, &settings, policy);
-                let note = format!(
-                    "storm: {} new cases within an hour; this alarm opened the storm case",
-                    policy.storm_cap
-                );
-                plan(
-                    Outcome::Created,
-                    Action::CreateStorm { case },
-                    hold,
-                    Some(note),
-                )
-            }
+        (AlarmState::Alarm, None) => match d.joined(&others) {
+            Some((outcome, action)) => d.plan(outcome, action, hold, None),
+            None => d.new_alarm(slots_taken, storm, hold),
         },
-        (AlarmState::Alarm, Some(mut open)) => {
-            let since = now.signed_duration_since(open.last_update_at);
-            let cooling = since.to_std().is_ok_and(|s| s < policy.update_cooldown);
-            // An AWS Health update that says nothing new is counted, not sent.
-            let same_news =
-                health_digest(alarm).is_some_and(|d| open.digest.as_deref() == Some(&d));
-            // A fresh ALARM after a recovery is news, whatever the cooldown says, unless
-            // the alarm keeps doing it (flapping): then one communication says so and
-            // further cycles are counted.
-            let mut tell_flapping = false;
-            if open.recovered {
-                let window =
-                    chrono::Duration::from_std(policy.flap_window).unwrap_or(chrono::Duration::MAX);
-                open.cycles
-                    .retain(|t| now.signed_duration_since(*t) < window);
-                open.cycles.push(now);
-                if open.cycles.len() > policy.flap_limit {
-                    tell_flapping = !open.flapping;
-                    open.flapping = true;
-                } else {
-                    open.flapping = false;
-                }
-            }
-            let counted = (cooling || same_news) && !open.recovered;
-            if counted || (open.flapping && !tell_flapping) {
-                let why = if open.flapping && open.recovered {
-                    flapping_reason(open.cycles.len(), policy)
-                } else if same_news {
-                    "counted: an AWS Health update with an unchanged description".to_owned()
-                } else {
-                    format!(
-                        "counted: within UPDATE_COOLDOWN ({}) of the case's last update",
-                        text::humantime(policy.update_cooldown)
-                    )
-                };
-                // Back in ALARM: the next OK is a (silent, while flapping) recovery.
-                open.recovered = false;
-                return plan(
-                    Outcome::Coalesced,
-                    Action::Coalesce { open },
-                    hold,
-                    Some(why),
-                );
-            }
-            let mut body = text::update_body(alarm, &open);
-            if tell_flapping {
-                body = text::flapping_body(open.cycles.len(), policy.flap_window, body);
-            }
-            let action = Action::Update {
-                open,
-                communication: say(body),
-                if_gone: IfGone::Open {
-                    case: Box::new(text::new_case(alarm, &settings, &notes, policy)),
-                    if_full: to_storm(),
-                },
-            };
-            plan(Outcome::Updated, action, hold, None)
-        }
-        (AlarmState::Ok, Some(open)) if !open.recovered => {
-            // A group's case recovers when its last member in ALARM is OK.
-            let others_alarming = open.group.as_ref().is_some_and(|g| {
-                others.iter().any(|o| {
-                    o.group.as_ref() == Some(g)
-                        && o.alarm_key != open.alarm_key
-                        && o.case_id == open.case_id
-                        && !o.recovered
-                })
-            });
-            let resolve =
-                policy.close_on_recovery && open.alarm_key != STORM_KEY && !others_alarming;
-            // A flapping alarm's recoveries are counted too, not sent. A recovery that adds
-            // nothing to the case says so: `coalesced`, with what held the note back.
-            let held_back = if resolve {
-                None
-            } else if others_alarming {
-                let group = open.group.as_deref().unwrap_or_default();
-                Some(format!(
-                    "recovery counted, no note: other members of group {group} are still in ALARM"
-                ))
-            } else if let Some(cycles) = still_flapping(&open, now, policy) {
-                Some(format!("recovery {}", flapping_reason(cycles, policy)))
-            } else if !policy.recovery_note {
-                Some("recovery counted, no note: RECOVERY_NOTE is off".to_owned())
-            } else {
-                None
-            };
-            let communication = held_back
-                .is_none()
-                .then(|| say(text::recovery_body(alarm, resolve)));
-            let outcome = match held_back {
-                Some(_) => Outcome::Coalesced,
-                None => Outcome::Recovered,
-            };
-            let action = Action::Recover {
-                open,
-                communication,
-                resolve,
-                if_gone: IfGone::LetGo,
-            };
-            plan(outcome, action, hold, held_back)
-        }
+        (AlarmState::Alarm, Some(open)) => d.again(open, hold),
+        (AlarmState::Ok, Some(open)) if !open.recovered => d.recovered(open, &others, hold),
         (AlarmState::Ok, Some(_)) => {
-            let why = "the open case already has a recovery note".to_owned();
-            let note = Some(why.clone());
-            plan(Outcome::Ignored, Action::Ignored { why }, hold, note)
+            d.ignored("the open case already has a recovery note".to_owned(), hold)
         }
-        (state, _) => {
-            let why = format!("{state} with no open case");
-            let note = Some(why.clone());
-            plan(Outcome::Ignored, Action::Ignored { why }, hold, note)
-        }
+        (state, _) => d.ignored(format!("{state} with no open case"), hold),
     }
 }
