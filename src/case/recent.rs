@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use crate::domain::outcome::Outcome;
 
 /// Keys per generation: at most twice this many are held (a few MiB).
-pub const PER_GENERATION: usize = 16_384;
+pub(super) const PER_GENERATION: usize = 16_384;
 
 /// The decision a handled key was recorded under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Earlier {
+pub(super) struct Earlier {
     pub seq: i64,
     pub outcome: Outcome,
     pub case_id: Option<String>,
@@ -26,7 +26,7 @@ pub struct Earlier {
 }
 
 impl Earlier {
-    pub fn of(d: &crate::ports::ledger::Decision) -> Self {
+    pub(super) fn of(d: &crate::ports::ledger::Decision) -> Self {
         Self {
             seq: d.seq,
             outcome: d.outcome,
@@ -47,7 +47,7 @@ struct Generations {
     older: HashMap<String, Entry>,
 }
 
-pub struct RecentKeys {
+pub(super) struct RecentKeys {
     generations: Mutex<Generations>,
     per_generation: usize,
     /// As long as the ledger remembers a handled key (`IDEMPOTENCY_TTL`), and no longer.
@@ -55,7 +55,7 @@ pub struct RecentKeys {
 }
 
 impl RecentKeys {
-    pub fn new(per_generation: usize, ttl: Duration) -> Self {
+    pub(super) fn new(per_generation: usize, ttl: Duration) -> Self {
         Self {
             generations: Mutex::default(),
             per_generation: per_generation.max(1),
@@ -64,7 +64,7 @@ impl RecentKeys {
     }
 
     /// The decision one of these keys was recorded under, if this process knows it.
-    pub fn find(&self, keys: &[String]) -> Option<Arc<Earlier>> {
+    pub(super) fn find(&self, keys: &[String]) -> Option<Arc<Earlier>> {
         let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter()
             .filter_map(|k| g.newer.get(k).or_else(|| g.older.get(k)))
@@ -73,7 +73,7 @@ impl RecentKeys {
     }
 
     /// These keys are durably recorded under `earlier`.
-    pub fn remember(&self, keys: &[String], earlier: Earlier) {
+    pub(super) fn remember(&self, keys: &[String], earlier: Earlier) {
         if keys.is_empty() {
             return;
         }
@@ -94,7 +94,7 @@ impl RecentKeys {
 
     /// Keys held now (both generations).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         let g = self.generations.lock().unwrap_or_else(|p| p.into_inner());
         g.newer.len() + g.older.len()
     }

@@ -12,7 +12,7 @@ use crate::ports::ledger::{Commit, Decision, OpenCase, OpenCaseChange};
 use super::STORM_KEY;
 
 /// What an AWS Health event says, to tell an update with news from one without.
-pub fn health_digest(alarm: &Alarm) -> Option<String> {
+pub(super) fn health_digest(alarm: &Alarm) -> Option<String> {
     use sha2::{Digest, Sha256};
     if alarm.kind != AlarmKind::Health {
         return None;
@@ -24,7 +24,7 @@ pub fn health_digest(alarm: &Alarm) -> Option<String> {
 
 /// The keys that make a delivery a duplicate: its delivery ids, and the state change itself
 /// (so the same event arriving by another path, or re-posted by hand, is still one event).
-pub fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
+pub(super) fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
     let mut keys = delivery.dedupe_keys();
     keys.push(format!("event:{}", alarm.event_key()));
     keys
@@ -32,7 +32,12 @@ pub fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
 
 /// A case no longer open at the desk: recorded as `closed` and its record let go, so the
 /// alarm's next ALARM opens a new case.
-pub fn let_go(delivery: &Delivery, open: &OpenCase, at: DateTime<Utc>, note: String) -> Commit {
+pub(super) fn let_go(
+    delivery: &Delivery,
+    open: &OpenCase,
+    at: DateTime<Utc>,
+    note: String,
+) -> Commit {
     let decision = Decision::new(
         delivery,
         open.alarm_key.clone(),
@@ -51,14 +56,18 @@ pub fn let_go(delivery: &Delivery, open: &OpenCase, at: DateTime<Utc>, note: Str
 
 /// The open-case record of an alarm whose case was just opened (or that points at the
 /// storm case).
-pub fn opened_for(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCaseChange {
+pub(super) fn opened_for(alarm: &Alarm, case_id: String, now: DateTime<Utc>) -> OpenCaseChange {
     let mut open = fresh_open_case(alarm.key(), &alarm.name, case_id, now);
     open.digest = health_digest(alarm);
     OpenCaseChange::Put(open)
 }
 
 /// A storm case was opened: its own record, and the alarm's pointing at it.
-pub fn storm_opened(alarm: &Alarm, case_id: &str, now: DateTime<Utc>) -> [OpenCaseChange; 2] {
+pub(super) fn storm_opened(
+    alarm: &Alarm,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> [OpenCaseChange; 2] {
     [
         OpenCaseChange::Put(fresh_open_case(
             STORM_KEY,
@@ -70,7 +79,12 @@ pub fn storm_opened(alarm: &Alarm, case_id: &str, now: DateTime<Utc>) -> [OpenCa
     ]
 }
 
-pub fn fresh_open_case(key: &str, name: &str, case_id: String, now: DateTime<Utc>) -> OpenCase {
+pub(super) fn fresh_open_case(
+    key: &str,
+    name: &str,
+    case_id: String,
+    now: DateTime<Utc>,
+) -> OpenCase {
     OpenCase {
         alarm_key: key.to_owned(),
         alarm_name: name.to_owned(),

@@ -58,7 +58,7 @@ const NAMES: &[(&str, &str)] = &[
 /// The region code for CloudWatch's `Region` field: a display name ("EU (Ireland)", or
 /// "Europe (Ireland)"), or already a code. `None` for anything else: the region is then
 /// unknown rather than guessed.
-pub fn region_code(name: &str) -> Option<&'static str> {
+pub(super) fn region_code(name: &str) -> Option<&'static str> {
     let name = name.trim();
     let european = name
         .strip_prefix("Europe (")

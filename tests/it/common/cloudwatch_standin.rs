@@ -18,7 +18,7 @@ use axum::routing::post;
 type Request = (String, Vec<u8>);
 
 #[derive(Clone, Default)]
-pub struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms, Signers);
+pub(crate) struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms, Signers);
 
 /// Who signed each call, and for which region: (operation, access key, region), from the
 /// SigV4 `Credential=<key>/<date>/<region>/monitoring/aws4_request`.
@@ -32,18 +32,18 @@ type Alarms = Arc<Mutex<std::collections::HashMap<String, (String, bool)>>>;
 
 impl Recorded {
     /// Whether any PutMetricData body named this metric (and the namespace `Support`).
-    pub fn saw_metric(&self, name: &str) -> bool {
+    pub(crate) fn saw_metric(&self, name: &str) -> bool {
         self.0.lock().expect("lock").iter().any(|(op, body)| {
             op == "PutMetricData" && contains(body, b"Support") && contains(body, name.as_bytes())
         })
     }
 
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.0.lock().expect("lock").len()
     }
 
     /// Tags an alarm: ListTagsForResource answers them for this ARN.
-    pub fn set_tags(&self, arn: &str, tags: &[(&str, &str)]) {
+    pub(crate) fn set_tags(&self, arn: &str, tags: &[(&str, &str)]) {
         self.1.lock().expect("lock").insert(
             arn.to_owned(),
             tags.iter()
@@ -53,7 +53,7 @@ impl Recorded {
     }
 
     /// An alarm DescribeAlarms finds by its name.
-    pub fn add_alarm(&self, name: &str, arn: &str, composite: bool) {
+    pub(crate) fn add_alarm(&self, name: &str, arn: &str, composite: bool) {
         self.2
             .lock()
             .expect("lock")
@@ -61,7 +61,7 @@ impl Recorded {
     }
 
     /// The access key and region each call of `op` was signed with, in order.
-    pub fn signers(&self, op: &str) -> Vec<(String, String)> {
+    pub(crate) fn signers(&self, op: &str) -> Vec<(String, String)> {
         self.3
             .lock()
             .expect("lock")
@@ -72,7 +72,7 @@ impl Recorded {
     }
 
     /// How many ListTagsForResource calls were made.
-    pub fn tag_reads(&self) -> usize {
+    pub(crate) fn tag_reads(&self) -> usize {
         self.0
             .lock()
             .expect("lock")
@@ -82,7 +82,7 @@ impl Recorded {
     }
 
     /// The `MetricWidget` JSON of every GetMetricWidgetImage request.
-    pub fn widgets(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn widgets(&self) -> Vec<serde_json::Value> {
         self.0
             .lock()
             .expect("lock")
@@ -113,7 +113,7 @@ fn cbor_text_after(body: &[u8], key: &[u8]) -> Option<String> {
 }
 
 /// What GetMetricWidgetImage answers: a valid 2x1 PNG (the stand-in draws nothing).
-pub fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut e = png::Encoder::new(&mut out, 2, 1);
@@ -279,7 +279,7 @@ async fn operation(
 }
 
 /// Starts the stand-in on a free loopback port; returns its endpoint and what it records.
-pub async fn start() -> (String, Recorded) {
+pub(crate) async fn start() -> (String, Recorded) {
     let recorded = Recorded::default();
     let app = Router::new()
         .route(

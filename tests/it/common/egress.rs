@@ -6,13 +6,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
-pub struct Egress {
-    pub addr: SocketAddr,
+pub(crate) struct Egress {
+    pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Egress {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -41,12 +41,12 @@ impl Egress {
     }
 
     /// For `HTTPS_PROXY`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Every request line seen, e.g. `CONNECT sns.us-east-1.amazonaws.com:443 HTTP/1.1`.
-    pub fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen.lock().expect("lock").clone()
     }
 }

@@ -2,12 +2,12 @@
 //! the payload fixtures.
 #![allow(dead_code)]
 
-pub mod cloudwatch_standin;
-pub mod egress;
-pub mod moto;
-pub mod process;
-pub mod sns_sign;
-pub mod support_standin;
+pub(crate) mod cloudwatch_standin;
+pub(crate) mod egress;
+pub(crate) mod moto;
+pub(crate) mod process;
+pub(crate) mod sns_sign;
+pub(crate) mod support_standin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,38 +27,38 @@ use cw_support_api::ports::desk::SupportDesk;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub fn payload(name: &str) -> Vec<u8> {
+pub(crate) fn payload(name: &str) -> Vec<u8> {
     std::fs::read(payload_path(name)).expect("fixture exists")
 }
 
-pub fn payload_path(name: &str) -> PathBuf {
+pub(crate) fn payload_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/payloads")
         .join(name)
 }
 
-pub fn payload_json(name: &str) -> serde_json::Value {
+pub(crate) fn payload_json(name: &str) -> serde_json::Value {
     serde_json::from_slice(&payload(name)).expect("fixture is JSON")
 }
 
 /// A running server and what it was started with.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub backend: LocalBackend,
-    pub client: reqwest::Client,
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    pub(crate) backend: LocalBackend,
+    pub(crate) client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-pub struct Options {
-    pub policy: CasePolicy,
-    pub request_timeout: Duration,
+pub(crate) struct Options {
+    pub(crate) policy: CasePolicy,
+    pub(crate) request_timeout: Duration,
     /// Replaces the dry-run desk (to slow it down or make it fail).
-    pub desk: Option<Arc<dyn SupportDesk>>,
+    pub(crate) desk: Option<Arc<dyn SupportDesk>>,
     /// VERIFY_SQS_ENVELOPES.
-    pub verify_sqs_envelopes: bool,
-    pub max_concurrency: Option<usize>,
-    pub shutdown_grace: Option<Duration>,
+    pub(crate) verify_sqs_envelopes: bool,
+    pub(crate) max_concurrency: Option<usize>,
+    pub(crate) shutdown_grace: Option<Duration>,
 }
 
 /// Serves something that is not a certificate for every URL, so a message signed by
@@ -83,7 +83,7 @@ impl SubscriptionConfirmer for NoConfirmations {
 }
 
 /// The configuration of a test server: the defaults, on the local backend in `data_dir`.
-pub fn config(data_dir: &Path) -> cw_support_api::cli::Config {
+pub(crate) fn config(data_dir: &Path) -> cw_support_api::cli::Config {
     use clap::Parser;
     let dir = data_dir.to_str().expect("utf-8 path");
     cw_support_api::cli::Cli::parse_from(["cw-support-api", "--data-dir", dir]).config
@@ -116,11 +116,11 @@ impl Default for Options {
 }
 
 impl TestApp {
-    pub async fn spawn(data_dir: &Path) -> Self {
+    pub(crate) async fn spawn(data_dir: &Path) -> Self {
         Self::spawn_with(data_dir, Options::default()).await
     }
 
-    pub async fn spawn_with(data_dir: &Path, opts: Options) -> Self {
+    pub(crate) async fn spawn_with(data_dir: &Path, opts: Options) -> Self {
         // Wired as `serve` wires it (startup::build_on), on the local backend in
         // `data_dir`; the tests' own gate has no SNS keys and confirms nothing.
         let local = LocalBackend::open(data_dir).expect("local backend");
@@ -156,15 +156,15 @@ impl TestApp {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    pub(crate) async fn post(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
         self.post_with(body, &[]).await
     }
 
-    pub async fn post_with(
+    pub(crate) async fn post_with(
         &self,
         body: impl Into<reqwest::Body>,
         headers: &[(&str, &str)],
@@ -182,7 +182,7 @@ impl TestApp {
     }
 
     /// Stops the server the way SIGTERM does and waits until it has drained.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -191,7 +191,9 @@ impl TestApp {
         }
     }
 
-    pub fn shutdown_handle(&mut self) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    pub(crate) fn shutdown_handle(
+        &mut self,
+    ) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
         (
             self.stop.take().expect("not stopped"),
             self.handle.take().expect("not stopped"),

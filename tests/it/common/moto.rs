@@ -8,8 +8,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-pub struct Moto {
-    pub endpoint: String,
+pub(crate) struct Moto {
+    pub(crate) endpoint: String,
     _child: Child,
 }
 
@@ -41,7 +41,7 @@ fn ensure_installed() {
 }
 
 /// The shared moto server; panics with a hint when moto is not installed.
-pub fn moto() -> &'static Moto {
+pub(crate) fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         ensure_installed();
@@ -72,7 +72,7 @@ pub fn moto() -> &'static Moto {
 }
 
 /// A name no other test uses, so tests can share one moto server.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
@@ -83,7 +83,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// SDK settings for a client of moto: us-east-1, test credentials, moto's endpoint.
-pub fn sdk_config() -> aws_config::SdkConfig {
+pub(crate) fn sdk_config() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -98,7 +98,7 @@ pub fn sdk_config() -> aws_config::SdkConfig {
 
 /// Makes the next `times` BatchGetItem requests reading `table` leave every key unprocessed
 /// (DynamoDB throttling part of a batch).
-pub async fn leave_unprocessed(table: &str, times: usize) {
+pub(crate) async fn leave_unprocessed(table: &str, times: usize) {
     let resp = reqwest::Client::new()
         .post(format!("{}/_standin/unprocessed", moto().endpoint))
         .body(serde_json::json!({ "table": table, "times": times }).to_string())
@@ -109,7 +109,7 @@ pub async fn leave_unprocessed(table: &str, times: usize) {
 }
 
 /// The DynamoDB requests moto was sent for `table` so far, per operation.
-pub async fn calls(table: &str) -> std::collections::BTreeMap<String, u64> {
+pub(crate) async fn calls(table: &str) -> std::collections::BTreeMap<String, u64> {
     reqwest::Client::new()
         .get(format!("{}/_standin/calls?table={table}", moto().endpoint))
         .send()

@@ -8,28 +8,28 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cw-support-api");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_cw-support-api");
 
-pub struct ServerProcess {
-    pub child: Child,
-    pub addr: String,
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     /// Every line the server logged (standard error), for tests of what it says.
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts `serve` with these environment variables added.
-    pub fn start(envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(envs: &[(&str, &str)]) -> Self {
         Self::start_command("serve", envs)
     }
 
     /// Starts `serve` or `consume` (both listen, `consume` for `/healthz` only).
-    pub fn start_command(subcommand: &str, envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_command(subcommand: &str, envs: &[(&str, &str)]) -> Self {
         Self::start_args(&[subcommand], envs)
     }
 
     /// Starts the binary with these arguments (a listening subcommand first).
-    pub fn start_args(args: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_args(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .args(["--port", "0", "--bind", "127.0.0.1"])
@@ -66,16 +66,16 @@ impl ServerProcess {
     }
 
     /// What the server has logged so far, one line per entry.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("lock").join("\n")
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Waits (at most `timeout`) until a logged line contains `needle`.
-    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+    pub(crate) fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.log().contains(needle) {
             assert!(
@@ -88,7 +88,7 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM without waiting for the process to stop.
-    pub fn signal_term(&self) {
+    pub(crate) fn signal_term(&self) {
         let kill = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -97,13 +97,13 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and waits (10 s at most) for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         self.signal_term();
         self.wait_exit()
     }
 
     /// Waits (10 s at most) for the exit status.
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = self.child.try_wait().expect("wait") {

@@ -11,11 +11,11 @@ use base64::Engine as _;
 use cw_support_api::inbound::sns::SnsMessage;
 use serde_json::{Value, json};
 
-pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alarms";
-pub const CERT_FILE: &str = "SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
-pub const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+pub(crate) const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alarms";
+pub(crate) const CERT_FILE: &str = "SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+pub(crate) const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
 
-pub struct Signer {
+pub(crate) struct Signer {
     dir: tempfile::TempDir,
 }
 
@@ -33,14 +33,14 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// `offset_secs` from now, as SNS writes a Timestamp.
-pub fn timestamp(offset_secs: i64) -> String {
+pub(crate) fn timestamp(offset_secs: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(offset_secs))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
 }
 
 impl Signer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         openssl(
@@ -78,12 +78,12 @@ impl Signer {
     }
 
     /// The directory to give the service as `SNS_CERT_DIR`.
-    pub fn cert_dir(&self) -> PathBuf {
+    pub(crate) fn cert_dir(&self) -> PathBuf {
         self.dir.path().join("certs")
     }
 
     /// Signs `v` (an SNS message as JSON) in place with SignatureVersion 1.
-    pub fn sign(&self, v: &mut Value) {
+    pub(crate) fn sign(&self, v: &mut Value) {
         v["SignatureVersion"] = json!("1");
         v["Signature"] = json!("");
         let msg = SnsMessage::parse(v).expect("test message parses");
@@ -106,7 +106,13 @@ impl Signer {
     }
 
     /// A signed Notification carrying `message`, sent `age_secs` ago.
-    pub fn notification(&self, topic: &str, id: &str, message: &str, age_secs: i64) -> Value {
+    pub(crate) fn notification(
+        &self,
+        topic: &str,
+        id: &str,
+        message: &str,
+        age_secs: i64,
+    ) -> Value {
         let mut v = json!({
             "Type": "Notification",
             "MessageId": id,
@@ -122,7 +128,7 @@ impl Signer {
     }
 
     /// A signed SubscriptionConfirmation whose SubscribeURL carries `url_token`.
-    pub fn confirmation(&self, topic: &str, token: &str, url_token: &str) -> Value {
+    pub(crate) fn confirmation(&self, topic: &str, token: &str, url_token: &str) -> Value {
         let region = topic.split(':').nth(3).expect("region");
         let mut v = json!({
             "Type": "SubscriptionConfirmation",

@@ -57,15 +57,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The `X-Amz-Target` prefix of every Support operation.
-pub const TARGET_PREFIX: &str = "AWSSupport_20130415.";
+pub(crate) const TARGET_PREFIX: &str = "AWSSupport_20130415.";
 /// The account that case ids name.
-pub const ACCOUNT_ID: &str = "123456789012";
+pub(crate) const ACCOUNT_ID: &str = "123456789012";
 /// Who the stand-in says submitted cases and communications.
-pub const SUBMITTED_BY: &str = "standin-user@example.com";
+pub(crate) const SUBMITTED_BY: &str = "standin-user@example.com";
 /// Severity codes allowed until [`SupportStandin::set_severities`] says otherwise.
-pub const DEFAULT_SEVERITIES: [&str; 5] = ["low", "normal", "high", "urgent", "critical"];
+pub(crate) const DEFAULT_SEVERITIES: [&str; 5] = ["low", "normal", "high", "urgent", "critical"];
 /// Every case status the real service uses.
-pub const CASE_STATUSES: [&str; 7] = [
+pub(crate) const CASE_STATUSES: [&str; 7] = [
     "opened",
     "unassigned",
     "work-in-progress",
@@ -75,7 +75,7 @@ pub const CASE_STATUSES: [&str; 7] = [
     "resolved",
 ];
 /// Operations the stand-in answers.
-pub const OPERATIONS: [&str; 8] = [
+pub(crate) const OPERATIONS: [&str; 8] = [
     "CreateCase",
     "AddAttachmentsToSet",
     "DescribeCases",
@@ -94,14 +94,14 @@ const LANGUAGES: [&str; 4] = ["en", "ja", "ko", "zh"];
 const ISSUE_TYPES: [&str; 2] = ["technical", "customer-service"];
 
 /// A DescribeServices entry: `(code, name, [(category code, category name)])`.
-pub type ServiceEntry = (
+pub(crate) type ServiceEntry = (
     &'static str,
     &'static str,
     &'static [(&'static str, &'static str)],
 );
 
 /// The fixed answer of DescribeServices.
-pub const SERVICES: &[ServiceEntry] = &[
+pub(crate) const SERVICES: &[ServiceEntry] = &[
     (
         "amazon-elastic-compute-cloud-linux",
         "Elastic Compute Cloud (EC2 - Linux)",
@@ -130,7 +130,7 @@ pub const SERVICES: &[ServiceEntry] = &[
 
 /// A fault to answer with instead of (or, for `Delay`, before) the normal answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// 400 `ThrottlingException`, "Rate exceeded" (the SDK retries it).
     Throttling,
     /// 500 `InternalServerError` (the SDK retries it: a 500 is transient).
@@ -150,7 +150,7 @@ pub enum Fault {
 
 impl Fault {
     /// Parses the HTTP control form: `"Throttling"`, ..., or `{"DelayMs": 1500}`.
-    pub fn from_json(value: &Value) -> Result<Fault, String> {
+    pub(crate) fn from_json(value: &Value) -> Result<Fault, String> {
         match value {
             Value::String(name) => match name.as_str() {
                 "Throttling" => Ok(Fault::Throttling),
@@ -170,7 +170,7 @@ impl Fault {
     }
 
     /// The HTTP control form of this fault.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             Fault::Throttling => json!("Throttling"),
             Fault::InternalError => json!("InternalError"),
@@ -391,7 +391,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
 
 /// A running stand-in. Stops when dropped (or on [`SupportStandin::shutdown`]).
 #[derive(Debug)]
-pub struct SupportStandin {
+pub(crate) struct SupportStandin {
     addr: SocketAddr,
     shared: Shared,
     stop: Option<oneshot::Sender<()>>,
@@ -400,14 +400,14 @@ pub struct SupportStandin {
 
 impl SupportStandin {
     /// Starts on `127.0.0.1:0` (a free port). Panics if that cannot be bound.
-    pub async fn start() -> SupportStandin {
+    pub(crate) async fn start() -> SupportStandin {
         SupportStandin::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind the Support stand-in on 127.0.0.1:0")
     }
 
     /// Starts on `addr` (port 0 for a free one).
-    pub async fn start_on(addr: SocketAddr) -> std::io::Result<SupportStandin> {
+    pub(crate) async fn start_on(addr: SocketAddr) -> std::io::Result<SupportStandin> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared: Shared = Arc::new(Mutex::new(Inner::default()));
@@ -430,18 +430,18 @@ impl SupportStandin {
     }
 
     /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `http://127.0.0.1:PORT`, for `endpoint_url` or `AWS_ENDPOINT_URL_SUPPORT`.
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Queues `fault` for the next `times` requests of operation `op` (or `"*"`: any).
     /// Faults for one operation are used up in the order they were injected.
-    pub fn inject(&self, op: &str, fault: Fault, times: usize) {
+    pub(crate) fn inject(&self, op: &str, fault: Fault, times: usize) {
         if times == 0 {
             return;
         }
@@ -453,12 +453,12 @@ impl SupportStandin {
     }
 
     /// Drops every pending fault.
-    pub fn clear_faults(&self) {
+    pub(crate) fn clear_faults(&self) {
         lock(&self.shared).faults.clear();
     }
 
     /// Pending faults: `(operation, fault, remaining)`.
-    pub fn pending_faults(&self) -> Vec<(String, Fault, usize)> {
+    pub(crate) fn pending_faults(&self) -> Vec<(String, Fault, usize)> {
         lock(&self.shared)
             .faults
             .iter()
@@ -468,7 +468,7 @@ impl SupportStandin {
 
     /// Every case, in creation order, as CaseDetails JSON plus `issueType` and
     /// `communications` (all of them, oldest first).
-    pub fn cases(&self) -> Vec<Value> {
+    pub(crate) fn cases(&self) -> Vec<Value> {
         lock(&self.shared)
             .cases
             .iter()
@@ -477,7 +477,7 @@ impl SupportStandin {
     }
 
     /// One case, as in [`SupportStandin::cases`].
-    pub fn case(&self, case_id: &str) -> Option<Value> {
+    pub(crate) fn case(&self, case_id: &str) -> Option<Value> {
         lock(&self.shared)
             .cases
             .iter()
@@ -486,7 +486,7 @@ impl SupportStandin {
     }
 
     /// The access key ids that signed each call of `op`, in order.
-    pub fn access_keys(&self, op: &str) -> Vec<String> {
+    pub(crate) fn access_keys(&self, op: &str) -> Vec<String> {
         lock(&self.shared)
             .signed_by
             .iter()
@@ -497,7 +497,7 @@ impl SupportStandin {
 
     /// Adds a communication from AWS Support's side ("Amazon Web Services"), as an engineer
     /// replying would. Returns false if there is no such case.
-    pub fn reply(&self, case_id: &str, body: &str) -> bool {
+    pub(crate) fn reply(&self, case_id: &str, body: &str) -> bool {
         match lock(&self.shared).case_mut(case_id) {
             Some(case) => {
                 case.communications.push(Communication {
@@ -512,13 +512,13 @@ impl SupportStandin {
     }
 
     /// Resolves a case as AWS Support would. Returns false if there is no such case.
-    pub fn resolve(&self, case_id: &str) -> bool {
+    pub(crate) fn resolve(&self, case_id: &str) -> bool {
         self.set_status(case_id, "resolved")
     }
 
     /// Sets a case's status (one of [`CASE_STATUSES`]). Returns false if there is no such
     /// case or status.
-    pub fn set_status(&self, case_id: &str, status: &str) -> bool {
+    pub(crate) fn set_status(&self, case_id: &str, status: &str) -> bool {
         if !CASE_STATUSES.contains(&status) {
             return false;
         }
@@ -532,12 +532,12 @@ impl SupportStandin {
     }
 
     /// Sets the severity codes the account may use (DescribeSeverityLevels, CreateCase).
-    pub fn set_severities(&self, codes: &[&str]) {
+    pub(crate) fn set_severities(&self, codes: &[&str]) {
         lock(&self.shared).severities = codes.iter().map(|s| s.to_string()).collect();
     }
 
     /// How many requests named operation `op` (`"*"`: all operations), faulted ones included.
-    pub fn calls(&self, op: &str) -> usize {
+    pub(crate) fn calls(&self, op: &str) -> usize {
         let inner = lock(&self.shared);
         if op == "*" {
             inner.calls.values().sum()
@@ -547,18 +547,18 @@ impl SupportStandin {
     }
 
     /// Requests per operation.
-    pub fn all_calls(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn all_calls(&self) -> BTreeMap<String, usize> {
         lock(&self.shared).calls.clone()
     }
 
     /// Forgets cases, faults and calls, and restores the default severities.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         *lock(&self.shared) = Inner::default();
     }
 
     /// Stops accepting connections, lets requests in flight finish (at most 5 s), and
     /// waits for the server to stop.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -43,7 +43,7 @@ pub struct DynamoConfigStore {
 type Snapshot = Arc<HashMap<String, AlarmConfigRecord>>;
 
 /// Tables of up to this many alarms are read whole.
-pub const SNAPSHOT_MAX: usize = 2048;
+pub(super) const SNAPSHOT_MAX: usize = 2048;
 
 /// The settings table item that holds the maintenance windows (one item: one read per cache
 /// lifetime, whatever the number of windows). Not an alarm: `alarms list` leaves it out.
