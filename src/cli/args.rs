@@ -63,29 +63,7 @@ pub struct RedriveArgs {
 #[derive(Debug, Subcommand)]
 pub enum MaintenanceCommand {
     /// Start a window now.
-    Start {
-        /// How long (each occurrence, with --every): 30m, 2h, 1d; from 1m to 366d (with
-        /// --every, at most 7d).
-        #[arg(long = "for", value_parser = duration_in::<60_000, 31_622_400>)]
-        duration: Duration,
-        /// Why (recorded with every alarm it suppresses).
-        #[arg(long)]
-        reason: String,
-        /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
-        #[arg(long = "alarm")]
-        alarm: Option<String>,
-        /// Start later: a local date and time in --tz (`2026-12-05T02:00`, `2026-12-05
-        /// 02:00`), or an instant with its offset (`2026-12-05T01:00:00Z`, `...+01:00`).
-        #[arg(long)]
-        at: Option<String>,
-        /// Repeat weekly: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00` (local time in
-        /// --tz); each occurrence lasts --for.
-        #[arg(long)]
-        every: Option<String>,
-        /// The time zone of --at and --every (IANA name, daylight saving followed).
-        #[arg(long, default_value = "UTC")]
-        tz: String,
-    },
+    Start(WindowStart),
     /// List the windows, active and recent.
     List {
         /// Print JSON instead of a table.
@@ -95,6 +73,31 @@ pub enum MaintenanceCommand {
     /// End a window now (alarms still in ALARM then raise their case at the next
     /// reconcile); with no id, every active window.
     Stop { id: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct WindowStart {
+    /// How long (each occurrence, with --every): 30m, 2h, 1d; from 1m to 366d (with
+    /// --every, at most 7d).
+    #[arg(long = "for", value_parser = duration_in::<60_000, 31_622_400>)]
+    pub duration: Duration,
+    /// Why (recorded with every alarm it suppresses).
+    #[arg(long)]
+    pub reason: String,
+    /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
+    #[arg(long = "alarm")]
+    pub alarm: Option<String>,
+    /// Start later: a local date and time in --tz (`2026-12-05T02:00`, `2026-12-05
+    /// 02:00`), or an instant with its offset (`2026-12-05T01:00:00Z`, `...+01:00`).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Repeat weekly: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00` (local time in
+    /// --tz); each occurrence lasts --for.
+    #[arg(long)]
+    pub every: Option<String>,
+    /// The time zone of --at and --every (IANA name, daylight saving followed).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
 }
 
 #[derive(Debug, Subcommand)]

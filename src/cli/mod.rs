@@ -16,6 +16,7 @@ use clap::{ArgAction, Args, Parser, ValueEnum};
 
 pub use self::args::{
     AlarmPut, AlarmsCommand, CasesCommand, Command, MaintenanceCommand, RedriveArgs, TablesCommand,
+    WindowStart,
 };
 pub use crate::backend::BackendKind;
 use crate::backend::BackendSettings;
