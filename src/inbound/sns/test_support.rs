@@ -297,102 +297,8 @@ impl TlsServer {
     pub fn start() -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let d = root.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=cw-support-api test CA",
-                "-days",
-                "2",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=sns.us-east-1.amazonaws.com",
-            ],
-        );
-        std::fs::write(
-            d.join("leaf.ext"),
-            "subjectAltName=DNS:sns.us-east-1.amazonaws.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                "leaf.pem",
-            ],
-        );
-        std::fs::create_dir(d.join("www")).expect("mkdir");
-        let mut child = Command::new("openssl")
-            .args([
-                "s_server",
-                "-accept",
-                "127.0.0.1:0",
-                "-cert",
-                "../leaf.pem",
-                "-key",
-                "../leaf.key",
-                "-HTTP",
-            ])
-            .current_dir(d.join("www"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_server starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let n = lines.read_line(&mut line).expect("read s_server output");
-            assert!(n > 0, "openssl s_server exited before listening");
-            if let Some(a) = line.trim().strip_prefix("ACCEPT ") {
-                break a.parse::<SocketAddr>().expect("ACCEPT address");
-            }
-        };
-        // Keep draining so a chatty server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
+        issue_server_certificate(d);
+        let (child, addr) = spawn_s_server(d);
         TlsServer {
             child,
             addr,
@@ -414,4 +320,111 @@ impl Drop for TlsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A test CA (`ca.pem`, `ca.key`) and the leaf it issues for `sns.us-east-1.amazonaws.com`
+/// (`leaf.pem`, `leaf.key`), written into `d`.
+fn issue_server_certificate(d: &Path) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=cw-support-api test CA",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=sns.us-east-1.amazonaws.com",
+        ],
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=DNS:sns.us-east-1.amazonaws.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+}
+
+/// Starts `openssl s_server` serving `d/www` with the leaf certificate, and waits until it
+/// says where it listens.
+fn spawn_s_server(d: &Path) -> (Child, SocketAddr) {
+    std::fs::create_dir(d.join("www")).expect("mkdir");
+    let mut child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-cert",
+            "../leaf.pem",
+            "-key",
+            "../leaf.key",
+            "-HTTP",
+        ])
+        .current_dir(d.join("www"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        let n = lines.read_line(&mut line).expect("read s_server output");
+        assert!(n > 0, "openssl s_server exited before listening");
+        if let Some(a) = line.trim().strip_prefix("ACCEPT ") {
+            break a.parse::<SocketAddr>().expect("ACCEPT address");
+        }
+    };
+    // Keep draining so a chatty server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    (child, addr)
 }
