@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -140,37 +141,77 @@ impl Consumer {
     ) -> Consumed {
         let queue = self.queue.name().to_owned();
         info!(queue = %queue, concurrency = self.concurrency, "consuming the SQS queue");
-        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
-        let tasks = TaskTracker::new();
-        let report = Arc::new(Mutex::new(Consumed::default()));
-        let in_flight = Arc::new(InFlight::default());
+        let run = Run {
+            consumer: self,
+            state,
+            queue,
+            permits: Arc::new(Semaphore::new(self.concurrency.max(1))),
+            tasks: TaskTracker::new(),
+            report: Arc::new(Mutex::new(Consumed::default())),
+            in_flight: Arc::new(InFlight::default()),
+        };
+        let stopped_at = run.poll(shutdown).await;
+        run.finish(stopped_at).await
+    }
+
+    /// Makes messages visible again at once: how many were handed back, and how many the
+    /// queue refused (those come back after its visibility timeout).
+    async fn hand_back(&self, receipts: &[String]) -> (usize, usize) {
+        let returned = self.queue.hand_back(receipts).await;
+        (returned, receipts.len().saturating_sub(returned))
+    }
+}
+
+/// The tally, also after a task that held its lock panicked (the counts stay usable).
+fn lock(report: &Mutex<Consumed>) -> std::sync::MutexGuard<'_, Consumed> {
+    report.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One run of a consumer: the permits that bound the work in progress, the tasks doing it,
+/// the messages in flight and the tally, shared by the poll loop and the shutdown.
+struct Run<'a> {
+    consumer: &'a Consumer,
+    state: AppState,
+    queue: String,
+    permits: Arc<Semaphore>,
+    tasks: TaskTracker,
+    report: Arc<Mutex<Consumed>>,
+    in_flight: Arc<InFlight>,
+}
+
+impl Run<'_> {
+    /// Receives and starts messages until `shutdown`; when the signal came during a poll,
+    /// the instant it came (the grace counts from there).
+    async fn poll(&self, shutdown: impl Future<Output = ()> + Send) -> Option<Instant> {
         let mut pause = Duration::from_millis(200);
-        let mut stopped_at = None;
         tokio::pin!(shutdown);
         loop {
             // Receive only what can be started now: a message waiting in this process is
             // a message no other consumer can take.
             let first = tokio::select! {
                 biased;
-                _ = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p {
+                _ = &mut shutdown => return None,
+                p = self.permits.clone().acquire_owned() => match p {
                     Ok(p) => p,
-                    Err(_) => break,
+                    Err(_) => return None,
                 },
             };
-            let wanted = (permits.available_permits() + 1).min(10);
-            let receive = self.queue.receive(wanted, self.poll_wait(), None);
+            let wanted = (self.permits.available_permits() + 1).min(10);
+            let receive = self
+                .consumer
+                .queue
+                .receive(wanted, self.consumer.poll_wait(), None);
             tokio::pin!(receive);
             // A poll cannot be taken back: SQS may already have hidden messages for it. Once
             // the signal comes, it is waited for (it ends within the grace) and what it
             // brings is handed back at once, instead of hidden for the visibility timeout
             // with its receive count spent.
-            let (received, stopping) = tokio::select! {
+            let (received, stopped_at) = tokio::select! {
                 biased;
-                r = &mut receive => (r, false),
+                r = &mut receive => (r, None),
                 _ = &mut shutdown => {
-                    stopped_at = Some(tokio::time::Instant::now());
-                    (receive.await, true)
+                    let at = Instant::now();
+                    (receive.await, Some(at))
                 }
             };
             let messages = match received {
@@ -178,9 +219,9 @@ impl Consumer {
                     pause = Duration::from_millis(200);
                     messages
                 }
-                Err(e) if stopping => {
+                Err(e) if stopped_at.is_some() => {
                     warn!(error = %e, "the last receive failed while stopping");
-                    break;
+                    return stopped_at;
                 }
                 Err(e) => {
                     warn!(error = %e, "receiving failed; trying again");
@@ -190,57 +231,80 @@ impl Consumer {
                     continue;
                 }
             };
-            report.lock().unwrap_or_else(|p| p.into_inner()).received += messages.len();
-            if stopping {
+            lock(&self.report).received += messages.len();
+            if stopped_at.is_some() {
                 let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
-                let (back, not) = self.hand_back(&receipts).await;
-                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                let (back, not) = self.consumer.hand_back(&receipts).await;
+                let mut r = lock(&self.report);
                 r.returned += back;
                 r.unreturned += not;
-                break;
+                return stopped_at;
             }
-            let mut first = Some(first);
-            for msg in messages {
-                let permit = match first.take() {
-                    Some(p) => p,
-                    None => match permits.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                };
-                in_flight.lock().insert(msg.id.clone(), msg.receipt.clone());
-                let (state, work_queue, queue) = (state.clone(), self.queue.clone(), queue.clone());
-                let (report, in_flight, base) =
-                    (report.clone(), in_flight.clone(), self.retry_visibility);
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    let done = handle_message(&state, &*work_queue, &queue, &msg, base).await;
-                    // Handed back at shutdown meanwhile: counted there.
-                    if in_flight.lock().remove(&msg.id).is_some() {
-                        let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
-                        match done {
-                            Disposition::Delete => r.deleted += 1,
-                            Disposition::Retry(_) => r.retried += 1,
-                            Disposition::Poison(_) => r.poison += 1,
-                        }
-                    }
-                });
-            }
+            self.start_all(first, messages).await;
         }
-        // Shutting down: what is in progress gets what is left of the grace, and whatever
-        // is still running then goes back to the queue at once, for this or another
-        // consumer, with its claims let go where that is safe.
-        tasks.close();
-        let deadline = stopped_at.unwrap_or_else(tokio::time::Instant::now) + self.shutdown_grace;
-        if tokio::time::timeout_at(deadline, tasks.wait())
+    }
+
+    /// Starts each message as its own task, the first on the permit already held, the
+    /// others as permits come free.
+    async fn start_all(&self, first: OwnedSemaphorePermit, messages: Vec<QueueMessage>) {
+        let mut first = Some(first);
+        for msg in messages {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => match self.permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            self.start(permit, msg);
+        }
+    }
+
+    fn start(&self, permit: OwnedSemaphorePermit, msg: QueueMessage) {
+        self.in_flight
+            .lock()
+            .insert(msg.id.clone(), msg.receipt.clone());
+        let (state, work_queue, queue) = (
+            self.state.clone(),
+            self.consumer.queue.clone(),
+            self.queue.clone(),
+        );
+        let (report, in_flight, base) = (
+            self.report.clone(),
+            self.in_flight.clone(),
+            self.consumer.retry_visibility,
+        );
+        self.tasks.spawn(async move {
+            let _permit = permit;
+            let done = handle_message(&state, &*work_queue, &queue, &msg, base).await;
+            // Handed back at shutdown meanwhile: counted there.
+            if in_flight.lock().remove(&msg.id).is_some() {
+                let mut r = lock(&report);
+                match done {
+                    Disposition::Delete => r.deleted += 1,
+                    Disposition::Retry(_) => r.retried += 1,
+                    Disposition::Poison(_) => r.poison += 1,
+                }
+            }
+        });
+    }
+
+    /// Shutting down: what is in progress gets what is left of the grace, and whatever is
+    /// still running then goes back to the queue at once, for this or another consumer,
+    /// with its claims let go where that is safe.
+    async fn finish(self, stopped_at: Option<Instant>) -> Consumed {
+        let grace = self.consumer.shutdown_grace;
+        self.tasks.close();
+        let deadline = stopped_at.unwrap_or_else(Instant::now) + grace;
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
             .await
             .is_err()
         {
-            let stopped = state.cases.stop_claims().await;
-            let receipts: Vec<String> = in_flight.lock().drain().map(|(_, r)| r).collect();
-            let (back, not) = self.hand_back(&receipts).await;
+            let stopped = self.state.cases.stop_claims().await;
+            let receipts: Vec<String> = self.in_flight.lock().drain().map(|(_, r)| r).collect();
+            let (back, not) = self.consumer.hand_back(&receipts).await;
             {
-                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                let mut r = lock(&self.report);
                 r.returned += back;
                 r.unreturned += not;
             }
@@ -249,11 +313,11 @@ impl Consumer {
                 unreturned = not,
                 claims_released = stopped.released,
                 claims_lapsing = stopped.lapsing,
-                grace = ?self.shutdown_grace,
+                grace = ?grace,
                 "shutdown grace elapsed with messages in progress: handed back to the queue"
             );
         }
-        let r = *report.lock().unwrap_or_else(|p| p.into_inner());
+        let r = *lock(&self.report);
         info!(
             received = r.received,
             deleted = r.deleted,
@@ -264,13 +328,6 @@ impl Consumer {
             "stopped consuming"
         );
         r
-    }
-
-    /// Makes messages visible again at once: how many were handed back, and how many the
-    /// queue refused (those come back after its visibility timeout).
-    async fn hand_back(&self, receipts: &[String]) -> (usize, usize) {
-        let returned = self.queue.hand_back(receipts).await;
-        (returned, receipts.len().saturating_sub(returned))
     }
 }
 

@@ -4,11 +4,16 @@
 use std::io::{Read, Write};
 
 use axum::http::HeaderMap;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
+use crate::backend::Backend;
+use crate::backend::local::DryRunCase;
 use crate::cli::{BackendKind, CasesCommand, Config};
 use crate::inbound::delivery;
-use crate::ports::ledger::DecisionFilter;
+use crate::ports::desk::CaseInfo;
+use crate::ports::ledger::{Decision, DecisionFilter};
+use crate::ports::notify::OutboxState;
 
 use anyhow::Context;
 
@@ -21,169 +26,220 @@ pub(super) async fn cases(
 ) -> anyhow::Result<()> {
     let backend = crate::cli::startup::build(config).await?.backend;
     match cmd {
-        CasesCommand::List { json, alarm, limit } => {
-            let filter = DecisionFilter {
-                alarm_key: alarm,
-                limit,
-                ..Default::default()
-            };
-            let decisions = backend.ledger.decisions(&filter).await?;
-            if json {
-                return write_out(out, &pretty(&decisions)?);
-            }
-            if decisions.is_empty() {
-                return write_out(out, "no decisions recorded yet");
-            }
-            let mut text = format!(
-                "{:<6} {:<25} {:<10} {:<14} {:<8} {}",
-                "SEQ", "AT", "OUTCOME", "CASE", "VIA", "ALARM"
-            );
-            for d in decisions {
-                text.push_str(&format!(
-                    "\n{:<6} {:<25} {:<10} {:<14} {:<8} {} ({})",
-                    d.seq,
-                    d.at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    d.outcome.as_str(),
-                    d.case_id.as_deref().unwrap_or("-"),
-                    d.delivery_kind,
-                    d.alarm_name,
-                    d.state
-                ));
-            }
-            write_out(out, &crate::escape::printable(&text))
-        }
+        CasesCommand::List { json, alarm, limit } => list(&backend, json, alarm, limit, out).await,
         CasesCommand::Show { id, json } => {
-            let filter = DecisionFilter {
-                case_id: Some(id.clone()),
-                ..Default::default()
-            };
-            let decisions = backend.ledger.decisions(&filter).await?;
-            let recorded = match backend.local() {
-                Some(local) => local.desk.case(&id)?,
-                None => None,
-            };
-            let info = match config.backend {
-                BackendKind::Aws => backend.desk.case_info(&id).await?,
-                BackendKind::Local => None,
-            };
-            let notices = match backend.local() {
-                Some(local) => local.notices.for_case(&id)?,
-                None => Vec::new(),
-            };
-            // Notices still queued, or given up, about the case (delivered ones leave the
-            // outbox; on the embedded default they are listed below as told).
-            let queued = backend.outbox.about_case(&id).await?;
-            if recorded.is_none() && info.is_none() && decisions.is_empty() {
-                return Err(anyhow::Error::msg(format!("no case {id:?} in the ledger")));
+            let view = CaseView::read(config, &backend, &id).await?;
+            match json {
+                true => write_out(out, &pretty(&view.to_json())?),
+                false => write_out(out, &crate::escape::printable(&view.to_text())),
             }
-            if json {
-                let case = match &recorded {
-                    Some(r) => json!(r),
-                    None => json!(info),
-                };
-                let told: Vec<_> = notices
-                    .iter()
-                    .map(|(at, n)| json!({"at": at, "notice": n}))
-                    .collect();
-                return write_out(
-                    out,
-                    &pretty(&json!({
-                        "case": case, "decisions": decisions, "notices": told, "outbox": queued,
-                    }))?,
-                );
-            }
-            let mut text = String::new();
-            if let Some(i) = &info {
-                text.push_str(&format!(
-                    "Case {} (display id {}), status {}\nSubject: {}\nSeverity: {}\n",
-                    i.case_id,
-                    i.display_id.as_deref().unwrap_or("-"),
-                    i.status,
-                    i.subject,
-                    i.severity_code.as_deref().unwrap_or("-")
-                ));
-            }
-            if let Some(c) = recorded {
-                let cc: Vec<&str> = c
-                    .case
-                    .cc_email_addresses
-                    .iter()
-                    .map(|e| e.as_str())
-                    .collect();
-                text.push_str(&format!(
-                    "Case {} ({}), recorded by the dry-run desk at {}\nSubject: {}\nSeverity: {}   Service: {}   Category: {}   Language: {}\nCc: {}\nOpened in: {}\n\n{}\n",
-                    c.case_id,
-                    if c.resolved { "resolved" } else { "open" },
-                    c.created_at.to_rfc3339(),
-                    c.case.subject,
-                    c.case.severity_code,
-                    c.case.service_code,
-                    c.case.category_code,
-                    c.case.language,
-                    if cc.is_empty() { "-".into() } else { cc.join(", ") },
-                    opened_in(&c.case),
-                    c.case.communication_body
-                ));
-                for path in &c.attachments {
-                    text.push_str(&format!(
-                        "\nGraph (would be attached): {}\n",
-                        path.display()
-                    ));
-                }
-                for (i, comm) in c.communications.iter().enumerate() {
-                    text.push_str(&format!(
-                        "\n--- communication {} ---\n{}\n",
-                        i + 1,
-                        comm.communication_body
-                    ));
-                }
-            }
-            if !notices.is_empty() {
-                text.push_str("\nTold (what the notifier would have sent):");
-                for (at, n) in &notices {
-                    text.push_str(&format!(
-                        "\n  {}  {}",
-                        at.format("%Y-%m-%d %H:%M:%S"),
-                        n["text"].as_str().unwrap_or_default()
-                    ));
-                }
-                text.push('\n');
-            }
-            if !queued.is_empty() {
-                text.push_str("\nNotices not delivered:");
-                for q in &queued {
-                    text.push_str(&format!(
-                        "\n  {}  {} after {} attempt(s){}: {}",
-                        q.queued_at.format("%Y-%m-%d %H:%M:%S"),
-                        q.state,
-                        q.attempts,
-                        q.pending
-                            .as_ref()
-                            .map(|p| format!(" (to {})", p.join(", ")))
-                            .unwrap_or_default(),
-                        q.error.as_deref().unwrap_or("not tried yet")
-                    ));
-                }
-                text.push('\n');
-            }
-            text.push_str("\nDecisions:");
-            for d in decisions.iter().rev() {
-                text.push_str(&format!(
-                    "\n  #{} {} {} {} {}{}",
-                    d.seq,
-                    d.at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    d.outcome.as_str(),
-                    d.state,
-                    d.state_change_time,
-                    d.note
-                        .as_deref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                ));
-            }
-            write_out(out, &crate::escape::printable(&text))
         }
     }
+}
+
+/// `cases list`: the latest decisions, newest first, as a table or JSON.
+async fn list(
+    backend: &Backend,
+    json: bool,
+    alarm: Option<String>,
+    limit: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let filter = DecisionFilter {
+        alarm_key: alarm,
+        limit,
+        ..Default::default()
+    };
+    let decisions = backend.ledger.decisions(&filter).await?;
+    if json {
+        return write_out(out, &pretty(&decisions)?);
+    }
+    if decisions.is_empty() {
+        return write_out(out, "no decisions recorded yet");
+    }
+    let mut text = format!(
+        "{:<6} {:<25} {:<10} {:<14} {:<8} {}",
+        "SEQ", "AT", "OUTCOME", "CASE", "VIA", "ALARM"
+    );
+    for d in decisions {
+        text.push_str(&format!(
+            "\n{:<6} {:<25} {:<10} {:<14} {:<8} {} ({})",
+            d.seq,
+            d.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            d.outcome.as_str(),
+            d.case_id.as_deref().unwrap_or("-"),
+            d.delivery_kind,
+            d.alarm_name,
+            d.state
+        ));
+    }
+    write_out(out, &crate::escape::printable(&text))
+}
+
+/// Everything `cases show` knows about one case, read once and then printed as text or
+/// JSON: the decisions that touched it, the case as the desk has it (the dry-run desk's
+/// record, or AWS Support's), and the notices told or still waiting about it.
+struct CaseView {
+    decisions: Vec<Decision>,
+    recorded: Option<DryRunCase>,
+    info: Option<CaseInfo>,
+    notices: Vec<(DateTime<Utc>, Value)>,
+    queued: Vec<OutboxState>,
+}
+
+impl CaseView {
+    /// Reads the case, or says that nothing knows it.
+    async fn read(config: &Config, backend: &Backend, id: &str) -> anyhow::Result<Self> {
+        let filter = DecisionFilter {
+            case_id: Some(id.to_owned()),
+            ..Default::default()
+        };
+        let decisions = backend.ledger.decisions(&filter).await?;
+        let recorded = match backend.local() {
+            Some(local) => local.desk.case(id)?,
+            None => None,
+        };
+        let info = match config.backend {
+            BackendKind::Aws => backend.desk.case_info(id).await?,
+            BackendKind::Local => None,
+        };
+        let notices = match backend.local() {
+            Some(local) => local.notices.for_case(id)?,
+            None => Vec::new(),
+        };
+        // Notices still queued, or given up, about the case (delivered ones leave the
+        // outbox; on the embedded default they are listed below as told).
+        let queued = backend.outbox.about_case(id).await?;
+        if recorded.is_none() && info.is_none() && decisions.is_empty() {
+            return Err(anyhow::Error::msg(format!("no case {id:?} in the ledger")));
+        }
+        Ok(CaseView {
+            decisions,
+            recorded,
+            info,
+            notices,
+            queued,
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        let case = match &self.recorded {
+            Some(r) => json!(r),
+            None => json!(self.info),
+        };
+        let told: Vec<_> = self
+            .notices
+            .iter()
+            .map(|(at, n)| json!({"at": at, "notice": n}))
+            .collect();
+        json!({
+            "case": case, "decisions": self.decisions, "notices": told, "outbox": self.queued,
+        })
+    }
+
+    fn to_text(&self) -> String {
+        let mut text = String::new();
+        if let Some(i) = &self.info {
+            text.push_str(&format!(
+                "Case {} (display id {}), status {}\nSubject: {}\nSeverity: {}\n",
+                i.case_id,
+                i.display_id.as_deref().unwrap_or("-"),
+                i.status,
+                i.subject,
+                i.severity_code.as_deref().unwrap_or("-")
+            ));
+        }
+        if let Some(c) = &self.recorded {
+            text.push_str(&recorded_text(c));
+        }
+        if !self.notices.is_empty() {
+            text.push_str("\nTold (what the notifier would have sent):");
+            for (at, n) in &self.notices {
+                text.push_str(&format!(
+                    "\n  {}  {}",
+                    at.format("%Y-%m-%d %H:%M:%S"),
+                    n["text"].as_str().unwrap_or_default()
+                ));
+            }
+            text.push('\n');
+        }
+        if !self.queued.is_empty() {
+            text.push_str("\nNotices not delivered:");
+            for q in &self.queued {
+                text.push_str(&format!(
+                    "\n  {}  {} after {} attempt(s){}: {}",
+                    q.queued_at.format("%Y-%m-%d %H:%M:%S"),
+                    q.state,
+                    q.attempts,
+                    q.pending
+                        .as_ref()
+                        .map(|p| format!(" (to {})", p.join(", ")))
+                        .unwrap_or_default(),
+                    q.error.as_deref().unwrap_or("not tried yet")
+                ));
+            }
+            text.push('\n');
+        }
+        text.push_str("\nDecisions:");
+        for d in self.decisions.iter().rev() {
+            text.push_str(&format!(
+                "\n  #{} {} {} {} {}{}",
+                d.seq,
+                d.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                d.outcome.as_str(),
+                d.state,
+                d.state_change_time,
+                d.note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ));
+        }
+        text
+    }
+}
+
+/// The case the dry-run desk recorded: what would have been sent to AWS Support, with its
+/// graphs and later communications.
+fn recorded_text(c: &DryRunCase) -> String {
+    let cc: Vec<&str> = c
+        .case
+        .cc_email_addresses
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    let mut text = format!(
+        "Case {} ({}), recorded by the dry-run desk at {}\nSubject: {}\nSeverity: {}   Service: {}   Category: {}   Language: {}\nCc: {}\nOpened in: {}\n\n{}\n",
+        c.case_id,
+        if c.resolved { "resolved" } else { "open" },
+        c.created_at.to_rfc3339(),
+        c.case.subject,
+        c.case.severity_code,
+        c.case.service_code,
+        c.case.category_code,
+        c.case.language,
+        if cc.is_empty() {
+            "-".into()
+        } else {
+            cc.join(", ")
+        },
+        opened_in(&c.case),
+        c.case.communication_body
+    );
+    for path in &c.attachments {
+        text.push_str(&format!(
+            "\nGraph (would be attached): {}\n",
+            path.display()
+        ));
+    }
+    for (i, comm) in c.communications.iter().enumerate() {
+        text.push_str(&format!(
+            "\n--- communication {} ---\n{}\n",
+            i + 1,
+            comm.communication_body
+        ));
+    }
+    text
 }
 
 /// `redrive`: the dead-letter queue's messages through the same path again.

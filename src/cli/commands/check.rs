@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::backend::Backend;
-use crate::backend::aws::{AwsClients, dynamo};
+use crate::backend::aws::{AwsClients, AwsSettings, dynamo};
 use crate::cli::{BackendKind, Config};
 use crate::domain::settings::AlarmConfigRecord;
 
@@ -108,33 +108,75 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
     }
     let settings = config.aws();
     let clients = AwsClients::load(&settings).await;
-    let mut failures = 0;
-    let mut report = |ok: bool, what: String, out: &mut dyn Write| {
-        if !ok {
-            failures += 1;
+    let mut report = Report { out, failures: 0 };
+    report.line(credentials(&clients).await)?;
+    report.line(settings_table(&clients, &settings).await)?;
+    report.line(ledger_table(&clients, &settings).await)?;
+    report.line(ledger_transactions(&clients, &settings).await)?;
+    report.line(support_api(&clients, &settings).await)?;
+    if let Ok(backend) = Backend::on_aws(clients.clone(), &settings).await
+        && let Ok(alarms) = backend.config.list().await
+    {
+        let problems = setting_problems(&backend, &alarms).await;
+        let ok = problems.is_empty();
+        for p in problems {
+            report.line(Err(p))?;
         }
-        write_out(
-            out,
-            &format!("[{}] {what}", if ok { " ok " } else { "FAIL" }),
-        )
-    };
+        if ok {
+            let line = ALL_SETTINGS_USABLE.trim_start_matches("[ ok ] ");
+            report.line(Ok(line.into()))?;
+        }
+    }
+    if report.failures > 0 {
+        return Err(anyhow::Error::msg(format!(
+            "{} check(s) failed",
+            report.failures
+        )));
+    }
+    Ok(())
+}
 
+/// What one check found: `Ok` with what works, or `Err` with what does not.
+type Checked = Result<String, String>;
+
+/// The lines `check` prints, `[ ok ]` or `[FAIL]` each, with the failures counted for its
+/// exit status.
+struct Report<'a> {
+    out: &'a mut dyn Write,
+    failures: usize,
+}
+
+impl Report<'_> {
+    fn line(&mut self, checked: Checked) -> anyhow::Result<()> {
+        let (mark, what) = match checked {
+            Ok(what) => (" ok ", what),
+            Err(what) => {
+                self.failures += 1;
+                ("FAIL", what)
+            }
+        };
+        write_out(self.out, &format!("[{mark}] {what}"))
+    }
+}
+
+async fn credentials(clients: &AwsClients) -> Checked {
     match clients.access_key_prefix().await {
-        Ok(prefix) => report(
-            true,
-            format!("credentials found (access key {prefix}…)"),
-            out,
-        )?,
-        Err(e) => report(false, format!("credentials: {e}"), out)?,
+        Ok(prefix) => Ok(format!("credentials found (access key {prefix}…)")),
+        Err(e) => Err(format!("credentials: {e}")),
     }
+}
+
+async fn settings_table(clients: &AwsClients, settings: &AwsSettings) -> Checked {
     match dynamo::hash_key_of(&clients.dynamodb, &settings.config_table).await {
-        Ok(key) => report(
-            true,
-            format!("settings table {} (hash key {key})", settings.config_table),
-            out,
-        )?,
-        Err(e) => report(false, format!("settings table: {e}"), out)?,
+        Ok(key) => Ok(format!(
+            "settings table {} (hash key {key})",
+            settings.config_table
+        )),
+        Err(e) => Err(format!("settings table: {e}")),
     }
+}
+
+async fn ledger_table(clients: &AwsClients, settings: &AwsSettings) -> Checked {
     match dynamo::ledger_keys(&clients.dynamodb, &settings.ledger_table).await {
         Ok(keys)
             if keys
@@ -143,59 +185,36 @@ pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Resul
                     ("sk".to_owned(), "RANGE".to_owned()),
                 ] =>
         {
-            report(
-                true,
-                format!("ledger table {} (pk, sk)", settings.ledger_table),
-                out,
-            )?
+            Ok(format!("ledger table {} (pk, sk)", settings.ledger_table))
         }
-        Ok(keys) => report(
-            false,
-            format!(
-                "ledger table {} has keys {keys:?}, expected pk (HASH) and sk (RANGE)",
-                settings.ledger_table
-            ),
-            out,
-        )?,
-        Err(e) => report(false, format!("ledger table: {e}"), out)?,
+        Ok(keys) => Err(format!(
+            "ledger table {} has keys {keys:?}, expected pk (HASH) and sk (RANGE)",
+            settings.ledger_table
+        )),
+        Err(e) => Err(format!("ledger table: {e}")),
     }
-    // One transaction that writes nothing: the ledger's writes are allowed, not only reads.
-    let ledger = crate::backend::aws::dynamo::DynamoLedger::on(&clients, &settings);
+}
+
+/// One transaction that writes nothing: the ledger's writes are allowed, not only reads.
+async fn ledger_transactions(clients: &AwsClients, settings: &AwsSettings) -> Checked {
+    let ledger = crate::backend::aws::dynamo::DynamoLedger::on(clients, settings);
     match ledger.probe_transactions().await {
-        Ok(()) => report(true, "ledger transactions reach DynamoDB".into(), out)?,
-        Err(e) => report(false, format!("ledger transactions: {e}"), out)?,
+        Ok(()) => Ok("ledger transactions reach DynamoDB".into()),
+        Err(e) => Err(format!("ledger transactions: {e}")),
     }
+}
+
+async fn support_api(clients: &AwsClients, settings: &AwsSettings) -> Checked {
     let desk = crate::backend::aws::support::AwsSupportDesk::new(clients.support.clone());
     match desk.allowed_severities().await {
         Ok(levels) => {
             let codes: Vec<&str> = levels.iter().map(|s| s.as_str()).collect();
-            report(
-                true,
-                format!(
-                    "AWS Support API reachable ({}); severities allowed: {}",
-                    settings.support_region,
-                    codes.join(", ")
-                ),
-                out,
-            )?
+            Ok(format!(
+                "AWS Support API reachable ({}); severities allowed: {}",
+                settings.support_region,
+                codes.join(", ")
+            ))
         }
-        Err(e) => report(false, format!("AWS Support API: {e}"), out)?,
+        Err(e) => Err(format!("AWS Support API: {e}")),
     }
-    if let Ok(backend) = Backend::on_aws(clients.clone(), &settings).await
-        && let Ok(alarms) = backend.config.list().await
-    {
-        let problems = setting_problems(&backend, &alarms).await;
-        let ok = problems.is_empty();
-        for p in problems {
-            report(false, p, out)?;
-        }
-        if ok {
-            let line = ALL_SETTINGS_USABLE.trim_start_matches("[ ok ] ");
-            report(true, line.into(), out)?;
-        }
-    }
-    if failures > 0 {
-        return Err(anyhow::Error::msg(format!("{failures} check(s) failed")));
-    }
-    Ok(())
 }

@@ -7,10 +7,10 @@ use std::future::Future;
 
 use crate::case::{CaseError, Outcome};
 use crate::domain::alarm::PayloadError;
-use crate::domain::delivery::Message;
-use crate::inbound::delivery::Body;
+use crate::domain::delivery::{Delivery, Message};
+use crate::inbound::delivery::{Body, Received};
 use crate::inbound::gate::GateError;
-use crate::inbound::sns::{MessageKind, SnsError};
+use crate::inbound::sns::{MessageKind, SnsError, SnsMessage};
 
 use super::{ApiError, AppState, RECONCILE_TASK, Reply, VerifiedDelivery};
 
@@ -25,43 +25,9 @@ pub(super) async fn dispatch(
         ..
     } = admitted;
     match &received.body {
-        Body::Periodic(name) if name == RECONCILE_TASK => {
-            let (cases, delivery) = (state.cases.clone(), received.delivery.clone());
-            let report = tracked(state, async move { cases.reconcile(&delivery).await }).await?;
-            return Ok(Reply::Task {
-                name: name.clone(),
-                report,
-            });
-        }
-        Body::Periodic(name) => {
-            return Err(PayloadError::UnsupportedEvent(format!(
-                "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
-            ))
-            .into());
-        }
+        Body::Periodic(name) => periodic_task(state, &received.delivery, name).await,
         Body::Sns(msg) if msg.kind == MessageKind::SubscriptionConfirmation => {
-            // Only a verified confirmation is ever visited: an unverified one could name
-            // any topic's subscription.
-            if !verified {
-                return Err(GateError::Sns(SnsError::UnverifiedConfirmation).into());
-            }
-            let subscription_arn = state.gate.confirm(msg).await?;
-            let topic = msg.topic_arn.as_str().to_owned();
-            state
-                .cases
-                .record_subscription(
-                    &received.delivery,
-                    &topic,
-                    msg.kind,
-                    &msg.timestamp,
-                    Outcome::Confirmed,
-                    Some(subscription_arn.clone()),
-                )
-                .await?;
-            return Ok(Reply::Confirmed {
-                topic,
-                subscription_arn,
-            });
+            confirm_subscription(state, &received.delivery, msg, verified).await
         }
         // Its SubscribeURL would subscribe the endpoint again: never visited.
         Body::Sns(msg) if msg.kind == MessageKind::UnsubscribeConfirmation => {
@@ -77,10 +43,70 @@ pub(super) async fn dispatch(
                     None,
                 )
                 .await?;
-            return Ok(Reply::Unsubscribed { topic });
+            Ok(Reply::Unsubscribed { topic })
         }
-        Body::Sns(_) | Body::Bare(_) => {}
+        Body::Sns(_) | Body::Bare(_) => handle_message(state, received, from_aws).await,
     }
+}
+
+/// The worker daemon's periodic task: `reconcile` is the one there is.
+async fn periodic_task(
+    state: &AppState,
+    delivery: &Delivery,
+    name: &str,
+) -> Result<Reply, ApiError> {
+    if name != RECONCILE_TASK {
+        return Err(PayloadError::UnsupportedEvent(format!(
+            "no periodic task named {name:?} (the one task is {RECONCILE_TASK:?})"
+        ))
+        .into());
+    }
+    let (cases, delivery) = (state.cases.clone(), delivery.clone());
+    let report = tracked(state, async move { cases.reconcile(&delivery).await }).await?;
+    Ok(Reply::Task {
+        name: name.to_owned(),
+        report,
+    })
+}
+
+/// Confirms an SNS subscription by visiting its SubscribeURL, and records it.
+async fn confirm_subscription(
+    state: &AppState,
+    delivery: &Delivery,
+    msg: &SnsMessage,
+    verified: bool,
+) -> Result<Reply, ApiError> {
+    // Only a verified confirmation is ever visited: an unverified one could name any
+    // topic's subscription.
+    if !verified {
+        return Err(GateError::Sns(SnsError::UnverifiedConfirmation).into());
+    }
+    let subscription_arn = state.gate.confirm(msg).await?;
+    let topic = msg.topic_arn.as_str().to_owned();
+    state
+        .cases
+        .record_subscription(
+            delivery,
+            &topic,
+            msg.kind,
+            &msg.timestamp,
+            Outcome::Confirmed,
+            Some(subscription_arn.clone()),
+        )
+        .await?;
+    Ok(Reply::Confirmed {
+        topic,
+        subscription_arn,
+    })
+}
+
+/// An alarm, a batch of alerts or an AWS Support event: opened, then handed to the case
+/// logic as tracked work.
+async fn handle_message(
+    state: &AppState,
+    received: Received,
+    from_aws: bool,
+) -> Result<Reply, ApiError> {
     // A worker-daemon redelivery this process recorded: answered from its message id, before
     // the body is parsed (the parse is most of what a duplicate costs).
     if let Some(handled) = state.cases.redelivered(&received.delivery).await {

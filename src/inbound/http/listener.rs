@@ -3,11 +3,14 @@
 //! send its headers or keep an idle connection.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body as HttpBody;
 use axum::extract::ConnectInfo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -24,17 +27,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper::server::conn::http1;
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
-
     let tasks = state.tasks.clone();
     let cases = state.cases.clone();
     let grace = state.shutdown_grace;
     let read_timeout = state.read_timeout;
     let router = app(state);
     let connections = TaskTracker::new();
-    let (closing, closed) = tokio::sync::watch::channel(false);
+    let (closing, closed) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -50,30 +49,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let mut closed = closed.clone();
-        connections.spawn(async move {
-            // The peer address decides, with the forwarding headers, whether a
-            // worker-daemon delivery needs a token.
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(HttpBody::new))
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = closed.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        connections.spawn(connection(
+            stream,
+            peer,
+            router.clone(),
+            read_timeout,
+            closed.clone(),
+        ));
     }
     drop(listener);
     let _ = closing.send(true);
@@ -99,6 +81,41 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Serves one connection: HTTP/1.1 with keep-alive, headers bounded by `read_timeout`; once
+/// `closed` changes, the request under way is finished and the connection closed.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    read_timeout: Duration,
+    mut closed: watch::Receiver<bool>,
+) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    // The peer address decides, with the forwarding headers, whether a worker-daemon
+    // delivery needs a token.
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req.map(HttpBody::new))
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = closed.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Elastic Beanstalk and container runtimes send).

@@ -206,7 +206,16 @@ fn finish(
     let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     let kind = seen.as_ref().map_or("unknown", |d| d.kind.as_str());
     let delivery_id = seen.as_ref().and_then(|d| d.id()).unwrap_or("-");
-    match &result {
+    count(state, &result);
+    match result {
+        Ok(reply) => answered(reply, kind, delivery_id, latency_ms),
+        Err(e) => failed(e, kind, delivery_id, latency_ms),
+    }
+}
+
+/// Counts the result in the metrics: each alarm of a batch as its own.
+fn count(state: &AppState, result: &Result<Reply, ApiError>) {
+    match result {
         Ok(Reply::Batch(all)) => {
             for h in all {
                 if let Some(event) = event_of(&Ok(Reply::Case(h.clone()))) {
@@ -215,13 +224,17 @@ fn finish(
             }
         }
         _ => {
-            if let Some(event) = event_of(&result) {
+            if let Some(event) = event_of(result) {
                 state.metrics.record(event);
             }
         }
     }
-    match result {
-        Ok(Reply::Case(handled)) => {
+}
+
+/// Logs a delivery that was handled and answers 200 with what was done.
+fn answered(reply: Reply, kind: &str, delivery_id: &str, latency_ms: f64) -> Response {
+    match reply {
+        Reply::Case(handled) => {
             info!(
                 kind,
                 delivery_id,
@@ -234,7 +247,7 @@ fn finish(
             );
             (StatusCode::OK, Json(handled)).into_response()
         }
-        Ok(Reply::Batch(all)) => {
+        Reply::Batch(all) => {
             info!(
                 kind,
                 delivery_id,
@@ -246,20 +259,20 @@ fn finish(
             let body = json!({"outcome": "batch", "alarms": all});
             (StatusCode::OK, Json(body)).into_response()
         }
-        Ok(Reply::Confirmed {
+        Reply::Confirmed {
             topic,
             subscription_arn,
-        }) => {
+        } => {
             info!(kind, delivery_id, topic = %topic, subscription_arn = %subscription_arn, latency_ms, "SNS subscription confirmed");
             let body = json!({"outcome": Outcome::Confirmed, "subscriptionArn": subscription_arn});
             (StatusCode::OK, Json(body)).into_response()
         }
-        Ok(Reply::Task { name, report }) => {
+        Reply::Task { name, report } => {
             info!(kind, delivery_id, task = %name, checked = report.checked, closed = report.closed.len(), latency_ms, "periodic task done");
             let body = json!({"outcome": "reconciled", "task": name, "checked": report.checked, "closed": report.closed});
             (StatusCode::OK, Json(body)).into_response()
         }
-        Ok(Reply::Unsubscribed { topic }) => {
+        Reply::Unsubscribed { topic } => {
             warn!(kind, delivery_id, topic = %topic, latency_ms, "SNS unsubscribed this endpoint");
             (
                 StatusCode::OK,
@@ -267,23 +280,26 @@ fn finish(
             )
                 .into_response()
         }
-        Err(e) => {
-            let status = e.status();
-            if status.is_server_error() {
-                error!(kind, delivery_id, status = status.as_u16(), error = %crate::errors::Chain(&e), latency_ms, "delivery failed");
-            } else {
-                warn!(
-                    kind,
-                    delivery_id,
-                    status = status.as_u16(),
-                    error = e.code(),
-                    latency_ms,
-                    "delivery refused"
-                );
-            }
-            e.into_response()
-        }
     }
+}
+
+/// Logs a delivery that failed (an error, with its cause chain) or was refused (a
+/// warning, with the error's code), and answers with the error's status.
+fn failed(e: ApiError, kind: &str, delivery_id: &str, latency_ms: f64) -> Response {
+    let status = e.status();
+    if status.is_server_error() {
+        error!(kind, delivery_id, status = status.as_u16(), error = %crate::errors::Chain(&e), latency_ms, "delivery failed");
+    } else {
+        warn!(
+            kind,
+            delivery_id,
+            status = status.as_u16(),
+            error = e.code(),
+            latency_ms,
+            "delivery refused"
+        );
+    }
+    e.into_response()
 }
 
 fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {

@@ -26,12 +26,12 @@ use super::error::SnsError;
 use super::http::CertFetcher;
 use super::message::{MessageKind, SnsMessage};
 
-pub const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alarms";
-pub const CERT_FILE: &str = "SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
-pub const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+pub(crate) const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alarms";
+pub(crate) const CERT_FILE: &str = "SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+pub(crate) const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
 
 /// Runs `openssl` in `dir` and fails the test loudly if it is missing or fails.
-pub fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -49,17 +49,17 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 }
 
 /// One signing key with certificates for several subjects, plus an unrelated key's cert.
-pub struct TestKeys {
-    pub private: RsaPrivateKey,
-    pub private_pem: Vec<u8>,
+pub(crate) struct TestKeys {
+    pub(crate) private: RsaPrivateKey,
+    pub(crate) private_pem: Vec<u8>,
     /// CN=sns.amazonaws.com, valid from now for 30 days.
-    pub good_pem: Vec<u8>,
+    pub(crate) good_pem: Vec<u8>,
     /// CN=evil.example.com, same key.
-    pub wrong_cn_pem: Vec<u8>,
+    pub(crate) wrong_cn_pem: Vec<u8>,
     /// CN=sns-signing.us-east-1.amazonaws.com, same key.
-    pub signing_east_pem: Vec<u8>,
+    pub(crate) signing_east_pem: Vec<u8>,
     /// CN=sns.amazonaws.com but another key.
-    pub other_key_pem: Vec<u8>,
+    pub(crate) other_key_pem: Vec<u8>,
 }
 
 impl TestKeys {
@@ -112,7 +112,7 @@ impl TestKeys {
         }
     }
 
-    pub fn sign_with(key: &RsaPrivateKey, alg: SignatureAlgorithm, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign_with(key: &RsaPrivateKey, alg: SignatureAlgorithm, data: &[u8]) -> Vec<u8> {
         match alg {
             SignatureAlgorithm::RsaSha1 => {
                 key.sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(data))
@@ -125,7 +125,7 @@ impl TestKeys {
     }
 
     /// Signs `msg` in place per its SignatureVersion (SHA-1 unless it says "2").
-    pub fn sign(&self, msg: &mut SnsMessage) {
+    pub(crate) fn sign(&self, msg: &mut SnsMessage) {
         let alg = if msg.signature_version == "2" {
             SignatureAlgorithm::RsaSha256
         } else {
@@ -137,23 +137,23 @@ impl TestKeys {
 }
 
 /// Keys are generated once per test binary: RSA key generation is the slow part.
-pub fn keys() -> &'static TestKeys {
+pub(crate) fn keys() -> &'static TestKeys {
     static KEYS: OnceLock<TestKeys> = OnceLock::new();
     KEYS.get_or_init(TestKeys::generate)
 }
 
 /// The token of [`confirmation`] messages (and of their SubscribeURL).
-pub const CONFIRMATION_TOKEN: &str = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736";
+pub(crate) const CONFIRMATION_TOKEN: &str = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736";
 
 /// A minute ago, as SNS writes it: test messages are fresh (old ones are replays).
-pub fn recent_timestamp() -> String {
+pub(crate) fn recent_timestamp() -> String {
     (chrono::Utc::now() - chrono::Duration::minutes(1))
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
 }
 
 /// A signed Notification from [`TOPIC`] pointing at [`CERT_URL`].
-pub fn notification(version: &str, subject: Option<&str>) -> SnsMessage {
+pub(crate) fn notification(version: &str, subject: Option<&str>) -> SnsMessage {
     let mut body = json!({
         "Type": "Notification",
         "MessageId": "da41e39f-ea4d-435a-b922-c6aae3915ebe",
@@ -174,7 +174,7 @@ pub fn notification(version: &str, subject: Option<&str>) -> SnsMessage {
 }
 
 /// A signed SubscriptionConfirmation or UnsubscribeConfirmation.
-pub fn confirmation(kind: MessageKind, version: &str) -> SnsMessage {
+pub(crate) fn confirmation(kind: MessageKind, version: &str) -> SnsMessage {
     let body = json!({
         "Type": kind.as_str(),
         "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
@@ -194,7 +194,7 @@ pub fn confirmation(kind: MessageKind, version: &str) -> SnsMessage {
 
 /// A `CertFetcher` that serves fixed bodies and counts its calls.
 #[derive(Default)]
-pub struct FakeFetcher {
+pub(crate) struct FakeFetcher {
     bodies: Mutex<HashMap<String, Vec<u8>>>,
     calls: AtomicUsize,
     fail_next: AtomicUsize,
@@ -203,14 +203,14 @@ pub struct FakeFetcher {
 
 impl FakeFetcher {
     /// Serves `pem` at [`CERT_URL`].
-    pub fn serving(pem: &[u8]) -> Arc<Self> {
+    pub(crate) fn serving(pem: &[u8]) -> Arc<Self> {
         let f = FakeFetcher::default();
         f.add(CERT_URL, pem);
         Arc::new(f)
     }
 
     /// Like `serving`, but every fetch takes `delay` (to overlap concurrent first uses).
-    pub fn slow(pem: &[u8], delay: Duration) -> Arc<Self> {
+    pub(crate) fn slow(pem: &[u8], delay: Duration) -> Arc<Self> {
         let f = FakeFetcher {
             delay: Some(delay),
             ..FakeFetcher::default()
@@ -219,19 +219,19 @@ impl FakeFetcher {
         Arc::new(f)
     }
 
-    pub fn add(&self, url: &str, pem: &[u8]) {
+    pub(crate) fn add(&self, url: &str, pem: &[u8]) {
         self.bodies
             .lock()
             .expect("lock")
             .insert(url.to_owned(), pem.to_vec());
     }
 
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 
     /// The next `n` fetches fail as a network failure would.
-    pub fn fail_next(&self, n: usize) {
+    pub(crate) fn fail_next(&self, n: usize) {
         self.fail_next.store(n, Ordering::SeqCst);
     }
 }
@@ -260,7 +260,7 @@ impl CertFetcher for FakeFetcher {
 }
 
 /// A `CertFetcher` for tests that must never download anything.
-pub struct PanicFetcher;
+pub(crate) struct PanicFetcher;
 
 #[async_trait]
 impl CertFetcher for PanicFetcher {
@@ -272,7 +272,7 @@ impl CertFetcher for PanicFetcher {
 /// The real AWS-signed vectors: `SNS_FIXTURES_DIR` when set, otherwise
 /// `../shared/fixtures/sns-aws-signed`; a missing set fails the test unless opted out
 /// ([`crate::inbound::shared_fixtures`]).
-pub fn fixtures_dir() -> Option<PathBuf> {
+pub(crate) fn fixtures_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SNS_FIXTURES_DIR") {
         let dir = PathBuf::from(dir);
         assert!(
@@ -288,113 +288,19 @@ pub fn fixtures_dir() -> Option<PathBuf> {
 /// A loopback HTTPS server (`openssl s_server -HTTP`): each file under its root is sent
 /// verbatim as the whole HTTP response, so tests can craft statuses, redirects and sizes.
 /// The server certificate is for `sns.us-east-1.amazonaws.com`, issued by a test CA.
-pub struct TlsServer {
+pub(crate) struct TlsServer {
     child: Child,
-    pub addr: SocketAddr,
-    pub ca_pem: Vec<u8>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) ca_pem: Vec<u8>,
     root: tempfile::TempDir,
 }
 
 impl TlsServer {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let d = root.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=cw-support-api test CA",
-                "-days",
-                "2",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=sns.us-east-1.amazonaws.com",
-            ],
-        );
-        std::fs::write(
-            d.join("leaf.ext"),
-            "subjectAltName=DNS:sns.us-east-1.amazonaws.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                "leaf.pem",
-            ],
-        );
-        std::fs::create_dir(d.join("www")).expect("mkdir");
-        let mut child = Command::new("openssl")
-            .args([
-                "s_server",
-                "-accept",
-                "127.0.0.1:0",
-                "-cert",
-                "../leaf.pem",
-                "-key",
-                "../leaf.key",
-                "-HTTP",
-            ])
-            .current_dir(d.join("www"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_server starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let n = lines.read_line(&mut line).expect("read s_server output");
-            assert!(n > 0, "openssl s_server exited before listening");
-            if let Some(a) = line.trim().strip_prefix("ACCEPT ") {
-                break a.parse::<SocketAddr>().expect("ACCEPT address");
-            }
-        };
-        // Keep draining so a chatty server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
+        issue_server_certificate(d);
+        let (child, addr) = spawn_s_server(d);
         TlsServer {
             child,
             addr,
@@ -404,7 +310,7 @@ impl TlsServer {
     }
 
     /// Makes `GET /<path_and_query>` answer with `response` (status line, headers, body).
-    pub fn serve(&self, path_and_query: &str, response: &[u8]) {
+    pub(crate) fn serve(&self, path_and_query: &str, response: &[u8]) {
         std::fs::write(self.root.path().join("www").join(path_and_query), response)
             .expect("write response file");
     }
@@ -416,4 +322,111 @@ impl Drop for TlsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A test CA (`ca.pem`, `ca.key`) and the leaf it issues for `sns.us-east-1.amazonaws.com`
+/// (`leaf.pem`, `leaf.key`), written into `d`.
+fn issue_server_certificate(d: &Path) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=cw-support-api test CA",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=sns.us-east-1.amazonaws.com",
+        ],
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=DNS:sns.us-east-1.amazonaws.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+}
+
+/// Starts `openssl s_server` serving `d/www` with the leaf certificate, and waits until it
+/// says where it listens.
+fn spawn_s_server(d: &Path) -> (Child, SocketAddr) {
+    std::fs::create_dir(d.join("www")).expect("mkdir");
+    let mut child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-cert",
+            "../leaf.pem",
+            "-key",
+            "../leaf.key",
+            "-HTTP",
+        ])
+        .current_dir(d.join("www"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout);
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        let n = lines.read_line(&mut line).expect("read s_server output");
+        assert!(n > 0, "openssl s_server exited before listening");
+        if let Some(a) = line.trim().strip_prefix("ACCEPT ") {
+            break a.parse::<SocketAddr>().expect("ACCEPT address");
+        }
+    };
+    // Keep draining so a chatty server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    (child, addr)
 }

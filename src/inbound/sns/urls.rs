@@ -201,53 +201,83 @@ mod tests {
         }
     }
 
+    const PEM: &str = "/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem";
+
+    /// Each URL is refused for `east()`'s topic, with a reason that says `want`.
+    fn assert_cert_reasons(cases: Vec<(String, &str)>) {
+        let t = east();
+        for (url, want) in cases {
+            let reason = cert_reason(&url, &t);
+            assert!(
+                reason.contains(want),
+                "{url}: reason {reason:?} lacks {want:?}"
+            );
+        }
+    }
+
+    /// Not HTTPS, not an SNS host, or someone else's host dressed as one.
     #[test]
     fn rejects_bad_cert_urls_with_a_reason() {
-        let t = east();
-        let pem = "/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem";
-        let cases: Vec<(String, &str)> = vec![
-            (format!("http://sns.us-east-1.amazonaws.com{pem}"), "https"),
-            (format!("https://evil.com{pem}"), "SNS endpoint"),
+        assert_cert_reasons(vec![
+            (format!("http://sns.us-east-1.amazonaws.com{PEM}"), "https"),
+            (format!("https://evil.com{PEM}"), "SNS endpoint"),
             (
-                format!("https://evil.com/sns.us-east-1.amazonaws.com{pem}"),
+                format!("https://evil.com/sns.us-east-1.amazonaws.com{PEM}"),
                 "SNS endpoint",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com.evil.com{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com.evil.com{PEM}"),
                 "SNS endpoint",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com@evil.com{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com@evil.com{PEM}"),
                 "userinfo",
             ),
             (
-                format!("https://user@sns.us-east-1.amazonaws.com{pem}"),
+                format!("https://user@sns.us-east-1.amazonaws.com{PEM}"),
                 "userinfo",
             ),
+            (format!("https://52.94.0.1{PEM}"), "IP address"),
+            ("not a url".to_owned(), "valid absolute URL"),
+            (format!("file:///etc/passwd{PEM}"), "https"),
+        ]);
+    }
+
+    /// A port, a spelling of the host other than the canonical one, a query or a fragment.
+    #[test]
+    fn rejects_cert_urls_with_more_than_a_host() {
+        assert_cert_reasons(vec![
             (
-                format!("https://sns.us-east-1.amazonaws.com:8443{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com:8443{PEM}"),
                 "port",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com:443{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com:443{PEM}"),
                 "authority",
             ),
             (
-                format!("https://SNS.us-east-1.amazonaws.com{pem}"),
+                format!("https://SNS.us-east-1.amazonaws.com{PEM}"),
                 "authority",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com{pem}?x=1"),
+                format!("https://sns.us-east-1.amazonaws.com{PEM}?x=1"),
                 "query",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com{pem}?"),
+                format!("https://sns.us-east-1.amazonaws.com{PEM}?"),
                 "query",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com{pem}#f"),
+                format!("https://sns.us-east-1.amazonaws.com{PEM}#f"),
                 "fragment",
             ),
+        ]);
+    }
+
+    /// Only `/SimpleNotificationService-<hex>.pem`, as written.
+    #[test]
+    fn rejects_cert_urls_with_a_wrong_path() {
+        assert_cert_reasons(vec![
             (
                 "https://sns.us-east-1.amazonaws.com/evil.pem".to_owned(),
                 "path",
@@ -274,41 +304,38 @@ mod tests {
                     .to_owned(),
                 "canonical",
             ),
+        ]);
+    }
+
+    /// The host must be the SNS endpoint of a known region, the topic's.
+    #[test]
+    fn rejects_cert_urls_of_a_wrong_region() {
+        assert_cert_reasons(vec![
             (
-                format!("https://sns.s3-ap-southeast-2.amazonaws.com{pem}"),
+                format!("https://sns.s3-ap-southeast-2.amazonaws.com{PEM}"),
                 "known AWS region",
             ),
             (
-                format!("https://sns.my-bucket.amazonaws.com{pem}"),
+                format!("https://sns.my-bucket.amazonaws.com{PEM}"),
                 "known AWS region",
             ),
             (
-                format!("https://sns.us-east-9.amazonaws.com{pem}"),
+                format!("https://sns.us-east-9.amazonaws.com{PEM}"),
                 "known AWS region",
             ),
             (
-                format!("https://sns.us-west-2.amazonaws.com{pem}"),
+                format!("https://sns.us-west-2.amazonaws.com{PEM}"),
                 "differs from the topic",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com.cn{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com.cn{PEM}"),
                 "endpoint of its region",
             ),
             (
-                format!("https://sns.us-east-1.amazonaws.com.{pem}"),
+                format!("https://sns.us-east-1.amazonaws.com.{PEM}"),
                 "SNS endpoint",
             ),
-            (format!("https://52.94.0.1{pem}"), "IP address"),
-            ("not a url".to_owned(), "valid absolute URL"),
-            (format!("file:///etc/passwd{pem}"), "https"),
-        ];
-        for (url, want) in cases {
-            let reason = cert_reason(&url, &t);
-            assert!(
-                reason.contains(want),
-                "{url}: reason {reason:?} lacks {want:?}"
-            );
-        }
+        ]);
     }
 
     #[test]

@@ -17,23 +17,45 @@ fn http_response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-#[tokio::test]
-async fn https_fetcher_end_to_end() {
+/// A server holding the good certificate at `CERT_FILE`, and a fetcher that trusts it.
+fn fetcher_setup() -> (TlsServer, Arc<HttpsCertFetcher>) {
     let server = TlsServer::start();
     server.serve(
         CERT_FILE,
         &http_response("200 OK", "Content-Type: text/plain\r\n", &keys().good_pem),
     );
     let fetcher = Arc::new(HttpsCertFetcher::with_options(&options_for(&server)).expect("client"));
+    (server, fetcher)
+}
+
+fn url_for(file: &str) -> Url {
+    Url::parse(&format!("https://sns.us-east-1.amazonaws.com/{file}")).expect("url")
+}
+
+#[tokio::test]
+async fn https_fetcher_end_to_end() {
+    let (server, fetcher) = fetcher_setup();
 
     // The whole path: URL check, HTTPS download, certificate checks, signature.
     let v = verifier(fetcher.clone());
     assert!(v.verify(&notification("2", Some("s"))).await.is_ok());
 
-    let url_for = |file: &str| {
-        Url::parse(&format!("https://sns.us-east-1.amazonaws.com/{file}")).expect("url")
-    };
+    // Without the test CA the server is not trusted.
+    let untrusting = HttpsCertFetcher::with_options(&HttpsOptions {
+        extra_root_pems: Vec::new(),
+        ..options_for(&server)
+    })
+    .expect("client");
+    let err = untrusting
+        .fetch(&url_for(CERT_FILE))
+        .await
+        .expect_err("untrusted server");
+    assert!(err.is_retryable(), "{err}");
+}
 
+#[tokio::test]
+async fn https_fetcher_answers_by_status() {
+    let (server, fetcher) = fetcher_setup();
     server.serve(
         "missing.pem",
         &http_response("404 Not Found", "", b"no such key"),
@@ -68,7 +90,11 @@ async fn https_fetcher_end_to_end() {
         .await
         .expect_err("redirect");
     assert!(err.to_string().contains("302"), "{err}");
+}
 
+#[tokio::test]
+async fn https_fetcher_caps_the_size() {
+    let (server, fetcher) = fetcher_setup();
     // Oversized bodies are cut off while streaming (no Content-Length here)...
     server.serve(
         "huge.pem",
@@ -93,18 +119,6 @@ async fn https_fetcher_end_to_end() {
         .await
         .expect_err("too big");
     assert!(err.to_string().contains("size cap"), "{err}");
-
-    // Without the test CA the server is not trusted.
-    let untrusting = HttpsCertFetcher::with_options(&HttpsOptions {
-        extra_root_pems: Vec::new(),
-        ..options_for(&server)
-    })
-    .expect("client");
-    let err = untrusting
-        .fetch(&url_for(CERT_FILE))
-        .await
-        .expect_err("untrusted server");
-    assert!(err.is_retryable(), "{err}");
 }
 
 #[tokio::test]

@@ -1,0 +1,186 @@
+//! The subcommands and their own arguments (the global options are [`super::Config`]):
+//! kept apart from the configuration so each reads as one list.
+
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Subcommand};
+
+use super::duration_in;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve {
+        /// Also consume the SQS queue at QUEUE_URL, as `consume` does.
+        #[arg(long)]
+        consume: bool,
+    },
+    /// Read the SQS queue at QUEUE_URL and handle each message as the worker daemon's
+    /// delivery (for containers with no worker daemon and no public endpoint); GET /healthz
+    /// is served on PORT for the orchestrator.
+    Consume,
+    /// Move messages from a dead-letter queue back through the same path (what was handled
+    /// already is a duplicate), with a summary; `--dry-run` only shows what would happen.
+    Redrive(RedriveArgs),
+    /// Per-alarm settings: priority, action text, cc addresses, muting.
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
+    /// What the service did: the ledger of decisions and the cases they touched.
+    #[command(subcommand)]
+    Cases(CasesCommand),
+    /// Maintenance windows ("I'm fixing it"): matching alarms are suppressed meanwhile.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// DynamoDB tables (aws backend).
+    #[command(subcommand)]
+    Tables(TablesCommand),
+    /// Check the configured backend. aws: credentials, tables and their keys, Support API
+    /// access and the severities the plan allows; local: the data directory and its files.
+    /// Exit status 0 only if everything is usable.
+    Check,
+    /// Run one body (a file, or - for stdin) through the parsing and decision code and print
+    /// the outcome and the exact case it would open (when really opened, a `Reference:` line
+    /// is put first). Changes nothing; checks no signature.
+    Process {
+        /// Path of a JSON body, or - to read standard input.
+        file: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// The dead-letter queue to drain.
+    #[arg(long, env = "DLQ_URL")]
+    pub from: String,
+    /// Show how each message would be handled (outcome and case), changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after this many messages (0: until the queue is empty).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Start a window now.
+    Start(WindowStart),
+    /// List the windows, active and recent.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a window now (alarms still in ALARM then raise their case at the next
+    /// reconcile); with no id, every active window.
+    Stop { id: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct WindowStart {
+    /// How long (each occurrence, with --every): 30m, 2h, 1d; from 1m to 366d (with
+    /// --every, at most 7d).
+    #[arg(long = "for", value_parser = duration_in::<60_000, 31_622_400>)]
+    pub duration: Duration,
+    /// Why (recorded with every alarm it suppresses).
+    #[arg(long)]
+    pub reason: String,
+    /// Only alarms whose name matches (`*` and `?` wildcards); default all alarms.
+    #[arg(long = "alarm")]
+    pub alarm: Option<String>,
+    /// Start later: a local date and time in --tz (`2026-12-05T02:00`, `2026-12-05
+    /// 02:00`), or an instant with its offset (`2026-12-05T01:00:00Z`, `...+01:00`).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Repeat weekly: `daily 02:00`, `weekdays 22:30`, `sat,sun 03:00` (local time in
+    /// --tz); each occurrence lasts --for.
+    #[arg(long)]
+    pub every: Option<String>,
+    /// The time zone of --at and --every (IANA name, daylight saving followed).
+    #[arg(long, default_value = "UTC")]
+    pub tz: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TablesCommand {
+    /// Create DBTABLE and LEDGER_TABLE (on-demand, TTL on the ledger). Safe to run twice.
+    Create,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// Create or change an alarm's settings; options not given keep their stored value.
+    Put(AlarmPut),
+    /// Print an alarm's settings as JSON. On the aws backend (TAGS=on) the alarm is looked
+    /// up by name in this account (DescribeAlarms) and its `cw-support:` tags merged in, with
+    /// where each field came from (`sources`), as a case would use them.
+    Get {
+        name: String,
+        /// The alarm's ARN, instead of looking it up by name (another account's alarm).
+        #[arg(long)]
+        arn: Option<String>,
+    },
+    /// List all alarms that have settings.
+    List,
+    /// Delete an alarm's settings (it falls back to the defaults).
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AlarmPut {
+    /// The alarm name, exactly as in CloudWatch.
+    pub name: String,
+    /// Case severity: low, normal, high, urgent or critical.
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Instructions for the support engineer: JSON (pretty-printed in the case) or plain text.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// An address to copy on the case (repeat for several; at most 10).
+    #[arg(long = "cc")]
+    pub cc: Vec<String>,
+    /// Case subject (default: the alarm name).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// AWS Support service code for this alarm's cases.
+    #[arg(long)]
+    pub service_code: Option<String>,
+    /// AWS Support category code for this alarm's cases.
+    #[arg(long)]
+    pub category_code: Option<String>,
+    /// `false` mutes the alarm: its deliveries are recorded as suppressed.
+    #[arg(long, action = ArgAction::Set)]
+    pub enabled: Option<bool>,
+    /// An alarm name or glob (repeat for several) whose open case takes this alarm's news
+    /// instead of a case of its own (`--inhibited-by ''` clears the list).
+    #[arg(long = "inhibited-by")]
+    pub inhibited_by: Vec<String>,
+    /// The group whose one case this alarm shares with the group's other alarms.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Start from empty settings instead of the stored ones.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// The latest decisions, newest first.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this alarm (its ARN, or its name when it has no ARN).
+        #[arg(long)]
+        alarm: Option<String>,
+        /// How many decisions to show (0 = all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One case: what was sent to support, and every decision that touched it.
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
