@@ -53,3 +53,25 @@ impl From<String> for PortError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::Chain;
+
+    #[test]
+    fn a_port_error_says_its_reason_and_keeps_its_cause_once() {
+        let cause = std::io::Error::other("connection reset");
+        let e = PortError::caused(format!("webhook request failed: {cause}"), cause);
+        assert_eq!(e.to_string(), "webhook request failed: connection reset");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+        // The log's chain does not repeat a cause the reason already says.
+        assert_eq!(
+            Chain(&e).to_string(),
+            "webhook request failed: connection reset"
+        );
+        let plain = PortError::from("graphs are off (GRAPHS=off)");
+        assert!(std::error::Error::source(&plain).is_none());
+        assert_eq!(plain.to_string(), "graphs are off (GRAPHS=off)");
+    }
+}

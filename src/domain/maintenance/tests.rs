@@ -247,3 +247,16 @@ fn an_occurrence_in_a_fall_back_overlap_runs_once() {
         Some(at("2026-11-01T01:30:00Z"))
     );
 }
+
+#[test]
+fn an_occurrence_lasts_from_a_minute_to_a_week() {
+    for minutes in [0, -5, MAX_OCCURRENCE_MINUTES + 1] {
+        let e = Recurrence::parse("sat 02:00", "UTC", minutes).expect_err("refused");
+        assert_eq!(e, RuleError::Length(minutes));
+        assert!(e.to_string().contains("1 to 10080"), "{e}");
+    }
+    for minutes in [1, MAX_OCCURRENCE_MINUTES] {
+        let rule = Recurrence::parse("sat 02:00", "UTC", minutes).expect("a minute to a week");
+        assert_eq!(rule.length(), chrono::Duration::minutes(minutes));
+    }
+}
