@@ -432,7 +432,9 @@ impl CaseService {
             return None;
         }
         let id = delivery.sqsd_message_id.as_deref()?;
-        let earlier = self.recent.find(&[format!("sqs:{id}")])?;
+        let earlier = self
+            .recent
+            .find(&[crate::domain::delivery::HandledKey::Sqs(id.to_owned()).into()])?;
         let first = earlier.about.as_ref()?;
         let mut decision = Decision::new(
             delivery,

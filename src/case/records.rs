@@ -26,7 +26,7 @@ pub(super) fn health_digest(alarm: &Alarm) -> Option<String> {
 /// (so the same event arriving by another path, or re-posted by hand, is still one event).
 pub(super) fn handled_keys(delivery: &Delivery, alarm: &Alarm) -> Vec<String> {
     let mut keys = delivery.dedupe_keys();
-    keys.push(format!("event:{}", alarm.event_key()));
+    keys.push(crate::domain::delivery::HandledKey::Event(alarm.event_key()).into());
     keys
 }
 

@@ -130,7 +130,7 @@ impl CaseUpdate {
 
     /// The key under which the event is remembered once recorded.
     pub fn dedupe_key(&self) -> String {
-        format!("support-event:{}", self.event_id)
+        crate::domain::delivery::HandledKey::SupportEvent(self.event_id.clone()).into()
     }
 
     /// The id the Support Center shows, else the case id (`-` when the event names none).

@@ -5,13 +5,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::alarm::Alarm;
 use crate::domain::case_event::CaseUpdate;
 
-/// Who delivered the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Who delivered the request (recorded with each decision as `sqsd`, `sns`, `direct`, `task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryKind {
     Sqsd,
@@ -29,6 +29,51 @@ impl DeliveryKind {
             Self::Direct => "direct",
             Self::Task => "task",
         }
+    }
+
+    /// Reads a recorded kind back.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Sqsd, Self::Sns, Self::Direct, Self::Task]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeliveryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What makes a delivery recognisable when it comes again, in the one form the ledger keeps
+/// (`sqs:ID`, `sns:ID`, `event:KEY`, `support-event:ID`): written here only, so a key made
+/// by the HTTP edge, the consumer, the case logic and the memory of recent keys is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HandledKey {
+    /// The SQS message (`X-Aws-Sqsd-Msgid`): every receive of it.
+    Sqs(String),
+    /// The SNS message: every retry of one notification.
+    Sns(String),
+    /// The alarm's state change itself, by any path (`Alarm::event_key`).
+    Event(String),
+    /// An AWS Support case update event, by its EventBridge id.
+    SupportEvent(String),
+}
+
+impl fmt::Display for HandledKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqs(id) => write!(f, "sqs:{id}"),
+            Self::Sns(id) => write!(f, "sns:{id}"),
+            Self::Event(key) => write!(f, "event:{key}"),
+            Self::SupportEvent(id) => write!(f, "support-event:{id}"),
+        }
+    }
+}
+
+impl From<HandledKey> for String {
+    fn from(key: HandledKey) -> Self {
+        key.to_string()
     }
 }
 
@@ -72,10 +117,10 @@ impl Delivery {
     pub fn dedupe_keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
         if let Some(id) = &self.sqsd_message_id {
-            keys.push(format!("sqs:{id}"));
+            keys.push(HandledKey::Sqs(id.clone()).into());
         }
         if let Some(id) = &self.sns_message_id {
-            keys.push(format!("sns:{id}"));
+            keys.push(HandledKey::Sns(id.clone()).into());
         }
         keys
     }
@@ -118,4 +163,28 @@ pub enum Message {
     },
     /// A group of alerts in one body (Alertmanager, Grafana): each an alarm of its own.
     Alarms(Vec<Alarm>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handled_keys_keep_the_forms_the_ledger_has_always_held() {
+        // Stored in SQLite and DynamoDB by earlier versions: a change would make every
+        // redelivery of an old message look new.
+        let forms = [
+            (HandledKey::Sqs("abc-123".into()), "sqs:abc-123"),
+            (HandledKey::Sns("m-1".into()), "sns:m-1"),
+            (HandledKey::Event("k|ALARM|t".into()), "event:k|ALARM|t"),
+            (HandledKey::SupportEvent("e-9".into()), "support-event:e-9"),
+        ];
+        for (key, stored) in forms {
+            assert_eq!(String::from(key), stored);
+        }
+        let mut d = Delivery::new(DeliveryKind::Sqsd);
+        d.sqsd_message_id = Some("abc-123".into());
+        d.sns_message_id = Some("m-1".into());
+        assert_eq!(d.dedupe_keys(), ["sqs:abc-123", "sns:m-1"]);
+    }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::alarm::Alarm;
-use crate::domain::delivery::Delivery;
+use crate::domain::delivery::{Delivery, DeliveryKind};
 use crate::domain::outcome::{DecisionState, Outcome};
 use crate::errors::BoxError;
 
@@ -58,7 +58,7 @@ pub struct Decision {
     /// Assigned by the ledger; 0 until recorded.
     pub seq: i64,
     pub at: DateTime<Utc>,
-    pub delivery_kind: String,
+    pub delivery_kind: DeliveryKind,
     pub delivery_id: Option<String>,
     pub alarm_key: String,
     pub alarm_name: String,
@@ -83,7 +83,7 @@ impl Decision {
         Self {
             seq: 0,
             at,
-            delivery_kind: delivery.kind.as_str().into(),
+            delivery_kind: delivery.kind,
             delivery_id: delivery.id().map(str::to_owned),
             alarm_key: alarm_key.into(),
             alarm_name: alarm_name.into(),

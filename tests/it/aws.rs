@@ -318,7 +318,7 @@ fn decision(alarm: &str, case: Option<&str>) -> Decision {
     Decision {
         seq: 0,
         at: Utc::now(),
-        delivery_kind: "sqsd".into(),
+        delivery_kind: DeliveryKind::Sqsd,
         delivery_id: Some("m-1".into()),
         alarm_key: alarm.into(),
         alarm_name: alarm.into(),

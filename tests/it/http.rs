@@ -161,7 +161,7 @@ async fn sns_envelope_from_a_trusted_queue_without_verification() {
         .await
         .expect("decisions");
     assert_eq!(decisions.len(), 3);
-    assert_eq!(decisions[2].delivery_kind, "sqsd");
+    assert_eq!(decisions[2].delivery_kind.as_str(), "sqsd");
     assert_eq!(
         decisions[2].delivery_id.as_deref(),
         Some("b3f2c9a4-1d7e-5c3b-9f0a-6e2d8c4b7a15")

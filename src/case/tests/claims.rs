@@ -79,7 +79,7 @@ async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
         let decision = Decision {
             seq: 0,
             at: now,
-            delivery_kind: "sqsd".into(),
+            delivery_kind: DeliveryKind::Sqsd,
             delivery_id: None,
             alarm_key: "k".into(),
             alarm_name: "n".into(),

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Db, from_json, parse_time, to_json};
+use crate::domain::delivery::DeliveryKind;
 use crate::domain::outcome::{DecisionState, Outcome};
 use crate::ports::ledger::{
     CaseLedger, Claim, ClaimOutcome, Commit, Decision, DecisionFilter, DuplicateTally, HeldAlarm,
@@ -33,7 +34,16 @@ fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
     Ok(Decision {
         seq: r.get(0)?,
         at: parse_time(&r.get::<_, String>(1)?)?,
-        delivery_kind: r.get(2)?,
+        delivery_kind: {
+            let kind: String = r.get(2)?;
+            DeliveryKind::parse(&kind).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    format!("unknown delivery kind {kind:?}").into(),
+                )
+            })?
+        },
         delivery_id: r.get(3)?,
         alarm_key: r.get(4)?,
         alarm_name: r.get(5)?,
@@ -90,7 +100,7 @@ fn insert_decision(c: &rusqlite::Connection, d: &Decision) -> rusqlite::Result<i
     )?
     .execute(params![
         d.at.to_rfc3339(),
-        d.delivery_kind,
+        d.delivery_kind.as_str(),
         d.delivery_id,
         d.alarm_key,
         d.alarm_name,

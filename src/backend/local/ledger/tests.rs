@@ -5,7 +5,7 @@ fn duplicate(alarm: &str, delivery: &str) -> Decision {
     Decision {
         seq: 0,
         at: Utc::now(),
-        delivery_kind: "sqsd".into(),
+        delivery_kind: DeliveryKind::Sqsd,
         delivery_id: Some(delivery.into()),
         alarm_key: alarm.into(),
         alarm_name: alarm.into(),
@@ -100,7 +100,7 @@ impl Claims {
         let decision = Decision {
             seq: 0,
             at: self.now,
-            delivery_kind: "direct".into(),
+            delivery_kind: DeliveryKind::Direct,
             delivery_id: None,
             alarm_key: "alarm-a".into(),
             alarm_name: "alarm-a".into(),
