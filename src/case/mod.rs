@@ -49,10 +49,7 @@ pub use plan::{Action, Facts, IfGone, Plan, Storm, decide};
 pub use policy::{CasePolicy, HealthFilter};
 use recent::Earlier;
 
-/// The ledger key of the storm case. It starts with a control character, which no alarm
-/// key can hold (alarm names with control characters are refused, ARNs start with `arn:`),
-/// so no alarm can ever share the storm case's record.
-pub const STORM_KEY: &str = "\u{1}storm";
+pub use crate::ports::ledger::STORM_KEY;
 
 /// What a reconcile run found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use crate::domain::outcome::Outcome;
 use crate::ports::ledger::{Commit, Decision, DecisionFilter, OpenCase, OpenCaseChange};
 
 use super::records::fresh_open_case;
-use super::{CaseError, CaseService, Handled, STORM_KEY};
+use super::{CaseError, CaseService, Handled};
 
 /// What an AWS Support event would do.
 pub(super) enum Assessment {
@@ -139,11 +139,7 @@ impl CaseService {
         };
         // Whose case it is, for the record: the alarm holding it open, else the alarm of
         // the last decision about it.
-        let owner = match holding
-            .iter()
-            .find(|o| o.alarm_key != STORM_KEY)
-            .or(holding.first())
-        {
+        let owner = match holding.iter().find(|o| !o.is_storm()).or(holding.first()) {
             Some(o) => Some((o.alarm_key.clone(), o.alarm_name.clone())),
             None => match &update.case_id {
                 Some(id) => self

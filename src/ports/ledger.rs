@@ -17,6 +17,11 @@ pub fn slot_hour(now: DateTime<Utc>) -> String {
     now.format("%Y-%m-%dT%H").to_string()
 }
 
+/// The ledger key of the storm case. It starts with a control character, which no alarm
+/// key can hold (alarm names with control characters are refused, ARNs start with `arn:`),
+/// so no alarm can ever share the storm case's record ([`OpenCase::is_storm`]).
+pub const STORM_KEY: &str = "\u{1}storm";
+
 /// The case currently open for one alarm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +54,14 @@ pub struct OpenCase {
     /// The group this alarm's case is shared by (its members' records point at one case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+}
+
+impl OpenCase {
+    /// Whether this is the storm case, which alarms fold into when the hour's cases are
+    /// spent, rather than one alarm's own.
+    pub fn is_storm(&self) -> bool {
+        self.alarm_key == STORM_KEY
+    }
 }
 
 /// One decision, as recorded: who asked, about what, and what was done.

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::case::records::health_digest;
-use crate::case::{CasePolicy, STORM_KEY, text};
+use crate::case::{CasePolicy, text};
 use crate::domain::alarm::{Alarm, AlarmState};
 use crate::domain::maintenance::{self, MaintenanceWindow};
 use crate::domain::outcome::Outcome;
@@ -141,7 +141,7 @@ impl Deciding<'_> {
     pub(super) fn joined(&self, others: &[OpenCase]) -> Option<(Outcome, Action)> {
         let alarm = self.alarm;
         let parent = others.iter().find(|o| {
-            o.alarm_key != STORM_KEY
+            !o.is_storm()
                 && o.alarm_key != alarm.key()
                 && self
                     .settings
@@ -277,8 +277,7 @@ impl Deciding<'_> {
                     && !o.recovered
             })
         });
-        let resolve =
-            self.policy.close_on_recovery && open.alarm_key != STORM_KEY && !others_alarming;
+        let resolve = self.policy.close_on_recovery && !open.is_storm() && !others_alarming;
         let held_back = if resolve {
             None
         } else {
