@@ -111,7 +111,9 @@ impl Default for CasePolicy {
     fn default() -> Self {
         Self {
             claim_ttl: Duration::from_secs(15),
-            busy_wait: Duration::from_secs(10),
+            // REQUEST_TIMEOUT's default: waiting for concurrent work on the same alarm
+            // fits in the request's time (`cli::tests` holds the two together).
+            busy_wait: Duration::from_secs(60),
             update_cooldown: Duration::from_secs(600),
             recovery_note: true,
             close_on_recovery: false,

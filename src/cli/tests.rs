@@ -171,3 +171,14 @@ fn clap_definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+/// One place for each default: the case logic's own defaults (what the library, `process`
+/// and the tests start from) are the configuration's, so the two can never disagree again
+/// (they did: a 10 s busy wait beside a 60 s request timeout).
+#[test]
+fn the_case_logic_defaults_are_the_configurations() {
+    let cli = Cli::try_parse_from(["cw-support-api"]).expect("parses");
+    let configured = cli.config.policy();
+    let library = CasePolicy::default();
+    assert_eq!(format!("{configured:?}"), format!("{library:?}"));
+}
