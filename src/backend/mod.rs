@@ -68,10 +68,6 @@ pub enum BackendError {
     Ledger(#[from] LedgerError),
     #[error("{0} (create the tables with `cw-support-api tables create`)")]
     Config(#[from] StoreError),
-    /// An endpoint that cannot be used (`AWS_ENDPOINT_URL*` not an http(s) URL, a region
-    /// with no endpoint).
-    #[error("AWS configuration: {0}")]
-    Aws(String),
 }
 
 impl From<local::LocalBackend> for Backend {

@@ -76,6 +76,37 @@ pub fn cloudwatch_override(
     Some(b)
 }
 
+/// An AWS call that did not give what was needed: the call, what AWS or the SDK said (its
+/// code and message, or the transport's chain: [`describe`]), and the SDK's error kept as
+/// the source; or an answer without what was needed.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("{call}: {said}")]
+    Call {
+        call: String,
+        said: String,
+        #[source]
+        source: crate::errors::BoxError,
+    },
+    #[error("{0}")]
+    Answer(String),
+}
+
+impl AwsError {
+    /// A failed call, described as the service always has.
+    pub fn call<E, R>(call: impl Into<String>, e: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        Self::Call {
+            call: call.into(),
+            said: describe(&e),
+            source: Box::new(e),
+        }
+    }
+}
+
 /// One line naming an SDK error (every SDK crate shares the smithy runtime's error types,
 /// so any crate's re-export names them): its code and message, or its kind when it never reached
 /// the service (timeout, connection refused).
@@ -172,18 +203,18 @@ const DYNAMODB_BACKOFF: Duration = Duration::from_millis(50);
 impl AwsClients {
     /// The account the service's credentials belong to (STS GetCallerIdentity), asked
     /// once at start: with no `SNS_TOPIC_ARNS`, only this account's topics are served.
-    pub async fn own_account(&self) -> Result<String, String> {
+    pub async fn own_account(&self) -> Result<String, AwsError> {
         let identity = self
             .sts
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| crate::backend::aws::describe(&e))?;
+            .map_err(|e| AwsError::call("GetCallerIdentity", e))?;
         identity
             .account()
             .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_owned)
-            .ok_or_else(|| "GetCallerIdentity named no 12-digit account".to_owned())
+            .ok_or_else(|| AwsError::Answer("GetCallerIdentity named no 12-digit account".into()))
     }
 
     /// Loads credentials and endpoints from the standard chain (environment, profile,
@@ -269,15 +300,19 @@ impl AwsClients {
 
     /// The first four characters of the access key the chain provides (never more: the
     /// rest is not for a terminal), or why there is none.
-    pub async fn access_key_prefix(&self) -> Result<String, String> {
+    pub async fn access_key_prefix(
+        &self,
+    ) -> Result<String, aws_credential_types::provider::error::CredentialsError> {
         use aws_credential_types::provider::ProvideCredentials;
+        use aws_credential_types::provider::error::CredentialsError;
         match self.sdk.credentials_provider() {
             Some(p) => p
                 .provide_credentials()
                 .await
-                .map(|c| c.access_key_id().chars().take(4).collect())
-                .map_err(|e| e.to_string()),
-            None => Err("no credentials provider configured".into()),
+                .map(|c| c.access_key_id().chars().take(4).collect()),
+            None => Err(CredentialsError::not_loaded(
+                "no credentials provider configured",
+            )),
         }
     }
 }

@@ -103,7 +103,7 @@ impl AwsSupportDesk {
     async fn attachment_set(
         &self,
         files: &[crate::ports::graph::Attachment],
-    ) -> Result<String, String> {
+    ) -> Result<String, super::AwsError> {
         let attachments = files
             .iter()
             .take(3)
@@ -121,10 +121,10 @@ impl AwsSupportDesk {
             .set_attachments(Some(attachments))
             .send()
             .await
-            .map_err(|e| describe(&e))?;
-        out.attachment_set_id()
-            .map(str::to_owned)
-            .ok_or_else(|| "AddAttachmentsToSet answered without an id".into())
+            .map_err(|e| super::AwsError::call("AddAttachmentsToSet", e))?;
+        out.attachment_set_id().map(str::to_owned).ok_or_else(|| {
+            super::AwsError::Answer("AddAttachmentsToSet answered without an id".into())
+        })
     }
 
     async fn describe(&self, case_id: &str) -> Result<Option<CaseInfo>, DeskError> {
@@ -280,7 +280,7 @@ impl SupportDesk for AwsSupportDesk {
                     warn!(error = %e, "could not attach the graph; the case says so");
                     body = CaseBody::new(format!(
                         "{body}\n\nNote: the graph could not be attached ({}).",
-                        e.chars().take(200).collect::<String>()
+                        e.to_string().chars().take(200).collect::<String>()
                     ));
                 }
             }

@@ -48,7 +48,7 @@ fn region_and_account(arn: &str) -> (Option<&str>, Option<&str>) {
 impl CloudWatchTags {
     /// The ARN of this account's alarm of this name, metric or composite (DescribeAlarms),
     /// so that its tags can be read; `None` when the account has no such alarm.
-    pub async fn alarm_arn(&self, name: &str) -> Result<Option<String>, String> {
+    pub async fn alarm_arn(&self, name: &str) -> Result<Option<String>, super::AwsError> {
         use aws_sdk_cloudwatch::types::AlarmType;
         let out = self
             .client
@@ -58,7 +58,7 @@ impl CloudWatchTags {
             .alarm_types(AlarmType::CompositeAlarm)
             .send()
             .await
-            .map_err(|e| format!("DescribeAlarms: {}", super::describe(&e)))?;
+            .map_err(|e| super::AwsError::call("DescribeAlarms", e))?;
         let metric = out.metric_alarms().iter().filter_map(|a| a.alarm_arn());
         let composite = out.composite_alarms().iter().filter_map(|a| a.alarm_arn());
         Ok(metric.chain(composite).next().map(str::to_owned))

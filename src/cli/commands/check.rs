@@ -19,8 +19,7 @@ pub(super) async fn tables_create(config: &Config, out: &mut dyn Write) -> anyho
         &settings.config_table,
         &settings.ledger_table,
     )
-    .await
-    .map_err(anyhow::Error::msg)?;
+    .await?;
     for (table, outcome) in done {
         let what = match outcome {
             dynamo::TableOutcome::Created => "created",
@@ -162,7 +161,7 @@ impl Report<'_> {
 async fn credentials(clients: &AwsClients) -> Checked {
     match clients.access_key_prefix().await {
         Ok(prefix) => Ok(format!("credentials found (access key {prefix}…)")),
-        Err(e) => Err(format!("credentials: {e}")),
+        Err(e) => Err(format!("credentials: {}", crate::errors::Chain(&e))),
     }
 }
 

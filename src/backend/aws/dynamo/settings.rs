@@ -63,7 +63,7 @@ impl DynamoConfigStore {
     ) -> Result<Self, StoreError> {
         let hash_key = hash_key_of(&client, table)
             .await
-            .map_err(StoreError::backend_said)?;
+            .map_err(|e| StoreError::backend_said(e.to_string()))?;
         Ok(Self {
             client,
             table: table.to_owned(),

@@ -10,17 +10,19 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 
+use aws_sdk_dynamodb::error::BuildError;
+
 use super::TTL_ATTRIBUTE;
-use crate::backend::aws::describe;
+use crate::backend::aws::AwsError;
 
 /// The hash key attribute name of a table.
-pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String> {
+pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, AwsError> {
     let out = client
         .describe_table()
         .table_name(table)
         .send()
         .await
-        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
+        .map_err(|e| AwsError::call(format!("DescribeTable {table}"), e))?;
     out.table()
         .and_then(|t| {
             t.key_schema()
@@ -28,7 +30,7 @@ pub async fn hash_key_of(client: &Client, table: &str) -> Result<String, String>
                 .find(|k| k.key_type() == &KeyType::Hash)
                 .map(|k| k.attribute_name().to_owned())
         })
-        .ok_or_else(|| format!("table {table} has no hash key"))
+        .ok_or_else(|| AwsError::Answer(format!("table {table} has no hash key")))
 }
 
 /// What `tables create` did with one table.
@@ -38,42 +40,40 @@ pub enum TableOutcome {
     AlreadyExists,
 }
 
-fn attr(name: &str) -> Result<AttributeDefinition, String> {
+fn attr(name: &str) -> Result<AttributeDefinition, BuildError> {
     AttributeDefinition::builder()
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| e.to_string())
 }
 
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, String> {
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BuildError> {
     KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(kind)
         .build()
-        .map_err(|e| e.to_string())
 }
 
 async fn create(
     client: &Client,
     table: &str,
     keys: &[(&str, KeyType)],
-) -> Result<TableOutcome, String> {
+) -> Result<TableOutcome, AwsError> {
     let mut req = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest);
     for (name, kind) in keys {
         req = req
-            .attribute_definitions(attr(name)?)
-            .key_schema(key(name, kind.clone())?);
+            .attribute_definitions(attr(name).map_err(built)?)
+            .key_schema(key(name, kind.clone()).map_err(built)?);
     }
     match req.send().await {
         Ok(_) => {}
         Err(e) if e.code() == Some("ResourceInUseException") => {
             return Ok(TableOutcome::AlreadyExists);
         }
-        Err(e) => return Err(format!("CreateTable {table}: {}", describe(&e))),
+        Err(e) => return Err(AwsError::call(format!("CreateTable {table}"), e)),
     }
     // Wait until the table can be written (on-demand tables take seconds).
     for _ in 0..120 {
@@ -82,7 +82,7 @@ async fn create(
             .table_name(table)
             .send()
             .await
-            .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
+            .map_err(|e| AwsError::call(format!("DescribeTable {table}"), e))?;
         if out
             .table()
             .and_then(|t| t.table_status())
@@ -92,7 +92,9 @@ async fn create(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(format!("table {table} did not become ACTIVE"))
+    Err(AwsError::Answer(format!(
+        "table {table} did not become ACTIVE"
+    )))
 }
 
 /// Creates the settings table (hash key `AlarmName`, as the original service's) and the
@@ -101,7 +103,7 @@ pub async fn create_tables(
     client: &Client,
     config_table: &str,
     ledger_table: &str,
-) -> Result<Vec<(String, TableOutcome)>, String> {
+) -> Result<Vec<(String, TableOutcome)>, AwsError> {
     let settings = create(client, config_table, &[("AlarmName", KeyType::Hash)]).await?;
     let ledger = create(
         client,
@@ -113,7 +115,7 @@ pub async fn create_tables(
         .enabled(true)
         .attribute_name(TTL_ATTRIBUTE)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(built)?;
     match client
         .update_time_to_live()
         .table_name(ledger_table)
@@ -126,7 +128,12 @@ pub async fn create_tables(
         Err(e)
             if e.code() == Some("ValidationException")
                 && e.message().is_some_and(|m| m.contains("already enabled")) => {}
-        Err(e) => return Err(format!("UpdateTimeToLive {ledger_table}: {}", describe(&e))),
+        Err(e) => {
+            return Err(AwsError::call(
+                format!("UpdateTimeToLive {ledger_table}"),
+                e,
+            ));
+        }
     }
     Ok(vec![
         (config_table.to_owned(), settings),
@@ -135,13 +142,13 @@ pub async fn create_tables(
 }
 
 /// The key schema of the ledger table, for `check`.
-pub async fn ledger_keys(client: &Client, table: &str) -> Result<Vec<(String, String)>, String> {
+pub async fn ledger_keys(client: &Client, table: &str) -> Result<Vec<(String, String)>, AwsError> {
     let out = client
         .describe_table()
         .table_name(table)
         .send()
         .await
-        .map_err(|e| format!("DescribeTable {table}: {}", describe(&e)))?;
+        .map_err(|e| AwsError::call(format!("DescribeTable {table}"), e))?;
     Ok(out
         .table()
         .map(|t| {
@@ -156,4 +163,9 @@ pub async fn ledger_keys(client: &Client, table: &str) -> Result<Vec<(String, St
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// A request the SDK's builder refused: a bug here, said as the answer.
+fn built(e: BuildError) -> AwsError {
+    AwsError::Answer(format!("building the request: {e}"))
 }
