@@ -15,5 +15,6 @@ pub mod escape;
 pub mod inbound;
 pub mod paging;
 pub mod ports;
+pub mod retry;
 
 pub use inbound::http::{AppState, app};

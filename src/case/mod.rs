@@ -369,7 +369,10 @@ impl CaseService {
             return Err(refused);
         }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
-        let mut pause = Duration::from_millis(50);
+        // Waiting for another delivery of the same alarm: 50 ms, doubling, at most 1 s.
+        let backoff =
+            crate::retry::Backoff::new(Duration::from_millis(50), 2, Duration::from_secs(1));
+        let mut waits = 0;
         let mut reading = Reading::Assume;
         loop {
             let (result, assumed) = {
@@ -407,9 +410,12 @@ impl CaseService {
                 Err(CaseError::Changed(found)) => reading = Reading::Found(found),
                 // What was assumed did not hold: read it, at once.
                 Err(_) if again && assumed => {}
-                Err(_) if again && tokio::time::Instant::now() + pause < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                Err(_)
+                    if again
+                        && tokio::time::Instant::now() + backoff.after(waits + 1) < deadline =>
+                {
+                    waits += 1;
+                    tokio::time::sleep(backoff.after(waits)).await;
                 }
                 Err(CaseError::Desk(DeskError::Rejected(reason))) => {
                     self.record_failure(delivery, alarm, &reason).await;

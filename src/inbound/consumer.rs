@@ -183,7 +183,10 @@ impl Run<'_> {
     /// Receives and starts messages until `shutdown`; when the signal came during a poll,
     /// the instant it came (the grace counts from there).
     async fn poll(&self, shutdown: impl Future<Output = ()> + Send) -> Option<Instant> {
-        let mut pause = Duration::from_millis(200);
+        // After a failed receive: 200 ms, doubling, at most 20 s; reset by a good one.
+        let backoff =
+            crate::retry::Backoff::new(Duration::from_millis(200), 2, Duration::from_secs(20));
+        let mut failures = 0;
         tokio::pin!(shutdown);
         loop {
             // Receive only what can be started now: a message waiting in this process is
@@ -216,7 +219,7 @@ impl Run<'_> {
             };
             let messages = match received {
                 Ok(messages) => {
-                    pause = Duration::from_millis(200);
+                    failures = 0;
                     messages
                 }
                 Err(e) if stopped_at.is_some() => {
@@ -226,8 +229,8 @@ impl Run<'_> {
                 Err(e) => {
                     warn!(error = %e, "receiving failed; trying again");
                     drop(first);
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(20));
+                    failures += 1;
+                    tokio::time::sleep(backoff.after(failures)).await;
                     continue;
                 }
             };

@@ -260,7 +260,9 @@ impl Inner {
                 self.outbox.failed(&queued.id, names, error).await
             } else {
                 warn!(attempt = attempts, error = %error, "notice not sent; trying again");
-                let pause = self.retry.saturating_mul(1 << (attempts - 1));
+                // NOTIFY_RETRY, doubling: the outbox keeps when, so a restart keeps it too.
+                let pause =
+                    crate::retry::Backoff::new(self.retry, 2, Duration::MAX).after(attempts);
                 let next =
                     Utc::now() + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX);
                 self.outbox
