@@ -137,10 +137,15 @@ impl From<DecisionState> for String {
     }
 }
 
+/// A recorded decision state this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown decision state {0:?}")]
+pub struct UnknownState(String);
+
 impl TryFrom<String> for DecisionState {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| format!("unknown decision state {s:?}"))
+    type Error = UnknownState;
+    fn try_from(s: String) -> Result<Self, UnknownState> {
+        Self::parse(&s).ok_or(UnknownState(s))
     }
 }
 

@@ -78,7 +78,7 @@ impl FromStr for Severity {
 pub struct EmailAddress(String);
 
 impl TryFrom<String> for EmailAddress {
-    type Error = String;
+    type Error = NotAnEmail;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Self::parse(&s)
@@ -91,8 +91,13 @@ impl From<EmailAddress> for String {
     }
 }
 
+/// A `ccemail` entry that is not an e-mail address (left out of the case, with a note).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an email address")]
+pub struct NotAnEmail(String);
+
 impl EmailAddress {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, NotAnEmail> {
         let s = s.trim();
         let ok = s.len() <= 254
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -109,7 +114,7 @@ impl EmailAddress {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!("{s:?} is not an email address"))
+            Err(NotAnEmail(s.to_owned()))
         }
     }
 

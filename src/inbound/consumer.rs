@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::inbound::http::{self, AppState, Origin};
-use crate::ports::queue::{QueueMessage, WorkQueue};
+use crate::ports::queue::{QueueError, QueueMessage, WorkQueue};
 
 /// SQS keeps a message hidden for 12 hours at most; retries back off to 15 minutes.
 const MAX_RETRY_VISIBILITY: Duration = Duration::from_secs(15 * 60);
@@ -369,6 +369,15 @@ pub struct Redriven {
     pub failing: usize,
 }
 
+/// Why a redrive stopped: the dead-letter queue failed, or its report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("writing the report: {0}")]
+    Write(#[from] std::io::Error),
+}
+
 /// Moves messages from a dead-letter queue back through the worker-daemon path: each one
 /// answered 200 is deleted from the dead-letter queue; the others stay there. With
 /// `dry_run`, every message is only previewed (the case logic's plan, as `process` shows
@@ -380,7 +389,7 @@ pub async fn redrive(
     dry_run: bool,
     limit: usize,
     out: &mut dyn std::io::Write,
-) -> Result<Redriven, String> {
+) -> Result<Redriven, RedriveError> {
     let queue = dlq.name().to_owned();
     let mut report = Redriven::default();
     let mut kept: Vec<String> = Vec::new();
@@ -389,8 +398,7 @@ pub async fn redrive(
     'receive: while limit == 0 || seen < limit {
         let messages = dlq
             .receive(10, Duration::from_secs(1), Some(Duration::from_secs(600)))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if messages.is_empty() {
             break;
         }
@@ -416,7 +424,7 @@ pub async fn redrive(
                     .unwrap_or_default();
                 let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 if status == StatusCode::OK {
-                    dlq.delete(&receipt).await.map_err(|e| e.to_string())?;
+                    dlq.delete(&receipt).await?;
                     match v["outcome"].as_str() {
                         Some("duplicate") => report.duplicate += 1,
                         _ => report.handled += 1,
@@ -442,7 +450,7 @@ pub async fn redrive(
                     report.handled, report.duplicate, report.failing
                 );
             }
-            writeln!(out, "{}", line.trim_end()).map_err(|e| e.to_string())?;
+            writeln!(out, "{}", line.trim_end())?;
         }
     }
     if terminal {
