@@ -11,8 +11,19 @@ use crate::domain::alarm::Alarm;
 use crate::domain::case_event::CaseUpdate;
 
 /// Who delivered the request (recorded with each decision as `sqsd`, `sns`, `direct`, `task`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum DeliveryKind {
     Sqsd,
     Sns,
@@ -23,19 +34,12 @@ pub enum DeliveryKind {
 
 impl DeliveryKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sqsd => "sqsd",
-            Self::Sns => "sns",
-            Self::Direct => "direct",
-            Self::Task => "task",
-        }
+        self.into()
     }
 
     /// Reads a recorded kind back.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Sqsd, Self::Sns, Self::Direct, Self::Task]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 }
 

@@ -8,8 +8,21 @@ use crate::domain::alarm::AlarmState;
 use crate::domain::delivery::MessageKind;
 
 /// What the service did with one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Outcome {
     /// A new case was opened.
     Created,
@@ -49,45 +62,11 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Coalesced => "coalesced",
-            Self::Recovered => "recovered",
-            Self::Ignored => "ignored",
-            Self::Suppressed => "suppressed",
-            Self::Duplicate => "duplicate",
-            Self::Confirmed => "confirmed",
-            Self::Unsubscribed => "unsubscribed",
-            Self::Folded => "folded",
-            Self::Closed => "closed",
-            Self::Failed => "failed",
-            Self::Replied => "replied",
-            Self::Reopened => "reopened",
-            Self::Noted => "noted",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Created,
-            Self::Updated,
-            Self::Coalesced,
-            Self::Recovered,
-            Self::Ignored,
-            Self::Suppressed,
-            Self::Duplicate,
-            Self::Confirmed,
-            Self::Unsubscribed,
-            Self::Folded,
-            Self::Closed,
-            Self::Failed,
-            Self::Replied,
-            Self::Reopened,
-            Self::Noted,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -152,6 +131,19 @@ impl TryFrom<String> for DecisionState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_is_answered_recorded_and_read_back_alike() {
+        use strum::VariantArray;
+        for outcome in Outcome::VARIANTS {
+            let json = serde_json::to_value(outcome).expect("serialises");
+            // What the HTTP answer says (serde) is what the ledger's text column holds.
+            assert_eq!(json, outcome.as_str(), "{outcome:?}");
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(*outcome));
+        }
+        assert_eq!(Outcome::parse("Created"), None, "recorded lowercase only");
+        assert_eq!(Outcome::parse("opened"), None);
+    }
 
     #[test]
     fn every_state_reads_back_as_recorded() {
