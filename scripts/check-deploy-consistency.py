@@ -2,7 +2,7 @@
 """Checks that the deployment files agree with each other and with the binary.
 
 The service's path, port and request timeout are declared in the Rust code (src/inbound/http/mod.rs,
-src/cli/mod.rs) and repeated in the Procfile, .ebextensions, the nginx extension, the Dockerfile
+src/cli/config.rs) and repeated in the Procfile, .ebextensions, the nginx extension, the Dockerfile
 and cron.yaml. A mismatch does not fail any build; it shows up in production as retries,
 duplicates or a dead-letter queue. This script reads every copy and fails on any mismatch.
 
@@ -23,6 +23,8 @@ ENV = "aws:elasticbeanstalk:application:environment"
 # The largest SQS message: the nginx body limit must let it through.
 SQS_MAX_MESSAGE = 256 * 1024
 NGINX_TIMEOUTS = ("proxy_read_timeout", "proxy_send_timeout", "send_timeout")
+# Where the service's options (flag, environment variable, default) are declared.
+CLI_OPTIONS = "src/cli/config.rs"
 
 
 class Failure(Exception):
@@ -97,7 +99,7 @@ class Checker:
         for factor in m.group(1).split("*"):
             self.max_body *= int(factor.strip().replace("_", ""))
 
-        cli = read(self.root, "src/cli/mod.rs")
+        cli = read(self.root, CLI_OPTIONS)
         self.cli_env = {}
         for attr in re.findall(r"#\[arg\((.*?)\)\]", cli, re.S):
             env = re.search(r'env\s*=\s*"([A-Z0-9_]+)"', attr)
@@ -107,11 +109,11 @@ class Checker:
             self.cli_env[env.group(1)] = default.group(1).strip('"') if default else None
         port = self.cli_env.get("PORT")
         if port is None or not port.isdigit():
-            raise Failure("src/cli/mod.rs: no numeric `default_value_t` for env PORT")
+            raise Failure(f"{CLI_OPTIONS}: no numeric `default_value_t` for env PORT")
         self.port = int(port)
         if self.cli_env.get("REQUEST_TIMEOUT") is None:
-            raise Failure("src/cli/mod.rs: no default for env REQUEST_TIMEOUT")
-        self.default_timeout = duration_secs(self.cli_env["REQUEST_TIMEOUT"], "cli/mod.rs REQUEST_TIMEOUT")
+            raise Failure(f"{CLI_OPTIONS}: no default for env REQUEST_TIMEOUT")
+        self.default_timeout = duration_secs(self.cli_env["REQUEST_TIMEOUT"], f"{CLI_OPTIONS} REQUEST_TIMEOUT")
         return (f"POST {self.path}, port {self.port}, REQUEST_TIMEOUT "
                 f"{self.default_timeout}s, body limit {self.max_body} bytes")
 
@@ -177,7 +179,7 @@ class Checker:
         unknown = sorted(k for (ns, k) in self.options if ns == ENV and k not in known)
         if unknown:
             raise Failure(f".ebextensions sets {unknown}, which the service does not read "
-                          "(not in src/cli/mod.rs nor the aws backend's variables)")
+                          f"(not in {CLI_OPTIONS} nor the aws backend's variables)")
         fmt = self.options.get((ENV, "LOG_FORMAT"))
         if fmt != "json":
             raise Failure(f".ebextensions LOG_FORMAT is {fmt!r}, deployments log json")
@@ -343,7 +345,7 @@ class Checker:
 
     def run(self):
         # The binary's declarations come first: every other check compares against them.
-        if not self.check("binary (src/inbound/http/mod.rs, src/cli/mod.rs)", self.binary):
+        if not self.check(f"binary (src/inbound/http/mod.rs, {CLI_OPTIONS})", self.binary):
             return
         self.check("Procfile", self.procfile)
         if self.check(".ebextensions", self.ebextensions):

@@ -60,17 +60,18 @@ pub async fn build(config: &Config) -> Result<App, StartupError> {
 /// The application on a backend already open (the tests give theirs stand-in stores).
 pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupError> {
     let mut aws = backend.aws().map(|clients| clients.config());
-    let (metrics, publisher) = match (backend.aws(), config.metrics) {
+    let (metrics, publisher) = match (backend.aws(), config.telemetry.metrics) {
         (Some(clients), Switch::On) => {
             let publisher = Arc::new(CloudWatchMetrics::start(
                 clients.cloudwatch.clone(),
-                config.metrics_interval,
+                config.telemetry.metrics_interval,
             ));
             (publisher.clone() as Arc<dyn MetricsSink>, Some(publisher))
         }
         _ => (Arc::new(NoMetrics) as Arc<dyn MetricsSink>, None),
     };
-    let grapher: Arc<dyn crate::ports::graph::Grapher> = match (config.graphs, backend.aws()) {
+    let grapher: Arc<dyn crate::ports::graph::Grapher> = match (config.cases.graphs, backend.aws())
+    {
         (Graphs::Off, _) => Arc::new(crate::ports::graph::NoGrapher),
         (Graphs::Auto | Graphs::Cloudwatch, Some(clients)) => clients.grapher(),
         _ => Arc::new(crate::backend::local::graph::LocalGrapher),
@@ -83,8 +84,8 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
     )
     .with_grapher(grapher)
     .with_notifier(notifier(config, &backend, &mut aws, metrics.clone()).await?);
-    if let (Switch::On, Some(clients)) = (config.tags, backend.aws()) {
-        cases = cases.with_tags(Arc::new(clients.tags(config.config_cache_ttl)));
+    if let (Switch::On, Some(clients)) = (config.store.tags, backend.aws()) {
+        cases = cases.with_tags(Arc::new(clients.tags(config.store.config_cache_ttl)));
     }
     Ok(App {
         backend,
@@ -110,7 +111,7 @@ impl App {
         config: &Config,
         url: &str,
     ) -> Arc<dyn crate::ports::queue::WorkQueue> {
-        load_aws_once(&mut self.aws, &config.dbregion)
+        load_aws_once(&mut self.aws, &config.store.dbregion)
             .await
             .work_queue(url)
     }
@@ -132,12 +133,14 @@ impl App {
         };
         let cases = self.cases.with_own_account(own.clone());
         let own_account = own_account(config, own);
-        Ok(
-            AppState::new(cases, gate(config, own_account)?, config.request_timeout)
-                .with_metrics(self.metrics)
-                .with_limits(config.max_concurrency, config.shutdown_grace)
-                .with_read_timeout(config.read_timeout),
+        Ok(AppState::new(
+            cases,
+            gate(config, own_account)?,
+            config.server.request_timeout,
         )
+        .with_metrics(self.metrics)
+        .with_limits(config.server.max_concurrency, config.server.shutdown_grace)
+        .with_read_timeout(config.server.read_timeout))
     }
 }
 
@@ -153,19 +156,19 @@ async fn notifier(
     if let Some(local) = backend.local() {
         sinks.push(local.notices.clone());
     }
-    if let Some(topic) = &config.notify_topic_arn {
+    if let Some(topic) = &config.notify.notify_topic_arn {
         crate::inbound::sns::TopicArn::parse(topic).map_err(|_| {
             StartupError::Config(format!(
                 "NOTIFY_TOPIC_ARN {topic:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
             ))
         })?;
         sinks.push(
-            load_aws_once(aws, &config.dbregion)
+            load_aws_once(aws, &config.store.dbregion)
                 .await
                 .notice_sink(topic),
         );
     }
-    if let Some(url) = &config.notify_webhook_url {
+    if let Some(url) = &config.notify.notify_webhook_url {
         check_webhook_url(url).map_err(StartupError::Config)?;
         let sink = WebhookSink::new(url.clone()).map_err(|e| StartupError::Client {
             what: "the webhook client (NOTIFY_WEBHOOK_URL)",
@@ -177,7 +180,7 @@ async fn notifier(
         backend.outbox.clone(),
         sinks,
         metrics,
-        config.notify_retry,
+        config.notify.notify_retry,
         Some(backend.desk.clone()),
     ))
 }
@@ -208,7 +211,7 @@ fn check_webhook_url(url: &str) -> Result<(), String> {
 fn own_account(config: &Config, own: Option<String>) -> Option<String> {
     const HOW: &str = "set SNS_TOPIC_ARNS to the alarm topics' ARNs (or `*` to accept any \
                        topic of any AWS account, not recommended)";
-    match (&config.sns_topic_arns, own) {
+    match (&config.trust.sns_topic_arns, own) {
         (TopicAllowList::Any, _) => {
             warn!(
                 "SNS_TOPIC_ARNS=*: messages from ANY SNS topic of ANY AWS account with a valid \
@@ -251,20 +254,20 @@ pub fn gate(config: &Config, own_account: Option<String>) -> Result<Gate, Startu
         .map_err(|e| client("the subscription confirmation client", e.into()))?;
     let verifier = Verifier::new(
         VerifierConfig {
-            cert_dir: config.sns_cert_dir.clone(),
+            cert_dir: config.trust.sns_cert_dir.clone(),
             ..VerifierConfig::default()
         },
         Arc::new(fetcher),
     );
     Ok(Gate {
         verifier,
-        topics: config.sns_topic_arns.clone(),
+        topics: config.trust.sns_topic_arns.clone(),
         own_account,
         confirmer: Arc::new(confirmer),
         tokens: config.api_tokens().map_err(StartupError::Config)?,
-        trust_sqsd_from: config.trust_sqsd_from.clone(),
-        verify_sqs_envelopes: config.verify_sqs_envelopes,
-        max_message_age: config.sns_max_age,
+        trust_sqsd_from: config.trust.trust_sqsd_from.clone(),
+        verify_sqs_envelopes: config.trust.verify_sqs_envelopes,
+        max_message_age: config.trust.sns_max_age,
     })
 }
 

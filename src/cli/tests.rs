@@ -51,10 +51,10 @@ fn every_duration_option_has_a_range() {
 fn defaults_and_no_subcommand() {
     let cli = Cli::try_parse_from(["cw-support-api"]).expect("parses");
     assert!(cli.command.is_none());
-    assert_eq!(cli.config.port, 5000);
-    assert_eq!(cli.config.update_cooldown, Duration::from_secs(600));
-    assert!(cli.config.recovery_note);
-    assert!(!cli.config.close_on_recovery);
+    assert_eq!(cli.config.server.port, 5000);
+    assert_eq!(cli.config.cases.update_cooldown, Duration::from_secs(600));
+    assert!(cli.config.cases.recovery_note);
+    assert!(!cli.config.cases.close_on_recovery);
 }
 
 #[test]
@@ -68,8 +68,8 @@ fn global_flags_after_the_subcommand() {
         "false",
     ])
     .expect("parses");
-    assert_eq!(cli.config.port, 8080);
-    assert!(!cli.config.recovery_note);
+    assert_eq!(cli.config.server.port, 8080);
+    assert!(!cli.config.cases.recovery_note);
 }
 
 /// The README's configuration table names every option's variable, with its default.
@@ -181,4 +181,32 @@ fn the_case_logic_defaults_are_the_configurations() {
     let configured = cli.config.policy();
     let library = CasePolicy::default();
     assert_eq!(format!("{configured:?}"), format!("{library:?}"));
+}
+
+/// Every option has one place in the help's order: a new option is put somewhere on purpose
+/// instead of falling wherever its group happens to be flattened.
+#[test]
+fn every_option_has_one_place_in_the_help() {
+    let cmd = Config::augment_args(clap::Command::new("cw-support-api"));
+    let mut options: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+    let mut placed = config::HELP_ORDER.to_vec();
+    options.sort_unstable();
+    placed.sort_unstable();
+    assert_eq!(options, placed);
+}
+
+/// Grouping the options by concern left `--help` as it was: they are listed in their old
+/// order, not group by group.
+#[test]
+fn the_help_lists_the_options_in_their_old_order() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_long_help().to_string();
+    let at = |id: &str| {
+        let flag = format!("--{} <", id.replace('_', "-"));
+        help.find(&flag)
+            .unwrap_or_else(|| panic!("{flag} is not in the help"))
+    };
+    for pair in config::HELP_ORDER.windows(2) {
+        assert!(at(pair[0]) < at(pair[1]), "{} after {}", pair[0], pair[1]);
+    }
 }

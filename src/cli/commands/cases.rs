@@ -99,7 +99,7 @@ impl CaseView {
             Some(local) => local.desk.case(id)?,
             None => None,
         };
-        let info = match config.backend {
+        let info = match config.store.backend {
             BackendKind::Aws => backend.desk.case_info(id).await?,
             BackendKind::Local => None,
         };

@@ -32,7 +32,7 @@ pub(super) async fn tables_create(config: &Config, out: &mut dyn Write) -> anyho
 
 /// The local backend: the data directory, the ledger and the settings file.
 async fn check_local(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let dir = config.data_dir.display();
+    let dir = config.store.data_dir.display();
     let backend = crate::cli::startup::build(config)
         .await
         .with_context(|| format!("[FAIL] local backend in {dir}"))?
@@ -102,7 +102,7 @@ async fn setting_problems(
 
 /// Tries every part of the aws backend and prints one line per check.
 pub(super) async fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    if config.backend == BackendKind::Local {
+    if config.store.backend == BackendKind::Local {
         return check_local(config, out).await;
     }
     let settings = config.aws();

@@ -37,8 +37,8 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
     config.account_roles().map_err(Usage)?;
     // One serving process per local data directory: then every claim found at start was
     // left by a process that stopped, and is settled now rather than after its lease.
-    let _lock = match config.backend {
-        BackendKind::Local => Some(DataDirLock::acquire(&config.data_dir)?),
+    let _lock = match config.store.backend {
+        BackendKind::Local => Some(DataDirLock::acquire(&config.store.data_dir)?),
         BackendKind::Aws => None,
     };
     let mut app = crate::cli::startup::build(config).await?;
@@ -79,7 +79,7 @@ pub(super) async fn serve(config: &Config, mode: Mode) -> anyhow::Result<()> {
 /// The queue to consume, when consuming: without QUEUE_URL there is none, which is bad
 /// input rather than a failure.
 fn queue_url(config: &Config, mode: Mode) -> Result<Option<String>, Usage> {
-    match (mode.consume, &config.queue_url) {
+    match (mode.consume, &config.queue.queue_url) {
         (true, None) => Err(Usage(
             "consuming needs QUEUE_URL (or --queue-url): the SQS queue to read".into(),
         )),
@@ -109,20 +109,20 @@ async fn settle_claims(app: &App) {
 /// Binds the configured address and says so (and, when unsigned posts are heard from no
 /// one elsewhere, how to change that).
 async fn listen(config: &Config, tokens: &ApiTokens) -> anyhow::Result<TcpListener> {
-    let addr = SocketAddr::new(config.bind, config.port);
+    let addr = SocketAddr::new(config.server.bind, config.server.port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     info!(
         %addr,
-        backend = config.backend.as_str(),
-        data_dir = %config.data_dir.display(),
+        backend = config.store.backend.as_str(),
+        data_dir = %config.store.data_dir.display(),
         "cw-support-api listening"
     );
-    if tokens.is_empty() && !config.bind.is_loopback() {
+    if tokens.is_empty() && !config.server.bind.is_loopback() {
         info!(
-            bind = %config.bind,
+            bind = %config.server.bind,
             "API_TOKENS is empty: unsigned posts are heard only from TRUST_SQSD_FROM (this host by default); set API_TOKENS for monitors elsewhere"
         );
     }
@@ -154,8 +154,8 @@ impl Background {
         let consumer = queue.map(|queue| spawn_consumer(config, state, queue, stopped));
         // Without a worker daemon there is no cron.yaml: the consumer schedules `reconcile`
         // itself, through the same path as the daemon's periodic task.
-        let reconciler = (mode.consume && !config.reconcile_interval.is_zero())
-            .then(|| spawn_reconciler(state, config.reconcile_interval, stopped));
+        let reconciler = (mode.consume && !config.queue.reconcile_interval.is_zero())
+            .then(|| spawn_reconciler(state, config.queue.reconcile_interval, stopped));
         // The notices the outbox holds (and those queued from now on) are sent by this
         // process, until the signal; what is left is sent after the next start, or by
         // another instance.
@@ -194,9 +194,9 @@ fn spawn_consumer(
     let (state, rx) = (state.clone(), stopped.clone());
     let consumer = Consumer {
         queue,
-        concurrency: config.consume_concurrency,
-        retry_visibility: config.retry_visibility,
-        shutdown_grace: config.shutdown_grace,
+        concurrency: config.queue.consume_concurrency,
+        retry_visibility: config.queue.retry_visibility,
+        shutdown_grace: config.server.shutdown_grace,
     };
     tokio::spawn(async move { consumer.run(state, until_stopped(rx)).await })
 }

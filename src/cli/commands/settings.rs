@@ -110,7 +110,7 @@ async fn alarm_tags(
         tags: Vec::new(),
         note: note.map(str::to_owned),
     };
-    let clients = match (backend.aws(), config.tags) {
+    let clients = match (backend.aws(), config.store.tags) {
         (Some(clients), crate::cli::Switch::On) => clients,
         (Some(_), crate::cli::Switch::Off) => {
             return Ok(untagged(
@@ -121,7 +121,7 @@ async fn alarm_tags(
         (None, _) => return Ok(untagged(arn, None)),
     };
     use crate::ports::tags::TagSource;
-    let source = clients.tags(config.config_cache_ttl);
+    let source = clients.tags(config.store.config_cache_ttl);
     let arn = match arn {
         Some(arn) => Some(arn),
         None => source.alarm_arn(name).await.map_err(anyhow::Error::msg)?,
