@@ -198,18 +198,22 @@ pub struct AlarmConfigRecord {
     pub group: Option<String>,
 }
 
+/// What is wrong with stored or typed per-alarm settings: each field's problem, said
+/// together (`; `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct InvalidSettings(Vec<String>);
+
 impl AlarmConfigRecord {
     /// Checks every field strictly, for the `alarms put` command: a person typing settings
     /// should hear about a mistake at once rather than find it in a case later.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
         let (_, problems) = AlarmSettings::parse(self);
         match problems.is_empty() {
             true => Ok(()),
-            false => Err(problems
-                .iter()
-                .map(|(what, _)| what.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")),
+            false => Err(InvalidSettings(
+                problems.into_iter().map(|(what, _)| what).collect(),
+            )),
         }
     }
 }

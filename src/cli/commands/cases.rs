@@ -251,9 +251,8 @@ pub(super) async fn redrive(
     let mut app = crate::cli::startup::build(config).await?;
     let dlq = app.work_queue(config, &args.from).await;
     let state = app.into_state(config).await?;
-    let report = crate::inbound::consumer::redrive(&state, &*dlq, args.dry_run, args.limit, out)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let report =
+        crate::inbound::consumer::redrive(&state, &*dlq, args.dry_run, args.limit, out).await?;
     write_out(
         out,
         &format!(
@@ -289,8 +288,7 @@ pub async fn process(config: &Config, file: &str, out: &mut dyn Write) -> anyhow
         .await?
         .cases
         .preview(&delivery, &message)
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     write_out(out, &pretty(&report)?)
 }
 

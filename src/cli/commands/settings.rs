@@ -40,7 +40,7 @@ async fn put_alarm(backend: &Backend, put: AlarmPut, out: &mut dyn Write) -> any
         false => store.get(&name).await?,
     };
     let record = merge(stored.unwrap_or_default(), put);
-    record.validate().map_err(Usage)?;
+    record.validate().map_err(|e| Usage(e.to_string()))?;
     if let Some(service) = record.service_code.as_deref()
         && let Ok(Some(catalog)) = backend.desk.services().await
     {
@@ -78,7 +78,7 @@ async fn get_alarm(
     v["sources"] = json!(sources);
     // A value a case cannot use (a hand-edited file): the case falls back, and says so.
     if let Err(problems) = merged.validate() {
-        v["problems"] = json!(problems);
+        v["problems"] = json!(problems.to_string());
     }
     if let Some(arn) = arn {
         v["alarmArn"] = json!(arn);
@@ -124,11 +124,11 @@ async fn alarm_tags(
     let source = clients.tags(config.store.config_cache_ttl);
     let arn = match arn {
         Some(arn) => Some(arn),
-        None => source.alarm_arn(name).await.map_err(anyhow::Error::msg)?,
+        None => source.alarm_arn(name).await?,
     };
     match arn {
         Some(arn) => {
-            let tags = source.tags(&arn).await.map_err(anyhow::Error::msg)?;
+            let tags = source.tags(&arn).await?;
             Ok(AlarmTags {
                 arn: Some(arn),
                 tags,
