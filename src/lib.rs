@@ -13,6 +13,7 @@ pub mod domain;
 pub mod errors;
 pub mod escape;
 pub mod inbound;
+pub mod oncall;
 pub mod paging;
 pub mod ports;
 pub mod retry;
