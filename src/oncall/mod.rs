@@ -6,7 +6,9 @@
 //!
 //! `model` holds the validated types; `resolve` decides, as plain code over them.
 
+pub mod file;
 pub mod model;
+pub mod policy;
 pub mod resolve;
 
 pub use model::{

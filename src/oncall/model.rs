@@ -86,6 +86,8 @@ pub struct Person {
     pub sms: Option<PhoneNumber>,
     pub voice: Option<PhoneNumber>,
     pub email: Option<EmailAddress>,
+    /// A personal webhook (https), posted to like the team's.
+    pub webhook: Option<String>,
 }
 
 /// How long one person's turn lasts, counted in local time: `12h`, `1d`, `1w`.
@@ -122,6 +124,15 @@ impl ShiftLength {
         }
     }
 
+    /// As the file writes it: weeks when whole, else days, else hours.
+    pub fn text(self) -> String {
+        match self {
+            Self::Days(d) if d % 7 == 0 => format!("{}w", d / 7),
+            Self::Days(d) => format!("{d}d"),
+            Self::Hours(h) => format!("{h}h"),
+        }
+    }
+
     /// The length as a local (naive) duration: added to a local time, not to an instant.
     pub fn local(self) -> chrono::Duration {
         match self {
@@ -152,6 +163,21 @@ impl ActiveWindow {
             start: time(start)?,
             end: time(end)?,
         })
+    }
+
+    /// As the file writes it: `mon,tue 09:00-18:00`.
+    pub fn text(&self) -> String {
+        let days: Vec<String> = self
+            .days
+            .iter()
+            .map(|d| d.to_string().to_ascii_lowercase())
+            .collect();
+        format!(
+            "{} {}-{}",
+            days.join(","),
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
     }
 
     /// Whether a local date and time falls inside the window.
@@ -281,6 +307,15 @@ pub fn local_time(s: &str) -> Result<NaiveDateTime, ModelError> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s.trim(), f).ok())
         .ok_or_else(|| ModelError::LocalTime(s.to_owned()))
+}
+
+/// Writes a local date and time as the file does (seconds only when there are some).
+pub fn local_time_text(t: NaiveDateTime) -> String {
+    use chrono::Timelike;
+    match t.second() {
+        0 => t.format("%Y-%m-%dT%H:%M").to_string(),
+        _ => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    }
 }
 
 /// Reads an IANA time zone.

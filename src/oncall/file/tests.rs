@@ -1,0 +1,229 @@
+use super::*;
+
+/// The issue's example, with the people it names.
+const EXAMPLE: &str = r#"
+[[person]]
+id = "alice"
+name = "Alice Example"
+time_zone = "Europe/Berlin"
+sms = "+15555550100"
+email = "alice@example.com"
+
+[[person]]
+id = "bob"
+name = "Bob Example"
+time_zone = "America/New_York"
+voice = "+15555550101"
+
+[[person]]
+id = "carol"
+name = "Carol Example"
+time_zone = "Europe/Berlin"
+webhook = "https://hooks.example.com/carol"
+
+[[schedule]]
+id = "primary"
+time_zone = "Europe/Berlin"
+[[schedule.rotation]]
+people = ["alice", "bob"]
+start = "2027-03-01T09:00"
+shift = "1w"
+[[schedule.rotation]]
+people = ["carol"]
+start = "2027-03-01T00:00"
+shift = "1d"
+active = "mon-fri 09:00-18:00"
+[[schedule.override]]
+person = "carol"
+from = "2027-03-27T18:00"
+until = "2027-03-29T09:00"
+
+[[policy]]
+id = "default"
+repeat = 2
+[[policy.stage]]
+after = "0m"
+notify = ["schedule:primary"]
+[[policy.stage]]
+after = "10m"
+notify = ["person:carol"]
+"#;
+
+#[test]
+fn the_example_is_read_whole() {
+    let on_call = import(EXAMPLE).expect("valid");
+    assert_eq!(on_call.people.len(), 3);
+    let primary = &on_call.schedules[0];
+    assert_eq!(primary.rotations.len(), 2);
+    assert_eq!(primary.rotations[0].shift, ShiftLength::Days(7));
+    assert_eq!(primary.overrides.len(), 1);
+    let policy = &on_call.policies[0];
+    assert_eq!(policy.repeat, 2);
+    assert_eq!(policy.stages[1].after, std::time::Duration::from_secs(600));
+    assert_eq!(
+        policy.stages[0].notify,
+        [Target::Schedule("primary".into())]
+    );
+}
+
+#[test]
+fn export_then_import_is_the_identity() {
+    let on_call = import(EXAMPLE).expect("valid");
+    let text = export(&on_call).expect("written");
+    let again = import(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again, on_call);
+    // One canonical form: written again, the same text.
+    assert_eq!(export(&again).expect("written"), text);
+    assert!(text.contains("[[schedule.rotation]]"), "{text}");
+    assert!(
+        text.contains("active = \"mon,tue,wed,thu,fri 09:00-18:00\""),
+        "{text}"
+    );
+}
+
+/// Refuses each edit of the example with its message; nothing is returned.
+fn refused(cases: &[(&str, &str, &str)]) {
+    for (from, to, want) in cases {
+        assert!(EXAMPLE.contains(from), "{from}");
+        let text = EXAMPLE.replacen(from, to, 1);
+        let e = import(&text).expect_err(want);
+        let said = e.to_string();
+        assert!(said.contains(want), "want {want:?}\ngot {said}");
+        assert!(said.contains("nothing saved"), "{said}");
+    }
+}
+
+/// Each kind of mistake about a person, on the line and field of the value.
+#[test]
+fn every_invalid_person_is_refused_with_the_line_and_field() {
+    refused(&[
+        (
+            "sms = \"+15555550100\"",
+            "sms = \"555-0100\"",
+            "line 6: person[0].sms: \"555-0100\" is not a phone number in E.164 form",
+        ),
+        (
+            "email = \"alice@example.com\"",
+            "email = \"alice\"",
+            "line 7: person[0].email: \"alice\" is not an email address",
+        ),
+        (
+            "time_zone = \"America/New_York\"",
+            "time_zone = \"Mars/Olympus\"",
+            "line 12: person[1].time_zone: \"Mars/Olympus\" is not a time zone",
+        ),
+        (
+            "id = \"bob\"",
+            "id = \"alice\"",
+            "line 10: person[1].id: alice is listed twice",
+        ),
+        (
+            "webhook = \"https://hooks.example.com/carol\"",
+            "webhook = \"http://hooks.example.com/carol\"",
+            "line 19: person[2].webhook: \"http://hooks.example.com/carol\" is not an https URL",
+        ),
+        (
+            "voice = \"+15555550101\"",
+            "",
+            "line 10: person[1].id: no way to reach them",
+        ),
+    ]);
+}
+
+/// Each kind of mistake in a schedule or a policy, on the line and field of the value.
+#[test]
+fn every_invalid_schedule_or_policy_is_refused_with_the_line_and_field() {
+    refused(&[
+        (
+            "people = [\"alice\", \"bob\"]",
+            "people = [\"alice\", \"dave\"]",
+            "line 25: schedule[0].rotation[0].people[1]: dave is not a [[person]] of this file",
+        ),
+        (
+            "people = [\"alice\", \"bob\"]",
+            "people = []",
+            "line 25: schedule[0].rotation[0].people: a rotation needs at least one person",
+        ),
+        (
+            "shift = \"1w\"",
+            "shift = \"1y\"",
+            "line 27: schedule[0].rotation[0].shift: \"1y\" is not a shift length",
+        ),
+        (
+            "start = \"2027-03-01T09:00\"",
+            "start = \"next monday\"",
+            "line 26: schedule[0].rotation[0].start: \"next monday\" is not a local date and time",
+        ),
+        (
+            "active = \"mon-fri 09:00-18:00\"",
+            "active = \"office hours\"",
+            "line 32: schedule[0].rotation[1].active: \"office hours\" is not an active window",
+        ),
+        (
+            "until = \"2027-03-29T09:00\"",
+            "until = \"2027-03-26T09:00\"",
+            "line 36: schedule[0].override[0].until: the override ends (2027-03-26 09:00:00) before it starts (2027-03-27 18:00:00)",
+        ),
+        (
+            "notify = [\"person:carol\"]",
+            "notify = [\"person:zoe\"]",
+            "line 46: policy[0].stage[1].notify[0]: \"zoe\" is not a [[person]] of this file",
+        ),
+        (
+            "notify = [\"schedule:primary\"]",
+            "notify = [\"team:ops\"]",
+            "line 43: policy[0].stage[0].notify[0]: expected schedule:ID or person:ID",
+        ),
+        (
+            "notify = [\"schedule:primary\"]",
+            "notify = []",
+            "line 43: policy[0].stage[0].notify: notifies nobody",
+        ),
+        (
+            "after = \"10m\"",
+            "after = \"soon\"",
+            "line 45: policy[0].stage[1].after: not a delay",
+        ),
+        (
+            "repeat = 2",
+            "repeat = 9",
+            "line 40: policy[0].repeat: 9 is not 0 to 5",
+        ),
+    ]);
+}
+
+#[test]
+fn a_file_of_the_wrong_shape_says_where() {
+    for (text, want) in [
+        (
+            "[[person]]\nid = \"alice\"\nnmae = \"x\"\n",
+            "line 3: unknown field `nmae`",
+        ),
+        (
+            "[[schedule]]\nid = 7\n",
+            "line 2: invalid type: integer `7`, expected a string",
+        ),
+        ("[[person]\n", "line 1:"),
+    ] {
+        let e = import(text).expect_err(text);
+        assert!(matches!(e, FileError::Shape(_)), "{e}");
+        assert!(e.to_string().contains(want), "{text}: {e}");
+    }
+    // Several problems are all reported at once.
+    let text = EXAMPLE
+        .replacen("sms = \"+15555550100\"", "sms = \"x\"", 1)
+        .replacen("shift = \"1w\"", "shift = \"x\"", 1);
+    match import(&text) {
+        Err(FileError::Invalid(problems)) => assert_eq!(problems.len(), 2, "{problems:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_file_is_an_empty_on_duty_setup() {
+    assert_eq!(import(""), Ok(OnCall::default()));
+    assert_eq!(
+        import(&export(&OnCall::default()).expect("written")),
+        Ok(OnCall::default())
+    );
+}
