@@ -34,6 +34,9 @@ pub enum Command {
     /// DynamoDB tables (aws backend).
     #[command(subcommand)]
     Tables(TablesCommand),
+    /// Who is on duty: people, schedules and escalation policies, kept as one TOML file.
+    #[command(subcommand)]
+    Oncall(OncallCommand),
     /// Check the configured backend. aws: credentials, tables and their keys, Support API
     /// access and the severities the plan allows; local: the data directory and its files.
     /// Exit status 0 only if everything is usable.
@@ -58,6 +61,46 @@ pub struct RedriveArgs {
     /// Stop after this many messages (0: until the queue is empty).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OncallCommand {
+    /// Check a file as a whole and save it; nothing is saved if anything is wrong.
+    Import { file: std::path::PathBuf },
+    /// Print the saved file (the same file `import` takes).
+    Export,
+    /// Who is on duty in each schedule, and until when.
+    Now {
+        /// The instant to ask about (RFC 3339, or a local time in UTC); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print JSON: schedule, person, until.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A schedule's shifts between two times (default: the next 7 days).
+    Show {
+        schedule: String,
+        /// From (RFC 3339, or a local time in the schedule's zone); default now.
+        #[arg(long)]
+        from: Option<String>,
+        /// Until; default 7 days after --from.
+        #[arg(long)]
+        until: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put PERSON on duty in SCHEDULE from then until then (local times in the schedule's
+    /// zone), saved in the file.
+    Override {
+        schedule: String,
+        person: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        until: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

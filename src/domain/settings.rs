@@ -374,6 +374,11 @@ pub trait AlarmConfigStore: Send + Sync {
     async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError>;
     /// Replaces the stored windows (the `maintenance` commands read, change and save).
     async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError>;
+    /// The on-duty file as last imported (`oncall::file`'s canonical TOML), if any: kept
+    /// beside the settings so every instance sees the same schedules.
+    async fn on_call(&self) -> Result<Option<String>, StoreError>;
+    /// Replaces the on-duty file (checked whole by the caller first).
+    async fn save_on_call(&self, text: &str) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

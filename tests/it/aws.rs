@@ -2516,3 +2516,27 @@ async fn a_mapped_accounts_graph_and_tags_are_read_with_its_role_in_its_region()
         );
     }
 }
+
+/// The on-duty commands on DynamoDB: the same scenario as on the embedded default
+/// (`tests/it/oncall.rs`), the file kept in the settings table beside the alarms' settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_duty_on_dynamodb() {
+    let standin = SupportStandin::start().await;
+    let endpoint = standin.endpoint();
+    let c = clients(&endpoint);
+    let s = tables(&c).await;
+    let env: Vec<(String, String)> = aws_env(&endpoint, &s)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let scratch = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || crate::oncall::scenario(&env, &scratch))
+        .await
+        .expect("the scenario");
+    // The alarms' settings do not list the on-duty file's item.
+    let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
+        .await
+        .expect("store");
+    assert!(store.list().await.expect("list").is_empty());
+}

@@ -13,5 +13,6 @@ mod fuzz_regressions;
 mod http;
 mod nginx;
 mod notify;
+mod oncall;
 mod security;
 mod worker_path;

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::WINDOWS_FILE;
+use super::{ONCALL_FILE, WINDOWS_FILE};
 use crate::domain::maintenance::MaintenanceWindow;
 use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 
@@ -123,6 +123,18 @@ impl AlarmConfigStore for LocalConfigFile {
         let text = serde_json::to_string_pretty(windows)
             .map_err(|e| StoreError::backend("the maintenance windows", e))?;
         write_atomically(&self.windows_path(), &text)
+    }
+
+    async fn on_call(&self) -> Result<Option<String>, StoreError> {
+        match std::fs::read_to_string(self.path.with_file_name(ONCALL_FILE)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn save_on_call(&self, text: &str) -> Result<(), StoreError> {
+        write_atomically(&self.path.with_file_name(ONCALL_FILE), text)
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cases;
 mod check;
+mod oncall;
 mod serve;
 mod settings;
 
@@ -54,6 +55,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Tables(TablesCommand::Create) => check::tables_create(config, &mut out).await,
         Command::Check => check::check(config, &mut out).await,
         Command::Maintenance(cmd) => maintenance(config, cmd, &mut out).await,
+        Command::Oncall(cmd) => oncall::oncall(config, cmd, &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

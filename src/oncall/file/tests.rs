@@ -1,53 +1,7 @@
 use super::*;
 
-/// The issue's example, with the people it names.
-const EXAMPLE: &str = r#"
-[[person]]
-id = "alice"
-name = "Alice Example"
-time_zone = "Europe/Berlin"
-sms = "+15555550100"
-email = "alice@example.com"
-
-[[person]]
-id = "bob"
-name = "Bob Example"
-time_zone = "America/New_York"
-voice = "+15555550101"
-
-[[person]]
-id = "carol"
-name = "Carol Example"
-time_zone = "Europe/Berlin"
-webhook = "https://hooks.example.com/carol"
-
-[[schedule]]
-id = "primary"
-time_zone = "Europe/Berlin"
-[[schedule.rotation]]
-people = ["alice", "bob"]
-start = "2027-03-01T09:00"
-shift = "1w"
-[[schedule.rotation]]
-people = ["carol"]
-start = "2027-03-01T00:00"
-shift = "1d"
-active = "mon-fri 09:00-18:00"
-[[schedule.override]]
-person = "carol"
-from = "2027-03-27T18:00"
-until = "2027-03-29T09:00"
-
-[[policy]]
-id = "default"
-repeat = 2
-[[policy.stage]]
-after = "0m"
-notify = ["schedule:primary"]
-[[policy.stage]]
-after = "10m"
-notify = ["person:carol"]
-"#;
+/// The issue's example, with the people it names (also what the README shows).
+const EXAMPLE: &str = include_str!("../../../tests/data/oncall/example.toml");
 
 #[test]
 fn the_example_is_read_whole() {

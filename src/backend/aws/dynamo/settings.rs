@@ -48,6 +48,8 @@ pub(super) const SNAPSHOT_MAX: usize = 2048;
 /// The settings table item that holds the maintenance windows (one item: one read per cache
 /// lifetime, whatever the number of windows). Not an alarm: `alarms list` leaves it out.
 pub const WINDOWS_ITEM: &str = "__maintenance__";
+/// The item holding the on-duty file (`oncall import`), beside the settings.
+pub(crate) const ONCALL_ITEM: &str = "__oncall__";
 
 /// More distinct alarms than this in one cache lifetime empties the cache: memory stays
 /// bounded whatever names arrive.
@@ -199,7 +201,7 @@ impl DynamoConfigStore {
             .send();
         while let Some(item) = items.try_next().await.map_err(|e| store_error("Scan", e))? {
             match get_s(&item, &self.hash_key) {
-                Some(WINDOWS_ITEM) | None => {}
+                Some(WINDOWS_ITEM | ONCALL_ITEM) | None => {}
                 Some(_) if most.is_some_and(|m| all.len() >= m) => return Ok(None),
                 Some(name) => all.push((name.to_owned(), record_from_item(&item))),
             }
@@ -335,6 +337,26 @@ impl AlarmConfigStore for DynamoConfigStore {
         *self.windows_cache.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), windows.clone()));
         Ok(windows)
+    }
+
+    async fn on_call(&self) -> Result<Option<String>, StoreError> {
+        let item = self.item(ONCALL_ITEM).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| get_s(i, "file"))
+            .map(str::to_owned))
+    }
+
+    async fn save_on_call(&self, text: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(&self.hash_key, s(ONCALL_ITEM))
+            .item("file", s(text))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
     }
 
     async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError> {

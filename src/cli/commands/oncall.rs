@@ -1,0 +1,216 @@
+//! `oncall`: the on-duty file (import, export, an override) and who is on duty (now, show).
+//! The file is checked as a whole before anything is saved; the store keeps its canonical
+//! form, read back on every command.
+
+use std::io::Write;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Usage, pretty, write_out};
+use crate::cli::{Config, OncallCommand};
+use crate::domain::maintenance::parse_at;
+use crate::domain::settings::AlarmConfigStore;
+use crate::oncall::file::{self, OnCall};
+use crate::oncall::model::{self, Override, PersonId, Schedule};
+use crate::oncall::{on_duty, shifts};
+
+pub(super) async fn oncall(
+    config: &Config,
+    cmd: OncallCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let backend = crate::cli::startup::build(config).await?.backend;
+    let store = &*backend.config;
+    let now = Utc::now();
+    match cmd {
+        OncallCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let on_call = file::import(&text).map_err(|e| Usage(e.to_string()))?;
+            save(store, &on_call).await?;
+            write_out(
+                out,
+                &format!(
+                    "imported {} person(s), {} schedule(s), {} policy(ies)",
+                    on_call.people.len(),
+                    on_call.schedules.len(),
+                    on_call.policies.len()
+                ),
+            )
+        }
+        OncallCommand::Export => {
+            let text = file::export(&load(store).await?)?;
+            write!(out, "{text}").context("writing to standard output")
+        }
+        OncallCommand::Now { at, json } => {
+            let at = match at {
+                Some(t) => parse_at(&t, &chrono_tz::UTC).map_err(|e| Usage(e.to_string()))?,
+                None => now,
+            };
+            now_on_duty(&load(store).await?, at, json, out)
+        }
+        OncallCommand::Show {
+            schedule,
+            from,
+            until,
+            json,
+        } => {
+            let on_call = load(store).await?;
+            let s = find(&on_call, &schedule)?;
+            let (from, until) = span(s, from.as_deref(), until.as_deref(), now)?;
+            show(s, from, until, json, out)
+        }
+        OncallCommand::Override {
+            schedule,
+            person,
+            from,
+            until,
+        } => {
+            let mut on_call = load(store).await?;
+            add_override(&mut on_call, &schedule, &person, &from, &until)?;
+            save(store, &on_call).await?;
+            write_out(
+                out,
+                &format!("{person} is on duty in {schedule} from {from} until {until}"),
+            )
+        }
+    }
+}
+
+/// The saved file, read whole (an empty setup when none was imported).
+async fn load(store: &dyn AlarmConfigStore) -> anyhow::Result<OnCall> {
+    match store.on_call().await? {
+        Some(text) => file::import(&text).context("the saved on-duty file no longer reads"),
+        None => Ok(OnCall::default()),
+    }
+}
+
+async fn save(store: &dyn AlarmConfigStore, on_call: &OnCall) -> anyhow::Result<()> {
+    store.save_on_call(&file::export(on_call)?).await?;
+    Ok(())
+}
+
+fn find<'a>(on_call: &'a OnCall, id: &str) -> anyhow::Result<&'a Schedule> {
+    on_call
+        .schedules
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| Usage(format!("no schedule {id:?} (see `oncall export`)")).into())
+}
+
+fn now_on_duty(
+    on_call: &OnCall,
+    at: DateTime<Utc>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let rows: Vec<serde_json::Value> = on_call
+        .schedules
+        .iter()
+        .map(|s| {
+            let d = on_duty(s, at);
+            json!({
+                "schedule": s.id,
+                "person": d.as_ref().map(|d| d.person.to_string()),
+                "until": d.and_then(|d| d.until).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            })
+        })
+        .collect();
+    if json {
+        return write_out(out, &pretty(&rows)?);
+    }
+    if rows.is_empty() {
+        return write_out(
+            out,
+            "no schedules (import a file with `oncall import FILE`)",
+        );
+    }
+    let mut text = format!("{:<20} {:<20} UNTIL", "SCHEDULE", "ON DUTY");
+    for r in &rows {
+        text.push_str(&format!(
+            "\n{:<20} {:<20} {}",
+            r["schedule"].as_str().unwrap_or_default(),
+            r["person"].as_str().unwrap_or("nobody"),
+            r["until"].as_str().unwrap_or("-"),
+        ));
+    }
+    write_out(out, &text)
+}
+
+/// `--from` and `--until` in the schedule's zone (or with their own offset).
+fn span(
+    s: &Schedule,
+    from: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let read = |t: &str| parse_at(t, &s.time_zone).map_err(|e| Usage(e.to_string()));
+    let from = from.map(read).transpose()?.unwrap_or(now);
+    let until = until
+        .map(read)
+        .transpose()?
+        .unwrap_or(from + chrono::Duration::days(7));
+    if until <= from || until - from > chrono::Duration::days(366) {
+        return Err(Usage("--until must come after --from, within a year".into()).into());
+    }
+    Ok((from, until))
+}
+
+fn show(
+    s: &Schedule,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&s.time_zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let all = shifts(s, from, until);
+    if json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|x| json!({"person": x.person.to_string(), "from": x.from, "until": x.until}))
+            .collect();
+        return write_out(out, &pretty(&rows)?);
+    }
+    let mut text = format!("{:<20} {:<24} UNTIL", "ON DUTY", "FROM");
+    for x in &all {
+        text.push_str(&format!(
+            "\n{:<20} {:<24} {}",
+            x.person.to_string(),
+            local(x.from),
+            local(x.until)
+        ));
+    }
+    write_out(out, &text)
+}
+
+fn add_override(
+    on_call: &mut OnCall,
+    schedule: &str,
+    person: &str,
+    from: &str,
+    until: &str,
+) -> anyhow::Result<()> {
+    let usage = |e: model::ModelError| Usage(e.to_string());
+    let person = PersonId::parse(person).map_err(usage)?;
+    if !on_call.people.iter().any(|p| p.id == person) {
+        return Err(Usage(format!("no person {person} (see `oncall export`)")).into());
+    }
+    let o = Override::new(
+        person,
+        model::local_time(from).map_err(usage)?,
+        model::local_time(until).map_err(usage)?,
+    )
+    .map_err(usage)?;
+    let Some(s) = on_call.schedules.iter_mut().find(|s| s.id == schedule) else {
+        return Err(Usage(format!("no schedule {schedule:?} (see `oncall export`)")).into());
+    };
+    s.overrides.push(o);
+    Ok(())
+}

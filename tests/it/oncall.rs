@@ -1,0 +1,150 @@
+//! `oncall` through the release-shaped binary, the same scenario on the embedded default
+//! and on DynamoDB (moto): import a file, ask who is on duty, refuse a bad file without
+//! changing anything, add an override, export and import back unchanged, show the shifts.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::common;
+use common::process::BIN;
+
+const EXAMPLE: &str = "tests/data/oncall/example.toml";
+
+/// Runs `oncall ARGS` with this environment.
+fn oncall(env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("oncall").args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("runs")
+}
+
+fn ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_str(&ok(o)).expect("json")
+}
+
+/// The whole scenario against one backend.
+pub(crate) fn scenario(env: &[(String, String)], scratch: &Path) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+    let example = example.to_str().expect("path");
+    assert_eq!(
+        ok(&oncall(env, &["import", example])).trim(),
+        "imported 3 person(s), 1 schedule(s), 1 policy(ies)"
+    );
+    // Monday 10:00 in Berlin: the weekday layer (carol) until 18:00; then the weekly
+    // rotation (alice) until carol's window opens again on Tuesday.
+    let now = |at: &str| json_of(&oncall(env, &["now", "--at", at, "--json"]));
+    assert_eq!(
+        now("2027-03-01T09:00:00Z"),
+        json!([{"schedule": "primary", "person": "carol", "until": "2027-03-01T17:00:00Z"}])
+    );
+    assert_eq!(
+        now("2027-03-01T18:00:00Z"),
+        json!([{"schedule": "primary", "person": "alice", "until": "2027-03-02T08:00:00Z"}])
+    );
+
+    // A bad file is refused with its line and field, and nothing changes.
+    let before = ok(&oncall(env, &["export"]));
+    let bad = scratch.join("bad.toml");
+    let text = std::fs::read_to_string(example).expect("example");
+    std::fs::write(
+        &bad,
+        text.replacen(
+            "people = [\"alice\", \"bob\"]",
+            "people = [\"alice\", \"dave\"]",
+            1,
+        ),
+    )
+    .expect("write");
+    let refused = oncall(env, &["import", bad.to_str().expect("path")]);
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("schedule[0].rotation[0].people[1]: dave is not a [[person]] of this file")
+            && said.contains("line ")
+            && said.contains("nothing saved"),
+        "{said}"
+    );
+    assert_eq!(ok(&oncall(env, &["export"])), before, "nothing saved");
+
+    // An override wins over both layers, in the schedule's local time.
+    ok(&oncall(
+        env,
+        &[
+            "override",
+            "primary",
+            "bob",
+            "--from",
+            "2027-03-02T00:00",
+            "--until",
+            "2027-03-03T00:00",
+        ],
+    ));
+    assert_eq!(
+        now("2027-03-02T12:00:00Z"),
+        json!([{"schedule": "primary", "person": "bob", "until": "2027-03-02T23:00:00Z"}])
+    );
+    let refused = oncall(
+        env,
+        &[
+            "override",
+            "primary",
+            "zoe",
+            "--from",
+            "2027-03-02T00:00",
+            "--until",
+            "2027-03-03T00:00",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "an unknown person");
+
+    // Export then import is the identity.
+    let exported = ok(&oncall(env, &["export"]));
+    let again = scratch.join("again.toml");
+    std::fs::write(&again, &exported).expect("write");
+    ok(&oncall(env, &["import", again.to_str().expect("path")]));
+    assert_eq!(ok(&oncall(env, &["export"])), exported);
+
+    let shifts = json_of(&oncall(
+        env,
+        &[
+            "show",
+            "primary",
+            "--from",
+            "2027-03-01T00:00",
+            "--until",
+            "2027-03-02T00:00",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        shifts,
+        json!([
+            {"person": "carol", "from": "2027-03-01T08:00:00Z", "until": "2027-03-01T17:00:00Z"},
+            {"person": "alice", "from": "2027-03-01T17:00:00Z", "until": "2027-03-01T23:00:00Z"}
+        ])
+    );
+}
+
+#[test]
+fn on_duty_on_the_embedded_default() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("BACKEND".to_owned(), "local".to_owned()),
+    ];
+    scenario(&env, dir.path());
+}
