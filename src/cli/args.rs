@@ -67,8 +67,22 @@ pub struct RedriveArgs {
 pub enum OncallCommand {
     /// Check a file as a whole and save it; nothing is saved if anything is wrong.
     Import { file: std::path::PathBuf },
-    /// Print the saved file (the same file `import` takes).
-    Export,
+    /// Print the saved file (the same file `import` takes), or with --ical a schedule's
+    /// shifts as an iCalendar file (RFC 5545), one event per shift.
+    Export {
+        /// The schedule whose shifts to write as iCalendar.
+        #[arg(long, value_name = "SCHEDULE")]
+        ical: Option<String>,
+        /// Only this person's shifts (with --ical).
+        #[arg(long, requires = "ical")]
+        person: Option<String>,
+        /// From (with --ical; RFC 3339 or local in the schedule's zone); default 7 days ago.
+        #[arg(long, requires = "ical")]
+        from: Option<String>,
+        /// Until (with --ical); default 90 days from now.
+        #[arg(long, requires = "ical")]
+        until: Option<String>,
+    },
     /// Who is on duty in each schedule, and until when.
     Now {
         /// The instant to ask about (RFC 3339, or a local time in UTC); default now.

@@ -7,6 +7,7 @@
 //! `model` holds the validated types; `resolve` decides, as plain code over them.
 
 pub mod file;
+pub mod ical;
 pub mod model;
 pub mod policy;
 pub mod resolve;

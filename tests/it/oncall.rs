@@ -137,6 +137,69 @@ pub(crate) fn scenario(env: &[(String, String)], scratch: &Path) {
             {"person": "alice", "from": "2027-03-01T17:00:00Z", "until": "2027-03-01T23:00:00Z"}
         ])
     );
+    calendar_reads_in_a_standard_library(env);
+}
+
+/// The calendar export, read by Python's `icalendar` (PyPI): one event per shift, at the
+/// shifts' times. Skipped (loudly) without it, unless `CW_REQUIRE_ICALENDAR=1` (`.ci/run`).
+fn calendar_reads_in_a_standard_library(env: &[(String, String)]) {
+    let range = ["--from", "2027-03-01T00:00", "--until", "2027-03-08T00:00"];
+    let ics = ok(&oncall(
+        env,
+        &[&["export", "--ical", "primary"][..], &range].concat(),
+    ));
+    let shifts = json_of(&oncall(
+        env,
+        &[&["show", "primary", "--json"][..], &range].concat(),
+    ));
+    const READ: &str = "import sys, json, icalendar\n\
+        cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())\n\
+        print(json.dumps([{'start': e.decoded('dtstart').isoformat(), \
+        'end': e.decoded('dtend').isoformat(), 'summary': str(e.get('summary'))} \
+        for e in cal.walk('VEVENT')]))";
+    let mut child = match Command::new("python3")
+        .args(["-c", "import icalendar"])
+        .status()
+    {
+        Ok(s) if s.success() => Command::new("python3")
+            .args(["-c", READ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3"),
+        _ => {
+            assert!(
+                std::env::var_os("CW_REQUIRE_ICALENDAR").is_none(),
+                "python's icalendar is required here: pip install icalendar"
+            );
+            eprintln!("SKIPPED: python's icalendar is not installed (pip install icalendar)");
+            return;
+        }
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ics.as_bytes())
+        .expect("write");
+    let read = child.wait_with_output().expect("python");
+    assert!(read.status.success(), "icalendar refused it:\n{ics}");
+    let events: Value = serde_json::from_slice(&read.stdout).expect("json");
+    let events = events.as_array().expect("events");
+    let shifts = shifts.as_array().expect("shifts");
+    assert_eq!(events.len(), shifts.len(), "{ics}");
+    for (e, s) in events.iter().zip(shifts) {
+        let utc = |t: &Value| t.as_str().expect("time").replace("+00:00", "Z");
+        assert_eq!(utc(&e["start"]), s["from"].as_str().expect("from"));
+        assert_eq!(utc(&e["end"]), s["until"].as_str().expect("until"));
+        assert!(
+            e["summary"]
+                .as_str()
+                .expect("summary")
+                .starts_with("On duty: ")
+        );
+    }
 }
 
 #[test]

@@ -40,9 +40,19 @@ pub(super) async fn oncall(
                 ),
             )
         }
-        OncallCommand::Export => {
+        OncallCommand::Export { ical: None, .. } => {
             let text = file::export(&load(store).await?)?;
             write!(out, "{text}").context("writing to standard output")
+        }
+        OncallCommand::Export {
+            ical: Some(schedule),
+            person,
+            from,
+            until,
+        } => {
+            let on_call = load(store).await?;
+            let ics = calendar(&on_call, &schedule, person, from, until, now)?;
+            write!(out, "{ics}").context("writing to standard output")
         }
         OncallCommand::Now { at, json } => {
             let at = match at {
@@ -77,6 +87,26 @@ pub(super) async fn oncall(
             )
         }
     }
+}
+
+/// A schedule's shifts as iCalendar: from 7 days ago to 90 days ahead unless told.
+fn calendar(
+    on_call: &OnCall,
+    schedule: &str,
+    person: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let s = find(on_call, schedule)?;
+    let from = from.unwrap_or_else(|| (now - chrono::Duration::days(7)).to_rfc3339());
+    let until = until.unwrap_or_else(|| (now + chrono::Duration::days(90)).to_rfc3339());
+    let (from, until) = span(s, Some(&from), Some(&until), now)?;
+    let mut all = shifts(s, from, until);
+    if let Some(p) = person {
+        all.retain(|x| x.person.as_str() == p);
+    }
+    Ok(crate::oncall::ical::calendar(s, &all, &on_call.people, now))
 }
 
 /// The saved file, read whole (an empty setup when none was imported).
