@@ -105,6 +105,9 @@ pub enum OncallCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The secret path of PERSON's calendar feed (`GET` it from the service; a calendar app
+    /// subscribes to it). Anyone with it sees that person's shifts: share it with them only.
+    Feed { person: String },
     /// Put PERSON on duty in SCHEDULE from then until then (local times in the schedule's
     /// zone), saved in the file.
     Override {

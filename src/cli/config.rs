@@ -250,6 +250,12 @@ pub struct TrustConfig {
     /// that only trusted producers can write.
     #[arg(long, env = "VERIFY_SQS_ENVELOPES", default_value_t = true, action = ArgAction::Set, global = true)]
     pub verify_sqs_envelopes: bool,
+
+    /// Key (32+ characters) of the on-duty calendar feeds' secret URLs (`oncall feed
+    /// PERSON`). Unset: kept in DATA_DIR on the embedded default; the feeds are off on the
+    /// aws backend. Never logged.
+    #[arg(long, env = "ONCALL_FEED_KEY", hide_env_values = true, global = true)]
+    pub oncall_feed_key: Option<String>,
 }
 
 /// Where what happened to cases is told.
@@ -313,7 +319,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 46] = [
+pub(super) const HELP_ORDER: [&str; 47] = [
     "port",
     "bind",
     "backend",
@@ -360,6 +366,7 @@ pub(super) const HELP_ORDER: [&str; 46] = [
     "metrics_interval",
     "config_cache_ttl",
     "idempotency_ttl",
+    "oncall_feed_key",
 ];
 
 /// Gives each of the configuration's options its place in [`HELP_ORDER`].

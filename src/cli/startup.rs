@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::backend::aws::AwsConfig;
 use crate::backend::aws::metrics::CloudWatchMetrics;
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, BackendKind};
 use crate::case::CaseService;
 use crate::cli::{Config, Graphs, Switch};
 use crate::inbound::gate::Gate;
@@ -18,6 +18,7 @@ use crate::inbound::http::AppState;
 use crate::inbound::sns::{
     HttpsCertFetcher, HttpsSubscriptionConfirmer, TopicAllowList, Verifier, VerifierConfig,
 };
+use crate::oncall::feed::FeedKey;
 use crate::paging::notices::Notifier;
 use crate::paging::webhook::WebhookSink;
 use crate::ports::metrics::{MetricsSink, NoMetrics};
@@ -49,6 +50,62 @@ pub enum StartupError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The key of the on-duty calendar feeds' URLs: `ONCALL_FEED_KEY`, else on the embedded
+/// default the one kept in `DATA_DIR` (made on first use); the aws backend without the
+/// variable has none, since each instance would make its own and the URLs would differ.
+pub(crate) fn feed_key(config: &Config) -> Result<Option<FeedKey>, StartupError> {
+    if let Some(secret) = &config.trust.oncall_feed_key {
+        return FeedKey::new(secret)
+            .map(Some)
+            .map_err(|e| StartupError::Config(e.to_string()));
+    }
+    match config.store.backend {
+        BackendKind::Aws => Ok(None),
+        BackendKind::Local => kept_feed_key(&config.store.data_dir)
+            .map(Some)
+            .map_err(|e| StartupError::Client {
+                what: "the on-duty feed key in DATA_DIR",
+                source: e.into(),
+            }),
+    }
+}
+
+/// `DATA_DIR/oncall-feed.key`: read, or made once (32 random bytes, readable by the owner
+/// only, written whole under another name and linked into place, so two processes starting
+/// together keep one key and never read half of it).
+fn kept_feed_key(data_dir: &std::path::Path) -> std::io::Result<FeedKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("oncall-feed.key");
+    let read = |p: &std::path::Path| {
+        let text = std::fs::read_to_string(p)?;
+        FeedKey::new(&text).map_err(std::io::Error::other)
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| std::io::Error::other("no randomness for the feed key"))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let fresh = data_dir.join(format!("oncall-feed.key.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&fresh)?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()?;
+    let linked = std::fs::hard_link(&fresh, &path);
+    std::fs::remove_file(&fresh)?;
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => read(&path),
+    }
 }
 
 /// Opens the configured backend and assembles the application on it.
@@ -140,7 +197,13 @@ impl App {
         )
         .with_metrics(self.metrics)
         .with_limits(config.server.max_concurrency, config.server.shutdown_grace)
-        .with_read_timeout(config.server.read_timeout))
+        .with_read_timeout(config.server.read_timeout)
+        .with_feed(
+            feed_key(config)?.map(|key| crate::inbound::http::feed::Feed {
+                key,
+                store: self.backend.config.clone(),
+            }),
+        ))
     }
 }
 

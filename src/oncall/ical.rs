@@ -14,17 +14,25 @@ pub fn calendar(
     people: &[Person],
     stamp: DateTime<Utc>,
 ) -> String {
+    let events: Vec<(&Schedule, &Shift)> = shifts.iter().map(|s| (schedule, s)).collect();
+    events_calendar(&format!("On duty: {}", schedule.id), &events, people, stamp)
+}
+
+/// A calendar named `name` of shifts from any schedules (a person's feed).
+pub fn events_calendar(
+    name: &str,
+    events: &[(&Schedule, &Shift)],
+    people: &[Person],
+    stamp: DateTime<Utc>,
+) -> String {
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),
         "PRODID:-//cw-support-api//on duty//EN".to_owned(),
         "CALSCALE:GREGORIAN".to_owned(),
-        format!(
-            "X-WR-CALNAME:{}",
-            text(&format!("On duty: {}", schedule.id))
-        ),
+        format!("X-WR-CALNAME:{}", text(name)),
     ];
-    for shift in shifts {
+    for (schedule, shift) in events {
         let name = people
             .iter()
             .find(|p| p.id == shift.person)

@@ -6,6 +6,7 @@
 //!
 //! `model` holds the validated types; `resolve` decides, as plain code over them.
 
+pub mod feed;
 pub mod file;
 pub mod ical;
 pub mod model;

@@ -211,3 +211,69 @@ fn on_duty_on_the_embedded_default() {
     ];
     scenario(&env, dir.path());
 }
+
+/// A person's calendar feed over HTTP behind its secret URL: their shifts only, and the same
+/// 404 for a wrong token, another person's token and an unknown person; the token is never
+/// logged.
+#[tokio::test]
+async fn a_person_reads_their_feed_and_nobody_else_can() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("BACKEND".to_owned(), "local".to_owned()),
+    ];
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+    ok(&oncall(&env, &["import", example.to_str().expect("path")]));
+    let path = ok(&oncall(&env, &["feed", "alice"])).trim().to_owned();
+    let token = path
+        .strip_prefix("/oncall/feed/alice/")
+        .and_then(|t| t.strip_suffix(".ics"))
+        .expect("the feed's path")
+        .to_owned();
+    assert_eq!(token.len(), 64);
+    let refused = oncall(&env, &["feed", "zoe"]);
+    assert_eq!(refused.status.code(), Some(2), "an unknown person");
+
+    let data_dir = dir.path().display().to_string();
+    let server = common::process::ServerProcess::start(&[("DATA_DIR", &data_dir)]);
+    let client = reqwest::Client::new();
+    let get = |p: String| {
+        let (client, url) = (client.clone(), server.url(&p));
+        async move { client.get(url).send().await.expect("answered") }
+    };
+    let feed = get(path.clone()).await;
+    assert_eq!(feed.status(), 200);
+    assert_eq!(
+        feed.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let ics = feed.text().await.expect("body");
+    assert!(ics.starts_with("BEGIN:VCALENDAR\r\n"), "{ics}");
+    assert!(
+        ics.contains("X-WR-CALNAME:On duty: Alice Example\r\n"),
+        "{ics}"
+    );
+    assert!(
+        !ics.contains("Carol Example") && !ics.contains("Bob Example"),
+        "{ics}"
+    );
+
+    let mut other = token.clone().into_bytes();
+    other[0] = if other[0] == b'a' { b'b' } else { b'a' };
+    let other = String::from_utf8(other).expect("hex");
+    for refused in [
+        format!("/oncall/feed/alice/{other}.ics"),
+        format!("/oncall/feed/bob/{token}.ics"),
+        format!("/oncall/feed/zoe/{token}.ics"),
+        format!("/oncall/feed/alice/{token}"),
+    ] {
+        let answer = get(refused.clone()).await;
+        assert_eq!(answer.status(), 404, "{refused}");
+        assert_eq!(answer.text().await.expect("body"), "not found");
+    }
+    assert!(!server.log().contains(&token), "the token is never logged");
+    assert!(
+        std::fs::read_to_string(dir.path().join("oncall-feed.key")).is_ok_and(|k| k.len() == 64),
+        "the key kept in DATA_DIR"
+    );
+}

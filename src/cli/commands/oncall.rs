@@ -54,6 +54,10 @@ pub(super) async fn oncall(
             let ics = calendar(&on_call, &schedule, person, from, until, now)?;
             write!(out, "{ics}").context("writing to standard output")
         }
+        OncallCommand::Feed { person } => {
+            let path = feed_path(config, &load(store).await?, &person)?;
+            write_out(out, &path)
+        }
         OncallCommand::Now { at, json } => {
             let at = match at {
                 Some(t) => parse_at(&t, &chrono_tz::UTC).map_err(|e| Usage(e.to_string()))?,
@@ -107,6 +111,22 @@ fn calendar(
         all.retain(|x| x.person.as_str() == p);
     }
     Ok(crate::oncall::ical::calendar(s, &all, &on_call.people, now))
+}
+
+/// The secret path of a person's calendar feed.
+fn feed_path(config: &Config, on_call: &OnCall, person: &str) -> anyhow::Result<String> {
+    let person = PersonId::parse(person).map_err(|e| Usage(e.to_string()))?;
+    if !on_call.people.iter().any(|p| p.id == person) {
+        return Err(Usage(format!("no person {person} (see `oncall export`)")).into());
+    }
+    let Some(key) = crate::cli::startup::feed_key(config)? else {
+        return Err(Usage(
+            "the feeds are off: set ONCALL_FEED_KEY (32+ characters, the same on every instance)"
+                .into(),
+        )
+        .into());
+    };
+    Ok(key.path(&person))
 }
 
 /// The saved file, read whole (an empty setup when none was imported).

@@ -10,6 +10,7 @@
 mod admit;
 mod dispatch;
 mod error;
+pub mod feed;
 mod listener;
 
 #[cfg(test)]
@@ -72,6 +73,8 @@ pub struct AppState {
     pub shutdown_grace: Duration,
     /// Only `GET /healthz` (for `consume`, whose deliveries come from the queue).
     pub health_only: bool,
+    /// The on-duty calendar feeds, when their key is known (`ONCALL_FEED_KEY`).
+    pub feed: Option<Arc<feed::Feed>>,
 }
 
 /// Default time allowed to send headers, and to send a body.
@@ -100,6 +103,11 @@ impl AppState {
         self
     }
 
+    pub fn with_feed(mut self, feed: Option<feed::Feed>) -> Self {
+        self.feed = feed.map(Arc::new);
+        self
+    }
+
     pub fn with_health_only(mut self, health_only: bool) -> Self {
         self.health_only = health_only;
         self
@@ -122,6 +130,7 @@ impl AppState {
             read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: Duration::from_secs(30),
             health_only: false,
+            feed: None,
         }
     }
 }
@@ -130,7 +139,9 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new().route("/healthz", get(healthz));
     let router = match state.health_only {
         true => router,
-        false => router.route("/serviceme", post(serviceme)),
+        false => router
+            .route("/serviceme", post(serviceme))
+            .route("/oncall/feed/{person}/{file}", get(feed::feed)),
     };
     router.with_state(state)
 }
