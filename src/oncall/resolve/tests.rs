@@ -321,3 +321,145 @@ fn where_overrides_overlap_the_later_listed_wins() {
         Some(("bob".into(), Some(at("2027-02-03T00:00:00Z"))))
     );
 }
+
+/// The properties of the issue, over generated schedules and instants (proptest): zones with
+/// DST changes of an hour and of half an hour, shifts from an hour to two weeks, any start.
+mod properties {
+    use chrono::{NaiveDate, TimeZone};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ZONES: [&str; 4] = [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "UTC",
+    ];
+
+    fn a_rotation() -> impl Strategy<Value = (usize, String, String, i64)> {
+        let people = 1..=4usize;
+        let start = (0..365 * 24 * 60i64).prop_map(|m| {
+            let t = NaiveDate::from_ymd_opt(2027, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("date")
+                + chrono::Duration::minutes(m);
+            crate::oncall::model::local_time_text(t)
+        });
+        let shift = prop_oneof![
+            (1..=48u32).prop_map(|h| format!("{h}h")),
+            (1..=14u32).prop_map(|d| format!("{d}d")),
+        ];
+        let zone = (0..ZONES.len()).prop_map(|i| ZONES[i].to_owned());
+        let offset = 0..(500 * 24 * 60i64);
+        (people, start, shift, zone).prop_flat_map(move |(n, start, shift, zone)| {
+            (
+                Just(n),
+                Just(format!("{start}|{shift}")),
+                Just(zone),
+                offset.clone(),
+            )
+        })
+    }
+
+    fn build(n: usize, start_shift: &str, zone: &str) -> Schedule {
+        let names = ["alice", "bob", "carol", "dave"];
+        let (start, shift) = start_shift.split_once('|').expect("pair");
+        schedule(
+            zone,
+            vec![rotation(&names[..n], start, shift, None)],
+            vec![],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Exactly one person is on duty once the rotation has started, the answer holds
+        /// until the instant it names, and someone else (or, with one person, the same
+        /// person's next turn) takes over then.
+        #[test]
+        fn one_person_on_duty_until_the_named_instant((n, start_shift, zone, minutes) in a_rotation()) {
+            let s = build(n, &start_shift, &zone);
+            let at = at("2027-01-01T00:00:00Z") + chrono::Duration::minutes(minutes);
+            let first = s.rotations[0].start;
+            let started = crate::domain::maintenance::local_instant(&s.time_zone, first)
+                .is_some_and(|t| t <= at);
+            match on_duty(&s, at) {
+                None => prop_assert!(!started, "nobody at {at} after the start"),
+                Some(d) => {
+                    prop_assert!(started);
+                    if n > 1 {
+                        let until = d.until.expect("a change within a year");
+                        prop_assert!(until > at);
+                        let before = on_duty(&s, until - chrono::Duration::seconds(1));
+                        prop_assert_eq!(before.map(|x| x.person), Some(d.person.clone()));
+                        let after = on_duty(&s, until).map(|x| x.person);
+                        prop_assert_ne!(after, Some(d.person));
+                    }
+                }
+            }
+        }
+
+        /// Every hand-over is at the rotation's local start plus whole shifts, counted in
+        /// local time (so a daily hand-over keeps its time of day through DST), or, where that
+        /// local time does not exist, at the first valid instant after it.
+        #[test]
+        fn hand_overs_keep_their_local_time((n, start_shift, zone, minutes) in a_rotation()) {
+            prop_assume!(n > 1);
+            let s = build(n, &start_shift, &zone);
+            let from = at("2027-01-01T00:00:00Z") + chrono::Duration::minutes(minutes);
+            let until = from + chrono::Duration::days(60);
+            let local_start = s.rotations[0].start;
+            let shift = s.rotations[0].shift.local().num_minutes();
+            let all = shifts(&s, from, until);
+            for pair in all.windows(2) {
+                let t = pair[1].from;
+                let local = t.with_timezone(&s.time_zone).naive_local();
+                let k = (local - local_start).num_minutes().div_euclid(shift);
+                let meant = local_start + chrono::Duration::minutes(k * shift);
+                let moved = s.time_zone.from_local_datetime(&meant).earliest().is_none();
+                prop_assert!(local == meant || moved, "hand-over at {local} ({zone}), meant {meant}");
+            }
+        }
+
+        /// An override wins, whatever the rotation says.
+        #[test]
+        fn an_override_wins((n, start_shift, zone, minutes) in a_rotation(), length in 1..(72 * 60i64)) {
+            let mut s = build(n, &start_shift, &zone);
+            let from = NaiveDate::from_ymd_opt(2027, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("date")
+                + chrono::Duration::minutes(minutes);
+            let until = from + chrono::Duration::minutes(length);
+            s.overrides.push(Override::new(id("erin"), from, until).expect("override"));
+            let (Some(a), Some(b)) = (
+                crate::domain::maintenance::local_instant(&s.time_zone, from),
+                crate::domain::maintenance::local_instant(&s.time_zone, until),
+            ) else {
+                return Ok(());
+            };
+            prop_assume!(a < b);
+            let mid = a + (b - a) / 2;
+            prop_assert_eq!(on_duty(&s, mid).map(|d| d.person), Some(id("erin")));
+        }
+
+        /// Where only an active window applies, nobody is on duty outside it.
+        #[test]
+        fn nobody_outside_the_only_window((n, start_shift, zone, minutes) in a_rotation()) {
+            let (start, shift) = start_shift.split_once('|').expect("pair");
+            let names = ["alice", "bob", "carol", "dave"];
+            let s = schedule(
+                &zone,
+                vec![rotation(&names[..n], start, shift, Some("mon-fri 09:00-17:00"))],
+                vec![],
+            );
+            let at = at("2027-01-01T00:00:00Z") + chrono::Duration::minutes(minutes);
+            let local = at.with_timezone(&s.time_zone).naive_local();
+            let window = s.rotations[0].active.as_ref().expect("window");
+            if !window.contains(local) {
+                prop_assert_eq!(on_duty(&s, at), None);
+            }
+        }
+    }
+}
