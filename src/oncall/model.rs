@@ -195,15 +195,7 @@ impl ActiveWindow {
 }
 
 fn weekdays(s: &str) -> Option<Vec<Weekday>> {
-    const ALL: [Weekday; 7] = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
+    use crate::domain::maintenance::WEEK as ALL;
     let day = |d: &str| {
         ALL.into_iter()
             .find(|w| w.to_string().eq_ignore_ascii_case(d))

@@ -74,6 +74,17 @@ impl From<Recurrence> for StoredRecurrence {
     }
 }
 
+/// The days of a week, Monday first (`daily`; the first five are `weekdays`).
+pub const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
+
 fn weekday(s: &str) -> Option<Weekday> {
     Some(match s {
         "mon" => Weekday::Mon,
@@ -111,22 +122,8 @@ impl Recurrence {
             return Err(shape());
         }
         let days: Vec<Weekday> = match words.concat().trim().to_lowercase().as_str() {
-            "daily" => vec![
-                Weekday::Mon,
-                Weekday::Tue,
-                Weekday::Wed,
-                Weekday::Thu,
-                Weekday::Fri,
-                Weekday::Sat,
-                Weekday::Sun,
-            ],
-            "weekdays" => vec![
-                Weekday::Mon,
-                Weekday::Tue,
-                Weekday::Wed,
-                Weekday::Thu,
-                Weekday::Fri,
-            ],
+            "daily" => WEEK.to_vec(),
+            "weekdays" => WEEK[..5].to_vec(),
             list => list
                 .split(',')
                 .map(|d| {
