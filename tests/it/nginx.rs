@@ -197,6 +197,24 @@ fn deployed_trust() -> String {
         .expect(".ebextensions sets TRUST_SQSD_FROM")
 }
 
+/// Imports the example on-duty file into `data_dir` and returns alice's feed path (before
+/// the server starts: it holds the directory's lock).
+fn feed_path(data_dir: &Path) -> String {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(crate::common::process::BIN)
+            .args(args)
+            .env("DATA_DIR", data_dir)
+            .env_remove("BACKEND")
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/example.toml");
+    run(&["oncall", "import", example.to_str().expect("utf-8")]);
+    run(&["oncall", "feed", "alice"])
+}
+
 fn alarm(name: &str) -> String {
     json!({"AlarmName": name, "AlarmDescription": "via nginx", "StateChangeTime": "2026-11-20T03:12:45Z"})
         .to_string()
@@ -239,6 +257,7 @@ async fn only_the_local_daemon_passes_without_a_token(layout: Layout) {
     let _one_at_a_time = ADDRESSES.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let trust = deployed_trust();
+    let feed = feed_path(dir.path());
     let server = ServerProcess::start(&[
         ("DATA_DIR", dir.path().to_str().expect("utf-8")),
         ("API_TOKENS", TOKEN),
@@ -287,6 +306,18 @@ async fn only_the_local_daemon_passes_without_a_token(layout: Layout) {
         assert_eq!(status, 401, "{layout:?} {headers:?}: {body}");
         assert_eq!(body["error"], "unauthorized");
     }
+    // A person's calendar feed, from anywhere with its secret URL, reaches the service.
+    let url = format!("http://{}:{}{feed}", outside.ip, nginx.port);
+    let answer = attacker.get(url).send().await.expect("answered");
+    assert_eq!(
+        answer.status(),
+        200,
+        "{layout:?}: the calendar feed behind nginx"
+    );
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
     // Nor can the attacker run the periodic task.
     let (status, _) = post(
         &attacker,
