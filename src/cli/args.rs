@@ -79,7 +79,7 @@ pub enum OncallCommand {
         /// From (with --ical; RFC 3339 or local in the schedule's zone); default 7 days ago.
         #[arg(long, requires = "ical")]
         from: Option<String>,
-        /// Until (with --ical); default 90 days from now.
+        /// Until (with --ical); default 97 days after --from (90 days from now).
         #[arg(long, requires = "ical")]
         until: Option<String>,
     },

@@ -40,6 +40,10 @@ pub enum FileError {
 
 type Text = Spanned<String>;
 
+/// The largest file taken: far beyond any team's people and schedules, and well inside a
+/// DynamoDB item (400 KB), where the aws backend keeps it.
+pub const MAX_FILE_BYTES: usize = 256 * 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -109,6 +113,12 @@ struct RawStage {
 
 /// Reads a file; every problem is reported, and nothing is returned unless all is right.
 pub fn import(text: &str) -> Result<OnCall, FileError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(FileError::Shape(format!(
+            "{} bytes; at most {MAX_FILE_BYTES}",
+            text.len()
+        )));
+    }
     let raw: RawFile = toml::from_str(text).map_err(|e| FileError::Shape(shape(text, &e)))?;
     let mut r = Reader {
         text,

@@ -2531,9 +2531,19 @@ async fn on_duty_on_dynamodb() {
         .collect();
     let dir = tempfile::tempdir().expect("dir");
     let scratch = dir.path().to_owned();
-    tokio::task::spawn_blocking(move || crate::oncall::scenario(&env, &scratch))
-        .await
-        .expect("the scenario");
+    tokio::task::spawn_blocking(move || {
+        crate::oncall::scenario(&env, &scratch);
+        // Without ONCALL_FEED_KEY each instance would make its own: the feeds are off.
+        let o = crate::oncall::oncall(&env, &["feed", "alice"]);
+        assert_eq!(o.status.code(), Some(2));
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            said.contains("the feeds are off: set ONCALL_FEED_KEY"),
+            "{said}"
+        );
+    })
+    .await
+    .expect("the scenario");
     // The alarms' settings do not list the on-duty file's item.
     let store = DynamoConfigStore::open(c.dynamodb.clone(), &s.config_table, Duration::ZERO)
         .await

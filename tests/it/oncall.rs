@@ -13,7 +13,7 @@ use common::process::BIN;
 const EXAMPLE: &str = "tests/data/oncall/example.toml";
 
 /// Runs `oncall ARGS` with this environment.
-fn oncall(env: &[(String, String)], args: &[&str]) -> Output {
+pub(crate) fn oncall(env: &[(String, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("oncall").args(args).env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -276,4 +276,129 @@ async fn a_person_reads_their_feed_and_nobody_else_can() {
         std::fs::read_to_string(dir.path().join("oncall-feed.key")).is_ok_and(|k| k.len() == 64),
         "the key kept in DATA_DIR"
     );
+}
+
+/// Every kind of bad input to the commands: a clear message and exit status 2 (1 for a file
+/// that cannot be read), and nothing saved.
+#[test]
+fn bad_input_to_the_oncall_commands_is_refused_clearly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ("BACKEND".to_owned(), "local".to_owned()),
+    ];
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE);
+    ok(&oncall(&env, &["import", example.to_str().expect("path")]));
+    let saved = ok(&oncall(&env, &["export"]));
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, "#".repeat(300 * 1024)).expect("write");
+    let huge = huge.to_str().expect("path").to_owned();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["import", "/nonexistent/team.toml"],
+            1,
+            "reading /nonexistent/team.toml",
+        ),
+        (&["import", &huge], 2, "larger than an on-duty file may be"),
+        (&["now", "--at", "tomorrow"], 2, "is not a date and time"),
+        (&["show", "nosuch"], 2, "no schedule \"nosuch\""),
+        (
+            &[
+                "show",
+                "primary",
+                "--from",
+                "2027-03-02T00:00",
+                "--until",
+                "2027-03-01T00:00",
+            ],
+            2,
+            "--until must come after --from",
+        ),
+        (
+            &[
+                "show",
+                "primary",
+                "--from",
+                "2027-03-01T00:00",
+                "--until",
+                "2028-06-01T00:00",
+            ],
+            2,
+            "within a year",
+        ),
+        (
+            &[
+                "override",
+                "primary",
+                "bob",
+                "--from",
+                "2027-03-02T00:00",
+                "--until",
+                "2027-03-01T00:00",
+            ],
+            2,
+            "the override ends",
+        ),
+        (
+            &[
+                "override",
+                "nosuch",
+                "bob",
+                "--from",
+                "2027-03-01T00:00",
+                "--until",
+                "2027-03-02T00:00",
+            ],
+            2,
+            "no schedule \"nosuch\"",
+        ),
+        (
+            &[
+                "override",
+                "primary",
+                "Bob",
+                "--from",
+                "2027-03-01T00:00",
+                "--until",
+                "2027-03-02T00:00",
+            ],
+            2,
+            "is not a person id",
+        ),
+        (
+            &[
+                "override",
+                "primary",
+                "bob",
+                "--from",
+                "next week",
+                "--until",
+                "2027-03-02T00:00",
+            ],
+            2,
+            "is not a local date and time",
+        ),
+        (&["feed", "zoe"], 2, "no person zoe"),
+        (&["export", "--ical", "nosuch"], 2, "no schedule \"nosuch\""),
+    ];
+    for (args, status, want) in cases {
+        let o = oncall(&env, args);
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(*status), "{args:?}: {said}");
+        assert!(said.contains(want), "{args:?}: want {want:?}, got {said}");
+    }
+    assert_eq!(ok(&oncall(&env, &["export"])), saved, "nothing saved");
+
+    // A feed key too short stops the command (exit 2); a good one makes the same URL each
+    // time, unlike the key kept in DATA_DIR.
+    let mut short = env.to_vec();
+    short.push(("ONCALL_FEED_KEY".to_owned(), "short".to_owned()));
+    let o = oncall(&short, &["feed", "alice"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 32 characters"));
+    let mut keyed = env.to_vec();
+    keyed.push(("ONCALL_FEED_KEY".to_owned(), "k".repeat(40)));
+    let first = ok(&oncall(&keyed, &["feed", "alice"]));
+    assert_eq!(ok(&oncall(&keyed, &["feed", "alice"])), first);
+    assert_ne!(ok(&oncall(&env, &["feed", "alice"])), first);
 }

@@ -26,8 +26,7 @@ pub(super) async fn oncall(
     let now = Utc::now();
     match cmd {
         OncallCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = read_bounded(&file)?;
             let on_call = file::import(&text).map_err(|e| Usage(e.to_string()))?;
             save(store, &on_call).await?;
             write_out(
@@ -73,7 +72,7 @@ pub(super) async fn oncall(
         } => {
             let on_call = load(store).await?;
             let s = find(&on_call, &schedule)?;
-            let (from, until) = span(s, from.as_deref(), until.as_deref(), now)?;
+            let (from, until) = span(s, from.as_deref(), until.as_deref(), now, 7)?;
             show(s, from, until, json, out)
         }
         OncallCommand::Override {
@@ -103,9 +102,8 @@ fn calendar(
     now: DateTime<Utc>,
 ) -> anyhow::Result<String> {
     let s = find(on_call, schedule)?;
-    let from = from.unwrap_or_else(|| (now - chrono::Duration::days(7)).to_rfc3339());
-    let until = until.unwrap_or_else(|| (now + chrono::Duration::days(90)).to_rfc3339());
-    let (from, until) = span(s, Some(&from), Some(&until), now)?;
+    let back = now - chrono::Duration::days(7);
+    let (from, until) = span(s, from.as_deref(), until.as_deref(), back, 97)?;
     let mut all = shifts(s, from, until);
     if let Some(p) = person {
         all.retain(|x| x.person.as_str() == p);
@@ -127,6 +125,26 @@ fn feed_path(config: &Config, on_call: &OnCall, person: &str) -> anyhow::Result<
         .into());
     };
     Ok(key.path(&person))
+}
+
+/// The file to import, refused unread when it is larger than any on-duty file can be.
+fn read_bounded(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut text = String::new();
+    let limit = u64::try_from(file::MAX_FILE_BYTES).unwrap_or(u64::MAX) + 1;
+    f.take(limit)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if text.len() > file::MAX_FILE_BYTES {
+        return Err(Usage(format!(
+            "{} is larger than an on-duty file may be ({} bytes at most)",
+            path.display(),
+            file::MAX_FILE_BYTES
+        ))
+        .into());
+    }
+    Ok(text)
 }
 
 /// The saved file, read whole (an empty setup when none was imported).
@@ -189,19 +207,21 @@ fn now_on_duty(
     write_out(out, &text)
 }
 
-/// `--from` and `--until` in the schedule's zone (or with their own offset).
+/// `--from` and `--until` in the schedule's zone (or with their own offset); unset, from
+/// `default_from` and for `days` days.
 fn span(
     s: &Schedule,
     from: Option<&str>,
     until: Option<&str>,
-    now: DateTime<Utc>,
+    default_from: DateTime<Utc>,
+    days: i64,
 ) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
     let read = |t: &str| parse_at(t, &s.time_zone).map_err(|e| Usage(e.to_string()));
-    let from = from.map(read).transpose()?.unwrap_or(now);
+    let from = from.map(read).transpose()?.unwrap_or(default_from);
     let until = until
         .map(read)
         .transpose()?
-        .unwrap_or(from + chrono::Duration::days(7));
+        .unwrap_or(from + chrono::Duration::days(days));
     if until <= from || until - from > chrono::Duration::days(366) {
         return Err(Usage("--until must come after --from, within a year".into()).into());
     }

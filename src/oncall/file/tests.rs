@@ -181,3 +181,11 @@ fn an_empty_file_is_an_empty_on_duty_setup() {
         Ok(OnCall::default())
     );
 }
+
+#[test]
+fn a_file_too_large_is_refused_unread() {
+    let huge = format!("# {}\n", "x".repeat(MAX_FILE_BYTES));
+    let e = import(&huge).expect_err("too large");
+    assert!(matches!(e, FileError::Shape(_)), "{e}");
+    assert!(e.to_string().contains("at most 262144"), "{e}");
+}
