@@ -3,7 +3,7 @@
 //! and field, and nothing is taken unless everything is right. Written back in one canonical
 //! form, so `export` then `import` changes nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
 use crate::domain::settings::EmailAddress;
@@ -65,6 +65,7 @@ struct RawPerson {
     voice: Option<Text>,
     email: Option<Text>,
     webhook: Option<Text>,
+    working_hours: Option<Text>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +101,7 @@ struct RawOverride {
 struct RawPolicy {
     id: Text,
     repeat: Option<Spanned<i64>>,
+    answer_within: Option<Text>,
     #[serde(default)]
     stage: Vec<RawStage>,
 }
@@ -206,6 +208,10 @@ impl Reader<'_> {
                 .webhook
                 .as_ref()
                 .and_then(|v| self.read(v, at("webhook"), https_url));
+            let working_hours = p
+                .working_hours
+                .as_ref()
+                .and_then(|v| self.read(v, at("working_hours"), ActiveWindow::parse));
             if p.sms.is_none() && p.voice.is_none() && p.email.is_none() && p.webhook.is_none() {
                 self.report(
                     p.id.span().start,
@@ -225,6 +231,7 @@ impl Reader<'_> {
                     voice,
                     email,
                     webhook,
+                    working_hours,
                 });
             }
         }
@@ -351,6 +358,14 @@ impl Reader<'_> {
                 },
                 None => Some(0),
             };
+            let answer_within = match &p.answer_within {
+                Some(t) => self.read(t, at("answer_within"), |t| {
+                    policy::delay(t)
+                        .filter(|d| !d.is_zero())
+                        .ok_or("not a delay above zero (30s, 5m, 1h; at most a day)")
+                }),
+                None => Some(policy::DEFAULT_ANSWER_WITHIN),
+            };
             if p.stage.is_empty() {
                 self.report(
                     p.id.span().start,
@@ -364,11 +379,12 @@ impl Reader<'_> {
                 .enumerate()
                 .map(|(j, s)| self.stage(s, &format!("policy[{i}].stage[{j}]"), people, schedules))
                 .collect();
-            if let (Some(id), Some(repeat)) = (id, repeat) {
+            if let (Some(id), Some(repeat), Some(answer_within)) = (id, repeat, answer_within) {
                 out.push(Policy {
                     id,
                     repeat,
                     stages: stages.into_iter().flatten().collect(),
+                    answer_within,
                 });
             }
         }
@@ -437,128 +453,8 @@ fn https_url(s: &str) -> Result<String, String> {
 
 // What `export` writes: the same names, one canonical form.
 
-#[derive(Serialize)]
-struct OutFile {
-    person: Vec<OutPerson>,
-    schedule: Vec<OutSchedule>,
-    policy: Vec<OutPolicy>,
-}
-
-#[derive(Serialize)]
-struct OutPerson {
-    id: String,
-    name: String,
-    time_zone: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sms: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    voice: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook: Option<String>,
-}
-
-#[derive(Serialize)]
-struct OutSchedule {
-    id: String,
-    time_zone: String,
-    rotation: Vec<OutRotation>,
-    #[serde(rename = "override", skip_serializing_if = "Vec::is_empty")]
-    overrides: Vec<OutOverride>,
-}
-
-#[derive(Serialize)]
-struct OutRotation {
-    people: Vec<String>,
-    start: String,
-    shift: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<String>,
-}
-
-#[derive(Serialize)]
-struct OutOverride {
-    person: String,
-    from: String,
-    until: String,
-}
-
-#[derive(Serialize)]
-struct OutPolicy {
-    id: String,
-    repeat: u32,
-    stage: Vec<OutStage>,
-}
-
-#[derive(Serialize)]
-struct OutStage {
-    after: String,
-    notify: Vec<String>,
-}
-
-/// Writes the canonical file: what [`import`] reads back as the same thing.
-pub fn export(on_call: &OnCall) -> Result<String, toml::ser::Error> {
-    let out = OutFile {
-        person: on_call.people.iter().map(out_person).collect(),
-        schedule: on_call.schedules.iter().map(out_schedule).collect(),
-        policy: on_call.policies.iter().map(out_policy).collect(),
-    };
-    toml::to_string(&out)
-}
-
-fn out_person(p: &Person) -> OutPerson {
-    OutPerson {
-        id: p.id.to_string(),
-        name: p.name.clone(),
-        time_zone: p.time_zone.name().to_owned(),
-        sms: p.sms.as_ref().map(|n| n.as_str().to_owned()),
-        voice: p.voice.as_ref().map(|n| n.as_str().to_owned()),
-        email: p.email.as_ref().map(|e| e.as_str().to_owned()),
-        webhook: p.webhook.clone(),
-    }
-}
-
-fn out_schedule(s: &Schedule) -> OutSchedule {
-    OutSchedule {
-        id: s.id.clone(),
-        time_zone: s.time_zone.name().to_owned(),
-        rotation: s
-            .rotations
-            .iter()
-            .map(|r| OutRotation {
-                people: r.people().iter().map(ToString::to_string).collect(),
-                start: model::local_time_text(r.start),
-                shift: r.shift.text(),
-                active: r.active.as_ref().map(ActiveWindow::text),
-            })
-            .collect(),
-        overrides: s
-            .overrides
-            .iter()
-            .map(|o| OutOverride {
-                person: o.person.to_string(),
-                from: model::local_time_text(o.from),
-                until: model::local_time_text(o.until),
-            })
-            .collect(),
-    }
-}
-
-fn out_policy(p: &Policy) -> OutPolicy {
-    OutPolicy {
-        id: p.id.clone(),
-        repeat: p.repeat,
-        stage: p
-            .stages
-            .iter()
-            .map(|s| OutStage {
-                after: policy::delay_text(s.after),
-                notify: s.notify.iter().map(ToString::to_string).collect(),
-            })
-            .collect(),
-    }
-}
+mod export;
+pub use export::export;
 
 #[cfg(test)]
 mod tests;

@@ -128,6 +128,7 @@ mod tests {
             voice: None,
             email: None,
             webhook: Some("https://x".into()),
+            working_hours: None,
         }];
         let shifts = vec![Shift {
             person: alice,

@@ -88,6 +88,26 @@ pub struct Person {
     pub email: Option<EmailAddress>,
     /// A personal webhook (https), posted to like the team's.
     pub webhook: Option<String>,
+    /// Their working hours in their own zone, as the file gave them: a callout outside them
+    /// is an off-hours callout (paid as such). `None`: [`DEFAULT_WORKING_HOURS`].
+    pub working_hours: Option<ActiveWindow>,
+}
+
+/// Working hours where a person's are not given: Monday to Friday, 09:00 to 18:00.
+pub const DEFAULT_WORKING_HOURS: &str = "mon-fri 09:00-18:00";
+
+impl Person {
+    /// Whether an instant falls outside this person's working hours, in their own zone.
+    pub fn off_hours(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let local = at.with_timezone(&self.time_zone).naive_local();
+        let inside = match &self.working_hours {
+            Some(w) => w.contains(local),
+            None => ActiveWindow::parse(DEFAULT_WORKING_HOURS)
+                .map(|w| w.contains(local))
+                .unwrap_or(false),
+        };
+        !inside
+    }
 }
 
 /// How long one person's turn lasts, counted in local time: `12h`, `1d`, `1w`.

@@ -36,7 +36,14 @@ pub struct Policy {
     pub id: String,
     pub repeat: u32,
     pub stages: Vec<Stage>,
+    /// How long the last stage of a round is given to be answered before the next round
+    /// begins (or, after the last round, the page is `unanswered`). The other stages are
+    /// given until the next stage's `after`.
+    pub answer_within: Duration,
 }
+
+/// What `answer_within` is when the file does not say.
+pub const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(5 * 60);
 
 /// The most times a policy may run again (GoAlert's bound): more is a loop nobody answers.
 pub const MAX_REPEAT: u32 = 5;

@@ -189,3 +189,76 @@ fn a_file_too_large_is_refused_unread() {
     assert!(matches!(e, FileError::Shape(_)), "{e}");
     assert!(e.to_string().contains("at most 262144"), "{e}");
 }
+
+/// A person's working hours and a policy's answer time: read, written back only when
+/// given (or not the default), and refused with the line and field when wrong.
+#[test]
+fn working_hours_and_answer_within_round_trip_and_are_checked() {
+    let text = EXAMPLE
+        .replacen(
+            "webhook = \"https://hooks.example.com/carol\"",
+            "webhook = \"https://hooks.example.com/carol\"\nworking_hours = \"mon-thu 08:00-16:00\"",
+            1,
+        )
+        .replacen("repeat = 2", "repeat = 2\nanswer_within = \"2m\"", 1);
+    let on_call = import(&text).expect("valid");
+    let carol = &on_call.people[2];
+    assert_eq!(
+        carol
+            .working_hours
+            .as_ref()
+            .map(ActiveWindow::text)
+            .as_deref(),
+        Some("mon,tue,wed,thu 08:00-16:00")
+    );
+    assert_eq!(on_call.people[0].working_hours, None);
+    assert_eq!(
+        on_call.policies[0].answer_within,
+        std::time::Duration::from_secs(120)
+    );
+    let written = export(&on_call).expect("written");
+    assert!(
+        written.contains("working_hours = \"mon,tue,wed,thu 08:00-16:00\""),
+        "{written}"
+    );
+    assert!(written.contains("answer_within = \"2m\""), "{written}");
+    assert_eq!(import(&written).expect("again"), on_call);
+    // The default is not written.
+    let plain = export(&import(EXAMPLE).expect("valid")).expect("written");
+    assert!(!plain.contains("answer_within"), "{plain}");
+    assert!(!plain.contains("working_hours"), "{plain}");
+
+    let bad_hours = EXAMPLE.replacen(
+        "email = \"alice@example.com\"",
+        "email = \"alice@example.com\"\nworking_hours = \"weekdays\"",
+        1,
+    );
+    let said = import(&bad_hours).expect_err("refused").to_string();
+    assert!(said.contains("line 8: person[0].working_hours:"), "{said}");
+    for bad in ["0m", "2 minutes", "2d"] {
+        let text = EXAMPLE.replacen(
+            "repeat = 2",
+            &format!("repeat = 2\nanswer_within = \"{bad}\""),
+            1,
+        );
+        let said = import(&text).expect_err(bad).to_string();
+        assert!(said.contains("policy[0].answer_within: "), "{bad}: {said}");
+        assert!(said.contains("not a delay above zero"), "{bad}: {said}");
+    }
+}
+
+/// Off-hours is judged in the person's own zone, against their hours or the default.
+#[test]
+fn off_hours_is_judged_in_the_persons_zone() {
+    let on_call = import(EXAMPLE).expect("valid");
+    let alice = &on_call.people[0]; // Berlin, default hours (Mon-Fri 09:00-18:00)
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("t");
+    // Monday 2027-03-01: 08:30 UTC is 09:30 in Berlin (inside); 17:30 UTC is 18:30 (outside).
+    assert!(!alice.off_hours(at("2027-03-01T08:30:00Z")));
+    assert!(alice.off_hours(at("2027-03-01T17:30:00Z")));
+    // Saturday, midday: off hours.
+    assert!(alice.off_hours(at("2027-03-06T11:00:00Z")));
+    let bob = &on_call.people[1]; // New York: 14:00 UTC Monday is 09:00 there.
+    assert!(!bob.off_hours(at("2027-03-01T14:00:00Z")));
+    assert!(bob.off_hours(at("2027-03-01T13:00:00Z")));
+}
