@@ -217,6 +217,13 @@ pub struct AlarmPut {
     /// The group whose one case this alarm shares with the group's other alarms.
     #[arg(long)]
     pub group: Option<String>,
+    /// Where the alarm goes: case (an AWS Support case, the default), page (the people on
+    /// duty, by its escalation policy) or both.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// The escalation policy of its pages (an id in the on-duty file; default PAGE_POLICY).
+    #[arg(long)]
+    pub policy: Option<String>,
     /// Start from empty settings instead of the stored ones.
     #[arg(long)]
     pub replace: bool,

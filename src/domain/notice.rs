@@ -28,6 +28,12 @@ pub enum Notice {
         alarm: String,
         reason: String,
     },
+    /// A page went through every stage of its policy and nobody acknowledged it.
+    Unanswered {
+        page: u64,
+        alarm: String,
+        summary: String,
+    },
     Folded {
         case_id: String,
         alarm: String,
@@ -68,7 +74,7 @@ impl Notice {
             | Self::Resolved { case_id, .. }
             | Self::Folded { case_id, .. }
             | Self::Storm { case_id, .. } => Some(case_id),
-            Self::Failed { .. } => None,
+            Self::Failed { .. } | Self::Unanswered { .. } => None,
         }
     }
 
@@ -128,6 +134,16 @@ impl Notice {
                  in the dead-letter queue until redriven.",
                 esc(alarm),
                 esc(reason)
+            ),
+            Self::Unanswered {
+                page,
+                alarm,
+                summary,
+            } => format!(
+                "Nobody acknowledged page {page} for alarm {} ({}): every stage of its \
+                 policy was tried. Someone must look at it now: cw-support-api pages show {page}",
+                esc(alarm),
+                esc(summary)
             ),
             Self::Folded { case_id, alarm } => format!(
                 "Alarm storm: {} was added to the storm case {} instead of opening its own. {}",

@@ -196,6 +196,13 @@ pub struct AlarmConfigRecord {
     /// communication naming themselves, and it recovers when every member is OK.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Where the alarm goes: `case` (the default), `page` or `both`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The escalation policy its pages follow (an id in the on-duty file); `PAGE_POLICY`
+    /// when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// What is wrong with stored or typed per-alarm settings: each field's problem, said
@@ -233,6 +240,48 @@ pub struct AlarmSettings {
     pub inhibited_by: Vec<String>,
     /// The group whose one case this alarm shares.
     pub group: Option<String>,
+    /// Whether the alarm opens a case, pages the people on duty, or both.
+    pub route: Route,
+    /// The escalation policy of its pages, when not the default.
+    pub policy: Option<String>,
+}
+
+/// Where an alarm goes.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Route {
+    /// An AWS Support case, as the service always did.
+    #[default]
+    Case,
+    /// A page to the people on duty, and no case.
+    Page,
+    /// Both.
+    Both,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    pub fn cases(self) -> bool {
+        matches!(self, Self::Case | Self::Both)
+    }
+
+    pub fn pages(self) -> bool {
+        matches!(self, Self::Page | Self::Both)
+    }
 }
 
 impl Default for AlarmSettings {
@@ -247,6 +296,8 @@ impl Default for AlarmSettings {
             enabled: true,
             inhibited_by: Vec::new(),
             group: None,
+            route: Route::Case,
+            policy: None,
         }
     }
 }
@@ -317,6 +368,22 @@ impl AlarmSettings {
                 notes.push((format!("group: {g:?} is not a group name"), "no group"));
             } else {
                 s.group = Some(g.to_owned());
+            }
+        }
+        if let Some(route) = r.route.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+            match route.parse() {
+                Ok(route) => s.route = route,
+                Err(_) => notes.push((
+                    format!("route: {route:?} is not case, page or both"),
+                    "opening a case",
+                )),
+            }
+        }
+        if let Some(p) = r.policy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            if p.chars().any(char::is_control) || p.chars().count() > 64 {
+                notes.push((format!("policy: {p:?} is not a policy id"), "the default policy"));
+            } else {
+                s.policy = Some(p.to_owned());
             }
         }
         (s, notes)

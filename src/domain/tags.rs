@@ -1,7 +1,7 @@
 //! Settings from the alarm's own tags, for teams that define alarms in CloudFormation or
 //! Terraform and want the case settings beside them: `cw-support:priority`, `cw-support:cc`,
 //! `cw-support:service-code`, `cw-support:category-code`, `cw-support:group`,
-//! `cw-support:enabled`. Read through a [`TagSource`](crate::ports::tags::TagSource) (on
+//! `cw-support:enabled`, `cw-support:route`, `cw-support:policy`. Read through a [`TagSource`](crate::ports::tags::TagSource) (on
 //! AWS, CloudWatch ListTagsForResource, cached per alarm ARN); a failure to read them never
 //! blocks a case (the stored settings and defaults apply).
 //!
@@ -36,6 +36,8 @@ pub fn record_from_tags(tags: &[(String, String)]) -> AlarmConfigRecord {
             "service-code" => r.service_code = Some(value),
             "category-code" => r.category_code = Some(value),
             "group" => r.group = Some(value),
+            "route" => r.route = Some(value.to_lowercase()),
+            "policy" => r.policy = Some(value),
             "enabled" => r.enabled = Some(!matches!(value.as_str(), "false" | "0" | "no" | "off")),
             _ => {}
         }
@@ -89,6 +91,8 @@ pub fn merge(
             &tagged.inhibited_by,
         ),
         group: pick(&mut sources, "group", &stored.group, &tagged.group),
+        route: pick(&mut sources, "route", &stored.route, &tagged.route),
+        policy: pick(&mut sources, "policy", &stored.policy, &tagged.policy),
     };
     (merged, sources)
 }

@@ -24,10 +24,22 @@ pub enum Event {
     Reconciled,
     /// A notice (case opened, AWS replied, ...) that could not be sent to a sink.
     NotifyFailed,
+    /// A page was opened for an alarm.
+    PageOpened,
+    /// A page's message was handed to its channel.
+    PageMessageSent,
+    /// A page's message failed (tried again, or given up).
+    PageMessageFailed,
+    /// A page was escalated to its next stage (by its policy, or by hand).
+    PageEscalated,
+    /// Someone acknowledged a page.
+    PageAcknowledged,
+    /// Every stage of a page's policy went unanswered.
+    PageUnanswered,
 }
 
 impl Event {
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 18] = [
         Self::CaseLogged,
         Self::CaseUpdated,
         Self::CaseCoalesced,
@@ -40,6 +52,12 @@ impl Event {
         Self::Failed,
         Self::Reconciled,
         Self::NotifyFailed,
+        Self::PageOpened,
+        Self::PageMessageSent,
+        Self::PageMessageFailed,
+        Self::PageEscalated,
+        Self::PageAcknowledged,
+        Self::PageUnanswered,
     ];
 
     pub fn metric_name(self) -> &'static str {
@@ -56,6 +74,12 @@ impl Event {
             Self::Failed => "Delivery/Failed",
             Self::Reconciled => "Task/Reconciled",
             Self::NotifyFailed => "Notify/Failed",
+            Self::PageOpened => "Page/Opened",
+            Self::PageMessageSent => "Page/MessageSent",
+            Self::PageMessageFailed => "Page/MessageFailed",
+            Self::PageEscalated => "Page/Escalated",
+            Self::PageAcknowledged => "Page/Acknowledged",
+            Self::PageUnanswered => "Page/Unanswered",
         }
     }
 }

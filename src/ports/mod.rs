@@ -7,6 +7,7 @@ pub mod graph;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod pages;
 pub mod queue;
 pub mod tags;
 

@@ -25,6 +25,7 @@ impl NoticeSink for SnsSink {
             Notice::Replied { .. } => "AWS Support replied",
             Notice::Resolved { .. } => "AWS Support case resolved",
             Notice::Failed { .. } => "Alarm could not become a case",
+            Notice::Unanswered { .. } => "Nobody acknowledged a page",
             Notice::Folded { .. } | Notice::Storm { .. } => "Alarm storm",
         };
         self.client

@@ -256,6 +256,63 @@ const SCHEMA: &str = "
         error TEXT);
     CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
     -- What the notifier would have told people (the embedded default's sink).
+    CREATE TABLE IF NOT EXISTS pages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        alarm TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        state TEXT NOT NULL,
+        owner TEXT,
+        round INTEGER NOT NULL,
+        stage INTEGER NOT NULL,
+        opened_at TEXT NOT NULL,
+        next_at TEXT,
+        lease_until TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pages_due ON pages (state, next_at);
+    CREATE INDEX IF NOT EXISTS pages_by_key ON pages (key, state);
+    CREATE TABLE IF NOT EXISTS page_events (
+        event TEXT PRIMARY KEY,
+        page INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS page_timeline (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        page INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS page_timeline_by_page ON page_timeline (page, seq);
+    CREATE TABLE IF NOT EXISTS page_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page INTEGER NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        person TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        to_addr TEXT NOT NULL,
+        text TEXT NOT NULL,
+        stage INTEGER,
+        round INTEGER,
+        queued_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        sent_at TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at TEXT NOT NULL,
+        lease_until TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS page_messages_by_page ON page_messages (page, id);
+    CREATE INDEX IF NOT EXISTS page_messages_due ON page_messages (state, next_at);
+    CREATE TABLE IF NOT EXISTS callouts (
+        page INTEGER NOT NULL,
+        person TEXT NOT NULL,
+        schedule TEXT,
+        at TEXT NOT NULL,
+        local_time TEXT NOT NULL,
+        off_hours INTEGER NOT NULL,
+        PRIMARY KEY (page, person)
+    );
+    CREATE INDEX IF NOT EXISTS callouts_by_time ON callouts (at);
     CREATE TABLE IF NOT EXISTS notices (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at TEXT NOT NULL,

@@ -381,6 +381,8 @@ fn merge(mut r: AlarmConfigRecord, put: AlarmPut) -> AlarmConfigRecord {
     set(&mut r.subject, put.subject);
     set(&mut r.service_code, put.service_code);
     set(&mut r.category_code, put.category_code);
+    set(&mut r.route, put.route.map(|p| p.trim().to_lowercase()));
+    set(&mut r.policy, put.policy.map(|p| p.trim().to_owned()));
     if !put.cc.is_empty() {
         r.ccemail = Some(match put.cc.len() {
             1 => CcField::One(put.cc[0].clone()),

@@ -99,7 +99,11 @@ fn each_person_is_reached_once_and_what_names_nobody_is_said() {
     ];
     let (r, problems) = recipients(&on_call, &targets, at);
     assert_eq!(r.len(), 1, "carol once: {r:?}");
-    assert_eq!(r[0].schedule.as_deref(), Some("primary"), "the first target says how");
+    assert_eq!(
+        r[0].schedule.as_deref(),
+        Some("primary"),
+        "the first target says how"
+    );
     assert_eq!(problems, vec!["no schedule secondary in the on-duty file"]);
     // Before the rotation starts nobody is on duty.
     let early: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("t");

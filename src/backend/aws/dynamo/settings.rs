@@ -245,6 +245,8 @@ fn record_from_item(item: &Item) -> AlarmConfigRecord {
         enabled,
         inhibited_by: text("inhibited_by"),
         group: text("group"),
+        route: text("route"),
+        policy: text("policy"),
     }
 }
 
@@ -263,6 +265,8 @@ fn item_from_record(hash_key: &str, name: &str, r: &AlarmConfigRecord) -> Item {
     put("category_code", &r.category_code);
     put("inhibited_by", &r.inhibited_by);
     put("group", &r.group);
+    put("route", &r.route);
+    put("policy", &r.policy);
     match &r.ccemail {
         Some(CcField::One(one)) => {
             item.insert("ccemail".into(), s(one.clone()));

@@ -4,6 +4,7 @@
 //! database and the same transactions, is in `outbox`.
 
 mod outbox;
+mod pages;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use crate::backend::local::{from_json, parse_time, to_json};
 use crate::ports::ledger::LedgerError;
 
 /// A time in the outbox's columns: one fixed form, so that they compare as text.
-fn stamp(t: DateTime<Utc>) -> String {
+pub(super) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

@@ -1,0 +1,385 @@
+//! The pager: opens a page when an alarm routed to people fires (or attaches it to the
+//! live one), resolves it when the alarm is OK again, and runs the escalation engine, after
+//! GoAlert's: each cycle takes the pages whose step is due (leased, so one instance of a
+//! fleet runs each), decides the step as plain code ([`super::escalation`]) and commits it
+//! in one transaction: the messages it queues (each under its idempotency key), the
+//! callouts, the timeline and where the page stands next. Sending is a separate queue, so
+//! a slow provider never delays an escalation; nothing lives only in memory, so a crash or
+//! a restart carries on from the last commit within the lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::alarm::{Alarm, AlarmState};
+use crate::domain::notice::Notice;
+use crate::domain::settings::{AlarmConfigStore, AlarmSettings, StoreError};
+use crate::oncall::file::OnCall;
+use crate::ports::ledger::LedgerError;
+use crate::ports::metrics::{Event, MetricsSink, NoMetrics};
+use crate::ports::pages::{
+    Acted, Action, Advance, Callout, DuePage, NewMessage, NewPage, PageLedger, Raised, Tell,
+    Transport,
+};
+
+use super::escalation::{self, Recipient, Step};
+use super::page::{PageId, Via};
+use super::text;
+
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How long a due page or a taken message is this instance's: a step's commit and a
+/// provider's answer fit in it many times; if the instance dies, another carries on once
+/// it lapses.
+const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How often the ledger is asked what is due when nothing wakes the engine: a step fires
+/// within this of its due time.
+pub const POLL: Duration = Duration::from_millis(250);
+/// Pages stepped, and messages taken, per round.
+const BATCH: usize = 64;
+/// Attempts per message before it is given up (its failure is on the page's timeline).
+const ATTEMPTS: u32 = 3;
+/// The pause before a failed message is tried again (doubled each time).
+const RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PagingError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the saved on-duty file no longer reads: {0}")]
+    OnCall(#[from] crate::oncall::file::FileError),
+}
+
+/// Opens, acts on and escalates pages.
+pub struct Pager {
+    pages: Arc<dyn PageLedger>,
+    config: Arc<dyn AlarmConfigStore>,
+    transport: Arc<dyn Transport>,
+    metrics: Arc<dyn MetricsSink>,
+    /// Whether the team's notice sinks are on (an unanswered page is told to them).
+    notices: crate::paging::notices::Notifier,
+    /// The policy of pages whose alarm names none (`PAGE_POLICY`).
+    default_policy: Option<String>,
+    clock: Clock,
+    wake: tokio::sync::Notify,
+}
+
+impl Pager {
+    pub fn new(
+        pages: Arc<dyn PageLedger>,
+        config: Arc<dyn AlarmConfigStore>,
+        transport: Arc<dyn Transport>,
+        default_policy: Option<String>,
+    ) -> Self {
+        Self {
+            pages,
+            config,
+            transport,
+            metrics: Arc::new(NoMetrics),
+            notices: crate::paging::notices::Notifier::none(),
+            default_policy,
+            clock: Arc::new(Utc::now),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_notifier(mut self, notices: crate::paging::notices::Notifier) -> Self {
+        self.notices = notices;
+        self
+    }
+
+    /// Replaces the wall clock (tests on tokio's paused clock).
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn PageLedger> {
+        &self.pages
+    }
+
+    /// The saved on-duty file (an empty setup when none was imported). Read at each use, so
+    /// an import on any instance is seen at the next step.
+    async fn on_call(&self) -> Result<OnCall, PagingError> {
+        match self.config.on_call().await? {
+            Some(text) => Ok(crate::oncall::file::import(&text)?),
+            None => Ok(OnCall::default()),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// What a page is kept apart by: the alarm's group, so its members share one page.
+    pub fn key(alarm: &Alarm, settings: &AlarmSettings) -> String {
+        match &settings.group {
+            Some(g) => format!("group:{g}"),
+            None => alarm.key().to_owned(),
+        }
+    }
+
+    /// An alarm event whose route includes people: ALARM opens a page (or attaches to the
+    /// live one); OK resolves the live one and tells the people it reached. Idempotent by
+    /// the event: a redelivery changes nothing.
+    pub async fn on_alarm(
+        &self,
+        alarm: &Alarm,
+        settings: &AlarmSettings,
+    ) -> Result<Option<Raised>, PagingError> {
+        if !settings.route.pages() {
+            return Ok(None);
+        }
+        let key = Self::key(alarm, settings);
+        let now = self.now();
+        match alarm.state {
+            AlarmState::Alarm => {
+                let policy = settings
+                    .policy
+                    .clone()
+                    .or_else(|| self.default_policy.clone())
+                    .unwrap_or_default();
+                let on_call = self.on_call().await?;
+                let first = on_call
+                    .policies
+                    .iter()
+                    .find(|p| p.id == policy)
+                    .map_or(Duration::ZERO, escalation::first_wait);
+                let raised = self
+                    .pages
+                    .raise(NewPage {
+                        key,
+                        alarm: alarm.name.clone(),
+                        policy,
+                        summary: text::summary(alarm),
+                        event: alarm.event_key(),
+                        at: now,
+                        first_due: now + first,
+                    })
+                    .await?;
+                if let Raised::Opened(_) = raised {
+                    self.metrics.record(Event::PageOpened);
+                    self.wake.notify_one();
+                }
+                Ok(Some(raised))
+            }
+            AlarmState::Ok => {
+                let Some(live) = self.pages.live(&key).await? else {
+                    return Ok(None);
+                };
+                let tell = Tell {
+                    text: text::resolved(live.id, &alarm.name, live.owner.as_deref()),
+                    except: None,
+                };
+                self.pages
+                    .act(live.id, Action::Resolve { by: None, via: Via::Alarm }, Some(tell), now)
+                    .await?;
+                self.wake.notify_one();
+                Ok(None)
+            }
+            AlarmState::InsufficientData => Ok(None),
+        }
+    }
+
+    /// Acknowledges, escalates or resolves a page, telling the people it reached.
+    pub async fn act(&self, page: PageId, action: Action) -> Result<Acted, PagingError> {
+        let Some(record) = self.pages.page(page).await? else {
+            return Ok(Acted::NoSuchPage);
+        };
+        let alarm = &record.page.alarm;
+        let tell = match &action {
+            Action::Acknowledge { by, .. } => Some(Tell {
+                text: text::acknowledged(page, alarm, by),
+                except: Some(by.clone()),
+            }),
+            Action::Resolve { by, .. } => Some(Tell {
+                text: text::resolved(page, alarm, by.as_deref().or(record.page.owner.as_deref())),
+                except: by.clone(),
+            }),
+            Action::Escalate { .. } => None,
+        };
+        let event = match &action {
+            Action::Acknowledge { .. } => Some(Event::PageAcknowledged),
+            Action::Escalate { .. } => Some(Event::PageEscalated),
+            Action::Resolve { .. } => None,
+        };
+        let acted = self.pages.act(page, action, tell, self.now()).await?;
+        if let (Acted::Done(_), Some(e)) = (&acted, event) {
+            self.metrics.record(e);
+        }
+        self.wake.notify_one();
+        Ok(acted)
+    }
+
+    /// Runs every step due now: how many were committed.
+    pub async fn cycle(&self) -> Result<usize, PagingError> {
+        let now = self.now();
+        let due = self.pages.due(now, now + LEASE, BATCH).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let on_call = self.on_call().await?;
+        let mut done = 0;
+        for page in due {
+            let step = self.plan(&page, &on_call, now);
+            let unanswered = step.next.is_none();
+            let escalated = page.position.stage > 0 && !step.messages.is_empty();
+            if self.pages.advance(step, now).await? {
+                done += 1;
+                if unanswered {
+                    self.metrics.record(Event::PageUnanswered);
+                    self.notices.wake();
+                }
+                if escalated {
+                    self.metrics.record(Event::PageEscalated);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// One page's due step, decided.
+    fn plan(&self, page: &DuePage, on_call: &OnCall, now: DateTime<Utc>) -> Advance {
+        let mut advance = Advance {
+            page: page.id,
+            from: page.position,
+            messages: Vec::new(),
+            callouts: Vec::new(),
+            timeline: Vec::new(),
+            next: None,
+            notices: Vec::new(),
+        };
+        let Some(policy) = on_call.policies.iter().find(|p| p.id == page.policy) else {
+            advance.timeline.push(text::no_policy(&page.policy));
+            advance.notices = self.unanswered(page);
+            return advance;
+        };
+        match escalation::step(policy, page.position) {
+            Step::Notify {
+                targets,
+                next,
+                wait,
+            } => {
+                let (reached, problems) = escalation::recipients(on_call, &targets, now);
+                advance.timeline.push(text::stage_line(page.position, &reached));
+                advance.timeline.extend(problems);
+                for r in &reached {
+                    self.reach(page, r, now, &mut advance);
+                }
+                advance.next = Some((next, now + wait));
+            }
+            Step::NextRound { next, wait } => {
+                advance
+                    .timeline
+                    .push(format!("nobody acknowledged: round {} begins", next.round + 1));
+                advance.next = Some((next, now + wait));
+            }
+            Step::Exhausted => {
+                advance
+                    .timeline
+                    .push("nobody acknowledged after every stage: unanswered".into());
+                advance.notices = self.unanswered(page);
+            }
+        }
+        advance
+    }
+
+    /// The messages and the callout of one person reached by a stage.
+    fn reach(&self, page: &DuePage, r: &Recipient, now: DateTime<Utc>, advance: &mut Advance) {
+        let person = r.person.id.as_str();
+        for (channel, to) in escalation::contacts(&r.person) {
+            advance.messages.push(NewMessage {
+                key: escalation::message_key(page.id, page.position, person, channel),
+                person: person.to_owned(),
+                channel,
+                to,
+                text: text::page_message(page, channel),
+                stage: Some(page.position.stage),
+                round: Some(page.position.round),
+            });
+        }
+        let tz = r.person.time_zone;
+        advance.callouts.push(Callout {
+            page: page.id,
+            person: person.to_owned(),
+            schedule: r.schedule.clone(),
+            at: now,
+            local_time: format!(
+                "{} {}",
+                now.with_timezone(&tz).format("%Y-%m-%dT%H:%M"),
+                tz.name()
+            ),
+            off_hours: r.person.off_hours(now),
+        });
+    }
+
+    fn unanswered(&self, page: &DuePage) -> Vec<Notice> {
+        match self.notices.is_on() {
+            true => vec![Notice::Unanswered {
+                page: page.id.0,
+                alarm: page.alarm.clone(),
+                summary: page.summary.clone(),
+            }],
+            false => Vec::new(),
+        }
+    }
+
+    /// Hands every queued message to its channel: how many went.
+    pub async fn send_due(&self) -> Result<usize, PagingError> {
+        let now = self.now();
+        let taken = self.pages.take_messages(now, now + LEASE, BATCH).await?;
+        let mut sent = 0;
+        for m in taken {
+            let result = self.transport.send(&m).await;
+            let now = self.now();
+            let retry = match &result {
+                Err(_) if m.attempts + 1 < ATTEMPTS => {
+                    let pause = RETRY * 2u32.pow(m.attempts);
+                    Some(now + chrono::Duration::from_std(pause).unwrap_or(LEASE))
+                }
+                _ => None,
+            };
+            let outcome = result.map_err(|e| e.to_string());
+            match &outcome {
+                Ok(()) => {
+                    sent += 1;
+                    self.metrics.record(Event::PageMessageSent);
+                }
+                Err(e) => {
+                    tracing::warn!(page = %m.page, channel = m.channel.as_str(), error = %e, "a page's message failed");
+                    self.metrics.record(Event::PageMessageFailed);
+                }
+            }
+            self.pages.message_done(m.id, outcome, retry, now).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Escalates and sends until `stop`, looking every [`POLL`] or when woken.
+    pub async fn run_until(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            for (what, r) in [("escalate", self.cycle().await), ("send", self.send_due().await)] {
+                if let Err(e) = r {
+                    tracing::warn!(error = %crate::errors::Chain(&e), what, "paging could not run; trying again");
+                }
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+}
