@@ -51,6 +51,12 @@ pub struct Backend {
     /// The notices waiting to be sent, in the ledger's own store.
     pub outbox: Arc<dyn crate::ports::notify::Outbox>,
     pub desk: Arc<dyn SupportDesk>,
+    /// Pages and where their messages go (the embedded default: its ledger and the local
+    /// outbox); `None` where the backend keeps no pages yet.
+    pub pages: Option<(
+        Arc<dyn crate::ports::pages::PageLedger>,
+        Arc<dyn crate::ports::pages::Transport>,
+    )>,
     pub origin: Origin,
 }
 
@@ -77,6 +83,7 @@ impl From<local::LocalBackend> for Backend {
             ledger: local.ledger.clone(),
             outbox: local.ledger.clone(),
             desk: local.desk.clone(),
+            pages: Some((local.ledger.clone(), Arc::new(local::LocalOutbox))),
             origin: Origin::Local(local),
         }
     }
@@ -116,6 +123,7 @@ impl Backend {
             ledger: ledger.clone(),
             outbox: ledger,
             desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
+            pages: None,
             origin: Origin::Aws(Box::new(clients)),
         })
     }

@@ -108,7 +108,10 @@ impl CaseService {
 
     /// The settings to use: a store that cannot be read at all (a hand-edited file with a
     /// typo) gives the defaults with a note, rather than no case at 3 a.m.
-    async fn settings(&self, alarm: &Alarm) -> Result<(AlarmSettings, Vec<String>), CaseError> {
+    pub(super) async fn settings(
+        &self,
+        alarm: &Alarm,
+    ) -> Result<(AlarmSettings, Vec<String>), CaseError> {
         let record = match self.config.get(&alarm.name).await {
             Ok(r) => r.unwrap_or_default(),
             Err(e @ StoreError::Corrupt { .. }) => {

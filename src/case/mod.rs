@@ -15,6 +15,7 @@ mod execute;
 mod facts;
 mod held;
 mod opening;
+mod paged;
 mod periodic;
 pub mod plan;
 mod policy;
@@ -116,6 +117,8 @@ pub enum CaseError {
          `{0}=<role ARN>` to ACCOUNT_ROLES to open its cases there"
     )]
     AccountNotServed(String),
+    #[error(transparent)]
+    Paging(#[from] crate::paging::engine::PagingError),
 }
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -162,6 +165,8 @@ pub struct CaseService {
     /// Events already told as failed (`Notice::Failed`): a message that fails on every
     /// redelivery until the dead-letter queue is told once per process.
     told_failed: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Pages the people on duty for alarms routed to them ([`paged`]).
+    pager: Option<Arc<crate::paging::engine::Pager>>,
 }
 
 /// How a decision learns what the ledger knows about the event.
@@ -215,6 +220,7 @@ impl CaseService {
             recent: recent::RecentKeys::new(recent::PER_GENERATION, policy.remember_handled),
             held: held::HeldClaims::default(),
             told_failed: Default::default(),
+            pager: None,
             policy,
         }
     }
@@ -367,6 +373,9 @@ impl CaseService {
                 .enqueue(self.failed_notice(alarm, refused.to_string()))
                 .await?;
             return Err(refused);
+        }
+        if let Some(handled) = self.page(delivery, alarm).await? {
+            return Ok(handled);
         }
         let deadline = tokio::time::Instant::now() + self.policy.busy_wait;
         // Waiting for another delivery of the same alarm: 50 ms, doubling, at most 1 s.

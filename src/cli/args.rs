@@ -37,6 +37,13 @@ pub enum Command {
     /// Who is on duty: people, schedules and escalation policies, kept as one TOML file.
     #[command(subcommand)]
     Oncall(OncallCommand),
+    /// Pages: the people on duty called about an alarm, stage after stage, until someone
+    /// acknowledges it.
+    #[command(subcommand)]
+    Pages(PagesCommand),
+    /// Who was called out, and when: the month's report, for callout pay.
+    #[command(subcommand)]
+    Callouts(CalloutsCommand),
     /// Check the configured backend. aws: credentials, tables and their keys, Support API
     /// access and the severities the plan allows; local: the data directory and its files.
     /// Exit status 0 only if everything is usable.
@@ -61,6 +68,67 @@ pub struct RedriveArgs {
     /// Stop after this many messages (0: until the queue is empty).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PagesCommand {
+    /// Pages, newest first.
+    List {
+        /// Only pages still open or acknowledged.
+        #[arg(long)]
+        live: bool,
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON: id, alarm, state, owner, ...
+        #[arg(long)]
+        json: bool,
+    },
+    /// One page: its state, owner, every message sent and its timeline.
+    Show {
+        id: String,
+        /// Print JSON: state, owner, messages (person, channel, to, text, at, stage), timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// "I have it": PERSON owns the page and nobody else is called.
+    Ack {
+        id: String,
+        /// Who has it (a person of the on-duty file).
+        #[arg(long)]
+        by: String,
+    },
+    /// Call the next stage now.
+    Escalate {
+        id: String,
+        /// Who passed it on (a person of the on-duty file).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// It is over: the people paged are told.
+    Resolve {
+        id: String,
+        /// Who resolved it (a person of the on-duty file).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalloutsCommand {
+    /// Each person's callouts, off-hours callouts and hours on duty in a month (each person's
+    /// own month, in their time zone).
+    Report {
+        /// The month: YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Print CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

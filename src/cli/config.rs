@@ -279,6 +279,11 @@ pub struct NotifyConfig {
     /// attempts in all).
     #[arg(long, env = "NOTIFY_RETRY", default_value = "2s", value_parser = duration_in::<10, 3_600>, global = true)]
     pub notify_retry: Duration,
+
+    /// The escalation policy (an id in the on-duty file) of pages whose alarm names none
+    /// (`alarms put NAME --route page|both [--policy ID]`).
+    #[arg(long, env = "PAGE_POLICY", global = true)]
+    pub page_policy: Option<String>,
 }
 
 /// The SQS queue `consume` (and `serve --consume`) reads.
@@ -319,7 +324,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 47] = [
+pub(super) const HELP_ORDER: [&str; 48] = [
     "port",
     "bind",
     "backend",
@@ -354,6 +359,7 @@ pub(super) const HELP_ORDER: [&str; 47] = [
     "notify_topic_arn",
     "notify_webhook_url",
     "notify_retry",
+    "page_policy",
     "queue_url",
     "consume_concurrency",
     "retry_visibility",

@@ -15,8 +15,8 @@ use std::time::Duration;
 use clap::{Args, Parser, ValueEnum};
 
 pub use self::args::{
-    AlarmPut, AlarmsCommand, CasesCommand, Command, MaintenanceCommand, OncallCommand, RedriveArgs,
-    TablesCommand, WindowStart,
+    AlarmPut, AlarmsCommand, CalloutsCommand, CasesCommand, Command, MaintenanceCommand,
+    OncallCommand, PagesCommand, RedriveArgs, TablesCommand, WindowStart,
 };
 pub use self::config::{
     CaseConfig, NotifyConfig, QueueConfig, ServerConfig, StoreConfig, TelemetryConfig, TokensArg,

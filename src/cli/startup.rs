@@ -139,8 +139,20 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         backend.desk.clone(),
         config.policy(),
     )
-    .with_grapher(grapher)
-    .with_notifier(notifier(config, &backend, &mut aws, metrics.clone()).await?);
+    .with_grapher(grapher);
+    let notifier = notifier(config, &backend, &mut aws, metrics.clone()).await?;
+    if let Some((pages, transport)) = &backend.pages {
+        let pager = crate::paging::engine::Pager::new(
+            pages.clone(),
+            backend.config.clone(),
+            transport.clone(),
+            config.notify.page_policy.clone(),
+        )
+        .with_metrics(metrics.clone())
+        .with_notifier(notifier.clone());
+        cases = cases.with_pager(Arc::new(pager));
+    }
+    cases = cases.with_notifier(notifier);
     if let (Switch::On, Some(clients)) = (config.store.tags, backend.aws()) {
         cases = cases.with_tags(Arc::new(clients.tags(config.store.config_cache_ttl)));
     }

@@ -7,5 +7,6 @@ pub mod delivery;
 pub mod maintenance;
 pub mod notice;
 pub mod outcome;
+pub mod page;
 pub mod settings;
 pub mod tags;

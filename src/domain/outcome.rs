@@ -58,6 +58,9 @@ pub enum Outcome {
     Reopened,
     /// An AWS Support event recorded on the case's timeline, changing nothing else.
     Noted,
+    /// The alarm's route is people, not a case: a page was opened for it (or it joined the
+    /// live one, or the page was resolved). The note says which page.
+    Paged,
 }
 
 impl Outcome {

@@ -248,15 +248,7 @@ pub struct AlarmSettings {
 
 /// Where an alarm goes.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
@@ -381,7 +373,10 @@ impl AlarmSettings {
         }
         if let Some(p) = r.policy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
             if p.chars().any(char::is_control) || p.chars().count() > 64 {
-                notes.push((format!("policy: {p:?} is not a policy id"), "the default policy"));
+                notes.push((
+                    format!("policy: {p:?} is not a policy id"),
+                    "the default policy",
+                ));
             } else {
                 s.policy = Some(p.to_owned());
             }

@@ -24,8 +24,8 @@ use crate::ports::pages::{
 };
 
 use super::escalation::{self, Recipient, Step};
-use super::page::{PageId, Via};
 use super::text;
+use crate::domain::page::{PageId, Via};
 
 type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -51,6 +51,30 @@ pub enum PagingError {
     Store(#[from] StoreError),
     #[error("the saved on-duty file no longer reads: {0}")]
     OnCall(#[from] crate::oncall::file::FileError),
+}
+
+/// What an alarm event did to pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paged {
+    Opened(PageId),
+    /// A page was live for the alarm (or its group): the alarm joined it.
+    Attached(PageId),
+    /// This very event was handled before.
+    Again(PageId),
+    /// The alarm is OK again: its live page was resolved.
+    Resolved(PageId),
+    /// Nothing to do (OK with no live page, INSUFFICIENT_DATA).
+    Nothing,
+}
+
+impl From<Raised> for Paged {
+    fn from(r: Raised) -> Self {
+        match r {
+            Raised::Opened(p) => Self::Opened(p),
+            Raised::Attached(p) => Self::Attached(p),
+            Raised::Again(p) => Self::Again(p),
+        }
+    }
 }
 
 /// Opens, acts on and escalates pages.
@@ -134,9 +158,9 @@ impl Pager {
         &self,
         alarm: &Alarm,
         settings: &AlarmSettings,
-    ) -> Result<Option<Raised>, PagingError> {
+    ) -> Result<Paged, PagingError> {
         if !settings.route.pages() {
-            return Ok(None);
+            return Ok(Paged::Nothing);
         }
         let key = Self::key(alarm, settings);
         let now = self.now();
@@ -169,23 +193,35 @@ impl Pager {
                     self.metrics.record(Event::PageOpened);
                     self.wake.notify_one();
                 }
-                Ok(Some(raised))
+                Ok(raised.into())
             }
             AlarmState::Ok => {
                 let Some(live) = self.pages.live(&key).await? else {
-                    return Ok(None);
+                    return Ok(Paged::Nothing);
                 };
                 let tell = Tell {
                     text: text::resolved(live.id, &alarm.name, live.owner.as_deref()),
                     except: None,
                 };
-                self.pages
-                    .act(live.id, Action::Resolve { by: None, via: Via::Alarm }, Some(tell), now)
+                let acted = self
+                    .pages
+                    .act(
+                        live.id,
+                        Action::Resolve {
+                            by: None,
+                            via: Via::Alarm,
+                        },
+                        Some(tell),
+                        now,
+                    )
                     .await?;
                 self.wake.notify_one();
-                Ok(None)
+                Ok(match acted {
+                    Acted::Done(_) => Paged::Resolved(live.id),
+                    _ => Paged::Nothing,
+                })
             }
-            AlarmState::InsufficientData => Ok(None),
+            AlarmState::InsufficientData => Ok(Paged::Nothing),
         }
     }
 
@@ -269,7 +305,9 @@ impl Pager {
                 wait,
             } => {
                 let (reached, problems) = escalation::recipients(on_call, &targets, now);
-                advance.timeline.push(text::stage_line(page.position, &reached));
+                advance
+                    .timeline
+                    .push(text::stage_line(page.position, &reached));
                 advance.timeline.extend(problems);
                 for r in &reached {
                     self.reach(page, r, now, &mut advance);
@@ -277,9 +315,10 @@ impl Pager {
                 advance.next = Some((next, now + wait));
             }
             Step::NextRound { next, wait } => {
-                advance
-                    .timeline
-                    .push(format!("nobody acknowledged: round {} begins", next.round + 1));
+                advance.timeline.push(format!(
+                    "nobody acknowledged: round {} begins",
+                    next.round + 1
+                ));
                 advance.next = Some((next, now + wait));
             }
             Step::Exhausted => {
@@ -369,7 +408,10 @@ impl Pager {
             if *stop.borrow() {
                 return;
             }
-            for (what, r) in [("escalate", self.cycle().await), ("send", self.send_due().await)] {
+            for (what, r) in [
+                ("escalate", self.cycle().await),
+                ("send", self.send_due().await),
+            ] {
                 if let Err(e) = r {
                     tracing::warn!(error = %crate::errors::Chain(&e), what, "paging could not run; trying again");
                 }
@@ -381,5 +423,4 @@ impl Pager {
             }
         }
     }
-
 }

@@ -12,7 +12,7 @@ use crate::oncall::model::Person;
 use crate::oncall::policy::{Policy, Target};
 use crate::oncall::resolve::on_duty;
 
-use super::page::{Channel, PageId, Position};
+use crate::domain::page::{Channel, PageId, Position};
 
 /// What one due step does.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::escape::printable;
 use crate::ports::pages::DuePage;
 
 use super::escalation::Recipient;
-use super::page::{Channel, PageId, Position};
+use crate::domain::page::{Channel, PageId, Position};
 
 /// The most characters of an alarm's summary a message carries: a text message stays a
 /// few segments long.
@@ -21,9 +21,22 @@ fn bounded(s: &str, n: usize) -> String {
     }
 }
 
+/// The full stop after a summary, unless it ends with one (or is cut short).
+fn stop(s: &str) -> &'static str {
+    match s.ends_with(['.', '…', '!', '?']) {
+        true => "",
+        false => ".",
+    }
+}
+
 /// One line saying what is wrong: the alarm's name and, when it says, why.
 pub fn summary(alarm: &Alarm) -> String {
-    let text = match alarm.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+    let text = match alarm
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
         Some(reason) => format!("{} is in ALARM: {reason}", alarm.name),
         None => format!("{} is in ALARM", alarm.name),
     };
@@ -37,7 +50,8 @@ pub fn page_message(page: &DuePage, channel: Channel) -> String {
     match channel {
         // Spoken slowly: the number digit by digit.
         Channel::Voice => format!(
-            "This is the on-duty pager. {summary}. Page number {}.",
+            "This is the on-duty pager. {summary}{} Page number {}.",
+            stop(&summary),
             id.to_string()
                 .chars()
                 .map(String::from)
@@ -45,8 +59,9 @@ pub fn page_message(page: &DuePage, channel: Channel) -> String {
                 .join(" ")
         ),
         _ => format!(
-            "Page {id}: {summary}. Reply ACK {id} if you have it \
-             (or: cw-support-api pages ack {id} --by YOU)."
+            "Page {id}: {summary}{} Reply ACK {id} if you have it \
+             (or: cw-support-api pages ack {id} --by YOU).",
+            stop(&summary)
         ),
     }
 }
@@ -100,5 +115,9 @@ pub fn stage_line(at: Position, reached: &[Recipient]) -> String {
         true => "nobody".to_owned(),
         false => whom.join("; "),
     };
-    format!("stage {} of round {}: paging {who}", at.stage + 1, at.round + 1)
+    format!(
+        "stage {} of round {}: paging {who}",
+        at.stage + 1,
+        at.round + 1
+    )
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::notice::Notice;
-use crate::paging::page::{Channel, PageId, PageState, Position, Via};
+use crate::domain::page::{Channel, PageId, PageState, Position, Via};
 use crate::ports::PortError;
 use crate::ports::ledger::LedgerError;
 
@@ -68,7 +68,9 @@ pub struct PageSummary {
     pub opened_at: DateTime<Utc>,
     /// Who acknowledged it.
     pub owner: Option<String>,
-    /// Where it stands in its policy, and when its next step is due (while open).
+    /// Where it stands in its policy (internal: counted from 0, and a stage past the last
+    /// is the round's answer time), and when its next step is due (while open).
+    #[serde(skip)]
     pub position: Position,
     pub next_at: Option<DateTime<Utc>>,
 }

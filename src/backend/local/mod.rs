@@ -17,6 +17,7 @@ mod desk;
 pub mod graph;
 mod ledger;
 mod notices;
+mod outbox;
 mod settings;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ use db::Db;
 pub use desk::{DryRunCase, DryRunDesk, GRAPHS_DIR, bundled_services};
 pub use ledger::SqliteLedger;
 pub use notices::NoticeLog;
+pub use outbox::LocalOutbox;
 pub use settings::LocalConfigFile;
 
 pub const CONFIG_FILE: &str = "alarms.json";

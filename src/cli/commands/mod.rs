@@ -6,6 +6,7 @@
 mod cases;
 mod check;
 mod oncall;
+mod pages;
 mod serve;
 mod settings;
 
@@ -56,6 +57,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Check => check::check(config, &mut out).await,
         Command::Maintenance(cmd) => maintenance(config, cmd, &mut out).await,
         Command::Oncall(cmd) => oncall::oncall(config, cmd, &mut out).await,
+        Command::Pages(cmd) => pages::pages(config, cmd, &mut out).await,
+        Command::Callouts(cmd) => pages::callouts(config, cmd, &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -141,6 +141,8 @@ struct Background {
     reconciler: Option<JoinHandle<()>>,
     sender: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    /// Escalates pages and sends their messages (where the backend keeps pages).
+    pager: Option<JoinHandle<()>>,
 }
 
 impl Background {
@@ -164,11 +166,18 @@ impl Background {
             tokio::spawn(async move { notifier.deliver_until(rx).await })
         };
         let flusher = spawn_flusher(state.cases.ledger().clone(), stopped);
+        // Pages escalate from the ledger: a step due while no process ran fires at the
+        // start, and one instance of a fleet runs each (leases).
+        let pager = state.cases.pager().map(|pager| {
+            let (pager, rx) = (pager.clone(), stopped.clone());
+            tokio::spawn(async move { pager.run_until(rx).await })
+        });
         Background {
             consumer,
             reconciler,
             sender,
             flusher,
+            pager,
         }
     }
 
@@ -176,6 +185,9 @@ impl Background {
     async fn join(self) {
         let _ = self.flusher.await;
         let _ = self.sender.await;
+        if let Some(p) = self.pager {
+            let _ = p.await;
+        }
         if let Some(r) = self.reconciler {
             let _ = r.await;
         }

@@ -330,7 +330,8 @@ fn event_of(result: &Result<Reply, ApiError>) -> Option<Event> {
             | Outcome::Failed
             | Outcome::Replied
             | Outcome::Reopened
-            | Outcome::Noted => {
+            | Outcome::Noted
+            | Outcome::Paged => {
                 return None;
             }
         },

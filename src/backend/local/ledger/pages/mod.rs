@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteLedger;
 use super::outbox::{insert_notices, stamp};
 use crate::backend::local::parse_time;
-use crate::paging::page::{PageId, PageState, Position};
+use crate::domain::page::{PageId, PageState, Position};
 use crate::ports::ledger::LedgerError;
 use crate::ports::pages::{
     Acted, Action, Advance, Callout, DuePage, MessageRecord, NewMessage, NewPage, OutMessage,

@@ -1,0 +1,86 @@
+//! Alarms routed to people (`route` = `page` or `both`): the pager opens the page (or the
+//! alarm joins the live one, or OK resolves it) before the case logic runs, idempotently by
+//! the alarm event, so a retry after a failure on either side repeats nothing. An alarm
+//! routed to people only is then recorded as `paged` with its handled keys, so a redelivery
+//! is a duplicate like any other.
+
+use std::sync::Arc;
+
+use crate::domain::alarm::Alarm;
+use crate::domain::delivery::Delivery;
+use crate::domain::outcome::Outcome;
+use crate::paging::engine::{Paged, Pager};
+use crate::ports::ledger::{Commit, Decision};
+
+use super::recent::Earlier;
+use super::records::handled_keys;
+use super::{CaseError, CaseService, Handled};
+
+impl CaseService {
+    /// Pages the people on duty for alarms whose settings route them there.
+    pub fn with_pager(mut self, pager: Arc<Pager>) -> Self {
+        self.pager = Some(pager);
+        self
+    }
+
+    pub fn pager(&self) -> Option<&Arc<Pager>> {
+        self.pager.as_ref()
+    }
+
+    /// Pages for an alarm routed to people. `Some`: its route is people only, and this is
+    /// the answer; `None`: the case logic goes on (its route includes a case).
+    pub(super) async fn page(
+        &self,
+        delivery: &Delivery,
+        alarm: &Alarm,
+    ) -> Result<Option<Handled>, CaseError> {
+        let Some(pager) = &self.pager else {
+            return Ok(None);
+        };
+        let (settings, _) = self.settings(alarm).await?;
+        if !settings.route.pages() {
+            return Ok(None);
+        }
+        // One delivery of an alarm at a time in this process, as for its case.
+        let _guard = self.locks.stripe(alarm.key()).lock().await;
+        let keys = handled_keys(delivery, alarm);
+        if !settings.route.cases()
+            && let Some(first) = self.ledger.find_handled(&keys).await?
+        {
+            let earlier = Earlier::of(&first);
+            self.recent.remember(&keys, earlier.clone());
+            return Ok(Some(self.duplicate(delivery, alarm, &earlier).await));
+        }
+        let paged = pager.on_alarm(alarm, &settings).await?;
+        if settings.route.cases() {
+            return Ok(None);
+        }
+        let (outcome, note) = match paged {
+            Paged::Opened(p) => (Outcome::Paged, format!("page {p} opened")),
+            Paged::Attached(p) => (Outcome::Paged, format!("joined the live page {p}")),
+            Paged::Again(p) => (Outcome::Paged, format!("already on page {p}")),
+            Paged::Resolved(p) => (Outcome::Paged, format!("page {p} resolved")),
+            Paged::Nothing => (Outcome::Ignored, "no live page".to_owned()),
+        };
+        let decision =
+            Decision::about(delivery, alarm, outcome, (self.clock)()).noted(note.clone());
+        let seq = self
+            .commit_retrying(Commit::record(keys.clone(), decision))
+            .await?;
+        self.recent.remember(
+            &keys,
+            Earlier {
+                seq,
+                outcome,
+                case_id: None,
+                about: None,
+            },
+        );
+        Ok(Some(Handled {
+            outcome,
+            case_id: None,
+            alarm: alarm.name.clone(),
+            reason: Some(note),
+        }))
+    }
+}
