@@ -14,5 +14,6 @@ mod http;
 mod nginx;
 mod notify;
 mod oncall;
+mod pages;
 mod security;
 mod worker_path;

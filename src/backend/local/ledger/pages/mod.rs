@@ -582,3 +582,6 @@ fn message_done(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
