@@ -237,7 +237,7 @@ pub enum TablesCommand {
 #[derive(Debug, Subcommand)]
 pub enum AlarmsCommand {
     /// Create or change an alarm's settings; options not given keep their stored value.
-    Put(AlarmPut),
+    Put(Box<AlarmPut>),
     /// Print an alarm's settings as JSON. On the aws backend (TAGS=on) the alarm is looked
     /// up by name in this account (DescribeAlarms) and its `cw-support:` tags merged in, with
     /// where each field came from (`sources`), as a case would use them.

@@ -15,5 +15,6 @@ mod nginx;
 mod notify;
 mod oncall;
 mod pages;
+mod paging_process;
 mod security;
 mod worker_path;

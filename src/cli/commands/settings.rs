@@ -18,7 +18,7 @@ pub async fn alarms(
 ) -> anyhow::Result<()> {
     let backend = crate::cli::startup::build(config).await?.backend;
     match cmd {
-        AlarmsCommand::Put(put) => put_alarm(&backend, put, out).await,
+        AlarmsCommand::Put(put) => put_alarm(&backend, *put, out).await,
         AlarmsCommand::Get { name, arn } => get_alarm(config, &backend, name, arn, out).await,
         AlarmsCommand::List => list_alarms(&backend, out).await,
         AlarmsCommand::Delete { name } => match backend.config.delete(&name).await? {

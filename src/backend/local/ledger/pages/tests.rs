@@ -234,48 +234,6 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
         "{:?}",
         record.timeline
     );
-    // Escalating passes it on: open again, no owner, due now.
-    let later = t("2027-03-01T03:05:00Z");
-    let Acted::Done(p) = l
-        .act(
-            id,
-            Action::Escalate {
-                by: Some("bob".into()),
-                via: Via::Command,
-            },
-            None,
-            later,
-        )
-        .await
-        .expect("escalate")
-    else {
-        panic!()
-    };
-    assert_eq!(
-        (p.state, p.owner, p.next_at),
-        (PageState::Open, None, Some(later))
-    );
-    assert_eq!(
-        l.due(later, t("2027-03-01T03:05:30Z"), 10)
-            .await
-            .expect("due")
-            .len(),
-        1
-    );
-    assert_eq!(
-        l.act(
-            PageId(999),
-            Action::Resolve {
-                by: None,
-                via: Via::Command
-            },
-            None,
-            later
-        )
-        .await
-        .expect("none"),
-        Acted::NoSuchPage
-    );
 }
 
 #[tokio::test]
@@ -396,5 +354,67 @@ async fn a_person_is_called_out_once_per_page_and_listed_by_time() {
             .await
             .expect("callouts")
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn escalating_passes_it_on_and_a_missing_page_is_said() {
+    let (_d, l) = open();
+    let id = l
+        .raise(new_page("db", "e1", "2027-03-01T03:00:00Z"))
+        .await
+        .expect("raise")
+        .page();
+    let ack = Action::Acknowledge {
+        by: "bob".into(),
+        via: Via::Sms,
+    };
+    assert!(matches!(
+        l.act(id, ack, None, t("2027-03-01T03:01:00Z"))
+            .await
+            .expect("ack"),
+        Acted::Done(_)
+    ));
+    // Escalating passes it on: open again, no owner, due now.
+    let later = t("2027-03-01T03:05:00Z");
+    let Acted::Done(p) = l
+        .act(
+            id,
+            Action::Escalate {
+                by: Some("bob".into()),
+                via: Via::Command,
+            },
+            None,
+            later,
+        )
+        .await
+        .expect("escalate")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (p.state, p.owner, p.next_at),
+        (PageState::Open, None, Some(later))
+    );
+    assert_eq!(
+        l.due(later, t("2027-03-01T03:05:30Z"), 10)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
+    assert_eq!(
+        l.act(
+            PageId(999),
+            Action::Resolve {
+                by: None,
+                via: Via::Command
+            },
+            None,
+            later
+        )
+        .await
+        .expect("none"),
+        Acted::NoSuchPage
     );
 }
