@@ -8,6 +8,8 @@
 //! - [`slack`]: for Slack-compatible webhooks (mrkdwn): printable, then `&`, `<` and `>` as
 //!   Slack asks (`&amp;`, `&lt;`, `&gt;`), so nothing is a mention, a command or a link but
 //!   what the service writes as one.
+//! - [`html`]: for HTML text and attribute values: printable, then `&`, `<`, `>`, `"` and
+//!   `'` as entities, so an alarm name holding `<script>` is shown, not run.
 //! - [`LogWriter`]: the text log's writer: one line per event, whatever the fields hold.
 
 use std::borrow::Cow;
@@ -27,6 +29,23 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+/// Text for HTML (element text or a quoted attribute value): printable, with `&`, `<`,
+/// `>`, `"` and `'` as entities.
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in printable(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Text for a Slack-compatible message (mrkdwn): printable, with `&`, `<` and `>` escaped.
@@ -68,6 +87,15 @@ impl Write for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_shows_markup_as_text() {
+        assert_eq!(
+            html("<script>alert('x')</script> & \"<img src=x onerror=alert(1)>\"\u{1b}[2J"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;&lt;img src=x \
+             onerror=alert(1)&gt;&quot;[2J"
+        );
+    }
 
     #[test]
     fn terminals_get_no_escape_sequences() {

@@ -256,6 +256,16 @@ pub struct TrustConfig {
     /// aws backend. Never logged.
     #[arg(long, env = "ONCALL_FEED_KEY", hide_env_values = true, global = true)]
     pub oncall_feed_key: Option<String>,
+
+    /// Key (32+ characters) of the acknowledgement links in pages' messages. Unset: kept in
+    /// DATA_DIR on the embedded default; no links on the aws backend. Never logged.
+    #[arg(long, env = "PAGE_LINK_KEY", hide_env_values = true, global = true)]
+    pub page_link_key: Option<String>,
+
+    /// The service's address as people's phones reach it (`https://pager.example.com`):
+    /// pages' messages carry an acknowledgement link under it. Unset: no links.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 }
 
 /// Where what happened to cases is told.
@@ -324,7 +334,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 48] = [
+pub(super) const HELP_ORDER: [&str; 50] = [
     "port",
     "bind",
     "backend",
@@ -373,6 +383,8 @@ pub(super) const HELP_ORDER: [&str; 48] = [
     "config_cache_ttl",
     "idempotency_ttl",
     "oncall_feed_key",
+    "page_link_key",
+    "public_url",
 ];
 
 /// Gives each of the configuration's options its place in [`HELP_ORDER`].

@@ -13,6 +13,7 @@ use crate::backend::aws::metrics::CloudWatchMetrics;
 use crate::backend::{Backend, BackendError, BackendKind};
 use crate::case::CaseService;
 use crate::cli::{Config, Graphs, Switch};
+use crate::domain::signing::SigningKey;
 use crate::inbound::gate::Gate;
 use crate::inbound::http::AppState;
 use crate::inbound::sns::{
@@ -56,42 +57,78 @@ pub enum StartupError {
 /// default the one kept in `DATA_DIR` (made on first use); the aws backend without the
 /// variable has none, since each instance would make its own and the URLs would differ.
 pub(crate) fn feed_key(config: &Config) -> Result<Option<FeedKey>, StartupError> {
-    if let Some(secret) = &config.trust.oncall_feed_key {
-        return FeedKey::new(secret)
-            .map(Some)
-            .map_err(|e| StartupError::Config(e.to_string()));
+    let secret = secret(config, &config.trust.oncall_feed_key, "oncall-feed.key")?;
+    secret
+        .map(|s| FeedKey::new(&s).map_err(|e| StartupError::Config(e.to_string())))
+        .transpose()
+}
+
+/// The key of pages' acknowledgement links (`PAGE_LINK_KEY`), found as the feeds' is.
+fn page_link_key(config: &Config) -> Result<Option<SigningKey>, StartupError> {
+    let secret = secret(config, &config.trust.page_link_key, "page-link.key")?;
+    secret
+        .map(|s| {
+            SigningKey::new("PAGE_LINK_KEY", &s).map_err(|e| StartupError::Config(e.to_string()))
+        })
+        .transpose()
+}
+
+/// The acknowledgement links of pages' messages, when `PUBLIC_URL` says where the service
+/// is; refused at start when it is set and there is no key (the aws backend needs
+/// `PAGE_LINK_KEY`), so a half-configured pager fails now, not at 3 a.m.
+pub(crate) fn page_links(
+    config: &Config,
+) -> Result<Option<crate::paging::links::PageLinks>, StartupError> {
+    let Some(url) = &config.trust.public_url else {
+        return Ok(None);
+    };
+    let key = page_link_key(config)?.ok_or_else(|| {
+        StartupError::Config(
+            "PUBLIC_URL is set but PAGE_LINK_KEY is not: set the same 32+ character key on \
+             every instance, or unset PUBLIC_URL"
+                .into(),
+        )
+    })?;
+    crate::paging::links::PageLinks::new(key, url)
+        .map(Some)
+        .map_err(|e| StartupError::Config(e.to_string()))
+}
+
+/// A secret from its setting, else on the embedded default kept in `DATA_DIR/file`.
+fn secret(
+    config: &Config,
+    given: &Option<String>,
+    file: &str,
+) -> Result<Option<String>, StartupError> {
+    if let Some(secret) = given {
+        return Ok(Some(secret.clone()));
     }
     match config.store.backend {
         BackendKind::Aws => Ok(None),
-        BackendKind::Local => kept_feed_key(&config.store.data_dir)
+        BackendKind::Local => kept_secret(&config.store.data_dir, file)
             .map(Some)
             .map_err(|e| StartupError::Client {
-                what: "the on-duty feed key in DATA_DIR",
+                what: "a key kept in DATA_DIR",
                 source: e.into(),
             }),
     }
 }
 
-/// `DATA_DIR/oncall-feed.key`: read, or made once (32 random bytes, readable by the owner
-/// only, written whole under another name and linked into place, so two processes starting
+/// `DATA_DIR/<file>`: read, or made once (32 random bytes, readable by the owner only,
+/// written whole under another name and linked into place, so two processes starting
 /// together keep one key and never read half of it).
-fn kept_feed_key(data_dir: &std::path::Path) -> std::io::Result<FeedKey> {
+fn kept_secret(data_dir: &std::path::Path, file: &str) -> std::io::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("oncall-feed.key");
-    let read = |p: &std::path::Path| {
-        let text = std::fs::read_to_string(p)?;
-        FeedKey::new(&text).map_err(std::io::Error::other)
-    };
+    let path = data_dir.join(file);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p);
     if path.exists() {
         return read(&path);
     }
     std::fs::create_dir_all(data_dir)?;
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| std::io::Error::other("no randomness for the feed key"))?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let fresh = data_dir.join(format!("oncall-feed.key.{}", std::process::id()));
+    let secret = crate::domain::signing::fresh_secret()
+        .ok_or_else(|| std::io::Error::other("no randomness for a key"))?;
+    let fresh = data_dir.join(format!("{file}.{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -149,7 +186,8 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
             config.notify.page_policy.clone(),
         )
         .with_metrics(metrics.clone())
-        .with_notifier(notifier.clone());
+        .with_notifier(notifier.clone())
+        .with_links(page_links(config)?);
         cases = cases.with_pager(Arc::new(pager));
     }
     cases = cases.with_notifier(notifier);

@@ -210,3 +210,64 @@ fn the_help_lists_the_options_in_their_old_order() {
         assert!(at(pair[0]) < at(pair[1]), "{} after {}", pair[0], pair[1]);
     }
 }
+
+/// Links in pages' messages need a key every instance shares: on the aws backend a
+/// `PUBLIC_URL` without `PAGE_LINK_KEY` is refused at start, as is a short key or a URL
+/// that is not the service's address; with neither set there are no links.
+#[test]
+fn page_links_are_configured_whole_or_refused() {
+    let config = |args: &[&str]| {
+        let mut all = vec!["cw-support-api", "--backend", "aws"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    };
+    let refused = |args: &[&str], want: &str| {
+        let e = crate::cli::startup::page_links(&config(args)).expect_err(want);
+        assert!(
+            matches!(e, crate::cli::startup::StartupError::Config(_)),
+            "{e}"
+        );
+        assert!(e.to_string().contains(want), "want {want:?}\ngot {e}");
+    };
+    assert!(
+        crate::cli::startup::page_links(&config(&[]))
+            .expect("none")
+            .is_none()
+    );
+    refused(
+        &["--public-url", "https://pager.example.com"],
+        "PUBLIC_URL is set but PAGE_LINK_KEY is not",
+    );
+    refused(
+        &[
+            "--public-url",
+            "https://pager.example.com",
+            "--page-link-key",
+            "short",
+        ],
+        "PAGE_LINK_KEY must be at least 32 characters",
+    );
+    let key = "0123456789abcdef0123456789abcdef";
+    refused(
+        &[
+            "--public-url",
+            "http://pager.example.com",
+            "--page-link-key",
+            key,
+        ],
+        "is not the service's address",
+    );
+    let links = crate::cli::startup::page_links(&config(&[
+        "--public-url",
+        "https://pager.example.com",
+        "--page-link-key",
+        key,
+    ]))
+    .expect("configured")
+    .expect("links");
+    assert!(
+        links
+            .link(crate::domain::page::PageId(3), "alice", chrono::Utc::now())
+            .starts_with("https://pager.example.com/pages/3/alice/")
+    );
+}

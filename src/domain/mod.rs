@@ -9,4 +9,5 @@ pub mod notice;
 pub mod outcome;
 pub mod page;
 pub mod settings;
+pub mod signing;
 pub mod tags;

@@ -4,36 +4,19 @@
 //! wrong token get the same 404), and one person's URL opens no one else's.
 
 use chrono::{DateTime, Utc};
-use ring::hmac;
 
+use crate::domain::signing::{ShortKey, SigningKey};
 use crate::oncall::file::OnCall;
 use crate::oncall::model::{PersonId, Schedule};
 use crate::oncall::resolve::{Shift, shifts};
 
 /// The key of the feeds' URLs.
-#[derive(Clone)]
-pub struct FeedKey(hmac::Key);
-
-impl std::fmt::Debug for FeedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FeedKey(…)")
-    }
-}
-
-/// Why a key cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ONCALL_FEED_KEY must be at least 32 characters")]
-pub struct ShortKey;
+#[derive(Clone, Debug)]
+pub struct FeedKey(SigningKey);
 
 impl FeedKey {
     pub fn new(secret: &str) -> Result<Self, ShortKey> {
-        if secret.trim().len() < 32 {
-            return Err(ShortKey);
-        }
-        Ok(Self(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            secret.trim().as_bytes(),
-        )))
+        SigningKey::new("ONCALL_FEED_KEY", secret).map(Self)
     }
 
     fn message(person: &PersonId) -> String {
@@ -43,32 +26,18 @@ impl FeedKey {
 
     /// The token of a person's feed (hex).
     pub fn token(&self, person: &PersonId) -> String {
-        let tag = hmac::sign(&self.0, Self::message(person).as_bytes());
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+        self.0.sign(&Self::message(person))
     }
 
     /// Whether `token` is this person's, compared in constant time.
     pub fn verifies(&self, person: &PersonId, token: &str) -> bool {
-        let Some(tag) = unhex(token) else {
-            return false;
-        };
-        hmac::verify(&self.0, Self::message(person).as_bytes(), &tag).is_ok()
+        self.0.verifies(&Self::message(person), token)
     }
 
     /// The path of a person's feed.
     pub fn path(&self, person: &PersonId) -> String {
         format!("/oncall/feed/{person}/{}.ics", self.token(person))
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A person's shifts in every schedule, from 7 days ago to 90 days ahead, as a calendar;
@@ -104,7 +73,10 @@ mod tests {
 
     #[test]
     fn a_feed_url_opens_its_person_only() {
-        assert!(matches!(FeedKey::new("short"), Err(ShortKey)));
+        assert!(matches!(
+            FeedKey::new("short"),
+            Err(ShortKey("ONCALL_FEED_KEY"))
+        ));
         let key = FeedKey::new("0123456789abcdef0123456789abcdef").expect("key");
         let alice = PersonId::parse("alice").expect("id");
         let bob = PersonId::parse("bob").expect("id");

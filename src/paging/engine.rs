@@ -89,6 +89,8 @@ pub struct Pager {
     default_policy: Option<String>,
     clock: Clock,
     wake: tokio::sync::Notify,
+    /// Makes the acknowledgement link each message carries (`PUBLIC_URL`).
+    links: Option<super::links::PageLinks>,
 }
 
 impl Pager {
@@ -107,12 +109,23 @@ impl Pager {
             default_policy,
             clock: Arc::new(Utc::now),
             wake: tokio::sync::Notify::new(),
+            links: None,
         }
     }
 
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Messages carry an acknowledgement link.
+    pub fn with_links(mut self, links: Option<super::links::PageLinks>) -> Self {
+        self.links = links;
+        self
+    }
+
+    pub fn links(&self) -> Option<&super::links::PageLinks> {
+        self.links.as_ref()
     }
 
     pub fn with_notifier(mut self, notices: crate::paging::notices::Notifier) -> Self {
@@ -334,13 +347,14 @@ impl Pager {
     /// The messages and the callout of one person reached by a stage.
     fn reach(&self, page: &DuePage, r: &Recipient, now: DateTime<Utc>, advance: &mut Advance) {
         let person = r.person.id.as_str();
+        let link = self.links.as_ref().map(|l| l.link(page.id, person, now));
         for (channel, to) in escalation::contacts(&r.person) {
             advance.messages.push(NewMessage {
                 key: escalation::message_key(page.id, page.position, person, channel),
                 person: person.to_owned(),
                 channel,
                 to,
-                text: text::page_message(page, channel),
+                text: text::page_message(page, channel, link.as_deref()),
                 stage: Some(page.position.stage),
                 round: Some(page.position.round),
             });

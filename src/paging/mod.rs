@@ -9,6 +9,7 @@
 pub mod callouts;
 pub mod engine;
 pub mod escalation;
+pub mod links;
 pub mod notices;
 pub mod text;
 pub mod webhook;

@@ -43,8 +43,8 @@ pub fn summary(alarm: &Alarm) -> String {
     bounded(&text, SUMMARY_CHARS)
 }
 
-/// The message a stage sends.
-pub fn page_message(page: &DuePage, channel: Channel) -> String {
+/// The message a stage sends, with its acknowledgement link where the channel shows one.
+pub fn page_message(page: &DuePage, channel: Channel, link: Option<&str>) -> String {
     let summary = bounded(&page.summary, SUMMARY_CHARS);
     let id = page.id;
     match channel {
@@ -58,11 +58,17 @@ pub fn page_message(page: &DuePage, channel: Channel) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        _ => format!(
-            "Page {id}: {summary}{} Reply ACK {id} if you have it \
-             (or: cw-support-api pages ack {id} --by YOU).",
-            stop(&summary)
-        ),
+        _ => match link {
+            Some(link) => format!(
+                "Page {id}: {summary}{} Reply ACK {id} if you have it, or open {link}",
+                stop(&summary)
+            ),
+            None => format!(
+                "Page {id}: {summary}{} Reply ACK {id} if you have it \
+                 (or: cw-support-api pages ack {id} --by YOU).",
+                stop(&summary)
+            ),
+        },
     }
 }
 

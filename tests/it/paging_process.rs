@@ -89,11 +89,15 @@ async fn post_alarm(server: &ServerProcess) -> Value {
     resp.json().await.expect("json")
 }
 
-/// Waits (30 s at most) until the page's messages number `n`, all sent.
+/// Waits (30 s at most) until page 1's messages number `n`, all sent.
 fn messages(dir: &Path, n: usize) -> Vec<Value> {
+    messages_of(dir, "1", n)
+}
+
+fn messages_of(dir: &Path, id: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let page = json(dir, &["pages", "show", "1", "--json"]);
+        let page = json(dir, &["pages", "show", id, "--json"]);
         let m = page["messages"].as_array().cloned().unwrap_or_default();
         if m.len() >= n && m.iter().all(|m| m["state"] == "sent") {
             return m;
@@ -229,4 +233,159 @@ async fn a_stage_due_while_the_server_was_killed_still_comes_on_time() {
             m["at"]
         );
     }
+}
+
+/// The link in a page's message: its GET shows the page and changes nothing; a tampered,
+/// lapsed or other person's link is the same 404; only the POST acknowledges, as the
+/// person it was sent to; alarm text is shown as text.
+#[tokio::test]
+async fn the_link_shows_the_page_and_only_its_post_acknowledges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "10m");
+    let evil = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+    ok(&run(
+        d,
+        &[
+            "alarms", "put", evil, "--route", "page", "--policy", "default",
+        ],
+    ));
+    let server = ServerProcess::start(&[
+        ("DATA_DIR", d.to_str().expect("utf-8")),
+        ("PUBLIC_URL", "http://localhost:9"),
+    ]);
+    post_alarm(&server).await;
+    let sent = messages(d, 2);
+    let text = sent[0]["text"].as_str().expect("text");
+    let link = text
+        .split("open ")
+        .nth(1)
+        .expect("a link")
+        .trim()
+        .to_owned();
+    let path = link
+        .strip_prefix("http://localhost:9")
+        .expect("under PUBLIC_URL")
+        .to_owned();
+    assert!(path.starts_with("/pages/1/alice/"), "{path}");
+    let http = reqwest::Client::new();
+    let get = |p: String| {
+        let http = http.clone();
+        let url = server.url(&p);
+        async move { http.get(url).send().await.expect("get") }
+    };
+    let shown = get(path.clone()).await;
+    assert_eq!(shown.status(), 200);
+    let csp = shown.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let body = shown.text().await.expect("body");
+    assert!(
+        body.contains(
+            "<form method=\"post\"><button type=\"submit\">I have it (alice)</button></form>"
+        ),
+        "{body}"
+    );
+    // Any number of GETs (a link scanner) change nothing.
+    for _ in 0..3 {
+        assert_eq!(get(path.clone()).await.status(), 200);
+    }
+    assert_eq!(json(d, &["pages", "show", "1", "--json"])["state"], "open");
+    // Refused alike: tampered, another person's, another page's, malformed, lapsed.
+    let (head, token) = path.rsplit_once('/').expect("token");
+    let flipped = format!(
+        "{head}/{}{}",
+        if token.starts_with('0') { "1" } else { "0" },
+        &token[1..]
+    );
+    let lapsed = {
+        let key = std::fs::read_to_string(d.join("page-link.key")).expect("kept key");
+        let links = cw_support_api::paging::links::PageLinks::new(
+            cw_support_api::domain::signing::SigningKey::new("PAGE_LINK_KEY", &key).expect("key"),
+            "http://localhost:9",
+        )
+        .expect("links");
+        let old = Utc::now() - chrono::Duration::hours(25);
+        links
+            .link(cw_support_api::domain::page::PageId(1), "alice", old)
+            .replace("http://localhost:9", "")
+    };
+    for bad in [
+        flipped,
+        path.replacen("/alice/", "/bob/", 1),
+        path.replacen("/pages/1/", "/pages/2/", 1),
+        "/pages/x/alice/1/2".into(),
+        lapsed,
+    ] {
+        let r = get(bad.clone()).await;
+        assert_eq!(r.status(), 404, "{bad}");
+        assert_eq!(r.text().await.expect("body"), "not found");
+        let posted = http.post(server.url(&bad)).send().await.expect("post");
+        assert_eq!(posted.status(), 404, "{bad}");
+    }
+    assert_eq!(json(d, &["pages", "show", "1", "--json"])["state"], "open");
+    // The button's POST: alice has it.
+    let posted = http.post(server.url(&path)).send().await.expect("post");
+    assert_eq!(posted.status(), 200);
+    assert!(
+        posted
+            .text()
+            .await
+            .expect("body")
+            .contains("You have it, alice.")
+    );
+    let page = json(d, &["pages", "show", "1", "--json"]);
+    assert_eq!(
+        (page["state"].as_str(), page["owner"].as_str()),
+        (Some("acknowledged"), Some("alice"))
+    );
+    let lines: Vec<&str> = page["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        lines.contains(&"acknowledged by alice (via link)"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        http.post(server.url(&path))
+            .send()
+            .await
+            .expect("again")
+            .status(),
+        409
+    );
+    // An alarm whose name is markup: shown as text on its page.
+    let body = format!(
+        "{{\"AlarmName\": {}, \"NewStateValue\": \"ALARM\", \"StateChangeTime\": \"2026-11-20T03:12:45.118+0000\"}}",
+        serde_json::to_string(evil).expect("json")
+    );
+    let r = http
+        .post(server.url("/serviceme"))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let link = messages_of(d, "2", 2)[0]["text"]
+        .as_str()
+        .expect("text")
+        .split("open ")
+        .nth(1)
+        .expect("link")
+        .trim()
+        .replace("http://localhost:9", "");
+    let shown = get(link).await.text().await.expect("body");
+    assert!(
+        !shown.contains("<script>") && !shown.contains("<img"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{shown}"
+    );
 }

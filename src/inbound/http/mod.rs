@@ -12,6 +12,7 @@ mod dispatch;
 mod error;
 pub mod feed;
 mod listener;
+mod page_link;
 
 #[cfg(test)]
 mod tests;
@@ -141,7 +142,11 @@ pub fn app(state: AppState) -> Router {
         true => router,
         false => router
             .route("/serviceme", post(serviceme))
-            .route("/oncall/feed/{person}/{file}", get(feed::feed)),
+            .route("/oncall/feed/{person}/{file}", get(feed::feed))
+            .route(
+                "/pages/{id}/{person}/{until}/{token}",
+                get(page_link::show).post(page_link::acknowledge),
+            ),
     };
     router.with_state(state)
 }
