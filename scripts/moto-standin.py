@@ -13,6 +13,9 @@
    DynamoDB does when it throttles part of a batch).
 3. A count of the DynamoDB requests per table and operation, for tests of how many calls an
    outcome costs: `GET /_standin/calls?table=T` answers `{"TransactWriteItems": 2, ...}`.
+4. What moto "sent" and keeps only inside: `GET /_standin/sent` answers
+   `{"sms": [{"to", "message"}], "emails": [{"from", "to", "subject", "body"}]}` (SNS
+   Publish to phone numbers, SES SendEmail), in every account and region.
 
 Usage: python3 moto-standin.py PORT. Prints "ready" once listening; stops when its
 standard input closes, so it never outlives whoever started it.
@@ -53,6 +56,30 @@ def answer(start_response, status, body):
     return [data]
 
 
+def sent():
+    """Every SMS SNS published and every e-mail SES sent, as moto keeps them."""
+    from moto.ses.models import ses_backends
+    from moto.sns.models import sns_backends
+
+    sms, emails = [], []
+    for regions in sns_backends.values():
+        for backend in regions.values():
+            for to, message in backend.sms_messages.values():
+                sms.append({"to": to, "message": message})
+    for regions in ses_backends.values():
+        for backend in regions.values():
+            for m in backend.sent_messages:
+                emails.append(
+                    {
+                        "from": getattr(m, "source", None),
+                        "to": getattr(m, "destinations", {}).get("ToAddresses", []),
+                        "subject": getattr(m, "subject", None),
+                        "body": getattr(m, "body", None),
+                    }
+                )
+    return {"sms": sms, "emails": emails}
+
+
 def app(environ, start_response):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
@@ -62,6 +89,8 @@ def app(environ, start_response):
         with one_at_a_time:
             faults[ask["table"]] = int(ask.get("times", 1))
         return answer(start_response, "200 OK", {"table": ask["table"]})
+    if environ.get("PATH_INFO") == "/_standin/sent":
+        return answer(start_response, "200 OK", sent())
     if environ.get("PATH_INFO") == "/_standin/calls":
         table = environ.get("QUERY_STRING", "").partition("table=")[2]
         with one_at_a_time:

@@ -51,12 +51,9 @@ pub struct Backend {
     /// The notices waiting to be sent, in the ledger's own store.
     pub outbox: Arc<dyn crate::ports::notify::Outbox>,
     pub desk: Arc<dyn SupportDesk>,
-    /// Pages and where their messages go (the embedded default: its ledger and the local
-    /// outbox); `None` where the backend keeps no pages yet.
-    pub pages: Option<(
-        Arc<dyn crate::ports::pages::PageLedger>,
-        Arc<dyn crate::ports::pages::Transport>,
-    )>,
+    /// Pages, in the ledger's store; `None` where the backend keeps no pages yet. (Where
+    /// their messages go is the wiring's choice: `startup`.)
+    pub pages: Option<Arc<dyn crate::ports::pages::PageLedger>>,
     pub origin: Origin,
 }
 
@@ -83,7 +80,7 @@ impl From<local::LocalBackend> for Backend {
             ledger: local.ledger.clone(),
             outbox: local.ledger.clone(),
             desk: local.desk.clone(),
-            pages: Some((local.ledger.clone(), Arc::new(local::LocalOutbox))),
+            pages: Some(local.ledger.clone()),
             origin: Origin::Local(local),
         }
     }

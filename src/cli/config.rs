@@ -294,6 +294,11 @@ pub struct NotifyConfig {
     /// (`alarms put NAME --route page|both [--policy ID]`).
     #[arg(long, env = "PAGE_POLICY", global = true)]
     pub page_policy: Option<String>,
+
+    /// The address pages' e-mail is sent from, through Amazon SES (an identity verified
+    /// there; aws backend). Unset: e-mail messages fail, on the page's timeline.
+    #[arg(long, env = "PAGE_EMAIL_FROM", global = true)]
+    pub page_email_from: Option<String>,
 }
 
 /// The SQS queue `consume` (and `serve --consume`) reads.
@@ -334,7 +339,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 50] = [
+pub(super) const HELP_ORDER: [&str; 51] = [
     "port",
     "bind",
     "backend",
@@ -370,6 +375,7 @@ pub(super) const HELP_ORDER: [&str; 50] = [
     "notify_webhook_url",
     "notify_retry",
     "page_policy",
+    "page_email_from",
     "queue_url",
     "consume_concurrency",
     "retry_visibility",

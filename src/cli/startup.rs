@@ -73,6 +73,38 @@ fn page_link_key(config: &Config) -> Result<Option<SigningKey>, StartupError> {
         .transpose()
 }
 
+/// Where pages' messages go: on the embedded default its local outbox (`pages show`); on
+/// AWS, SMS through SNS, e-mail through SES (`PAGE_EMAIL_FROM`) and each person's webhook.
+async fn transport(
+    config: &Config,
+    backend: &Backend,
+    aws: &mut Option<AwsConfig>,
+) -> Result<Arc<dyn crate::ports::pages::Transport>, StartupError> {
+    if backend.local().is_some() {
+        return Ok(Arc::new(crate::backend::local::LocalOutbox));
+    }
+    let sdk = load_aws_once(aws, &config.store.dbregion).await;
+    let email = match &config.notify.page_email_from {
+        Some(from) => {
+            crate::domain::settings::EmailAddress::parse(from)
+                .map_err(|e| StartupError::Config(format!("PAGE_EMAIL_FROM: {e}")))?;
+            Some(sdk.email_transport(from))
+        }
+        None => None,
+    };
+    let webhook =
+        crate::paging::transport::PersonalWebhook::new().map_err(|e| StartupError::Client {
+            what: "the personal webhooks' client",
+            source: e.into(),
+        })?;
+    Ok(Arc::new(crate::paging::transport::Channels {
+        sms: Some(sdk.sms_transport()),
+        email,
+        voice: None,
+        webhook: Some(Arc::new(webhook)),
+    }))
+}
+
 /// The acknowledgement links of pages' messages, when `PUBLIC_URL` says where the service
 /// is; refused at start when it is set and there is no key (the aws backend needs
 /// `PAGE_LINK_KEY`), so a half-configured pager fails now, not at 3 a.m.
@@ -178,11 +210,11 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
     )
     .with_grapher(grapher);
     let notifier = notifier(config, &backend, &mut aws, metrics.clone()).await?;
-    if let Some((pages, transport)) = &backend.pages {
+    if let Some(pages) = &backend.pages {
         let pager = crate::paging::engine::Pager::new(
             pages.clone(),
             backend.config.clone(),
-            transport.clone(),
+            transport(config, &backend, &mut aws).await?,
             config.notify.page_policy.clone(),
         )
         .with_metrics(metrics.clone())

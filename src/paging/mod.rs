@@ -12,4 +12,5 @@ pub mod escalation;
 pub mod links;
 pub mod notices;
 pub mod text;
+pub mod transport;
 pub mod webhook;

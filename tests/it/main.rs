@@ -5,6 +5,7 @@
 mod common;
 
 mod aws;
+mod aws_channels;
 mod cli;
 mod cloudformation;
 mod consume;

@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SUPPORT` work as
 //! users expect.
 
+pub mod channels;
 pub mod dynamo;
 pub mod graph;
 pub mod metrics;
@@ -137,6 +138,13 @@ pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
 #[derive(Clone, Debug)]
 pub struct AwsConfig(SdkConfig);
 
+impl From<SdkConfig> for AwsConfig {
+    /// A configuration made elsewhere (the tests point it at local stand-ins).
+    fn from(sdk: SdkConfig) -> Self {
+        Self(sdk)
+    }
+}
+
 impl AwsConfig {
     /// Loads the chain once, in `region` (DBREGION).
     pub async fn load(region: &str) -> Self {
@@ -151,6 +159,24 @@ impl AwsConfig {
     /// The SQS queue at `url`, for `consume` and `redrive`.
     pub fn work_queue(&self, url: &str) -> std::sync::Arc<dyn crate::ports::queue::WorkQueue> {
         std::sync::Arc::new(sqs::SqsQueue::new(aws_sdk_sqs::Client::new(&self.0), url))
+    }
+
+    /// Text messages of pages, through Amazon SNS.
+    pub fn sms_transport(&self) -> std::sync::Arc<dyn crate::ports::pages::Transport> {
+        std::sync::Arc::new(channels::SnsSms {
+            client: aws_sdk_sns::Client::new(&self.0),
+        })
+    }
+
+    /// E-mail of pages, through Amazon SES, from `from` (`PAGE_EMAIL_FROM`).
+    pub fn email_transport(
+        &self,
+        from: &str,
+    ) -> std::sync::Arc<dyn crate::ports::pages::Transport> {
+        std::sync::Arc::new(channels::SesEmail {
+            client: aws_sdk_sesv2::Client::new(&self.0),
+            from: from.to_owned(),
+        })
     }
 
     /// The SNS topic told what happens to cases (`NOTIFY_TOPIC_ARN`).

@@ -119,3 +119,15 @@ pub(crate) async fn calls(table: &str) -> std::collections::BTreeMap<String, u64
         .await
         .expect("a JSON object of counts")
 }
+
+/// What moto sent: `{"sms": [{"to", "message"}], "emails": [{"from", "to", "subject", "body"}]}`.
+pub(crate) async fn sent() -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/_standin/sent", moto().endpoint))
+        .send()
+        .await
+        .expect("the moto stand-in answers")
+        .json()
+        .await
+        .expect("a JSON object")
+}
