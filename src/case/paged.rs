@@ -10,6 +10,7 @@ use crate::domain::alarm::Alarm;
 use crate::domain::delivery::Delivery;
 use crate::domain::outcome::Outcome;
 use crate::paging::engine::{Paged, Pager};
+use crate::paging::replies::Replied;
 use crate::ports::ledger::{Commit, Decision};
 
 use super::recent::Earlier;
@@ -82,5 +83,54 @@ impl CaseService {
             alarm: alarm.name.clone(),
             reason: Some(note),
         }))
+    }
+
+    /// A text message reply ("ACK 12"), as AWS delivered it: acknowledges the page as the
+    /// person whose number it reached; anything else is recorded as ignored, with why.
+    pub async fn sms_reply(
+        &self,
+        delivery: &Delivery,
+        reply: &crate::domain::sms_reply::SmsReply,
+    ) -> Result<Handled, CaseError> {
+        let about = "sms reply";
+        let Some(pager) = &self.pager else {
+            return self
+                .ignore(delivery, about, "this backend keeps no pages".into())
+                .await;
+        };
+        let keys = delivery.dedupe_keys();
+        if let Some(first) = self.ledger.find_handled(&keys).await? {
+            let earlier = Earlier::of(&first);
+            return Ok(Handled {
+                outcome: Outcome::Duplicate,
+                case_id: None,
+                alarm: about.into(),
+                reason: Some(format!("first handled as #{}", earlier.seq)),
+            });
+        }
+        let (outcome, why) = match pager.sms_reply(reply).await? {
+            Replied::Acknowledged { page, person } => (
+                Outcome::Paged,
+                format!("page {page} acknowledged by {person} (sms)"),
+            ),
+            Replied::Refused { page, state } => (
+                Outcome::Ignored,
+                format!("page {page} is {}: nothing to acknowledge", state.as_str()),
+            ),
+            Replied::NotReached => (
+                Outcome::Ignored,
+                "a reply from a number that page never reached".into(),
+            ),
+            Replied::NotAnAck => (Outcome::Ignored, "not ACK and a page number".into()),
+        };
+        let decision =
+            Decision::new(delivery, about, about, outcome, (self.clock)()).noted(why.clone());
+        self.commit_retrying(Commit::record(keys, decision)).await?;
+        Ok(Handled {
+            outcome,
+            case_id: None,
+            alarm: about.into(),
+            reason: Some(why),
+        })
     }
 }

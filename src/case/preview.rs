@@ -36,6 +36,12 @@ impl CaseService {
             Message::Ignored { about, why } => {
                 json!({"outcome": "ignored", "alarm": about, "reason": why})
             }
+            Message::SmsReply(reply) => match reply.acknowledges() {
+                Some(page) => json!({"outcome": "paged", "alarm": "sms reply",
+                    "reason": format!("acknowledges page {page} if the page reached the sender's number")}),
+                None => json!({"outcome": "ignored", "alarm": "sms reply",
+                    "reason": "not ACK and a page number"}),
+            },
             Message::CaseUpdate(update) => {
                 let mut keys = delivery.dedupe_keys();
                 keys.push(update.dedupe_key());

@@ -167,6 +167,8 @@ pub enum Message {
     },
     /// A group of alerts in one body (Alertmanager, Grafana): each an alarm of its own.
     Alarms(Vec<Alarm>),
+    /// A text message a person sent back ("ACK 12"), as AWS delivers two-way SMS.
+    SmsReply(crate::domain::sms_reply::SmsReply),
 }
 
 #[cfg(test)]

@@ -10,4 +10,5 @@ pub mod outcome;
 pub mod page;
 pub mod settings;
 pub mod signing;
+pub mod sms_reply;
 pub mod tags;

@@ -47,6 +47,13 @@ pub enum GateError {
          from an allowed topic, or the worker queue"
     )]
     UnprovenSupportEvent,
+    /// A text message reply that did not come as AWS delivers it: anyone can post a JSON
+    /// body naming a number, only AWS can say which number sent it.
+    #[error(
+        "SMS replies are believed only as AWS delivers them: a verified SNS message from an \
+         allowed topic, or the worker queue"
+    )]
+    UnprovenSmsReply,
     #[error(transparent)]
     Sns(#[from] SnsError),
 }

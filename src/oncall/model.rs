@@ -64,11 +64,8 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(s: &str) -> Result<Self, ModelError> {
-        let digits = s.strip_prefix('+').unwrap_or_default();
-        let ok = (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        ok.then(|| Self(s.to_owned()))
+        crate::domain::sms_reply::is_e164(s)
+            .then(|| Self(s.to_owned()))
             .ok_or_else(|| ModelError::Phone(s.to_owned()))
     }
 

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod escalation;
 pub mod links;
 pub mod notices;
+pub mod replies;
 pub mod text;
 pub mod transport;
 pub mod webhook;

@@ -389,3 +389,108 @@ async fn the_link_shows_the_page_and_only_its_post_acknowledges() {
         "{shown}"
     );
 }
+
+/// "ACK 1" texted back, as AWS End User Messaging delivers two-way SMS (a verified SNS
+/// notification): acknowledges as the person whose number page 1 reached. From a number it
+/// never reached, or unsigned, it changes nothing.
+#[tokio::test]
+async fn an_sms_reply_from_the_paged_number_acknowledges() {
+    use crate::common::sns_sign::{Signer, TOPIC};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "10m");
+    let signer = Signer::new();
+    let certs = signer.cert_dir();
+    let server = ServerProcess::start(&[
+        ("DATA_DIR", d.to_str().expect("utf-8")),
+        ("SNS_CERT_DIR", certs.to_str().expect("utf-8")),
+        ("SNS_TOPIC_ARNS", TOPIC),
+    ]);
+    post_alarm(&server).await;
+    messages(d, 2);
+    let http = reqwest::Client::new();
+    let reply = |from: &str, body: &str| {
+        serde_json::json!({
+            "originationNumber": from,
+            "destinationNumber": "+15555550199",
+            "messageKeyword": "KEYWORD_123456789012",
+            "messageBody": body,
+            "inboundMessageId": format!("in-{from}-{body}"),
+            "previousPublishedMessageId": "wJ0hqp0p4pu7ppmm6epp4pppbhpfpp",
+        })
+        .to_string()
+    };
+    let deliver = |id: &str, message: String| {
+        let note = signer.notification(TOPIC, id, &message, 1);
+        let req = http
+            .post(server.url("/serviceme"))
+            .header("x-amz-sns-message-type", "Notification")
+            .body(note.to_string());
+        async move {
+            let r = req.send().await.expect("post");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        }
+    };
+    // Unsigned: refused, whoever it names.
+    let r = http
+        .post(server.url("/serviceme"))
+        .body(reply("+15555550100", "ACK 1"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "unproven_sms_reply"
+    );
+    // From a number the page never reached, or not an ACK: recorded, nothing changes.
+    let (status, body) = deliver("sms-1", reply("+15555550999", "ACK 1")).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    assert_eq!(
+        body["reason"],
+        "a reply from a number that page never reached"
+    );
+    let (_, body) = deliver("sms-2", reply("+15555550100", "on my way")).await;
+    assert_eq!(body["reason"], "not ACK and a page number");
+    assert_eq!(json(d, &["pages", "show", "1", "--json"])["state"], "open");
+    // From alice's number: hers.
+    let (status, body) = deliver("sms-3", reply("+15555550100", "ack 1")).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("paged")),
+        "{body}"
+    );
+    assert_eq!(body["reason"], "page 1 acknowledged by alice (sms)");
+    let (_, again) = deliver("sms-3", reply("+15555550100", "ack 1")).await;
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    let page = json(d, &["pages", "show", "1", "--json"]);
+    assert_eq!(
+        (page["state"].as_str(), page["owner"].as_str()),
+        (Some("acknowledged"), Some("alice"))
+    );
+    let lines: Vec<&str> = page["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        lines.contains(&"acknowledged by alice (via sms)"),
+        "{lines:?}"
+    );
+    // A malformed reply is bad input, said precisely.
+    let (status, body) = deliver(
+        "sms-4",
+        serde_json::json!({"originationNumber": "alice", "messageBody": "ACK 1"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "field originationNumber is invalid: not a phone number in E.164 form"
+    );
+}

@@ -409,6 +409,9 @@ impl Received {
                 u.label()
             ))),
             (_, Message::Ignored { why, .. }) => Err(PayloadError::UnsupportedEvent(why)),
+            (_, Message::SmsReply(_)) => Err(PayloadError::UnsupportedEvent(
+                "a text message reply, not an alarm".into(),
+            )),
             (delivery, Message::Alarms(mut alarms)) if alarms.len() == 1 => {
                 Ok((delivery, alarms.remove(0)))
             }
@@ -457,6 +460,9 @@ impl Received {
                 return Err(PayloadError::TooLarge(MAX_ALARM_BYTES));
             }
             return Ok((self.delivery, Message::CaseUpdate(update?)));
+        }
+        if let Some(reply) = crate::domain::sms_reply::SmsReply::parse(&value) {
+            return Ok((self.delivery, Message::SmsReply(reply?)));
         }
         if let Some(why) = value.as_object().and_then(crate::domain::alarm::ignorable) {
             crate::domain::alarm::check_strings(&value)?;

@@ -118,6 +118,9 @@ async fn handle_message(
     if matches!(message, Message::CaseUpdate(_)) && !from_aws {
         return Err(GateError::UnprovenSupportEvent.into());
     }
+    if matches!(message, Message::SmsReply(_)) && !from_aws {
+        return Err(GateError::UnprovenSmsReply.into());
+    }
     let cases = state.cases.clone();
     let handled = tracked(state, async move {
         match message {
@@ -129,6 +132,7 @@ async fn handle_message(
                 cases.ignore(&delivery, &about, why).await.map(|h| vec![h])
             }
             Message::Alarms(alarms) => cases.handle_all(&delivery, &alarms).await,
+            Message::SmsReply(reply) => cases.sms_reply(&delivery, &reply).await.map(|h| vec![h]),
         }
     })
     .await?;

@@ -52,7 +52,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Self::Gate(GateError::Sns(e)) => sns_status(e),
-            Self::Gate(GateError::UnprovenSupportEvent) => StatusCode::FORBIDDEN,
+            Self::Gate(GateError::UnprovenSupportEvent | GateError::UnprovenSmsReply) => {
+                StatusCode::FORBIDDEN
+            }
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => StatusCode::BAD_GATEWAY,
             Self::Case(CaseError::AccountNotServed(_)) => StatusCode::FORBIDDEN,
@@ -74,6 +76,7 @@ impl ApiError {
             Self::Gate(GateError::Unauthorized | GateError::TokensRequired) => "unauthorized",
             Self::Gate(GateError::Sns(e)) => e.reason_code(),
             Self::Gate(GateError::UnprovenSupportEvent) => "unproven_support_event",
+            Self::Gate(GateError::UnprovenSmsReply) => "unproven_sms_reply",
             Self::Case(CaseError::Desk(DeskError::Rejected(_))) => "support_rejected",
             Self::Case(CaseError::Desk(DeskError::SubscriptionRequired(_))) => {
                 "support_plan_required"
@@ -100,7 +103,8 @@ impl ApiError {
             Self::Gate(
                 GateError::Unauthorized
                 | GateError::TokensRequired
-                | GateError::UnprovenSupportEvent,
+                | GateError::UnprovenSupportEvent
+                | GateError::UnprovenSmsReply,
             ) => self.to_string(),
             Self::Gate(GateError::Sns(e @ SnsError::MalformedMessage { .. })) => e.to_string(),
             Self::Gate(GateError::Sns(e)) => e.public_message().into(),
