@@ -299,6 +299,39 @@ pub struct NotifyConfig {
     /// there; aws backend). Unset: e-mail messages fail, on the page's timeline.
     #[arg(long, env = "PAGE_EMAIL_FROM", global = true)]
     pub page_email_from: Option<String>,
+
+    /// Who places pages' voice calls: off, twilio (a Twilio-compatible API; needs
+    /// TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM and PUBLIC_URL) or aws (AWS End
+    /// User Messaging SendVoiceMessage from PAGE_VOICE_FROM).
+    #[arg(long, env = "PAGE_VOICE", value_enum, default_value_t = super::VoiceProvider::Off, global = true)]
+    pub page_voice: super::VoiceProvider,
+
+    /// The origination identity (a phone number or its ARN) of AWS End User Messaging
+    /// voice calls (PAGE_VOICE=aws).
+    #[arg(long, env = "PAGE_VOICE_FROM", global = true)]
+    pub page_voice_from: Option<String>,
+
+    /// The Twilio-compatible account's SID (PAGE_VOICE=twilio).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", global = true)]
+    pub twilio_account_sid: Option<String>,
+
+    /// The account's auth token: authenticates the calls and verifies the keypresses'
+    /// signatures. Never logged.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, global = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// The number calls come from (E.164).
+    #[arg(long, env = "TWILIO_FROM", global = true)]
+    pub twilio_from: Option<String>,
+
+    /// The Twilio-compatible API's address.
+    #[arg(
+        long,
+        env = "TWILIO_API_URL",
+        default_value = "https://api.twilio.com",
+        global = true
+    )]
+    pub twilio_api_url: String,
 }
 
 /// The SQS queue `consume` (and `serve --consume`) reads.
@@ -339,7 +372,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 51] = [
+pub(super) const HELP_ORDER: [&str; 57] = [
     "port",
     "bind",
     "backend",
@@ -376,6 +409,12 @@ pub(super) const HELP_ORDER: [&str; 51] = [
     "notify_retry",
     "page_policy",
     "page_email_from",
+    "page_voice",
+    "page_voice_from",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_from",
+    "twilio_api_url",
     "queue_url",
     "consume_concurrency",
     "retry_visibility",

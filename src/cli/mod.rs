@@ -120,6 +120,19 @@ pub enum Graphs {
     Off,
 }
 
+/// Who places pages' voice calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VoiceProvider {
+    /// No calls: voice messages fail, on the page's timeline (the embedded default keeps
+    /// them in its outbox).
+    Off,
+    /// A Twilio-compatible API: the call asks for a key (1 acknowledges, 2 escalates).
+    Twilio,
+    /// AWS End User Messaging `SendVoiceMessage`: spoken, one way (acknowledged by the
+    /// other means).
+    Aws,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
     On,

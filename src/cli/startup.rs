@@ -12,6 +12,7 @@ use crate::backend::aws::AwsConfig;
 use crate::backend::aws::metrics::CloudWatchMetrics;
 use crate::backend::{Backend, BackendError, BackendKind};
 use crate::case::CaseService;
+use crate::cli::VoiceProvider;
 use crate::cli::{Config, Graphs, Switch};
 use crate::domain::signing::SigningKey;
 use crate::inbound::gate::Gate;
@@ -21,9 +22,11 @@ use crate::inbound::sns::{
 };
 use crate::oncall::feed::FeedKey;
 use crate::paging::notices::Notifier;
+use crate::paging::twilio::{TwilioAccount, TwilioVoice};
 use crate::paging::webhook::WebhookSink;
 use crate::ports::metrics::{MetricsSink, NoMetrics};
 use crate::ports::notify::NoticeSink;
+use crate::ports::pages::Transport;
 
 /// The application: its backend and the case logic over it.
 pub struct App {
@@ -35,6 +38,8 @@ pub struct App {
     /// The AWS configuration, loaded once: the aws backend's, or the one the SNS topic
     /// needed; `None` until something needs it.
     aws: Option<AwsConfig>,
+    /// The voice calls' account, whose keypresses the HTTP edge verifies.
+    twilio: Option<TwilioAccount>,
 }
 
 /// Why the application could not be assembled.
@@ -75,14 +80,54 @@ fn page_link_key(config: &Config) -> Result<Option<SigningKey>, StartupError> {
 
 /// Where pages' messages go: on the embedded default its local outbox (`pages show`); on
 /// AWS, SMS through SNS, e-mail through SES (`PAGE_EMAIL_FROM`) and each person's webhook.
+/// Voice calls by `PAGE_VOICE`, on either backend (the outbox when off, on the default).
 async fn transport(
     config: &Config,
     backend: &Backend,
     aws: &mut Option<AwsConfig>,
-) -> Result<Arc<dyn crate::ports::pages::Transport>, StartupError> {
-    if backend.local().is_some() {
-        return Ok(Arc::new(crate::backend::local::LocalOutbox));
+) -> Result<(Arc<dyn Transport>, Option<TwilioAccount>), StartupError> {
+    use crate::paging::transport::Channels;
+    let mut channels = match backend.local() {
+        Some(_) => {
+            let outbox: Arc<dyn Transport> = Arc::new(crate::backend::local::LocalOutbox);
+            Channels {
+                sms: Some(outbox.clone()),
+                email: Some(outbox.clone()),
+                voice: Some(outbox.clone()),
+                webhook: Some(outbox),
+            }
+        }
+        None => aws_channels(config, aws).await?,
+    };
+    let mut twilio = None;
+    match config.notify.page_voice {
+        VoiceProvider::Off => {}
+        VoiceProvider::Aws => {
+            let from = config.notify.page_voice_from.as_deref().ok_or_else(|| {
+                StartupError::Config(
+                    "PAGE_VOICE=aws needs PAGE_VOICE_FROM (the origination number)".into(),
+                )
+            })?;
+            let sdk = load_aws_once(aws, &config.store.dbregion).await;
+            channels.voice = Some(sdk.voice_transport(from));
+        }
+        VoiceProvider::Twilio => {
+            let account = twilio_account(config)?;
+            let voice = TwilioVoice::new(account.clone()).map_err(|e| StartupError::Client {
+                what: "the voice calls' client",
+                source: e.into(),
+            })?;
+            channels.voice = Some(Arc::new(voice));
+            twilio = Some(account);
+        }
     }
+    Ok((Arc::new(channels), twilio))
+}
+
+async fn aws_channels(
+    config: &Config,
+    aws: &mut Option<AwsConfig>,
+) -> Result<crate::paging::transport::Channels, StartupError> {
     let sdk = load_aws_once(aws, &config.store.dbregion).await;
     let email = match &config.notify.page_email_from {
         Some(from) => {
@@ -97,12 +142,46 @@ async fn transport(
             what: "the personal webhooks' client",
             source: e.into(),
         })?;
-    Ok(Arc::new(crate::paging::transport::Channels {
+    Ok(crate::paging::transport::Channels {
         sms: Some(sdk.sms_transport()),
         email,
         voice: None,
         webhook: Some(Arc::new(webhook)),
-    }))
+    })
+}
+
+/// The Twilio-compatible account, whole: every setting and `PUBLIC_URL` (where the
+/// keypresses come back), or the start is refused naming what is missing.
+pub(crate) fn twilio_account(config: &Config) -> Result<TwilioAccount, StartupError> {
+    let n = &config.notify;
+    let missing: Vec<&str> = [
+        ("TWILIO_ACCOUNT_SID", n.twilio_account_sid.is_none()),
+        ("TWILIO_AUTH_TOKEN", n.twilio_auth_token.is_none()),
+        ("TWILIO_FROM", n.twilio_from.is_none()),
+        ("PUBLIC_URL", config.trust.public_url.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    if !missing.is_empty() {
+        return Err(StartupError::Config(format!(
+            "PAGE_VOICE=twilio needs {}",
+            missing.join(", ")
+        )));
+    }
+    let from = n.twilio_from.clone().unwrap_or_default();
+    if !crate::domain::sms_reply::is_e164(&from) {
+        return Err(StartupError::Config(format!(
+            "TWILIO_FROM {from:?} is not a phone number in E.164 form"
+        )));
+    }
+    Ok(TwilioAccount {
+        sid: n.twilio_account_sid.clone().unwrap_or_default(),
+        token: n.twilio_auth_token.clone().unwrap_or_default(),
+        from,
+        api: n.twilio_api_url.clone(),
+        public_url: config.trust.public_url.clone().unwrap_or_default(),
+    })
 }
 
 /// The acknowledgement links of pages' messages, when `PUBLIC_URL` says where the service
@@ -210,11 +289,14 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
     )
     .with_grapher(grapher);
     let notifier = notifier(config, &backend, &mut aws, metrics.clone()).await?;
+    let mut twilio = None;
     if let Some(pages) = &backend.pages {
+        let (transport, account) = transport(config, &backend, &mut aws).await?;
+        twilio = account;
         let pager = crate::paging::engine::Pager::new(
             pages.clone(),
             backend.config.clone(),
-            transport(config, &backend, &mut aws).await?,
+            transport,
             config.notify.page_policy.clone(),
         )
         .with_metrics(metrics.clone())
@@ -232,6 +314,7 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         metrics,
         publisher,
         aws,
+        twilio,
     })
 }
 
@@ -280,6 +363,7 @@ impl App {
         .with_metrics(self.metrics)
         .with_limits(config.server.max_concurrency, config.server.shutdown_grace)
         .with_read_timeout(config.server.read_timeout)
+        .with_voice(self.twilio)
         .with_feed(
             feed_key(config)?.map(|key| crate::inbound::http::feed::Feed {
                 key,

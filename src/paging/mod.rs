@@ -14,4 +14,5 @@ pub mod notices;
 pub mod replies;
 pub mod text;
 pub mod transport;
+pub mod twilio;
 pub mod webhook;

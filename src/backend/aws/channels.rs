@@ -81,3 +81,39 @@ impl Transport for SesEmail {
             .map_err(|e| PortError::caused(super::describe(&e), e))
     }
 }
+
+/// One-way voice calls through AWS End User Messaging (`SendVoiceMessage`): the message
+/// spoken slowly, twice; acknowledged by the other means (the link, a reply, the command).
+pub struct EndUserVoice {
+    pub client: aws_sdk_pinpointsmsvoicev2::Client,
+    /// `PAGE_VOICE_FROM`: the origination phone number (or its ARN).
+    pub from: String,
+}
+
+/// The spoken message as SSML: slow, said twice, the text escaped.
+fn ssml(text: &str) -> String {
+    let t = crate::escape::html(text);
+    format!(
+        "<speak><prosody rate=\"slow\">{t}</prosody><break time=\"2s\"/>\
+         <prosody rate=\"slow\">{t}</prosody></speak>"
+    )
+}
+
+#[async_trait]
+impl Transport for EndUserVoice {
+    async fn send(&self, m: &OutMessage) -> Result<(), PortError> {
+        use aws_sdk_pinpointsmsvoicev2::types::{VoiceId, VoiceMessageBodyTextType};
+        debug_assert_eq!(m.channel, Channel::Voice);
+        self.client
+            .send_voice_message()
+            .destination_phone_number(&m.to)
+            .origination_identity(&self.from)
+            .message_body(ssml(&m.text))
+            .message_body_text_type(VoiceMessageBodyTextType::Ssml)
+            .voice_id(VoiceId::Joanna)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| PortError::caused(super::describe(&e), e))
+    }
+}

@@ -179,6 +179,17 @@ impl AwsConfig {
         })
     }
 
+    /// Voice calls of pages, through AWS End User Messaging, from `from` (`PAGE_VOICE_FROM`).
+    pub fn voice_transport(
+        &self,
+        from: &str,
+    ) -> std::sync::Arc<dyn crate::ports::pages::Transport> {
+        std::sync::Arc::new(channels::EndUserVoice {
+            client: aws_sdk_pinpointsmsvoicev2::Client::new(&self.0),
+            from: from.to_owned(),
+        })
+    }
+
     /// The SNS topic told what happens to cases (`NOTIFY_TOPIC_ARN`).
     pub fn notice_sink(
         &self,

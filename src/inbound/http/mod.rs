@@ -13,6 +13,7 @@ mod error;
 pub mod feed;
 mod listener;
 mod page_link;
+mod voice;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub health_only: bool,
     /// The on-duty calendar feeds, when their key is known (`ONCALL_FEED_KEY`).
     pub feed: Option<Arc<feed::Feed>>,
+    /// The voice calls' account, whose keypresses come back signed (`PAGE_VOICE=twilio`).
+    pub voice: Option<Arc<crate::paging::twilio::TwilioAccount>>,
 }
 
 /// Default time allowed to send headers, and to send a body.
@@ -109,6 +112,11 @@ impl AppState {
         self
     }
 
+    pub fn with_voice(mut self, voice: Option<crate::paging::twilio::TwilioAccount>) -> Self {
+        self.voice = voice.map(Arc::new);
+        self
+    }
+
     pub fn with_health_only(mut self, health_only: bool) -> Self {
         self.health_only = health_only;
         self
@@ -132,6 +140,7 @@ impl AppState {
             shutdown_grace: Duration::from_secs(30),
             health_only: false,
             feed: None,
+            voice: None,
         }
     }
 }
@@ -146,7 +155,8 @@ pub fn app(state: AppState) -> Router {
             .route(
                 "/pages/{id}/{person}/{until}/{token}",
                 get(page_link::show).post(page_link::acknowledge),
-            ),
+            )
+            .route("/voice/twilio/{page}/{person}", post(voice::keypress)),
     };
     router.with_state(state)
 }
