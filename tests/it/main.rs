@@ -5,6 +5,7 @@
 mod common;
 
 mod aws;
+mod aws_pages;
 mod cli;
 mod cloudformation;
 mod consume;
