@@ -6,6 +6,7 @@ mod common;
 
 mod aws;
 mod aws_channels;
+mod aws_pages;
 mod cli;
 mod cloudformation;
 mod consume;

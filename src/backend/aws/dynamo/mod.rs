@@ -1,12 +1,13 @@
 //! DynamoDB: the per-alarm settings table of the original service (read as it is, in
-//! `settings`), the ledger table this service adds (`ledger`), and `tables create` and the
-//! key checks of `check` (`tables`).
+//! `settings`), the ledger table this service adds (`ledger`, with its notice `outbox` and
+//! its `pages`), and `tables create` and the key checks of `check` (`tables`).
 //!
 //! This file holds what they share: the attribute helpers, the ledger table's TTL
 //! attribute.
 
 mod ledger;
 mod outbox;
+mod pages;
 mod settings;
 mod tables;
 

@@ -10,6 +10,9 @@
 //! | the same decision, per day (for `cases list`) | `day#<YYYY-MM-DD>` | `<seq>#<alarm key>` |
 //! | the same decision, per case (for `cases show`) | `case#<case id>` | `decision#<seq>` |
 //!
+//! The notice outbox (`outbox`) and the pages (`pages`) keep their items in the same table,
+//! under partitions of their own; `pages` documents its items.
+//!
 //! Every decision is one TransactWriteItems: handled keys (conditional: not yet handled),
 //! the decision copies and the open-case change (conditional on our claim when a case was
 //! just opened). `seq` is the decision time in microseconds, zero-padded so it sorts.
@@ -21,7 +24,7 @@
 mod claims;
 mod commit;
 mod items;
-mod requests;
+pub(super) mod requests;
 
 use std::time::Duration;
 

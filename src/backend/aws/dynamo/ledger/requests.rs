@@ -15,7 +15,7 @@ use crate::backend::aws::dynamo::{Item, s};
 use crate::ports::ledger::{Decision, LedgerError};
 
 /// How a TransactWriteItems ended, when DynamoDB answered.
-pub(super) enum Transacted {
+pub(in crate::backend::aws::dynamo) enum Transacted {
     Done,
     /// Nothing was written; why, item by item.
     Cancelled(Vec<CancellationReason>),
@@ -30,7 +30,7 @@ const BATCH_GET_BACKOFF: crate::retry::Backoff = crate::retry::Backoff::new(
     std::time::Duration::from_secs(1),
 );
 
-pub(super) fn ledger_error<
+pub(in crate::backend::aws::dynamo) fn ledger_error<
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 >(
@@ -40,7 +40,9 @@ pub(super) fn ledger_error<
     LedgerError::storage_said(format!("{op}: {}", describe(&e)))
 }
 
-pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> LedgerError {
+pub(in crate::backend::aws::dynamo) fn build_error(
+    e: aws_sdk_dynamodb::error::BuildError,
+) -> LedgerError {
     LedgerError::storage("building a DynamoDB request", e)
 }
 
@@ -48,7 +50,7 @@ impl DynamoLedger {
     /// One TransactWriteItems, retried by the SDK with one ClientRequestToken (so a retry
     /// after a lost answer is the same write, not a second one): done, or refused with the
     /// reasons, one per item.
-    pub(super) async fn transact(
+    pub(in crate::backend::aws::dynamo) async fn transact(
         &self,
         what: &str,
         items: &[TransactWriteItem],
@@ -108,7 +110,10 @@ impl DynamoLedger {
     /// Consistent reads of these items, however many BatchGetItem requests it takes: keys
     /// DynamoDB leaves unprocessed (throttling) are asked for again, never taken as absent
     /// (an unread handled key would make a redelivery look new).
-    pub(super) async fn batch_get(&self, wanted: Vec<Item>) -> Result<Vec<Item>, LedgerError> {
+    pub(in crate::backend::aws::dynamo) async fn batch_get(
+        &self,
+        wanted: Vec<Item>,
+    ) -> Result<Vec<Item>, LedgerError> {
         let mut found = Vec::new();
         let mut pending = wanted;
         for attempt in 1..=BATCH_GET_ATTEMPTS {
@@ -202,7 +207,7 @@ impl DynamoLedger {
         }
     }
 
-    pub(super) fn put(
+    pub(in crate::backend::aws::dynamo) fn put(
         &self,
         item: Item,
         condition: Option<(&str, Item)>,
@@ -222,7 +227,11 @@ impl DynamoLedger {
             .build())
     }
 
-    pub(super) fn delete(&self, pk: String, sk: &str) -> Result<TransactWriteItem, LedgerError> {
+    pub(in crate::backend::aws::dynamo) fn delete(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<TransactWriteItem, LedgerError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(pk))
@@ -269,7 +278,9 @@ impl DynamoLedger {
 
 /// The codes of a cancelled transaction's reasons, one per item in order (`None` for an item
 /// that passed), as a conflict reports them.
-pub(super) fn cancellation_codes(reasons: &[CancellationReason]) -> String {
+pub(in crate::backend::aws::dynamo) fn cancellation_codes(
+    reasons: &[CancellationReason],
+) -> String {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
     codes.join(",")
 }
