@@ -118,9 +118,9 @@ impl Backend {
         Ok(Self {
             config: Arc::new(store),
             ledger: ledger.clone(),
-            outbox: ledger,
+            outbox: ledger.clone(),
             desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
-            pages: None,
+            pages: Some(ledger.clone()),
             origin: Origin::Aws(Box::new(clients)),
         })
     }

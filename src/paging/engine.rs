@@ -281,7 +281,17 @@ impl Pager {
             let step = self.plan(&page, &on_call, now);
             let unanswered = step.next.is_none();
             let escalated = page.position.stage > 0 && !step.messages.is_empty();
-            if self.pages.advance(step, now).await? {
+            let page_id = step.page;
+            // One page that cannot be stepped (its store refuses the write) must not hold
+            // back the others: it is told in the log and taken again when its lease lapses.
+            let advanced = match self.pages.advance(step, now).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(page = %page_id, error = %crate::errors::Chain(&e), "a page's step could not be committed; tried again after its lease");
+                    continue;
+                }
+            };
+            if advanced {
                 done += 1;
                 if unanswered {
                     self.metrics.record(Event::PageUnanswered);

@@ -7,6 +7,7 @@ mod common;
 mod aws;
 mod aws_channels;
 mod aws_pages;
+mod aws_paging;
 mod cli;
 mod cloudformation;
 mod consume;

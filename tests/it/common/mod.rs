@@ -8,6 +8,7 @@ pub(crate) mod moto;
 pub(crate) mod process;
 pub(crate) mod sns_sign;
 pub(crate) mod support_standin;
+pub(crate) mod voice_standin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
