@@ -17,7 +17,7 @@ use common::support_standin::SupportStandin;
 use common::voice_standin::{self, VoiceStandin};
 use cw_support_api::backend::aws::{AwsConfig, dynamo};
 use cw_support_api::domain::page::{Channel, PageId};
-use cw_support_api::ports::pages::{OutMessage, Transport};
+use cw_support_api::ports::pages::OutMessage;
 
 /// A phone number no other test uses (moto's record of SMS is shared).
 fn number() -> String {
