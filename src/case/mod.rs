@@ -24,6 +24,7 @@ mod recent;
 mod records;
 mod support_event;
 pub mod text;
+pub mod told;
 
 #[cfg(test)]
 mod tests;

@@ -95,6 +95,7 @@ async fn transport(
                 email: Some(outbox.clone()),
                 voice: Some(outbox.clone()),
                 webhook: Some(outbox),
+                case: None,
             }
         }
         None => aws_channels(config, aws).await?,
@@ -121,6 +122,10 @@ async fn transport(
             twilio = Some(account);
         }
     }
+    // The AWS case is told through the desk on either backend (the dry-run desk records it).
+    channels.case = Some(Arc::new(crate::case::told::DeskTransport::new(
+        backend.desk.clone(),
+    )));
     Ok((Arc::new(channels), twilio))
 }
 
@@ -147,6 +152,7 @@ async fn aws_channels(
         email,
         voice: None,
         webhook: Some(Arc::new(webhook)),
+        case: None,
     })
 }
 
@@ -301,7 +307,8 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         )
         .with_metrics(metrics.clone())
         .with_notifier(notifier.clone())
-        .with_links(page_links(config)?);
+        .with_links(page_links(config)?)
+        .with_cases(backend.ledger.clone());
         cases = cases.with_pager(Arc::new(pager));
     }
     cases = cases.with_notifier(notifier);

@@ -84,6 +84,8 @@ pub enum Channel {
     Voice,
     Email,
     Webhook,
+    /// The alarm's AWS Support case, told who owns the page (`to` is the case id).
+    Case,
 }
 
 impl Channel {

@@ -19,8 +19,8 @@ use crate::oncall::file::OnCall;
 use crate::ports::ledger::LedgerError;
 use crate::ports::metrics::{Event, MetricsSink, NoMetrics};
 use crate::ports::pages::{
-    Acted, Action, Advance, Callout, DuePage, NewMessage, NewPage, PageLedger, Raised, Tell,
-    Transport,
+    Acted, Action, Advance, Callout, DuePage, NewMessage, NewPage, PageLedger, PageSummary, Raised,
+    Tell, Transport,
 };
 
 use super::escalation::{self, Recipient, Step};
@@ -91,6 +91,8 @@ pub struct Pager {
     wake: tokio::sync::Notify,
     /// Makes the acknowledgement link each message carries (`PUBLIC_URL`).
     links: Option<super::links::PageLinks>,
+    /// Where the alarms' open cases are known, so that the case is told who owns the page.
+    cases: Option<Arc<dyn crate::ports::ledger::CaseLedger>>,
 }
 
 impl Pager {
@@ -110,6 +112,7 @@ impl Pager {
             clock: Arc::new(Utc::now),
             wake: tokio::sync::Notify::new(),
             links: None,
+            cases: None,
         }
     }
 
@@ -121,6 +124,12 @@ impl Pager {
     /// Messages carry an acknowledgement link.
     pub fn with_links(mut self, links: Option<super::links::PageLinks>) -> Self {
         self.links = links;
+        self
+    }
+
+    /// The AWS case of an acknowledged page's alarm is told who owns it.
+    pub fn with_cases(mut self, cases: Arc<dyn crate::ports::ledger::CaseLedger>) -> Self {
+        self.cases = Some(cases);
         self
     }
 
@@ -215,6 +224,7 @@ impl Pager {
                 let tell = Tell {
                     text: text::resolved(live.id, &alarm.name, live.owner.as_deref()),
                     except: None,
+                    also: Vec::new(),
                 };
                 let acted = self
                     .pages
@@ -248,10 +258,12 @@ impl Pager {
             Action::Acknowledge { by, .. } => Some(Tell {
                 text: text::acknowledged(page, alarm, by),
                 except: Some(by.clone()),
+                also: self.case_told(&record.page, by).await,
             }),
             Action::Resolve { by, .. } => Some(Tell {
                 text: text::resolved(page, alarm, by.as_deref().or(record.page.owner.as_deref())),
                 except: by.clone(),
+                also: Vec::new(),
             }),
             Action::Escalate { .. } => None,
         };
@@ -266,6 +278,51 @@ impl Pager {
         }
         self.wake.notify_one();
         Ok(acted)
+    }
+
+    /// The message to the alarm's open AWS case saying who has the page (none when no case
+    /// is open for it, or the case ledger cannot say).
+    async fn case_told(&self, page: &PageSummary, by: &str) -> Vec<NewMessage> {
+        let Some(ledger) = &self.cases else {
+            return Vec::new();
+        };
+        let case = match page.key.strip_prefix("group:") {
+            Some(group) => ledger.open_cases().await.map(|open| {
+                open.into_iter()
+                    .find(|c| c.group.as_deref() == Some(group))
+                    .map(|c| c.case_id)
+            }),
+            None => ledger
+                .open_case(&page.key)
+                .await
+                .map(|c| c.map(|c| c.case_id)),
+        };
+        let case = match case {
+            Ok(Some(case)) if !case.is_empty() => case,
+            Ok(_) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(page = %page.id, error = %crate::errors::Chain(&e), "the page's case could not be looked up; it is not told who owns the page");
+                return Vec::new();
+            }
+        };
+        let name = match self.on_call().await {
+            Ok(on_call) => on_call
+                .people
+                .iter()
+                .find(|p| p.id.as_str() == by)
+                .map(|p| p.name.clone()),
+            Err(_) => None,
+        };
+        let now = self.now();
+        vec![NewMessage {
+            key: format!("{}/case@{}", page.id, now.timestamp_micros()),
+            person: by.to_owned(),
+            channel: crate::domain::page::Channel::Case,
+            to: case,
+            text: text::case_owner(page.id, by, name.as_deref(), now),
+            stage: None,
+            round: None,
+        }]
     }
 
     /// Runs every step due now: how many were committed.

@@ -80,6 +80,24 @@ pub fn acknowledged(page: PageId, alarm: &str, by: &str) -> String {
     )
 }
 
+/// What the AWS case is told when someone acknowledges its alarm's page.
+pub fn case_owner(
+    page: PageId,
+    by: &str,
+    name: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let who = match name {
+        Some(n) => format!("{} ({})", bounded(n, 64), bounded(by, 64)),
+        None => bounded(by, 64),
+    };
+    format!(
+        "{who} acknowledged the on-duty page {page} at {} and is working on this alarm; \
+         nobody else is being called.",
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
 pub fn resolved(page: PageId, alarm: &str, owner: Option<&str>) -> String {
     let owner = owner
         .map(|o| format!(" (owner: {})", bounded(o, 64)))

@@ -19,6 +19,8 @@ pub struct Channels {
     pub email: Option<Arc<dyn Transport>>,
     pub voice: Option<Arc<dyn Transport>>,
     pub webhook: Option<Arc<dyn Transport>>,
+    /// The support desk, for what the AWS case is told.
+    pub case: Option<Arc<dyn Transport>>,
 }
 
 #[async_trait]
@@ -29,6 +31,7 @@ impl Transport for Channels {
             Channel::Email => (&self.email, "no e-mail provider: set PAGE_EMAIL_FROM"),
             Channel::Voice => (&self.voice, "no voice provider is configured"),
             Channel::Webhook => (&self.webhook, "no webhook client"),
+            Channel::Case => (&self.case, "no support desk"),
         };
         match transport {
             Some(t) => t.send(m).await,

@@ -203,6 +203,8 @@ pub enum Acted {
 pub struct Tell {
     pub text: String,
     pub except: Option<String>,
+    /// Queued as they are, with the action (the AWS case told who owns the page).
+    pub also: Vec<NewMessage>,
 }
 
 #[async_trait]

@@ -300,6 +300,15 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
     let tell = Tell {
         text: "bob has it".into(),
         except: Some("bob".into()),
+        also: vec![NewMessage {
+            key: format!("{id}/case@1"),
+            person: "bob".into(),
+            channel: Channel::Case,
+            to: "case-7".into(),
+            text: "bob is on it".into(),
+            stage: None,
+            round: None,
+        }],
     };
     let ack = Action::Acknowledge {
         by: "bob".into(),
@@ -348,9 +357,15 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
         told,
         vec![
             ("alice", Channel::Email, key("email").as_str(), "bob has it"),
-            ("alice", Channel::Sms, key("sms").as_str(), "bob has it")
+            ("alice", Channel::Sms, key("sms").as_str(), "bob has it"),
+            (
+                "bob",
+                Channel::Case,
+                format!("{id}/case@1").as_str(),
+                "bob is on it"
+            )
         ],
-        "alice told on each channel, bob not"
+        "alice told on each channel, bob not; the case told as given, once"
     );
     let lines: Vec<&str> = record.timeline.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(

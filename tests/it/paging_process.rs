@@ -494,3 +494,38 @@ async fn an_sms_reply_from_the_paged_number_acknowledges() {
         "field originationNumber is invalid: not a phone number in E.164 form"
     );
 }
+
+/// Route `both`: the alarm opens its AWS case and its page; when alice acknowledges, the
+/// case is told who is on it (through the page's queue: the dry-run desk records it).
+#[tokio::test]
+async fn with_route_both_the_case_is_told_who_owns_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "10m");
+    ok(&run(
+        d,
+        &["alarms", "put", "prod-api-5xx-rate", "--route", "both"],
+    ));
+    let server = start(d);
+    let answer = post_alarm(&server).await;
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["caseId"].as_str()),
+        (Some("created"), Some("dry-run-1")),
+        "{answer}"
+    );
+    messages(d, 2);
+    ok(&run(d, &["pages", "ack", "1", "--by", "alice"]));
+    let told = messages(d, 3);
+    assert_eq!(told[2]["channel"], "case");
+    assert_eq!(told[2]["to"], "dry-run-1");
+    assert_eq!(told[2]["person"], "alice");
+    let case = ok(&run(d, &["cases", "show", "dry-run-1"]));
+    assert!(
+        case.contains("Alice Example (alice) acknowledged the on-duty page 1 at "),
+        "{case}"
+    );
+    assert!(
+        case.contains("and is working on this alarm; nobody else is being called."),
+        "{case}"
+    );
+}

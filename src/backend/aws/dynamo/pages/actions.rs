@@ -92,7 +92,7 @@ fn told(
             )
         })
         .collect();
-    addresses
+    let mut messages: Vec<NewMessage> = addresses
         .into_iter()
         .map(|((person, name, to), channel)| NewMessage {
             key: format!("{page}/{what}@{}/{person}/{name}", stamp(at)),
@@ -103,7 +103,9 @@ fn told(
             stage: None,
             round: None,
         })
-        .collect()
+        .collect();
+    messages.extend(tell.also.iter().cloned());
+    messages
 }
 
 impl DynamoLedger {

@@ -124,7 +124,7 @@ fn tell(
         let rows = stmt.query_map([page], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let messages: Vec<NewMessage> = reached
+    let mut messages: Vec<NewMessage> = reached
         .into_iter()
         .filter(|(person, _, _)| tell.except.as_deref() != Some(person.as_str()))
         .filter_map(|(person, channel, to)| {
@@ -139,6 +139,7 @@ fn tell(
             })
         })
         .collect();
+    messages.extend(tell.also.iter().cloned());
     queue(c, page, &messages, at)
 }
 

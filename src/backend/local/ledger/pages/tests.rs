@@ -186,6 +186,15 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
     let tell = Tell {
         text: "bob has it".into(),
         except: Some("bob".into()),
+        also: vec![NewMessage {
+            key: format!("{id}/case@1"),
+            person: "bob".into(),
+            channel: Channel::Case,
+            to: "case-7".into(),
+            text: "bob is on it".into(),
+            stage: None,
+            round: None,
+        }],
     };
     let ack = Action::Acknowledge {
         by: "bob".into(),
@@ -215,16 +224,20 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
         Acted::Refused(PageState::Acknowledged)
     );
     let record = l.page(id).await.expect("read").expect("page");
-    let told: Vec<(&str, Channel)> = record
+    let told: Vec<(&str, Channel, &str)> = record
         .messages
         .iter()
         .filter(|m| m.stage.is_none())
-        .map(|m| (m.person.as_str(), m.channel))
+        .map(|m| (m.person.as_str(), m.channel, m.to.as_str()))
         .collect();
     assert_eq!(
         told,
-        vec![("alice", Channel::Email), ("alice", Channel::Sms)],
-        "alice told on each channel, bob not"
+        vec![
+            ("alice", Channel::Email, "alice@example.com"),
+            ("alice", Channel::Sms, "alice@example.com"),
+            ("bob", Channel::Case, "case-7")
+        ],
+        "alice told on each channel, bob not; the case told as given, once"
     );
     assert!(
         record
