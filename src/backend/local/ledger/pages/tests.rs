@@ -163,14 +163,15 @@ async fn a_due_page_is_leased_to_one_taker_and_a_step_commits_once() {
     );
 }
 
+async fn raised(l: &SqliteLedger) -> PageId {
+    let p = new_page("db", "e1", "2027-03-01T03:00:00Z");
+    l.raise(p).await.expect("raise").page()
+}
+
 #[tokio::test]
 async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
     let (_d, l) = open();
-    let id = l
-        .raise(new_page("db", "e1", "2027-03-01T03:00:00Z"))
-        .await
-        .expect("raise")
-        .page();
+    let id = raised(&l).await;
     let now = t("2027-03-01T03:00:00Z");
     let s = step(
         id,
@@ -188,12 +189,10 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
         except: Some("bob".into()),
         also: vec![NewMessage {
             key: format!("{id}/case@1"),
-            person: "bob".into(),
-            channel: Channel::Case,
             to: "case-7".into(),
             text: "bob is on it".into(),
             stage: None,
-            round: None,
+            ..message(id, "bob", Channel::Case, 0)
         }],
     };
     let ack = Action::Acknowledge {
