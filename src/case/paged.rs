@@ -133,4 +133,58 @@ impl CaseService {
             reason: Some(why),
         })
     }
+
+    /// AWS Support replied and waits for the customer: the owner of the alarm's live page
+    /// is paged, or, when nobody owns it, the on-duty people by the alarm's policy, if the
+    /// team pages at all (the alarm routes to people, or `PAGE_POLICY` is set). Before the
+    /// decision is recorded, and idempotent by the event, as an alarm's page is.
+    pub(super) async fn page_aws_reply(
+        &self,
+        update: &crate::domain::case_event::CaseUpdate,
+        alarm: Option<&(String, String)>,
+    ) -> Result<(), CaseError> {
+        let (Some(pager), Some(case_id)) = (&self.pager, update.case_id.as_deref()) else {
+            return Ok(());
+        };
+        let (page_key, name, settings) = match alarm {
+            Some((key, name)) => {
+                let group = self.ledger.open_case(key).await?.and_then(|c| c.group);
+                let record = self
+                    .config
+                    .get(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let (settings, _) = crate::domain::settings::AlarmSettings::from_record(&record);
+                let page_key = group.map_or_else(|| key.clone(), |g| format!("group:{g}"));
+                (Some(page_key), name.clone(), Some(settings))
+            }
+            None => (None, update.label(), None),
+        };
+        let owned = match &page_key {
+            Some(k) => pager
+                .ledger()
+                .live(k)
+                .await?
+                .and_then(|p| p.owner)
+                .is_some(),
+            None => false,
+        };
+        let routed = settings.as_ref().is_some_and(|s| s.route.pages());
+        if !(owned || routed || pager.has_default_policy()) {
+            return Ok(());
+        }
+        pager
+            .aws_waiting(crate::paging::replies::AwsWaiting {
+                case_id,
+                shown: update.shown_id(),
+                page_key,
+                alarm: &name,
+                event: &update.event_id,
+                policy: settings.and_then(|s| s.policy),
+            })
+            .await?;
+        Ok(())
+    }
 }

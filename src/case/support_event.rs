@@ -65,6 +65,9 @@ impl CaseService {
             }
             Assessment::Act(a) => a,
         };
+        if outcome == Outcome::Replied {
+            self.page_aws_reply(update, owner.as_ref()).await?;
+        }
         let (alarm_key, alarm_name) =
             owner.unwrap_or_else(|| (format!("support:{}", update.shown_id()), label.clone()));
         let told = alarm_name.clone();

@@ -161,8 +161,23 @@ impl Pager {
         }
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// Whether the team pages by default (`PAGE_POLICY` is set).
+    pub fn has_default_policy(&self) -> bool {
+        self.default_policy.is_some()
+    }
+
+    /// `PAGE_POLICY`.
+    pub(super) fn default_policy(&self) -> Option<&str> {
+        self.default_policy.as_deref()
+    }
+
+    /// Something became due: look now rather than at the next poll.
+    pub(super) fn woken(&self) {
+        self.wake.notify_one();
     }
 
     /// What a page is kept apart by: the alarm's group, so its members share one page.
@@ -194,11 +209,8 @@ impl Pager {
                     .or_else(|| self.default_policy.clone())
                     .unwrap_or_default();
                 let on_call = self.on_call().await?;
-                let first = on_call
-                    .policies
-                    .iter()
-                    .find(|p| p.id == policy)
-                    .map_or(Duration::ZERO, escalation::first_wait);
+                let first = escalation::policy_named(&on_call, &policy)
+                    .map_or(Duration::ZERO, |p| escalation::first_wait(&p));
                 let raised = self
                     .pages
                     .raise(NewPage {
@@ -373,12 +385,12 @@ impl Pager {
             next: None,
             notices: Vec::new(),
         };
-        let Some(policy) = on_call.policies.iter().find(|p| p.id == page.policy) else {
+        let Some(policy) = escalation::policy_named(on_call, &page.policy) else {
             advance.timeline.push(text::no_policy(&page.policy));
             advance.notices = self.unanswered(page);
             return advance;
         };
-        match escalation::step(policy, page.position) {
+        match escalation::step(&policy, page.position) {
             Step::Notify {
                 targets,
                 next,

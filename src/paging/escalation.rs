@@ -65,6 +65,25 @@ pub fn step(policy: &Policy, at: Position) -> Step {
     Step::Exhausted
 }
 
+/// The policy a page names: one of the file's, or `person:ID`, a page to one person (whoever
+/// owns a page AWS Support is now waiting on): one stage, at once, never repeated.
+pub fn policy_named(on_call: &OnCall, id: &str) -> Option<Policy> {
+    if let Some(p) = on_call.policies.iter().find(|p| p.id == id) {
+        return Some(p.clone());
+    }
+    let person = id.strip_prefix("person:")?;
+    let person = on_call.people.iter().find(|p| p.id.as_str() == person)?;
+    Some(Policy {
+        id: id.to_owned(),
+        repeat: 0,
+        stages: vec![crate::oncall::policy::Stage {
+            after: Duration::ZERO,
+            notify: vec![Target::Person(person.id.clone())],
+        }],
+        answer_within: crate::oncall::policy::DEFAULT_ANSWER_WITHIN,
+    })
+}
+
 /// A person a stage reaches, and through which schedule (none: named directly).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {

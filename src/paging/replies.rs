@@ -58,3 +58,57 @@ impl Pager {
         })
     }
 }
+
+/// AWS Support replied on a case and is waiting for the customer.
+#[derive(Debug, Clone)]
+pub struct AwsWaiting<'a> {
+    pub case_id: &'a str,
+    /// The id people know the case by (its display id when AWS gave it).
+    pub shown: &'a str,
+    /// The key the alarm's pages are kept under (its group's, or its own), when the case
+    /// is an alarm's.
+    pub page_key: Option<String>,
+    pub alarm: &'a str,
+    /// The EventBridge event: a redelivery pages nobody again.
+    pub event: &'a str,
+    /// The alarm's escalation policy, for when nobody owns its page.
+    pub policy: Option<String>,
+}
+
+impl Pager {
+    /// Pages whoever owns the alarm's live page (at once, one stage) or, when nobody does,
+    /// the on-duty people by the alarm's policy: AWS is waiting for them. Each reply is a
+    /// page of its own, idempotent by the event.
+    pub async fn aws_waiting(
+        &self,
+        w: AwsWaiting<'_>,
+    ) -> Result<super::engine::Paged, PagingError> {
+        let owner = match &w.page_key {
+            Some(key) => self.ledger().live(key).await?.and_then(|p| p.owner),
+            None => None,
+        };
+        let policy = match owner {
+            Some(owner) => format!("person:{owner}"),
+            None => w
+                .policy
+                .clone()
+                .or_else(|| self.default_policy().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let now = self.now();
+        let raised = self
+            .ledger()
+            .raise(crate::ports::pages::NewPage {
+                key: format!("case:{}:{}", w.case_id, w.event),
+                alarm: w.alarm.to_owned(),
+                policy,
+                summary: super::text::aws_waiting(w.shown, w.alarm),
+                event: format!("support:{}", w.event),
+                at: now,
+                first_due: now,
+            })
+            .await?;
+        self.woken();
+        Ok(raised.into())
+    }
+}

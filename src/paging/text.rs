@@ -98,6 +98,14 @@ pub fn case_owner(
     )
 }
 
+/// What a page says when AWS Support waits for the customer.
+pub fn aws_waiting(shown: &str, alarm: &str) -> String {
+    bounded(
+        &format!("AWS Support replied on case {shown} ({alarm}) and is waiting for you"),
+        SUMMARY_CHARS,
+    )
+}
+
 pub fn resolved(page: PageId, alarm: &str, owner: Option<&str>) -> String {
     let owner = owner
         .map(|o| format!(" (owner: {})", bounded(o, 64)))

@@ -529,3 +529,62 @@ async fn with_route_both_the_case_is_told_who_owns_the_page() {
         "{case}"
     );
 }
+
+/// AWS Support replies on the alarm's case and waits for the customer: whoever owns the
+/// alarm's page is paged (bob, who took it), once, however often the event is delivered.
+#[tokio::test]
+async fn when_aws_support_waits_the_pages_owner_is_paged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "10m");
+    ok(&run(
+        d,
+        &["alarms", "put", "prod-api-5xx-rate", "--route", "both"],
+    ));
+    let server = start(d);
+    assert_eq!(post_alarm(&server).await["caseId"], "dry-run-1");
+    messages(d, 2);
+    ok(&run(d, &["pages", "ack", "1", "--by", "bob"]));
+    let event = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/support-events/communication-aws.json"),
+    )
+    .expect("fixture")
+    .replace("case-111122223333-muen-2022-7118885805350839", "dry-run-1");
+    let http = reqwest::Client::new();
+    for id in ["queue-1", "queue-2"] {
+        let r = http
+            .post(server.url("/serviceme"))
+            .header("x-aws-sqsd-msgid", id)
+            .body(event.clone())
+            .send()
+            .await
+            .expect("post");
+        let body: Value = r.json().await.expect("json");
+        let want = if id == "queue-1" {
+            "replied"
+        } else {
+            "duplicate"
+        };
+        assert_eq!(body["outcome"], want, "{body}");
+    }
+    let list = json(d, &["pages", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list:#}");
+    assert_eq!(list[0]["id"], 2);
+    assert_eq!(list[0]["policy"], "person:bob");
+    assert_eq!(
+        list[0]["summary"],
+        "AWS Support replied on case 1234563851 (prod-api-5xx-rate) and is waiting for you"
+    );
+    let sent = messages_of(d, "2", 2);
+    let to: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|m| {
+            (
+                m["person"].as_str().unwrap_or(""),
+                m["channel"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(to, vec![("bob", "voice"), ("bob", "email")]);
+}
