@@ -3,6 +3,8 @@
 //! and field, and nothing is taken unless everything is right. Written back in one canonical
 //! form, so `export` then `import` changes nothing.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -102,6 +104,8 @@ struct RawPolicy {
     id: Text,
     repeat: Option<Spanned<i64>>,
     answer_within: Option<Text>,
+    wait: Option<Text>,
+    resolve_on_ok: Option<bool>,
     #[serde(default)]
     stage: Vec<RawStage>,
 }
@@ -341,31 +345,14 @@ impl Reader<'_> {
             {
                 self.report(p.id.span().start, at("id"), format!("{id} is listed twice"));
             }
-            let repeat = match &p.repeat {
-                Some(r) => match u32::try_from(*r.get_ref())
-                    .ok()
-                    .filter(|n| *n <= MAX_REPEAT)
-                {
-                    Some(n) => Some(n),
-                    None => {
-                        self.report(
-                            r.span().start,
-                            at("repeat"),
-                            format!("{} is not 0 to {MAX_REPEAT}", r.get_ref()),
-                        );
-                        None
-                    }
-                },
-                None => Some(0),
-            };
-            let answer_within = match &p.answer_within {
-                Some(t) => self.read(t, at("answer_within"), |t| {
-                    policy::delay(t)
-                        .filter(|d| !d.is_zero())
-                        .ok_or("not a delay above zero (30s, 5m, 1h; at most a day)")
-                }),
-                None => Some(policy::DEFAULT_ANSWER_WITHIN),
-            };
+            let repeat = self.repeat(p, &at("repeat"));
+            let answer_within = self.policy_delay(
+                &p.answer_within,
+                at("answer_within"),
+                policy::DEFAULT_ANSWER_WITHIN,
+                false,
+            );
+            let wait = self.policy_delay(&p.wait, at("wait"), Duration::ZERO, true);
             if p.stage.is_empty() {
                 self.report(
                     p.id.span().start,
@@ -379,16 +366,56 @@ impl Reader<'_> {
                 .enumerate()
                 .map(|(j, s)| self.stage(s, &format!("policy[{i}].stage[{j}]"), people, schedules))
                 .collect();
-            if let (Some(id), Some(repeat), Some(answer_within)) = (id, repeat, answer_within) {
+            if let (Some(id), Some(repeat), Some(answer_within), Some(wait)) =
+                (id, repeat, answer_within, wait)
+            {
                 out.push(Policy {
                     id,
                     repeat,
                     stages: stages.into_iter().flatten().collect(),
                     answer_within,
+                    wait,
+                    resolve_on_ok: p.resolve_on_ok.unwrap_or(true),
                 });
             }
         }
         out
+    }
+
+    fn repeat(&mut self, p: &RawPolicy, field: &str) -> Option<u32> {
+        let Some(r) = &p.repeat else {
+            return Some(0);
+        };
+        let n = u32::try_from(*r.get_ref())
+            .ok()
+            .filter(|n| *n <= MAX_REPEAT);
+        if n.is_none() {
+            self.report(
+                r.span().start,
+                field.to_owned(),
+                format!("{} is not 0 to {MAX_REPEAT}", r.get_ref()),
+            );
+        }
+        n
+    }
+
+    /// A policy's delay (`answer_within`, `wait`): its default when not given.
+    fn policy_delay(
+        &mut self,
+        value: &Option<Text>,
+        field: String,
+        default: Duration,
+        zero: bool,
+    ) -> Option<Duration> {
+        let Some(t) = value else {
+            return Some(default);
+        };
+        self.read(t, field, |t| match zero {
+            true => policy::delay(t).ok_or("not a delay (0m, 30s, 5m, 1h; at most a day)"),
+            false => policy::delay(t)
+                .filter(|d| !d.is_zero())
+                .ok_or("not a delay above zero (30s, 5m, 1h; at most a day)"),
+        })
     }
 
     fn stage(

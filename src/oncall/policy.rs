@@ -40,6 +40,12 @@ pub struct Policy {
     /// begins (or, after the last round, the page is `unanswered`). The other stages are
     /// given until the next stage's `after`.
     pub answer_within: Duration,
+    /// How long after the alarm the page waits before its first stage: an alarm back to OK
+    /// meanwhile resolves the page and nobody is called.
+    pub wait: Duration,
+    /// Whether the alarm going back to OK resolves the page (the default); `false` keeps it
+    /// until someone resolves it (once anyone was called).
+    pub resolve_on_ok: bool,
 }
 
 /// What `answer_within` is when the file does not say.

@@ -233,6 +233,15 @@ impl Pager {
                 let Some(live) = self.pages.live(&key).await? else {
                     return Ok(Paged::Nothing);
                 };
+                // Kept open by its policy once anyone was called; during its `wait`, before
+                // anyone was, an OK always ends it.
+                let called = live.position != crate::domain::page::Position::START;
+                let on_call = self.on_call().await?;
+                let keep = escalation::policy_named(&on_call, &live.policy)
+                    .is_some_and(|p| !p.resolve_on_ok);
+                if called && keep {
+                    return Ok(Paged::Nothing);
+                }
                 let tell = Tell {
                     text: text::resolved(live.id, &alarm.name, live.owner.as_deref()),
                     except: None,

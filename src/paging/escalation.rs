@@ -30,8 +30,14 @@ pub enum Step {
     Exhausted,
 }
 
-/// When a new page's first step is due: its first stage's `after` (usually `0m`: at once).
+/// When a new page's first step is due: the policy's `wait`, then its first stage's `after`
+/// (usually both `0m`: at once).
 pub fn first_wait(policy: &Policy) -> Duration {
+    policy.wait + round_wait(policy)
+}
+
+/// When a round's first stage comes: its `after`.
+fn round_wait(policy: &Policy) -> Duration {
     policy.stages.first().map_or(Duration::ZERO, |s| s.after)
 }
 
@@ -59,7 +65,7 @@ pub fn step(policy: &Policy, at: Position) -> Step {
                 round: at.round + 1,
                 stage: 0,
             },
-            wait: first_wait(policy),
+            wait: round_wait(policy),
         };
     }
     Step::Exhausted
@@ -81,6 +87,8 @@ pub fn policy_named(on_call: &OnCall, id: &str) -> Option<Policy> {
             notify: vec![Target::Person(person.id.clone())],
         }],
         answer_within: crate::oncall::policy::DEFAULT_ANSWER_WITHIN,
+        wait: Duration::ZERO,
+        resolve_on_ok: true,
     })
 }
 

@@ -416,3 +416,59 @@ async fn two_engines_on_one_ledger_send_each_message_once() {
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
+
+/// A policy's `wait`: an alarm back to OK within it resolves the page and nobody is called;
+/// `resolve_on_ok = false`: once people were called, OK leaves the page to them.
+#[tokio::test(start_paused = true)]
+async fn a_wait_calls_nobody_for_a_passing_alarm_and_a_policy_may_keep_the_page() {
+    let waiting = WALKTHROUGH.replace("repeat = 1", "repeat = 1\nwait = \"1m\"");
+    let (start, clock) = paused_clock();
+    let s = setup_with(Arc::new(LocalOutbox), &waiting, start, clock).await;
+    let Paged::Opened(id) = s
+        .pager
+        .on_alarm(&alarm(ALARM), &routed())
+        .await
+        .expect("page")
+    else {
+        panic!("not opened")
+    };
+    run_for(&[&s.pager], Duration::from_secs(50)).await;
+    assert!(
+        record(&s, id).await.messages.is_empty(),
+        "nobody within the wait"
+    );
+    assert_eq!(
+        s.pager.on_alarm(&alarm(OK), &routed()).await.expect("ok"),
+        Paged::Resolved(id)
+    );
+    run_for(&[&s.pager], Duration::from_secs(300)).await;
+    let r = record(&s, id).await;
+    assert_eq!(r.page.state, PageState::Resolved);
+    assert!(
+        r.messages.is_empty(),
+        "nobody was ever called: {:?}",
+        r.messages
+    );
+
+    let keeping = WALKTHROUGH.replace("repeat = 1", "repeat = 1\nresolve_on_ok = false");
+    let (start, clock) = paused_clock();
+    let s = setup_with(Arc::new(LocalOutbox), &keeping, start, clock).await;
+    let Paged::Opened(id) = s
+        .pager
+        .on_alarm(&alarm(ALARM), &routed())
+        .await
+        .expect("page")
+    else {
+        panic!("not opened")
+    };
+    run_for(&[&s.pager], Duration::from_secs(5)).await;
+    assert_eq!(record(&s, id).await.messages.len(), 2, "alice called");
+    assert_eq!(
+        s.pager.on_alarm(&alarm(OK), &routed()).await.expect("ok"),
+        Paged::Nothing
+    );
+    run_for(&[&s.pager], Duration::from_secs(40)).await;
+    let r = record(&s, id).await;
+    assert_eq!(r.page.state, PageState::Open, "kept for the people");
+    assert_eq!(r.messages.len(), 4, "and bob called after 30 s");
+}

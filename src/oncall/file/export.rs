@@ -62,6 +62,10 @@ struct OutPolicy {
     repeat: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     answer_within: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolve_on_ok: Option<bool>,
     stage: Vec<OutStage>,
 }
 
@@ -126,6 +130,8 @@ fn out_policy(p: &Policy) -> OutPolicy {
         repeat: p.repeat,
         answer_within: (p.answer_within != policy::DEFAULT_ANSWER_WITHIN)
             .then(|| policy::delay_text(p.answer_within)),
+        wait: (!p.wait.is_zero()).then(|| policy::delay_text(p.wait)),
+        resolve_on_ok: (!p.resolve_on_ok).then_some(false),
         stage: p
             .stages
             .iter()

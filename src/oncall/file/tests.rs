@@ -262,3 +262,44 @@ fn off_hours_is_judged_in_the_persons_zone() {
     assert!(!bob.off_hours(at("2027-03-01T14:00:00Z")));
     assert!(bob.off_hours(at("2027-03-01T13:00:00Z")));
 }
+
+/// A policy's `wait` and `resolve_on_ok`: read, written back only when not the default,
+/// and refused with the line and field when wrong.
+#[test]
+fn wait_and_resolve_on_ok_round_trip_and_are_checked() {
+    let text = EXAMPLE.replacen(
+        "repeat = 2",
+        "repeat = 2\nwait = \"2m\"\nresolve_on_ok = false",
+        1,
+    );
+    let on_call = import(&text).expect("valid");
+    let policy = &on_call.policies[0];
+    assert_eq!(policy.wait, std::time::Duration::from_secs(120));
+    assert!(!policy.resolve_on_ok);
+    let written = export(&on_call).expect("written");
+    assert!(written.contains("wait = \"2m\""), "{written}");
+    assert!(written.contains("resolve_on_ok = false"), "{written}");
+    assert_eq!(import(&written).expect("again"), on_call);
+    let plain = import(EXAMPLE).expect("valid");
+    assert!(plain.policies[0].wait.is_zero() && plain.policies[0].resolve_on_ok);
+    let written = export(&plain).expect("written");
+    assert!(
+        !written.contains("wait") && !written.contains("resolve_on_ok"),
+        "{written}"
+    );
+    for (bad, want) in [
+        (
+            "wait = \"soon\"",
+            "line 41: policy[0].wait: not a delay (0m, 30s, 5m, 1h",
+        ),
+        ("wait = \"2d\"", "line 41: policy[0].wait: not a delay"),
+        (
+            "resolve_on_ok = \"no\"",
+            "line 41: invalid type: string \"no\", expected a boolean",
+        ),
+    ] {
+        let text = EXAMPLE.replacen("repeat = 2", &format!("repeat = 2\n{bad}"), 1);
+        let said = import(&text).expect_err(bad).to_string();
+        assert!(said.contains(want), "{bad}: {said}");
+    }
+}

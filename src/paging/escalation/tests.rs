@@ -134,3 +134,13 @@ fn every_contact_method_is_a_channel_and_keys_are_distinct() {
     let unique: std::collections::HashSet<_> = all.iter().collect();
     assert_eq!(unique.len(), all.len());
 }
+
+#[test]
+fn a_wait_delays_only_the_first_round() {
+    let mut policy = example().policies[0].clone();
+    policy.wait = Duration::from_secs(120);
+    policy.repeat = 1;
+    let times: Vec<u64> = walk(&policy).into_iter().map(|(t, _)| t).collect();
+    // Stage 1 after the wait; the next round's first stage at once, as without one.
+    assert_eq!(times, vec![120, 720, 1020, 1020, 1620, 1920]);
+}
