@@ -37,7 +37,7 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 /// within this of its due time.
 pub const POLL: Duration = Duration::from_millis(250);
 /// Pages stepped, and messages taken, per round.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 /// Attempts per message before it is given up (its failure is on the page's timeline).
 const ATTEMPTS: u32 = 3;
 /// The pause before a failed message is tried again (doubled each time).
@@ -354,29 +354,41 @@ impl Pager {
             return Ok(0);
         }
         let on_call = self.on_call().await?;
-        let mut done = 0;
+        // The steps are committed side by side: the ledger writes those waiting together in
+        // one transaction (SQLite's group commit), so a thousand due pages cost a few
+        // fsyncs, not a thousand.
+        let mut steps = tokio::task::JoinSet::new();
         for page in due {
             let step = self.plan(&page, &on_call, now);
             let unanswered = step.next.is_none();
             let escalated = page.position.stage > 0 && !step.messages.is_empty();
-            let page_id = step.page;
-            // One page that cannot be stepped (its store refuses the write) must not hold
-            // back the others: it is told in the log and taken again when its lease lapses.
-            let advanced = match self.pages.advance(step, now).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(page = %page_id, error = %crate::errors::Chain(&e), "a page's step could not be committed; tried again after its lease");
-                    continue;
-                }
+            let pages = self.pages.clone();
+            steps.spawn(async move {
+                let id = step.page;
+                (id, unanswered, escalated, pages.advance(step, now).await)
+            });
+        }
+        let mut done = 0;
+        while let Some(joined) = steps.join_next().await {
+            let Ok((id, unanswered, escalated, advanced)) = joined else {
+                continue;
             };
-            if advanced {
-                done += 1;
-                if unanswered {
-                    self.metrics.record(Event::PageUnanswered);
-                    self.notices.wake();
+            match advanced {
+                Ok(true) => {
+                    done += 1;
+                    if unanswered {
+                        self.metrics.record(Event::PageUnanswered);
+                        self.notices.wake();
+                    }
+                    if escalated {
+                        self.metrics.record(Event::PageEscalated);
+                    }
                 }
-                if escalated {
-                    self.metrics.record(Event::PageEscalated);
+                Ok(false) => {}
+                // One page that cannot be stepped (its store refuses the write) must not
+                // hold back the others: it is in the log, and taken again after its lease.
+                Err(e) => {
+                    tracing::error!(page = %id, error = %crate::errors::Chain(&e), "a page's step could not be committed; tried again after its lease");
                 }
             }
         }
@@ -477,29 +489,20 @@ impl Pager {
     pub async fn send_due(&self) -> Result<usize, PagingError> {
         let now = self.now();
         let taken = self.pages.take_messages(now, now + LEASE, BATCH).await?;
-        let mut sent = 0;
+        // Sent side by side: one slow provider call holds back no other message.
+        let mut sends = tokio::task::JoinSet::new();
         for m in taken {
-            let result = self.transport.send(&m).await;
-            let now = self.now();
-            let retry = match &result {
-                Err(_) if m.attempts + 1 < ATTEMPTS => {
-                    let pause = RETRY * 2u32.pow(m.attempts);
-                    Some(now + chrono::Duration::from_std(pause).unwrap_or(LEASE))
-                }
-                _ => None,
-            };
-            let outcome = result.map_err(|e| e.to_string());
-            match &outcome {
-                Ok(()) => {
-                    sent += 1;
-                    self.metrics.record(Event::PageMessageSent);
-                }
-                Err(e) => {
-                    tracing::warn!(page = %m.page, channel = m.channel.as_str(), error = %e, "a page's message failed");
-                    self.metrics.record(Event::PageMessageFailed);
-                }
+            let (transport, pages) = (self.transport.clone(), self.pages.clone());
+            let (metrics, clock) = (self.metrics.clone(), self.clock.clone());
+            sends.spawn(async move { send_one(m, transport, pages, metrics, clock).await });
+        }
+        let mut sent = 0;
+        while let Some(joined) = sends.join_next().await {
+            match joined {
+                Ok(Ok(true)) => sent += 1,
+                Ok(Ok(false)) | Err(_) => {}
+                Ok(Err(e)) => return Err(e.into()),
             }
-            self.pages.message_done(m.id, outcome, retry, now).await?;
         }
         Ok(sent)
     }
@@ -510,13 +513,17 @@ impl Pager {
             if *stop.borrow() {
                 return;
             }
-            for (what, r) in [
-                ("escalate", self.cycle().await),
-                ("send", self.send_due().await),
-            ] {
+            let (stepped, sent) = (self.cycle().await, self.send_due().await);
+            // A full batch: more is waiting; take it now rather than after a poll.
+            let more =
+                matches!(&stepped, Ok(n) if *n >= BATCH) || matches!(&sent, Ok(n) if *n >= BATCH);
+            for (what, r) in [("escalate", stepped), ("send", sent)] {
                 if let Err(e) = r {
                     tracing::warn!(error = %crate::errors::Chain(&e), what, "paging could not run; trying again");
                 }
+            }
+            if more {
+                continue;
             }
             tokio::select! {
                 _ = stop.changed() => {}
@@ -525,4 +532,34 @@ impl Pager {
             }
         }
     }
+}
+
+/// Hands one message to its channel and records what became of it: `true` when it went.
+async fn send_one(
+    m: crate::ports::pages::OutMessage,
+    transport: Arc<dyn Transport>,
+    pages: Arc<dyn PageLedger>,
+    metrics: Arc<dyn MetricsSink>,
+    clock: Clock,
+) -> Result<bool, LedgerError> {
+    let result = transport.send(&m).await;
+    let now = clock();
+    let retry = match &result {
+        Err(_) if m.attempts + 1 < ATTEMPTS => {
+            let pause = RETRY * 2u32.pow(m.attempts);
+            Some(now + chrono::Duration::from_std(pause).unwrap_or(LEASE))
+        }
+        _ => None,
+    };
+    let outcome = result.map_err(|e| e.to_string());
+    let went = outcome.is_ok();
+    match &outcome {
+        Ok(()) => metrics.record(Event::PageMessageSent),
+        Err(e) => {
+            tracing::warn!(page = %m.page, channel = m.channel.as_str(), error = %e, "a page's message failed");
+            metrics.record(Event::PageMessageFailed);
+        }
+    }
+    pages.message_done(m.id, outcome, retry, now).await?;
+    Ok(went)
 }

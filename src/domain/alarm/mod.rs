@@ -483,6 +483,7 @@ mod eventbridge;
 pub use eventbridge::ignorable;
 mod metric;
 mod regions;
+pub mod service;
 
 #[cfg(test)]
 mod tests;
