@@ -142,7 +142,7 @@ class Aws:
 
 
 def start_moto(port):
-    moto = subprocess.Popen([sys.executable, "scripts/moto-standin.py", str(port)],
+    moto = subprocess.Popen([sys.executable, "scripts/moto-standin.py", str(port)], stderr=subprocess.DEVNULL,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert moto.stdout.readline().strip() == "ready"
     return moto
@@ -204,7 +204,7 @@ def main():
         env, moto = setup(args, tmp)
         port = free_port()
         server = subprocess.Popen([args.bin, "serve", "--port", str(port), "--bind", "127.0.0.1"],
-                                  env=env, stderr=subprocess.DEVNULL)
+                                  env=env, stderr=open(os.path.join(tmp, "serve.log"), "w"))
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
             headers = {"Authorization": "Bearer bench-token-0123456789abcdef"} if args.backend == "aws" else {}
@@ -237,12 +237,19 @@ def main():
                     break
                 time.sleep(1)
             late_ms = [1000 * (min(m[1] for m in ms) - due_of[p]) for p, ms in seconds.items() if ms and p in due_of]
+        except Exception:
+            with open(os.path.join(tmp, "serve.log")) as f:
+                sys.stderr.write("".join(f.readlines()[-20:]))
+            raise
         finally:
             server.terminate()
             server.wait(timeout=30)
             if moto:
                 moto.stdin.close()
-                moto.wait(timeout=30)
+                try:
+                    moto.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    moto.kill()
     report = {
         "backend": args.backend, "pages": args.pages, "concurrency": args.concurrency,
         "delay_s": args.delay, "outcomes": outcomes, "measured_pages": len(sample),

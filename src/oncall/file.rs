@@ -106,6 +106,7 @@ struct RawPolicy {
     answer_within: Option<Text>,
     wait: Option<Text>,
     resolve_on_ok: Option<bool>,
+    health_grace: Option<Text>,
     #[serde(default)]
     stage: Vec<RawStage>,
 }
@@ -353,6 +354,8 @@ impl Reader<'_> {
                 false,
             );
             let wait = self.policy_delay(&p.wait, at("wait"), Duration::ZERO, true);
+            let grace =
+                self.policy_delay(&p.health_grace, at("health_grace"), Duration::ZERO, true);
             if p.stage.is_empty() {
                 self.report(
                     p.id.span().start,
@@ -366,8 +369,8 @@ impl Reader<'_> {
                 .enumerate()
                 .map(|(j, s)| self.stage(s, &format!("policy[{i}].stage[{j}]"), people, schedules))
                 .collect();
-            if let (Some(id), Some(repeat), Some(answer_within), Some(wait)) =
-                (id, repeat, answer_within, wait)
+            if let (Some(id), Some(repeat), Some(answer_within), Some(wait), Some(health_grace)) =
+                (id, repeat, answer_within, wait, grace)
             {
                 out.push(Policy {
                     id,
@@ -376,6 +379,7 @@ impl Reader<'_> {
                     answer_within,
                     wait,
                     resolve_on_ok: p.resolve_on_ok.unwrap_or(true),
+                    health_grace,
                 });
             }
         }

@@ -46,6 +46,9 @@ pub struct Policy {
     /// Whether the alarm going back to OK resolves the page (the default); `false` keeps it
     /// until someone resolves it (once anyone was called).
     pub resolve_on_ok: bool,
+    /// While AWS Health reports an open issue with the alarm's service in its region, the
+    /// first stage waits this much longer (AWS may already be on it).
+    pub health_grace: Duration,
 }
 
 /// What `answer_within` is when the file does not say.

@@ -38,6 +38,9 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 pub const POLL: Duration = Duration::from_millis(250);
 /// Pages stepped, and messages taken, per round.
 const BATCH: usize = 256;
+/// Steps committed, and messages sent, at once: enough for SQLite's group commit to take
+/// many in one fsync, few enough not to swamp a store or a provider that serialises.
+const AT_ONCE: usize = 16;
 /// Attempts per message before it is given up (its failure is on the page's timeline).
 const ATTEMPTS: u32 = 3;
 /// The pause before a failed message is tried again (doubled each time).
@@ -209,15 +212,27 @@ impl Pager {
                     .or_else(|| self.default_policy.clone())
                     .unwrap_or_default();
                 let on_call = self.on_call().await?;
-                let first = escalation::policy_named(&on_call, &policy)
-                    .map_or(Duration::ZERO, |p| escalation::first_wait(&p));
+                let named = escalation::policy_named(&on_call, &policy);
+                let health = self.health_issue(alarm).await;
+                let grace = match (&health, &named) {
+                    (Some(_), Some(p)) => p.health_grace,
+                    _ => Duration::ZERO,
+                };
+                let first = named
+                    .as_ref()
+                    .map_or(Duration::ZERO, escalation::first_wait)
+                    + grace;
+                let summary = match &health {
+                    Some(h) => text::with_health(&text::summary(alarm), h),
+                    None => text::summary(alarm),
+                };
                 let raised = self
                     .pages
                     .raise(NewPage {
                         key,
                         alarm: alarm.name.clone(),
                         policy,
-                        summary: text::summary(alarm),
+                        summary,
                         event: alarm.event_key(),
                         at: now,
                         first_due: now + first,
@@ -346,6 +361,24 @@ impl Pager {
         }]
     }
 
+    /// What AWS Health says while it reports an open issue with the alarm's service in the
+    /// alarm's region (an open case of a Health event names both in its ARN).
+    async fn health_issue(&self, alarm: &Alarm) -> Option<String> {
+        let (ledger, service) = (self.cases.as_ref()?, alarm.aws_service()?);
+        let region = alarm.identity.region.clone()?;
+        let open = match ledger.open_cases().await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(error = %crate::errors::Chain(&e), "AWS Health's open issues could not be read; the page does not wait for them");
+                return None;
+            }
+        };
+        open.iter()
+            .filter_map(|c| crate::domain::alarm::service::health_issue(&c.alarm_key))
+            .find(|(s, r)| *s == service && (*r == region || r == "global"))
+            .map(|(s, r)| format!("AWS reports an issue with {s} in {r}"))
+    }
+
     /// Runs every step due now: how many were committed.
     pub async fn cycle(&self) -> Result<usize, PagingError> {
         let now = self.now();
@@ -358,12 +391,14 @@ impl Pager {
         // one transaction (SQLite's group commit), so a thousand due pages cost a few
         // fsyncs, not a thousand.
         let mut steps = tokio::task::JoinSet::new();
+        let at_once = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
         for page in due {
             let step = self.plan(&page, &on_call, now);
             let unanswered = step.next.is_none();
             let escalated = page.position.stage > 0 && !step.messages.is_empty();
-            let pages = self.pages.clone();
+            let (pages, at_once) = (self.pages.clone(), at_once.clone());
             steps.spawn(async move {
+                let _turn = at_once.acquire_owned().await;
                 let id = step.page;
                 (id, unanswered, escalated, pages.advance(step, now).await)
             });
@@ -491,10 +526,15 @@ impl Pager {
         let taken = self.pages.take_messages(now, now + LEASE, BATCH).await?;
         // Sent side by side: one slow provider call holds back no other message.
         let mut sends = tokio::task::JoinSet::new();
+        let at_once = Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
         for m in taken {
             let (transport, pages) = (self.transport.clone(), self.pages.clone());
             let (metrics, clock) = (self.metrics.clone(), self.clock.clone());
-            sends.spawn(async move { send_one(m, transport, pages, metrics, clock).await });
+            let at_once = at_once.clone();
+            sends.spawn(async move {
+                let _turn = at_once.acquire_owned().await;
+                send_one(m, transport, pages, metrics, clock).await
+            });
         }
         let mut sent = 0;
         while let Some(joined) = sends.join_next().await {

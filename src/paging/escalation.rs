@@ -89,6 +89,7 @@ pub fn policy_named(on_call: &OnCall, id: &str) -> Option<Policy> {
         answer_within: crate::oncall::policy::DEFAULT_ANSWER_WITHIN,
         wait: Duration::ZERO,
         resolve_on_ok: true,
+        health_grace: Duration::ZERO,
     })
 }
 

@@ -43,6 +43,11 @@ pub fn summary(alarm: &Alarm) -> String {
     bounded(&text, SUMMARY_CHARS)
 }
 
+/// A summary with what AWS Health reports first (so a bounded message never cuts it off).
+pub fn with_health(summary: &str, health: &str) -> String {
+    format!("{health}. {summary}")
+}
+
 /// The message a stage sends, with its acknowledgement link where the channel shows one.
 pub fn page_message(page: &DuePage, channel: Channel, link: Option<&str>) -> String {
     let summary = bounded(&page.summary, SUMMARY_CHARS);

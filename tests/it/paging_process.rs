@@ -588,3 +588,70 @@ async fn when_aws_support_waits_the_pages_owner_is_paged() {
         .collect();
     assert_eq!(to, vec![("bob", "voice"), ("bob", "email")]);
 }
+
+/// While AWS Health reports an open issue with the alarm's service in its region (an open
+/// case of a Health event), the page says so and the policy's `health_grace` holds it.
+#[tokio::test]
+async fn an_open_aws_health_issue_is_named_and_holds_the_page_for_its_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "10m");
+    let file = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/walkthrough.toml"),
+    )
+    .expect("file")
+    .replace("repeat = 1", "repeat = 1\nhealth_grace = \"2m\"");
+    let path = d.join("grace.toml");
+    std::fs::write(&path, file).expect("write");
+    ok(&run(
+        d,
+        &["oncall", "import", path.to_str().expect("utf-8")],
+    ));
+    ok(&run(
+        d,
+        &[
+            "alarms", "put", "ec2-cpu", "--route", "page", "--policy", "default",
+        ],
+    ));
+    let server = start(d);
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        let req = http.post(server.url("/serviceme")).body(body);
+        async move {
+            req.send()
+                .await
+                .expect("post")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let health = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/payloads/aws-health-event.json"),
+    )
+    .expect("health");
+    assert_eq!(
+        post(health).await["outcome"],
+        "created",
+        "the Health issue's own case"
+    );
+    let alarm = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(ALARM))
+        .expect("alarm")
+        .replace("AWS/ApplicationELB", "AWS/EC2")
+        .replace("prod-api-5xx-rate", "ec2-cpu");
+    let answer = post(alarm).await;
+    assert_eq!(answer["outcome"], "paged", "{answer}");
+    let page = json(d, &["pages", "show", "1", "--json"]);
+    let summary = page["summary"].as_str().expect("summary");
+    assert!(
+        summary.starts_with("AWS reports an issue with EC2 in us-east-1. ec2-cpu is in ALARM"),
+        "{summary}"
+    );
+    let held = (at(&page["next_at"]) - at(&page["opened_at"])).num_seconds();
+    assert!((119..=121).contains(&held), "held for the grace: {held} s");
+    assert_eq!(
+        page["messages"].as_array().map(Vec::len),
+        Some(0),
+        "nobody called yet"
+    );
+}

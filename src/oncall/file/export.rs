@@ -66,6 +66,8 @@ struct OutPolicy {
     wait: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     resolve_on_ok: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_grace: Option<String>,
     stage: Vec<OutStage>,
 }
 
@@ -132,6 +134,7 @@ fn out_policy(p: &Policy) -> OutPolicy {
             .then(|| policy::delay_text(p.answer_within)),
         wait: (!p.wait.is_zero()).then(|| policy::delay_text(p.wait)),
         resolve_on_ok: (!p.resolve_on_ok).then_some(false),
+        health_grace: (!p.health_grace.is_zero()).then(|| policy::delay_text(p.health_grace)),
         stage: p
             .stages
             .iter()
