@@ -242,6 +242,10 @@ def main():
                 sys.stderr.write("".join(f.readlines()[-20:]))
             raise
         finally:
+            calls = None
+            if moto:
+                url = f"{env['AWS_ENDPOINT_URL']}/_standin/calls?table=bench-ledger"
+                calls = json.loads(urllib.request.urlopen(url, timeout=10).read())
             server.terminate()
             server.wait(timeout=30)
             if moto:
@@ -253,6 +257,7 @@ def main():
     report = {
         "backend": args.backend, "pages": args.pages, "concurrency": args.concurrency,
         "delay_s": args.delay, "outcomes": outcomes, "measured_pages": len(sample),
+        "dynamodb_requests": calls,
         "first_message_ms": {"p50": round(pct(first_ms, 50), 1), "p99": round(pct(first_ms, 99), 1),
                              "max": round(max(first_ms), 1), "n": len(first_ms)} if first_ms else None,
         "second_stage_late_ms": {"p50": round(pct(late_ms, 50), 1), "p99": round(pct(late_ms, 99), 1),
