@@ -20,7 +20,7 @@ use cw_support_api::paging::notices::Notifier;
 use cw_support_api::ports::PortError;
 use cw_support_api::ports::metrics::NoMetrics;
 use cw_support_api::ports::notify::Outbox;
-use cw_support_api::ports::pages::{Acted, Action, OutMessage, PageRecord, Transport};
+use cw_support_api::ports::pages::{Acted, Action, OutMessage, PageLedger, PageRecord, Transport};
 
 const WALKTHROUGH: &str = include_str!("../data/oncall/walkthrough.toml");
 const ALARM: &str = include_str!("../data/payloads/metric-alarm.json");
@@ -75,6 +75,8 @@ impl Transport for Counting {
 struct Setup {
     _dir: tempfile::TempDir,
     backend: LocalBackend,
+    /// Where the team's notices wait: the ledger the pages are in.
+    outbox: Arc<dyn Outbox>,
     start: DateTime<Utc>,
     pager: Arc<Pager>,
 }
@@ -92,25 +94,40 @@ async fn setup_with(
 ) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = LocalBackend::open(dir.path()).expect("open");
+    let (pages, outbox) = (backend.ledger.clone(), backend.ledger.clone());
+    setup_on(
+        dir, backend, pages, outbox, transport, on_call, start, clock,
+    )
+    .await
+}
+
+/// The same, with pages (and the team's notices) in another ledger.
+#[allow(clippy::too_many_arguments)]
+async fn setup_on(
+    dir: tempfile::TempDir,
+    backend: LocalBackend,
+    pages: Arc<dyn PageLedger>,
+    outbox: Arc<dyn Outbox>,
+    transport: Arc<dyn Transport>,
+    on_call: &str,
+    start: DateTime<Utc>,
+    clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
+) -> Setup {
     backend.config.save_on_call(on_call).await.expect("saved");
     let notifier = Notifier::new(
-        backend.ledger.clone(),
+        outbox.clone(),
         vec![backend.notices.clone()],
         Arc::new(NoMetrics),
         Duration::from_secs(1),
         None,
     );
-    let pager = Pager::new(
-        backend.ledger.clone(),
-        backend.config.clone(),
-        transport,
-        None,
-    )
-    .with_notifier(notifier)
-    .with_clock(clock);
+    let pager = Pager::new(pages, backend.config.clone(), transport, None)
+        .with_notifier(notifier)
+        .with_clock(clock);
     Setup {
         _dir: dir,
         backend,
+        outbox,
         start,
         pager: Arc::new(pager),
     }
@@ -168,7 +185,50 @@ fn sent(s: &Setup, r: &PageRecord) -> Vec<(i64, String, String, Option<u32>)> {
 
 #[tokio::test(start_paused = true)]
 async fn the_whole_escalation_runs_on_time_until_nobody_answered() {
-    let s = setup(Arc::new(LocalOutbox)).await;
+    whole_escalation(setup(Arc::new(LocalOutbox)).await).await;
+}
+
+/// The same escalation with the pages in DynamoDB (moto's server), on the same paused
+/// clock. The client has no timeouts and no stalled-stream watch of its own: on a paused
+/// clock their timers would fire while it waits for moto's answer.
+#[tokio::test(start_paused = true)]
+async fn the_whole_escalation_runs_on_time_on_dynamodb_too() {
+    use crate::common::moto::{sdk_config, unique};
+    let sdk = aws_sdk_dynamodb::config::Builder::from(&sdk_config())
+        .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        )
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(sdk);
+    let (config, table) = (unique("escfg"), unique("escal"));
+    cw_support_api::backend::aws::dynamo::create_tables(&client, &config, &table)
+        .await
+        .expect("tables");
+    let ledger = Arc::new(cw_support_api::backend::aws::dynamo::DynamoLedger::new(
+        client,
+        &table,
+        Duration::from_secs(86_400),
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = LocalBackend::open(dir.path()).expect("open");
+    let (start, clock) = paused_clock();
+    let transport = Arc::new(LocalOutbox);
+    let s = setup_on(
+        dir,
+        backend,
+        ledger.clone(),
+        ledger,
+        transport,
+        WALKTHROUGH,
+        start,
+        clock,
+    )
+    .await;
+    whole_escalation(s).await;
+}
+
+async fn whole_escalation(s: Setup) {
     let Paged::Opened(id) = s
         .pager
         .on_alarm(&alarm(ALARM), &routed())
@@ -218,12 +278,7 @@ async fn the_whole_escalation_runs_on_time_until_nobody_answered() {
     );
     // The team is told nobody acknowledged.
     let far = s.start + chrono::Duration::days(1);
-    let queued = s
-        .backend
-        .ledger
-        .take_due(far, far, 10)
-        .await
-        .expect("outbox");
+    let queued = s.outbox.take_due(far, far, 10).await.expect("outbox");
     assert!(
         queued.iter().any(|q| matches!(&q.notice, Notice::Unanswered { page: 1, alarm, .. } if alarm == "prod-api-5xx-rate")),
         "{queued:?}"
