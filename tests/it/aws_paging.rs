@@ -64,8 +64,21 @@ fn to(v: &Value, key: &str, addr: &str) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
+/// Everything one aws-backend run needs: the stand-ins, fresh tables, a verified sender,
+/// numbers and addresses of its own, the on-duty file (stage 2 `second` seconds on) and the
+/// environment of the binary.
+struct AwsRun {
+    _support: SupportStandin,
+    voice: VoiceStandin,
+    _dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    alice_sms: String,
+    bob_voice: String,
+    alice_mail: String,
+    bob_mail: String,
+}
+
+async fn aws_run(second: u32) -> AwsRun {
     let (support, voice) = (SupportStandin::start().await, VoiceStandin::start().await);
     let client = aws_sdk_dynamodb::Client::new(&sdk_config());
     let (config_table, ledger_table) = (unique("pcfg"), unique("pled"));
@@ -92,7 +105,7 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
     .replace("+15555550101", &bob_voice)
     .replace("alice@example.com", &alice_mail)
     .replace("bob@example.com", &bob_mail)
-    .replace("after = \"30s\"", "after = \"3s\"");
+    .replace("after = \"30s\"", &format!("after = \"{second}s\""));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("team.toml");
     std::fs::write(&path, file).expect("write");
@@ -134,6 +147,30 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
             "default",
         ],
     );
+    AwsRun {
+        _support: support,
+        voice,
+        _dir: dir,
+        env,
+        alice_sms,
+        bob_voice,
+        alice_mail,
+        bob_mail,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
+    let run = aws_run(3).await;
+    let AwsRun {
+        voice,
+        env,
+        alice_sms,
+        bob_voice,
+        alice_mail,
+        bob_mail,
+        ..
+    } = &run;
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (mut a, mut b) = (ServerProcess::start(&pairs), ServerProcess::start(&pairs));
     let body = std::fs::read(common::payload_path("metric-alarm.json")).expect("alarm");
@@ -153,7 +190,7 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
     })
     .await;
     let call = wait_for("bob's call", async || {
-        voice.calls().into_iter().find(|c| c.to == bob_voice)
+        voice.calls().into_iter().find(|c| c.to == *bob_voice)
     })
     .await;
     wait_for("bob's e-mail", async || {
@@ -173,7 +210,7 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
         "{s:#}"
     );
     assert_eq!(
-        voice.calls().iter().filter(|c| c.to == bob_voice).count(),
+        voice.calls().iter().filter(|c| c.to == *bob_voice).count(),
         1
     );
     assert_eq!(call.from, "+15555550160");
@@ -287,4 +324,66 @@ async fn end_user_messaging_speaks_the_page_slowly_and_says_what_aws_refused() {
         .await
         .expect_err("unknown origination");
     assert!(e.to_string().contains("ResourceNotFoundException"), "{e}");
+}
+
+/// SIGKILL between two stages on the aws backend, then a restart: the second stage still
+/// comes, within a second of its time (the step's due time is in DynamoDB, not in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stage_due_while_the_aws_instance_was_killed_still_comes_on_time() {
+    let run = aws_run(5).await;
+    let pairs: Vec<(&str, &str)> = run
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut server = ServerProcess::start(&pairs);
+    let body = std::fs::read(common::payload_path("metric-alarm.json")).expect("alarm");
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "kill-msg-1")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    wait_for("alice's SMS", async || {
+        (to(&sent().await, "sms", &run.alice_sms) >= 1).then_some(())
+    })
+    .await;
+    let page: Value =
+        serde_json::from_str(&cli(&run.env, &["pages", "show", "1", "--json"])).expect("json");
+    let due: chrono::DateTime<chrono::Utc> = page["next_at"]
+        .as_str()
+        .expect("next")
+        .parse()
+        .expect("time");
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("dead");
+    let _restarted = ServerProcess::start(&pairs);
+    wait_for("bob's call", async || {
+        run.voice
+            .calls()
+            .into_iter()
+            .find(|c| c.to == run.bob_voice)
+    })
+    .await;
+    let page: Value =
+        serde_json::from_str(&cli(&run.env, &["pages", "show", "1", "--json"])).expect("json");
+    let second: Vec<&Value> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["stage"] == 2)
+        .collect();
+    assert_eq!(second.len(), 2, "{page:#}");
+    for m in second {
+        let at: chrono::DateTime<chrono::Utc> =
+            m["at"].as_str().expect("at").parse().expect("time");
+        let late = at - due;
+        assert!(
+            late >= chrono::Duration::zero() && late < chrono::Duration::seconds(1),
+            "due {due}, queued {at}"
+        );
+    }
+    let _ = (&run.alice_mail, &run.bob_mail);
 }
