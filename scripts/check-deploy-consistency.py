@@ -87,9 +87,11 @@ class Checker:
 
     def binary(self):
         server = read(self.root, "src/inbound/http/mod.rs")
-        routes = re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*post\(', server)
+        # The delivery route: the one the worker daemon, SNS and monitors post to (the
+        # others answer people: a page's link, a call's keypress).
+        routes = re.findall(r'\.route\(\s*"([^"]+)"\s*,\s*post\(serviceme\)', server)
         if len(routes) != 1:
-            raise Failure(f"src/inbound/http/mod.rs: expected one POST route, found {routes}")
+            raise Failure(f"src/inbound/http/mod.rs: expected one delivery route (post(serviceme)), found {routes}")
         self.path = routes[0]
 
         m = re.search(r"MAX_BODY_BYTES\s*:\s*usize\s*=\s*([0-9_\s*]+);", server)
