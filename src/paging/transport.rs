@@ -65,21 +65,6 @@ impl Transport for PersonalWebhook {
             "text": crate::escape::slack(&m.text),
             "page": m.page.0,
         });
-        let resp = self
-            .client
-            .post(&m.to)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            // A personal webhook's URL is its credential: never in the error or the log.
-            .map_err(|e| {
-                let e = e.without_url();
-                PortError::caused(format!("webhook request failed: {e}"), e)
-            })?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(format!("webhook answered HTTP {}", s.as_u16()).into()),
-        }
+        super::webhook::post_json(&self.client, &m.to, &body).await
     }
 }

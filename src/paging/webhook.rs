@@ -32,22 +32,31 @@ impl NoticeSink for WebhookSink {
     }
 
     async fn send(&self, notice: &Notice) -> Result<(), PortError> {
-        let resp = self
-            .client
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            // mrkdwn: payload text never becomes a mention or a disguised link.
-            .body(serde_json::json!({ "text": notice.slack_text() }).to_string())
-            .send()
-            .await
-            // The URL is a secret (it is the webhook's credential): never in the error.
-            .map_err(|e| {
-                let e = e.without_url();
-                PortError::caused(format!("webhook request failed: {e}"), e)
-            })?;
-        match resp.status() {
-            s if s.is_success() => Ok(()),
-            s => Err(format!("webhook answered HTTP {}", s.as_u16()).into()),
-        }
+        // mrkdwn: payload text never becomes a mention or a disguised link.
+        let body = serde_json::json!({ "text": notice.slack_text() });
+        post_json(&self.client, &self.url, &body).await
+    }
+}
+
+/// Posts JSON to a webhook: `Ok` on a 2xx answer. The URL is a secret (it is the webhook's
+/// credential): never in the error.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<(), PortError> {
+    let resp = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            let e = e.without_url();
+            PortError::caused(format!("webhook request failed: {e}"), e)
+        })?;
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        s => Err(format!("webhook answered HTTP {}", s.as_u16()).into()),
     }
 }

@@ -6,7 +6,6 @@ mod common;
 
 mod aws;
 mod aws_channels;
-mod aws_pages;
 mod aws_paging;
 mod cli;
 mod cloudformation;
@@ -17,6 +16,7 @@ mod http;
 mod nginx;
 mod notify;
 mod oncall;
+mod page_ledger;
 mod pages;
 mod paging_process;
 mod security;

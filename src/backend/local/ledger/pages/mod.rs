@@ -583,6 +583,3 @@ fn message_done(
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,7 +1,7 @@
-//! The page ledger on DynamoDB, against moto's server: the same behaviours as the SQLite
-//! ledger's own tests (`src/backend/local/ledger/pages/tests.rs`), plus what only a shared
-//! store has to show: two instances raising for one key at once open one page, and a
-//! step too big for one transaction writes nothing.
+//! The page ledger's behaviours, the same tests on both stores: SQLite (the embedded
+//! default) and DynamoDB (moto's server). Plus what a shared store has to show: two
+//! instances raising for one key at once open one page, and (DynamoDB) a step too big for
+//! one transaction writes nothing.
 
 use crate::common;
 
@@ -22,8 +22,57 @@ fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("instant")
 }
 
-/// A ledger on tables of its own, made as `tables create` makes them.
-async fn ledger() -> Arc<DynamoLedger> {
+/// A page ledger under test, and the outbox its steps' notices go to.
+#[derive(Clone)]
+struct Under {
+    pages: Arc<dyn PageLedger>,
+    outbox: Arc<dyn Outbox>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl std::ops::Deref for Under {
+    type Target = dyn PageLedger;
+    fn deref(&self) -> &Self::Target {
+        &*self.pages
+    }
+}
+
+impl Under {
+    async fn take_due(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<
+        Vec<cw_support_api::ports::notify::Queued>,
+        cw_support_api::ports::ledger::LedgerError,
+    > {
+        self.outbox.take_due(now, until, limit).await
+    }
+}
+
+/// The embedded default's ledger, in a directory of its own.
+async fn sqlite() -> Under {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = cw_support_api::backend::local::LocalBackend::open(dir.path()).expect("open");
+    Under {
+        pages: b.ledger.clone(),
+        outbox: b.ledger,
+        _dir: Some(Arc::new(dir)),
+    }
+}
+
+/// A DynamoDB ledger on tables of its own, made as `tables create` makes them.
+async fn dynamodb() -> Under {
+    let l = dynamo_ledger().await;
+    Under {
+        pages: l.clone(),
+        outbox: l,
+        _dir: None,
+    }
+}
+
+async fn dynamo_ledger() -> Arc<DynamoLedger> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config());
     let (config, table) = (unique("pgcfg"), unique("pages"));
     dynamo::create_tables(&client, &config, &table)
@@ -35,6 +84,34 @@ async fn ledger() -> Arc<DynamoLedger> {
         Duration::from_secs(86_400),
     ))
 }
+
+/// Each behaviour, once on each store.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::sqlite().await).await
+            }
+            #[tokio::test]
+            async fn dynamodb() {
+                super::$name(super::dynamodb().await).await
+            }
+        })*
+    };
+}
+
+on_both!(
+    an_alarm_opens_one_page_and_later_events_attach_to_it_once,
+    a_due_page_is_leased_to_one_taker_and_a_step_commits_once,
+    an_unanswered_step_queues_its_notices_in_the_outbox,
+    acknowledging_stops_the_steps_and_tells_the_others_not_the_owner,
+    escalating_passes_it_on_and_a_missing_page_is_said,
+    messages_are_leased_sent_retried_and_given_up_on_the_timeline,
+    a_person_is_called_out_once_per_page_and_listed_by_time,
+    two_instances_raising_for_one_key_at_once_open_one_page,
+    one_event_raised_twice_at_once_opens_one_page,
+);
 
 fn new_page(key: &str, event: &str, at: &str) -> NewPage {
     NewPage {
@@ -77,11 +154,11 @@ fn step(
     }
 }
 
-async fn raise(l: &DynamoLedger, key: &str, event: &str, at: &str) -> Raised {
+async fn raise(l: &dyn PageLedger, key: &str, event: &str, at: &str) -> Raised {
     l.raise(new_page(key, event, at)).await.expect("raise")
 }
 
-async fn resolve(l: &DynamoLedger, id: PageId, at: &str) -> Acted {
+async fn resolve(l: &dyn PageLedger, id: PageId, at: &str) -> Acted {
     let by = Action::Resolve {
         by: None,
         via: Via::Alarm,
@@ -89,23 +166,21 @@ async fn resolve(l: &DynamoLedger, id: PageId, at: &str) -> Acted {
     l.act(id, by, None, t(at)).await.expect("resolve")
 }
 
-#[tokio::test]
-async fn an_alarm_opens_one_page_and_later_events_attach_to_it_once() {
-    let l = ledger().await;
-    let first = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await;
+async fn an_alarm_opens_one_page_and_later_events_attach_to_it_once(l: Under) {
+    let first = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await;
     let Raised::Opened(id) = first else {
         panic!("{first:?}")
     };
     assert_eq!(id, PageId(1), "numbers start at 1");
     assert_eq!(
-        raise(&l, "db", "e1", "2027-03-01T03:00:01Z").await,
+        raise(&*l, "db", "e1", "2027-03-01T03:00:01Z").await,
         Raised::Again(id)
     );
     assert_eq!(
-        raise(&l, "db", "e2", "2027-03-01T03:05:00Z").await,
+        raise(&*l, "db", "e2", "2027-03-01T03:05:00Z").await,
         Raised::Attached(id)
     );
-    let other = raise(&l, "web", "e3", "2027-03-01T03:06:00Z").await;
+    let other = raise(&*l, "web", "e3", "2027-03-01T03:06:00Z").await;
     assert_eq!(
         other,
         Raised::Opened(PageId(2)),
@@ -132,16 +207,16 @@ async fn an_alarm_opens_one_page_and_later_events_attach_to_it_once() {
     assert_eq!(l.live("db").await.expect("live").map(|p| p.id), Some(id));
     // Once resolved, the next event opens a new page.
     assert!(matches!(
-        resolve(&l, id, "2027-03-01T03:10:00Z").await,
+        resolve(&*l, id, "2027-03-01T03:10:00Z").await,
         Acted::Done(p) if p.state == PageState::Resolved
     ));
     assert_eq!(l.live("db").await.expect("live"), None);
     assert_eq!(
-        raise(&l, "db", "e4", "2027-03-01T04:00:00Z").await,
+        raise(&*l, "db", "e4", "2027-03-01T04:00:00Z").await,
         Raised::Opened(PageId(3))
     );
     assert_eq!(
-        raise(&l, "db", "e1", "2027-03-01T04:00:01Z").await,
+        raise(&*l, "db", "e1", "2027-03-01T04:00:01Z").await,
         Raised::Again(id),
         "an event is known whatever became of its page"
     );
@@ -171,10 +246,8 @@ async fn an_alarm_opens_one_page_and_later_events_attach_to_it_once() {
     assert_eq!(l.pages(false, 2).await.expect("two").len(), 2);
 }
 
-#[tokio::test]
-async fn a_due_page_is_leased_to_one_taker_and_a_step_commits_once() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn a_due_page_is_leased_to_one_taker_and_a_step_commits_once(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let now = t("2027-03-01T03:00:00Z");
     let lease = t("2027-03-01T03:00:30Z");
     assert!(
@@ -248,16 +321,14 @@ async fn a_due_page_is_leased_to_one_taker_and_a_step_commits_once() {
             .is_empty()
     );
     assert_eq!(
-        raise(&l, "db", "e2", "2027-03-01T05:00:00Z").await,
+        raise(&*l, "db", "e2", "2027-03-01T05:00:00Z").await,
         Raised::Opened(PageId(2)),
         "an unanswered page is over: the key opens a new one"
     );
 }
 
-#[tokio::test]
-async fn an_unanswered_step_queues_its_notices_in_the_outbox() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn an_unanswered_step_queues_its_notices_in_the_outbox(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let mut s = step(id, Position::START, Vec::new(), None);
     let notice = Notice::Unanswered {
         page: id.0,
@@ -281,10 +352,8 @@ async fn an_unanswered_step_queues_its_notices_in_the_outbox() {
     );
 }
 
-#[tokio::test]
-async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let now = t("2027-03-01T03:00:00Z");
     let s = step(
         id,
@@ -378,10 +447,8 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner() {
     );
 }
 
-#[tokio::test]
-async fn escalating_passes_it_on_and_a_missing_page_is_said() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn escalating_passes_it_on_and_a_missing_page_is_said(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let ack = Action::Acknowledge {
         by: "bob".into(),
         via: Via::Sms,
@@ -421,24 +488,22 @@ async fn escalating_passes_it_on_and_a_missing_page_is_said() {
         Some("escalated by bob (via command)")
     );
     assert_eq!(
-        resolve(&l, PageId(999), "2027-03-01T03:06:00Z").await,
+        resolve(&*l, PageId(999), "2027-03-01T03:06:00Z").await,
         Acted::NoSuchPage
     );
     assert!(matches!(
-        resolve(&l, id, "2027-03-01T03:06:00Z").await,
+        resolve(&*l, id, "2027-03-01T03:06:00Z").await,
         Acted::Done(_)
     ));
     assert_eq!(
-        resolve(&l, id, "2027-03-01T03:07:00Z").await,
+        resolve(&*l, id, "2027-03-01T03:07:00Z").await,
         Acted::Refused(PageState::Resolved)
     );
     assert_eq!(l.page(PageId(999)).await.expect("read"), None);
 }
 
-#[tokio::test]
-async fn messages_are_leased_sent_retried_and_given_up_on_the_timeline() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn messages_are_leased_sent_retried_and_given_up_on_the_timeline(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let now = t("2027-03-01T03:00:00Z");
     let s = step(
         id,
@@ -527,10 +592,8 @@ async fn messages_are_leased_sent_retried_and_given_up_on_the_timeline() {
     );
 }
 
-#[tokio::test]
-async fn a_person_is_called_out_once_per_page_and_listed_by_time() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn a_person_is_called_out_once_per_page_and_listed_by_time(l: Under) {
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let callout = |person: &str, at: &str| Callout {
         page: id,
         person: person.into(),
@@ -597,9 +660,7 @@ async fn a_person_is_called_out_once_per_page_and_listed_by_time() {
     );
 }
 
-#[tokio::test]
-async fn two_instances_raising_for_one_key_at_once_open_one_page() {
-    let l = ledger().await;
+async fn two_instances_raising_for_one_key_at_once_open_one_page(l: Under) {
     for round in 0..4 {
         let key = format!("db{round}");
         let (a, b) = (l.clone(), l.clone());
@@ -630,9 +691,7 @@ async fn two_instances_raising_for_one_key_at_once_open_one_page() {
     assert_eq!(l.pages(true, 100).await.expect("live").len(), 4);
 }
 
-#[tokio::test]
-async fn one_event_raised_twice_at_once_opens_one_page() {
-    let l = ledger().await;
+async fn one_event_raised_twice_at_once_opens_one_page(l: Under) {
     let (a, b) = (l.clone(), l.clone());
     let one =
         tokio::spawn(async move { a.raise(new_page("db", "e1", "2027-03-01T03:00:00Z")).await });
@@ -650,9 +709,9 @@ async fn one_event_raised_twice_at_once_opens_one_page() {
 }
 
 #[tokio::test]
-async fn a_step_too_big_for_one_transaction_writes_nothing() {
-    let l = ledger().await;
-    let id = raise(&l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
+async fn a_step_too_big_for_one_transaction_writes_nothing_on_dynamodb() {
+    let l = dynamo_ledger().await;
+    let id = raise(&*l, "db", "e1", "2027-03-01T03:00:00Z").await.page();
     let messages = (0..120)
         .map(|i| message(id, &format!("p{i}"), Channel::Sms, 0))
         .collect();
