@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod case;
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod errors;
 pub mod escape;
