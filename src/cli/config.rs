@@ -266,6 +266,21 @@ pub struct TrustConfig {
     /// pages' messages carry an acknowledgement link under it. Unset: no links.
     #[arg(long, env = "PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+
+    /// The web console: off, or alb (behind an Application Load Balancer with OIDC
+    /// sign-in, its signed token verified; needs CONSOLE_ALB_ARN and CONSOLE_ROLES).
+    #[arg(long, env = "CONSOLE", value_enum, default_value_t = super::ConsoleMode::Off, global = true)]
+    pub console: super::ConsoleMode,
+
+    /// The load balancer's ARN: the only signer of console tokens believed; its region
+    /// names the only endpoint its keys are fetched from.
+    #[arg(long, env = "CONSOLE_ALB_ARN", global = true)]
+    pub console_alb_arn: Option<String>,
+
+    /// Who may use the console: `ROLE:ADDRESS` or `ROLE:@DOMAIN`, comma-separated (roles:
+    /// viewer, responder, admin); anyone not named is refused.
+    #[arg(long, env = "CONSOLE_ROLES", global = true)]
+    pub console_roles: Option<String>,
 }
 
 /// Where what happened to cases is told.
@@ -372,7 +387,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 57] = [
+pub(super) const HELP_ORDER: [&str; 60] = [
     "port",
     "bind",
     "backend",
@@ -430,6 +445,9 @@ pub(super) const HELP_ORDER: [&str; 57] = [
     "oncall_feed_key",
     "page_link_key",
     "public_url",
+    "console",
+    "console_alb_arn",
+    "console_roles",
 ];
 
 /// Gives each of the configuration's options its place in [`HELP_ORDER`].

@@ -120,6 +120,16 @@ pub enum Graphs {
     Off,
 }
 
+/// Whether the web console is served, and how people sign in to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsoleMode {
+    /// No console.
+    Off,
+    /// Behind an Application Load Balancer with OIDC sign-in: the ALB's signed
+    /// `x-amzn-oidc-data` token is verified (needs CONSOLE_ALB_ARN and CONSOLE_ROLES).
+    Alb,
+}
+
 /// Who places pages' voice calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VoiceProvider {

@@ -78,6 +78,29 @@ fn page_link_key(config: &Config) -> Result<Option<SigningKey>, StartupError> {
         .transpose()
 }
 
+/// The console's gate, when `CONSOLE=alb`: refused at start when half-configured (no
+/// load balancer ARN, or nobody given a role), so it never runs open or locked by mistake.
+pub(crate) fn console(config: &Config) -> Result<Option<crate::console::Console>, StartupError> {
+    use crate::cli::ConsoleMode;
+    if config.trust.console == ConsoleMode::Off {
+        return Ok(None);
+    }
+    let arn = config.trust.console_alb_arn.as_deref().ok_or_else(|| {
+        StartupError::Config("CONSOLE=alb needs CONSOLE_ALB_ARN (the load balancer's ARN)".into())
+    })?;
+    let roles = config.trust.console_roles.as_deref().ok_or_else(|| {
+        StartupError::Config("CONSOLE=alb needs CONSOLE_ROLES (who may use it)".into())
+    })?;
+    let roles = crate::console::roles::Roles::parse(roles).map_err(StartupError::Config)?;
+    let keys = crate::console::alb::HttpAlbKeys::new().map_err(|e| StartupError::Client {
+        what: "the load balancer's key client",
+        source: e.into(),
+    })?;
+    let verifier =
+        crate::console::alb::AlbVerifier::new(arn, Box::new(keys)).map_err(StartupError::Config)?;
+    Ok(Some(crate::console::Console { verifier, roles }))
+}
+
 /// Where pages' messages go: on the embedded default its local outbox (`pages show`); on
 /// AWS, SMS through SNS, e-mail through SES (`PAGE_EMAIL_FROM`) and each person's webhook.
 /// Voice calls by `PAGE_VOICE`, on either backend (the outbox when off, on the default).
@@ -371,6 +394,7 @@ impl App {
         .with_limits(config.server.max_concurrency, config.server.shutdown_grace)
         .with_read_timeout(config.server.read_timeout)
         .with_voice(self.twilio)
+        .with_console(console(config)?)
         .with_feed(
             feed_key(config)?.map(|key| crate::inbound::http::feed::Feed {
                 key,

@@ -271,3 +271,71 @@ fn page_links_are_configured_whole_or_refused() {
             .starts_with("https://pager.example.com/pages/3/alice/")
     );
 }
+
+/// The console behind a load balancer is configured whole or refused at start.
+#[test]
+fn the_console_is_configured_whole_or_refused() {
+    let config = |args: &[&str]| {
+        let mut all = vec!["cw-support-api"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    };
+    let arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/pager/1";
+    assert!(
+        crate::cli::startup::console(&config(&[]))
+            .expect("off")
+            .is_none()
+    );
+    for (args, want) in [
+        (
+            vec!["--console", "alb"],
+            "CONSOLE=alb needs CONSOLE_ALB_ARN",
+        ),
+        (
+            vec!["--console", "alb", "--console-alb-arn", arn],
+            "CONSOLE=alb needs CONSOLE_ROLES",
+        ),
+        (
+            vec![
+                "--console",
+                "alb",
+                "--console-alb-arn",
+                "pager",
+                "--console-roles",
+                "admin:a@example.com",
+            ],
+            "is not an Application Load Balancer's ARN",
+        ),
+        (
+            vec![
+                "--console",
+                "alb",
+                "--console-alb-arn",
+                arn,
+                "--console-roles",
+                "boss:a@example.com",
+            ],
+            "is not ROLE:ADDRESS or ROLE:@DOMAIN",
+        ),
+    ] {
+        let e = crate::cli::startup::console(&config(&args)).expect_err(want);
+        assert!(
+            matches!(e, crate::cli::startup::StartupError::Config(_)),
+            "{e}"
+        );
+        assert!(e.to_string().contains(want), "want {want:?}\ngot {e}");
+    }
+    let on = config(&[
+        "--console",
+        "alb",
+        "--console-alb-arn",
+        arn,
+        "--console-roles",
+        "admin:a@example.com",
+    ]);
+    assert!(
+        crate::cli::startup::console(&on)
+            .expect("configured")
+            .is_some()
+    );
+}

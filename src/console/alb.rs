@@ -163,6 +163,15 @@ fn p256_point(pem: &str) -> Option<Vec<u8>> {
         .then(|| der[PREFIX.len()..].to_vec())
 }
 
+impl std::fmt::Debug for AlbVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlbVerifier")
+            .field("signer", &self.signer)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AlbVerifier {
     pub fn new(alb_arn: &str, keys: Box<dyn AlbKeys>) -> Result<Self, String> {
         let (signer, region) = parse_alb_arn(alb_arn)?;

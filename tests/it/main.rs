@@ -9,6 +9,7 @@ mod aws_channels;
 mod aws_paging;
 mod cli;
 mod cloudformation;
+mod console;
 mod consume;
 mod crash;
 mod fuzz_regressions;

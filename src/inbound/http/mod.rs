@@ -8,6 +8,7 @@
 //! sent to the caller. [`listener`] is the accept loop and the shutdown signal.
 
 mod admit;
+mod console;
 mod dispatch;
 mod error;
 pub mod feed;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub feed: Option<Arc<feed::Feed>>,
     /// The voice calls' account, whose keypresses come back signed (`PAGE_VOICE=twilio`).
     pub voice: Option<Arc<crate::paging::twilio::TwilioAccount>>,
+    /// The console's gate (`CONSOLE=alb`); none: no console.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// Default time allowed to send headers, and to send a body.
@@ -117,6 +120,11 @@ impl AppState {
         self
     }
 
+    pub fn with_console(mut self, console: Option<crate::console::Console>) -> Self {
+        self.console = console.map(Arc::new);
+        self
+    }
+
     pub fn with_health_only(mut self, health_only: bool) -> Self {
         self.health_only = health_only;
         self
@@ -141,6 +149,7 @@ impl AppState {
             health_only: false,
             feed: None,
             voice: None,
+            console: None,
         }
     }
 }
@@ -156,7 +165,8 @@ pub fn app(state: AppState) -> Router {
                 "/pages/{id}/{person}/{until}/{token}",
                 get(page_link::show).post(page_link::acknowledge),
             )
-            .route("/voice/twilio/{page}/{person}", post(voice::keypress)),
+            .route("/voice/twilio/{page}/{person}", post(voice::keypress))
+            .route("/console/", get(console::dashboard)),
     };
     router.with_state(state)
 }

@@ -156,6 +156,11 @@ impl Pager {
 
     /// The saved on-duty file (an empty setup when none was imported). Read at each use, so
     /// an import on any instance is seen at the next step.
+    /// The saved on-duty file, as the console shows it.
+    pub async fn on_call_file(&self) -> Result<OnCall, PagingError> {
+        self.on_call().await
+    }
+
     async fn on_call(&self) -> Result<OnCall, PagingError> {
         match self.config.on_call().await? {
             Some(text) => Ok(crate::oncall::file::import(&text)?),

@@ -60,6 +60,8 @@ pub(crate) struct Options {
     pub(crate) verify_sqs_envelopes: bool,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) shutdown_grace: Option<Duration>,
+    /// The console's gate (its key source a test's own).
+    pub(crate) console: Option<cw_support_api::console::Console>,
 }
 
 /// Serves something that is not a certificate for every URL, so a message signed by
@@ -112,6 +114,7 @@ impl Default for Options {
             verify_sqs_envelopes: true,
             max_concurrency: None,
             shutdown_grace: None,
+            console: None,
         }
     }
 }
@@ -139,7 +142,8 @@ impl TestApp {
                 opts.max_concurrency
                     .unwrap_or(http::DEFAULT_MAX_CONCURRENCY),
                 opts.shutdown_grace.unwrap_or(Duration::from_secs(30)),
-            );
+            )
+            .with_console(opts.console);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -1,0 +1,207 @@
+//! The console behind a load balancer, through the HTTP edge: `/console/` shows the open
+//! pages and who is on duty to a person the ALB's signed token names and `CONSOLE_ROLES`
+//! lets in; anyone else (no token, a forged one, a name not given a role) gets the same
+//! 401. Alarm text is shown as text, the page is served with a strict CSP.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::json;
+
+use crate::common::{Options, TestApp};
+use cw_support_api::console::Console;
+use cw_support_api::console::alb::{AlbKeys, AlbVerifier};
+use cw_support_api::console::roles::Roles;
+use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
+
+const ARN: &str =
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/pager/50dc6c495c0c9188";
+const KID: &str = "6f0b1c2d-0000-4000-8000-000000000001";
+
+fn b64url(b: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(b)
+}
+
+/// The load balancer's signing key, made here.
+struct Alb(EcdsaKeyPair);
+
+impl Alb {
+    fn new() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        Self(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .expect("pair"),
+        )
+    }
+
+    fn pem(&self) -> String {
+        let mut der = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        der.extend_from_slice(self.0.public_key().as_ref());
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    }
+
+    fn token(&self, email: &str) -> String {
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let header = json!({"alg": "ES256", "kid": KID, "signer": ARN, "exp": exp, "typ": "JWT"});
+        let claims = json!({"sub": "s-1", "email": email, "exp": exp});
+        let signed = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .0
+            .sign(&SystemRandom::new(), signed.as_bytes())
+            .expect("sign");
+        format!("{signed}.{}", b64url(sig.as_ref()))
+    }
+}
+
+struct Keys(String, Arc<Mutex<usize>>);
+
+#[async_trait]
+impl AlbKeys for Keys {
+    async fn fetch(&self, url: &str) -> Result<String, String> {
+        *self.1.lock().expect("lock") += 1;
+        assert_eq!(
+            url,
+            format!("https://public-keys.auth.elb.eu-west-1.amazonaws.com/{KID}")
+        );
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alb = Alb::new();
+    let console = Console {
+        verifier: AlbVerifier::new(ARN, Box::new(Keys(alb.pem(), Arc::default())))
+            .expect("verifier"),
+        roles: Roles::parse("responder:@example.com,admin:alice@example.com").expect("roles"),
+    };
+    let app = TestApp::spawn_with(
+        dir.path(),
+        Options {
+            console: Some(console),
+            ..Options::default()
+        },
+    )
+    .await;
+    let walkthrough = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/walkthrough.toml"),
+    )
+    .expect("file");
+    app.backend
+        .config
+        .save_on_call(&walkthrough)
+        .await
+        .expect("saved");
+    let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    let routed = AlarmConfigRecord {
+        route: Some("page".into()),
+        policy: Some("default".into()),
+        ..Default::default()
+    };
+    app.backend
+        .config
+        .put(evil, &routed)
+        .await
+        .expect("settings");
+    let alarm = json!({"AlarmName": evil, "NewStateValue": "ALARM", "StateChangeTime": "2026-12-07T03:00:00.000+0000"});
+    let (status, body) = app.post(alarm.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("paged")),
+        "{body}"
+    );
+
+    let get = |token: Option<String>| {
+        let mut req = app.client.get(app.url("/console/"));
+        if let Some(t) = token {
+            req = req.header("x-amzn-oidc-data", t);
+        }
+        req.send()
+    };
+    let shown = get(Some(alb.token("alice@example.com")))
+        .await
+        .expect("get");
+    assert_eq!(shown.status(), 200);
+    let csp = shown.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let page = shown.text().await.expect("body");
+    assert!(
+        page.contains("Signed in as alice@example.com (admin)"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt; is in ALARM"
+        ),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<script>") && !page.contains("<img"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li>primary: alice</li>"),
+        "one person, on duty for good: {page}"
+    );
+    let bob = get(Some(alb.token("bob@example.com")))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        bob.contains("Signed in as bob@example.com (responder)"),
+        "{bob}"
+    );
+
+    // Refused alike: no token, a name given no role, a token of another key.
+    let other = Alb::new();
+    for token in [
+        None,
+        Some(alb.token("mallory@other.org")),
+        Some(other.token("alice@example.com")),
+    ] {
+        let r = get(token).await.expect("get");
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.text()
+                .await
+                .expect("body")
+                .contains("Sign in through the load balancer")
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_console_there_is_no_console() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::spawn(dir.path()).await;
+    let r = app
+        .client
+        .get(app.url("/console/"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
