@@ -44,6 +44,9 @@ pub enum Command {
     /// Who was called out, and when: the month's report, for callout pay.
     #[command(subcommand)]
     Callouts(CalloutsCommand),
+    /// The console's local accounts (passwords kept as Argon2id hashes).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Check the configured backend. aws: credentials, tables and their keys, Support API
     /// access and the severities the plan allows; local: the data directory and its files.
     /// Exit status 0 only if everything is usable.
@@ -112,6 +115,26 @@ pub enum PagesCommand {
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add an account, or replace one's role and password. The password is read from
+    /// standard input (its first line), never from the command line.
+    Add {
+        name: String,
+        /// viewer (read), responder (act on pages), admin (settings, schedules, users).
+        #[arg(long)]
+        role: String,
+    },
+    /// The accounts and their roles.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@ use clap::{Args, Parser, ValueEnum};
 
 pub use self::args::{
     AlarmPut, AlarmsCommand, CalloutsCommand, CasesCommand, Command, MaintenanceCommand,
-    OncallCommand, PagesCommand, RedriveArgs, TablesCommand, WindowStart,
+    OncallCommand, PagesCommand, RedriveArgs, TablesCommand, UsersCommand, WindowStart,
 };
 pub use self::config::{
     CaseConfig, NotifyConfig, QueueConfig, ServerConfig, StoreConfig, TelemetryConfig, TokensArg,

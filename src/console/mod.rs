@@ -4,6 +4,7 @@
 //! identity to what it may do, and the dashboard (`inbound::http::console`) shows what is
 //! burning and who is on duty.
 
+pub mod accounts;
 pub mod alb;
 pub mod roles;
 

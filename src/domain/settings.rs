@@ -436,11 +436,51 @@ pub trait AlarmConfigStore: Send + Sync {
     async fn windows(&self) -> Result<Vec<MaintenanceWindow>, StoreError>;
     /// Replaces the stored windows (the `maintenance` commands read, change and save).
     async fn save_windows(&self, windows: &[MaintenanceWindow]) -> Result<(), StoreError>;
-    /// The on-duty file as last imported (`oncall::file`'s canonical TOML), if any: kept
-    /// beside the settings so every instance sees the same schedules.
-    async fn on_call(&self) -> Result<Option<String>, StoreError>;
-    /// Replaces the on-duty file (checked whole by the caller first).
-    async fn save_on_call(&self, text: &str) -> Result<(), StoreError>;
+    /// A document kept beside the settings, so every instance sees the same one; `None`
+    /// when it was never saved.
+    async fn document(&self, doc: Document) -> Result<Option<String>, StoreError>;
+    /// Replaces a document (checked whole by the caller first).
+    async fn save_document(&self, doc: Document, text: &str) -> Result<(), StoreError>;
+    /// The on-duty file as last imported (`oncall::file`'s canonical TOML), if any.
+    async fn on_call(&self) -> Result<Option<String>, StoreError> {
+        self.document(Document::OnCall).await
+    }
+    /// Replaces the on-duty file.
+    async fn save_on_call(&self, text: &str) -> Result<(), StoreError> {
+        self.save_document(Document::OnCall, text).await
+    }
+}
+
+/// The documents kept beside the per-alarm settings, each read and replaced whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// People, schedules and escalation policies (`oncall import`).
+    OnCall,
+    /// The console's local accounts, with their password hashes (`users`).
+    Users,
+}
+
+impl Document {
+    /// Its file in `DATA_DIR` (embedded default).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::OnCall => "oncall.toml",
+            Self::Users => "users.json",
+        }
+    }
+
+    /// Its item in the settings table (aws backend), a name no alarm can have.
+    pub fn item(self) -> &'static str {
+        match self {
+            Self::OnCall => "__oncall__",
+            Self::Users => "__users__",
+        }
+    }
+
+    /// Whether only the service's own user may read it (password hashes).
+    pub fn private(self) -> bool {
+        matches!(self, Self::Users)
+    }
 }
 
 #[cfg(test)]

@@ -205,3 +205,80 @@ async fn without_a_console_there_is_no_console() {
     assert_eq!(r.status(), 404);
     app.stop().await;
 }
+
+/// `users add` reads the password from standard input and keeps only its Argon2id hash,
+/// in a file only the owner reads; bad input is refused with its message and nothing saved.
+#[test]
+fn local_accounts_keep_only_a_hash_of_the_password() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(crate::common::process::BIN)
+            .args(args)
+            .env("DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let o = run(
+        &["users", "add", "alice", "--role", "admin"],
+        "correct horse battery staple\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "alice can sign in as admin"
+    );
+    let file = dir.path().join("users.json");
+    let text = std::fs::read_to_string(&file).expect("users.json");
+    assert!(!text.contains("correct horse"), "{text}");
+    assert!(text.contains("$argon2id$"), "{text}");
+    assert_eq!(
+        std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    for (args, stdin, want) in [
+        (
+            vec!["users", "add", "bob", "--role", "boss"],
+            "long enough password\n",
+            "\"boss\" is not a role",
+        ),
+        (
+            vec!["users", "add", "bob", "--role", "viewer"],
+            "short\n",
+            "a password needs at least 12 characters",
+        ),
+        (
+            vec!["users", "add", "Bob!", "--role", "viewer"],
+            "long enough password\n",
+            "\"Bob!\" is not a user name",
+        ),
+        (vec!["users", "delete", "carol"], "", "no user \"carol\""),
+    ] {
+        let o = run(&args, stdin);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "want {want:?}\ngot {err}");
+    }
+    let list = run(&["users", "list", "--json"], "");
+    let users: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(users, json!([{"name": "alice", "role": "admin"}]));
+    assert!(run(&["users", "delete", "alice"], "").status.success());
+    let list = run(&["users", "list", "--json"], "");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&list.stdout).expect("json"),
+        json!([])
+    );
+}

@@ -39,8 +39,6 @@ pub use settings::LocalConfigFile;
 pub const CONFIG_FILE: &str = "alarms.json";
 pub const LEDGER_FILE: &str = "ledger.sqlite3";
 pub const WINDOWS_FILE: &str = "maintenance.json";
-/// The on-duty file in `DATA_DIR`, as `oncall import` saved it.
-pub const ONCALL_FILE: &str = "oncall.toml";
 
 /// The three local stores, opened together on one data directory, and the log of what
 /// would have been told to people.

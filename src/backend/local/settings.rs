@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{ONCALL_FILE, WINDOWS_FILE};
+use super::WINDOWS_FILE;
 use crate::domain::maintenance::MaintenanceWindow;
+use crate::domain::settings::Document;
 use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, StoreError};
 
 type ConfigMap = BTreeMap<String, AlarmConfigRecord>;
@@ -125,16 +126,22 @@ impl AlarmConfigStore for LocalConfigFile {
         write_atomically(&self.windows_path(), &text)
     }
 
-    async fn on_call(&self) -> Result<Option<String>, StoreError> {
-        match std::fs::read_to_string(self.path.with_file_name(ONCALL_FILE)) {
+    async fn document(&self, doc: Document) -> Result<Option<String>, StoreError> {
+        match std::fs::read_to_string(self.path.with_file_name(doc.file_name())) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn save_on_call(&self, text: &str) -> Result<(), StoreError> {
-        write_atomically(&self.path.with_file_name(ONCALL_FILE), text)
+    async fn save_document(&self, doc: Document, text: &str) -> Result<(), StoreError> {
+        let path = self.path.with_file_name(doc.file_name());
+        write_atomically(&path, text)?;
+        if doc.private() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
     }
 }
 
@@ -142,11 +149,18 @@ impl AlarmConfigStore for LocalConfigFile {
 /// half a file.
 fn write_atomically(path: &Path, text: &str) -> Result<(), StoreError> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    // Made readable by the owner only from the start: a document may hold password hashes.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;

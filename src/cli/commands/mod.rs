@@ -9,6 +9,7 @@ mod oncall;
 mod pages;
 mod serve;
 mod settings;
+mod users;
 
 use std::io::Write;
 
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Oncall(cmd) => oncall::oncall(config, cmd, &mut out).await,
         Command::Pages(cmd) => pages::pages(config, cmd, &mut out).await,
         Command::Callouts(cmd) => pages::callouts(config, cmd, &mut out).await,
+        Command::Users(cmd) => users::users(config, cmd, &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

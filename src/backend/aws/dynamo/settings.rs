@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, get_s, hash_key_of, s};
 use crate::backend::aws::describe;
 use crate::domain::maintenance::MaintenanceWindow;
+use crate::domain::settings::Document;
 use crate::domain::settings::{AlarmConfigRecord, AlarmConfigStore, CcField, StoreError};
 
 /// How long maintenance windows read from the settings table are reused.
@@ -50,6 +51,8 @@ pub(super) const SNAPSHOT_MAX: usize = 2048;
 pub const WINDOWS_ITEM: &str = "__maintenance__";
 /// The item holding the on-duty file (`oncall import`), beside the settings.
 pub(crate) const ONCALL_ITEM: &str = "__oncall__";
+/// The console's local accounts (`Document::Users`).
+const USERS_ITEM: &str = "__users__";
 
 /// More distinct alarms than this in one cache lifetime empties the cache: memory stays
 /// bounded whatever names arrive.
@@ -201,7 +204,7 @@ impl DynamoConfigStore {
             .send();
         while let Some(item) = items.try_next().await.map_err(|e| store_error("Scan", e))? {
             match get_s(&item, &self.hash_key) {
-                Some(WINDOWS_ITEM | ONCALL_ITEM) | None => {}
+                Some(WINDOWS_ITEM | ONCALL_ITEM | USERS_ITEM) | None => {}
                 Some(_) if most.is_some_and(|m| all.len() >= m) => return Ok(None),
                 Some(name) => all.push((name.to_owned(), record_from_item(&item))),
             }
@@ -343,19 +346,19 @@ impl AlarmConfigStore for DynamoConfigStore {
         Ok(windows)
     }
 
-    async fn on_call(&self) -> Result<Option<String>, StoreError> {
-        let item = self.item(ONCALL_ITEM).await?;
+    async fn document(&self, doc: Document) -> Result<Option<String>, StoreError> {
+        let item = self.item(doc.item()).await?;
         Ok(item
             .as_ref()
             .and_then(|i| get_s(i, "file"))
             .map(str::to_owned))
     }
 
-    async fn save_on_call(&self, text: &str) -> Result<(), StoreError> {
+    async fn save_document(&self, doc: Document, text: &str) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(&self.hash_key, s(ONCALL_ITEM))
+            .item(&self.hash_key, s(doc.item()))
             .item("file", s(text))
             .send()
             .await
