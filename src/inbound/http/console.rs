@@ -4,36 +4,13 @@
 //! `401`, and why is said only in the log.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::AppState;
+use super::page_link::document;
 use crate::escape::html;
-
-fn document(status: StatusCode, title: &str, body: &str) -> Response {
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title></head><body>{body}</body></html>",
-        html(title)
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        page,
-    )
-        .into_response()
-}
 
 pub(super) async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(console) = &state.console else {

@@ -38,7 +38,7 @@ fn not_found() -> Response {
 
 /// An HTML answer: no scripts, no styles from anywhere, no framing, no referrer (the URL is
 /// a secret), never cached.
-fn document(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
