@@ -512,6 +512,37 @@ mod tests {
         );
     }
 
+    /// Where an alarm goes, and its policy: read, refused by `alarms put` when wrong, and a
+    /// stored mistake falls back to a case with a note.
+    #[test]
+    fn route_and_policy_are_read_and_checked() {
+        let r = AlarmConfigRecord {
+            route: Some("both".into()),
+            policy: Some(" night ".into()),
+            ..Default::default()
+        };
+        let (s, notes) = AlarmSettings::from_record(&r);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!((s.route, s.policy.as_deref()), (Route::Both, Some("night")));
+        assert!(s.route.cases() && s.route.pages());
+        assert_eq!(AlarmSettings::default().route, Route::Case);
+        let bad = AlarmConfigRecord {
+            route: Some("sometimes".into()),
+            policy: Some("a\u{7}b".into()),
+            ..Default::default()
+        };
+        let e = bad.validate().expect_err("refused").to_string();
+        assert!(
+            e.contains("route: \"sometimes\" is not case, page or both"),
+            "{e}"
+        );
+        assert!(e.contains("is not a policy id"), "{e}");
+        let (s, notes) = AlarmSettings::from_record(&bad);
+        assert_eq!((s.route, s.policy), (Route::Case, None));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].ends_with("; opening a case"), "{notes:?}");
+    }
+
     #[test]
     fn malformed_fields_fall_back_with_a_note() {
         let r = AlarmConfigRecord {

@@ -655,3 +655,74 @@ async fn an_open_aws_health_issue_is_named_and_holds_the_page_for_its_grace() {
         "nobody called yet"
     );
 }
+
+/// Voice calls by a Twilio-compatible provider work on the embedded default too: bob's call
+/// asks for a key; a key that means nothing changes nothing, 2 wakes the next stage now; a
+/// keypress for a page that is not a number, or too large to be the provider's, is refused.
+#[tokio::test]
+async fn a_call_asks_for_a_key_and_2_escalates() {
+    use crate::common::voice_standin::{self, VoiceStandin};
+    let voice = VoiceStandin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "2s");
+    let api = voice.endpoint();
+    let server = ServerProcess::start(&[
+        ("DATA_DIR", d.to_str().expect("utf-8")),
+        ("PUBLIC_URL", "http://localhost:9"),
+        ("PAGE_VOICE", "twilio"),
+        ("TWILIO_ACCOUNT_SID", voice_standin::SID),
+        ("TWILIO_AUTH_TOKEN", voice_standin::TOKEN),
+        ("TWILIO_FROM", "+15555550160"),
+        ("TWILIO_API_URL", api.as_str()),
+    ]);
+    post_alarm(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let call = loop {
+        if let Some(c) = voice.calls().into_iter().next() {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "bob was never called");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(call.to, "+15555550101");
+    let (status, said) = voice
+        .press(&call, "9", &server.url(""), voice_standin::TOKEN)
+        .await;
+    assert_eq!(status, 200);
+    assert!(said.contains("That key does nothing"), "{said}");
+    assert_eq!(json(d, &["pages", "show", "1", "--json"])["state"], "open");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(server.url("/voice/twilio/one/bob"))
+        .body("Digits=1")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+    let huge = format!("Digits=1&Pad={}", "x".repeat(20_000));
+    let r = http
+        .post(server.url("/voice/twilio/1/bob"))
+        .header("x-twilio-signature", "c2lnbmF0dXJl")
+        .body(huge)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let (status, said) = voice
+        .press(&call, "2", &server.url(""), voice_standin::TOKEN)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        said.contains("The next person is being called now"),
+        "{said}"
+    );
+    let page = json(d, &["pages", "show", "1", "--json"]);
+    let lines: Vec<&str> = page["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(lines.contains(&"escalated by bob (via voice)"), "{lines:?}");
+}
