@@ -4,6 +4,7 @@
 pub mod alarm;
 pub mod case_event;
 pub mod delivery;
+pub mod documents;
 pub mod maintenance;
 pub mod notice;
 pub mod outcome;

@@ -5,6 +5,7 @@
 //! valid. A malformed stored field never blocks a case: it falls back to the default and the
 //! problem is written into the case body.
 
+pub use super::documents::Document;
 use std::fmt;
 use std::str::FromStr;
 
@@ -451,38 +452,6 @@ pub trait AlarmConfigStore: Send + Sync {
     }
 }
 
-/// The documents kept beside the per-alarm settings, each read and replaced whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Document {
-    /// People, schedules and escalation policies (`oncall import`).
-    OnCall,
-    /// The console's local accounts, with their password hashes (`users`).
-    Users,
-}
-
-impl Document {
-    /// Its file in `DATA_DIR` (embedded default).
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::OnCall => "oncall.toml",
-            Self::Users => "users.json",
-        }
-    }
-
-    /// Its item in the settings table (aws backend), a name no alarm can have.
-    pub fn item(self) -> &'static str {
-        match self {
-            Self::OnCall => "__oncall__",
-            Self::Users => "__users__",
-        }
-    }
-
-    /// Whether only the service's own user may read it (password hashes).
-    pub fn private(self) -> bool {
-        matches!(self, Self::Users)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,8 +481,7 @@ mod tests {
         );
     }
 
-    /// Where an alarm goes, and its policy: read, refused by `alarms put` when wrong, and a
-    /// stored mistake falls back to a case with a note.
+    /// Route and policy: read, refused by `alarms put`, a stored mistake a case with a note.
     #[test]
     fn route_and_policy_are_read_and_checked() {
         let r = AlarmConfigRecord {
@@ -524,8 +492,9 @@ mod tests {
         let (s, notes) = AlarmSettings::from_record(&r);
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!((s.route, s.policy.as_deref()), (Route::Both, Some("night")));
-        assert!(s.route.cases() && s.route.pages());
-        assert_eq!(AlarmSettings::default().route, Route::Case);
+        assert!(
+            s.route.cases() && s.route.pages() && AlarmSettings::default().route == Route::Case
+        );
         let bad = AlarmConfigRecord {
             route: Some("sometimes".into()),
             policy: Some("a\u{7}b".into()),
@@ -538,8 +507,11 @@ mod tests {
         );
         assert!(e.contains("is not a policy id"), "{e}");
         let (s, notes) = AlarmSettings::from_record(&bad);
-        assert_eq!((s.route, s.policy), (Route::Case, None));
-        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!(
+            (s.route, s.policy, notes.len()),
+            (Route::Case, None, 2),
+            "{notes:?}"
+        );
         assert!(notes[0].ends_with("; opening a case"), "{notes:?}");
     }
 
