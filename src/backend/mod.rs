@@ -54,6 +54,8 @@ pub struct Backend {
     /// Pages, in the ledger's store; `None` where the backend keeps no pages yet. (Where
     /// their messages go is the wiring's choice: `startup`.)
     pub pages: Option<Arc<dyn crate::ports::pages::PageLedger>>,
+    /// The console's sessions and audit log, in the ledger's store.
+    pub console: Arc<dyn crate::ports::console::ConsoleStore>,
     pub origin: Origin,
 }
 
@@ -81,6 +83,7 @@ impl From<local::LocalBackend> for Backend {
             outbox: local.ledger.clone(),
             desk: local.desk.clone(),
             pages: Some(local.ledger.clone()),
+            console: local.ledger.clone(),
             origin: Origin::Local(local),
         }
     }
@@ -121,6 +124,7 @@ impl Backend {
             outbox: ledger.clone(),
             desk: Arc::new(aws::support::AwsSupportDesk::new(clients.support.clone())),
             pages: Some(ledger.clone()),
+            console: ledger.clone(),
             origin: Origin::Aws(Box::new(clients)),
         })
     }

@@ -25,6 +25,7 @@ mod records;
 mod support_event;
 pub mod text;
 pub mod told;
+pub mod windows;
 
 #[cfg(test)]
 mod tests;

@@ -267,8 +267,9 @@ pub struct TrustConfig {
     #[arg(long, env = "PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
-    /// The web console: off, or alb (behind an Application Load Balancer with OIDC
-    /// sign-in, its signed token verified; needs CONSOLE_ALB_ARN and CONSOLE_ROLES).
+    /// The web console: off, local (local accounts, `users add`, signed in at
+    /// /console/login) or alb (behind an Application Load Balancer with OIDC sign-in, its
+    /// signed token verified; needs CONSOLE_ALB_ARN and CONSOLE_ROLES).
     #[arg(long, env = "CONSOLE", value_enum, default_value_t = super::ConsoleMode::Off, global = true)]
     pub console: super::ConsoleMode,
 

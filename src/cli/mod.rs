@@ -128,6 +128,8 @@ pub enum ConsoleMode {
     /// Behind an Application Load Balancer with OIDC sign-in: the ALB's signed
     /// `x-amzn-oidc-data` token is verified (needs CONSOLE_ALB_ARN and CONSOLE_ROLES).
     Alb,
+    /// Local accounts (`users add`), signed in at `/console/login`.
+    Local,
 }
 
 /// Who places pages' voice calls.

@@ -78,27 +78,43 @@ fn page_link_key(config: &Config) -> Result<Option<SigningKey>, StartupError> {
         .transpose()
 }
 
-/// The console's gate, when `CONSOLE=alb`: refused at start when half-configured (no
-/// load balancer ARN, or nobody given a role), so it never runs open or locked by mistake.
-pub(crate) fn console(config: &Config) -> Result<Option<crate::console::Console>, StartupError> {
+/// The console's gate (`CONSOLE=local|alb`): refused at start when half-configured (`alb`
+/// without the load balancer's ARN or the roles).
+pub(crate) fn console(
+    config: &Config,
+    backend: &Backend,
+) -> Result<Option<crate::console::Console>, StartupError> {
     use crate::cli::ConsoleMode;
-    if config.trust.console == ConsoleMode::Off {
-        return Ok(None);
-    }
-    let arn = config.trust.console_alb_arn.as_deref().ok_or_else(|| {
-        StartupError::Config("CONSOLE=alb needs CONSOLE_ALB_ARN (the load balancer's ARN)".into())
-    })?;
-    let roles = config.trust.console_roles.as_deref().ok_or_else(|| {
-        StartupError::Config("CONSOLE=alb needs CONSOLE_ROLES (who may use it)".into())
-    })?;
-    let roles = crate::console::roles::Roles::parse(roles).map_err(StartupError::Config)?;
-    let keys = crate::console::alb::HttpAlbKeys::new().map_err(|e| StartupError::Client {
-        what: "the load balancer's key client",
-        source: e.into(),
-    })?;
-    let verifier =
-        crate::console::alb::AlbVerifier::new(arn, Box::new(keys)).map_err(StartupError::Config)?;
-    Ok(Some(crate::console::Console { verifier, roles }))
+    use crate::console::SignIn;
+    let sign_in = match config.trust.console {
+        ConsoleMode::Off => return Ok(None),
+        ConsoleMode::Local => SignIn::Local,
+        ConsoleMode::Alb => {
+            let arn = config.trust.console_alb_arn.as_deref().ok_or_else(|| {
+                StartupError::Config(
+                    "CONSOLE=alb needs CONSOLE_ALB_ARN (the load balancer's ARN)".into(),
+                )
+            })?;
+            let roles = config.trust.console_roles.as_deref().ok_or_else(|| {
+                StartupError::Config("CONSOLE=alb needs CONSOLE_ROLES (who may use it)".into())
+            })?;
+            let roles = crate::console::roles::Roles::parse(roles).map_err(StartupError::Config)?;
+            let keys =
+                crate::console::alb::HttpAlbKeys::new().map_err(|e| StartupError::Client {
+                    what: "the load balancer's key client",
+                    source: e.into(),
+                })?;
+            let verifier = crate::console::alb::AlbVerifier::new(arn, Box::new(keys))
+                .map_err(StartupError::Config)?;
+            SignIn::Alb { verifier, roles }
+        }
+    };
+    Ok(Some(crate::console::Console {
+        sign_in,
+        store: backend.console.clone(),
+        settings: backend.config.clone(),
+        throttle: Default::default(),
+    }))
 }
 
 /// Where pages' messages go: on the embedded default its local outbox (`pages show`); on
@@ -394,7 +410,7 @@ impl App {
         .with_limits(config.server.max_concurrency, config.server.shutdown_grace)
         .with_read_timeout(config.server.read_timeout)
         .with_voice(self.twilio)
-        .with_console(console(config)?)
+        .with_console(console(config, &self.backend)?)
         .with_feed(
             feed_key(config)?.map(|key| crate::inbound::http::feed::Feed {
                 key,

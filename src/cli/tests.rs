@@ -281,8 +281,17 @@ fn the_console_is_configured_whole_or_refused() {
         Cli::try_parse_from(all).expect("parses").config
     };
     let arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/pager/1";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend: crate::backend::Backend = crate::backend::local::LocalBackend::open(dir.path())
+        .expect("local backend")
+        .into();
     assert!(
-        crate::cli::startup::console(&config(&[]))
+        crate::cli::startup::console(&config(&["--console", "local"]), &backend)
+            .expect("local needs nothing more")
+            .is_some_and(|c| c.is_local())
+    );
+    assert!(
+        crate::cli::startup::console(&config(&[]), &backend)
             .expect("off")
             .is_none()
     );
@@ -318,7 +327,7 @@ fn the_console_is_configured_whole_or_refused() {
             "is not ROLE:ADDRESS or ROLE:@DOMAIN",
         ),
     ] {
-        let e = crate::cli::startup::console(&config(&args)).expect_err(want);
+        let e = crate::cli::startup::console(&config(&args), &backend).expect_err(want);
         assert!(
             matches!(e, crate::cli::startup::StartupError::Config(_)),
             "{e}"
@@ -334,7 +343,7 @@ fn the_console_is_configured_whole_or_refused() {
         "admin:a@example.com",
     ]);
     assert!(
-        crate::cli::startup::console(&on)
+        crate::cli::startup::console(&on, &backend)
             .expect("configured")
             .is_some()
     );

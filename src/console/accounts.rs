@@ -50,6 +50,10 @@ fn name_ok(n: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// A hash of no account's password, checked against when a name is unknown.
+static DECOY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash("no account has this password").unwrap_or_default());
+
 /// The Argon2id hash of a password, with a fresh salt (the crate's defaults: 19 MiB, two
 /// passes, one lane, as OWASP recommends).
 pub fn hash(password: &str) -> Result<String, AccountError> {
@@ -113,12 +117,26 @@ impl Accounts {
         self.users.len() != before
     }
 
-    /// The role of a name and password, when they are an account's.
+    /// The role of a name and password, when they are an account's. A name that is no
+    /// account's costs a hash all the same, so the time taken does not say which names
+    /// exist.
     pub fn check(&self, name: &str, password: &str) -> Option<Role> {
-        let account = self.users.iter().find(|a| a.name == name)?;
+        let Some(account) = self.users.iter().find(|a| a.name == name) else {
+            verifies(password, &DECOY);
+            return None;
+        };
         verifies(password, &account.hash)
             .then(|| account.role.parse().ok())
             .flatten()
+    }
+
+    /// The role of an account (read on every request, so a changed role or a deleted
+    /// account takes effect at once, on sessions already open too).
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.users
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.role.parse().ok())
     }
 }
 

@@ -2,6 +2,7 @@
 //! desk, per-alarm settings, graphs, metrics. `backend::local` and `backend::aws` implement
 //! them.
 
+pub mod console;
 pub mod desk;
 pub mod graph;
 pub mod ledger;

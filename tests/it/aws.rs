@@ -1715,6 +1715,7 @@ async fn maintenance_windows_are_kept_in_the_settings_table() {
             )
             .expect("rule"),
         ),
+        by: None,
     };
     store
         .save_windows(std::slice::from_ref(&w))
@@ -2045,6 +2046,7 @@ async fn a_new_window_reaches_another_instance_within_seconds() {
         starts_at: now,
         ends_at: now + chrono::Duration::hours(1),
         every: None,
+        by: None,
     };
     mine.save_windows(std::slice::from_ref(&w))
         .await

@@ -12,7 +12,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::json;
 
 use crate::common::{Options, TestApp};
-use cw_support_api::console::Console;
+use cw_support_api::console::SignIn;
 use cw_support_api::console::alb::{AlbKeys, AlbVerifier};
 use cw_support_api::console::roles::Roles;
 use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
@@ -86,7 +86,7 @@ impl AlbKeys for Keys {
 async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let alb = Alb::new();
-    let console = Console {
+    let console = SignIn::Alb {
         verifier: AlbVerifier::new(ARN, Box::new(Keys(alb.pem(), Arc::default())))
             .expect("verifier"),
         roles: Roles::parse("responder:@example.com,admin:alice@example.com").expect("roles"),
@@ -145,7 +145,7 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     let page = shown.text().await.expect("body");
     assert!(
-        page.contains("Signed in as alice@example.com (admin)"),
+        page.contains("<p class=\"who\">alice@example.com (admin)"),
         "{page}"
     );
     assert!(
@@ -159,7 +159,7 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
         "{page}"
     );
     assert!(
-        page.contains("<li>primary: alice</li>"),
+        page.contains("<tr><td>primary</td><td>alice</td><td>-</td></tr>"),
         "one person, on duty for good: {page}"
     );
     let bob = get(Some(alb.token("bob@example.com")))
@@ -169,7 +169,7 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
         .await
         .expect("body");
     assert!(
-        bob.contains("Signed in as bob@example.com (responder)"),
+        bob.contains("<p class=\"who\">bob@example.com (responder)"),
         "{bob}"
     );
 

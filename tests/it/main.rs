@@ -10,6 +10,8 @@ mod aws_paging;
 mod cli;
 mod cloudformation;
 mod console;
+mod console_local;
+mod console_store;
 mod consume;
 mod crash;
 mod fuzz_regressions;

@@ -72,7 +72,7 @@ async fn dynamodb() -> Under {
     }
 }
 
-async fn dynamo_ledger() -> Arc<DynamoLedger> {
+pub(crate) async fn dynamo_ledger() -> Arc<DynamoLedger> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config());
     let (config, table) = (unique("pgcfg"), unique("pages"));
     dynamo::create_tables(&client, &config, &table)

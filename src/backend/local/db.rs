@@ -313,6 +313,20 @@ const SCHEMA: &str = "
         PRIMARY KEY (page, person)
     );
     CREATE INDEX IF NOT EXISTS callouts_by_time ON callouts (at);
+    -- The console's sessions, by the SHA-256 of their token, and its audit log.
+    CREATE TABLE IF NOT EXISTS console_sessions (
+        key TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        who TEXT NOT NULL,
+        what TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS notices (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         at TEXT NOT NULL,

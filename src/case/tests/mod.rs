@@ -98,6 +98,7 @@ async fn window(f: &Fixture, pattern: Option<&str>, minutes: i64) {
             starts_at: now - chrono::Duration::minutes(1),
             ends_at: now + chrono::Duration::minutes(minutes),
             every: None,
+            by: None,
         }])
         .await
         .expect("save");

@@ -167,6 +167,7 @@ async fn a_weekly_window_holds_alarms_during_each_occurrence() {
             starts_at: now - chrono::Duration::days(2),
             ends_at: crate::domain::maintenance::forever(),
             every: Some(rule),
+            by: None,
         }])
         .await
         .expect("save");

@@ -172,9 +172,6 @@ async fn list_alarms(backend: &Backend, out: &mut dyn Write) -> anyhow::Result<(
     write_out(out, &crate::escape::printable(&text))
 }
 
-/// Windows that ended more than this long ago are dropped when the list is saved.
-const KEEP_ENDED_WINDOWS: chrono::Duration = chrono::Duration::days(7);
-
 pub async fn maintenance(
     config: &Config,
     cmd: MaintenanceCommand,
@@ -183,14 +180,13 @@ pub async fn maintenance(
     let backend = crate::cli::startup::build(config).await?.backend;
     let store = &*backend.config;
     let now = chrono::Utc::now();
-    let windows = store.windows().await?;
     match cmd {
         MaintenanceCommand::Start(start) => {
             let window = plan_window(&start, now)?;
-            start_window(store, windows, window, now, out).await
+            start_window(store, window, now, out).await
         }
-        MaintenanceCommand::List { json } => list_windows(&windows, json, now, out),
-        MaintenanceCommand::Stop { id } => stop_windows(store, windows, id, now, out).await,
+        MaintenanceCommand::List { json } => list_windows(&store.windows().await?, json, now, out),
+        MaintenanceCommand::Stop { id } => stop_windows(store, id, now, out).await,
     }
 }
 
@@ -243,8 +239,7 @@ fn plan_window(
         )));
     }
     Ok(MaintenanceWindow {
-        // Milliseconds: two windows started within one second keep both.
-        id: format!("mw-{}", now.format("%Y%m%d%H%M%S%3f")),
+        id: crate::case::windows::new_id(now),
         reason: reason.trim().to_owned(),
         alarm_pattern: alarm.clone().filter(|a| !a.trim().is_empty()),
         starts_at,
@@ -254,20 +249,18 @@ fn plan_window(
             None => starts_at + length,
         },
         every: recurrence,
+        by: None,
     })
 }
 
 /// Saves a new window (dropping those long ended) and says when it runs.
 async fn start_window(
     store: &dyn AlarmConfigStore,
-    mut windows: Vec<MaintenanceWindow>,
     window: MaintenanceWindow,
     now: chrono::DateTime<chrono::Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    windows.retain(|w| w.ends_at + KEEP_ENDED_WINDOWS > now && w.id != window.id);
-    windows.push(window.clone());
-    store.save_windows(&windows).await?;
+    crate::case::windows::start(store, window.clone(), now).await?;
     let next = window
         .next_start(now)
         .map(|t| format!("; next from {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
@@ -338,29 +331,17 @@ fn list_windows(
 /// `maintenance stop`: ends the window named, or every active one, now.
 async fn stop_windows(
     store: &dyn AlarmConfigStore,
-    mut windows: Vec<MaintenanceWindow>,
     id: Option<String>,
     now: chrono::DateTime<chrono::Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut stopped = Vec::new();
-    for w in windows.iter_mut() {
-        let chosen = match &id {
-            Some(id) => &w.id == id,
-            None => w.active_at(now),
-        };
-        if chosen && w.ends_at > now {
-            w.ends_at = now;
-            stopped.push(w.id.clone());
-        }
-    }
+    let stopped = crate::case::windows::stop(store, id.as_deref(), now).await?;
     if stopped.is_empty() {
         return Err(anyhow::Error::msg(match id {
             Some(id) => format!("no window {id:?} that has not ended"),
             None => "no active maintenance window".into(),
         }));
     }
-    store.save_windows(&windows).await?;
     write_out(
         out,
         &format!(

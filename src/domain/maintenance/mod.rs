@@ -244,6 +244,9 @@ pub struct MaintenanceWindow {
     pub ends_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<Recurrence>,
+    /// Who started it, when a person did through the console ("I'm fixing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl MaintenanceWindow {

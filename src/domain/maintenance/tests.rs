@@ -26,6 +26,7 @@ fn windows_cover_by_time_and_pattern() {
         starts_at: now + chrono::Duration::minutes(from),
         ends_at: now + chrono::Duration::minutes(to),
         every: None,
+        by: None,
     };
     let windows = vec![
         w("all-later", None, 10, 20),
@@ -57,6 +58,7 @@ fn a_weekly_window_covers_each_occurrence_in_its_time_zone() {
         starts_at: at("2026-11-01T00:00:00Z"),
         ends_at: forever(),
         every: Some(rule),
+        by: None,
     };
     // Saturday 2026-12-05, 02:00 in Berlin (CET, UTC+1) is 01:00 UTC, for two hours.
     assert_eq!(
@@ -85,6 +87,7 @@ fn a_weekly_window_entered_during_an_occurrence_holds_it_now() {
         starts_at: entered,
         ends_at: forever(),
         every: Some(Recurrence::parse("Sun 17:39", "UTC", 60).expect("rule")),
+        by: None,
     };
     assert_eq!(w.active_until(entered), Some(at("2026-12-06T18:39:00Z")));
     assert_eq!(w.active_until(at("2026-12-06T18:39:00Z")), None);
@@ -106,6 +109,7 @@ fn an_occurrence_in_a_spring_forward_gap_moves_to_the_first_valid_instant() {
         starts_at: at("2027-03-01T00:00:00Z"),
         ends_at: forever(),
         every: Some(Recurrence::parse("sun 02:30", "Europe/Berlin", 60).expect("rule")),
+        by: None,
     };
     // 03:00 CEST is 01:00 UTC: that day's occurrence starts then, for its hour.
     assert_eq!(
@@ -234,6 +238,7 @@ fn an_occurrence_in_a_fall_back_overlap_runs_once() {
         starts_at: at("2026-10-01T00:00:00Z"),
         ends_at: forever(),
         every: Some(Recurrence::parse("sun 02:30", "Europe/Berlin", 30).expect("rule")),
+        by: None,
     };
     assert_eq!(
         w.next_start(at("2026-10-24T12:00:00Z")),

@@ -165,8 +165,11 @@ pub fn app(state: AppState) -> Router {
                 "/pages/{id}/{person}/{until}/{token}",
                 get(page_link::show).post(page_link::acknowledge),
             )
-            .route("/voice/twilio/{page}/{person}", post(voice::keypress))
-            .route("/console/", get(console::dashboard)),
+            .route("/voice/twilio/{page}/{person}", post(voice::keypress)),
+    };
+    let router = match state.console.is_some() && !state.health_only {
+        true => console::routes(router),
+        false => router,
     };
     router.with_state(state)
 }

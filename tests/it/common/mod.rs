@@ -60,8 +60,9 @@ pub(crate) struct Options {
     pub(crate) verify_sqs_envelopes: bool,
     pub(crate) max_concurrency: Option<usize>,
     pub(crate) shutdown_grace: Option<Duration>,
-    /// The console's gate (its key source a test's own).
-    pub(crate) console: Option<cw_support_api::console::Console>,
+    /// The console and how people sign in to it (the load balancer's key source a test's
+    /// own), on this app's stores.
+    pub(crate) console: Option<cw_support_api::console::SignIn>,
 }
 
 /// Serves something that is not a certificate for every URL, so a message signed by
@@ -133,6 +134,14 @@ impl TestApp {
             backend.desk = desk;
         }
         let config = config(data_dir);
+        let console = opts
+            .console
+            .map(|sign_in| cw_support_api::console::Console {
+                sign_in,
+                store: backend.console.clone(),
+                settings: backend.config.clone(),
+                throttle: Default::default(),
+            });
         let app = startup::build_on(&config, backend)
             .await
             .expect("the application");
@@ -143,7 +152,7 @@ impl TestApp {
                     .unwrap_or(http::DEFAULT_MAX_CONCURRENCY),
                 opts.shutdown_grace.unwrap_or(Duration::from_secs(30)),
             )
-            .with_console(opts.console);
+            .with_console(console);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

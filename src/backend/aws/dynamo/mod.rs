@@ -5,6 +5,7 @@
 //! This file holds what they share: the attribute helpers, the ledger table's TTL
 //! attribute.
 
+mod console;
 mod ledger;
 mod outbox;
 mod pages;

@@ -3,6 +3,7 @@
 //! so a decision that was answered 200 survives a crash. The notice outbox, in the same
 //! database and the same transactions, is in `outbox`.
 
+mod console;
 mod outbox;
 mod pages;
 

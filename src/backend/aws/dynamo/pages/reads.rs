@@ -28,7 +28,11 @@ pub(super) enum KeyHolder {
 }
 
 impl DynamoLedger {
-    pub(super) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, LedgerError> {
+    pub(in crate::backend::aws::dynamo) async fn get(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<Item>, LedgerError> {
         let out = self
             .client
             .get_item()
@@ -43,7 +47,7 @@ impl DynamoLedger {
     }
 
     /// Every item a Query answers, page after page, up to `limit` items.
-    pub(super) async fn query_items(
+    pub(in crate::backend::aws::dynamo) async fn query_items(
         &self,
         q: QueryFluentBuilder,
         limit: usize,
