@@ -106,6 +106,7 @@ impl Pager {
                 event: format!("support:{}", w.event),
                 at: now,
                 first_due: now,
+                description: None,
             })
             .await?;
         self.woken();

@@ -36,6 +36,27 @@ pub struct NewPage {
     pub at: DateTime<Utc>,
     /// When its first step is due.
     pub first_due: DateTime<Utc>,
+    /// What the alarm's own description says (its runbook line, often), for the timeline.
+    pub description: Option<String>,
+}
+
+impl NewPage {
+    /// The first line of a new page's timeline.
+    pub fn opened_line(&self) -> String {
+        let mut line = format!(
+            "opened for {} (policy {}): {}",
+            self.alarm, self.policy, self.summary
+        );
+        if let Some(d) = self
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            line.push_str(&format!(". The alarm's description: {d}"));
+        }
+        line
+    }
 }
 
 /// What raising did.

@@ -7,6 +7,7 @@ mod common;
 mod aws;
 mod aws_channels;
 mod aws_paging;
+mod browser;
 mod cli;
 mod cloudformation;
 mod console;

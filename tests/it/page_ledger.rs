@@ -122,6 +122,7 @@ fn new_page(key: &str, event: &str, at: &str) -> NewPage {
         event: event.into(),
         at: t(at),
         first_due: t(at),
+        description: None,
     }
 }
 

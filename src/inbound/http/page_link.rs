@@ -48,19 +48,25 @@ pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response 
     html_answer(
         status,
         "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "no-referrer",
         page,
     )
 }
 
-/// An HTML page with its Content-Security-Policy and the headers every HTML answer of the
-/// service carries.
-pub(super) fn html_answer(status: StatusCode, csp: &'static str, page: String) -> Response {
+/// An HTML page with its Content-Security-Policy and referrer policy, and the headers every
+/// HTML answer of the service carries.
+pub(super) fn html_answer(
+    status: StatusCode,
+    csp: &'static str,
+    referrer: &'static str,
+    page: String,
+) -> Response {
     (
         status,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, csp),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::REFERRER_POLICY, referrer),
             (header::CACHE_CONTROL, "no-store"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],

@@ -74,6 +74,7 @@ impl Pager {
                 event: alarm.event_key(),
                 at: now,
                 first_due: now + first,
+                description: alarm.description.clone(),
             })
             .await?;
         if let Raised::Opened(_) = raised {

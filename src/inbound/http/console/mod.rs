@@ -123,18 +123,18 @@ impl IntoResponse for Stop {
             Stop::Unauthorized => bare(
                 StatusCode::UNAUTHORIZED,
                 "Sign in",
-                "<p>Sign in through the load balancer to see the console.</p>",
+                "<main><p>Sign in through the load balancer to see the console.</p></main>",
             ),
             Stop::Unavailable => bare(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
-                "<p>The console cannot answer just now. Try again in a moment.</p>",
+                "<main><p>The console cannot answer just now. Try again in a moment.</p></main>",
             ),
             Stop::Refused(status, text) => bare(
                 status,
                 "Refused",
                 &format!(
-                    "<p>{}</p><p><a href=\"/console/\">Back to the console</a></p>",
+                    "<main><p>{}</p><p><a href=\"/console/\">Back to the console</a></p></main>",
                     html(&text)
                 ),
             ),
@@ -308,5 +308,7 @@ fn bare(status: StatusCode, title: &str, body: &str) -> Response {
          <title>{} · cw-support-api</title></head><body>{body}</body></html>",
         html(title)
     );
-    html_answer(status, CSP, page)
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+    // with every form post, and the console's own forms could not show where they came from.
+    html_answer(status, CSP, "same-origin", page)
 }

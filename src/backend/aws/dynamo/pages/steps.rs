@@ -73,10 +73,7 @@ impl DynamoLedger {
             msg_keys: BTreeSet::new(),
             called: BTreeSet::new(),
         };
-        let line = format!(
-            "opened for {} (policy {}): {}",
-            p.alarm, p.policy, p.summary
-        );
+        let line = p.opened_line();
         let mut items = vec![
             self.event_put(&p.event, id)?,
             self.key_put(&p.key, id, stale)?,

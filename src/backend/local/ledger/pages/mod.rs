@@ -180,15 +180,7 @@ fn raise(c: &Connection, p: &NewPage) -> rusqlite::Result<Raised> {
                 params![p.key, p.alarm, p.policy, p.summary, stamp(p.at), stamp(p.first_due)],
             )?;
                 let id = c.last_insert_rowid();
-                timeline(
-                    c,
-                    id,
-                    p.at,
-                    &format!(
-                        "opened for {} (policy {}): {}",
-                        p.alarm, p.policy, p.summary
-                    ),
-                )?;
+                timeline(c, id, p.at, &p.opened_line())?;
                 Raised::Opened(page_id(id))
             }
         };
