@@ -330,7 +330,7 @@ async fn end_user_messaging_speaks_the_page_slowly_and_says_what_aws_refused() {
 /// comes, within a second of its time (the step's due time is in DynamoDB, not in memory).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stage_due_while_the_aws_instance_was_killed_still_comes_on_time() {
-    let run = aws_run(5).await;
+    let run = aws_run(8).await;
     let pairs: Vec<(&str, &str)> = run
         .env
         .iter()
@@ -360,6 +360,10 @@ async fn a_stage_due_while_the_aws_instance_was_killed_still_comes_on_time() {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("dead");
     let _restarted = ServerProcess::start(&pairs);
+    // A server that is down sends nothing: on a loaded machine the restart (the SDK's
+    // start, STS) can take longer than the gap, and then the stage is due the moment the
+    // restarted server is ready.
+    let due = due.max(chrono::Utc::now());
     wait_for("bob's call", async || {
         run.voice
             .calls()
