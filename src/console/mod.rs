@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod alb;
+pub mod chart;
 pub mod roles;
 pub mod throttle;
 

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod file;
 pub mod ical;
 pub mod model;
+pub mod overrides;
 pub mod policy;
 pub mod resolve;
 

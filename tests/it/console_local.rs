@@ -583,3 +583,158 @@ async fn a_viewer_sees_but_cannot_act_and_a_deleted_account_is_signed_out() {
     assert_eq!(r.status(), 303);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_schedules_case_story_and_last_days_chart_are_shown_and_overrides_made() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, client) = app(dir.path()).await;
+    // An alarm that opens a case (no route to people): the dry-run desk's case 1.
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string();
+    let alarm = json!({"AlarmName": "api-5xx", "NewStateValue": "ALARM", "StateChangeTime": now});
+    let (status, body) = app.post(alarm.to_string()).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("created")),
+        "{body}"
+    );
+    let case = body["caseId"].as_str().expect("case id").to_owned();
+
+    let alice = session(&app, &client, "alice").await;
+    let (_, dash) = get(&app, &client, "/console/", &alice).await;
+    assert!(
+        dash.contains("<svg") && dash.contains(": 1</title></rect>"),
+        "one alarm this hour: {dash}"
+    );
+    assert!(
+        dash.contains(&format!("href=\"/console/cases/{case}\"")),
+        "{dash}"
+    );
+    let (status, story) = get(&app, &client, &format!("/console/cases/{case}"), &alice).await;
+    assert_eq!(status, 200);
+    assert!(
+        story.contains("api-5xx") && story.contains("created"),
+        "{story}"
+    );
+    for bad in [
+        "/console/cases/nope-0",
+        "/console/cases/%3Cscript%3E",
+        &format!("/console/cases/{}", "x".repeat(200)),
+    ] {
+        assert_eq!(get(&app, &client, bad, &alice).await.0, 404, "{bad}");
+    }
+
+    // The week's shifts, and an override for tomorrow.
+    let (status, week) = get(&app, &client, "/console/schedules", &alice).await;
+    assert_eq!(status, 200);
+    assert!(
+        week.contains("<h2>primary</h2>") && week.contains("override-form"),
+        "{week}"
+    );
+    let token = csrf(&week);
+    let day = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (from, until) = (format!("{day}T09:00"), format!("{day}T17:00"));
+    let form = [
+        ("csrf", token.as_str()),
+        ("schedule", "primary"),
+        ("person", "bob"),
+        ("from", &from),
+        ("until", &until),
+    ];
+    let r = post(
+        &app,
+        &client,
+        "/console/schedules/override",
+        &alice,
+        &form,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, week) = get(&app, &client, "/console/schedules", &alice).await;
+    assert!(week.contains("<td>bob</td>"), "{week}");
+    let saved = app
+        .backend
+        .config
+        .on_call()
+        .await
+        .expect("read")
+        .expect("file");
+    assert!(
+        saved.contains("[[schedule.override]]") && saved.contains(&from),
+        "{saved}"
+    );
+    // Every mistake said, nothing saved.
+    for (field, value, said) in [
+        ("person", "mallory", "no person mallory"),
+        ("schedule", "nightly", "no schedule &quot;nightly&quot;"),
+        ("from", "tomorrow", "tomorrow"),
+        ("until", &from, "ends"),
+    ] {
+        let mut bad: Vec<(&str, &str)> = form.to_vec();
+        for f in bad.iter_mut().filter(|f| f.0 == field) {
+            f.1 = value;
+        }
+        let r = post(
+            &app,
+            &client,
+            "/console/schedules/override",
+            &alice,
+            &bad,
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{field}");
+        let text = r.text().await.expect("body");
+        assert!(text.contains(said), "{field}: {text}");
+    }
+    assert_eq!(
+        app.backend
+            .config
+            .on_call()
+            .await
+            .expect("read")
+            .expect("file"),
+        saved
+    );
+    let (_, audit) = get(&app, &client, "/console/audit", &alice).await;
+    assert!(
+        audit.contains(&format!(
+            "put bob on duty in primary from {from} until {until}"
+        )),
+        "{audit}"
+    );
+
+    // A viewer sees the week, has no form, and cannot post one.
+    let victor = session(&app, &client, "victor").await;
+    let (_, week) = get(&app, &client, "/console/schedules", &victor).await;
+    assert!(
+        week.contains("<h2>primary</h2>") && !week.contains("override-form"),
+        "{week}"
+    );
+    let token = csrf(&week);
+    let form = [
+        ("csrf", token.as_str()),
+        ("schedule", "primary"),
+        ("person", "bob"),
+        ("from", &from),
+        ("until", &until),
+    ];
+    assert_eq!(
+        post(
+            &app,
+            &client,
+            "/console/schedules/override",
+            &victor,
+            &form,
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+    app.stop().await;
+}

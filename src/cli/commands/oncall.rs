@@ -13,7 +13,7 @@ use crate::cli::{Config, OncallCommand};
 use crate::domain::maintenance::parse_at;
 use crate::domain::settings::AlarmConfigStore;
 use crate::oncall::file::{self, OnCall};
-use crate::oncall::model::{self, Override, PersonId, Schedule};
+use crate::oncall::model::{PersonId, Schedule};
 use crate::oncall::{on_duty, shifts};
 
 pub(super) async fn oncall(
@@ -82,7 +82,9 @@ pub(super) async fn oncall(
             until,
         } => {
             let mut on_call = load(store).await?;
-            add_override(&mut on_call, &schedule, &person, &from, &until)?;
+            on_call
+                .add_override(&schedule, &person, &from, &until)
+                .map_err(|e| Usage(e.to_string()))?;
             save(store, &on_call).await?;
             write_out(
                 out,
@@ -258,29 +260,4 @@ fn show(
         ));
     }
     write_out(out, &text)
-}
-
-fn add_override(
-    on_call: &mut OnCall,
-    schedule: &str,
-    person: &str,
-    from: &str,
-    until: &str,
-) -> anyhow::Result<()> {
-    let usage = |e: model::ModelError| Usage(e.to_string());
-    let person = PersonId::parse(person).map_err(usage)?;
-    if !on_call.people.iter().any(|p| p.id == person) {
-        return Err(Usage(format!("no person {person} (see `oncall export`)")).into());
-    }
-    let o = Override::new(
-        person,
-        model::local_time(from).map_err(usage)?,
-        model::local_time(until).map_err(usage)?,
-    )
-    .map_err(usage)?;
-    let Some(s) = on_call.schedules.iter_mut().find(|s| s.id == schedule) else {
-        return Err(Usage(format!("no schedule {schedule:?} (see `oncall export`)")).into());
-    };
-    s.overrides.push(o);
-    Ok(())
 }

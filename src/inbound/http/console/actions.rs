@@ -26,11 +26,11 @@ fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
 }
 
-type Fields = std::collections::HashMap<String, String>;
+pub(super) type Fields = std::collections::HashMap<String, String>;
 
 /// The visitor of a form post that passed its checks and carries the role `needed`, with
 /// the form's fields.
-async fn poster(
+pub(super) async fn poster(
     state: &AppState,
     headers: &HeaderMap,
     body: &Bytes,

@@ -28,6 +28,7 @@ pub(super) async fn dashboard(
     let now = Utc::now();
     let mut body = String::from("<h1>On duty</h1>");
     body.push_str(&pages(&state, &visitor).await);
+    body.push_str(&last_day(&state, now).await);
     body.push_str(&fixing(&*console.settings, &visitor, now).await);
     body.push_str(&cases(&state).await);
     body.push_str(&on_duty(&state, now).await);
@@ -134,6 +135,31 @@ async fn fixing(
     out
 }
 
+/// The alarms of the last 24 hours, an SVG bar per hour.
+async fn last_day(state: &AppState, now: DateTime<Utc>) -> String {
+    let filter = crate::ports::ledger::DecisionFilter {
+        since: Some(now - chrono::Duration::hours(25)),
+        limit: 20_000,
+        ..Default::default()
+    };
+    let mut out = String::from("<h2>Alarms, last 24 hours</h2>");
+    match state.cases.ledger().decisions(&filter).await {
+        Ok(decisions) => {
+            let (start, counts) = crate::console::chart::alarms_per_hour(&decisions, now);
+            out.push_str(&crate::console::chart::hourly_bars(
+                "Alarms per hour, last 24 hours",
+                start,
+                &counts,
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::errors::Chain(&e), "the console could not read the decisions");
+            out.push_str("<p>The alarms cannot be read just now.</p>");
+        }
+    }
+    out
+}
+
 async fn cases(state: &AppState) -> String {
     let mut out = String::from("<h2>Open cases</h2>");
     match state.cases.ledger().open_cases().await {
@@ -142,12 +168,12 @@ async fn cases(state: &AppState) -> String {
             out.push_str("<table id=\"cases\"><tr><th>Alarm</th><th>Case</th><th>Opened</th><th>Updates</th><th>Recovered</th></tr>");
             for c in open.iter().take(100) {
                 out.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td><a href=\"/console/cases/{case}\">{case}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     html(&c.alarm_name),
-                    html(&c.case_id),
                     when(c.opened_at),
                     c.updates,
                     if c.recovered { "yes" } else { "no" },
+                    case = html(&c.case_id),
                 ));
             }
             out.push_str("</table>");

@@ -7,8 +7,10 @@
 //! change (each change audited with the person).
 
 mod actions;
+mod cases;
 mod dashboard;
 mod login;
+mod schedules;
 mod views;
 
 use std::collections::HashMap;
@@ -44,6 +46,9 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/login", get(login::show_form).post(login::login))
         .route("/console/logout", post(login::logout))
         .route("/console/audit", get(views::audit))
+        .route("/console/schedules", get(schedules::schedules))
+        .route("/console/schedules/override", post(schedules::add_override))
+        .route("/console/cases/{id}", get(cases::case))
         .route("/console/pages/{id}", get(views::page_view))
         .route("/console/pages/{id}/{action}", post(actions::page_action))
         .route("/console/fixing", post(actions::start_fixing))
@@ -290,7 +295,8 @@ fn button(visitor: &Visitor, action: &str, label: &str) -> String {
 /// A console page: the header with who is signed in, the navigation, and `body`.
 fn page(status: StatusCode, title: &str, visitor: &Visitor, body: &str) -> Response {
     let header = format!(
-        "<header><nav><a href=\"/console/\">Dashboard</a> <a href=\"/console/audit\">Audit log</a></nav>\
+        "<header><nav><a href=\"/console/\">Dashboard</a> <a href=\"/console/schedules\">Schedules</a> \
+         <a href=\"/console/audit\">Audit log</a></nav>\
          <p class=\"who\">{} ({}) {}</p></header>",
         html(&visitor.name),
         visitor.role.as_str(),
