@@ -16,8 +16,8 @@ use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The app with a console of local accounts: alice (responder) and victor (viewer), on
-/// duty by the walk-through's file, and one alarm that pages.
+/// The app with a console of local accounts: alice (responder), victor (viewer) and ada
+/// (admin), on duty by the walk-through's file, and one alarm that pages.
 async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
     let app = TestApp::spawn_with(
         dir,
@@ -35,6 +35,7 @@ async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
         .put("victor", Role::Viewer, PASSWORD)
         .expect("victor");
     let store = &app.backend.config;
+    accounts.put("ada", Role::Admin, PASSWORD).expect("ada");
     store
         .save_document(Document::Users, &accounts.text())
         .await
@@ -735,6 +736,107 @@ async fn the_schedules_case_story_and_last_days_chart_are_shown_and_overrides_ma
         .await
         .status(),
         403
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_changes_an_alarms_settings_and_nobody_else_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, client) = app(dir.path()).await;
+    let ada = session(&app, &client, "ada").await;
+    let (status, page) = get(&app, &client, "/console/settings", &ada).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>db-down</td>") && page.contains("settings-form"),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let form = [
+        ("csrf", token.as_str()),
+        ("alarm", "db-down"),
+        ("priority", "High"),
+        ("route", "both"),
+        ("action", "Fail over: runbook/db.md"),
+    ];
+    assert_eq!(
+        post(&app, &client, "/console/settings", &ada, &form, None)
+            .await
+            .status(),
+        303
+    );
+    let r = app
+        .backend
+        .config
+        .get("db-down")
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(
+        (
+            r.priority.as_deref(),
+            r.route.as_deref(),
+            r.policy.as_deref(),
+            r.action.as_deref()
+        ),
+        (
+            Some("high"),
+            Some("both"),
+            Some("default"),
+            Some("Fail over: runbook/db.md")
+        )
+    );
+    // What a case could not use is refused, said, and nothing saved.
+    for (field, value, said) in [
+        ("priority", "whenever", "priority"),
+        ("route", "sometimes", "route"),
+        ("enabled", "maybe", "enabled: yes or no"),
+        ("alarm", "", "Name the alarm"),
+        ("policy", "", "Nothing to change"),
+    ] {
+        let mut bad = vec![("csrf", token.as_str()), ("alarm", "db-down")];
+        match bad.iter_mut().find(|f| f.0 == field) {
+            Some(f) => f.1 = value,
+            None => bad.push((field, value)),
+        }
+        let r = post(&app, &client, "/console/settings", &ada, &bad, None).await;
+        assert_eq!(r.status(), 400, "{field}");
+        assert!(r.text().await.expect("body").contains(said), "{field}");
+    }
+    assert_eq!(
+        app.backend
+            .config
+            .get("db-down")
+            .await
+            .expect("read")
+            .expect("record")
+            .priority
+            .as_deref(),
+        Some("high")
+    );
+    let (_, audit) = get(&app, &client, "/console/audit", &ada).await;
+    assert!(audit.contains("changed the settings of db-down: priority=High, route=both, action=Fail over: runbook/db.md"), "{audit}");
+
+    // A responder sees the settings and has no form; a post is refused.
+    let alice = session(&app, &client, "alice").await;
+    let (_, page) = get(&app, &client, "/console/settings", &alice).await;
+    assert!(
+        page.contains("<td>high</td>") && !page.contains("settings-form"),
+        "{page}"
+    );
+    let token = csrf(&page);
+    let form = [
+        ("csrf", token.as_str()),
+        ("alarm", "db-down"),
+        ("enabled", "false"),
+    ];
+    let r = post(&app, &client, "/console/settings", &alice, &form, None).await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("needs the admin role")
     );
     app.stop().await;
 }

@@ -11,6 +11,7 @@ mod cases;
 mod dashboard;
 mod login;
 mod schedules;
+mod settings;
 mod views;
 
 use std::collections::HashMap;
@@ -49,6 +50,10 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/schedules", get(schedules::schedules))
         .route("/console/schedules/override", post(schedules::add_override))
         .route("/console/cases/{id}", get(cases::case))
+        .route(
+            "/console/settings",
+            get(settings::settings).post(settings::change),
+        )
         .route("/console/pages/{id}", get(views::page_view))
         .route("/console/pages/{id}/{action}", post(actions::page_action))
         .route("/console/fixing", post(actions::start_fixing))
@@ -296,6 +301,7 @@ fn button(visitor: &Visitor, action: &str, label: &str) -> String {
 fn page(status: StatusCode, title: &str, visitor: &Visitor, body: &str) -> Response {
     let header = format!(
         "<header><nav><a href=\"/console/\">Dashboard</a> <a href=\"/console/schedules\">Schedules</a> \
+         <a href=\"/console/settings\">Settings</a> \
          <a href=\"/console/audit\">Audit log</a></nav>\
          <p class=\"who\">{} ({}) {}</p></header>",
         html(&visitor.name),
