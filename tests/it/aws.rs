@@ -1370,7 +1370,10 @@ async fn the_survivor_of_two_instances_settles_the_alarms_of_the_one_killed() {
         slowest = slowest.max(killed_at.elapsed());
     }
     eprintln!("every alarm answered 200 by the survivor within {slowest:?} of the kill");
-    assert!(slowest < Duration::from_secs(10), "{slowest:?}");
+    // The leases lapse after 3 s; the rest is 16 cases opened through a slowed stand-in on
+    // a machine that may be running Chromium beside this test: 20 s is that with room,
+    // and far below what waiting out REQUEST_TIMEOUT would take.
+    assert!(slowest < Duration::from_secs(20), "{slowest:?}");
     let mut per_alarm = std::collections::HashMap::<String, usize>::new();
     for case in standin.cases() {
         *per_alarm

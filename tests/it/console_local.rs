@@ -14,11 +14,11 @@ use cw_support_api::console::roles::Role;
 use cw_support_api::domain::documents::Document;
 use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The app with a console of local accounts: alice (responder), victor (viewer) and ada
 /// (admin), on duty by the walk-through's file, and one alarm that pages.
-async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
+pub(crate) async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
     let app = TestApp::spawn_with(
         dir,
         Options {
@@ -58,7 +58,7 @@ async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
     (app, client)
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -67,19 +67,19 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn cookie_value(set_cookie: &str) -> String {
+pub(crate) fn cookie_value(set_cookie: &str) -> String {
     let pair = set_cookie.split(';').next().expect("pair");
     pair.split_once('=').expect("=").1.to_owned()
 }
 
 /// The first CSRF token in a page.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     page[at..].split('"').next().expect("value").to_owned()
 }
 
 /// Signs in as `name`: the session cookie's value.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     name: &str,
@@ -105,7 +105,7 @@ async fn sign_in(
         .expect("login")
 }
 
-async fn session(app: &TestApp, client: &reqwest::Client, name: &str) -> String {
+pub(crate) async fn session(app: &TestApp, client: &reqwest::Client, name: &str) -> String {
     let r = sign_in(app, client, name, PASSWORD).await;
     assert_eq!(r.status(), 303, "{name} signs in");
     assert_eq!(r.headers()["location"], "/console/");
@@ -119,7 +119,12 @@ async fn session(app: &TestApp, client: &reqwest::Client, name: &str) -> String 
     format!("cw_session={}", cookie_value(&c))
 }
 
-async fn get(app: &TestApp, client: &reqwest::Client, path: &str, cookie: &str) -> (u16, String) {
+pub(crate) async fn get(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+    cookie: &str,
+) -> (u16, String) {
     let r = client
         .get(app.url(path))
         .header("cookie", cookie)
@@ -129,7 +134,7 @@ async fn get(app: &TestApp, client: &reqwest::Client, path: &str, cookie: &str) 
     (r.status().as_u16(), r.text().await.expect("body"))
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,

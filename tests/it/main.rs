@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod cloudformation;
 mod console;
+mod console_admin;
 mod console_local;
 mod console_store;
 mod consume;

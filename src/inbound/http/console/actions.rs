@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::{Stop, allowed, checked_post, form, not_found, refusal, unavailable, visitor};
+use super::{Stop, allowed, checked_post, not_found, refusal, unavailable, visitor};
 use crate::console::roles::Role;
 use crate::console::{Console, Visitor};
 use crate::domain::maintenance::MaintenanceWindow;
@@ -36,8 +36,19 @@ pub(super) async fn poster(
     body: &Bytes,
     needed: Role,
 ) -> Result<(std::sync::Arc<Console>, Visitor, Fields), Stop> {
+    poster_within(state, headers, body, needed, super::MAX_FORM_BYTES).await
+}
+
+/// [`poster`], for a form of at most `limit` bytes.
+pub(super) async fn poster_within(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    needed: Role,
+    limit: usize,
+) -> Result<(std::sync::Arc<Console>, Visitor, Fields), Stop> {
     let (console, visitor) = visitor(state, headers).await?;
-    let fields = form(body)?;
+    let fields = super::form_within(body, limit)?;
     checked_post(headers, &fields, &visitor.csrf)?;
     allowed(&visitor, needed)?;
     Ok((console, visitor, fields))

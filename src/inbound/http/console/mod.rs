@@ -12,6 +12,7 @@ mod dashboard;
 mod login;
 mod schedules;
 mod settings;
+mod users;
 mod views;
 
 use std::collections::HashMap;
@@ -50,6 +51,9 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/schedules", get(schedules::schedules))
         .route("/console/schedules/override", post(schedules::add_override))
         .route("/console/cases/{id}", get(cases::case))
+        .route("/console/users", get(users::users).post(users::add))
+        .route("/console/users/{name}/delete", post(users::delete))
+        .route("/console/schedules/file", post(schedules::replace_file))
         .route(
             "/console/settings",
             get(settings::settings).post(settings::change),
@@ -191,7 +195,12 @@ fn unavailable(e: &(dyn std::error::Error + 'static)) -> Stop {
 
 /// A form's fields, or why the body is not one.
 fn form(body: &Bytes) -> Result<HashMap<String, String>, Stop> {
-    if body.len() > MAX_FORM_BYTES {
+    form_within(body, MAX_FORM_BYTES)
+}
+
+/// A form of at most `limit` bytes (the on-duty file's is larger than the others).
+fn form_within(body: &Bytes, limit: usize) -> Result<HashMap<String, String>, Stop> {
+    if body.len() > limit {
         return Err(refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The form is too large.",
@@ -302,8 +311,12 @@ fn page(status: StatusCode, title: &str, visitor: &Visitor, body: &str) -> Respo
     let header = format!(
         "<header><nav><a href=\"/console/\">Dashboard</a> <a href=\"/console/schedules\">Schedules</a> \
          <a href=\"/console/settings\">Settings</a> \
-         <a href=\"/console/audit\">Audit log</a></nav>\
+         <a href=\"/console/audit\">Audit log</a>{}</nav>\
          <p class=\"who\">{} ({}) {}</p></header>",
+        match visitor.role {
+            Role::Admin => " <a href=\"/console/users\">Users</a>",
+            _ => "",
+        },
         html(&visitor.name),
         visitor.role.as_str(),
         button(visitor, "/console/logout", "Sign out"),

@@ -74,6 +74,18 @@ pub(super) async fn schedules(
             options(on_call.people.iter().map(|p| p.id.as_str()).collect()),
         ));
     }
+    if visitor.role >= Role::Admin {
+        let current = file::export(&on_call).map_err(|e| unavailable(&e))?;
+        body.push_str(&format!(
+            "<h2>The on-duty file</h2><p class=\"muted\">People, schedules and policies, as \
+             <code>oncall import</code> reads them.</p>\
+             <form method=\"post\" action=\"/console/schedules/file\" id=\"file-form\">{}\
+             <textarea name=\"file\" rows=\"20\" cols=\"80\" spellcheck=\"false\">{}</textarea>\
+             <button type=\"submit\">Replace the file</button></form>",
+            csrf_field(&visitor),
+            html(&current)
+        ));
+    }
     Ok(page(StatusCode::OK, "Schedules", &visitor, &body))
 }
 
@@ -104,6 +116,53 @@ pub(super) async fn add_override(
         .audit(
             &visitor.name,
             &format!("put {person} on duty in {schedule} from {from} until {until}"),
+            Utc::now(),
+        )
+        .await;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, "/console/schedules")],
+    )
+        .into_response())
+}
+
+/// The largest form taken for the on-duty file: the file's own bound, URL-encoded.
+const MAX_FILE_FORM_BYTES: usize = 3 * file::MAX_FILE_BYTES + 1024;
+
+/// Replaces the on-duty file (admins): read as `oncall import` reads it, every problem said
+/// with its line, nothing saved unless all of it is valid.
+pub(super) async fn replace_file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Stop> {
+    let (console, visitor, fields) =
+        super::actions::poster_within(&state, &headers, &body, Role::Admin, MAX_FILE_FORM_BYTES)
+            .await?;
+    let text = fields.get("file").map(String::as_str).unwrap_or_default();
+    if text.len() > file::MAX_FILE_BYTES {
+        return Err(refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The on-duty file is larger than 256 KiB.",
+        ));
+    }
+    let on_call =
+        file::import(text).map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let canonical = file::export(&on_call).map_err(|e| unavailable(&e))?;
+    console
+        .settings
+        .save_on_call(&canonical)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    console
+        .audit(
+            &visitor.name,
+            &format!(
+                "replaced the on-duty file ({} people, {} schedules, {} policies)",
+                on_call.people.len(),
+                on_call.schedules.len(),
+                on_call.policies.len()
+            ),
             Utc::now(),
         )
         .await;
