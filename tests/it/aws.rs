@@ -1311,6 +1311,7 @@ async fn a_storm_across_two_instances_never_exceeds_the_cap() {
 /// stand-in ends with exactly one case per alarm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_survivor_of_two_instances_settles_the_alarms_of_the_one_killed() {
+    let _quiet = crate::common::TIMING.lock().await;
     const N: usize = 16;
     let standin = SupportStandin::start().await;
     let endpoint = standin.endpoint();

@@ -330,6 +330,7 @@ async fn end_user_messaging_speaks_the_page_slowly_and_says_what_aws_refused() {
 /// comes, within a second of its time (the step's due time is in DynamoDB, not in memory).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stage_due_while_the_aws_instance_was_killed_still_comes_on_time() {
+    let _quiet = crate::common::TIMING.lock().await;
     let run = aws_run(8).await;
     let pairs: Vec<(&str, &str)> = run
         .env

@@ -48,10 +48,6 @@ fn found(var: &str, default: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// One browser at a time: Chromium is heavy on a two-core machine, and the other tests
-/// running beside it have their own clocks to keep.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// chromedriver and Chromium, started; `None` (said) where they are not installed and the
 /// run does not require them.
 async fn driver() -> Option<(Driver, Client)> {
@@ -249,7 +245,8 @@ async fn injected(b: &Client) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_responder_signs_in_acknowledges_says_im_fixing_and_signs_out() {
-    let _one = ONE_BROWSER.lock().await;
+    // One browser at a time, and never beside a test that keeps time (`common::TIMING`).
+    let _one = crate::common::TIMING.lock().await;
     let Some((_driver, b)) = driver().await else {
         return;
     };
@@ -371,7 +368,8 @@ async fn attacker(target: &str) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_cannot_acknowledge_and_forged_forms_are_refused() {
-    let _one = ONE_BROWSER.lock().await;
+    // One browser at a time, and never beside a test that keeps time (`common::TIMING`).
+    let _one = crate::common::TIMING.lock().await;
     let Some((_driver, b)) = driver().await else {
         return;
     };

@@ -208,6 +208,7 @@ async fn an_alarm_pages_the_person_on_duty_who_acknowledges_it() {
 /// within a second of its time.
 #[tokio::test]
 async fn a_stage_due_while_the_server_was_killed_still_comes_on_time() {
+    let _quiet = crate::common::TIMING.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     prepare(d, "4s");

@@ -86,6 +86,11 @@ impl SubscriptionConfirmer for NoConfirmations {
     }
 }
 
+/// Held by the tests that time the service to the second (a stage within a second of its
+/// time after a SIGKILL, a survivor's settling) and by the browser tests: Chromium takes
+/// both cores of a small machine, so they never run side by side.
+pub(crate) static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The configuration of a test server: the defaults, on the local backend in `data_dir`.
 pub(crate) fn config(data_dir: &Path) -> cw_support_api::cli::Config {
     use clap::Parser;
