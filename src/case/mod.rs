@@ -307,6 +307,11 @@ impl CaseService {
         &self.ledger
     }
 
+    /// The support desk (the console reads a case's communications and graph from it).
+    pub fn desk(&self) -> &Arc<dyn SupportDesk> {
+        &self.desk
+    }
+
     /// Who is told: `serve` and `consume` run its sender.
     pub fn notifier(&self) -> &crate::paging::notices::Notifier {
         &self.notifier

@@ -210,6 +210,26 @@ pub trait SupportDesk: Send + Sync {
         reference: &str,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<String>, DeskError>;
+    /// The case's communications, oldest first (its opening text among them), for the
+    /// console's case view; empty where the desk cannot say.
+    async fn communications(&self, _case_id: &str) -> Result<Vec<CaseMessage>, DeskError> {
+        Ok(Vec::new())
+    }
+    /// The graph attached when the case was opened, if there is one.
+    async fn graph(
+        &self,
+        _case_id: &str,
+    ) -> Result<Option<crate::ports::graph::Attachment>, DeskError> {
+        Ok(None)
+    }
+}
+
+/// One communication on a case: when, who, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseMessage {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub by: String,
+    pub body: String,
 }
 
 /// A case or communication body, never longer than AWS Support accepts: it is cut (saying

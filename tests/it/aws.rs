@@ -2556,3 +2556,58 @@ async fn on_duty_on_dynamodb() {
         .expect("store");
     assert!(store.list().await.expect("list").is_empty());
 }
+
+/// The console's case view on AWS: the case's communications, oldest first, and the graph
+/// attached when it was opened, read back from AWS Support (DescribeCommunications, then
+/// DescribeAttachment by the id the opening communication names).
+#[tokio::test]
+async fn a_cases_communications_and_graph_are_read_back_from_aws_support() {
+    use cw_support_api::ports::desk::{CaseBody, Communication, NewCase, SupportDesk};
+    use cw_support_api::ports::graph::Attachment;
+    let standin = SupportStandin::start().await;
+    let c = clients(&standin.endpoint());
+    let desk = cw_support_api::backend::aws::support::AwsSupportDesk::new(c.support.clone());
+    let png = b"\x89PNG\r\n\x1a\nnot really a picture".to_vec();
+    let case = NewCase {
+        subject: "db-down is in ALARM".into(),
+        communication_body: CaseBody::new("db-down went into ALARM <script>x</script>"),
+        severity_code: cw_support_api::domain::settings::Severity::Low,
+        service_code: "amazon-dynamodb".into(),
+        category_code: "other".into(),
+        cc_email_addresses: Vec::new(),
+        language: "en".into(),
+        issue_type: "technical".into(),
+        account: None,
+        account_role: None,
+        attachments: vec![Attachment {
+            file_name: "db-down-CPUUtilization.png".into(),
+            data: png.clone(),
+        }],
+    };
+    let id = desk.create_case(&case).await.expect("created");
+    assert!(desk.communications("case-nope").await.is_err());
+    desk.add_communication(
+        &id,
+        &Communication {
+            communication_body: CaseBody::new("db-down fired again"),
+            cc_email_addresses: Vec::new(),
+        },
+    )
+    .await
+    .expect("added");
+    let said = desk.communications(&id).await.expect("read");
+    let bodies: Vec<&str> = said.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[0].starts_with("db-down went into ALARM <script>"),
+        "{bodies:?}"
+    );
+    assert_eq!(bodies[1], "db-down fired again");
+    assert!(said[0].at <= said[1].at);
+    let graph = desk.graph(&id).await.expect("read").expect("a graph");
+    assert_eq!(
+        (graph.file_name.as_str(), graph.data),
+        ("db-down-CPUUtilization.png", png)
+    );
+    assert_eq!(standin.calls("DescribeAttachment"), 1);
+}

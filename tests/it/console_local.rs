@@ -845,3 +845,50 @@ async fn an_admin_changes_an_alarms_settings_and_nobody_else_can() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cases_view_shows_what_the_desk_said_and_its_graph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, client) = app(dir.path()).await;
+    let (status, body) = app.post(crate::common::payload("metric-alarm.json")).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("created")),
+        "{body}"
+    );
+    let case = body["caseId"].as_str().expect("case").to_owned();
+    let victor = session(&app, &client, "victor").await;
+    let (status, page) = get(&app, &client, &format!("/console/cases/{case}"), &victor).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<table id=\"communications\">") && page.contains("cw-support-api (dry run)"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<img src=\"/console/cases/{case}/graph\"")),
+        "{page}"
+    );
+    let r = client
+        .get(app.url(&format!("/console/cases/{case}/graph")))
+        .header("cookie", &victor)
+        .send()
+        .await
+        .expect("graph");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert!(r.bytes().await.expect("png").starts_with(b"\x89PNG"));
+    // Nobody signed in gets no picture; a case with none is 404.
+    let r = client
+        .get(app.url(&format!("/console/cases/{case}/graph")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        get(&app, &client, "/console/cases/dry-run-99/graph", &victor)
+            .await
+            .0,
+        404
+    );
+    app.stop().await;
+}

@@ -5,6 +5,8 @@
 //! a new case is opened instead), and it lowers a severity the account's plan does not allow
 //! (DescribeSeverityLevels, asked once) rather than have the whole case refused.
 
+mod history;
+
 use crate::domain::case_event::account_of_case;
 use async_trait::async_trait;
 use aws_sdk_support::Client;
@@ -16,8 +18,9 @@ use tracing::warn;
 use crate::backend::aws::describe;
 use crate::domain::settings::Severity;
 use crate::ports::desk::{
-    CaseBody, CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
+    CaseBody, CaseInfo, CaseMessage, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
+use crate::ports::graph::Attachment;
 use std::sync::Arc;
 
 pub struct AwsSupportDesk {
@@ -207,6 +210,12 @@ fn fit_severity(wanted: Severity, allowed: &[Severity]) -> Severity {
 
 #[async_trait]
 impl SupportDesk for AwsSupportDesk {
+    async fn communications(&self, case_id: &str) -> Result<Vec<CaseMessage>, DeskError> {
+        self.history(case_id).await
+    }
+    async fn graph(&self, case_id: &str) -> Result<Option<Attachment>, DeskError> {
+        self.opening_graph(case_id).await
+    }
     async fn latest_reply(&self, case_id: &str) -> Result<Option<String>, DeskError> {
         let out = self
             .client
@@ -424,6 +433,12 @@ impl SupportDesk for AccountDesks {
     }
     async fn latest_reply(&self, case_id: &str) -> Result<Option<String>, DeskError> {
         self.for_case(case_id).latest_reply(case_id).await
+    }
+    async fn communications(&self, case_id: &str) -> Result<Vec<CaseMessage>, DeskError> {
+        self.for_case(case_id).communications(case_id).await
+    }
+    async fn graph(&self, case_id: &str) -> Result<Option<Attachment>, DeskError> {
+        self.for_case(case_id).graph(case_id).await
     }
     async fn create_case(&self, case: &NewCase) -> Result<String, DeskError> {
         let desk = match &case.account_role {

@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use super::{Db, from_json, parse_time};
 use crate::ports::desk::{
-    CaseInfo, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
+    CaseInfo, CaseMessage, Communication, DeskError, NewCase, ServiceCatalog, SupportDesk,
 };
+use crate::ports::graph::Attachment;
 use crate::ports::ledger::LedgerError;
 
 /// The service list the dry-run desk checks against (`support_services.txt`).
@@ -174,6 +175,71 @@ impl SupportDesk for DryRunDesk {
             }
         }
         Ok(case_id)
+    }
+
+    /// The case's opening text, then each communication it would have added.
+    async fn communications(&self, case_id: &str) -> Result<Vec<CaseMessage>, DeskError> {
+        let Some(n) = dry_run_number(case_id) else {
+            return Ok(Vec::new());
+        };
+        self.db
+            .reading(move |c| {
+                let opened = c
+                    .query_row(
+                        "SELECT created_at, record FROM dry_run_cases WHERE n = ?1",
+                        [n],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?;
+                let Some((at, record)) = opened else {
+                    return Ok(Vec::new());
+                };
+                let case: NewCase = from_json(&record)?;
+                let mut out = vec![CaseMessage {
+                    at: parse_time(&at)?,
+                    by: "cw-support-api (dry run)".into(),
+                    body: case.communication_body.as_str().to_owned(),
+                }];
+                let mut stmt = c.prepare(
+                    "SELECT at, record FROM dry_run_communications WHERE n = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([n], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                for row in rows {
+                    let (at, record) = row?;
+                    let comm: Communication = from_json(&record)?;
+                    out.push(CaseMessage {
+                        at: parse_time(&at)?,
+                        by: "cw-support-api (dry run)".into(),
+                        body: comm.communication_body.as_str().to_owned(),
+                    });
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(desk_error)
+    }
+
+    /// The graph kept beside the case (`DATA_DIR/graphs/<case id>--<name>.png`).
+    async fn graph(&self, case_id: &str) -> Result<Option<Attachment>, DeskError> {
+        let Some(path) = self
+            .attachments_of(case_id)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+        else {
+            return Ok(None);
+        };
+        let data = tokio::fs::read(&path).await.map_err(|e| {
+            DeskError::Rejected(format!("the graph {} cannot be read: {e}", path.display()))
+        })?;
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split_once("--"))
+            .map(|(_, name)| name.to_owned())
+            .unwrap_or_default();
+        Ok(Some(Attachment { file_name, data }))
     }
 
     async fn add_communication(

@@ -75,9 +75,10 @@ pub(crate) const CASE_STATUSES: [&str; 7] = [
     "resolved",
 ];
 /// Operations the stand-in answers.
-pub(crate) const OPERATIONS: [&str; 8] = [
+pub(crate) const OPERATIONS: [&str; 9] = [
     "CreateCase",
     "AddAttachmentsToSet",
+    "DescribeAttachment",
     "DescribeCases",
     "DescribeCommunications",
     "AddCommunicationToCase",
@@ -261,12 +262,23 @@ struct Case {
 
 impl Case {
     fn communication_json(&self, c: &Communication) -> Value {
-        json!({
+        let mut v = json!({
             "caseId": self.case_id,
             "body": c.body,
             "submittedBy": c.submitted_by,
             "timeCreated": iso(c.time_created),
-        })
+        });
+        // As AWS does: the set given to CreateCase is on the opening communication, each
+        // file by an id DescribeAttachment reads back.
+        if std::ptr::eq(c, &self.communications[0]) && !self.attachments.is_empty() {
+            v["attachmentSet"] = self
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| json!({"attachmentId": format!("{}#{i}", self.case_id), "fileName": name}))
+                .collect();
+        }
+        v
     }
 
     /// The CaseDetails shape of DescribeCases.
@@ -733,6 +745,7 @@ fn answer(shared: &Shared, op: &str, body: &[u8], request_id: &str) -> Response 
             "AddAttachmentsToSet" => add_attachments(&mut inner, input),
             "DescribeCases" => describe_cases(&inner, input),
             "DescribeCommunications" => describe_communications(&inner, input),
+            "DescribeAttachment" => describe_attachment(&inner, input),
             "AddCommunicationToCase" => add_communication(&mut inner, input),
             "ResolveCase" => resolve_case_op(&mut inner, input),
             "DescribeSeverityLevels" => describe_severity_levels(&inner, input),
@@ -1069,6 +1082,24 @@ fn describe_communications(inner: &Inner, input: Input<'_>) -> Result<Value, Api
         out["nextToken"] = json!(page_token(offset + max));
     }
     Ok(out)
+}
+
+/// DescribeAttachment: a file of a case's opening set, by the id its communication names.
+fn describe_attachment(inner: &Inner, input: Input<'_>) -> Result<Value, ApiError> {
+    let id = input.required_str("attachmentId")?;
+    let found = id.rsplit_once('#').and_then(|(case_id, i)| {
+        let case = inner.cases.iter().find(|c| c.case_id == case_id)?;
+        case.attachments.get(i.parse::<usize>().ok()?)
+    });
+    match found {
+        Some((name, data)) => {
+            Ok(json!({"attachment": {"fileName": name, "data": BASE64.encode(data)}}))
+        }
+        None => Err(ApiError::new(
+            "AttachmentIdNotFound",
+            format!("No attachment {id}"),
+        )),
+    }
 }
 
 fn add_communication(inner: &mut Inner, input: Input<'_>) -> Result<Value, ApiError> {

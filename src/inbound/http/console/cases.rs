@@ -3,8 +3,8 @@
 //! who acknowledged them.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::dashboard::when;
 use super::{Stop, not_found, page, unavailable, visitor};
@@ -22,6 +22,64 @@ fn plausible(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+}
+
+/// What the case says at the desk: the graph attached when it was opened, and every
+/// communication, oldest first (what this service wrote and what AWS Support replied).
+/// A desk that cannot answer costs this part only.
+async fn said(state: &AppState, id: &str) -> String {
+    let mut out = format!(
+        "<h2>Graph</h2><p><img src=\"/console/cases/{}/graph\" alt=\"the alarm's metric when the case was opened (none was attached)\" width=\"600\"></p>\
+         <h2>Communications</h2>",
+        html(id)
+    );
+    match state.cases.desk().communications(id).await {
+        Ok(list) if list.is_empty() => out.push_str("<p>None that the desk can show.</p>"),
+        Ok(list) => {
+            out.push_str(
+                "<table id=\"communications\"><tr><th>When</th><th>From</th><th>What</th></tr>",
+            );
+            for m in list {
+                out.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+                    m.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    html(&m.by),
+                    html(&m.body)
+                ));
+            }
+            out.push_str("</table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::errors::Chain(&e), "the console could not read a case's communications");
+            out.push_str("<p>The support desk cannot be asked just now.</p>");
+        }
+    }
+    out
+}
+
+/// `GET /console/cases/ID/graph`: the PNG attached when the case was opened.
+pub(super) async fn graph(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Stop> {
+    visitor(&state, &headers).await?;
+    if !plausible(&id) {
+        return Err(not_found());
+    }
+    match state.cases.desk().graph(&id).await {
+        Ok(Some(png)) => Ok((
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=300"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            png.data,
+        )
+            .into_response()),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(unavailable(&e)),
+    }
 }
 
 pub(super) async fn case(
@@ -66,7 +124,9 @@ pub(super) async fn case(
             html(d.note.as_deref().unwrap_or("")),
         ));
     }
-    body.push_str("</table><h2>Pages of its alarms</h2>");
+    body.push_str("</table>");
+    body.push_str(&said(&state, &id).await);
+    body.push_str("<h2>Pages of its alarms</h2>");
     let pages = match state.cases.pager() {
         Some(pager) => pager
             .ledger()

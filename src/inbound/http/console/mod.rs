@@ -51,6 +51,7 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/schedules", get(schedules::schedules))
         .route("/console/schedules/override", post(schedules::add_override))
         .route("/console/cases/{id}", get(cases::case))
+        .route("/console/cases/{id}/graph", get(cases::graph))
         .route("/console/users", get(users::users).post(users::add))
         .route("/console/users/{name}/delete", post(users::delete))
         .route("/console/schedules/file", post(schedules::replace_file))
