@@ -17,16 +17,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::common::TestApp;
 use serde_json::json;
 
-use crate::common::{Options, TestApp};
-use cw_support_api::console::SignIn;
-use cw_support_api::console::accounts::Accounts;
-use cw_support_api::console::roles::Role;
-use cw_support_api::domain::documents::Document;
 use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
 
-const PASSWORD: &str = "correct horse battery staple";
+use crate::console_local::PASSWORD;
 const EVIL: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
 
 /// chromedriver, stopped when dropped.
@@ -116,41 +113,20 @@ async fn driver() -> Option<(Driver, Client)> {
     Some((driver, client))
 }
 
-/// The service with a console of local accounts (alice responder, victor viewer), on duty
-/// by the walk-through's file, with `db-down` paging.
+/// The service of `console_local` (alice responder, victor viewer, `db-down` paging), with
+/// an alarm whose very name is markup paging too.
 async fn service(dir: &Path) -> TestApp {
-    let app = TestApp::spawn_with(
-        dir,
-        Options {
-            console: Some(SignIn::Local),
-            ..Options::default()
-        },
-    )
-    .await;
-    let store = &app.backend.config;
-    let mut accounts = Accounts::default();
-    accounts
-        .put("alice", Role::Responder, PASSWORD)
-        .expect("alice");
-    accounts
-        .put("victor", Role::Viewer, PASSWORD)
-        .expect("victor");
-    store
-        .save_document(Document::Users, &accounts.text())
-        .await
-        .expect("accounts");
-    let file = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/walkthrough.toml"),
-    )
-    .expect("file");
-    store.save_on_call(&file).await.expect("on duty");
+    let (app, _) = crate::console_local::app(dir).await;
     let routed = AlarmConfigRecord {
         route: Some("page".into()),
         policy: Some("default".into()),
         ..Default::default()
     };
-    store.put("db-down", &routed).await.expect("settings");
-    store.put(EVIL, &routed).await.expect("settings");
+    app.backend
+        .config
+        .put(EVIL, &routed)
+        .await
+        .expect("settings");
     app
 }
 

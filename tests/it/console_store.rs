@@ -27,22 +27,7 @@ async fn dynamodb() -> Under {
     }
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await
-            }
-            #[tokio::test]
-            async fn dynamodb() {
-                super::$name(super::dynamodb().await).await
-            }
-        })*
-    };
-}
-
-on_both!(
+crate::common::on_both!(
     a_session_is_found_by_its_key_until_it_expires_or_ends,
     the_audit_log_is_read_newest_first_up_to_its_limit,
 );

@@ -85,23 +85,9 @@ pub(crate) async fn dynamo_ledger() -> Arc<DynamoLedger> {
     ))
 }
 
-/// Each behaviour, once on each store.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(super::sqlite().await).await
-            }
-            #[tokio::test]
-            async fn dynamodb() {
-                super::$name(super::dynamodb().await).await
-            }
-        })*
-    };
-}
+// Each behaviour, once on each store.
 
-on_both!(
+crate::common::on_both!(
     an_alarm_opens_one_page_and_later_events_attach_to_it_once,
     a_due_page_is_leased_to_one_taker_and_a_step_commits_once,
     an_unanswered_step_queues_its_notices_in_the_outbox,

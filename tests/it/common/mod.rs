@@ -86,6 +86,24 @@ impl SubscriptionConfirmer for NoConfirmations {
     }
 }
 
+/// Each behaviour named, as a test on each store: the calling module's `sqlite()` and
+/// `dynamodb()` make the store each behaviour is given.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::sqlite().await).await
+            }
+            #[tokio::test]
+            async fn dynamodb() {
+                super::$name(super::dynamodb().await).await
+            }
+        })*
+    };
+}
+pub(crate) use on_both;
+
 /// Held by the tests that time the service to the second (a stage within a second of its
 /// time after a SIGKILL, a survivor's settling) and by the browser tests: Chromium takes
 /// both cores of a small machine, so they never run side by side.

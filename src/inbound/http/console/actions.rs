@@ -6,11 +6,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::Utc;
 
-use super::{Stop, allowed, checked_post, not_found, refusal, unavailable, visitor};
+use super::{Stop, allowed, audited, checked_post, not_found, refusal, unavailable, visitor};
 use crate::console::roles::Role;
 use crate::console::{Console, Visitor};
 use crate::domain::maintenance::MaintenanceWindow;
@@ -21,10 +21,6 @@ use crate::ports::pages::{Acted, Action};
 /// How long "I'm fixing" may hold an alarm's pages from the console: a day; longer is a
 /// planned window (`maintenance start`).
 const MAX_FIXING_MINUTES: i64 = 24 * 60;
-
-fn see_other(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
-}
 
 pub(super) type Fields = std::collections::HashMap<String, String>;
 
@@ -89,17 +85,10 @@ pub(super) async fn page_action(
         ),
         _ => return Err(not_found()),
     };
-    let now = Utc::now();
     match pager.act(id, action).await.map_err(|e| unavailable(&e))? {
         Acted::Done(p) => {
-            console
-                .audit(
-                    &visitor.name,
-                    &format!("{said} page {id} ({})", p.alarm),
-                    now,
-                )
-                .await;
-            Ok(see_other(&format!("/console/pages/{id}")))
+            let what = format!("{said} page {id} ({})", p.alarm);
+            Ok(audited(&console, &visitor, &what, &format!("/console/pages/{id}")).await)
         }
         Acted::Refused(st) => Err(refusal(
             StatusCode::CONFLICT,
@@ -160,8 +149,7 @@ pub(super) async fn start_fixing(
     crate::case::windows::start(&*console.settings, window, now)
         .await
         .map_err(|e| unavailable(&e))?;
-    console.audit(&visitor.name, &what, now).await;
-    Ok(see_other("/console/"))
+    Ok(audited(&console, &visitor, &what, "/console/").await)
 }
 
 pub(super) async fn stop_fixing(
@@ -181,8 +169,6 @@ pub(super) async fn stop_fixing(
             "That window has ended already (or never was).",
         ));
     }
-    console
-        .audit(&visitor.name, &format!("stopped I'm fixing {id}"), now)
-        .await;
-    Ok(see_other("/console/"))
+    let what = format!("stopped I'm fixing {id}");
+    Ok(audited(&console, &visitor, &what, "/console/").await)
 }

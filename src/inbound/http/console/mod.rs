@@ -188,6 +188,13 @@ async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<(Arc<Console>,
     }
 }
 
+/// A change made: written to the audit log with the person, and the browser sent on to `to`
+/// (a GET, so a reload does not post the form again).
+async fn audited(console: &Console, visitor: &Visitor, what: &str, to: &str) -> Response {
+    console.audit(&visitor.name, what, Utc::now()).await;
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
+}
+
 /// 503, the cause in the log only.
 fn unavailable(e: &(dyn std::error::Error + 'static)) -> Stop {
     tracing::warn!(error = %crate::errors::Chain(e), "the console could not answer");

@@ -4,12 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::Utc;
 
 use super::actions::poster;
-use super::{Stop, csrf_field, page, refusal, unavailable, visitor};
+use super::{Stop, audited, csrf_field, page, refusal, unavailable, visitor};
 use crate::console::roles::Role;
 use crate::escape::html;
 use crate::inbound::http::AppState;
@@ -112,18 +112,13 @@ pub(super) async fn add_override(
         .save_on_call(&text)
         .await
         .map_err(|e| unavailable(&e))?;
-    console
-        .audit(
-            &visitor.name,
-            &format!("put {person} on duty in {schedule} from {from} until {until}"),
-            Utc::now(),
-        )
-        .await;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/console/schedules")],
+    Ok(audited(
+        &console,
+        &visitor,
+        &format!("put {person} on duty in {schedule} from {from} until {until}"),
+        "/console/schedules",
     )
-        .into_response())
+    .await)
 }
 
 /// The largest form taken for the on-duty file: the file's own bound, URL-encoded.
@@ -154,21 +149,16 @@ pub(super) async fn replace_file(
         .save_on_call(&canonical)
         .await
         .map_err(|e| unavailable(&e))?;
-    console
-        .audit(
-            &visitor.name,
-            &format!(
-                "replaced the on-duty file ({} people, {} schedules, {} policies)",
-                on_call.people.len(),
-                on_call.schedules.len(),
-                on_call.policies.len()
-            ),
-            Utc::now(),
-        )
-        .await;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/console/schedules")],
+    Ok(audited(
+        &console,
+        &visitor,
+        &format!(
+            "replaced the on-duty file ({} people, {} schedules, {} policies)",
+            on_call.people.len(),
+            on_call.schedules.len(),
+            on_call.policies.len()
+        ),
+        "/console/schedules",
     )
-        .into_response())
+    .await)
 }

@@ -4,12 +4,11 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::actions::poster;
-use super::{Stop, csrf_field, page, refusal, unavailable, visitor};
+use super::{Stop, audited, csrf_field, page, refusal, unavailable, visitor};
 use crate::console::roles::Role;
 use crate::domain::settings::AlarmConfigRecord;
 use crate::escape::html;
@@ -138,16 +137,11 @@ pub(super) async fn change(
         .put(alarm, &record)
         .await
         .map_err(|e| unavailable(&e))?;
-    console
-        .audit(
-            &visitor.name,
-            &format!("changed the settings of {alarm}: {}", changed.join(", ")),
-            Utc::now(),
-        )
-        .await;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/console/settings")],
+    Ok(audited(
+        &console,
+        &visitor,
+        &format!("changed the settings of {alarm}: {}", changed.join(", ")),
+        "/console/settings",
     )
-        .into_response())
+    .await)
 }

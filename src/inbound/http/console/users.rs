@@ -5,12 +5,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::actions::poster;
-use super::{Stop, allowed, button, csrf_field, not_found, page, refusal, unavailable, visitor};
+use super::{
+    Stop, allowed, audited, button, csrf_field, not_found, page, refusal, unavailable, visitor,
+};
 use crate::console::accounts::Accounts;
 use crate::console::roles::Role;
 use crate::console::{Console, Visitor};
@@ -101,18 +102,13 @@ pub(super) async fn add(
         .map_err(|e| unavailable(&e))?
         .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.to_string()))?;
     save(&console, &all).await?;
-    console
-        .audit(
-            &visitor.name,
-            &format!("set the account {name} as {}", role.as_str()),
-            Utc::now(),
-        )
-        .await;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/console/users")],
+    Ok(audited(
+        &console,
+        &visitor,
+        &format!("set the account {name} as {}", role.as_str()),
+        "/console/users",
     )
-        .into_response())
+    .await)
 }
 
 pub(super) async fn delete(
@@ -134,16 +130,11 @@ pub(super) async fn delete(
         return Err(not_found());
     }
     save(&console, &all).await?;
-    console
-        .audit(
-            &visitor.name,
-            &format!("deleted the account {name}"),
-            Utc::now(),
-        )
-        .await;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, "/console/users")],
+    Ok(audited(
+        &console,
+        &visitor,
+        &format!("deleted the account {name}"),
+        "/console/users",
     )
-        .into_response())
+    .await)
 }
