@@ -278,8 +278,9 @@ pub struct TrustConfig {
     #[arg(long, env = "CONSOLE_ALB_ARN", global = true)]
     pub console_alb_arn: Option<String>,
 
-    /// Who may use the console: `ROLE:ADDRESS` or `ROLE:@DOMAIN`, comma-separated (roles:
-    /// viewer, responder, admin); anyone not named is refused.
+    /// Who may use the console: `ROLE:ADDRESS`, `ROLE:@DOMAIN` or `ROLE:group:NAME` (a group
+    /// the identity provider names in the token), comma-separated (roles: viewer,
+    /// responder, admin); anyone not named is refused.
     #[arg(long, env = "CONSOLE_ROLES", global = true)]
     pub console_roles: Option<String>,
 }

@@ -324,7 +324,7 @@ fn the_console_is_configured_whole_or_refused() {
                 "--console-roles",
                 "boss:a@example.com",
             ],
-            "is not ROLE:ADDRESS or ROLE:@DOMAIN",
+            "is not ROLE:ADDRESS, ROLE:@DOMAIN or ROLE:group:NAME",
         ),
     ] {
         let e = crate::cli::startup::console(&config(&args), &backend).expect_err(want);

@@ -92,6 +92,29 @@ impl AlbKeys for HttpAlbKeys {
 pub struct AlbIdentity {
     pub subject: String,
     pub email: Option<String>,
+    /// The groups the identity provider says the person is in (`groups`, or Cognito's
+    /// `cognito:groups`), for `CONSOLE_ROLES`' `ROLE:group:NAME`.
+    pub groups: Vec<String>,
+}
+
+/// Groups read from a token at most, and the longest name taken (bounded input).
+const MAX_GROUPS: usize = 100;
+const MAX_GROUP_CHARS: usize = 256;
+
+/// The groups a token's claims name: an array of strings or one string, under `groups` or
+/// `cognito:groups`; anything else is no group.
+fn groups(claims: &serde_json::Value) -> Vec<String> {
+    ["groups", "cognito:groups"]
+        .iter()
+        .flat_map(|k| match &claims[*k] {
+            serde_json::Value::String(g) => vec![g.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|g| g.as_str()).collect(),
+            _ => Vec::new(),
+        })
+        .filter(|g| !g.is_empty() && g.chars().count() <= MAX_GROUP_CHARS)
+        .take(MAX_GROUPS)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Verifies one load balancer's tokens, keeping the keys it fetched (they do not change
@@ -256,6 +279,7 @@ impl AlbVerifier {
         Ok(AlbIdentity {
             subject,
             email: claims["email"].as_str().map(str::to_owned),
+            groups: groups(&claims),
         })
     }
 }

@@ -163,7 +163,7 @@ impl Console {
                 let id = verifier.verify(token, now).await.map_err(Refused::from)?;
                 let name = id.email.clone().unwrap_or(id.subject.clone());
                 let role = roles
-                    .of(id.email.as_deref())
+                    .of(id.email.as_deref(), &id.groups)
                     .ok_or_else(|| Refused::NoRole(name.clone()))?;
                 // The load balancer keeps the sign-in; the service keeps only the
                 // identity's CSRF token, shared by every instance.

@@ -52,9 +52,14 @@ impl Alb {
     }
 
     fn token(&self, email: &str) -> String {
+        self.token_in(email, &[])
+    }
+
+    /// A token naming the groups the identity provider put the person in.
+    fn token_in(&self, email: &str, groups: &[&str]) -> String {
         let exp = chrono::Utc::now().timestamp() + 60;
         let header = json!({"alg": "ES256", "kid": KID, "signer": ARN, "exp": exp, "typ": "JWT"});
-        let claims = json!({"sub": "s-1", "email": email, "exp": exp});
+        let claims = json!({"sub": "s-1", "email": email, "exp": exp, "cognito:groups": groups});
         let signed = format!(
             "{}.{}",
             b64url(header.to_string().as_bytes()),
@@ -89,7 +94,8 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
     let console = SignIn::Alb {
         verifier: AlbVerifier::new(ARN, Box::new(Keys(alb.pem(), Arc::default())))
             .expect("verifier"),
-        roles: Roles::parse("responder:@example.com,admin:alice@example.com").expect("roles"),
+        roles: Roles::parse("responder:@example.com,admin:alice@example.com,viewer:group:auditors")
+            .expect("roles"),
     };
     let app = TestApp::spawn_with(
         dir.path(),
@@ -171,6 +177,18 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
     assert!(
         bob.contains("<p class=\"who\">bob@example.com (responder)"),
         "{bob}"
+    );
+
+    // A group the identity provider names is given its role.
+    let auditor = get(Some(alb.token_in("eve@other.org", &["auditors"])))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        auditor.contains("<p class=\"who\">eve@other.org (viewer)"),
+        "{auditor}"
     );
 
     // Refused alike: no token, a name given no role, a token of another key.

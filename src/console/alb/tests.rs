@@ -87,7 +87,8 @@ fn header(exp: i64) -> Value {
 }
 
 fn claims(exp: i64) -> Value {
-    serde_json::json!({"sub": "1234-5678", "email": "alice@example.com", "exp": exp, "iss": "https://idp.example.com"})
+    serde_json::json!({"sub": "1234-5678", "email": "alice@example.com", "exp": exp, "iss": "https://idp.example.com",
+        "cognito:groups": ["pager-admins", "", 7], "groups": "oncall"})
 }
 
 fn verifier(key: &Key) -> (AlbVerifier, Arc<Mutex<Vec<String>>>) {
@@ -116,7 +117,9 @@ async fn a_valid_alb_token_is_believed_with_its_key_from_the_regions_endpoint_on
         who,
         AlbIdentity {
             subject: "1234-5678".into(),
-            email: Some("alice@example.com".into())
+            email: Some("alice@example.com".into()),
+            // Both claims read, a string or an array of strings; anything else left out.
+            groups: vec!["oncall".into(), "pager-admins".into()],
         }
     );
     assert_eq!(
