@@ -94,6 +94,10 @@ pub struct PageSummary {
     #[serde(skip)]
     pub position: Position,
     pub next_at: Option<DateTime<Utc>>,
+    /// When someone first said "I have it" (time to acknowledge counts to here).
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// When it was resolved (time to resolve counts to here).
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// One message a page sent (or is sending).

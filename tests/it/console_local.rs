@@ -378,6 +378,7 @@ async fn a_responder_acknowledges_and_says_im_fixing_and_each_change_is_audited(
     .await;
     assert_eq!(r.status(), 303);
     let (_, shown) = get(&app, &client, "/console/pages/1", &alice).await;
+    assert!(shown.contains(" s after it opened</p>"), "{shown}");
     assert!(
         shown.contains(">acknowledged<") && shown.contains("acknowledged by alice (via console)"),
         "{shown}"

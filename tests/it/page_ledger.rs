@@ -432,6 +432,46 @@ async fn acknowledging_stops_the_steps_and_tells_the_others_not_the_owner(l: Und
             "acknowledged by bob (via sms)"
         ]
     );
+    // When: acknowledged at the first "I have it" (a later escalation and acknowledgement
+    // keep it), resolved at the end; what reports time to acknowledge and resolve from.
+    assert_eq!(
+        (record.page.acknowledged_at, record.page.resolved_at),
+        (Some(now), None)
+    );
+    let later = t("2027-03-01T03:07:00Z");
+    let escalate = Action::Escalate {
+        by: Some("bob".into()),
+        via: Via::Console,
+    };
+    assert!(matches!(
+        l.act(id, escalate, None, later).await,
+        Ok(Acted::Done(_))
+    ));
+    let again = Action::Acknowledge {
+        by: "alice".into(),
+        via: Via::Console,
+    };
+    assert!(matches!(
+        l.act(id, again, None, later).await,
+        Ok(Acted::Done(_))
+    ));
+    let end = t("2027-03-01T03:42:00Z");
+    let resolve = Action::Resolve {
+        by: None,
+        via: Via::Alarm,
+    };
+    let Ok(Acted::Done(p)) = l.act(id, resolve, None, end).await else {
+        panic!("resolved")
+    };
+    assert_eq!(
+        (p.state, p.acknowledged_at, p.resolved_at),
+        (PageState::Resolved, Some(now), Some(end))
+    );
+    let listed = l.pages(false, 10).await.expect("list");
+    assert_eq!(
+        (listed[0].acknowledged_at, listed[0].resolved_at),
+        (Some(now), Some(end))
+    );
 }
 
 async fn escalating_passes_it_on_and_a_missing_page_is_said(l: Under) {

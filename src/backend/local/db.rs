@@ -51,6 +51,7 @@ impl Db {
         migrate_claims(&conn)?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
+        migrate_pages(&conn)?;
         let reader = Connection::open(path).map_err(storage)?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
@@ -189,6 +190,24 @@ fn migrate_claims(conn: &Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Pages of a ledger written before they kept when they were acknowledged and resolved get
+/// the columns, empty (their times are not known: reports leave them out).
+fn migrate_pages(conn: &Connection) -> Result<(), LedgerError> {
+    let has_times = any_row(
+        conn,
+        "SELECT COUNT(*) FROM pragma_table_info('pages') WHERE name = 'acked_at'",
+    )
+    .unwrap_or(true);
+    if !has_times {
+        conn.execute_batch(
+            "ALTER TABLE pages ADD COLUMN acked_at TEXT;
+             ALTER TABLE pages ADD COLUMN resolved_at TEXT;",
+        )
+        .map_err(storage)?;
+    }
+    Ok(())
+}
+
 /// Whether a `SELECT COUNT(*)` counts more than nothing.
 fn any_row(conn: &Connection, count: &str) -> rusqlite::Result<bool> {
     conn.prepare(count)
@@ -268,7 +287,9 @@ const SCHEMA: &str = "
         stage INTEGER NOT NULL,
         opened_at TEXT NOT NULL,
         next_at TEXT,
-        lease_until TEXT NOT NULL
+        lease_until TEXT NOT NULL,
+        acked_at TEXT,
+        resolved_at TEXT
     );
     CREATE INDEX IF NOT EXISTS pages_due ON pages (state, next_at);
     CREATE INDEX IF NOT EXISTS pages_by_key ON pages (key, state);
@@ -401,6 +422,39 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("ledger.sqlite3")).expect("open");
         (dir, Arc::new(db))
+    }
+
+    #[test]
+    fn pages_of_an_older_ledger_gain_their_times_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite3");
+        {
+            // A ledger written before pages kept their acknowledge and resolve times.
+            let old = Connection::open(&path).expect("old");
+            old.execute_batch(
+                "CREATE TABLE pages (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+                   alarm TEXT NOT NULL, policy TEXT NOT NULL, summary TEXT NOT NULL,
+                   state TEXT NOT NULL, owner TEXT, round INTEGER NOT NULL,
+                   stage INTEGER NOT NULL, opened_at TEXT NOT NULL, next_at TEXT,
+                   lease_until TEXT NOT NULL);
+                 INSERT INTO pages (key, alarm, policy, summary, state, round, stage,
+                   opened_at, lease_until) VALUES ('db', 'db', 'default', 'db is in ALARM',
+                   'acknowledged', 0, 1, '2026-12-01T03:00:00.000000Z', '2026-12-01T03:00:00.000000Z');",
+            )
+            .expect("old schema");
+        }
+        let db = Db::open(&path).expect("opens and migrates");
+        let (acked, resolved): (Option<String>, Option<String>) = db
+            .read(|c| {
+                c.query_row("SELECT acked_at, resolved_at FROM pages", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+            })
+            .expect("read");
+        assert_eq!((acked, resolved), (None, None));
+        drop(db);
+        // Opened again: nothing more to do.
+        Db::open(&path).expect("opens again");
     }
 
     fn count(db: &Db) -> i64 {

@@ -11,6 +11,16 @@ use crate::domain::page::PageId;
 use crate::escape::html;
 use crate::inbound::http::AppState;
 
+/// A span as people say it: `42 s`, `7 min`, `2 h 5 min`.
+fn minutes(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 /// Audit lines shown.
 const AUDIT_LINES: usize = 200;
 
@@ -44,6 +54,18 @@ pub(super) async fn page_view(
         page_buttons(&visitor, p),
         st = p.state.as_str(),
     );
+    let times: Vec<String> = [
+        ("acknowledged", p.acknowledged_at),
+        ("resolved", p.resolved_at),
+    ]
+    .into_iter()
+    .filter_map(|(what, at)| {
+        at.map(|t| format!("{what} {} after it opened", minutes(t - p.opened_at)))
+    })
+    .collect();
+    if !times.is_empty() {
+        body.push_str(&format!("<p class=\"muted\">{}</p>", times.join(" · ")));
+    }
     body.push_str("<h2>Timeline</h2><table id=\"timeline\"><tr><th>When</th><th>What</th></tr>");
     for t in &record.timeline {
         body.push_str(&format!(
@@ -93,4 +115,21 @@ pub(super) async fn audit(
         body.push_str("</table>");
     }
     Ok(page(StatusCode::OK, "Audit log", &visitor, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minutes;
+    use chrono::Duration;
+
+    #[test]
+    fn spans_are_said_as_people_say_them() {
+        assert_eq!(minutes(Duration::seconds(42)), "42 s");
+        assert_eq!(minutes(Duration::seconds(7 * 60 + 59)), "7 min");
+        assert_eq!(
+            minutes(Duration::seconds(2 * 3600 + 5 * 60 + 1)),
+            "2 h 5 min"
+        );
+        assert_eq!(minutes(Duration::seconds(-3)), "0 s");
+    }
 }

@@ -49,10 +49,12 @@ fn applies(action: &Action, state: PageState) -> (bool, String, &'static str) {
 fn acted(row: &mut PageRow, action: &Action, now: DateTime<Utc>) {
     let p = &mut row.summary;
     match action {
+        // The first acknowledgement is the one time to acknowledge counts to.
         Action::Acknowledge { by, .. } => {
             p.state = PageState::Acknowledged;
             p.owner = Some(by.clone());
             p.next_at = None;
+            p.acknowledged_at = p.acknowledged_at.or(Some(now));
         }
         // Passed on: whoever owned it no longer does, and the next step is due now.
         Action::Escalate { .. } => {
@@ -63,6 +65,7 @@ fn acted(row: &mut PageRow, action: &Action, now: DateTime<Utc>) {
         Action::Resolve { .. } => {
             p.state = PageState::Resolved;
             p.next_at = None;
+            p.resolved_at = Some(now);
         }
     }
 }

@@ -157,6 +157,8 @@ fn summary_attributes(p: &PageSummary) -> Item {
     ]);
     set_opt(&mut item, "owner", p.owner.clone().map(s));
     set_opt(&mut item, "next_at", p.next_at.map(micros));
+    set_opt(&mut item, "acked_at", p.acknowledged_at.map(micros));
+    set_opt(&mut item, "resolved_at", p.resolved_at.map(micros));
     item
 }
 
@@ -175,6 +177,8 @@ pub(super) fn summary_from(item: &Item) -> Result<PageSummary, LedgerError> {
         },
         opened_at: time(item, "opened_at")?,
         next_at: time_opt(item, "next_at")?,
+        acknowledged_at: time_opt(item, "acked_at")?,
+        resolved_at: time_opt(item, "resolved_at")?,
     })
 }
 

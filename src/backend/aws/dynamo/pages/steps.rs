@@ -66,6 +66,8 @@ impl DynamoLedger {
                 owner: None,
                 position: Position::START,
                 next_at: Some(p.first_due),
+                acknowledged_at: None,
+                resolved_at: None,
             },
             rev: 0,
             line_seq: 0,

@@ -16,8 +16,8 @@ use crate::ports::pages::{
     PageLedger, PageRecord, PageSummary, Raised, Tell, TimelineEntry,
 };
 
-const SUMMARY_COLUMNS: &str =
-    "id, key, alarm, policy, summary, state, owner, round, stage, opened_at, next_at";
+const SUMMARY_COLUMNS: &str = "id, key, alarm, policy, summary, state, owner, round, stage, \
+     opened_at, next_at, acked_at, resolved_at";
 
 /// A text column that must hold one of a type's names.
 fn named<T: std::str::FromStr>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
@@ -58,6 +58,8 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageSummary> {
         },
         opened_at: parse_time(&r.get::<_, String>(9)?)?,
         next_at: time_opt(r.get(10)?)?,
+        acknowledged_at: time_opt(r.get(11)?)?,
+        resolved_at: time_opt(r.get(12)?)?,
     })
 }
 
@@ -274,9 +276,11 @@ fn act(
         return Ok(Acted::Refused(before.state));
     }
     match action {
+        // The first acknowledgement is the one time to acknowledge counts to.
         Action::Acknowledge { by, .. } => c.execute(
-            "UPDATE pages SET state = 'acknowledged', owner = ?2, next_at = NULL WHERE id = ?1",
-            params![id, by],
+            "UPDATE pages SET state = 'acknowledged', owner = ?2, next_at = NULL, \
+             acked_at = COALESCE(acked_at, ?3) WHERE id = ?1",
+            params![id, by, stamp(now)],
         )?,
         // Passed on: whoever owned it no longer does, and the next step is due now.
         Action::Escalate { .. } => c.execute(
@@ -285,8 +289,8 @@ fn act(
             params![id, stamp(now)],
         )?,
         Action::Resolve { .. } => c.execute(
-            "UPDATE pages SET state = 'resolved', next_at = NULL WHERE id = ?1",
-            [id],
+            "UPDATE pages SET state = 'resolved', next_at = NULL, resolved_at = ?2 WHERE id = ?1",
+            params![id, stamp(now)],
         )?,
     };
     timeline(c, id, now, &line)?;
