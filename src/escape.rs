@@ -84,6 +84,19 @@ impl Write for LogWriter {
     }
 }
 
+/// A CSV field: quoted where it must be, and a field a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`) written as text.
+pub fn csv_field(s: &str) -> String {
+    let s = match s.starts_with(['=', '+', '-', '@']) {
+        true => format!("'{s}"),
+        false => s.to_owned(),
+    };
+    match s.contains([',', '"', '\n', '\r']) {
+        true => format!("\"{}\"", s.replace('"', "\"\"")),
+        false => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

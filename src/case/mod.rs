@@ -22,6 +22,7 @@ mod policy;
 mod preview;
 mod recent;
 mod records;
+pub mod report;
 mod support_event;
 pub mod text;
 pub mod told;

@@ -47,6 +47,23 @@ pub enum Command {
     /// The console's local accounts (passwords kept as Argon2id hashes).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// How well support worked: cases opened (and how many recovered by themselves), pages
+    /// and what became of them, time to acknowledge and to resolve (median, 90th
+    /// percentile), the noisiest alarms.
+    Report {
+        /// A month (YYYY-MM, UTC).
+        #[arg(long, conflicts_with = "since")]
+        month: Option<String>,
+        /// The last span up to now (e.g. 30d, 12h); 30 days unless told.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON (stable field names).
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV: one metric per row.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Check the configured backend. aws: credentials, tables and their keys, Support API
     /// access and the severities the plan allows; local: the data directory and its files.
     /// Exit status 0 only if everything is usable.

@@ -162,16 +162,7 @@ fn on_duty_minutes(
 /// The report as CSV, one row per person. Fields are quoted where they must be, and a
 /// field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is written as text.
 pub fn csv(rows: &[PersonMonth]) -> String {
-    fn field(s: &str) -> String {
-        let s = match s.starts_with(['=', '+', '-', '@']) {
-            true => format!("'{s}"),
-            false => s.to_owned(),
-        };
-        match s.contains([',', '"', '\n', '\r']) {
-            true => format!("\"{}\"", s.replace('"', "\"\"")),
-            false => s,
-        }
-    }
+    use crate::escape::csv_field as field;
     let mut out = String::from("person,name,time_zone,callouts,off_hours_callouts,on_duty_hours\n");
     for r in rows {
         out.push_str(&format!(

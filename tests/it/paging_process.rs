@@ -730,3 +730,98 @@ async fn a_call_asks_for_a_key_and_2_escalates() {
         .collect();
     assert!(lines.contains(&"escalated by bob (via voice)"), "{lines:?}");
 }
+
+async fn post_json(server: &ServerProcess, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+/// `report` through the binary: an empty span, then a page acknowledged and resolved and a
+/// case that recovered by itself within minutes, counted as such (every figure of a known
+/// history is asserted in `case::report::tests`).
+#[tokio::test]
+async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_by_themselves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "30s");
+    let empty = json(d, &["report", "--json"]);
+    assert_eq!(empty["pages"]["opened"], 0, "{empty:#}");
+    assert_eq!(
+        empty["pages"]["time_to_acknowledge"]["median_seconds"],
+        Value::Null
+    );
+    assert_eq!(empty["cases"]["opened"], 0);
+
+    let server = start(d);
+    assert_eq!(post_alarm(&server).await["outcome"], "paged");
+    ok(&run(d, &["pages", "ack", "1", "--by", "alice"]));
+    ok(&run(d, &["pages", "resolve", "1", "--by", "alice"]));
+    let now = Utc::now();
+    let state = |s: &str, at: DateTime<Utc>| {
+        serde_json::json!({"AlarmName": "disk-full", "NewStateValue": s,
+            "StateChangeTime": at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()})
+    };
+    assert_eq!(
+        post_json(&server, state("ALARM", now)).await["outcome"],
+        "created"
+    );
+    let ok_now = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        post_json(&server, state("OK", ok_now)).await["outcome"],
+        "recovered"
+    );
+
+    let r = json(d, &["report", "--json"]);
+    let pages = &r["pages"];
+    assert_eq!(
+        (
+            &pages["opened"],
+            &pages["acknowledged"],
+            &pages["resolved"],
+            &pages["unanswered"],
+            &pages["live"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0),
+            &Value::from(0)
+        ),
+        "{r:#}"
+    );
+    let tta = &pages["time_to_acknowledge"];
+    assert_eq!(tta["count"], 1);
+    let median = tta["median_seconds"].as_i64().expect("seconds");
+    assert!((0..60).contains(&median), "{r:#}");
+    assert_eq!(tta["median_seconds"], tta["p90_seconds"]);
+    assert_eq!(
+        (
+            &r["cases"]["opened"],
+            &r["cases"]["recovered_by_themselves"]
+        ),
+        (&Value::from(1), &Value::from(1))
+    );
+    let noisy = r["noisiest"].as_array().expect("list");
+    assert!(noisy.contains(&serde_json::json!({"alarm": "prod-api-5xx-rate", "pages": 1, "cases": 0, "recovered_by_themselves": 0})), "{r:#}");
+    assert!(noisy.contains(&serde_json::json!({"alarm": "disk-full", "pages": 0, "cases": 1, "recovered_by_themselves": 1})), "{r:#}");
+
+    let csv = ok(&run(d, &["report", "--csv"]));
+    assert!(
+        csv.starts_with("metric,value\n") && csv.contains("\npages.acknowledged,1\n"),
+        "{csv}"
+    );
+    let old = json(d, &["report", "--month", "2020-01", "--json"]);
+    assert_eq!(
+        (&old["pages"]["opened"], &old["cases"]["opened"]),
+        (&Value::from(0), &Value::from(0))
+    );
+    refused(&run(d, &["report", "--month", "2026-13"]), "is not a month");
+    refused(&run(d, &["report", "--since", "forever"]), "--since");
+}

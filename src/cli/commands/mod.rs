@@ -7,6 +7,7 @@ mod cases;
 mod check;
 mod oncall;
 mod pages;
+mod report;
 mod serve;
 mod settings;
 mod users;
@@ -61,6 +62,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Pages(cmd) => pages::pages(config, cmd, &mut out).await,
         Command::Callouts(cmd) => pages::callouts(config, cmd, &mut out).await,
         Command::Users(cmd) => users::users(config, cmd, &mut out).await,
+        Command::Report {
+            month,
+            since,
+            json,
+            csv,
+        } => report::run(config, month, since, (json, csv), &mut out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
