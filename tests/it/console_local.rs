@@ -893,3 +893,49 @@ async fn a_cases_view_shows_what_the_desk_said_and_its_graph() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_report_page_shows_this_months_figures_to_everyone_signed_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, client) = app(dir.path()).await;
+    let alarm = json!({"AlarmName": "db-down", "NewStateValue": "ALARM", "StateChangeTime": "2026-12-07T03:00:00.000+0000"});
+    assert_eq!(app.post(alarm.to_string()).await.0, 200);
+    let alice = session(&app, &client, "alice").await;
+    let (_, page) = get(&app, &client, "/console/", &alice).await;
+    let token = csrf(&page);
+    assert_eq!(
+        post(
+            &app,
+            &client,
+            "/console/pages/1/ack",
+            &alice,
+            &[("csrf", &token)],
+            None
+        )
+        .await
+        .status(),
+        303
+    );
+    let victor = session(&app, &client, "victor").await;
+    let (status, page) = get(&app, &client, "/console/report", &victor).await;
+    assert_eq!(status, 200);
+    let this = chrono::Utc::now().format("%Y-%m").to_string();
+    assert!(page.contains(&format!("<h2>{this} so far</h2>")), "{page}");
+    assert!(page.contains("<th>Pages opened</th><td>1</td>"), "{page}");
+    assert!(
+        page.contains("<title>acknowledged: 1</title>") && page.contains("(of 1)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>db-down</td><td>1</td><td>0</td><td>0</td>"),
+        "{page}"
+    );
+    // Nobody signed in: to the login.
+    let r = client
+        .get(app.url("/console/report"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303);
+    app.stop().await;
+}

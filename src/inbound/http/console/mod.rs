@@ -9,6 +9,7 @@
 mod actions;
 mod cases;
 mod dashboard;
+mod kpi;
 mod login;
 mod schedules;
 mod settings;
@@ -48,6 +49,7 @@ pub(super) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/login", get(login::show_form).post(login::login))
         .route("/console/logout", post(login::logout))
         .route("/console/audit", get(views::audit))
+        .route("/console/report", get(kpi::kpis))
         .route("/console/schedules", get(schedules::schedules))
         .route("/console/schedules/override", post(schedules::add_override))
         .route("/console/cases/{id}", get(cases::case))
@@ -318,7 +320,7 @@ fn button(visitor: &Visitor, action: &str, label: &str) -> String {
 fn page(status: StatusCode, title: &str, visitor: &Visitor, body: &str) -> Response {
     let header = format!(
         "<header><nav><a href=\"/console/\">Dashboard</a> <a href=\"/console/schedules\">Schedules</a> \
-         <a href=\"/console/settings\">Settings</a> \
+         <a href=\"/console/settings\">Settings</a> <a href=\"/console/report\">Report</a> \
          <a href=\"/console/audit\">Audit log</a>{}</nav>\
          <p class=\"who\">{} ({}) {}</p></header>",
         match visitor.role {
