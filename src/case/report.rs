@@ -29,6 +29,14 @@ pub struct Spread {
 }
 
 impl Spread {
+    /// "median 60 s, p90 300 s (of 3)"; none without data.
+    pub fn said(&self) -> Option<String> {
+        Some(format!(
+            "median {} s, p90 {} s (of {})",
+            self.median_seconds?, self.p90_seconds?, self.count
+        ))
+    }
+
     pub fn of(mut seconds: Vec<i64>) -> Self {
         seconds.sort_unstable();
         let rank = |p: f64| -> Option<i64> {
@@ -83,6 +91,40 @@ pub struct Report {
 
 fn within(t: DateTime<Utc>, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
     from <= t && t < until
+}
+
+/// Decisions and pages read at most for one report.
+const MOST: usize = 1_000_000;
+
+/// What the service's ledgers hold since an instant: the decisions since then and every
+/// page. Read once, reported over as many spans from then on as wanted.
+pub struct History {
+    decisions: Vec<Decision>,
+    pages: Vec<PageSummary>,
+}
+
+impl History {
+    pub async fn since(
+        cases: &super::CaseService,
+        since: DateTime<Utc>,
+    ) -> Result<Self, crate::ports::ledger::LedgerError> {
+        let filter = crate::ports::ledger::DecisionFilter {
+            since: Some(since),
+            limit: MOST,
+            ..Default::default()
+        };
+        let decisions = cases.ledger().decisions(&filter).await?;
+        let pages = match cases.pager() {
+            Some(pager) => pager.ledger().pages(false, MOST).await?,
+            None => Vec::new(),
+        };
+        Ok(Self { decisions, pages })
+    }
+
+    /// The report over `[from, until)` (`from` no earlier than the history's start).
+    pub fn report(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Report {
+        report(&self.decisions, &self.pages, from, until)
+    }
 }
 
 /// The report over `[from, until)`: pages opened in it, cases opened in it (each

@@ -30,6 +30,22 @@ impl Month {
             .ok_or_else(bad)
     }
 
+    /// The (UTC) month an instant falls in.
+    pub fn of(t: DateTime<Utc>) -> Self {
+        Self {
+            first: t.date_naive().with_day(1).unwrap_or(t.date_naive()),
+        }
+    }
+
+    /// The month before.
+    pub fn previous(self) -> Self {
+        Self {
+            first: (self.first - chrono::Duration::days(1))
+                .with_day(1)
+                .unwrap_or(self.first),
+        }
+    }
+
     pub fn text(self) -> String {
         self.first.format("%Y-%m").to_string()
     }

@@ -191,6 +191,23 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
         "{auditor}"
     );
 
+    // Behind the load balancer there is no login of the service's own.
+    for r in [
+        app.client
+            .get(app.url("/console/login"))
+            .send()
+            .await
+            .expect("get"),
+        app.client
+            .post(app.url("/console/login"))
+            .body("username=a&password=b")
+            .send()
+            .await
+            .expect("post"),
+    ] {
+        assert_eq!(r.status(), 404);
+    }
+
     // Refused alike: no token, a name given no role, a token of another key.
     let other = Alb::new();
     for token in [

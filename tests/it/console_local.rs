@@ -426,6 +426,27 @@ async fn a_responder_acknowledges_and_says_im_fixing_and_each_change_is_audited(
         404
     );
 
+    assert_eq!(
+        post(
+            &app,
+            &client,
+            "/console/pages/one/ack",
+            &alice,
+            &[("csrf", &token)],
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    for path in [
+        "/console/pages/99",
+        "/console/pages/one",
+        "/console/pages/-1",
+    ] {
+        assert_eq!(get(&app, &client, path, &alice).await.0, 404, "{path}");
+    }
+
     // I'm fixing, for an hour; then stopped.
     let fix = [
         ("csrf", token.as_str()),

@@ -6,13 +6,9 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 
 use super::{Usage, pretty, write_out};
-use crate::case::report::{Report, Spread, report};
+use crate::case::report::{History, Report, Spread};
 use crate::cli::Config;
 use crate::paging::callouts::Month;
-use crate::ports::ledger::DecisionFilter;
-
-/// Decisions and pages read at most for one report.
-const MOST: usize = 1_000_000;
 
 /// The span asked for: a UTC month, or the last `since` up to now (30 days unless told).
 fn span(
@@ -41,17 +37,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     let (from, until) = span(month.as_deref(), since.as_deref(), Utc::now())?;
     let app = crate::cli::startup::build(config).await?;
-    let filter = DecisionFilter {
-        since: Some(from),
-        limit: MOST,
-        ..Default::default()
-    };
-    let decisions = app.cases.ledger().decisions(&filter).await?;
-    let pages = match app.cases.pager() {
-        Some(pager) => pager.ledger().pages(false, MOST).await?,
-        None => Vec::new(),
-    };
-    let r = report(&decisions, &pages, from, until);
+    let r = History::since(&app.cases, from).await?.report(from, until);
     match format {
         (true, _) => write_out(out, &pretty(&r)?),
         (_, true) => write!(out, "{}", csv(&r)).map_err(Into::into),
@@ -64,10 +50,7 @@ fn seconds(s: Option<i64>) -> String {
 }
 
 fn said(s: &Spread) -> String {
-    match (s.median_seconds, s.p90_seconds) {
-        (Some(m), Some(p)) => format!("median {m} s, p90 {p} s (of {})", s.count),
-        _ => "none".into(),
-    }
+    s.said().unwrap_or_else(|| "none".into())
 }
 
 fn table(r: &Report) -> String {

@@ -111,3 +111,15 @@ fn the_csv_quotes_what_it_must_and_never_writes_a_formula() {
          bob,\"'=HYPERLINK(\"\"x\"\")\",UTC,0,0,12.50\n"
     );
 }
+
+#[test]
+fn the_month_of_an_instant_and_the_month_before() {
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("time");
+    let m = Month::of(t("2027-01-31T23:59:59Z"));
+    assert_eq!(m.text(), "2027-01");
+    assert_eq!(m.previous().text(), "2026-12");
+    assert_eq!(
+        Month::of(t("2026-03-01T00:00:00Z")).previous().text(),
+        "2026-02"
+    );
+}

@@ -5,23 +5,16 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::{Datelike, Utc};
+use chrono::Utc;
 
 use super::{Stop, page, unavailable, visitor};
-use crate::case::report::{Report, Spread, report};
+use crate::case::report::{History, Report, Spread};
 use crate::escape::html;
 use crate::inbound::http::AppState;
 use crate::paging::callouts::Month;
-use crate::ports::ledger::DecisionFilter;
-
-/// Decisions and pages read at most for the two months.
-const MOST: usize = 100_000;
 
 fn spread(s: &Spread) -> String {
-    match (s.median_seconds, s.p90_seconds) {
-        (Some(m), Some(p)) => format!("median {m} s, p90 {p} s (of {})", s.count),
-        _ => "-".into(),
-    }
+    s.said().unwrap_or_else(|| "-".into())
 }
 
 /// Three bars for a month's pages: acknowledged, unanswered, still live.
@@ -88,42 +81,24 @@ pub(super) async fn kpis(
     headers: HeaderMap,
 ) -> Result<Response, Stop> {
     let (_, visitor) = visitor(&state, &headers).await?;
-    let now = Utc::now();
-    let this = Month::parse(&now.format("%Y-%m").to_string())
-        .map_err(|e| unavailable(&std::io::Error::other(e)))?;
-    let first = now.with_day(1).unwrap_or(now) - chrono::Duration::days(1);
-    let last = Month::parse(&first.format("%Y-%m").to_string())
-        .map_err(|e| unavailable(&std::io::Error::other(e)))?;
-    let (last_from, last_until) = last.span(&chrono_tz::UTC);
+    let this = Month::of(Utc::now());
+    let last = this.previous();
     let (this_from, this_until) = this.span(&chrono_tz::UTC);
-    let filter = DecisionFilter {
-        since: Some(last_from),
-        limit: MOST,
-        ..Default::default()
-    };
-    let decisions = state
-        .cases
-        .ledger()
-        .decisions(&filter)
+    let (last_from, last_until) = last.span(&chrono_tz::UTC);
+    // Read once for both months.
+    let history = History::since(&state.cases, last_from)
         .await
         .map_err(|e| unavailable(&e))?;
-    let pages = match state.cases.pager() {
-        Some(p) => p
-            .ledger()
-            .pages(false, MOST)
-            .await
-            .map_err(|e| unavailable(&e))?,
-        None => Vec::new(),
-    };
+    let (now_report, last_report) = (
+        history.report(this_from, this_until),
+        history.report(last_from, last_until),
+    );
     let mut body = String::from("<h1>How well support works</h1>");
     body.push_str(&month_section(
         &format!("{} so far", this.text()),
-        &report(&decisions, &pages, this_from, this_until),
+        &now_report,
     ));
-    body.push_str(&month_section(
-        &last.text(),
-        &report(&decisions, &pages, last_from, last_until),
-    ));
+    body.push_str(&month_section(&last.text(), &last_report));
     body.push_str(
         "<p class=\"muted\">The same figures: <code>cw-support-api report --json</code>.</p>",
     );

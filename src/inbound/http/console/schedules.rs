@@ -18,20 +18,18 @@ use crate::oncall::file::{self, OnCall};
 /// How far ahead the shifts are shown.
 const DAYS: i64 = 7;
 
-async fn on_call(store: &dyn crate::domain::settings::AlarmConfigStore) -> Result<OnCall, Stop> {
-    let text = store.on_call().await.map_err(|e| unavailable(&e))?;
-    match text {
-        Some(t) => file::import(&t).map_err(|e| unavailable(&e)),
-        None => Ok(OnCall::default()),
-    }
+/// The on-duty file as the pager reads it (from the same settings store the forms save to).
+async fn on_call(state: &AppState) -> Result<OnCall, Stop> {
+    let pager = state.cases.pager().ok_or(Stop::NotFound)?;
+    pager.on_call_file().await.map_err(|e| unavailable(&e))
 }
 
 pub(super) async fn schedules(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, Stop> {
-    let (console, visitor) = visitor(&state, &headers).await?;
-    let on_call = on_call(&*console.settings).await?;
+    let (_, visitor) = visitor(&state, &headers).await?;
+    let on_call = on_call(&state).await?;
     let now = Utc::now();
     let mut body = String::from("<h1>Schedules</h1>");
     if on_call.schedules.is_empty() {
@@ -102,7 +100,7 @@ pub(super) async fn add_override(
         field("from"),
         field("until"),
     );
-    let mut on_call = on_call(&*console.settings).await?;
+    let mut on_call = on_call(&state).await?;
     on_call
         .add_override(schedule, person, from, until)
         .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.to_string()))?;
