@@ -39,6 +39,9 @@ pub struct CasePolicy {
     /// The service's own account (STS, on the aws backend), whose alarms it serves with its
     /// own credentials; unknown (the local backend), every account is taken as served.
     pub own_account: Option<String>,
+    /// The support plan's promised time to AWS's first reply, per severity
+    /// (`SUPPORT_REPLY_TARGETS`), for the report.
+    pub reply_targets: super::report::ReplyTargets,
 }
 
 impl CasePolicy {
@@ -126,6 +129,7 @@ impl Default for CasePolicy {
             remember_handled: Duration::from_secs(15 * 86_400),
             account_roles: Default::default(),
             own_account: None,
+            reply_targets: Default::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ use clap::{Arg, ArgAction, Args};
 use super::{BackendKind, Graphs, LogFormat, Switch, duration_in};
 use crate::backend::aws::AwsSettings;
 use crate::case::HealthFilter;
+use crate::case::report::ReplyTargets;
 use crate::inbound::gate::{ApiTokens, CidrList};
 use crate::inbound::sns::TopicAllowList;
 
@@ -198,6 +199,12 @@ pub struct CaseConfig {
     /// credentials kept until they expire). Other accounts use the service's own.
     #[arg(long, env = "ACCOUNT_ROLES", default_value = "", global = true)]
     pub account_roles: String,
+
+    /// The support plan's promised time to AWS's first reply, per severity, that `report`
+    /// holds each case to (none: no targets). The default is Business and Enterprise
+    /// Support's; AWS changes its plans on 1 January 2027.
+    #[arg(long, env = "SUPPORT_REPLY_TARGETS", default_value = crate::case::report::DEFAULT_TARGETS, value_parser = parse_reply_targets, global = true)]
+    pub support_reply_targets: ReplyTargets,
 }
 
 /// Who may post: the SNS topics and signatures accepted, the bearer tokens, and the worker
@@ -389,7 +396,7 @@ pub struct TelemetryConfig {
 /// Every option, in the order `--help` has always listed them (an option's place in this
 /// list is its display order): grouping the fields must not reshuffle the help, and a
 /// global option's place also decides where it falls among a subcommand's own options.
-pub(super) const HELP_ORDER: [&str; 60] = [
+pub(super) const HELP_ORDER: [&str; 61] = [
     "port",
     "bind",
     "backend",
@@ -450,6 +457,7 @@ pub(super) const HELP_ORDER: [&str; 60] = [
     "console",
     "console_alb_arn",
     "console_roles",
+    "support_reply_targets",
 ];
 
 /// Gives each of the configuration's options its place in [`HELP_ORDER`].
@@ -547,6 +555,10 @@ impl TrustConfig {
             .clone()
             .map_err(|e| format!("API_TOKENS (value not shown): {e}"))
     }
+}
+
+fn parse_reply_targets(s: &str) -> Result<ReplyTargets, String> {
+    ReplyTargets::parse(s)
 }
 
 fn parse_topics(s: &str) -> Result<TopicAllowList, String> {

@@ -108,6 +108,7 @@ impl Config {
             flap_limit: cases.flap_limit,
             flap_window: cases.flap_window,
             health: cases.health(),
+            reply_targets: cases.support_reply_targets.clone(),
         }
     }
 }

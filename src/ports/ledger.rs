@@ -81,6 +81,10 @@ pub struct Decision {
     pub case_id: Option<String>,
     /// Why, in a few words, when the outcome alone does not say.
     pub note: Option<String>,
+    /// The severity a case was opened with (on `created` decisions): the report counts
+    /// cases by it and holds AWS's first reply to the support plan's target for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::domain::settings::Severity>,
 }
 
 impl Decision {
@@ -105,6 +109,7 @@ impl Decision {
             outcome,
             case_id: None,
             note: None,
+            severity: None,
         }
     }
 
@@ -123,6 +128,11 @@ impl Decision {
 
     pub fn noted(mut self, note: impl Into<Option<String>>) -> Self {
         self.note = note.into();
+        self
+    }
+
+    pub fn with_severity(mut self, severity: Option<crate::domain::settings::Severity>) -> Self {
+        self.severity = severity;
         self
     }
 }

@@ -84,9 +84,33 @@ impl Event {
     }
 }
 
-/// Where events go. `record` must return at once.
+/// What is measured (issue 29's KPIs, as they happen): a duration in seconds per
+/// occurrence, published as a statistic set (count, sum, minimum, maximum) per interval, so
+/// that a dashboard can show the average and the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measure {
+    /// From a page's opening to its first acknowledgement.
+    TimeToAcknowledge,
+    /// From a case's opening to AWS Support's first reply on it.
+    TimeToFirstReply,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 2] = [Self::TimeToAcknowledge, Self::TimeToFirstReply];
+
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Self::TimeToAcknowledge => "Page/TimeToAcknowledge",
+            Self::TimeToFirstReply => "Case/TimeToFirstReply",
+        }
+    }
+}
+
+/// Where events go. `record` and `observe` must return at once.
 pub trait MetricsSink: Send + Sync {
     fn record(&self, event: Event);
+    /// One occurrence of a measure, in seconds.
+    fn observe(&self, _measure: Measure, _seconds: f64) {}
 }
 
 /// Counts nothing (the local backend, or `METRICS=off`).

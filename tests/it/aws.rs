@@ -329,6 +329,7 @@ fn decision(alarm: &str, case: Option<&str>) -> Decision {
         outcome: Outcome::Created,
         case_id: case.map(str::to_owned),
         note: None,
+        severity: Some(cw_support_api::domain::settings::Severity::High),
     }
 }
 

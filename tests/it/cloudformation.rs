@@ -1,8 +1,10 @@
 //! `deploy/cloudformation.yaml`, the container shape's one stack: its alarms watch exactly
-//! the metrics the service publishes and tell the operator topic, never the service; and the
-//! stack deploys on moto's CloudFormation (queue, dead-letter queue, topic, subscription,
-//! tables, role, alarms), after which an alarm published to its topic runs through
-//! `consume` into one case. `.ebextensions` carries the same health alarms.
+//! the metrics the service publishes (or its notice topic's failed deliveries) and tell the
+//! operator topic, never the service; its KPI dashboard shows only metrics the service
+//! publishes; and the stack deploys on moto's CloudFormation (queue, dead-letter queue,
+//! topics, subscription, tables, role, dashboard, alarms), after which an alarm published to
+//! its topic runs through `consume` into one case. `.ebextensions` carries the same health
+//! alarms, but the notice topic's: there NOTIFY_TOPIC_ARN is the user's own topic, if any.
 
 use crate::common;
 
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::moto::moto;
 use common::process::{BIN, ServerProcess};
 use common::support_standin::SupportStandin;
-use cw_support_api::ports::metrics::Event;
+use cw_support_api::ports::metrics::{Event, Measure};
 use serde_json::Value;
 
 fn read(rel: &str) -> String {
@@ -55,10 +57,19 @@ fn field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// Every metric the service publishes in namespace `Support`: its counters and its measures.
+fn published() -> Vec<&'static str> {
+    Event::ALL
+        .iter()
+        .map(|e| e.metric_name())
+        .chain(Measure::ALL.iter().map(|m| m.metric_name()))
+        .collect()
+}
+
 fn check_alarms(rel: &str, operator_topic: &str) {
     let text = read(rel);
     let found = alarms(&text);
-    let published: Vec<&str> = Event::ALL.iter().map(|e| e.metric_name()).collect();
+    let published = published();
     let mut watched = Vec::new();
     for (name, body) in &found {
         let namespace = field(body, "Namespace").unwrap_or_default();
@@ -75,6 +86,12 @@ fn check_alarms(rel: &str, operator_topic: &str) {
                 ]
                 .contains(&metric),
                 "{rel} {name}: {metric}"
+            ),
+            // The notice topic's deliveries that failed: the one thing about notices only
+            // SNS knows.
+            "AWS/SNS" => assert_eq!(
+                metric, "NumberOfNotificationsFailed",
+                "{rel} {name}: the only SNS metric alarmed on is the notices not delivered"
             ),
             other => panic!("{rel} {name}: unexpected namespace {other:?}"),
         }
@@ -120,6 +137,132 @@ fn the_alarms_watch_what_the_service_publishes_and_tell_the_operator() {
     check_alarms(
         ".ebextensions/03-health-alarms.config",
         "Ref: OperatorTopic",
+    );
+}
+
+/// The `DashboardBody: !Sub |` block of `KpiDashboard`, its lines trimmed: JSON whose
+/// `${...}` (region, topic name) CloudFormation fills in, inside strings.
+fn dashboard_body(template: &str) -> String {
+    fn indent(l: &str) -> usize {
+        l.len() - l.trim_start().len()
+    }
+    let mut lines = template
+        .lines()
+        .skip_while(|l| l.trim_end() != "  KpiDashboard:")
+        .skip_while(|l| l.trim() != "DashboardBody: !Sub |");
+    let header = lines
+        .next()
+        .expect("a KpiDashboard resource with `DashboardBody: !Sub |`");
+    let key = indent(header);
+    lines
+        .take_while(|l| l.trim().is_empty() || indent(l) > key)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn notices_that_fail_tell_the_operator_and_the_dashboard_shows_what_the_service_publishes() {
+    let template = read("deploy/cloudformation.yaml");
+
+    // The service tells people on the stack's notice topic, and may publish to it.
+    assert!(
+        template.contains("{Name: NOTIFY_TOPIC_ARN, Value: !Ref NoticeTopic}"),
+        "the task's NOTIFY_TOPIC_ARN is the notice topic"
+    );
+    assert!(
+        template.contains("Resource: !Ref NoticeTopic"),
+        "the task role publishes to the notice topic"
+    );
+
+    // A notice SNS could not deliver is a loss: the operator hears of it, and of its end.
+    let found = alarms(&template);
+    let (name, alarm) = found
+        .iter()
+        .find(|(_, b)| field(b, "MetricName") == Some("NumberOfNotificationsFailed"))
+        .expect("an alarm on the notice topic's NumberOfNotificationsFailed");
+    assert_eq!(field(alarm, "Namespace"), Some("AWS/SNS"), "{name}");
+    assert!(
+        alarm.contains("Name: TopicName") && alarm.contains("!GetAtt NoticeTopic.TopicName"),
+        "{name}: on the notice topic:\n{alarm}"
+    );
+    assert_eq!(field(alarm, "Statistic"), Some("Sum"), "{name}");
+    assert_eq!(field(alarm, "Threshold"), Some("0"), "{name}");
+    assert_eq!(
+        field(alarm, "ComparisonOperator"),
+        Some("GreaterThanThreshold"),
+        "{name}"
+    );
+    assert_eq!(
+        field(alarm, "TreatMissingData"),
+        Some("notBreaching"),
+        "{name}"
+    );
+    assert_eq!(
+        field(alarm, "AlarmActions"),
+        Some("[!Ref OperatorTopic]"),
+        "{name}"
+    );
+    assert_eq!(
+        field(alarm, "OKActions"),
+        Some("[!Ref OperatorTopic]"),
+        "{name}"
+    );
+
+    // The dashboard: every `Support` metric on it is one the code publishes (it can never
+    // show a line that stays empty), every measure is on it, and so are the notices SNS
+    // could not deliver.
+    let text = dashboard_body(&template);
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("DashboardBody is not JSON ({e}):\n{text}"));
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let published = published();
+    let mut shown = Vec::new();
+    let mut notices_failed = false;
+    for widget in widgets {
+        // Text widgets have no metrics.
+        let Some(metrics) = widget["properties"]["metrics"].as_array() else {
+            continue;
+        };
+        for metric in metrics {
+            let m = metric.as_array().expect("a metric is an array");
+            let at = |i: usize| m.get(i).and_then(Value::as_str).unwrap_or_default();
+            match at(0) {
+                "Support" => {
+                    assert!(
+                        published.contains(&at(1)),
+                        "the dashboard shows Support {}, which the service does not publish \
+                         (it publishes {published:?})",
+                        at(1)
+                    );
+                    shown.push(at(1));
+                }
+                "AWS/SNS" => {
+                    assert_eq!(at(1), "NumberOfNotificationsFailed", "{metric}");
+                    assert_eq!(
+                        (at(2), at(3)),
+                        ("TopicName", "${NoticeTopic.TopicName}"),
+                        "{metric}"
+                    );
+                    notices_failed = true;
+                }
+                other => panic!(
+                    "the dashboard's metric {metric}: namespace {other:?} (write each metric \
+                     out in full, namespace first, so that this test can check it)"
+                ),
+            }
+        }
+    }
+    for measure in Measure::ALL {
+        assert!(
+            shown.contains(&measure.metric_name()),
+            "the dashboard does not show {} ({shown:?})",
+            measure.metric_name()
+        );
+    }
+    assert!(
+        notices_failed,
+        "the dashboard shows the notice topic's NumberOfNotificationsFailed"
     );
 }
 
@@ -176,6 +319,8 @@ async fn the_stack_deploys_on_moto_and_an_alarm_runs_through_consume() {
         "DeadLetterQueueUrl",
         "SettingsTableName",
         "LedgerTableName",
+        "NoticeTopicArn",
+        "KpiDashboardName",
     ] {
         assert!(!outputs[key].is_empty(), "{key}: {outputs:?}");
     }

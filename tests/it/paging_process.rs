@@ -758,6 +758,10 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
     );
     assert_eq!(empty["cases"]["opened"], 0);
 
+    ok(&run(
+        d,
+        &["alarms", "put", "disk-full", "--priority", "high"],
+    ));
     let server = start(d);
     assert_eq!(post_alarm(&server).await["outcome"], "paged");
     ok(&run(d, &["pages", "ack", "1", "--by", "alice"]));
@@ -767,10 +771,33 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
         serde_json::json!({"AlarmName": "disk-full", "NewStateValue": s,
             "StateChangeTime": at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()})
     };
-    assert_eq!(
-        post_json(&server, state("ALARM", now)).await["outcome"],
-        "created"
+    let created = post_json(&server, state("ALARM", now)).await;
+    assert_eq!(created["outcome"], "created");
+    let case = created["caseId"].as_str().expect("case id");
+    // AWS replies 90 s later (the event's time), through the queue as EventBridge sends it.
+    let reply = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/support-events/communication-aws.json"),
+    )
+    .expect("fixture")
+    .replace("case-111122223333-muen-2022-7118885805350839", case)
+    .replace(
+        "2022-02-21T15:51:19Z",
+        &(now + chrono::Duration::seconds(90))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
     );
+    let replied: Value = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "reply-1")
+        .body(reply)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replied["outcome"], "replied", "{replied}");
     let ok_now = now + chrono::Duration::seconds(1);
     assert_eq!(
         post_json(&server, state("OK", ok_now)).await["outcome"],
@@ -808,6 +835,41 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
         ),
         (&Value::from(1), &Value::from(1))
     );
+    assert_eq!(
+        r["cases"]["by_severity"],
+        serde_json::json!({"low": 0, "normal": 0, "high": 1, "urgent": 0, "critical": 0, "unknown": 0}),
+        "{r:#}"
+    );
+    let high = &r["aws_replies"][2];
+    assert_eq!(
+        (
+            &high["severity"],
+            &high["target_seconds"],
+            &high["cases"],
+            &high["replied"],
+            &high["met"],
+            &high["missed"],
+            &high["share_met"]
+        ),
+        (
+            &Value::from("high"),
+            &Value::from(14_400),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0),
+            &Value::from(1.0)
+        ),
+        "{r:#}"
+    );
+    let first = high["time_to_first_reply"]["median_seconds"]
+        .as_i64()
+        .expect("seconds");
+    assert!((85..=90).contains(&first), "{r:#}");
+    // The page called one person first: one callout.
+    let callouts = r["callouts"].as_array().expect("callouts");
+    assert_eq!(callouts.len(), 1, "{r:#}");
+    assert_eq!(callouts[0]["callouts"], 1, "{r:#}");
     let noisy = r["noisiest"].as_array().expect("list");
     assert!(noisy.contains(&serde_json::json!({"alarm": "prod-api-5xx-rate", "pages": 1, "cases": 0, "recovered_by_themselves": 0})), "{r:#}");
     assert!(noisy.contains(&serde_json::json!({"alarm": "disk-full", "pages": 0, "cases": 1, "recovered_by_themselves": 1})), "{r:#}");

@@ -52,6 +52,7 @@ impl Db {
         conn.execute_batch(SCHEMA)
             .map_err(|e| LedgerError::storage(format!("cannot open {}", path.display()), e))?;
         migrate_pages(&conn)?;
+        migrate_decisions(&conn)?;
         let reader = Connection::open(path).map_err(storage)?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
@@ -208,6 +209,21 @@ fn migrate_pages(conn: &Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Decisions of a ledger written before cases kept their severity get the column, empty
+/// (the report counts those cases under no severity).
+fn migrate_decisions(conn: &Connection) -> Result<(), LedgerError> {
+    let has_severity = any_row(
+        conn,
+        "SELECT COUNT(*) FROM pragma_table_info('decisions') WHERE name = 'severity'",
+    )
+    .unwrap_or(true);
+    if !has_severity {
+        conn.execute_batch("ALTER TABLE decisions ADD COLUMN severity TEXT;")
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
 /// Whether a `SELECT COUNT(*)` counts more than nothing.
 fn any_row(conn: &Connection, count: &str) -> rusqlite::Result<bool> {
     conn.prepare(count)
@@ -232,7 +248,8 @@ const SCHEMA: &str = "
         state_change_time TEXT NOT NULL,
         outcome TEXT NOT NULL,
         case_id TEXT,
-        note TEXT);
+        note TEXT,
+        severity TEXT);
     CREATE INDEX IF NOT EXISTS decisions_by_alarm ON decisions (alarm_key, seq);
     CREATE INDEX IF NOT EXISTS decisions_by_case ON decisions (case_id, seq);
     -- Storm control counts the cases opened in the last hour on every new alarm;
@@ -454,6 +471,34 @@ mod tests {
         assert_eq!((acked, resolved), (None, None));
         drop(db);
         // Opened again: nothing more to do.
+        Db::open(&path).expect("opens again");
+    }
+
+    #[test]
+    fn decisions_of_an_older_ledger_gain_an_empty_severity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite3");
+        {
+            // A ledger written before cases kept their severity.
+            let old = Connection::open(&path).expect("old");
+            old.execute_batch(
+                "CREATE TABLE decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+                   delivery_kind TEXT NOT NULL, delivery_id TEXT, alarm_key TEXT NOT NULL,
+                   alarm_name TEXT NOT NULL, state TEXT NOT NULL,
+                   state_change_time TEXT NOT NULL, outcome TEXT NOT NULL, case_id TEXT,
+                   note TEXT);
+                 INSERT INTO decisions (at, delivery_kind, alarm_key, alarm_name, state,
+                   state_change_time, outcome, case_id) VALUES ('2026-12-01T03:00:00Z',
+                   'direct', 'db', 'db', 'ALARM', 't', 'created', 'dry-run-1');",
+            )
+            .expect("old schema");
+        }
+        let db = Db::open(&path).expect("opens and migrates");
+        let severity: Option<String> = db
+            .read(|c| c.query_row("SELECT severity FROM decisions", [], |r| r.get(0)))
+            .expect("read");
+        assert_eq!(severity, None);
+        drop(db);
         Db::open(&path).expect("opens again");
     }
 

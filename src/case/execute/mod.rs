@@ -44,6 +44,8 @@ struct Done {
     open_cases: Vec<OpenCaseChange>,
     /// The subject of a case opened other than the plan said (a new storm case).
     headline: Option<String>,
+    /// The severity of a case opened (what the plan asked for), kept on its decision.
+    severity: Option<Severity>,
 }
 
 impl Done {
@@ -55,6 +57,7 @@ impl Done {
             claim: None,
             open_cases: Vec::new(),
             headline: None,
+            severity: None,
         }
     }
 }
@@ -197,6 +200,9 @@ impl CaseService {
             }
         }
         let subject = done.headline.clone().unwrap_or(headline);
+        if done.outcome == Outcome::Created {
+            done.severity = Some(plan.severity);
+        }
         let notices = notices(alarm, &done, subject, plan.severity);
         self.record(event, done, hold, notices).await
     }
@@ -319,10 +325,12 @@ impl CaseService {
             claim,
             open_cases,
             headline: _,
+            severity,
         } = done;
         let decision = Decision::about(delivery, alarm, outcome, now)
             .on_case(case_id.clone())
-            .noted(note.clone());
+            .noted(note.clone())
+            .with_severity(severity);
         let mut about = (!keys.is_empty()).then(|| decision.clone());
         let seq = self
             .commit_retrying(Commit {

@@ -88,6 +88,7 @@ async fn a_concurrent_delivery_waits_for_the_claim_and_answers_duplicate() {
             outcome: Outcome::Created,
             case_id: Some(id.clone()),
             note: None,
+            severity: None,
         };
         ledger
             .commit(Commit {

@@ -70,6 +70,37 @@ fn table(r: &Report) -> String {
         said(&r.pages.time_to_acknowledge),
         said(&r.pages.time_to_resolve),
     );
+    let b = &r.cases.by_severity;
+    t.push_str(&format!(
+        "cases by severity  low {}, normal {}, high {}, urgent {}, critical {}, unknown {}\n\
+         AWS's first reply (target: met / missed / waiting)\n",
+        b.low, b.normal, b.high, b.urgent, b.critical, b.unknown
+    ));
+    for x in &r.aws_replies {
+        t.push_str(&format!(
+            "  {:<9} {:>9}: {} / {} / {}{}  {}\n",
+            x.severity.as_str(),
+            x.target_seconds
+                .map(|s| format!("{} min", s / 60))
+                .unwrap_or_else(|| "none".into()),
+            x.met,
+            x.missed,
+            x.waiting,
+            x.share_met
+                .map(|s| format!(" ({:.0}% met)", s * 100.0))
+                .unwrap_or_default(),
+            said(&x.time_to_first_reply),
+        ));
+    }
+    if !r.callouts.is_empty() {
+        t.push_str("callouts\n");
+        for c in &r.callouts {
+            t.push_str(&format!(
+                "  {:<30} {:>4} ({} outside working hours)\n",
+                c.person, c.callouts, c.off_hours
+            ));
+        }
+    }
     if !r.noisiest.is_empty() {
         t.push_str(&format!(
             "noisiest alarms\n{:<40} {:>6} {:>6} {:>20}\n",
@@ -113,6 +144,49 @@ fn csv(r: &Report) -> String {
             seconds(s.median_seconds),
         ));
         rows.push((format!("pages.{name}.p90_seconds"), seconds(s.p90_seconds)));
+    }
+    let b = &r.cases.by_severity;
+    for (name, n) in [
+        ("low", b.low),
+        ("normal", b.normal),
+        ("high", b.high),
+        ("urgent", b.urgent),
+        ("critical", b.critical),
+        ("unknown", b.unknown),
+    ] {
+        rows.push((format!("cases.by_severity.{name}"), n.to_string()));
+    }
+    for x in &r.aws_replies {
+        let at = |k: &str| format!("aws_replies.{}.{k}", x.severity.as_str());
+        rows.push((at("target_seconds"), seconds(x.target_seconds)));
+        for (k, n) in [
+            ("cases", x.cases),
+            ("replied", x.replied),
+            ("met", x.met),
+            ("missed", x.missed),
+            ("waiting", x.waiting),
+        ] {
+            rows.push((at(k), n.to_string()));
+        }
+        rows.push((
+            at("share_met"),
+            x.share_met.map(|s| format!("{s:.4}")).unwrap_or_default(),
+        ));
+        let s = &x.time_to_first_reply;
+        rows.push((at("time_to_first_reply.count"), s.count.to_string()));
+        rows.push((
+            at("time_to_first_reply.median_seconds"),
+            seconds(s.median_seconds),
+        ));
+        rows.push((
+            at("time_to_first_reply.p90_seconds"),
+            seconds(s.p90_seconds),
+        ));
+    }
+    for (i, c) in r.callouts.iter().enumerate() {
+        rows.push((format!("callouts.{i}.person"), c.person.clone()));
+        rows.push((format!("callouts.{i}.callouts"), c.callouts.to_string()));
+        rows.push((format!("callouts.{i}.off_hours"), c.off_hours.to_string()));
     }
     for (i, n) in r.noisiest.iter().enumerate() {
         rows.push((format!("noisiest.{i}.alarm"), n.alarm.clone()));

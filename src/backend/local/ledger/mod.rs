@@ -29,7 +29,7 @@ pub struct SqliteLedger {
 }
 
 const DECISION_COLUMNS: &str = "d.seq, d.at, d.delivery_kind, d.delivery_id, d.alarm_key, \
-     d.alarm_name, d.state, d.state_change_time, d.outcome, d.case_id, d.note";
+     d.alarm_name, d.state, d.state_change_time, d.outcome, d.case_id, d.note, d.severity";
 
 fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
     let outcome: String = r.get(8)?;
@@ -69,6 +69,9 @@ fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Decision> {
         })?,
         case_id: r.get(9)?,
         note: r.get(10)?,
+        // An unknown severity (written by a later version) reads as none: it only
+        // costs the report a row.
+        severity: r.get::<_, Option<String>>(11)?.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -97,8 +100,8 @@ impl SqliteLedger {
 fn insert_decision(c: &rusqlite::Connection, d: &Decision) -> rusqlite::Result<i64> {
     c.prepare_cached(
         "INSERT INTO decisions (at, delivery_kind, delivery_id, alarm_key, alarm_name, \
-         state, state_change_time, outcome, case_id, note) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         state, state_change_time, outcome, case_id, note, severity) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         d.at.to_rfc3339(),
@@ -110,7 +113,8 @@ fn insert_decision(c: &rusqlite::Connection, d: &Decision) -> rusqlite::Result<i
         d.state_change_time,
         d.outcome.as_str(),
         d.case_id,
-        d.note
+        d.note,
+        d.severity.map(|s| s.as_str())
     ])?;
     Ok(c.last_insert_rowid())
 }

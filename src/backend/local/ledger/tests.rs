@@ -14,6 +14,7 @@ fn duplicate(alarm: &str, delivery: &str) -> Decision {
         outcome: Outcome::Duplicate,
         case_id: Some("dry-run-1".into()),
         note: Some("first handled as #1 (created)".into()),
+        severity: None,
     }
 }
 
@@ -109,6 +110,7 @@ impl Claims {
             outcome: Outcome::Created,
             case_id: Some("dry-run-1".into()),
             note: None,
+            severity: None,
         };
         let open = OpenCase {
             alarm_key: "alarm-a".into(),
