@@ -170,6 +170,8 @@ pub struct CaseService {
     told_failed: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Pages the people on duty for alarms routed to them ([`paged`]).
     pager: Option<Arc<crate::paging::engine::Pager>>,
+    /// Where the time to AWS's first reply is measured (CloudWatch on the aws backend).
+    metrics: Arc<dyn crate::ports::metrics::MetricsSink>,
 }
 
 /// How a decision learns what the ledger knows about the event.
@@ -224,8 +226,15 @@ impl CaseService {
             held: held::HeldClaims::default(),
             told_failed: Default::default(),
             pager: None,
+            metrics: Arc::new(crate::ports::metrics::NoMetrics),
             policy,
         }
+    }
+
+    /// Where the time to AWS's first reply is measured.
+    pub fn with_metrics(mut self, metrics: Arc<dyn crate::ports::metrics::MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The service's own account, once known (STS): alarms from other accounts not in

@@ -248,7 +248,7 @@ struct Opened<'a> {
 }
 
 /// When AWS replied: the event's own time, else when it was received.
-fn replied_at(d: &Decision) -> DateTime<Utc> {
+pub(super) fn replied_at(d: &Decision) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&d.state_change_time)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(d.at)

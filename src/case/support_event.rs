@@ -100,6 +100,9 @@ impl CaseService {
             })
             .await?;
         self.notifier.wake();
+        if let (Outcome::Replied, Some(case_id)) = (outcome, &update.case_id) {
+            self.measure_first_reply(case_id).await;
+        }
         let earlier = super::recent::Earlier {
             seq,
             outcome,
@@ -113,6 +116,31 @@ impl CaseService {
             alarm: label,
             reason: Some(note),
         })
+    }
+
+    /// AWS's reply just recorded, if it is the first on the case: the time since the case
+    /// was opened, measured. Read after the commit (a reply is rare), and a failed read
+    /// costs only the measurement.
+    async fn measure_first_reply(&self, case_id: &str) {
+        let filter = DecisionFilter {
+            case_id: Some(case_id.to_owned()),
+            limit: 500,
+            ..Default::default()
+        };
+        let Ok(story) = self.ledger.decisions(&filter).await else {
+            return;
+        };
+        let opened = story.iter().find(|d| d.outcome == Outcome::Created);
+        let replies: Vec<&Decision> = story
+            .iter()
+            .filter(|d| d.outcome == Outcome::Replied)
+            .collect();
+        if let (Some(opened), [reply]) = (opened, replies.as_slice()) {
+            let at = super::report::replied_at(reply).max(opened.at);
+            let waited = (at - opened.at).num_milliseconds() as f64 / 1000.0;
+            self.metrics
+                .observe(crate::ports::metrics::Measure::TimeToFirstReply, waited);
+        }
     }
 
     /// What an AWS Support event would do, read from the ledger and decided, with nothing

@@ -332,7 +332,8 @@ pub async fn build_on(config: &Config, backend: Backend) -> Result<App, StartupE
         backend.desk.clone(),
         config.policy(),
     )
-    .with_grapher(grapher);
+    .with_grapher(grapher)
+    .with_metrics(metrics.clone());
     let notifier = notifier(config, &backend, &mut aws, metrics.clone()).await?;
     let mut twilio = None;
     if let Some(pages) = &backend.pages {

@@ -1504,18 +1504,51 @@ async fn alarms_and_cases_commands_work_against_dynamodb() {
     assert_eq!(resp.status(), 200);
     let v: serde_json::Value = resp.json().await.expect("json");
     let case_id = v["caseId"].as_str().expect("case id").to_owned();
+    // AWS replies on the case (its event, through the queue): the time to that first reply
+    // is measured.
+    let account = case_id
+        .split('-')
+        .nth(1)
+        .expect("the case's account")
+        .to_owned();
+    let reply = std::fs::read_to_string(format!(
+        "{}/tests/data/support-events/communication-aws.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+    .replace("case-111122223333-muen-2022-7118885805350839", &case_id)
+    .replace("111122223333", &account);
+    let resp = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "reply-1")
+        .body(reply)
+        .send()
+        .await
+        .expect("post");
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(v["outcome"], "replied", "{v}");
+    assert!(
+        !recorded.saw_metric("Case/TimeToFirstReply"),
+        "not yet published"
+    );
     assert!(server.terminate().success());
 
-    // Stopping flushed the counters to CloudWatch, under the original service's names.
+    // Stopping flushed the counters to CloudWatch, under the original service's names, and
+    // the time to AWS's first reply.
     assert!(
         recorded.saw_metric("Case/Logged"),
         "{} requests",
         recorded.requests()
     );
+    assert!(recorded.saw_metric("Case/TimeToFirstReply"));
 
     let o = run(&["cases", "list", "--json"]);
     let listed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(listed[0]["caseId"], case_id.as_str());
+    assert_eq!(listed[0]["outcome"], "replied");
+    // The case's opening keeps its severity in DynamoDB (the report counts by it).
+    assert_eq!(listed[1]["outcome"], "created");
+    assert_eq!(listed[1]["severity"], "high");
     let o = run(&["cases", "show", &case_id]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{text}");

@@ -76,10 +76,13 @@ struct AwsRun {
     bob_voice: String,
     alice_mail: String,
     bob_mail: String,
+    /// What was published to CloudWatch (METRICS=on).
+    cloudwatch: common::cloudwatch_standin::Recorded,
 }
 
 async fn aws_run(second: u32) -> AwsRun {
     let (support, voice) = (SupportStandin::start().await, VoiceStandin::start().await);
+    let (cloudwatch_url, cloudwatch) = common::cloudwatch_standin::start().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk_config());
     let (config_table, ledger_table) = (unique("pcfg"), unique("pled"));
     dynamo::create_tables(&client, &config_table, &ledger_table)
@@ -118,7 +121,8 @@ async fn aws_run(second: u32) -> AwsRun {
         ("AWS_ENDPOINT_URL_SUPPORT", support.endpoint().as_str()),
         ("GRAPHS", "local"),
         ("TAGS", "off"),
-        ("METRICS", "off"),
+        ("METRICS", "on"),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch_url.as_str()),
         ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
         ("AWS_SECRET_ACCESS_KEY", "secret"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
@@ -156,6 +160,7 @@ async fn aws_run(second: u32) -> AwsRun {
         bob_voice,
         alice_mail,
         bob_mail,
+        cloudwatch,
     }
 }
 
@@ -169,6 +174,7 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
         bob_voice,
         alice_mail,
         bob_mail,
+        cloudwatch,
         ..
     } = &run;
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -280,6 +286,12 @@ async fn two_instances_page_on_aws_once_and_a_signed_keypress_acknowledges() {
     );
     assert!(a.terminate().success());
     assert!(b.terminate().success());
+    // Stopping published what was measured: the time bob took to acknowledge, once.
+    assert!(
+        cloudwatch.saw_metric("Page/TimeToAcknowledge"),
+        "{} requests",
+        cloudwatch.requests()
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::domain::notice::Notice;
 use crate::domain::settings::{AlarmConfigStore, StoreError};
 use crate::oncall::file::OnCall;
 use crate::ports::ledger::LedgerError;
-use crate::ports::metrics::{Event, MetricsSink, NoMetrics};
+use crate::ports::metrics::{Event, Measure, MetricsSink, NoMetrics};
 use crate::ports::pages::{
     Acted, Action, Advance, Callout, DuePage, NewMessage, NewPage, PageLedger, PageSummary, Raised,
     Tell, Transport,
@@ -211,9 +211,17 @@ impl Pager {
             Action::Escalate { .. } => Some(Event::PageEscalated),
             Action::Resolve { .. } => None,
         };
-        let acted = self.pages.act(page, action, tell, self.now()).await?;
+        // The first "I have it" ends the page's time to acknowledge.
+        let first_ack =
+            matches!(action, Action::Acknowledge { .. }) && record.page.acknowledged_at.is_none();
+        let now = self.now();
+        let acted = self.pages.act(page, action, tell, now).await?;
         if let (Acted::Done(_), Some(e)) = (&acted, event) {
             self.metrics.record(e);
+            if first_ack {
+                let waited = (now - record.page.opened_at).num_milliseconds() as f64 / 1000.0;
+                self.metrics.observe(Measure::TimeToAcknowledge, waited);
+            }
         }
         self.wake.notify_one();
         Ok(acted)
