@@ -14,7 +14,30 @@ use crate::ports::ledger::Lookup;
 
 use super::plan::Facts;
 use super::records::handled_keys;
-use super::{CaseError, CaseService, Dedupe, Reading, STORM_KEY};
+use super::{CaseError, CaseService, STORM_KEY};
+
+/// How a decision learns what the ledger knows about the event.
+#[derive(Clone, PartialEq)]
+pub(super) enum Reading {
+    /// Read it first (one request on DynamoDB).
+    Read,
+    /// For a new ALARM on a ledger whose claim checks it ([`CaseLedger::checks_at_claim`]):
+    /// assume the common case, an event not handled and no case open for the alarm, and
+    /// let the claim's conditions check that. Only a plan to open a counted case is carried
+    /// out on the assumption; any other plan is read and decided again at once, and so is
+    /// one whose claim finds the assumption wrong.
+    Assume,
+    /// What a failed claim found (the alarm's open case): as good as a read.
+    Found(Box<crate::ports::ledger::Lookup>),
+}
+
+/// Whether a plan looks for an earlier decision on the same keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dedupe {
+    Check,
+    /// Raising an alarm held during maintenance: its event was recorded as suppressed.
+    Skip,
+}
 
 impl CaseService {
     /// What is known about this alarm event now, read from the stores.

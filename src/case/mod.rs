@@ -13,6 +13,7 @@
 
 mod execute;
 mod facts;
+use facts::{Dedupe, Reading};
 mod held;
 mod opening;
 mod paged;
@@ -20,6 +21,7 @@ mod periodic;
 pub mod plan;
 mod policy;
 mod preview;
+pub mod readiness;
 mod recent;
 mod records;
 pub mod report;
@@ -174,21 +176,6 @@ pub struct CaseService {
     metrics: Arc<dyn crate::ports::metrics::MetricsSink>,
 }
 
-/// How a decision learns what the ledger knows about the event.
-#[derive(Clone, PartialEq)]
-enum Reading {
-    /// Read it first (one request on DynamoDB).
-    Read,
-    /// For a new ALARM on a ledger whose claim checks it ([`CaseLedger::checks_at_claim`]):
-    /// assume the common case, an event not handled and no case open for the alarm, and
-    /// let the claim's conditions check that. Only a plan to open a counted case is carried
-    /// out on the assumption; any other plan is read and decided again at once, and so is
-    /// one whose claim finds the assumption wrong.
-    Assume,
-    /// What a failed claim found (the alarm's open case): as good as a read.
-    Found(Box<crate::ports::ledger::Lookup>),
-}
-
 /// The note of a duplicate: which decision it repeats.
 fn first_handled(earlier: &Earlier) -> String {
     format!(
@@ -196,14 +183,6 @@ fn first_handled(earlier: &Earlier) -> String {
         earlier.seq,
         earlier.outcome.as_str()
     )
-}
-
-/// Whether a plan looks for an earlier decision on the same keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dedupe {
-    Check,
-    /// Raising an alarm held during maintenance: its event was recorded as suppressed.
-    Skip,
 }
 
 impl CaseService {

@@ -31,6 +31,22 @@ pub(super) struct Assessed {
     pub open_cases: Vec<OpenCaseChange>,
 }
 
+/// Who is told of an AWS Support event: a case resolved at AWS, or AWS's reply.
+fn notices(update: &CaseUpdate, outcome: Outcome, alarm: String) -> Vec<Notice> {
+    match (&update.case_id, outcome) {
+        (Some(case_id), Outcome::Closed) => vec![Notice::Resolved {
+            case_id: case_id.clone(),
+            alarm,
+        }],
+        (Some(case_id), Outcome::Replied) => vec![Notice::Replied {
+            case_id: case_id.clone(),
+            display_id: update.display_id.clone(),
+            excerpt: None,
+        }],
+        _ => Vec::new(),
+    }
+}
+
 impl CaseService {
     /// An AWS Support event about a case: recorded on the case's timeline; a resolved case
     /// is let go at once (every open-case record pointing at it, folded alarms included);
@@ -77,18 +93,7 @@ impl CaseService {
         decision.state_change_time = update.time.clone();
         // Who is told, queued with the decision. AWS's reply is read when the notice is sent
         // (the event does not carry its text).
-        let notices = match (&update.case_id, outcome) {
-            (Some(case_id), Outcome::Closed) => vec![Notice::Resolved {
-                case_id: case_id.clone(),
-                alarm: told,
-            }],
-            (Some(case_id), Outcome::Replied) => vec![Notice::Replied {
-                case_id: case_id.clone(),
-                display_id: update.display_id.clone(),
-                excerpt: None,
-            }],
-            _ => Vec::new(),
-        };
+        let notices = notices(update, outcome, told);
         let seq = self
             .commit_retrying(Commit {
                 handled_keys: keys.clone(),

@@ -67,7 +67,22 @@ pub enum Command {
     /// Check the configured backend. aws: credentials, tables and their keys, Support API
     /// access and the severities the plan allows; local: the data directory and its files.
     /// Exit status 0 only if everything is usable.
-    Check,
+    Check {
+        /// Instead: whether the account's CloudWatch alarms are ready to be served (aws):
+        /// alarms that reach this service without an OK action or settings, settings for
+        /// alarms that do not exist, alarms meant for it whose topic does not deliver to it,
+        /// composite alarms whose children page on their own; each with its fix.
+        #[arg(long)]
+        alarms: bool,
+        /// With --alarms: print JSON.
+        #[arg(long, requires = "alarms")]
+        json: bool,
+        /// With --alarms: another endpoint subscriptions to this service deliver to (an SQS
+        /// queue ARN, as the Elastic Beanstalk worker queue's, or an https URL); PUBLIC_URL's
+        /// /serviceme and QUEUE_URL's queue are known already. Repeat for several.
+        #[arg(long, requires = "alarms")]
+        subscriber: Vec<String>,
+    },
     /// Run one body (a file, or - for stdin) through the parsing and decision code and print
     /// the outcome and the exact case it would open (when really opened, a `Reference:` line
     /// is put first). Changes nothing; checks no signature.

@@ -24,5 +24,6 @@ mod oncall;
 mod page_ledger;
 mod pages;
 mod paging_process;
+mod readiness;
 mod security;
 mod worker_path;

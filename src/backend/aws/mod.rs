@@ -8,6 +8,7 @@ pub mod channels;
 pub mod dynamo;
 pub mod graph;
 pub mod metrics;
+pub mod readiness;
 pub mod sns;
 pub mod sqs;
 pub mod support;

@@ -171,10 +171,14 @@ fn known_callouts() -> Vec<Callout> {
     ]
 }
 
+/// The known month's report.
+fn known_month() -> Report {
+    history(known_decisions(), known_pages(), known_callouts()).report(t(FROM), t(UNTIL))
+}
+
 #[test]
-fn a_known_month_gives_every_figure() {
-    let h = history(known_decisions(), known_pages(), known_callouts());
-    let r = h.report(t(FROM), t(UNTIL));
+fn a_known_month_gives_every_page_and_case_figure() {
+    let r = known_month();
     assert_eq!(
         r.pages,
         Pages {
@@ -212,6 +216,11 @@ fn a_known_month_gives_every_figure() {
             }
         }
     );
+}
+
+#[test]
+fn a_known_month_holds_each_first_reply_to_its_target() {
+    let r = known_month();
     let replies: Vec<_> = r
         .aws_replies
         .iter()
@@ -263,6 +272,11 @@ fn a_known_month_gives_every_figure() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_known_month_gives_callouts_and_the_noisiest_alarms() {
+    let r = known_month();
     assert_eq!(
         r.callouts,
         [

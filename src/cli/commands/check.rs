@@ -9,7 +9,7 @@ use crate::domain::settings::AlarmConfigRecord;
 
 use anyhow::Context;
 
-use super::write_out;
+use super::{Usage, write_out};
 
 pub(super) async fn tables_create(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings = config.aws();
@@ -216,4 +216,146 @@ async fn support_api(clients: &AwsClients, settings: &AwsSettings) -> Checked {
         }
         Err(e) => Err(format!("AWS Support API: {e}")),
     }
+}
+
+/// `check --alarms`: the account's alarms (aws), held to what this service needs; exit
+/// status 0 only when nothing needs fixing.
+pub(super) async fn alarms(
+    config: &Config,
+    json: bool,
+    subscribers: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use crate::backend::aws::readiness;
+    use crate::case::readiness::{Facts, check};
+    if config.store.backend == BackendKind::Local {
+        return Err(Usage(
+            "check --alarms asks CloudWatch and SNS: run it with BACKEND=aws".into(),
+        )
+        .into());
+    }
+    let settings = config.aws();
+    let clients = AwsClients::load(&settings).await;
+    let endpoints = endpoints(config, &clients, subscribers).await?;
+    let alarms = readiness::alarms(&clients).await?;
+    let topics: std::collections::BTreeSet<String> = alarms
+        .iter()
+        .flat_map(|a| a.alarm_actions.iter().chain(&a.ok_actions))
+        .filter(|t| crate::inbound::sns::TopicArn::parse(t).is_ok())
+        .cloned()
+        .collect();
+    let allowed: Vec<String> = topics
+        .iter()
+        .filter(|t| {
+            crate::inbound::sns::TopicArn::parse(t).is_ok_and(|arn| {
+                config
+                    .trust
+                    .sns_topic_arns
+                    .patterns()
+                    .iter()
+                    .any(|p| p.matches(&arn))
+            })
+        })
+        .cloned()
+        .collect();
+    let subscribed = readiness::subscriptions(&clients, topics, &endpoints).await;
+    let backend = Backend::on_aws(clients.clone(), &settings).await?;
+    let named: Vec<String> = backend
+        .config
+        .list()
+        .await
+        .context("the stored settings")?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let r = check(&Facts {
+        alarms: &alarms,
+        topics: &subscribed,
+        allowed_topics: &allowed,
+        settings: &named,
+        endpoint: endpoints.first(),
+    });
+    match json {
+        true => write_out(out, &super::pretty(&r)?)?,
+        false => write!(
+            out,
+            "{}",
+            crate::escape::printable(&readiness_text(&r, &settings.region, endpoints.is_empty()))
+        )?,
+    }
+    match r.findings.len() {
+        0 => Ok(()),
+        n => Err(anyhow::Error::msg(format!("{n} thing(s) to fix"))),
+    }
+}
+
+/// `check --alarms` for a person: a line per finding with its fix, then the ready alarms.
+fn readiness_text(
+    r: &crate::case::readiness::Readiness,
+    region: &str,
+    no_endpoint: bool,
+) -> String {
+    let mut text = format!(
+        "[ ok ] {} alarm(s) in {region}; {} reach this service\n",
+        r.alarms,
+        r.routed.len()
+    );
+    if no_endpoint {
+        text.push_str("[warn] this service's own endpoint is unknown (set PUBLIC_URL or QUEUE_URL, or name it with --subscriber): no subscription can be recognised as its\n");
+    }
+    for f in &r.findings {
+        text.push_str(&format!(
+            "[FAIL] {:?}: {}\n       fix: {}\n",
+            f.alarm, f.detail, f.fix
+        ));
+    }
+    for name in &r.ready {
+        text.push_str(&format!("[ ok ] {name:?} is ready\n"));
+    }
+    text
+}
+
+/// Where subscriptions to this service deliver: PUBLIC_URL's `/serviceme`, QUEUE_URL's queue
+/// (its ARN, asked of SQS) and each `--subscriber`.
+async fn endpoints(
+    config: &Config,
+    clients: &AwsClients,
+    subscribers: &[String],
+) -> anyhow::Result<Vec<crate::case::readiness::Endpoint>> {
+    use crate::case::readiness::Endpoint;
+    let url = |u: &str| -> Option<Endpoint> {
+        let protocol = u.split_once("://")?.0.to_ascii_lowercase();
+        matches!(protocol.as_str(), "http" | "https").then(|| Endpoint {
+            protocol,
+            endpoint: u.to_owned(),
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(public) = &config.trust.public_url {
+        out.extend(url(&format!("{}/serviceme", public.trim_end_matches('/'))));
+    }
+    if let Some(queue) = &config.queue.queue_url {
+        let arn = crate::backend::aws::readiness::queue_arn(clients, queue)
+            .await
+            .with_context(|| format!("QUEUE_URL {queue}"))?;
+        out.push(Endpoint {
+            protocol: "sqs".into(),
+            endpoint: arn,
+        });
+    }
+    for s in subscribers {
+        let e = match s.starts_with("arn:") && s.split(':').nth(2) == Some("sqs") {
+            true => Some(Endpoint {
+                protocol: "sqs".into(),
+                endpoint: s.clone(),
+            }),
+            false => url(s),
+        };
+        out.push(e.ok_or_else(|| {
+            Usage(format!(
+                "--subscriber {s:?}: an SQS queue ARN or an http(s) URL"
+            ))
+        })?);
+    }
+    Ok(out)
 }

@@ -56,7 +56,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Cases(cmd) => cases::cases(config, cmd, &mut out).await,
         Command::Process { file } => process(config, &file, &mut out).await,
         Command::Tables(TablesCommand::Create) => check::tables_create(config, &mut out).await,
-        Command::Check => check::check(config, &mut out).await,
+        Command::Check { alarms: false, .. } => check::check(config, &mut out).await,
+        Command::Check {
+            alarms: true,
+            json,
+            subscriber,
+        } => check::alarms(config, json, &subscriber, &mut out).await,
         Command::Maintenance(cmd) => maintenance(config, cmd, &mut out).await,
         Command::Oncall(cmd) => oncall::oncall(config, cmd, &mut out).await,
         Command::Pages(cmd) => pages::pages(config, cmd, &mut out).await,

@@ -145,6 +145,26 @@ fn csv(r: &Report) -> String {
         ));
         rows.push((format!("pages.{name}.p90_seconds"), seconds(s.p90_seconds)));
     }
+    rows.extend(severity_rows(r));
+    for (i, n) in r.noisiest.iter().enumerate() {
+        rows.push((format!("noisiest.{i}.alarm"), n.alarm.clone()));
+        rows.push((format!("noisiest.{i}.pages"), n.pages.to_string()));
+        rows.push((format!("noisiest.{i}.cases"), n.cases.to_string()));
+        rows.push((
+            format!("noisiest.{i}.recovered_by_themselves"),
+            n.recovered_by_themselves.to_string(),
+        ));
+    }
+    let mut out = String::from("metric,value\n");
+    for (k, v) in rows {
+        out.push_str(&format!("{k},{}\n", crate::escape::csv_field(&v)));
+    }
+    out
+}
+
+/// The CSV rows of cases by severity, AWS's replies per severity and callouts per person.
+fn severity_rows(r: &Report) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     let b = &r.cases.by_severity;
     for (name, n) in [
         ("low", b.low),
@@ -188,18 +208,5 @@ fn csv(r: &Report) -> String {
         rows.push((format!("callouts.{i}.callouts"), c.callouts.to_string()));
         rows.push((format!("callouts.{i}.off_hours"), c.off_hours.to_string()));
     }
-    for (i, n) in r.noisiest.iter().enumerate() {
-        rows.push((format!("noisiest.{i}.alarm"), n.alarm.clone()));
-        rows.push((format!("noisiest.{i}.pages"), n.pages.to_string()));
-        rows.push((format!("noisiest.{i}.cases"), n.cases.to_string()));
-        rows.push((
-            format!("noisiest.{i}.recovered_by_themselves"),
-            n.recovered_by_themselves.to_string(),
-        ));
-    }
-    let mut out = String::from("metric,value\n");
-    for (k, v) in rows {
-        out.push_str(&format!("{k},{}\n", crate::escape::csv_field(&v)));
-    }
-    out
+    rows
 }

@@ -27,8 +27,9 @@ type Signers = Arc<Mutex<Vec<(String, String, String)>>>;
 /// The tags ListTagsForResource answers, per alarm ARN.
 type Tags = Arc<Mutex<std::collections::HashMap<String, Vec<(String, String)>>>>;
 
-/// The alarms DescribeAlarms knows: name → (ARN, composite).
-type Alarms = Arc<Mutex<std::collections::HashMap<String, (String, bool)>>>;
+/// The alarms DescribeAlarms knows: name → (its definition as DescribeAlarms answers it,
+/// composite).
+type Alarms = Arc<Mutex<std::collections::BTreeMap<String, (serde_json::Value, bool)>>>;
 
 impl Recorded {
     /// Whether any PutMetricData body named this metric (and the namespace `Support`).
@@ -54,10 +55,24 @@ impl Recorded {
 
     /// An alarm DescribeAlarms finds by its name.
     pub(crate) fn add_alarm(&self, name: &str, arn: &str, composite: bool) {
+        self.define_alarm(
+            serde_json::json!({"AlarmName": name, "AlarmArn": arn}),
+            composite,
+        );
+    }
+
+    /// An alarm as DescribeAlarms answers it (`AlarmName`, `AlarmArn`, `ActionsEnabled`,
+    /// `AlarmActions`, `OKActions`, a composite's `AlarmRule`): found by its name, and
+    /// listed when no name is asked for.
+    pub(crate) fn define_alarm(&self, definition: serde_json::Value, composite: bool) {
+        let name = definition["AlarmName"]
+            .as_str()
+            .expect("AlarmName")
+            .to_owned();
         self.2
             .lock()
             .expect("lock")
-            .insert(name.to_owned(), (arn.to_owned(), composite));
+            .insert(name, (definition, composite));
     }
 
     /// The access key and region each call of `op` was signed with, in order.
@@ -159,23 +174,72 @@ fn cbor_texts_after(body: &[u8], key: &[u8]) -> Vec<String> {
     out
 }
 
-/// `{"MetricAlarms": [...], "CompositeAlarms": [...]}` in CBOR, each alarm with its name
-/// and ARN.
-fn alarms_answer(found: &[(String, String, bool)]) -> Vec<u8> {
-    let mut out = vec![0xa2];
-    for (key, composite) in [("MetricAlarms", false), ("CompositeAlarms", true)] {
-        cbor_text(&mut out, key);
-        let these: Vec<_> = found.iter().filter(|a| a.2 == composite).take(23).collect();
-        out.push(0x80 | these.len() as u8);
-        for (name, arn, _) in these {
-            out.push(0xa2);
-            cbor_text(&mut out, "AlarmName");
-            cbor_text(&mut out, name);
-            cbor_text(&mut out, "AlarmArn");
-            cbor_text(&mut out, arn);
+/// `{"MetricAlarms": [...], "CompositeAlarms": [...]}` in CBOR.
+fn alarms_answer(found: &[(serde_json::Value, bool)]) -> Vec<u8> {
+    let pick = |composite: bool| -> Vec<serde_json::Value> {
+        found
+            .iter()
+            .filter(|a| a.1 == composite)
+            .map(|a| a.0.clone())
+            .collect()
+    };
+    let mut out = Vec::new();
+    cbor_value(
+        &mut out,
+        &serde_json::json!({"MetricAlarms": pick(false), "CompositeAlarms": pick(true)}),
+    );
+    out
+}
+
+/// A CBOR item's head: its major type and its length or value.
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend([m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((n as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 26);
+            out.extend((n as u32).to_be_bytes());
         }
     }
-    out
+}
+
+/// A JSON value in CBOR, as the SDK reads a Smithy RPC v2 answer.
+fn cbor_value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push(0xf6),
+        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => cbor_head(out, 0, u),
+            (None, Some(i)) => cbor_head(out, 1, (-1 - i) as u64),
+            _ => {
+                out.push(0xfb);
+                out.extend(n.as_f64().unwrap_or_default().to_be_bytes());
+            }
+        },
+        Value::String(t) => {
+            cbor_head(out, 3, t.len() as u64);
+            out.extend(t.as_bytes());
+        }
+        Value::Array(items) => {
+            cbor_head(out, 4, items.len() as u64);
+            for i in items {
+                cbor_value(out, i);
+            }
+        }
+        Value::Object(map) => {
+            cbor_head(out, 5, map.len() as u64);
+            for (k, v) in map {
+                cbor_value(out, &Value::String(k.clone()));
+                cbor_value(out, v);
+            }
+        }
+    }
 }
 
 /// A CBOR text string.
@@ -248,10 +312,12 @@ async fn operation(
         }
         "DescribeAlarms" => {
             let known = recorded.2.lock().expect("lock");
-            let found: Vec<(String, String, bool)> = cbor_texts_after(&body, b"AlarmNames")
-                .into_iter()
-                .filter_map(|n| known.get(&n).map(|(arn, c)| (n.clone(), arn.clone(), *c)))
-                .collect();
+            let names = cbor_texts_after(&body, b"AlarmNames");
+            // No names: every alarm (one page; no NextToken).
+            let found: Vec<(serde_json::Value, bool)> = match names.is_empty() {
+                true => known.values().cloned().collect(),
+                false => names.iter().filter_map(|n| known.get(n).cloned()).collect(),
+            };
             alarms_answer(&found)
         }
         // An empty CBOR map: PutMetricData has no output members.
