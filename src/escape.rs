@@ -97,9 +97,38 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
+/// Text for one line of Markdown (a table cell, a list item): printable, on one line, with
+/// every character Markdown or the HTML it allows could read as markup backslash-escaped or
+/// an entity, so an alarm's name can neither format, link, nor break the table.
+pub fn markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in printable(s).chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_shows_markup_as_text_on_one_line() {
+        assert_eq!(
+            markdown("db | [click](https://evil.example) <img src=x>\n# *big* `x`"),
+            "db \\| \\[click\\]\\(https://evil.example\\) &lt;img src=x&gt; \\# \\*big\\* \\`x\\`"
+        );
+    }
 
     #[test]
     fn html_shows_markup_as_text() {

@@ -25,6 +25,7 @@ pub mod readiness;
 mod recent;
 mod records;
 pub mod report;
+pub mod review;
 mod support_event;
 pub mod text;
 pub mod told;

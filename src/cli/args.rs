@@ -373,4 +373,13 @@ pub enum CasesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A post-incident review draft, in Markdown: the timeline (alarm fired, case opened,
+    /// pages and acknowledgements, AWS's replies, recovery, resolution) with times and
+    /// durations, the people involved, the metric graph, and headings for cause and actions.
+    Review {
+        id: String,
+        /// Save the graph attached to the case (PNG) here; the draft shows it.
+        #[arg(long)]
+        graph: Option<std::path::PathBuf>,
+    },
 }

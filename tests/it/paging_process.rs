@@ -887,3 +887,118 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
     refused(&run(d, &["report", "--month", "2026-13"]), "is not a month");
     refused(&run(d, &["report", "--since", "forever"]), "--since");
 }
+
+/// `cases review` through the binary on a case that was paged, acknowledged, replied to by
+/// AWS and recovered: its draft has each of those on the timeline, the person who
+/// acknowledged, and the graph saved beside it (every line of a known case is asserted in
+/// `case::review::tests`).
+#[tokio::test]
+async fn cases_review_drafts_a_paged_replied_and_recovered_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(d, "30s");
+    ok(&run(
+        d,
+        &[
+            "alarms",
+            "put",
+            "prod-api-5xx-rate",
+            "--route",
+            "both",
+            "--priority",
+            "high",
+        ],
+    ));
+    let server = start(d);
+    // The alarm fired a minute ago.
+    let fired = Utc::now() - chrono::Duration::minutes(1);
+    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(ALARM))
+        .expect("alarm")
+        .replace(
+            "2026-11-20T03:12:45.118+0000",
+            &fired.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
+        );
+    let answer: Value = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let case = answer["caseId"]
+        .as_str()
+        .expect("a case as well as a page")
+        .to_owned();
+    messages(d, 2);
+    ok(&run(d, &["pages", "ack", "1", "--by", "alice"]));
+    let reply = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/support-events/communication-aws.json"),
+    )
+    .expect("fixture")
+    .replace("case-111122223333-muen-2022-7118885805350839", &case)
+    .replace(
+        "2022-02-21T15:51:19Z",
+        &Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
+    let r = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .header("x-aws-sqsd-msgid", "reply-1")
+        .body(reply)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let ok_body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/payloads/metric-alarm-ok.json"),
+    )
+    .expect("ok payload");
+    let recovered: Value = reqwest::Client::new()
+        .post(server.url("/serviceme"))
+        .body(ok_body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(recovered["outcome"], "recovered", "{recovered}");
+
+    let graph = d.join("graph.png");
+    let md = ok(&run(
+        d,
+        &[
+            "cases",
+            "review",
+            &case,
+            "--graph",
+            graph.to_str().expect("utf-8"),
+        ],
+    ));
+    for wanted in [
+        &format!("# Post-incident review: case {case}"),
+        &format!(
+            "| {} | 0 s | the alarm fired |",
+            fired.format("%Y-%m-%d %H:%M:%S")
+        ),
+        "case opened for prod-api-5xx-rate, severity high |",
+        "page 1: acknowledged by alice \\(via command\\) |",
+        "| AWS Support replied |",
+        "prod-api-5xx-rate back to OK: recovered |",
+        "- alice: called; acknowledged page 1\n",
+        "- Resolved: not yet\n",
+        "![The alarm's metric when the case was opened](",
+        "## Cause",
+    ] {
+        assert!(md.contains(wanted), "{wanted:?} in\n{md}");
+    }
+    let png = std::fs::read(&graph).expect("the graph, saved");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let unknown = run(d, &["cases", "review", "no-such-case"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no case \"no-such-case\" in the ledger")
+    );
+}

@@ -24,17 +24,42 @@ pub(super) async fn cases(
     cmd: CasesCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let backend = crate::cli::startup::build(config).await?.backend;
+    let app = crate::cli::startup::build(config).await?;
+    let backend = &app.backend;
     match cmd {
-        CasesCommand::List { json, alarm, limit } => list(&backend, json, alarm, limit, out).await,
+        CasesCommand::List { json, alarm, limit } => list(backend, json, alarm, limit, out).await,
+        CasesCommand::Review { id, graph } => review(&app.cases, &id, graph, out).await,
         CasesCommand::Show { id, json } => {
-            let view = CaseView::read(config, &backend, &id).await?;
+            let view = CaseView::read(config, backend, &id).await?;
             match json {
                 true => write_out(out, &pretty(&view.to_json())?),
                 false => write_out(out, &crate::escape::printable(&view.to_text())),
             }
         }
     }
+}
+
+/// `cases review`: the draft on standard output; the graph, if asked for and attached, saved.
+async fn review(
+    cases: &crate::case::CaseService,
+    id: &str,
+    graph: Option<std::path::PathBuf>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use crate::case::review::{ReviewFacts, markdown_draft};
+    let facts = ReviewFacts::gather(cases, id)
+        .await?
+        .ok_or_else(|| anyhow::Error::msg(format!("no case {id:?} in the ledger")))?;
+    let saved = match (&graph, &facts.graph) {
+        (Some(path), Some(png)) => {
+            std::fs::write(path, png)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+    write!(out, "{}", markdown_draft(&facts, saved.as_deref()))?;
+    Ok(())
 }
 
 /// `cases list`: the latest decisions, newest first, as a table or JSON.
