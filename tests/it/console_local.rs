@@ -951,6 +951,13 @@ async fn the_report_page_shows_this_months_figures_to_everyone_signed_in() {
         page.contains("<td>db-down</td><td>1</td><td>0</td><td>0</td>"),
         "{page}"
     );
+    // No case was opened (the alarm pages only): each severity's row, its target, nothing met.
+    assert!(
+        page.contains("<tr><td>high</td><td>0</td><td>240 min</td><td>0</td><td>0</td><td>0</td><td>-</td><td>-</td></tr>"),
+        "{page}"
+    );
+    // Acknowledged before its first step called anyone: no callouts.
+    assert!(!page.contains("<h3>Callouts</h3>"), "{page}");
     // Nobody signed in: to the login.
     let r = client
         .get(app.url("/console/report"))

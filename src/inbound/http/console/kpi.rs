@@ -45,6 +45,40 @@ fn bars(r: &Report) -> String {
     out
 }
 
+/// Cases by severity, and AWS's first reply on them against the plan's target.
+fn replies(r: &Report) -> String {
+    let b = &r.cases.by_severity;
+    let opened = [b.low, b.normal, b.high, b.urgent, b.critical];
+    let mut out = String::from(
+        "<h3>Cases by severity, and AWS's first reply</h3><table class=\"replies\"><tr><th>Severity</th>\
+         <th>Cases</th><th>Target</th><th>Met</th><th>Missed</th><th>Waiting</th><th>Share met</th><th>Time to first reply</th></tr>",
+    );
+    for (x, opened) in r.aws_replies.iter().zip(opened) {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{opened}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            x.severity.as_str(),
+            x.target_seconds
+                .map(|s| format!("{} min", s / 60))
+                .unwrap_or_else(|| "-".into()),
+            x.met,
+            x.missed,
+            x.waiting,
+            x.share_met
+                .map(|s| format!("{:.0}%", s * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            spread(&x.time_to_first_reply),
+        ));
+    }
+    if b.unknown > 0 {
+        out.push_str(&format!(
+            "<tr><td>unknown</td><td>{}</td><td colspan=\"6\">opened before cases kept their severity</td></tr>",
+            b.unknown
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn month_section(title: &str, r: &Report) -> String {
     let mut out = format!(
         "<h2>{}</h2><table class=\"kpi\"><tr><th>Cases opened</th><td>{}</td></tr>\
@@ -60,6 +94,19 @@ fn month_section(title: &str, r: &Report) -> String {
         spread(&r.pages.time_to_resolve),
         bars(r),
     );
+    out.push_str(&replies(r));
+    if !r.callouts.is_empty() {
+        out.push_str("<h3>Callouts</h3><table class=\"callouts\"><tr><th>Person</th><th>Called out</th><th>Outside working hours</th></tr>");
+        for c in &r.callouts {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html(&c.person),
+                c.callouts,
+                c.off_hours
+            ));
+        }
+        out.push_str("</table>");
+    }
     if !r.noisiest.is_empty() {
         out.push_str("<h3>Noisiest alarms</h3><table><tr><th>Alarm</th><th>Pages</th><th>Cases</th><th>Recovered by itself</th></tr>");
         for n in &r.noisiest {
@@ -103,4 +150,68 @@ pub(super) async fn kpis(
         "<p class=\"muted\">The same figures: <code>cw-support-api report --json</code>.</p>",
     );
     Ok(page(StatusCode::OK, "Report", &visitor, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::report::{BySeverity, Callouts, Cases, Pages, Replies};
+    use crate::domain::settings::Severity;
+
+    #[test]
+    fn a_month_shows_replies_per_severity_and_callouts_escaped() {
+        let none = Spread::of(Vec::new());
+        let r = Report {
+            from: Utc::now(),
+            until: Utc::now(),
+            cases: Cases {
+                opened: 2,
+                recovered_by_themselves: 0,
+                by_severity: BySeverity {
+                    high: 1,
+                    unknown: 1,
+                    ..Default::default()
+                },
+            },
+            pages: Pages {
+                opened: 0,
+                acknowledged: 0,
+                unanswered: 0,
+                resolved: 0,
+                live: 0,
+                time_to_acknowledge: none.clone(),
+                time_to_resolve: none.clone(),
+            },
+            aws_replies: Severity::ALL
+                .into_iter()
+                .map(|severity| Replies {
+                    severity,
+                    target_seconds: (severity == Severity::High).then_some(14_400),
+                    cases: usize::from(severity == Severity::High),
+                    replied: usize::from(severity == Severity::High),
+                    met: 0,
+                    missed: usize::from(severity == Severity::High),
+                    waiting: 0,
+                    share_met: (severity == Severity::High).then_some(0.0),
+                    time_to_first_reply: none.clone(),
+                })
+                .collect(),
+            noisiest: Vec::new(),
+            callouts: vec![Callouts {
+                person: "<script>x</script>".into(),
+                callouts: 3,
+                off_hours: 2,
+            }],
+        };
+        let html = month_section("2026-12", &r);
+        assert!(
+            html.contains("<tr><td>high</td><td>1</td><td>240 min</td><td>0</td><td>1</td><td>0</td><td>0%</td><td>-</td></tr>"),
+            "{html}"
+        );
+        assert!(html.contains("<tr><td>unknown</td><td>1</td>"), "{html}");
+        assert!(
+            html.contains("<tr><td>&lt;script&gt;x&lt;/script&gt;</td><td>3</td><td>2</td></tr>"),
+            "{html}"
+        );
+    }
 }
