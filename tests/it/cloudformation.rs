@@ -104,6 +104,7 @@ fn check_alarms(rel: &str, operator_topic: &str) {
     for wanted in [
         "AWS/SQS ApproximateNumberOfMessagesVisible",
         "Support Delivery/Failed",
+        "Support Notify/Failed",
         "AWS/SQS ApproximateAgeOfOldestMessage",
         "Support Task/Reconciled",
     ] {
