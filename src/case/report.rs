@@ -167,7 +167,7 @@ impl History {
         let decisions = cases.ledger().decisions(&filter).await?;
         let (pages, callouts) = match cases.pager() {
             Some(pager) => (
-                pager.ledger().pages(false, MOST).await?,
+                pager.ledger().pages_since(since, MOST).await?,
                 pager
                     .ledger()
                     .callouts(since, read_at + Duration::days(1))

@@ -61,7 +61,7 @@ impl ReviewFacts {
             .map_or(made_at, |d| d.at);
         let mut pages = Vec::new();
         if let Some(pager) = cases.pager() {
-            for p in pager.ledger().pages(false, MOST).await? {
+            for p in pager.ledger().pages_since(from, MOST).await? {
                 if alarms.contains(p.alarm.as_str()) && from <= p.opened_at && p.opened_at <= until
                 {
                     pages.extend(pager.ledger().page(p.id).await?);

@@ -259,6 +259,13 @@ pub trait PageLedger: Send + Sync {
     ) -> Result<Acted, LedgerError>;
     /// Pages, newest first: live ones only, or all.
     async fn pages(&self, live_only: bool, limit: usize) -> Result<Vec<PageSummary>, LedgerError>;
+    /// Pages opened at or after `since`, newest first (the report and a review read a span,
+    /// never the whole history).
+    async fn pages_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PageSummary>, LedgerError>;
     async fn page(&self, id: PageId) -> Result<Option<PageRecord>, LedgerError>;
     /// Up to `limit` queued messages, each leased until `until`.
     async fn take_messages(

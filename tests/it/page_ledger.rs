@@ -97,6 +97,7 @@ crate::common::on_both!(
     a_person_is_called_out_once_per_page_and_listed_by_time,
     two_instances_raising_for_one_key_at_once_open_one_page,
     one_event_raised_twice_at_once_opens_one_page,
+    pages_since_an_instant_are_read_newest_first_and_no_further,
 );
 
 fn new_page(key: &str, event: &str, at: &str) -> NewPage {
@@ -141,6 +142,19 @@ fn step(
     }
 }
 
+/// `n` pages, one an hour from 1 March 2027 (page `i`, from 1, opened `i - 1` hours on).
+async fn hourly_pages(l: &dyn PageLedger, n: i64) {
+    for i in 0..n {
+        let at = t("2027-03-01T00:00:00Z") + chrono::Duration::hours(i);
+        let page = NewPage {
+            at,
+            first_due: at,
+            ..new_page(&format!("k{i}"), &format!("e{i}"), "2027-03-01T00:00:00Z")
+        };
+        l.raise(page).await.expect("raise");
+    }
+}
+
 async fn raise(l: &dyn PageLedger, key: &str, event: &str, at: &str) -> Raised {
     l.raise(new_page(key, event, at)).await.expect("raise")
 }
@@ -151,6 +165,56 @@ async fn resolve(l: &dyn PageLedger, id: PageId, at: &str) -> Acted {
         via: Via::Alarm,
     };
     l.act(id, by, None, t(at)).await.expect("resolve")
+}
+
+async fn pages_since_an_instant_are_read_newest_first_and_no_further(l: Under) {
+    hourly_pages(&*l, 30).await;
+    let since = t("2027-03-01T00:00:00Z") + chrono::Duration::hours(19);
+    let found = l.pages_since(since, 1000).await.expect("read");
+    let ids: Vec<u64> = found.iter().map(|p| p.id.0).collect();
+    assert_eq!(ids, (20..=30).rev().collect::<Vec<_>>());
+    assert!(found.iter().all(|p| p.opened_at >= since));
+    let few = l.pages_since(since, 3).await.expect("read");
+    assert_eq!(
+        few.iter().map(|p| p.id.0).collect::<Vec<_>>(),
+        [30, 29, 28]
+    );
+    let all = l
+        .pages_since(t("2020-01-01T00:00:00Z"), 1000)
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 30);
+    assert!(
+        l.pages_since(t("2030-01-01T00:00:00Z"), 1000)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+/// On DynamoDB the pages are read by number, a hundred at a time, from the last: a span
+/// reads the batches that reach into it, and one more to see that it is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_of_pages_on_dynamodb_reads_only_the_batches_that_reach_it() {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config());
+    let (config, table) = (unique("pgcfg"), unique("pages"));
+    dynamo::create_tables(&client, &config, &table)
+        .await
+        .expect("create tables");
+    let l = DynamoLedger::new(client, &table, Duration::from_secs(86_400));
+    // 201 pages: three batches of numbers (102-201, 2-101, 1).
+    hourly_pages(&l, 201).await;
+    let before = crate::common::moto::calls(&table).await;
+    let since = t("2027-03-01T00:00:00Z") + chrono::Duration::hours(190);
+    assert_eq!(l.pages_since(since, 1000).await.expect("read").len(), 11);
+    let after = crate::common::moto::calls(&table).await;
+    let batches =
+        |m: &std::collections::BTreeMap<String, u64>| m.get("BatchGetItem").copied().unwrap_or(0);
+    assert_eq!(batches(&after) - batches(&before), 2, "{after:?}");
+    // The whole history: all three.
+    l.pages(false, 1000).await.expect("read");
+    let whole = crate::common::moto::calls(&table).await;
+    assert_eq!(batches(&whole) - batches(&after), 3, "{whole:?}");
 }
 
 async fn an_alarm_opens_one_page_and_later_events_attach_to_it_once(l: Under) {

@@ -49,11 +49,20 @@ use reads::KeyHolder;
 
 /// Page items read per BatchGetItem when listing every page (its most).
 const BATCH: u64 = 100;
+/// How far apart two instances' clocks may be: a page numbered after another may say it was
+/// opened this much earlier.
+const CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 
 impl DynamoLedger {
-    /// Every page, newest first: by number down from the last, in batches (numbers a lost
-    /// race skipped are simply not found).
-    async fn all_pages(&self, limit: usize) -> Result<Vec<PageSummary>, LedgerError> {
+    /// Every page (opened since `since`, if given), newest first: by number down from the
+    /// last, in batches (numbers a lost race skipped are simply not found). Numbers rise with
+    /// time, give or take the instances' clocks: the reading stops at a batch opened wholly
+    /// before `since`, less [`CLOCK_MARGIN`].
+    async fn all_pages(
+        &self,
+        limit: usize,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<PageSummary>, LedgerError> {
         let mut found = Vec::new();
         let mut top = self.last_page_id().await?;
         while top > 0 && found.len() < limit {
@@ -68,8 +77,17 @@ impl DynamoLedger {
                 .map(|item| PageRow::from_item(item).map(|r| r.summary))
                 .collect::<Result<Vec<_>, _>>()?;
             batch.sort_by_key(|p| std::cmp::Reverse(p.id));
-            found.extend(batch);
+            let done =
+                since.is_some_and(|since| batch.iter().all(|p| p.opened_at < since - CLOCK_MARGIN));
+            found.extend(
+                batch
+                    .into_iter()
+                    .filter(|p| since.is_none_or(|since| p.opened_at >= since)),
+            );
             top = low;
+            if done {
+                break;
+            }
         }
         found.truncate(limit);
         Ok(found)
@@ -133,8 +151,16 @@ impl PageLedger for DynamoLedger {
     async fn pages(&self, live_only: bool, limit: usize) -> Result<Vec<PageSummary>, LedgerError> {
         match live_only {
             true => self.live_pages(limit).await,
-            false => self.all_pages(limit).await,
+            false => self.all_pages(limit, None).await,
         }
+    }
+
+    async fn pages_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PageSummary>, LedgerError> {
+        self.all_pages(limit, Some(since)).await
     }
 
     async fn page(&self, id: PageId) -> Result<Option<PageRecord>, LedgerError> {

@@ -466,6 +466,25 @@ impl PageLedger for SqliteLedger {
             .await
     }
 
+    async fn pages_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PageSummary>, LedgerError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let since = stamp(since);
+        self.db
+            .reading(move |c| {
+                let mut stmt = c.prepare(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM pages WHERE opened_at >= ?1 \
+                     ORDER BY id DESC LIMIT ?2"
+                ))?;
+                let rows = stmt.query_map(params![since, limit], summary_row)?;
+                rows.collect()
+            })
+            .await
+    }
+
     async fn page(&self, id: PageId) -> Result<Option<PageRecord>, LedgerError> {
         self.db.reading(move |c| record(c, sql_id(id))).await
     }
