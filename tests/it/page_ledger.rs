@@ -175,10 +175,7 @@ async fn pages_since_an_instant_are_read_newest_first_and_no_further(l: Under) {
     assert_eq!(ids, (20..=30).rev().collect::<Vec<_>>());
     assert!(found.iter().all(|p| p.opened_at >= since));
     let few = l.pages_since(since, 3).await.expect("read");
-    assert_eq!(
-        few.iter().map(|p| p.id.0).collect::<Vec<_>>(),
-        [30, 29, 28]
-    );
+    assert_eq!(few.iter().map(|p| p.id.0).collect::<Vec<_>>(), [30, 29, 28]);
     let all = l
         .pages_since(t("2020-01-01T00:00:00Z"), 1000)
         .await
