@@ -1554,6 +1554,36 @@ async fn alarms_and_cases_commands_work_against_dynamodb() {
     assert!(o.status.success(), "{text}");
     assert!(text.contains("status opened"), "{text}");
     assert!(text.contains("Severity: high"), "{text}");
+
+    // The report, read from DynamoDB: the case under its severity, AWS's reply held to
+    // high's four hours (the event's time is before the case: taken as at its opening).
+    let o = run(&["report", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["cases"]["opened"], 1, "{r:#}");
+    assert_eq!(r["cases"]["by_severity"]["high"], 1, "{r:#}");
+    let high = &r["aws_replies"][2];
+    assert_eq!(
+        (
+            &high["severity"],
+            &high["replied"],
+            &high["met"],
+            &high["missed"]
+        ),
+        (
+            &serde_json::json!("high"),
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        ),
+        "{r:#}"
+    );
+    // And the review draft, from DynamoDB and AWS Support's communications.
+    let o = run(&["cases", "review", &case_id]);
+    let md = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{md}");
+    assert!(md.contains("case opened for "), "{md}");
+    assert!(md.contains("| AWS Support replied |"), "{md}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
