@@ -436,3 +436,61 @@ fn percentiles_are_nearest_rank() {
     let one = Spread::of(vec![42]);
     assert_eq!((one.median_seconds, one.p90_seconds), (Some(42), Some(42)));
 }
+
+/// The known month as `report --json` prints it: every field name (stable, documented in
+/// the README) and every figure.
+#[test]
+fn the_known_month_as_json() {
+    let json = serde_json::to_value(known_month()).expect("json");
+    let spread = |count: u64, median: Option<i64>, p90: Option<i64>| serde_json::json!({"count": count, "median_seconds": median, "p90_seconds": p90});
+    let none = spread(0, None, None);
+    let reply = |severity: &str,
+                 target: i64,
+                 counts: [u64; 5],
+                 share: Option<f64>,
+                 first: &serde_json::Value| {
+        serde_json::json!({
+            "severity": severity, "target_seconds": target, "cases": counts[0],
+            "replied": counts[1], "met": counts[2], "missed": counts[3], "waiting": counts[4],
+            "share_met": share, "time_to_first_reply": first,
+        })
+    };
+    let noisy = |alarm: &str, pages: u64, cases: u64, by_itself: u64| serde_json::json!({"alarm": alarm, "pages": pages, "cases": cases, "recovered_by_themselves": by_itself});
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "from": "2026-12-01T00:00:00Z",
+            "until": "2027-01-01T00:00:00Z",
+            "cases": {
+                "opened": 5,
+                "recovered_by_themselves": 1,
+                "by_severity": {"low": 0, "normal": 1, "high": 1, "urgent": 1, "critical": 1, "unknown": 1},
+            },
+            "pages": {
+                "opened": 5, "acknowledged": 3, "unanswered": 1, "resolved": 2, "live": 2,
+                "time_to_acknowledge": spread(3, Some(60), Some(300)),
+                "time_to_resolve": spread(2, Some(120), Some(1800)),
+            },
+            "aws_replies": [
+                reply("low", 86_400, [0, 0, 0, 0, 0], None, &none),
+                reply("normal", 43_200, [1, 0, 0, 1, 0], Some(0.0), &none),
+                reply("high", 14_400, [1, 1, 1, 0, 0], Some(1.0), &spread(1, Some(7200), Some(7200))),
+                reply("urgent", 3600, [1, 1, 0, 1, 0], Some(0.0), &spread(1, Some(5400), Some(5400))),
+                reply("critical", 900, [1, 0, 0, 0, 1], None, &none),
+            ],
+            "noisiest": [
+                noisy("api", 2, 1, 0),
+                noisy("db", 2, 1, 1),
+                noisy("cpu", 0, 1, 0),
+                noisy("disk", 1, 0, 0),
+                noisy("legacy", 0, 1, 0),
+                noisy("queue", 0, 1, 0),
+            ],
+            "callouts": [
+                {"person": "alice", "callouts": 2, "off_hours": 1},
+                {"person": "bob", "callouts": 1, "off_hours": 1},
+                {"person": "carol", "callouts": 1, "off_hours": 0},
+            ],
+        })
+    );
+}
