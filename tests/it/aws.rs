@@ -1511,13 +1511,8 @@ async fn alarms_and_cases_commands_work_against_dynamodb() {
         .nth(1)
         .expect("the case's account")
         .to_owned();
-    let reply = std::fs::read_to_string(format!(
-        "{}/tests/data/support-events/communication-aws.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture")
-    .replace("case-111122223333-muen-2022-7118885805350839", &case_id)
-    .replace("111122223333", &account);
+    let reply =
+        common::support_event("communication-aws", &case_id).replace("111122223333", &account);
     let resp = reqwest::Client::new()
         .post(server.url("/serviceme"))
         .header("x-aws-sqsd-msgid", "reply-1")

@@ -798,3 +798,30 @@ fn real_payloads_get_their_expected_outcome_from_process() {
         assert_eq!(got, want, "{file} ({}): {}", entry["why"], stderr(&o));
     }
 }
+
+/// `SUPPORT_REPLY_TARGETS` is read before anything runs: a bad one stops the command with
+/// what is wrong (exit 2); a good one is what `report` holds replies to.
+#[test]
+fn reply_targets_are_checked_and_then_used_by_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (bad, want) in [
+        ("high=4x", "minutes, hours or days"),
+        ("severe=1h", "severe"),
+        ("high", "severity=time"),
+    ] {
+        let o = cli(dir.path(), &["report", "--support-reply-targets", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{bad}: {}", stderr(&o));
+    }
+    let o = cli(
+        dir.path(),
+        &["report", "--json", "--support-reply-targets", "high=2h"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(r["aws_replies"][2]["target_seconds"], 7200);
+    assert_eq!(
+        r["aws_replies"][0]["target_seconds"],
+        serde_json::Value::Null
+    );
+}

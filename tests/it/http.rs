@@ -812,16 +812,9 @@ async fn shutdown_drains_within_its_grace() {
     }
 }
 
-/// AWS Support's `Support Case Update` events (the documented shapes), about the case an
-/// alarm opened: each recorded on the case's timeline; a resolved case is let go at once.
-fn support_event(name: &str, case_id: &str) -> String {
-    let text = std::fs::read_to_string(format!(
-        "{}/tests/data/support-events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
-    text.replace("case-111122223333-muen-2022-7118885805350839", case_id)
-}
+// AWS Support's `Support Case Update` events (the documented shapes), about the case an
+// alarm opened: each recorded on the case's timeline; a resolved case is let go at once.
+use crate::common::support_event;
 
 /// Posts a body as the worker daemon delivers it from the queue (from inside the instance):
 /// the way AWS Support's events arrive through an EventBridge rule on the worker queue.

@@ -549,12 +549,7 @@ async fn when_aws_support_waits_the_pages_owner_is_paged() {
     assert_eq!(post_alarm(&server).await["caseId"], "dry-run-1");
     messages(d, 2);
     ok(&run(d, &["pages", "ack", "1", "--by", "bob"]));
-    let event = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/support-events/communication-aws.json"),
-    )
-    .expect("fixture")
-    .replace("case-111122223333-muen-2022-7118885805350839", "dry-run-1");
+    let event = crate::common::support_event("communication-aws", "dry-run-1");
     let http = reqwest::Client::new();
     for id in ["queue-1", "queue-2"] {
         let r = http
@@ -731,15 +726,30 @@ async fn a_call_asks_for_a_key_and_2_escalates() {
     assert!(lines.contains(&"escalated by bob (via voice)"), "{lines:?}");
 }
 
-async fn post_json(server: &ServerProcess, body: Value) -> Value {
-    let resp = reqwest::Client::new()
+/// Posts a body (as the worker daemon delivers it from the queue, when `msgid` is given)
+/// and returns the answer, which must be 200.
+async fn post_body(server: &ServerProcess, body: String, msgid: Option<&str>) -> Value {
+    let mut post = reqwest::Client::new()
         .post(server.url("/serviceme"))
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("post");
+        .body(body);
+    if let Some(id) = msgid {
+        post = post.header("x-aws-sqsd-msgid", id);
+    }
+    let resp = post.send().await.expect("post");
     assert_eq!(resp.status(), 200);
     resp.json().await.expect("json")
+}
+
+/// AWS's reply on `case`, as its EventBridge event, dated `at`.
+fn aws_reply(case: &str, at: DateTime<Utc>) -> String {
+    crate::common::support_event("communication-aws", case).replace(
+        "2022-02-21T15:51:19Z",
+        &at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+async fn post_json(server: &ServerProcess, body: Value) -> Value {
+    post_body(server, body.to_string(), None).await
 }
 
 /// `report` through the binary: an empty span, then a page acknowledged and resolved and a
@@ -775,28 +785,12 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
     assert_eq!(created["outcome"], "created");
     let case = created["caseId"].as_str().expect("case id");
     // AWS replies 90 s later (the event's time), through the queue as EventBridge sends it.
-    let reply = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/support-events/communication-aws.json"),
+    let replied = post_body(
+        &server,
+        aws_reply(case, now + chrono::Duration::seconds(90)),
+        Some("reply-1"),
     )
-    .expect("fixture")
-    .replace("case-111122223333-muen-2022-7118885805350839", case)
-    .replace(
-        "2022-02-21T15:51:19Z",
-        &(now + chrono::Duration::seconds(90))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
-    );
-    let replied: Value = reqwest::Client::new()
-        .post(server.url("/serviceme"))
-        .header("x-aws-sqsd-msgid", "reply-1")
-        .body(reply)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    .await;
     assert_eq!(replied["outcome"], "replied", "{replied}");
     let ok_now = now + chrono::Duration::seconds(1);
     assert_eq!(
@@ -918,52 +912,20 @@ async fn cases_review_drafts_a_paged_replied_and_recovered_case() {
             "2026-11-20T03:12:45.118+0000",
             &fired.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
         );
-    let answer: Value = reqwest::Client::new()
-        .post(server.url("/serviceme"))
-        .body(body)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let answer = post_body(&server, body, None).await;
     let case = answer["caseId"]
         .as_str()
         .expect("a case as well as a page")
         .to_owned();
     messages(d, 2);
     ok(&run(d, &["pages", "ack", "1", "--by", "alice"]));
-    let reply = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/support-events/communication-aws.json"),
-    )
-    .expect("fixture")
-    .replace("case-111122223333-muen-2022-7118885805350839", &case)
-    .replace(
-        "2022-02-21T15:51:19Z",
-        &Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    );
-    let r = reqwest::Client::new()
-        .post(server.url("/serviceme"))
-        .header("x-aws-sqsd-msgid", "reply-1")
-        .body(reply)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 200);
+    let replied = post_body(&server, aws_reply(&case, Utc::now()), Some("reply-1")).await;
+    assert_eq!(replied["outcome"], "replied", "{replied}");
     let ok_body = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/payloads/metric-alarm-ok.json"),
     )
     .expect("ok payload");
-    let recovered: Value = reqwest::Client::new()
-        .post(server.url("/serviceme"))
-        .body(ok_body)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let recovered = post_body(&server, ok_body, None).await;
     assert_eq!(recovered["outcome"], "recovered", "{recovered}");
 
     let graph = d.join("graph.png");

@@ -95,6 +95,18 @@ pub struct Replies {
     pub time_to_first_reply: Spread,
 }
 
+impl Replies {
+    /// The target as people read it, `240 min`; none without one.
+    pub fn target_said(&self) -> Option<String> {
+        self.target_seconds.map(|s| format!("{} min", s / 60))
+    }
+
+    /// The share met as people read it, `75%`; none while nothing is met or missed.
+    pub fn share_said(&self) -> Option<String> {
+        self.share_met.map(|s| format!("{:.0}%", s * 100.0))
+    }
+}
+
 /// A case opened: its severity and when AWS first replied.
 pub(super) struct Opening {
     pub at: DateTime<Utc>,

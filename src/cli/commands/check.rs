@@ -238,27 +238,22 @@ pub(super) async fn alarms(
     let clients = AwsClients::load(&settings).await;
     let endpoints = endpoints(config, &clients, subscribers).await?;
     let alarms = readiness::alarms(&clients).await?;
-    let topics: std::collections::BTreeSet<String> = alarms
+    // The SNS topics the actions name (other actions: Auto Scaling, Lambda, ...), and those
+    // SNS_TOPIC_ARNS names.
+    let topics: std::collections::BTreeMap<&str, crate::inbound::sns::TopicArn> = alarms
         .iter()
         .flat_map(|a| a.alarm_actions.iter().chain(&a.ok_actions))
-        .filter(|t| crate::inbound::sns::TopicArn::parse(t).is_ok())
-        .cloned()
+        .filter_map(|t| Some((t.as_str(), crate::inbound::sns::TopicArn::parse(t).ok()?)))
         .collect();
+    let patterns = config.trust.sns_topic_arns.patterns();
     let allowed: Vec<String> = topics
         .iter()
-        .filter(|t| {
-            crate::inbound::sns::TopicArn::parse(t).is_ok_and(|arn| {
-                config
-                    .trust
-                    .sns_topic_arns
-                    .patterns()
-                    .iter()
-                    .any(|p| p.matches(&arn))
-            })
-        })
-        .cloned()
+        .filter(|(_, arn)| patterns.iter().any(|p| p.matches(arn)))
+        .map(|(t, _)| (*t).to_owned())
         .collect();
-    let subscribed = readiness::subscriptions(&clients, topics, &endpoints).await;
+    let subscribed =
+        readiness::subscriptions(&clients, topics.keys().map(|t| (*t).to_owned()), &endpoints)
+            .await;
     let backend = Backend::on_aws(clients.clone(), &settings).await?;
     let named: Vec<String> = backend
         .config

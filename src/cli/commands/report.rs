@@ -80,14 +80,12 @@ fn table(r: &Report) -> String {
         t.push_str(&format!(
             "  {:<9} {:>9}: {} / {} / {}{}  {}\n",
             x.severity.as_str(),
-            x.target_seconds
-                .map(|s| format!("{} min", s / 60))
-                .unwrap_or_else(|| "none".into()),
+            x.target_said().unwrap_or_else(|| "none".into()),
             x.met,
             x.missed,
             x.waiting,
-            x.share_met
-                .map(|s| format!(" ({:.0}% met)", s * 100.0))
+            x.share_said()
+                .map(|s| format!(" ({s} met)"))
                 .unwrap_or_default(),
             said(&x.time_to_first_reply),
         ));

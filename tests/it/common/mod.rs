@@ -42,6 +42,17 @@ pub(crate) fn payload_json(name: &str) -> serde_json::Value {
     serde_json::from_slice(&payload(name)).expect("fixture is JSON")
 }
 
+/// AWS Support's `Support Case Update` event `name` (a documented shape, in
+/// `tests/data/support-events/`) about `case_id`.
+pub(crate) fn support_event(name: &str, case_id: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/data/support-events/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+    .replace("case-111122223333-muen-2022-7118885805350839", case_id)
+}
+
 /// A running server and what it was started with.
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,

@@ -57,15 +57,11 @@ fn replies(r: &Report) -> String {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{opened}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             x.severity.as_str(),
-            x.target_seconds
-                .map(|s| format!("{} min", s / 60))
-                .unwrap_or_else(|| "-".into()),
+            x.target_said().unwrap_or_else(|| "-".into()),
             x.met,
             x.missed,
             x.waiting,
-            x.share_met
-                .map(|s| format!("{:.0}%", s * 100.0))
-                .unwrap_or_else(|| "-".into()),
+            x.share_said().unwrap_or_else(|| "-".into()),
             spread(&x.time_to_first_reply),
         ));
     }
