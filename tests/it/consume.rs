@@ -33,25 +33,7 @@ async fn queues(max_receives: u32) -> Queues {
 /// stay hidden `visibility` seconds once received.
 async fn queues_with(max_receives: u32, visibility: u32) -> Queues {
     let sqs = sqs();
-    let dlq = sqs
-        .create_queue()
-        .queue_name(unique("consume-dlq"))
-        .send()
-        .await
-        .expect("dlq")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
+    let (dlq, dlq_arn) = common::moto::queue("consume-dlq").await;
     let url = sqs
         .create_queue()
         .queue_name(unique("consume-queue"))

@@ -126,28 +126,8 @@ async fn the_sns_topic_is_told_and_aws_replies_are_quoted() {
         aws_sdk_sns::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
     );
-    let topic = sns
-        .create_topic()
-        .name(unique("notices"))
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("notices"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let queue_arn = format!(
-        "arn:aws:sqs:us-east-1:123456789012:{}",
-        queue.rsplit('/').next().expect("name")
-    );
+    let topic = common::moto::topic("notices").await;
+    let (queue, queue_arn) = common::moto::queue("notices").await;
     sns.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")

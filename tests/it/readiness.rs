@@ -41,42 +41,12 @@ async fn account(cloudwatch: &str) -> Account {
     )
     .await
     .expect("tables");
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("ready-q"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .cloned()
-        .expect("arn");
+    let (queue_url, queue_arn) = common::moto::queue("ready-q").await;
+    let (ours, other) = (
+        common::moto::topic("ours").await,
+        common::moto::topic("other").await,
+    );
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic = |name: String| {
-        let sns = sns.clone();
-        async move {
-            sns.create_topic()
-                .name(name)
-                .send()
-                .await
-                .expect("topic")
-                .topic_arn()
-                .expect("arn")
-                .to_owned()
-        }
-    };
-    let (ours, other) = (topic(unique("ours")).await, topic(unique("other")).await);
     sns.subscribe()
         .topic_arn(&ours)
         .protocol("sqs")

@@ -44,25 +44,7 @@ async fn queues() -> Queues {
     let sdk = sdk();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name(unique("worker-dlq"))
-        .send()
-        .await
-        .expect("dlq")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
+    let (dlq_url, dlq_arn) = common::moto::queue("worker-dlq").await;
     let redrive =
         format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
     let queue_url = sqs

@@ -63,7 +63,8 @@ impl ReplyTargets {
 
 /// `15m`, `4h`, `1d`: at least a minute, at most 30 days.
 fn span(s: &str) -> Option<Duration> {
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    // Split before the last character (not byte: the input may be any text).
+    let (n, unit) = s.split_at(s.char_indices().last()?.0);
     let n: i64 = n.parse().ok()?;
     let d = match unit {
         "m" => Duration::minutes(n),

@@ -413,6 +413,9 @@ fn reply_targets_refuse_what_they_cannot_hold() {
         ("high=4w", "minutes, hours or days"),
         ("high=0m", "minutes, hours or days"),
         ("high=31d", "minutes, hours or days"),
+        ("high=4é", "minutes, hours or days"),
+        ("high=é", "minutes, hours or days"),
+        ("high=", "minutes, hours or days"),
         ("high=4h,high=1h", "given twice"),
     ] {
         let e = ReplyTargets::parse(bad).expect_err(bad);

@@ -96,6 +96,45 @@ pub(crate) fn sdk_config() -> aws_config::SdkConfig {
         .build()
 }
 
+/// A new queue on moto (its name `prefix` made unique): its URL and its ARN, as SQS gives it.
+pub(crate) async fn queue(prefix: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    (url, arn)
+}
+
+/// A new SNS topic on moto (its name `prefix` made unique): its ARN.
+pub(crate) async fn topic(prefix: &str) -> String {
+    aws_sdk_sns::Client::new(&sdk_config())
+        .create_topic()
+        .name(unique(prefix))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_owned()
+}
+
 /// Makes the next `times` BatchGetItem requests reading `table` leave every key unprocessed
 /// (DynamoDB throttling part of a batch).
 pub(crate) async fn leave_unprocessed(table: &str, times: usize) {
