@@ -21,7 +21,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use crate::common::TestApp;
 use serde_json::json;
 
-use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
+use cw_support_api::domain::settings::AlarmConfigStore;
 
 use crate::console_local::PASSWORD;
 const EVIL: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
@@ -117,16 +117,7 @@ async fn driver() -> Option<(Driver, Client)> {
 /// an alarm whose very name is markup paging too.
 async fn service(dir: &Path) -> TestApp {
     let (app, _) = crate::console_local::app(dir).await;
-    let routed = AlarmConfigRecord {
-        route: Some("page".into()),
-        policy: Some("default".into()),
-        ..Default::default()
-    };
-    app.backend
-        .config
-        .put(EVIL, &routed)
-        .await
-        .expect("settings");
+    app.page_on_duty(EVIL).await;
     app
 }
 

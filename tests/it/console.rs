@@ -15,7 +15,6 @@ use crate::common::{Options, TestApp};
 use cw_support_api::console::SignIn;
 use cw_support_api::console::alb::{AlbKeys, AlbVerifier};
 use cw_support_api::console::roles::Roles;
-use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
 
 const ARN: &str =
     "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/pager/50dc6c495c0c9188";
@@ -105,26 +104,8 @@ async fn the_dashboard_shows_pages_and_who_is_on_duty_to_those_let_in_only() {
         },
     )
     .await;
-    let walkthrough = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/walkthrough.toml"),
-    )
-    .expect("file");
-    app.backend
-        .config
-        .save_on_call(&walkthrough)
-        .await
-        .expect("saved");
     let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
-    let routed = AlarmConfigRecord {
-        route: Some("page".into()),
-        policy: Some("default".into()),
-        ..Default::default()
-    };
-    app.backend
-        .config
-        .put(evil, &routed)
-        .await
-        .expect("settings");
+    app.page_on_duty(evil).await;
     let alarm = json!({"AlarmName": evil, "NewStateValue": "ALARM", "StateChangeTime": "2026-12-07T03:00:00.000+0000"});
     let (status, body) = app.post(alarm.to_string()).await;
     assert_eq!(

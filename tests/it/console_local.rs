@@ -12,7 +12,7 @@ use cw_support_api::console::SignIn;
 use cw_support_api::console::accounts::Accounts;
 use cw_support_api::console::roles::Role;
 use cw_support_api::domain::documents::Document;
-use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
+use cw_support_api::domain::settings::AlarmConfigStore;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -40,17 +40,7 @@ pub(crate) async fn app(dir: &std::path::Path) -> (TestApp, reqwest::Client) {
         .save_document(Document::Users, &accounts.text())
         .await
         .expect("accounts");
-    let walkthrough = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oncall/walkthrough.toml"),
-    )
-    .expect("file");
-    store.save_on_call(&walkthrough).await.expect("on duty");
-    let routed = AlarmConfigRecord {
-        route: Some("page".into()),
-        policy: Some("default".into()),
-        ..Default::default()
-    };
-    store.put("db-down", &routed).await.expect("settings");
+    app.page_on_duty("db-down").await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

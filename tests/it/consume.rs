@@ -32,26 +32,13 @@ async fn queues(max_receives: u32) -> Queues {
 /// A queue whose messages go to its dead-letter queue after `max_receives` receives, and
 /// stay hidden `visibility` seconds once received.
 async fn queues_with(max_receives: u32, visibility: u32) -> Queues {
-    let sqs = sqs();
-    let (dlq, dlq_arn) = common::moto::queue("consume-dlq").await;
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("consume-queue"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#),
-        )
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            visibility.to_string(),
-        )
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    Queues { sqs, url, dlq }
+    let queue =
+        common::moto::queue_with_dead_letters("consume-queue", max_receives, visibility).await;
+    Queues {
+        sqs: sqs(),
+        url: queue.url,
+        dlq: queue.dlq_url,
+    }
 }
 
 async fn send(q: &Queues, body: &str) {

@@ -9,24 +9,10 @@
 
 use crate::common;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::moto::{moto, unique};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use common::moto::sdk_config;
 use common::process::ServerProcess;
 use serde_json::Value;
-
-fn sdk() -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(moto().endpoint.clone())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "tests",
-        )))
-        .build()
-}
 
 /// What Elastic Beanstalk creates for a worker environment: a queue with a dead-letter
 /// queue, here subscribed to the alarm topic.
@@ -38,57 +24,26 @@ struct Queues {
     topic_arn: String,
 }
 
-const MAX_RECEIVES: i32 = 3;
+const MAX_RECEIVES: u32 = 3;
 
 async fn queues() -> Queues {
-    let sdk = sdk();
+    let sdk = sdk_config();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let (dlq_url, dlq_arn) = common::moto::queue("worker-dlq").await;
-    let redrive =
-        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVES}"}}"#);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("worker-queue"))
-        .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    let topic_arn = sns
-        .create_topic()
-        .name(unique("alarms"))
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
+    let queue = common::moto::queue_with_dead_letters("worker-queue", MAX_RECEIVES, 30).await;
+    let topic_arn = common::moto::topic("alarms").await;
     sns.subscribe()
         .topic_arn(&topic_arn)
         .protocol("sqs")
-        .endpoint(queue_arn)
+        .endpoint(queue.arn)
         .send()
         .await
         .expect("subscribe");
     Queues {
         sqs,
         sns,
-        queue_url,
-        dlq_url,
+        queue_url: queue.url,
+        dlq_url: queue.dlq_url,
         topic_arn,
     }
 }

@@ -155,6 +155,23 @@ impl Default for Options {
 }
 
 impl TestApp {
+    /// The walkthrough's people, schedule and `default` policy on duty
+    /// (`tests/data/oncall/walkthrough.toml`), and `alarm` routed to a page by that policy.
+    pub(crate) async fn page_on_duty(&self, alarm: &str) {
+        use cw_support_api::domain::settings::{AlarmConfigRecord, AlarmConfigStore};
+        let store = &self.backend.config;
+        store
+            .save_on_call(include_str!("../../data/oncall/walkthrough.toml"))
+            .await
+            .expect("on duty");
+        let routed = AlarmConfigRecord {
+            route: Some("page".into()),
+            policy: Some("default".into()),
+            ..Default::default()
+        };
+        store.put(alarm, &routed).await.expect("settings");
+    }
+
     pub(crate) async fn spawn(data_dir: &Path) -> Self {
         Self::spawn_with(data_dir, Options::default()).await
     }

@@ -98,11 +98,51 @@ pub(crate) fn sdk_config() -> aws_config::SdkConfig {
 
 /// A new queue on moto (its name `prefix` made unique): its URL and its ARN, as SQS gives it.
 pub(crate) async fn queue(prefix: &str) -> (String, String) {
+    queue_with(prefix, []).await
+}
+
+/// A queue as Elastic Beanstalk makes a worker's (`prefix` made unique): after `max_receives`
+/// receives a message moves to its own dead-letter queue; once received it stays hidden
+/// `visibility` seconds. Its URL and ARN, and the dead-letter queue's URL.
+pub(crate) struct DeadLettered {
+    pub(crate) url: String,
+    pub(crate) arn: String,
+    pub(crate) dlq_url: String,
+}
+
+pub(crate) async fn queue_with_dead_letters(
+    prefix: &str,
+    max_receives: u32,
+    visibility: u32,
+) -> DeadLettered {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (dlq_url, dlq_arn) = queue(&format!("{prefix}-dlq")).await;
+    let redrive =
+        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#);
+    let (url, arn) = queue_with(
+        prefix,
+        [
+            (QueueAttributeName::RedrivePolicy, redrive),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                visibility.to_string(),
+            ),
+        ],
+    )
+    .await;
+    DeadLettered { url, arn, dlq_url }
+}
+
+async fn queue_with<const N: usize>(
+    prefix: &str,
+    attributes: [(aws_sdk_sqs::types::QueueAttributeName, String); N],
+) -> (String, String) {
     use aws_sdk_sqs::types::QueueAttributeName;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config());
     let url = sqs
         .create_queue()
         .queue_name(unique(prefix))
+        .set_attributes(Some(attributes.into_iter().collect()))
         .send()
         .await
         .expect("queue")
