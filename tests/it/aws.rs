@@ -2244,7 +2244,7 @@ async fn the_alarms_tags_fill_in_what_its_stored_settings_leave_open() {
         body.contains("restart the API"),
         "the stored action: {body}"
     );
-    assert_eq!(recorded.tag_reads(), 1);
+    assert_eq!(recorded.calls("ListTagsForResource"), 1);
 }
 
 /// `alarms get NAME` on the aws backend shows what a case would use: the alarm is looked up

@@ -217,3 +217,27 @@ async fn check_alarms_names_each_defect_with_its_fix_and_passes_a_ready_account(
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// An account whose DescribeAlarms never stops naming a next page is refused after the last
+/// page read, never judged (and called ready) on the part that was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_alarms_refuses_to_judge_an_account_on_part_of_its_alarms() {
+    let (cloudwatch, recorded) = common::cloudwatch_standin::start().await;
+    let b = account(&cloudwatch).await;
+    recorded.define_alarm(metric("healthy", &[&b.ours], &[&b.ours], true), false);
+    put_settings(&b.env, &["healthy"]);
+    recorded.never_end_alarms();
+    let o = run(&b.env, &["check", "--alarms", "--json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "no verdict: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.contains("DescribeAlarms still had more after 200 pages; not judged on a part"),
+        "{err}"
+    );
+    assert_eq!(recorded.calls("DescribeAlarms"), 200);
+}

@@ -10,8 +10,16 @@ use aws_sdk_cloudwatch::types::AlarmType;
 use super::{AwsClients, AwsError};
 use crate::case::readiness::{AlarmDefinition, Endpoint, Subscribed};
 
-/// Pages read at most (100 alarms each; 100 subscriptions each per topic).
+/// Pages read at most (100 alarms each; 100 subscriptions each per topic). More is refused
+/// as an error rather than judged on a part: a check that silently read only some alarms
+/// would call an account ready that is not.
 const MOST_PAGES: usize = 200;
+
+fn too_many(what: &str) -> AwsError {
+    AwsError::Answer(format!(
+        "{what} still had more after {MOST_PAGES} pages; not judged on a part"
+    ))
+}
 
 /// Every alarm, metric and composite, with its actions and (composite) rule.
 pub async fn alarms(clients: &AwsClients) -> Result<Vec<AlarmDefinition>, AwsError> {
@@ -46,10 +54,10 @@ pub async fn alarms(clients: &AwsClients) -> Result<Vec<AlarmDefinition>, AwsErr
         }));
         match page.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
+            _ => return Ok(out),
         }
     }
-    Ok(out)
+    Err(too_many("DescribeAlarms"))
 }
 
 /// The queue's ARN (GetQueueAttributes): what an SQS subscription names.
@@ -120,8 +128,8 @@ async fn subscribed(
         }
         match page.next_token() {
             Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
+            _ => return Ok(found),
         }
     }
-    Ok(found)
+    Err(too_many("ListSubscriptionsByTopic"))
 }

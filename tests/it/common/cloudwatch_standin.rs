@@ -18,7 +18,10 @@ use axum::routing::post;
 type Request = (String, Vec<u8>);
 
 #[derive(Clone, Default)]
-pub(crate) struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms, Signers);
+pub(crate) struct Recorded(Arc<Mutex<Vec<Request>>>, Tags, Alarms, Signers, Endless);
+
+/// When set, every DescribeAlarms answer says there is another page (`NextToken`).
+type Endless = Arc<std::sync::atomic::AtomicBool>;
 
 /// Who signed each call, and for which region: (operation, access key, region), from the
 /// SigV4 `Credential=<key>/<date>/<region>/monitoring/aws4_request`.
@@ -75,6 +78,21 @@ impl Recorded {
             .insert(name, (definition, composite));
     }
 
+    /// From now on every DescribeAlarms answer names a next page: an account that never ends.
+    pub(crate) fn never_end_alarms(&self) {
+        self.4.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many calls of `op` were made.
+    pub(crate) fn calls(&self, op: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(o, _)| o == op)
+            .count()
+    }
+
     /// The access key and region each call of `op` was signed with, in order.
     pub(crate) fn signers(&self, op: &str) -> Vec<(String, String)> {
         self.3
@@ -84,16 +102,6 @@ impl Recorded {
             .filter(|(o, _, _)| o == op)
             .map(|(_, k, r)| (k.clone(), r.clone()))
             .collect()
-    }
-
-    /// How many ListTagsForResource calls were made.
-    pub(crate) fn tag_reads(&self) -> usize {
-        self.0
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(op, _)| op == "ListTagsForResource")
-            .count()
     }
 
     /// The `MetricWidget` JSON of every GetMetricWidgetImage request.
@@ -175,7 +183,7 @@ fn cbor_texts_after(body: &[u8], key: &[u8]) -> Vec<String> {
 }
 
 /// `{"MetricAlarms": [...], "CompositeAlarms": [...]}` in CBOR.
-fn alarms_answer(found: &[(serde_json::Value, bool)]) -> Vec<u8> {
+fn alarms_answer(found: &[(serde_json::Value, bool)], more: bool) -> Vec<u8> {
     let pick = |composite: bool| -> Vec<serde_json::Value> {
         found
             .iter()
@@ -183,11 +191,13 @@ fn alarms_answer(found: &[(serde_json::Value, bool)]) -> Vec<u8> {
             .map(|a| a.0.clone())
             .collect()
     };
+    let mut answer =
+        serde_json::json!({"MetricAlarms": pick(false), "CompositeAlarms": pick(true)});
+    if more {
+        answer["NextToken"] = "more".into();
+    }
     let mut out = Vec::new();
-    cbor_value(
-        &mut out,
-        &serde_json::json!({"MetricAlarms": pick(false), "CompositeAlarms": pick(true)}),
-    );
+    cbor_value(&mut out, &answer);
     out
 }
 
@@ -318,7 +328,8 @@ async fn operation(
                 true => known.values().cloned().collect(),
                 false => names.iter().filter_map(|n| known.get(n).cloned()).collect(),
             };
-            alarms_answer(&found)
+            let more = recorded.4.load(std::sync::atomic::Ordering::Relaxed);
+            alarms_answer(&found, more)
         }
         // An empty CBOR map: PutMetricData has no output members.
         _ => vec![0xa0],

@@ -48,15 +48,15 @@ fn bars(r: &Report) -> String {
 /// Cases by severity, and AWS's first reply on them against the plan's target.
 fn replies(r: &Report) -> String {
     let b = &r.cases.by_severity;
-    let opened = [b.low, b.normal, b.high, b.urgent, b.critical];
     let mut out = String::from(
         "<h3>Cases by severity, and AWS's first reply</h3><table class=\"replies\"><tr><th>Severity</th>\
          <th>Cases</th><th>Target</th><th>Met</th><th>Missed</th><th>Waiting</th><th>Share met</th><th>Time to first reply</th></tr>",
     );
-    for (x, opened) in r.aws_replies.iter().zip(opened) {
+    for x in &r.aws_replies {
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{opened}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             x.severity.as_str(),
+            x.cases,
             x.target_said().unwrap_or_else(|| "-".into()),
             x.met,
             x.missed,
