@@ -880,6 +880,22 @@ async fn the_report_counts_pages_their_acknowledgement_and_cases_that_recovered_
     );
     refused(&run(d, &["report", "--month", "2026-13"]), "is not a month");
     refused(&run(d, &["report", "--since", "forever"]), "--since");
+    refused(
+        &run(d, &["report", "--since", "0s"]),
+        "--since: a span longer than zero",
+    );
+    refused(
+        &run(d, &["report", "--since", "3651d"]),
+        "longer than the longest duration accepted, 3650d",
+    );
+    refused(
+        &run(d, &["report", "--month", "2026-12", "--since", "7d"]),
+        "cannot be used with",
+    );
+    refused(
+        &run(d, &["report", "--json", "--csv"]),
+        "cannot be used with",
+    );
 }
 
 /// `cases review` through the binary on a case that was paged, acknowledged, replied to by
