@@ -47,9 +47,10 @@ pub enum Command {
     /// The console's local accounts (passwords kept as Argon2id hashes).
     #[command(subcommand)]
     Users(UsersCommand),
-    /// How well support worked: cases opened (and how many recovered by themselves), pages
-    /// and what became of them, time to acknowledge and to resolve (median, 90th
-    /// percentile), the noisiest alarms.
+    /// How well support worked: cases opened by severity (and how many recovered by
+    /// themselves), pages and what became of them, time to acknowledge and to resolve
+    /// (median, 90th percentile), AWS's first reply against SUPPORT_REPLY_TARGETS, the
+    /// noisiest alarms and each person's callouts.
     Report {
         /// A month (YYYY-MM, UTC).
         #[arg(long, conflicts_with = "since")]
